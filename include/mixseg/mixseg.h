@@ -1,0 +1,48 @@
+// mixseg's public C++ API for programs that embed inference: load a trained
+// checkpoint, run it on an 8-bit gray image, get per-pixel foreground
+// probabilities or a binary mask. Link with mixseg::mixseg (find_package(mixseg)).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mixseg/error.h"
+
+namespace mixseg {
+
+struct ModelInfo {
+  int filters = 0, depth = 0, in_channels = 0, classes = 0;
+  int height = 0, width = 0;  // the size the model was trained at
+  std::string trained_precision;
+  std::string precision;      // the precision this predictor runs in
+  size_t parameters = 0;
+};
+
+class Predictor {
+ public:
+  // precision: "fp32" (default), "fp16", "bf16", or the name of a training
+  // policy (runs in its storage dtype). Throws mixseg::Error naming the file
+  // if the checkpoint is missing, corrupt or not a mixseg model.
+  static Predictor load(const std::string& checkpoint_path, const std::string& precision = "fp32");
+
+  Predictor(Predictor&&) noexcept;
+  Predictor& operator=(Predictor&&) noexcept;
+  ~Predictor();
+
+  // gray: height * width pixels, row-major. Any size: the image is resized to
+  // the training size for the network and the result resized back.
+  std::vector<float> probabilities(const uint8_t* gray, int height, int width);
+  // 1 where the foreground probability exceeds threshold, else 0.
+  std::vector<uint8_t> mask(const uint8_t* gray, int height, int width, float threshold = 0.5f);
+  ModelInfo info() const;
+
+ private:
+  struct Impl;
+  explicit Predictor(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+const char* version();
+
+}  // namespace mixseg

@@ -1,0 +1,88 @@
+// The public Predictor (see include/mixseg/mixseg.h): a checkpoint, the
+// reference backend and an inference workspace for batch 1.
+#include <cmath>
+
+#include "core/error.h"
+#include "data/dataset.h"
+#include "mixseg/mixseg.h"
+#include "model/network.h"
+#include "train/checkpoint.h"
+#include "train/trainer.h"
+
+namespace mixseg {
+
+struct Predictor::Impl {
+  Checkpoint ckpt;
+  UNet net;
+  Policy policy;
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Workspace> ws;
+};
+
+Predictor::Predictor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Predictor::Predictor(Predictor&&) noexcept = default;
+Predictor& Predictor::operator=(Predictor&&) noexcept = default;
+Predictor::~Predictor() = default;
+
+Predictor Predictor::load(const std::string& path, const std::string& precision) {
+  auto impl = std::make_unique<Impl>();
+  impl->ckpt = load_checkpoint(path);
+  impl->net = build_unet(impl->ckpt.config);
+  impl->policy = parse_policy(precision);
+  impl->backend = make_ref_backend();
+  impl->ws = make_workspace(impl->net, *impl->backend, impl->policy, 1, impl->ckpt.height, impl->ckpt.width, false);
+  upload_weights(impl->net, impl->ckpt.weights, *impl->ws);
+  return Predictor(std::move(impl));
+}
+
+std::vector<float> Predictor::probabilities(const uint8_t* gray, int height, int width) {
+  if (!gray || height <= 0 || width <= 0) fail("predict: empty image ({}x{})", height, width);
+  Impl& m = *impl_;
+  const int H = m.ckpt.height, W = m.ckpt.width;
+  std::vector<uint8_t> resized;
+  const uint8_t* src = gray;
+  if (height != H || width != W) {
+    resized = resize_bilinear(gray, height, width, H, W);
+    src = resized.data();
+  }
+  std::vector<float> input(size_t(H) * W);
+  to_input(src, input.size(), input.data());
+  set_input(m.net, *m.ws, input.data());
+  forward(m.net, m.ckpt.weights, *m.ws);
+  std::vector<float> p = logits_f32(m.net, *m.ws);
+  for (float& v : p) v = 1.0f / (1.0f + std::exp(-v));
+  if (height == H && width == W) return p;
+  // Back to the caller's size, bilinear on the probabilities.
+  std::vector<float> out(size_t(height) * width);
+  for (int y = 0; y < height; ++y) {
+    const double fy = std::clamp((y + 0.5) * H / height - 0.5, 0.0, double(H - 1));
+    const int y0 = int(fy), y1 = std::min(y0 + 1, H - 1);
+    const double ay = fy - y0;
+    for (int x = 0; x < width; ++x) {
+      const double fx = std::clamp((x + 0.5) * W / width - 0.5, 0.0, double(W - 1));
+      const int x0 = int(fx), x1 = std::min(x0 + 1, W - 1);
+      const double ax = fx - x0;
+      out[size_t(y) * width + x] = float((1 - ay) * ((1 - ax) * p[size_t(y0) * W + x0] + ax * p[size_t(y0) * W + x1]) +
+                                         ay * ((1 - ax) * p[size_t(y1) * W + x0] + ax * p[size_t(y1) * W + x1]));
+    }
+  }
+  return out;
+}
+
+std::vector<uint8_t> Predictor::mask(const uint8_t* gray, int height, int width, float threshold) {
+  const std::vector<float> p = probabilities(gray, height, width);
+  std::vector<uint8_t> m(p.size());
+  for (size_t i = 0; i < p.size(); ++i) m[i] = p[i] > threshold;
+  return m;
+}
+
+ModelInfo Predictor::info() const {
+  const Impl& m = *impl_;
+  return {m.ckpt.config.filters, m.ckpt.config.depth, m.ckpt.config.in_channels, m.ckpt.config.classes,
+          m.ckpt.height, m.ckpt.width, std::string(policy_info(m.ckpt.policy).name),
+          std::string(policy_info(m.policy).name), m.net.param_numel};
+}
+
+const char* version() { return MIXSEG_VERSION; }
+
+}  // namespace mixseg

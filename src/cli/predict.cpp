@@ -1,0 +1,63 @@
+// `mixseg predict`: mask PNGs (0/255) for one image or every PNG in a folder.
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <memory>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/file_util.h"
+#include "data/png_io.h"
+#include "mixseg/mixseg.h"
+
+namespace mixseg::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct PredictOptions {
+  std::string checkpoint, input, out, precision = "fp32";
+  float threshold = 0.5f;
+};
+
+void run_predict(const PredictOptions& o) {
+  std::vector<fs::path> files;
+  if (fs::is_directory(o.input)) {
+    for (const auto& e : fs::directory_iterator(o.input))
+      if (e.is_regular_file() && e.path().extension() == ".png" && !e.path().stem().string().ends_with("_seg"))
+        files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    if (files.empty()) fail("{}: no PNG images in this folder", o.input);
+  } else if (fs::exists(o.input)) {
+    files.push_back(o.input);
+  } else {
+    fail("{}: no such image or folder", o.input);
+  }
+  Predictor predictor = Predictor::load(o.checkpoint, o.precision);
+  ensure_writable_dir(o.out);
+  for (const auto& f : files) {
+    const GrayImage img = read_png_gray(f.string());
+    GrayImage m{img.h, img.w, predictor.mask(img.pixels.data(), img.h, img.w, o.threshold)};
+    size_t fg = 0;
+    for (auto& v : m.pixels) fg += (v = v ? 255 : 0) != 0;
+    const fs::path dst = fs::path(o.out) / (f.stem().string() + "_mask.png");
+    write_png_gray(dst.string(), m);
+    fmt::print("{} -> {} ({:.2f}% foreground)\n", f.string(), dst.string(), 100.0 * double(fg) / double(m.pixels.size()));
+  }
+}
+
+}  // namespace
+
+void add_predict(CLI::App& app) {
+  auto o = std::make_shared<PredictOptions>();
+  CLI::App* c = app.add_subcommand("predict", "Write mask PNGs for an image or a folder of images");
+  c->add_option("checkpoint", o->checkpoint, "Checkpoint (.safetensors)")->required();
+  c->add_option("input", o->input, "A PNG image or a folder of PNGs")->required();
+  c->add_option("--out", o->out, "Output folder for NAME_mask.png")->required();
+  c->add_option("--precision", o->precision, "fp32, fp16 or bf16 (or a training policy's name)")->capture_default_str();
+  c->add_option("--threshold", o->threshold, "Foreground probability threshold")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  c->callback([o] { run_predict(*o); });
+}
+
+}  // namespace mixseg::cli

@@ -1,0 +1,155 @@
+// `mixseg train`: train the U-Net on a BAGLS-style folder or synthetic data,
+// in one or several precision policies (a comma-separated list trains each in
+// turn on the same data and seed and ends with a comparison table).
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "data/synthetic.h"
+#include "precision/plan.h"
+#include "train/trainer.h"
+
+namespace mixseg::cli {
+
+namespace {
+
+struct TrainOptions {
+  std::string data, size = "128x128", precision = "fp32", out, resume, optimizer = "adam";
+  int synthetic = 0, filters = 8, depth = 4, batch = 8, epochs = 10;
+  double lr = 1e-3, val_fraction = 0.2, bce_weight = 1.0, dice_weight = 1.0;
+  uint64_t seed = 0;
+  bool print_plan = false, log_scale = false;
+};
+
+struct PolicyRun {
+  std::string policy;
+  TrainResult result;
+};
+
+void run_train(const TrainOptions& o) {
+  if (o.data.empty() == (o.synthetic == 0)) fail("give exactly one of --data DIR or --synthetic N");
+  auto [h, w] = parse_size(o.size);
+  Dataset all;
+  if (o.synthetic > 0) {
+    all = make_synthetic({h, w, o.seed, 0.05}, size_t(o.synthetic));
+    fmt::print("data: {} synthetic frames of {}x{} (seed {})\n", all.size(), h, w, o.seed);
+  } else {
+    all = load_bagls_folder(o.data, h, w);
+    fmt::print("data: {} images from {} at {}x{}\n", all.size(), o.data, h, w);
+  }
+  auto [train_set, val_set] = split(all, o.val_fraction, o.seed);
+  fmt::print("split: {} training, {} validation images\n", train_set.size(), val_set.size());
+
+  std::vector<std::string> policies;
+  for (size_t b = 0; b <= o.precision.size();) {
+    size_t e = o.precision.find(',', b);
+    if (e == std::string::npos) e = o.precision.size();
+    policies.push_back(o.precision.substr(b, e - b));
+    b = e + 1;
+  }
+  for (const auto& p : policies) parse_policy(p);  // reject bad names before any work
+  if (!o.resume.empty() && policies.size() != 1) fail("--resume continues one run: give a single --precision");
+
+  TrainConfig cfg;
+  cfg.model = {o.filters, o.depth, 1, 1};
+  cfg.batch = o.batch;
+  cfg.epochs = o.epochs;
+  cfg.optimizer.kind = parse_optimizer(o.optimizer);
+  cfg.optimizer.lr = o.lr;
+  cfg.loss = {o.bce_weight, o.dice_weight};
+  cfg.seed = o.seed;
+  const UNet net = build_unet(cfg.model);
+  check_input_size(cfg.model, h, w);
+  fmt::print("model: U-Net filters={} depth={}, {} parameters, {:.2f} GFLOP per image forward\n", o.filters, o.depth,
+             net.param_numel, 2 * net.conv_macs_per_image(h, w) / 1e9);
+
+  auto backend = make_ref_backend();
+  std::vector<PolicyRun> runs;
+  for (const auto& p : policies) {
+    cfg.policy = parse_policy(p);
+    cfg.out_dir = o.out.empty() ? "" : (policies.size() > 1 ? (std::filesystem::path(o.out) / p).string() : o.out);
+    if (o.print_plan) fmt::print("{}", precision_plan(net, cfg.policy));
+    std::unique_ptr<Checkpoint> resume;
+    if (!o.resume.empty()) resume = std::make_unique<Checkpoint>(load_checkpoint(o.resume));
+    fmt::print("training {} for {} epochs, batch {}, {} lr {}{}\n", p, o.epochs, o.batch, o.optimizer, o.lr,
+               resume ? fmt::format(", resuming after epoch {}", resume->epoch) : "");
+    std::ofstream scale_log;
+    TrainCallbacks cb;
+    if (o.log_scale && !cfg.out_dir.empty()) {
+      std::filesystem::create_directories(cfg.out_dir);
+      scale_log.open(std::filesystem::path(cfg.out_dir) / "loss_scale.csv");
+      scale_log << "step,loss,scale,skipped\n";
+      cb.on_step = [&](const StepStats& s) {
+        scale_log << s.step << ',' << s.loss << ',' << s.scale << ',' << int(s.skipped) << '\n';
+      };
+    }
+    cb.on_epoch = [&](const EpochStats& e) {
+      fmt::print("  epoch {:>3}/{}  loss {:.4f}  val dice {:.4f} (pooled {:.4f}) iou {:.4f}  {:.1f} img/s  skipped {}{}\n",
+                 e.epoch, o.epochs, e.train_loss, e.val.dice_mean, e.val.dice_pooled, e.val.iou_mean, e.img_per_s,
+                 e.skipped_steps, policy_info(cfg.policy).loss_scaling ? fmt::format("  scale {:g}", e.loss_scale) : "");
+      std::fflush(stdout);
+    };
+    TrainResult r = train(cfg, train_set, val_set, *backend, resume.get(), cb);
+    if (!cfg.out_dir.empty()) {
+      nlohmann::json summary = {{"precision", p},
+                                {"epochs", r.last.epoch},
+                                {"activation_bytes", r.activation_bytes},
+                                {"weight_bytes", r.weight_bytes}};
+      if (!r.epochs.empty()) {
+        summary["val_dice"] = r.epochs.back().val.dice_mean;
+        summary["val_dice_pooled"] = r.epochs.back().val.dice_pooled;
+        summary["img_per_s"] = r.epochs.back().img_per_s;
+      }
+      std::ofstream(std::filesystem::path(cfg.out_dir) / "summary.json") << summary.dump(2) << '\n';
+      fmt::print("  checkpoint: {}\n", (std::filesystem::path(cfg.out_dir) / "last.safetensors").string());
+    }
+    runs.push_back({p, std::move(r)});
+  }
+
+  fmt::print("\n{:<12} {:>9} {:>12} {:>8} {:>14} {:>9}\n", "precision", "val dice", "dice pooled", "img/s",
+             "act. mem MiB", "skipped");
+  for (const auto& run : runs) {
+    const auto& r = run.result;
+    if (r.epochs.empty()) continue;
+    int64_t skipped = 0;
+    for (const auto& e : r.epochs) skipped += e.skipped_steps;
+    fmt::print("{:<12} {:>9.4f} {:>12.4f} {:>8.1f} {:>14.1f} {:>9}\n", run.policy, r.epochs.back().val.dice_mean,
+               r.epochs.back().val.dice_pooled, r.epochs.back().img_per_s, double(r.activation_bytes) / (1 << 20),
+               skipped);
+  }
+}
+
+}  // namespace
+
+void add_train(CLI::App& app) {
+  auto o = std::make_shared<TrainOptions>();
+  CLI::App* c = app.add_subcommand("train", "Train the U-Net (prints loss, Dice, img/s and skipped steps per epoch)");
+  c->add_option("--data", o->data, "BAGLS-style folder: N.png images with N_seg.png masks");
+  c->add_option("--synthetic", o->synthetic, "Use N synthetic endoscopy-like frames instead of a folder")
+      ->check(CLI::PositiveNumber);
+  c->add_option("--size", o->size, "Input size HxW (multiples of 2^depth); images are resized to it")->capture_default_str();
+  c->add_option("--filters", o->filters, "Channels of the first level")->capture_default_str()->check(CLI::PositiveNumber);
+  c->add_option("--depth", o->depth, "Number of poolings")->capture_default_str()->check(CLI::Range(1, 8));
+  c->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
+  c->add_option("--epochs", o->epochs, "Total epochs")->capture_default_str()->check(CLI::NonNegativeNumber);
+  c->add_option("--lr", o->lr, "Learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+  c->add_option("--optimizer", o->optimizer, "adam or sgd (momentum 0.9)")->capture_default_str();
+  c->add_option("--precision", o->precision,
+                "Policy, or a comma-separated list to compare: fp32, tf32, mixed_fp16, mixed_bf16")->capture_default_str();
+  c->add_option("--seed", o->seed, "Seed for data, split, initialisation and shuffling")->capture_default_str();
+  c->add_option("--val-fraction", o->val_fraction, "Fraction of images held out for validation")->capture_default_str();
+  c->add_option("--bce-weight", o->bce_weight, "Weight of binary cross-entropy in the loss")->capture_default_str();
+  c->add_option("--dice-weight", o->dice_weight, "Weight of soft Dice in the loss")->capture_default_str();
+  c->add_option("--out", o->out, "Output folder for checkpoints, train_log.csv and summary.json");
+  c->add_option("--resume", o->resume, "Continue from this checkpoint (last.safetensors) up to --epochs");
+  c->add_flag("--print-precision-plan", o->print_plan, "Print the dtype of every layer's input, weights, accumulator, output");
+  c->add_flag("--log-scale", o->log_scale, "Write every step's loss scale and overflow flag to OUT/loss_scale.csv");
+  c->callback([o] { run_train(*o); });
+}
+
+}  // namespace mixseg::cli

@@ -1,0 +1,88 @@
+// The one narrow backend interface: memory (allocate/free, copies, sync), a
+// capability query, and the U-Net op set forward and backward. Activations
+// are NHWC tensors of one float dtype (f32, f16 or bf16); conv weights are
+// OHWI tensors of the same dtype; BatchNorm parameters, statistics and all
+// weight gradients are f32. Implementations: the CPU reference (src/ops),
+// later the fast CPU backend (src/cpu) and CUDA (src/cuda).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "core/tensor.h"
+#include "ops/loss_ref.h"
+
+namespace mixseg {
+
+enum class Op {
+  conv2d_fwd,
+  conv2d_bwd_data,
+  conv2d_bwd_weights,
+  batchnorm_fwd_train,
+  batchnorm_fwd_infer,
+  batchnorm_bwd,
+  relu_fwd,
+  relu_bwd,
+  maxpool_fwd,
+  maxpool_bwd,
+  upsample_fwd,
+  upsample_bwd,
+  concat_fwd,
+  concat_bwd,
+  loss,
+  add,
+};
+
+// BatchNorm's f32 state for one layer (pointers in the backend's memory).
+struct BatchNormState {
+  const float* gamma;
+  const float* beta;
+  float* running_mean;
+  float* running_var;
+  float* save_mean;    // batch mean, kept for the backward pass
+  float* save_invstd;  // 1 / sqrt(batch var + eps)
+};
+
+inline constexpr double kBatchNormEps = 1e-5;
+inline constexpr double kBatchNormMomentum = 0.1;
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void deallocate(void* p) = 0;
+  virtual void copy_in(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void copy_out(void* host_dst, const void* src, size_t bytes) = 0;
+  virtual void synchronize() = 0;
+  virtual bool supports(Op op, DType dtype) const = 0;
+
+  // Convolution, stride 1, same padding, kernel size from w's shape [Cout,K,K,Cin].
+  virtual void conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) = 0;
+  virtual void conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) = 0;
+  // dw: f32, OHWI [Cout,K,K,Cin], overwritten.
+  virtual void conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Tensor& dw) = 0;
+  virtual void batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y) = 0;
+  virtual void batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y) = 0;
+  virtual void batchnorm_bwd(const Tensor& dy, const Tensor& x, const BatchNormState& bn, const Tensor& dx,
+                             float* dgamma, float* dbeta) = 0;
+  virtual void relu_fwd(const Tensor& x, const Tensor& y) = 0;                     // may be in place
+  virtual void relu_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) = 0;  // may be in place
+  virtual void maxpool_fwd(const Tensor& x, const Tensor& y) = 0;
+  virtual void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx) = 0;
+  virtual void upsample_fwd(const Tensor& x, const Tensor& y) = 0;
+  virtual void upsample_bwd(const Tensor& dy, const Tensor& dx) = 0;
+  virtual void concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) = 0;
+  virtual void concat_bwd(const Tensor& dy, const Tensor& da, const Tensor& db) = 0;
+  // Loss of logits against 0/1 targets (same element count); writes the
+  // gradient times grad_scale into dlogits when it is non-null.
+  virtual LossValue loss(const Tensor& logits, const uint8_t* target, LossWeights w, double grad_scale,
+                         const Tensor* dlogits) = 0;
+  virtual void add_inplace(const Tensor& x, const Tensor& y) = 0;  // y += x
+};
+
+std::unique_ptr<Backend> make_ref_backend();
+
+}  // namespace mixseg

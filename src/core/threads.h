@@ -1,0 +1,25 @@
+// Threading: OpenMP for the outer loops of kernels. Results never depend on
+// the thread count: every output element is computed by one thread in a fixed
+// order, and reductions sum fixed chunks whose partials are added in order.
+#pragma once
+#include <cstddef>
+
+namespace mixseg {
+
+void set_threads(int n);  // 0 = all cores
+int max_threads();
+
+// Inside a parallel region: this thread's index and the team size (0 and 1 outside).
+int thread_index();
+int thread_count();
+
+// Number of fixed chunks used by deterministic reductions (independent of threads).
+constexpr int kReduceChunks = 64;
+
+// Splits [0, n) into kReduceChunks contiguous ranges; chunk i is [begin, end).
+inline void chunk_range(size_t n, int i, size_t& begin, size_t& end) {
+  begin = n * size_t(i) / kReduceChunks;
+  end = n * size_t(i + 1) / kReduceChunks;
+}
+
+}  // namespace mixseg

@@ -1,0 +1,11 @@
+// CUDA device discovery (see device_query.cu); present only in CUDA builds
+// (MIXSEG_HAVE_CUDA defined).
+#pragma once
+#include <string>
+
+namespace mixseg {
+
+int cuda_device_count();  // 0 when no driver or no GPU
+std::string cuda_device_name(int device);
+
+}  // namespace mixseg

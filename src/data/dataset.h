@@ -1,0 +1,41 @@
+// An in-memory segmentation dataset: 8-bit gray images and 0/1 masks of one
+// size, loaded from a BAGLS-style folder (N.png + N_seg.png) or generated.
+// (The full pipeline with more formats, augmentation and a threaded loader
+// comes later; this is what training needs now.)
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mixseg {
+
+struct Dataset {
+  int h = 0, w = 0;
+  std::vector<std::string> names;  // file stem or synthetic index
+  std::vector<uint8_t> images;     // size() * h * w, gray
+  std::vector<uint8_t> masks;      // size() * h * w, 0 or 1
+
+  size_t size() const { return names.size(); }
+  size_t pixels() const { return size_t(h) * w; }
+  const uint8_t* image(size_t i) const { return images.data() + i * pixels(); }
+  const uint8_t* mask(size_t i) const { return masks.data() + i * pixels(); }
+};
+
+// Reads every N.png with its N_seg.png from dir. Images of another size than
+// h x w are resized (bilinear for images, nearest for masks); h = w = 0 keeps
+// the first image's size and requires all to match. Errors name the file:
+// missing folder, empty folder, a mask without its image or the reverse, an
+// unreadable PNG, an image and mask of different sizes.
+Dataset load_bagls_folder(const std::string& dir, int h, int w);
+
+// Picks the items at the given indices.
+Dataset subset(const Dataset& d, const std::vector<size_t>& idx);
+
+// A seeded split: returns (train, validation) with round(fraction * n) validation items (at least 1 if fraction > 0).
+std::pair<Dataset, Dataset> split(const Dataset& d, double val_fraction, uint64_t seed);
+
+// Resizes an 8-bit gray image (bilinear, half-pixel centres) or a mask (nearest).
+std::vector<uint8_t> resize_bilinear(const uint8_t* src, int sh, int sw, int dh, int dw);
+std::vector<uint8_t> resize_nearest(const uint8_t* src, int sh, int sw, int dh, int dw);
+
+}  // namespace mixseg

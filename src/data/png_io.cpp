@@ -1,0 +1,51 @@
+// PNG read/write (see png_io.h).
+#include "data/png_io.h"
+
+#include <png.h>
+
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/file_util.h"
+
+namespace mixseg {
+
+GrayImage read_png_gray(const std::string& path) {
+  if (!std::filesystem::exists(path)) fail("{}: no such file", path);
+  png_image img;
+  std::memset(&img, 0, sizeof img);
+  img.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_file(&img, path.c_str()))
+    fail("{}: not a readable PNG ({})", path, img.message);
+  img.format = PNG_FORMAT_GRAY;
+  GrayImage out;
+  out.h = int(img.height);
+  out.w = int(img.width);
+  if (size_t(out.h) * out.w > (size_t(1) << 28)) {
+    png_image_free(&img);
+    fail("{}: image of {}x{} is too large", path, out.h, out.w);
+  }
+  out.pixels.resize(PNG_IMAGE_SIZE(img));
+  if (!png_image_finish_read(&img, nullptr, out.pixels.data(), 0, nullptr))
+    fail("{}: corrupt PNG ({})", path, img.message);
+  return out;
+}
+
+void write_png_gray(const std::string& path, const GrayImage& in) {
+  if (in.h <= 0 || in.w <= 0 || in.pixels.size() != size_t(in.h) * in.w)
+    fail("{}: cannot write an image of {}x{} with {} pixels", path, in.h, in.w, in.pixels.size());
+  png_image img;
+  std::memset(&img, 0, sizeof img);
+  img.version = PNG_IMAGE_VERSION;
+  img.width = png_uint_32(in.w);
+  img.height = png_uint_32(in.h);
+  img.format = PNG_FORMAT_GRAY;
+  write_atomically(path, [&](const std::string& tmp) {
+    if (!png_image_write_to_file(&img, tmp.c_str(), 0, in.pixels.data(), 0, nullptr))
+      fail("{}: cannot write PNG ({})", path, img.message);
+  });
+}
+
+}  // namespace mixseg

@@ -1,0 +1,20 @@
+// Minimal PNG io through libpng's simplified API: read any PNG (8- or 16-bit,
+// gray, gray+alpha, RGB, palette) as 8-bit gray, write 8-bit gray. Errors
+// name the file and say what libpng found wrong.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mixseg {
+
+struct GrayImage {
+  int h = 0, w = 0;
+  std::vector<uint8_t> pixels;  // row-major, h * w
+};
+
+GrayImage read_png_gray(const std::string& path);
+// Writes atomically (temp file, then rename), so a failure leaves no partial file.
+void write_png_gray(const std::string& path, const GrayImage& img);
+
+}  // namespace mixseg

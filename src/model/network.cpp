@@ -1,0 +1,218 @@
+// Forward and backward over the U-Net schedule (see network.h).
+#include "model/network.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace mixseg {
+
+Weights init_weights(const UNet& net, uint64_t seed) {
+  Weights wt;
+  wt.params.assign(net.param_numel, 0.0f);
+  wt.running.assign(net.running_numel, 0.0f);
+  Rng rng(seed);
+  for (const auto& p : net.params) {
+    float* d = wt.params.data() + p.offset;
+    switch (p.kind) {
+      case ParamKind::conv_weight: {
+        const double fan_in = double(p.shape.h) * p.shape.w * p.shape.c;
+        const double limit = std::sqrt(6.0 / fan_in);
+        for (size_t i = 0; i < p.numel(); ++i) d[i] = float(rng.uniform(-limit, limit));
+        break;
+      }
+      case ParamKind::bn_gamma: std::fill(d, d + p.numel(), 1.0f); break;
+      case ParamKind::bn_beta: break;
+    }
+  }
+  for (const auto& b : net.bns) std::fill_n(wt.running.data() + b.running_offset + b.channels, b.channels, 1.0f);
+  return wt;
+}
+
+namespace {
+
+// Allocates everything a workspace holds from its two arenas; called twice
+// (plan, then commit and allocate for real).
+void allocate(const UNet& net, Workspace& ws) {
+  ws.activations.reset();
+  ws.weights.reset();
+  size_t largest = 0;
+  for (size_t v = 0; v < net.values.size(); ++v) {
+    const Shape s = net.values[v].shape(ws.batch, ws.h, ws.w);
+    ws.act[v] = ws.activations.alloc(ws.dtype, s);
+    largest = std::max(largest, s.numel());
+  }
+  if (ws.training) {
+    for (size_t v = 0; v < net.values.size(); ++v)
+      if (int(v) != net.input) ws.grad[v] = ws.activations.alloc(ws.dtype, net.values[v].shape(ws.batch, ws.h, ws.w));
+    ws.scratch = ws.activations.alloc(ws.dtype, {1, 1, 1, int(largest)});
+    for (size_t b = 0; b < net.bns.size(); ++b) ws.bn_saved[b] = ws.activations.alloc(DType::f32, {1, 1, 2, net.bns[b].channels});
+    ws.param_grads = ws.weights.alloc(DType::f32, {1, 1, 1, int(net.param_numel)});
+  }
+  for (size_t p = 0; p < net.params.size(); ++p)
+    if (net.params[p].kind == ParamKind::conv_weight) ws.conv_w[p] = ws.weights.alloc(ws.dtype, net.params[p].shape);
+}
+
+BatchNormState bn_state(const UNet& net, const Layer& l, Weights& wt, Workspace& ws) {
+  const BatchNormInfo& b = net.bns[l.bn];
+  float* saved = ws.training ? ws.bn_saved[l.bn].as<float>() : nullptr;
+  return {wt.params.data() + net.params[l.param].offset, wt.params.data() + net.params[l.param + 1].offset,
+          wt.running.data() + b.running_offset, wt.running.data() + b.running_offset + b.channels, saved,
+          saved ? saved + b.channels : nullptr};
+}
+
+Tensor view(const Tensor& t, const Shape& s) { return {t.data, t.dtype, s}; }
+
+}  // namespace
+
+std::unique_ptr<Workspace> make_workspace(const UNet& net, Backend& backend, Policy policy, int batch, int h, int w,
+                                          bool training) {
+  check_input_size(net.config, h, w);
+  if (batch < 1) fail("batch size must be >= 1, got {}", batch);
+  const PolicyInfo& pi = policy_info(policy);
+  if (training && !pi.trainable)
+    fail("precision '{}' is for inference only; train with fp32, tf32, mixed_fp16 or mixed_bf16", pi.name);
+  if (!backend.supports(Op::conv2d_fwd, pi.storage))
+    fail("backend '{}' does not support {} convolutions", backend.name(), dtype_name(pi.storage));
+  auto ws = std::make_unique<Workspace>();
+  ws->backend = &backend;
+  ws->policy = policy;
+  ws->dtype = pi.storage;
+  ws->batch = batch;
+  ws->h = h;
+  ws->w = w;
+  ws->training = training;
+  ws->act.resize(net.values.size());
+  ws->grad.resize(net.values.size());
+  ws->conv_w.resize(net.params.size());
+  ws->bn_saved.resize(net.bns.size());
+  ws->grad_written.assign(net.values.size(), 0);
+  allocate(net, *ws);
+  ws->activations.commit(backend);
+  ws->weights.commit(backend);
+  allocate(net, *ws);
+  return ws;
+}
+
+void upload_weights(const UNet& net, const Weights& wt, Workspace& ws) {
+  std::vector<std::byte> tmp;
+  for (size_t p = 0; p < net.params.size(); ++p) {
+    const ParamInfo& info = net.params[p];
+    if (info.kind != ParamKind::conv_weight) continue;
+    const float* src = wt.params.data() + info.offset;
+    tmp.resize(info.numel() * dtype_size(ws.dtype));
+    dispatch_float(ws.dtype, [&]<class T>() { narrow(src, reinterpret_cast<T*>(tmp.data()), info.numel()); });
+    ws.backend->copy_in(ws.conv_w[p].data, tmp.data(), tmp.size());
+  }
+}
+
+void set_input(const UNet& net, Workspace& ws, const float* images) {
+  const Tensor& in = ws.act[net.input];
+  std::vector<std::byte> tmp(in.bytes());
+  dispatch_float(ws.dtype, [&]<class T>() { narrow(images, reinterpret_cast<T*>(tmp.data()), in.numel()); });
+  ws.backend->copy_in(in.data, tmp.data(), tmp.size());
+}
+
+std::vector<float> logits_f32(const UNet& net, Workspace& ws) {
+  const Tensor& t = ws.act[net.logits];
+  std::vector<std::byte> tmp(t.bytes());
+  ws.backend->copy_out(tmp.data(), t.data, tmp.size());
+  std::vector<float> out(t.numel());
+  dispatch_float(ws.dtype, [&]<class T>() { widen(reinterpret_cast<const T*>(tmp.data()), out.data(), out.size()); });
+  return out;
+}
+
+void forward(const UNet& net, Weights& wt, Workspace& ws) {
+  Backend& be = *ws.backend;
+  for (const Layer& l : net.layers) {
+    const Tensor& x = ws.act[l.in0];
+    const Tensor& y = ws.act[l.out];
+    switch (l.kind) {
+      case LayerKind::conv: be.conv2d_fwd(x, ws.conv_w[l.param], y); break;
+      case LayerKind::bn_relu: {
+        const BatchNormState st = bn_state(net, l, wt, ws);
+        if (ws.training)
+          be.batchnorm_fwd_train(x, st, y);
+        else
+          be.batchnorm_fwd_infer(x, st, y);
+        be.relu_fwd(y, y);
+        break;
+      }
+      case LayerKind::maxpool: be.maxpool_fwd(x, y); break;
+      case LayerKind::upsample: be.upsample_fwd(x, y); break;
+      case LayerKind::concat: be.concat_fwd(x, ws.act[l.in1], y); break;
+    }
+  }
+}
+
+void backward(const UNet& net, Weights& wt, Workspace& ws) {
+  if (!ws.training) fail("backward() needs a workspace made for training");
+  Backend& be = *ws.backend;
+  std::fill(ws.grad_written.begin(), ws.grad_written.end(), 0);
+  ws.grad_written[net.logits] = 1;
+  // A value's gradient is written by the first consumer (in reverse order) and
+  // accumulated by later ones: those write into scratch, which is then added.
+  bool scratch_busy = false;
+  auto target = [&](int v) -> Tensor {
+    if (!ws.grad_written[v]) return ws.grad[v];
+    if (scratch_busy) fail("internal error: two gradients fan in at once in layer schedule");
+    scratch_busy = true;
+    return view(ws.scratch, ws.grad[v].shape);
+  };
+  auto done = [&](int v, const Tensor& written) {
+    if (written.data != ws.grad[v].data) {
+      be.add_inplace(written, ws.grad[v]);
+      scratch_busy = false;
+    }
+    ws.grad_written[v] = 1;
+  };
+  float* pg = ws.param_grads.as<float>();
+  for (auto it = net.layers.rbegin(); it != net.layers.rend(); ++it) {
+    const Layer& l = *it;
+    const Tensor& dy = ws.grad[l.out];
+    if (!ws.grad_written[l.out]) fail("internal error: no gradient reached {}", net.values[l.out].name);
+    switch (l.kind) {
+      case LayerKind::conv: {
+        const ParamInfo& p = net.params[l.param];
+        be.conv2d_bwd_weights(ws.act[l.in0], dy, {pg + p.offset, DType::f32, p.shape});
+        if (l.in0 != net.input) {
+          const Tensor dx = target(l.in0);
+          be.conv2d_bwd_data(dy, ws.conv_w[l.param], dx);
+          done(l.in0, dx);
+        }
+        break;
+      }
+      case LayerKind::bn_relu: {
+        be.relu_bwd(dy, ws.act[l.out], dy);
+        const Tensor dx = target(l.in0);
+        be.batchnorm_bwd(dy, ws.act[l.in0], bn_state(net, l, wt, ws), dx, pg + net.params[l.param].offset,
+                         pg + net.params[l.param + 1].offset);
+        done(l.in0, dx);
+        break;
+      }
+      case LayerKind::maxpool: {
+        const Tensor dx = target(l.in0);
+        be.maxpool_bwd(ws.act[l.in0], dy, dx);
+        done(l.in0, dx);
+        break;
+      }
+      case LayerKind::upsample: {
+        const Tensor dx = target(l.in0);
+        be.upsample_bwd(dy, dx);
+        done(l.in0, dx);
+        break;
+      }
+      case LayerKind::concat: {
+        const Tensor da = target(l.in0);
+        const Tensor db = target(l.in1);
+        be.concat_bwd(dy, da, db);
+        done(l.in0, da);
+        done(l.in1, db);
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace mixseg

@@ -1,0 +1,59 @@
+// Running the U-Net: the f32 weights (masters and BatchNorm running
+// statistics), a workspace planned once per (backend, policy, batch, H, W)
+// holding every activation in the policy's storage dtype, and the forward
+// and backward passes over the static schedule.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/backend.h"
+#include "model/unet.h"
+#include "precision/policy.h"
+
+namespace mixseg {
+
+// The network's state in f32: trainable parameters (the masters) and
+// BatchNorm running statistics, both flat, laid out by UNet::params / bns.
+struct Weights {
+  std::vector<float> params;
+  std::vector<float> running;
+};
+
+// He-uniform conv weights (limit sqrt(6 / fan_in)), gamma 1, beta 0, running mean 0, var 1.
+Weights init_weights(const UNet& net, uint64_t seed);
+
+struct Workspace {
+  Backend* backend = nullptr;
+  Policy policy = Policy::fp32;
+  DType dtype = DType::f32;  // storage dtype of activations and conv weights
+  int batch = 0, h = 0, w = 0;
+  bool training = false;
+
+  Arena activations;  // activations, their gradients, BatchNorm saved statistics, scratch
+  Arena weights;      // the conv weights in the storage dtype, and the f32 weight gradients
+  std::vector<Tensor> act, grad;  // per value
+  std::vector<Tensor> conv_w;     // per parameter (only conv weights are set)
+  std::vector<Tensor> bn_saved;   // per BatchNorm layer: [mean | invstd], f32
+  Tensor scratch;                 // for gradients that fan in
+  Tensor param_grads;             // f32, UNet::param_numel elements
+  std::vector<uint8_t> grad_written;
+};
+
+// Plans and allocates a workspace. Throws for sizes the network cannot take.
+std::unique_ptr<Workspace> make_workspace(const UNet& net, Backend& backend, Policy policy, int batch, int h, int w,
+                                          bool training);
+// Writes the conv weights in the storage dtype from the f32 masters (call after every optimizer step).
+void upload_weights(const UNet& net, const Weights& weights, Workspace& ws);
+// Copies f32 images [batch, h, w, in_channels] into the input, rounding to the storage dtype.
+void set_input(const UNet& net, Workspace& ws, const float* images);
+// Forward pass; in training BatchNorm uses batch statistics and updates weights.running.
+void forward(const UNet& net, Weights& weights, Workspace& ws);
+// Backward pass from ws.grad[net.logits] (already written, e.g. by the loss):
+// fills ws.param_grads (f32, scaled like the loss gradient).
+void backward(const UNet& net, Weights& weights, Workspace& ws);
+// Logits of the last forward pass, widened to f32 [batch, h, w, classes].
+std::vector<float> logits_f32(const UNet& net, Workspace& ws);
+
+}  // namespace mixseg

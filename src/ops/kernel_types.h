@@ -1,0 +1,48 @@
+// Element access for kernels generic over the storage type T. Storage is
+// float, f16 or bf16 (and double, used only by the gradient tests so finite
+// differences are exact enough); compute happens in acc_t<T>: f32, or double
+// for double. load() widens, store() rounds once to the storage type.
+#pragma once
+#include <type_traits>
+
+#include "core/dtype.h"
+
+namespace mixseg {
+
+template <class T>
+using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
+
+template <class T>
+inline acc_t<T> load(T v) {
+  if constexpr (std::is_same_v<T, double>)
+    return v;
+  else
+    return to_f32(v);
+}
+
+template <class T>
+inline T store(acc_t<T> v) {
+  if constexpr (std::is_same_v<T, double>)
+    return v;
+  else
+    return from_f32<T>(v);
+}
+
+// Widens n elements into an acc_t buffer / rounds them back.
+template <class T>
+inline void load_n(const T* src, acc_t<T>* dst, size_t n) {
+  for (size_t i = 0; i < n; ++i) dst[i] = load(src[i]);
+}
+template <class T>
+inline void store_n(const acc_t<T>* src, T* dst, size_t n) {
+  for (size_t i = 0; i < n; ++i) dst[i] = store<T>(src[i]);
+}
+
+}  // namespace mixseg
+
+// Explicit instantiation of a kernel template for every storage type.
+#define MIXSEG_INSTANTIATE_FLOAT_KERNEL(MACRO) \
+  MACRO(float)                                 \
+  MACRO(::mixseg::f16)                         \
+  MACRO(::mixseg::bf16)                        \
+  MACRO(double)

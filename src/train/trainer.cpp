@@ -1,0 +1,162 @@
+// Training and evaluation loops (see trainer.h).
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/file_util.h"
+#include "core/rng.h"
+
+namespace mixseg {
+
+void to_input(const uint8_t* pixels, size_t n, float* out) {
+  for (size_t i = 0; i < n; ++i) out[i] = float(pixels[i]) * (1.0f / 255.0f);
+}
+
+SegMetrics evaluate(const UNet& net, Weights& weights, Backend& backend, Policy policy, const Dataset& data, int batch) {
+  MetricsAccumulator acc;
+  if (data.size() == 0) return acc.finish();
+  if (net.config.in_channels != 1) fail("evaluation reads gray images; the model expects {} channels", net.config.in_channels);
+  std::unique_ptr<Workspace> ws;
+  std::vector<float> input;
+  for (size_t first = 0; first < data.size(); first += size_t(batch)) {
+    const int b = int(std::min<size_t>(size_t(batch), data.size() - first));
+    if (!ws || ws->batch != b) {
+      ws = make_workspace(net, backend, policy, b, data.h, data.w, false);
+      upload_weights(net, weights, *ws);
+    }
+    input.resize(size_t(b) * data.pixels());
+    to_input(data.image(first), input.size(), input.data());
+    set_input(net, *ws, input.data());
+    forward(net, weights, *ws);
+    const std::vector<float> logits = logits_f32(net, *ws);
+    for (int i = 0; i < b; ++i) acc.add_image(logits.data() + size_t(i) * data.pixels(), data.mask(first + i), data.pixels());
+  }
+  return acc.finish();
+}
+
+TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Dataset& val_set, Backend& backend,
+                  const Checkpoint* resume, const TrainCallbacks& cb) {
+  const PolicyInfo& pi = policy_info(cfg.policy);
+  const UNet net = build_unet(cfg.model);
+  check_input_size(cfg.model, train_set.h, train_set.w);
+  if (cfg.model.in_channels != 1) fail("training reads gray images; in_channels must be 1");
+  if (cfg.batch < 1) fail("batch size must be >= 1, got {}", cfg.batch);
+  const size_t steps_per_epoch = train_set.size() / size_t(cfg.batch);
+  if (steps_per_epoch == 0) fail("{} training images are fewer than one batch of {}", train_set.size(), cfg.batch);
+
+  Checkpoint state;
+  if (resume) {
+    state = *resume;
+    if (state.config.filters != cfg.model.filters || state.config.depth != cfg.model.depth)
+      fail("cannot resume: checkpoint has filters={} depth={}, the run asks for filters={} depth={}",
+           state.config.filters, state.config.depth, cfg.model.filters, cfg.model.depth);
+    if (state.policy != cfg.policy)
+      fail("cannot resume: checkpoint was trained with {}, the run asks for {}", policy_info(state.policy).name, pi.name);
+    if (state.height != train_set.h || state.width != train_set.w)
+      fail("cannot resume: checkpoint was trained at {}x{}, the data is {}x{}", state.height, state.width,
+           train_set.h, train_set.w);
+    if (state.optimizer_state.m.empty()) fail("cannot resume: the checkpoint holds no optimizer state");
+    state.optimizer = cfg.optimizer;
+    state.scaler.config = cfg.scaler;
+    state.scaler.config.enabled = pi.loss_scaling;
+  } else {
+    state.config = cfg.model;
+    state.policy = cfg.policy;
+    state.height = train_set.h;
+    state.width = train_set.w;
+    state.weights = init_weights(net, cfg.seed);
+    state.optimizer = cfg.optimizer;
+    state.optimizer_state = make_optimizer_state(cfg.optimizer, net.param_numel);
+    LossScalerConfig sc = cfg.scaler;
+    sc.enabled = pi.loss_scaling;
+    state.scaler = LossScaler::make(sc);
+    state.seed = cfg.seed;
+  }
+  state.batch = cfg.batch;
+
+  std::ofstream log;
+  if (!cfg.out_dir.empty()) {
+    ensure_writable_dir(cfg.out_dir);
+    const auto log_path = std::filesystem::path(cfg.out_dir) / "train_log.csv";
+    const bool fresh = !resume || !std::filesystem::exists(log_path);
+    log.open(log_path, fresh ? std::ios::trunc : std::ios::app);
+    if (!log) fail("{}: cannot open the training log for writing", log_path.string());
+    if (fresh) log << "epoch,train_loss,val_dice,val_dice_pooled,val_iou,img_per_s,skipped_steps,loss_scale\n";
+  }
+
+  auto ws = make_workspace(net, backend, cfg.policy, cfg.batch, train_set.h, train_set.w, true);
+  upload_weights(net, state.weights, *ws);
+  TrainResult result;
+  result.activation_bytes = ws->activations.capacity();
+  result.weight_bytes = ws->weights.capacity();
+
+  const size_t px = train_set.pixels(), batch_px = size_t(cfg.batch) * px;
+  std::vector<float> input(batch_px);
+  std::vector<uint8_t> target(batch_px);
+  double best_dice = -1;
+  for (int epoch = state.epoch; epoch < cfg.epochs; ++epoch) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<size_t> order(train_set.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    Rng rng = Rng::derived(cfg.seed, uint64_t(epoch) + 1, 0x7au);
+    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
+
+    double loss_sum = 0;
+    const int64_t skipped_before = state.scaler.skipped_steps;
+    for (size_t s = 0; s < steps_per_epoch; ++s) {
+      for (int b = 0; b < cfg.batch; ++b) {
+        const size_t i = order[s * size_t(cfg.batch) + size_t(b)];
+        to_input(train_set.image(i), px, input.data() + size_t(b) * px);
+        std::copy_n(train_set.mask(i), px, target.data() + size_t(b) * px);
+      }
+      set_input(net, *ws, input.data());
+      forward(net, state.weights, *ws);
+      const double scale = state.scaler.scale;
+      const LossValue lv = backend.loss(ws->act[net.logits], target.data(), cfg.loss, scale, &ws->grad[net.logits]);
+      backward(net, state.weights, *ws);
+      const float* grads = ws->param_grads.as<float>();
+      const bool finite = all_finite(grads, net.param_numel);
+      const bool apply = state.scaler.update(!finite);
+      if (apply) {
+        optimizer_step(state.optimizer, state.optimizer_state, state.weights.params.data(), grads, net.param_numel,
+                       1.0 / scale);
+        upload_weights(net, state.weights, *ws);
+      }
+      loss_sum += lv.total;
+      if (cb.on_step) cb.on_step({int64_t(epoch) * int64_t(steps_per_epoch) + int64_t(s), lv.total, scale, !apply});
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+    EpochStats es;
+    es.epoch = epoch + 1;
+    es.train_loss = loss_sum / double(steps_per_epoch);
+    es.seconds = secs;
+    es.img_per_s = double(steps_per_epoch * size_t(cfg.batch)) / secs;
+    es.skipped_steps = state.scaler.skipped_steps - skipped_before;
+    es.loss_scale = state.scaler.scale;
+    es.val = evaluate(net, state.weights, backend, cfg.policy, val_set, cfg.batch);
+    state.epoch = epoch + 1;
+    result.epochs.push_back(es);
+
+    if (!cfg.out_dir.empty()) {
+      const std::filesystem::path dir(cfg.out_dir);
+      save_checkpoint((dir / "last.safetensors").string(), net, state);
+      if (val_set.size() > 0 && es.val.dice_mean > best_dice) {
+        best_dice = es.val.dice_mean;
+        save_checkpoint((dir / "best.safetensors").string(), net, state);
+      }
+      log << es.epoch << ',' << es.train_loss << ',' << es.val.dice_mean << ',' << es.val.dice_pooled << ','
+          << es.val.iou_mean << ',' << es.img_per_s << ',' << es.skipped_steps << ',' << es.loss_scale << '\n';
+      log.flush();
+    }
+    if (cb.on_epoch) cb.on_epoch(es);
+  }
+  result.last = std::move(state);
+  return result;
+}
+
+}  // namespace mixseg

@@ -1,0 +1,73 @@
+// Training and evaluation loops. One step: images -> input (rounded to the
+// storage dtype), forward, loss (f32, gradient times the loss scale), backward,
+// finite check of the f32 weight gradients, optimizer on the f32 masters with
+// the unscale folded in, 16-bit weight copies refreshed. Batches are drawn
+// from a shuffle seeded by (seed, epoch), so a resumed run sees exactly the
+// batches the uninterrupted run would have. The last incomplete batch of an
+// epoch is dropped (BatchNorm statistics of a tiny batch are noise).
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "data/dataset.h"
+#include "model/network.h"
+#include "train/checkpoint.h"
+#include "train/metrics.h"
+
+namespace mixseg {
+
+struct TrainConfig {
+  UNetConfig model;
+  Policy policy = Policy::fp32;
+  int batch = 8;
+  int epochs = 10;  // total epochs (a resumed run continues up to this)
+  OptimizerConfig optimizer;
+  LossWeights loss;
+  LossScalerConfig scaler;  // `enabled` is taken from the policy
+  uint64_t seed = 0;
+  std::string out_dir;  // if set: last.safetensors, best.safetensors and train_log.csv are written here
+};
+
+struct StepStats {
+  int64_t step;      // global optimizer step index (including skipped steps)
+  double loss;       // unscaled
+  double scale;      // loss scale used for this step
+  bool skipped;      // gradients were not finite
+};
+
+struct EpochStats {
+  int epoch;  // 1-based
+  double train_loss;
+  SegMetrics val;
+  double img_per_s;  // training throughput, data preparation included
+  double seconds;
+  int64_t skipped_steps;  // in this epoch
+  double loss_scale;      // at the end of the epoch
+};
+
+struct TrainResult {
+  std::vector<EpochStats> epochs;
+  Checkpoint last;
+  size_t activation_bytes = 0;  // the training workspace's activation arena
+  size_t weight_bytes = 0;      // compute weights and weight gradients
+};
+
+struct TrainCallbacks {
+  std::function<void(const EpochStats&)> on_epoch;
+  std::function<void(const StepStats&)> on_step;
+};
+
+// Trains from scratch, or continues `resume` (its config, policy and size must
+// match). Validation runs after every epoch when val is non-empty.
+TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Dataset& val_set, Backend& backend,
+                  const Checkpoint* resume = nullptr, const TrainCallbacks& cb = {});
+
+// Inference over a dataset in the given policy's storage dtype; returns the metrics.
+SegMetrics evaluate(const UNet& net, Weights& weights, Backend& backend, Policy policy, const Dataset& data, int batch);
+
+// Converts 8-bit gray pixels to the network's f32 input (x / 255).
+void to_input(const uint8_t* pixels, size_t n, float* out);
+
+}  // namespace mixseg

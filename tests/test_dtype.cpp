@@ -1,0 +1,145 @@
+// The dtype table and the f16/bf16 conversions, exhaustively: every one of
+// the 65536 bit patterns round-trips, widening matches an independent
+// ldexp-based decoder, and narrowing matches a reference rounding (nearest
+// representable value, ties to even) at and around every midpoint.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/rng.h"
+
+using namespace mixseg;
+
+namespace {
+
+// Independent decoders: the value of a bit pattern from the IEEE definition.
+double f16_value(uint16_t b) {
+  const int s = b >> 15, e = (b >> 10) & 31, m = b & 1023;
+  const double sign = s ? -1.0 : 1.0;
+  if (e == 31) return m ? std::numeric_limits<double>::quiet_NaN() : sign * INFINITY;
+  if (e == 0) return sign * std::ldexp(double(m), -24);
+  return sign * std::ldexp(1.0 + m / 1024.0, e - 15);
+}
+double bf16_value(uint16_t b) {
+  const int s = b >> 15, e = (b >> 7) & 255, m = b & 127;
+  const double sign = s ? -1.0 : 1.0;
+  if (e == 255) return m ? std::numeric_limits<double>::quiet_NaN() : sign * INFINITY;
+  if (e == 0) return sign * std::ldexp(double(m), -133);
+  return sign * std::ldexp(1.0 + m / 128.0, e - 127);
+}
+
+// Reference rounding of a double to the 16-bit format with decoder `value`:
+// search the two neighbours among all finite patterns of the same sign.
+template <class Decode>
+uint16_t round_ref(double x, Decode value, uint16_t max_finite, uint16_t inf_bits) {
+  const uint16_t sign = std::signbit(x) ? 0x8000 : 0;
+  const double a = std::fabs(x);
+  // Values above max_finite round to inf once they reach the midpoint to the next (virtual) step.
+  const double top = value(max_finite), step = top - value(uint16_t(max_finite - 1));
+  if (a >= top + step / 2) return uint16_t(sign | inf_bits);
+  uint16_t lo = 0, hi = max_finite;  // binary search the largest pattern with value <= a
+  while (lo < hi) {
+    const uint16_t mid = uint16_t((lo + hi + 1) / 2);
+    if (value(mid) <= a) lo = mid; else hi = uint16_t(mid - 1);
+  }
+  if (value(lo) == a || lo == max_finite) return uint16_t(sign | lo);
+  const double dlo = a - value(lo), dhi = value(uint16_t(lo + 1)) - a;
+  if (dlo < dhi) return uint16_t(sign | lo);
+  if (dhi < dlo) return uint16_t(sign | (lo + 1));
+  return uint16_t(sign | ((lo & 1) ? lo + 1 : lo));  // tie: even mantissa
+}
+
+}  // namespace
+
+TEST(DType, TableAndParsing) {
+  EXPECT_EQ(dtype_size(DType::f32), 4);
+  EXPECT_EQ(dtype_size(DType::f16), 2);
+  EXPECT_EQ(dtype_size(DType::bf16), 2);
+  EXPECT_EQ(dtype_size(DType::i8), 1);
+  EXPECT_EQ(dtype_size(DType::u8), 1);
+  EXPECT_EQ(dtype_size(DType::i32), 4);
+  EXPECT_TRUE(traits(DType::bf16).is_float);
+  EXPECT_FALSE(traits(DType::i32).is_float);
+  EXPECT_EQ(parse_dtype("BF16"), DType::bf16);
+  EXPECT_EQ(parse_dtype("i8"), DType::i8);
+  EXPECT_THROW(parse_dtype("f64"), Error);
+}
+
+TEST(DType, F16AllPatternsWidenExactlyAndRoundTrip) {
+  for (uint32_t b = 0; b < 65536; ++b) {
+    const float f = f16_to_f32(f16{uint16_t(b)});
+    const double ref = f16_value(uint16_t(b));
+    if (std::isnan(ref)) {
+      ASSERT_TRUE(std::isnan(f)) << b;
+      ASSERT_TRUE(std::isnan(f16_to_f32(f32_to_f16(f)))) << b;
+      continue;
+    }
+    ASSERT_EQ(double(f), ref) << "bits " << b;
+    ASSERT_EQ(std::signbit(f), bool(b & 0x8000)) << b;
+    ASSERT_EQ(f32_to_f16(f).bits, b) << "round trip of bits " << b;
+  }
+}
+
+TEST(DType, BF16AllPatternsWidenExactlyAndRoundTrip) {
+  for (uint32_t b = 0; b < 65536; ++b) {
+    const float f = bf16_to_f32(bf16{uint16_t(b)});
+    const double ref = bf16_value(uint16_t(b));
+    if (std::isnan(ref)) {
+      ASSERT_TRUE(std::isnan(f)) << b;
+      ASSERT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(f)))) << b;
+      continue;
+    }
+    ASSERT_EQ(double(f), ref) << "bits " << b;
+    ASSERT_EQ(f32_to_bf16(f).bits, b) << "round trip of bits " << b;
+  }
+}
+
+// For every pair of adjacent finite values: the midpoint (a tie), and the
+// nearest f32 values just below and above it, against the reference rounding.
+template <class Decode, class Narrow>
+void check_midpoints(Decode value, Narrow narrow_bits, uint16_t max_finite, uint16_t inf_bits) {
+  for (uint32_t sign : {0u, 0x8000u})
+    for (uint32_t b = 0; b <= max_finite; ++b) {
+      const double lo = value(uint16_t(b));
+      const double hi = b < max_finite ? value(uint16_t(b + 1)) : lo + (lo - value(uint16_t(b - 1)));
+      const double mid = (lo + hi) / 2;  // exact in double
+      const double s = sign ? -1.0 : 1.0;
+      for (float x : {float(mid), std::nextafter(float(mid), 0.0f), std::nextafter(float(mid), INFINITY),
+                      float(lo), float(lo + (hi - lo) / 4)}) {
+        if (double(x) != double(float(x))) continue;
+        const float xs = float(s * x);
+        ASSERT_EQ(narrow_bits(xs), round_ref(double(xs), value, max_finite, inf_bits))
+            << "x = " << xs << " between bits " << b << " and " << b + 1;
+      }
+    }
+}
+
+TEST(DType, F16RoundsToNearestEvenEverywhere) {
+  check_midpoints(f16_value, [](float x) { return f32_to_f16(x).bits; }, 0x7bff, 0x7c00);
+  EXPECT_EQ(f32_to_f16(INFINITY).bits, 0x7c00);
+  EXPECT_EQ(f32_to_f16(-INFINITY).bits, 0xfc00);
+  EXPECT_EQ(f32_to_f16(1e-30f).bits, 0x0000);
+  EXPECT_EQ(f32_to_f16(-1e-30f).bits, 0x8000);
+  EXPECT_EQ(f32_to_f16(65519.0f).bits, 0x7bff);
+  EXPECT_EQ(f32_to_f16(65520.0f).bits, 0x7c00);
+  EXPECT_TRUE(std::isnan(f16_to_f32(f32_to_f16(std::numeric_limits<float>::quiet_NaN()))));
+}
+
+TEST(DType, BF16RoundsToNearestEvenEverywhere) {
+  check_midpoints(bf16_value, [](float x) { return f32_to_bf16(x).bits; }, 0x7f7f, 0x7f80);
+  EXPECT_EQ(f32_to_bf16(INFINITY).bits, 0x7f80);
+  EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(std::numeric_limits<float>::signaling_NaN()))));
+}
+
+TEST(DType, RandomF32AgainstReferenceRounding) {
+  Rng rng(7);
+  for (int i = 0; i < 200000; ++i) {
+    const float x = f32_from_bits(uint32_t(rng.next()));
+    if (std::isnan(x)) continue;
+    ASSERT_EQ(f32_to_f16(x).bits, round_ref(double(x), f16_value, 0x7bff, 0x7c00)) << x;
+    ASSERT_EQ(f32_to_bf16(x).bits, round_ref(double(x), bf16_value, 0x7f7f, 0x7f80)) << x;
+  }
+}
