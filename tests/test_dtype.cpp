@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -80,6 +81,8 @@ TEST(DType, F16AllPatternsWidenExactlyAndRoundTrip) {
     ASSERT_EQ(double(f), ref) << "bits " << b;
     ASSERT_EQ(std::signbit(f), bool(b & 0x8000)) << b;
     ASSERT_EQ(f32_to_f16(f).bits, b) << "round trip of bits " << b;
+    ASSERT_EQ(f16_to_f32_soft(f16{uint16_t(b)}), f) << "soft widening of bits " << b;
+    ASSERT_EQ(f32_to_f16_soft(f).bits, b) << "soft round trip of bits " << b;
   }
 }
 
@@ -119,6 +122,7 @@ void check_midpoints(Decode value, Narrow narrow_bits, uint16_t max_finite, uint
 
 TEST(DType, F16RoundsToNearestEvenEverywhere) {
   check_midpoints(f16_value, [](float x) { return f32_to_f16(x).bits; }, 0x7bff, 0x7c00);
+  check_midpoints(f16_value, [](float x) { return f32_to_f16_soft(x).bits; }, 0x7bff, 0x7c00);
   EXPECT_EQ(f32_to_f16(INFINITY).bits, 0x7c00);
   EXPECT_EQ(f32_to_f16(-INFINITY).bits, 0xfc00);
   EXPECT_EQ(f32_to_f16(1e-30f).bits, 0x0000);
@@ -140,6 +144,33 @@ TEST(DType, RandomF32AgainstReferenceRounding) {
     const float x = f32_from_bits(uint32_t(rng.next()));
     if (std::isnan(x)) continue;
     ASSERT_EQ(f32_to_f16(x).bits, round_ref(double(x), f16_value, 0x7bff, 0x7c00)) << x;
+    ASSERT_EQ(f32_to_f16_soft(x).bits, f32_to_f16(x).bits) << x;
     ASSERT_EQ(f32_to_bf16(x).bits, round_ref(double(x), bf16_value, 0x7f7f, 0x7f80)) << x;
+  }
+}
+
+// The bulk (vectorised) conversions agree with the scalar ones, including the
+// tail that is not a multiple of the vector width and NaN/inf/subnormals.
+TEST(DType, BulkConversionsMatchScalar) {
+  std::vector<f16> h(65536 + 5);
+  for (size_t i = 0; i < h.size(); ++i) h[i].bits = uint16_t(i * 40503u);
+  std::vector<float> wide(h.size());
+  widen(h.data(), wide.data(), h.size());
+  for (size_t i = 0; i < h.size(); ++i) {
+    const float ref = f16_to_f32_soft(h[i]);
+    if (std::isnan(ref)) ASSERT_TRUE(std::isnan(wide[i])) << i;
+    else ASSERT_EQ(wide[i], ref) << i;
+  }
+  Rng rng(3);
+  std::vector<float> x(100003);
+  for (auto& v : x) v = float(rng.normal() * std::ldexp(1.0, int(rng.below(60)) - 30));
+  x[0] = INFINITY, x[1] = -INFINITY, x[2] = 65520.0f, x[3] = 1e-8f, x[4] = -2.98e-8f;
+  std::vector<f16> n16(x.size());
+  std::vector<bf16> nb(x.size());
+  narrow(x.data(), n16.data(), x.size());
+  narrow(x.data(), nb.data(), x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    ASSERT_EQ(n16[i].bits, f32_to_f16_soft(x[i]).bits) << x[i];
+    ASSERT_EQ(nb[i].bits, f32_to_bf16(x[i]).bits) << x[i];
   }
 }

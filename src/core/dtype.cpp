@@ -3,6 +3,10 @@
 
 #include <array>
 
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+
 #include "core/error.h"
 
 namespace mixseg {
@@ -26,7 +30,7 @@ DType parse_dtype(std::string_view name) {
   fail("unknown dtype '{}' (expected one of f32, f16, bf16, i8, u8, i32)", name);
 }
 
-float f16_to_f32(f16 h) {
+float f16_to_f32_soft(f16 h) {
   const uint32_t sign = uint32_t(h.bits & 0x8000u) << 16;
   const uint32_t exp = (h.bits >> 10) & 0x1fu;
   uint32_t mant = h.bits & 0x3ffu;
@@ -42,7 +46,7 @@ float f16_to_f32(f16 h) {
   return f32_from_bits(sign | uint32_t(112 - e) << 23 | ((mant & 0x3ffu) << 13));
 }
 
-f16 f32_to_f16(float x) {
+f16 f32_to_f16_soft(float x) {
   const uint32_t u = f32_bits(x);
   const uint16_t sign = uint16_t((u >> 16) & 0x8000u);
   const uint32_t abs = u & 0x7fffffffu;
@@ -67,6 +71,15 @@ f16 f32_to_f16(float x) {
   return f16{uint16_t(sign | q)};
 }
 
+#if defined(__F16C__)
+// _cvtss_sh rounds to nearest even (imm 0) and quiets NaNs, as the soft version does.
+float f16_to_f32(f16 h) { return _cvtsh_ss(h.bits); }
+f16 f32_to_f16(float x) { return f16{uint16_t(_cvtss_sh(x, 0))}; }
+#else
+float f16_to_f32(f16 h) { return f16_to_f32_soft(h); }
+f16 f32_to_f16(float x) { return f32_to_f16_soft(x); }
+#endif
+
 template <class T>
 void widen(const T* src, float* dst, size_t n) {
   for (size_t i = 0; i < n; ++i) dst[i] = to_f32(src[i]);
@@ -75,6 +88,23 @@ template <class T>
 void narrow(const float* src, T* dst, size_t n) {
   for (size_t i = 0; i < n; ++i) dst[i] = from_f32<T>(src[i]);
 }
+#if defined(__F16C__)
+template <>
+void widen<f16>(const f16* src, float* dst, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
+  for (; i < n; ++i) dst[i] = f16_to_f32(src[i]);
+}
+template <>
+void narrow<f16>(const float* src, f16* dst, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; ++i) dst[i] = f32_to_f16(src[i]);
+}
+#endif
+
 template void widen<float>(const float*, float*, size_t);
 template void widen<f16>(const f16*, float*, size_t);
 template void widen<bf16>(const bf16*, float*, size_t);

@@ -56,6 +56,11 @@ inline bf16 f32_to_bf16(float x) {
   return bf16{uint16_t(u >> 16)};
 }
 
+// f16 conversions: the portable definitions (*_soft), and the ones kernels
+// use, which take the CPU's F16C instructions where the build has them; both
+// are tested to agree on all inputs that matter (every f16, every midpoint).
+float f16_to_f32_soft(f16 h);
+f16 f32_to_f16_soft(float x);
 float f16_to_f32(f16 h);
 f16 f32_to_f16(float x);
 

@@ -3,6 +3,7 @@
 // differences are exact enough); compute happens in acc_t<T>: f32, or double
 // for double. load() widens, store() rounds once to the storage type.
 #pragma once
+#include <algorithm>
 #include <type_traits>
 
 #include "core/dtype.h"
@@ -29,13 +30,20 @@ inline T store(acc_t<T> v) {
 }
 
 // Widens n elements into an acc_t buffer / rounds them back.
+// (Bulk paths use the vectorised widen/narrow of dtype.h.)
 template <class T>
 inline void load_n(const T* src, acc_t<T>* dst, size_t n) {
-  for (size_t i = 0; i < n; ++i) dst[i] = load(src[i]);
+  if constexpr (std::is_same_v<T, double>)
+    std::copy_n(src, n, dst);
+  else
+    widen(src, dst, n);
 }
 template <class T>
 inline void store_n(const acc_t<T>* src, T* dst, size_t n) {
-  for (size_t i = 0; i < n; ++i) dst[i] = store<T>(src[i]);
+  if constexpr (std::is_same_v<T, double>)
+    std::copy_n(src, n, dst);
+  else
+    narrow(src, dst, n);
 }
 
 }  // namespace mixseg
