@@ -1,0 +1,232 @@
+// The U-Net schedule and its execution: output shapes for several depths and
+// sizes, clear errors for sizes not divisible by 2^depth, the parameter count
+// against the closed form, the whole network's gradient against a finite
+// difference, activation memory halving in 16-bit policies, and the
+// precision plan.
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "model/network.h"
+#include "precision/plan.h"
+#include "test_util.h"
+
+using namespace mixseg;
+
+namespace {
+
+std::vector<float> random_images(size_t n, uint64_t seed) {
+  Rng r(seed);
+  std::vector<float> v(n);
+  for (auto& x : v) x = float(r.uniform());
+  return v;
+}
+
+}  // namespace
+
+struct ShapeCase {
+  int depth, h, w, batch;
+};
+
+class UNetShapes : public ::testing::TestWithParam<ShapeCase> {};
+
+TEST_P(UNetShapes, ForwardGivesOneLogitPerPixel) {
+  const ShapeCase c = GetParam();
+  const UNet net = build_unet({2, c.depth, 1, 1});
+  auto backend = make_ref_backend();
+  Weights wt = init_weights(net, 1);
+  auto ws = make_workspace(net, *backend, Policy::fp32, c.batch, c.h, c.w, false);
+  upload_weights(net, wt, *ws);
+  set_input(net, *ws, random_images(size_t(c.batch) * c.h * c.w, 2).data());
+  forward(net, wt, *ws);
+  EXPECT_EQ(ws->act[net.logits].shape, (Shape{c.batch, c.h, c.w, 1}));
+  const auto logits = logits_f32(net, *ws);
+  ASSERT_EQ(logits.size(), size_t(c.batch) * c.h * c.w);
+  for (float v : logits) ASSERT_TRUE(std::isfinite(v));
+  // The deepest value is the bottleneck at H / 2^depth.
+  int deepest = 0;
+  for (const auto& v : net.values) deepest = std::max(deepest, v.level);
+  EXPECT_EQ(deepest, c.depth);
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, UNetShapes,
+                         ::testing::Values(ShapeCase{1, 2, 6, 1}, ShapeCase{2, 8, 12, 2}, ShapeCase{3, 16, 8, 1},
+                                           ShapeCase{4, 32, 16, 3}, ShapeCase{4, 16, 48, 1}));
+
+TEST(UNet, SizesNotDivisibleByTwoToTheDepthAreRefused) {
+  const UNet net = build_unet({4, 4, 1, 1});
+  auto backend = make_ref_backend();
+  try {
+    make_workspace(net, *backend, Policy::fp32, 1, 100, 64, false);
+    FAIL() << "100x64 accepted at depth 4";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("100x64"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("multiple of 2^depth = 16"), std::string::npos) << msg;
+  }
+  EXPECT_THROW(make_workspace(net, *backend, Policy::fp32, 1, 64, 0, false), Error);
+  EXPECT_NO_THROW(make_workspace(net, *backend, Policy::fp32, 1, 64, 48, false));
+  EXPECT_THROW(build_unet({0, 4, 1, 1}), Error);
+  EXPECT_THROW(build_unet({8, 0, 1, 1}), Error);
+}
+
+TEST(UNet, ParameterCountMatchesClosedForm) {
+  for (int f : {4, 8, 16})
+    for (int depth : {2, 4}) {
+      size_t n = 0;
+      auto block = [&](size_t cin, size_t c) { n += 9 * cin * c + 2 * c; };  // conv + BatchNorm gamma, beta
+      size_t cin = 1;
+      for (int b = 0; b < depth; ++b) {
+        const size_t c = size_t(f) << b;
+        block(cin, c);
+        block(c, c);
+        cin = c;
+      }
+      block(cin, size_t(f) << depth);
+      for (int b = depth - 1; b >= 0; --b) {
+        const size_t c = size_t(f) << b;
+        block(2 * c, c);  // from the level below (2c channels)
+        block(2 * c, c);  // after concat with the skip: c + c
+      }
+      block(size_t(f), size_t(f));
+      n += size_t(f);  // 1x1 head
+      EXPECT_EQ(build_unet({f, depth, 1, 1}).param_numel, n) << "f=" << f << " depth=" << depth;
+    }
+}
+
+// The executor's wiring (which gradient goes where, the skip connection's
+// fan-in, BatchNorm state) against the same kernels composed by hand for a
+// depth-1 U-Net: results must be bit-identical. Together with the per-op
+// finite-difference tests this checks the whole network's gradient (a
+// finite difference of the whole network in f32 is too noisy at ReLU kinks
+// to be a sharp test).
+TEST(UNet, BackwardEqualsHandComposedKernels) {
+  const int f = 3, b = 2, h = 6, w = 10;
+  const UNet net = build_unet({f, 1, 1, 1});
+  auto backend = make_ref_backend();
+  Weights wt = init_weights(net, 3);
+  auto ws = make_workspace(net, *backend, Policy::fp32, b, h, w, true);
+  const auto images = random_images(size_t(b) * h * w, 4);
+  std::vector<uint8_t> target(images.size());
+  for (size_t i = 0; i < target.size(); ++i) target[i] = images[i] > 0.6f;
+  Weights wt_net = wt;
+  upload_weights(net, wt_net, *ws);
+  set_input(net, *ws, images.data());
+  forward(net, wt_net, *ws);
+  backend->loss(ws->act[net.logits], target.data(), {}, 1.0, &ws->grad[net.logits]);
+  backward(net, wt_net, *ws);
+  const float* g_net = ws->param_grads.as<float>();
+
+  // By hand: tensors as plain vectors, same kernels, same order of ops.
+  Backend& be = *backend;
+  auto T = [](std::vector<float>& v, Shape s) { return Tensor{v.data(), DType::f32, s}; };
+  auto P = [&](const std::string& name) -> const ParamInfo& {
+    for (const auto& p : net.params)
+      if (p.name == name) return p;
+    throw std::runtime_error(name);
+  };
+  std::vector<float> grads(net.param_numel, 0.0f);
+  struct Block {
+    std::vector<float> z, a, mean, invstd, rm, rv;
+  };
+  auto block_fwd = [&](const std::string& name, std::vector<float>& x, Shape xs, int c, Block& bl) {
+    const Shape ys{xs.n, xs.h, xs.w, c};
+    const ParamInfo& pw = P(name + ".conv.weight");
+    std::vector<float> wv(wt.params.begin() + long(pw.offset), wt.params.begin() + long(pw.offset + pw.numel()));
+    bl.z.resize(ys.numel());
+    bl.a.resize(ys.numel());
+    bl.mean.resize(c);
+    bl.invstd.resize(c);
+    bl.rm.assign(c, 0.0f);
+    bl.rv.assign(c, 1.0f);
+    be.conv2d_fwd(T(x, xs), T(wv, pw.shape), T(bl.z, ys));
+    const BatchNormState st{wt.params.data() + P(name + ".bn.weight").offset, wt.params.data() + P(name + ".bn.bias").offset,
+                            bl.rm.data(), bl.rv.data(), bl.mean.data(), bl.invstd.data()};
+    be.batchnorm_fwd_train(T(bl.z, ys), st, T(bl.a, ys));
+    be.relu_fwd(T(bl.a, ys), T(bl.a, ys));
+  };
+  // returns dx (empty when x is the network input)
+  auto block_bwd = [&](const std::string& name, std::vector<float>& x, Shape xs, Block& bl, std::vector<float> da,
+                       bool need_dx) {
+    const int c = int(bl.mean.size());
+    const Shape ys{xs.n, xs.h, xs.w, c};
+    be.relu_bwd(T(da, ys), T(bl.a, ys), T(da, ys));
+    const BatchNormState st{wt.params.data() + P(name + ".bn.weight").offset, wt.params.data() + P(name + ".bn.bias").offset,
+                            bl.rm.data(), bl.rv.data(), bl.mean.data(), bl.invstd.data()};
+    std::vector<float> dz(ys.numel());
+    be.batchnorm_bwd(T(da, ys), T(bl.z, ys), st, T(dz, ys), grads.data() + P(name + ".bn.weight").offset,
+                     grads.data() + P(name + ".bn.bias").offset);
+    const ParamInfo& pw = P(name + ".conv.weight");
+    std::vector<float> wv(wt.params.begin() + long(pw.offset), wt.params.begin() + long(pw.offset + pw.numel()));
+    be.conv2d_bwd_weights(T(x, xs), T(dz, ys), {grads.data() + pw.offset, DType::f32, pw.shape});
+    std::vector<float> dx;
+    if (need_dx) {
+      dx.resize(xs.numel());
+      be.conv2d_bwd_data(T(dz, ys), T(wv, pw.shape), T(dx, xs));
+    }
+    return dx;
+  };
+  std::vector<float> x(images);
+  const Shape s0{b, h, w, 1}, s1{b, h, w, f}, p1{b, h / 2, w / 2, f}, s2{b, h / 2, w / 2, 2 * f}, c1{b, h, w, 2 * f};
+  Block e0, e1, bn, d0, d1, fin;
+  block_fwd("enc0.0", x, s0, f, e0);
+  block_fwd("enc0.1", e0.a, s1, f, e1);
+  std::vector<float> pool(p1.numel()), up(s1.numel()), cat(c1.numel()), logits(size_t(b) * h * w);
+  be.maxpool_fwd(T(e1.a, s1), T(pool, p1));
+  block_fwd("bottleneck", pool, p1, 2 * f, bn);
+  block_fwd("dec0.0", bn.a, s2, f, d0);
+  be.upsample_fwd(T(d0.a, p1), T(up, s1));
+  be.concat_fwd(T(up, s1), T(e1.a, s1), T(cat, c1));
+  block_fwd("dec0.1", cat, c1, f, d1);
+  block_fwd("final", d1.a, s1, f, fin);
+  const ParamInfo& ph = P("head.conv.weight");
+  std::vector<float> wh(wt.params.begin() + long(ph.offset), wt.params.begin() + long(ph.offset + ph.numel()));
+  be.conv2d_fwd(T(fin.a, s1), T(wh, ph.shape), T(logits, s0));
+  std::vector<float> dlogits(logits.size()), dfin(s1.numel());
+  const Tensor dl{dlogits.data(), DType::f32, s0};
+  be.loss(T(logits, s0), target.data(), {}, 1.0, &dl);
+  be.conv2d_bwd_weights(T(fin.a, s1), T(dlogits, s0), {grads.data() + ph.offset, DType::f32, ph.shape});
+  be.conv2d_bwd_data(T(dlogits, s0), T(wh, ph.shape), T(dfin, s1));
+  auto dd1 = block_bwd("final", d1.a, s1, fin, dfin, true);
+  auto dcat = block_bwd("dec0.1", cat, c1, d1, dd1, true);
+  std::vector<float> dup(s1.numel()), dskip(s1.numel()), dd0(p1.numel());
+  be.concat_bwd(T(dcat, c1), T(dup, s1), T(dskip, s1));
+  be.upsample_bwd(T(dup, s1), T(dd0, p1));
+  auto dbn = block_bwd("dec0.0", bn.a, s2, d0, dd0, true);
+  auto dpool = block_bwd("bottleneck", pool, p1, bn, dbn, true);
+  std::vector<float> dskip2(s1.numel());
+  be.maxpool_bwd(T(e1.a, s1), T(dpool, p1), T(dskip2, s1));
+  be.add_inplace(T(dskip2, s1), T(dskip, s1));  // the skip connection's two gradients
+  auto de0 = block_bwd("enc0.1", e0.a, s1, e1, dskip, true);
+  block_bwd("enc0.0", x, s0, e0, de0, false);
+
+  for (const auto& p : net.params)
+    for (size_t i = 0; i < p.numel(); ++i)
+      ASSERT_EQ(g_net[p.offset + i], grads[p.offset + i]) << p.name << " element " << i;
+}
+
+TEST(UNet, SixteenBitPoliciesHalveActivationMemory) {
+  const UNet net = build_unet({8, 4, 1, 1});
+  auto backend = make_ref_backend();
+  const auto f32 = make_workspace(net, *backend, Policy::fp32, 4, 128, 64, true);
+  for (Policy p : {Policy::mixed_fp16, Policy::mixed_bf16}) {
+    const auto half = make_workspace(net, *backend, p, 4, 128, 64, true);
+    const double ratio = double(half->activations.capacity()) / double(f32->activations.capacity());
+    EXPECT_GT(ratio, 0.49) << policy_info(p).name;
+    EXPECT_LT(ratio, 0.51) << policy_info(p).name;  // BatchNorm's saved statistics stay f32
+    EXPECT_EQ(half->act[net.input].dtype, policy_info(p).storage);
+  }
+  // Inference-only policies cannot train; int8 is not a float policy.
+  EXPECT_THROW(make_workspace(net, *backend, Policy::fp16, 1, 32, 32, true), Error);
+  EXPECT_THROW(parse_policy("int8"), Error);
+  EXPECT_THROW(parse_policy("fp64"), Error);
+}
+
+TEST(UNet, PrecisionPlanShowsEveryLayer) {
+  const UNet net = build_unet({8, 2, 1, 1});
+  const std::string plan = precision_plan(net, Policy::mixed_fp16);
+  for (const auto& l : net.layers) EXPECT_NE(plan.find(l.name), std::string::npos) << l.name;
+  EXPECT_NE(plan.find("f16 (f32 master)"), std::string::npos);
+  EXPECT_NE(plan.find("dynamic loss scaling"), std::string::npos);
+  const std::string plan32 = precision_plan(net, Policy::fp32);
+  EXPECT_EQ(plan32.find("f16"), std::string::npos);
+}

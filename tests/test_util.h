@@ -1,0 +1,68 @@
+// Helpers shared by the tests: seeded random tensors, conversions between
+// storage types, and the tolerance comparison.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/rng.h"
+#include "ops/kernel_types.h"
+#include "ops/tolerance.h"
+
+namespace mixseg::test {
+
+inline std::vector<double> random_vec(size_t n, uint64_t seed, double lo = -1.0, double hi = 1.0) {
+  Rng r(seed);
+  std::vector<double> v(n);
+  for (auto& x : v) x = r.uniform(lo, hi);
+  return v;
+}
+
+// Rounds doubles to storage type T.
+template <class T>
+std::vector<T> to_storage(const std::vector<double>& v) {
+  std::vector<T> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    if constexpr (std::is_same_v<T, double>)
+      out[i] = v[i];
+    else
+      out[i] = from_f32<T>(float(v[i]));
+  }
+  return out;
+}
+
+template <class T>
+std::vector<double> to_double(const std::vector<T>& v) {
+  std::vector<double> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = double(load(v[i]));
+  return out;
+}
+
+// The values a kernel in T actually sees: v rounded to T, as doubles.
+template <class T>
+std::vector<double> rounded(const std::vector<double>& v) {
+  return to_double(to_storage<T>(v));
+}
+
+// Compares got against ref with the tolerance of (op, dtype, k).
+inline void expect_close(const std::vector<double>& got, const std::vector<double>& ref, Op op, DType dtype, size_t k,
+                         const std::string& what) {
+  ASSERT_EQ(got.size(), ref.size()) << what;
+  double ss = 0;
+  for (double r : ref) ss += r * r;
+  const double rms = ref.empty() ? 0 : std::sqrt(ss / double(ref.size()));
+  const double tol = tolerance(op, dtype, k);
+  size_t bad = 0;
+  for (size_t i = 0; i < got.size(); ++i)
+    if (!(std::fabs(got[i] - ref[i]) <= tol * (std::fabs(ref[i]) + rms))) {
+      if (++bad <= 5)
+        ADD_FAILURE() << what << " [" << dtype_name(dtype) << "] element " << i << ": got " << got[i] << ", expected "
+                      << ref[i] << " (tolerance " << tol << " x " << std::fabs(ref[i]) + rms << ")";
+    }
+  EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << got.size() << " elements out of tolerance";
+}
+
+}  // namespace mixseg::test
