@@ -71,15 +71,6 @@ f16 f32_to_f16_soft(float x) {
   return f16{uint16_t(sign | q)};
 }
 
-#if defined(__F16C__)
-// _cvtss_sh rounds to nearest even (imm 0) and quiets NaNs, as the soft version does.
-float f16_to_f32(f16 h) { return _cvtsh_ss(h.bits); }
-f16 f32_to_f16(float x) { return f16{uint16_t(_cvtss_sh(x, 0))}; }
-#else
-float f16_to_f32(f16 h) { return f16_to_f32_soft(h); }
-f16 f32_to_f16(float x) { return f32_to_f16_soft(x); }
-#endif
-
 template <class T>
 void widen(const T* src, float* dst, size_t n) {
   for (size_t i = 0; i < n; ++i) dst[i] = to_f32(src[i]);

@@ -7,6 +7,10 @@
 #include <cstring>
 #include <string_view>
 
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+
 namespace mixseg {
 
 enum class DType : uint8_t { f32, f16, bf16, i8, u8, i32 };
@@ -61,8 +65,14 @@ inline bf16 f32_to_bf16(float x) {
 // are tested to agree on all inputs that matter (every f16, every midpoint).
 float f16_to_f32_soft(f16 h);
 f16 f32_to_f16_soft(float x);
-float f16_to_f32(f16 h);
-f16 f32_to_f16(float x);
+#if defined(__F16C__)
+// _cvtss_sh with imm 0 rounds to nearest even and quiets NaNs, as the soft version does.
+inline float f16_to_f32(f16 h) { return _cvtsh_ss(h.bits); }
+inline f16 f32_to_f16(float x) { return f16{uint16_t(_cvtss_sh(x, 0))}; }
+#else
+inline float f16_to_f32(f16 h) { return f16_to_f32_soft(h); }
+inline f16 f32_to_f16(float x) { return f32_to_f16_soft(x); }
+#endif
 
 // Widening and narrowing for kernels that are generic over the storage type.
 inline float to_f32(float x) { return x; }

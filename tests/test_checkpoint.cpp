@@ -1,0 +1,177 @@
+// Checkpoints: a bit-exact round trip of everything saved, a resumed run whose
+// losses and weights equal the uninterrupted run's, clear errors for wrong,
+// truncated or foreign files, and atomic writes that never damage an
+// existing file.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/file_util.h"
+#include "data/synthetic.h"
+#include "train/checkpoint.h"
+#include "train/safetensors.h"
+#include "train/trainer.h"
+
+using namespace mixseg;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path temp_dir(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / ("mixseg_test_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+TrainConfig small_config(Policy p, int epochs) {
+  TrainConfig c;
+  c.model = {4, 2, 1, 1};
+  c.policy = p;
+  c.batch = 4;
+  c.epochs = epochs;
+  c.seed = 11;
+  c.scaler.growth_interval = 3;  // so the scale changes within the test and must be restored
+  return c;
+}
+
+void expect_contains(const std::function<void()>& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one mentioning " << needle;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+
+TEST(Checkpoint, RoundTripIsBitExact) {
+  const fs::path dir = temp_dir("roundtrip");
+  const Dataset d = make_synthetic({32, 32, 2, 0.05}, 12);
+  auto backend = make_ref_backend();
+  TrainConfig cfg = small_config(Policy::mixed_fp16, 2);
+  const TrainResult r = train(cfg, d, Dataset{}, *backend);
+  const UNet net = build_unet(cfg.model);
+  const std::string path = (dir / "ck.safetensors").string();
+  save_checkpoint(path, net, r.last);
+  const Checkpoint c = load_checkpoint(path);
+  EXPECT_EQ(c.weights.params, r.last.weights.params);
+  EXPECT_EQ(c.weights.running, r.last.weights.running);
+  EXPECT_EQ(c.optimizer_state.m, r.last.optimizer_state.m);
+  EXPECT_EQ(c.optimizer_state.v, r.last.optimizer_state.v);
+  EXPECT_EQ(c.optimizer_state.step, r.last.optimizer_state.step);
+  EXPECT_EQ(c.scaler.scale, r.last.scaler.scale);
+  EXPECT_EQ(c.scaler.clean_steps, r.last.scaler.clean_steps);
+  EXPECT_EQ(c.scaler.skipped_steps, r.last.scaler.skipped_steps);
+  EXPECT_EQ(c.optimizer.lr, r.last.optimizer.lr);
+  EXPECT_EQ(c.config.filters, 4);
+  EXPECT_EQ(c.config.depth, 2);
+  EXPECT_EQ(c.policy, Policy::mixed_fp16);
+  EXPECT_EQ(c.epoch, 2);
+  EXPECT_EQ(c.height, 32);
+  EXPECT_EQ(c.seed, 11u);
+  // The file is plain safetensors: conv weights OHWI, metadata strings.
+  const SafeTensorsFile f = read_safetensors(path);
+  EXPECT_EQ(f.tensors.at("enc0.0.conv.weight").shape, (std::vector<int64_t>{4, 3, 3, 1}));
+  EXPECT_EQ(f.metadata.at("policy"), "mixed_fp16");
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, ResumedRunEqualsUninterruptedRun) {
+  for (Policy p : {Policy::fp32, Policy::mixed_fp16}) {
+    const fs::path dir = temp_dir("resume");
+    const Dataset all = make_synthetic({32, 32, 3, 0.05}, 20);
+    auto [tr, val] = split(all, 0.2, 3);
+    auto backend = make_ref_backend();
+    TrainConfig full = small_config(p, 4);
+    const TrainResult uninterrupted = train(full, tr, val, *backend);
+
+    TrainConfig first = small_config(p, 2);
+    first.out_dir = (dir / "run").string();
+    train(first, tr, val, *backend);
+    const Checkpoint ck = load_checkpoint((dir / "run" / "last.safetensors").string());
+    TrainConfig rest = small_config(p, 4);
+    rest.out_dir = first.out_dir;
+    const TrainResult resumed = train(rest, tr, val, *backend, &ck);
+
+    ASSERT_EQ(resumed.epochs.size(), 2u);
+    for (int e = 0; e < 2; ++e) {
+      EXPECT_EQ(resumed.epochs[e].epoch, uninterrupted.epochs[e + 2].epoch);
+      EXPECT_EQ(resumed.epochs[e].train_loss, uninterrupted.epochs[e + 2].train_loss) << policy_info(p).name;
+      EXPECT_EQ(resumed.epochs[e].val.dice_mean, uninterrupted.epochs[e + 2].val.dice_mean);
+    }
+    EXPECT_EQ(resumed.last.weights.params, uninterrupted.last.weights.params);
+    EXPECT_EQ(resumed.last.weights.running, uninterrupted.last.weights.running);
+    EXPECT_EQ(resumed.last.scaler.scale, uninterrupted.last.scaler.scale);
+    // The log holds all four epochs, the resumed ones appended.
+    std::ifstream log(dir / "run" / "train_log.csv");
+    int lines = 0;
+    for (std::string l; std::getline(log, l);) ++lines;
+    EXPECT_EQ(lines, 5);
+    fs::remove_all(dir);
+  }
+}
+
+TEST(Checkpoint, WrongFilesGiveErrorsNamingThem) {
+  const fs::path dir = temp_dir("wrong");
+  const UNet net = build_unet({4, 2, 1, 1});
+  Checkpoint c;
+  c.config = net.config;
+  c.height = c.width = 32;
+  c.weights = init_weights(net, 1);
+  const std::string good = (dir / "good.safetensors").string();
+  save_checkpoint(good, net, c);
+
+  expect_contains([&] { load_checkpoint((dir / "missing.safetensors").string()); }, "missing.safetensors");
+  const std::string junk = (dir / "junk.safetensors").string();
+  std::ofstream(junk) << "this is not a checkpoint at all";
+  expect_contains([&] { load_checkpoint(junk); }, "junk.safetensors");
+  // Truncated: the header promises more data than there is.
+  std::ifstream in(good, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string cut = (dir / "cut.safetensors").string();
+  std::ofstream(cut, std::ios::binary) << bytes.substr(0, bytes.size() - 100);
+  expect_contains([&] { load_checkpoint(cut); }, "cut.safetensors");
+  // Another model's checkpoint: a tensor of the wrong shape is named.
+  SafeTensorsFile f = read_safetensors(good);
+  f.metadata["config"] = R"({"filters": 8, "depth": 2, "in_channels": 1, "classes": 1})";
+  const std::string other = (dir / "other.safetensors").string();
+  write_safetensors(other, f);
+  expect_contains([&] { load_checkpoint(other); }, "enc0.0.conv.weight");
+  // A safetensors file that is not a mixseg checkpoint.
+  SafeTensorsFile plain;
+  const std::vector<float> v = {1, 2, 3};
+  plain.tensors["x"] = f32_tensor(v.data(), {3});
+  const std::string foreign = (dir / "foreign.safetensors").string();
+  write_safetensors(foreign, plain);
+  expect_contains([&] { load_checkpoint(foreign); }, "not a mixseg checkpoint");
+  // Resuming a run of another size or policy is refused.
+  c.optimizer_state = make_optimizer_state({}, net.param_numel);
+  auto backend = make_ref_backend();
+  TrainConfig cfg = small_config(Policy::mixed_bf16, 2);
+  const Dataset d = make_synthetic({32, 32, 1, 0}, 8);
+  expect_contains([&] { train(cfg, d, Dataset{}, *backend, &c); }, "trained with fp32");
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, AtomicWriteLeavesTheOldFileIntactOnFailure) {
+  const fs::path dir = temp_dir("atomic");
+  const std::string path = (dir / "file.bin").string();
+  std::ofstream(path) << "old contents";
+  EXPECT_THROW(write_atomically(path, [](const std::string& tmp) {
+                 std::ofstream(tmp) << "half of the new";
+                 fail("disk full (simulated)");
+               }),
+               Error);
+  std::ifstream in(path);
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(s, "old contents");
+  size_t files = 0;
+  for (const auto& e : fs::directory_iterator(dir)) files += e.is_regular_file();
+  EXPECT_EQ(files, 1u) << "the temporary file was not removed";
+  expect_contains([&] { write_atomically((dir / "no" / "such" / "f").string(), [](const std::string&) {}); }, "does not exist");
+  fs::remove_all(dir);
+}

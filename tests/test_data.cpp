@@ -1,0 +1,180 @@
+// Data: PNG io (8-bit gray round trip, RGB and 16-bit read as gray), the
+// BAGLS folder reader and its errors (each names the file), seeded splits,
+// resizing, and the synthetic generator (deterministic, exact masks).
+#include <gtest/gtest.h>
+#include <png.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "data/dataset.h"
+#include "data/png_io.h"
+#include "data/synthetic.h"
+
+using namespace mixseg;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path temp_dir(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / ("mixseg_data_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+GrayImage gradient(int h, int w) {
+  GrayImage g{h, w, std::vector<uint8_t>(size_t(h) * w)};
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) g.pixels[size_t(y) * w + x] = uint8_t((x * 7 + y * 13) % 256);
+  return g;
+}
+
+// Writes a PNG in another format (RGB 8-bit, or gray 16-bit linear) through libpng directly.
+void write_png_format(const std::string& path, int h, int w, png_uint_32 format, const void* data) {
+  png_image img;
+  std::memset(&img, 0, sizeof img);
+  img.version = PNG_IMAGE_VERSION;
+  img.width = png_uint_32(w);
+  img.height = png_uint_32(h);
+  img.format = format;
+  ASSERT_TRUE(png_image_write_to_file(&img, path.c_str(), 0, data, 0, nullptr)) << img.message;
+}
+
+void expect_error_naming(const std::function<void()>& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one naming " << needle;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+
+TEST(Png, GrayRoundTripIsExact) {
+  const fs::path dir = temp_dir("png");
+  const GrayImage g = gradient(13, 21);
+  write_png_gray((dir / "a.png").string(), g);
+  const GrayImage r = read_png_gray((dir / "a.png").string());
+  EXPECT_EQ(r.h, 13);
+  EXPECT_EQ(r.w, 21);
+  EXPECT_EQ(r.pixels, g.pixels);
+  fs::remove_all(dir);
+}
+
+TEST(Png, RgbIsReadAsGray) {
+  const fs::path dir = temp_dir("rgb");
+  // Equal R, G and B: gray is that value.
+  std::vector<uint8_t> rgb(4 * 3 * 3);
+  for (size_t i = 0; i < 12; ++i) rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = uint8_t(i * 20);
+  write_png_format((dir / "rgb.png").string(), 3, 4, PNG_FORMAT_RGB, rgb.data());
+  const GrayImage r = read_png_gray((dir / "rgb.png").string());
+  ASSERT_EQ(r.pixels.size(), 12u);
+  for (size_t i = 0; i < 12; ++i) EXPECT_NEAR(r.pixels[i], i * 20, 1) << i;
+  fs::remove_all(dir);
+}
+
+TEST(Png, BadFilesNameTheFile) {
+  const fs::path dir = temp_dir("bad");
+  expect_error_naming([&] { read_png_gray((dir / "none.png").string()); }, "none.png");
+  std::ofstream((dir / "text.png").string()) << "not a png";
+  expect_error_naming([&] { read_png_gray((dir / "text.png").string()); }, "text.png");
+  // A truncated PNG: a valid file cut in half.
+  write_png_gray((dir / "full.png").string(), gradient(64, 64));
+  std::ifstream in(dir / "full.png", std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::ofstream(dir / "cut.png", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  expect_error_naming([&] { read_png_gray((dir / "cut.png").string()); }, "cut.png");
+  fs::remove_all(dir);
+}
+
+TEST(Bagls, ReadsImagePairsAndResizes) {
+  const fs::path dir = temp_dir("bagls");
+  for (int i = 0; i < 3; ++i) {
+    write_png_gray((dir / (std::to_string(i) + ".png")).string(), gradient(16, 8));
+    GrayImage m = gradient(16, 8);
+    for (auto& v : m.pixels) v = v > 100 ? 255 : 0;
+    write_png_gray((dir / (std::to_string(i) + "_seg.png")).string(), m);
+  }
+  const Dataset d = load_bagls_folder(dir.string(), 0, 0);
+  ASSERT_EQ(d.size(), 3u);
+  EXPECT_EQ(d.h, 16);
+  EXPECT_EQ(d.w, 8);
+  EXPECT_EQ(d.names[0], "0");
+  for (size_t i = 0; i < d.pixels(); ++i) ASSERT_EQ(d.mask(0)[i], d.image(0)[i] > 100 ? 1 : 0);
+  const Dataset r = load_bagls_folder(dir.string(), 32, 16);
+  EXPECT_EQ(r.h, 32);
+  for (size_t i = 0; i < r.pixels() * r.size(); ++i) ASSERT_LE(r.masks[i], 1);
+  fs::remove_all(dir);
+}
+
+TEST(Bagls, BadFoldersGiveErrorsNamingTheFile) {
+  const fs::path dir = temp_dir("baglsbad");
+  expect_error_naming([&] { load_bagls_folder((dir / "nope").string(), 0, 0); }, "nope");
+  expect_error_naming([&] { load_bagls_folder(dir.string(), 0, 0); }, "no PNG images");
+  write_png_gray((dir / "1_seg.png").string(), gradient(8, 8));
+  expect_error_naming([&] { load_bagls_folder(dir.string(), 0, 0); }, "1_seg.png: mask without its image");
+  write_png_gray((dir / "1.png").string(), gradient(8, 16));
+  expect_error_naming([&] { load_bagls_folder(dir.string(), 0, 0); }, "1_seg.png: mask is 8x8 but its image");
+  write_png_gray((dir / "1.png").string(), gradient(8, 8));
+  write_png_gray((dir / "2.png").string(), gradient(8, 8));
+  expect_error_naming([&] { load_bagls_folder(dir.string(), 0, 0); }, "2.png: image without its mask");
+  std::ofstream((dir / "2_seg.png").string()) << "garbage";
+  expect_error_naming([&] { load_bagls_folder(dir.string(), 0, 0); }, "2_seg.png");
+  fs::remove_all(dir);
+}
+
+TEST(Dataset, SplitIsSeededAndDisjoint) {
+  const Dataset d = make_synthetic({16, 16, 1, 0.0}, 50);
+  auto [a, b] = split(d, 0.2, 7);
+  auto [a2, b2] = split(d, 0.2, 7);
+  auto [a3, b3] = split(d, 0.2, 8);
+  EXPECT_EQ(a.size(), 40u);
+  EXPECT_EQ(b.size(), 10u);
+  EXPECT_EQ(b.names, b2.names);
+  EXPECT_NE(b.names, b3.names);
+  for (const auto& n : b.names) EXPECT_EQ(std::find(a.names.begin(), a.names.end(), n), a.names.end());
+  EXPECT_THROW(split(d, 1.0, 0), Error);
+}
+
+TEST(Dataset, ResizeKeepsConstantsAndMasksBinary) {
+  std::vector<uint8_t> flat(6 * 4, 77);
+  for (uint8_t v : resize_bilinear(flat.data(), 6, 4, 13, 9)) EXPECT_EQ(v, 77);
+  std::vector<uint8_t> m = {0, 1, 1, 0};
+  const auto up = resize_nearest(m.data(), 2, 2, 4, 4);
+  EXPECT_EQ(up, (std::vector<uint8_t>{0, 0, 1, 1, 0, 0, 1, 1, 1, 1, 0, 0, 1, 1, 0, 0}));
+}
+
+TEST(Synthetic, DeterministicWithExactMasksAndVariety) {
+  const SyntheticConfig c{64, 48, 5, 0.1};
+  const Dataset a = make_synthetic(c, 40), b = make_synthetic(c, 40);
+  EXPECT_EQ(a.images, b.images);
+  EXPECT_EQ(a.masks, b.masks);
+  const Dataset other = make_synthetic({64, 48, 6, 0.1}, 40);
+  EXPECT_NE(a.images, other.images);
+  size_t empty = 0;
+  std::vector<double> fractions;
+  for (size_t i = 0; i < a.size(); ++i) {
+    double fg = 0, in_sum = 0, out_sum = 0;
+    for (size_t p = 0; p < a.pixels(); ++p) {
+      ASSERT_LE(a.mask(i)[p], 1);
+      fg += a.mask(i)[p];
+      (a.mask(i)[p] ? in_sum : out_sum) += a.image(i)[p];
+    }
+    if (fg == 0) {
+      ++empty;
+      continue;
+    }
+    fractions.push_back(fg / double(a.pixels()));
+    // The glottis is dark against the tissue around it.
+    EXPECT_LT(in_sum / fg, out_sum / (double(a.pixels()) - fg) - 40) << "frame " << i;
+  }
+  EXPECT_GE(empty, 1u);   // some closed frames at 10%
+  EXPECT_LE(empty, 10u);
+  const auto [lo, hi] = std::minmax_element(fractions.begin(), fractions.end());
+  EXPECT_LT(*lo, 0.02);  // openings vary from a sliver ...
+  EXPECT_GT(*hi, 0.04);  // ... to wide open
+}
