@@ -10,6 +10,7 @@ void add_train(CLI::App& app);
 void add_eval(CLI::App& app);
 void add_predict(CLI::App& app);
 void add_info(CLI::App& app);
+void add_synth(CLI::App& app);
 
 // Parses "HxW" (e.g. 512x256); throws naming the text otherwise.
 std::pair<int, int> parse_size(const std::string& s);

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   mixseg::cli::add_eval(app);
   mixseg::cli::add_predict(app);
   mixseg::cli::add_info(app);
+  mixseg::cli::add_synth(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -33,6 +33,16 @@ struct PolicyRun {
 
 void run_train(const TrainOptions& o) {
   if (o.data.empty() == (o.synthetic == 0)) fail("give exactly one of --data DIR or --synthetic N");
+  std::vector<std::string> policies;
+  for (size_t b = 0; b <= o.precision.size();) {
+    size_t e = o.precision.find(',', b);
+    if (e == std::string::npos) e = o.precision.size();
+    policies.push_back(o.precision.substr(b, e - b));
+    b = e + 1;
+  }
+  for (const auto& p : policies)  // reject bad names before any work
+    if (!policy_info(parse_policy(p)).trainable)
+      fail("precision '{}' is for inference only; train with fp32, tf32, mixed_fp16 or mixed_bf16", p);
   auto [h, w] = parse_size(o.size);
   Dataset all;
   if (o.synthetic > 0) {
@@ -45,14 +55,6 @@ void run_train(const TrainOptions& o) {
   auto [train_set, val_set] = split(all, o.val_fraction, o.seed);
   fmt::print("split: {} training, {} validation images\n", train_set.size(), val_set.size());
 
-  std::vector<std::string> policies;
-  for (size_t b = 0; b <= o.precision.size();) {
-    size_t e = o.precision.find(',', b);
-    if (e == std::string::npos) e = o.precision.size();
-    policies.push_back(o.precision.substr(b, e - b));
-    b = e + 1;
-  }
-  for (const auto& p : policies) parse_policy(p);  // reject bad names before any work
   if (!o.resume.empty() && policies.size() != 1) fail("--resume continues one run: give a single --precision");
 
   TrainConfig cfg;

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Sets everything up (scripts/setup.sh) and runs the main job end to end on
+# synthetic data: writes a BAGLS-style folder of endoscopy-like frames, trains
+# the U-Net in fp32, mixed_fp16 and mixed_bf16 on it, evaluates each on
+# held-out frames, predicts a few masks, and ends with a table per policy:
+# Dice, img/s, activation memory. About 3 minutes on 2 cores after the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+M=${BUILD_DIR:-build}/mixseg
+OUT=${DEMO_OUT:-demo-out}
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+echo "== the model"
+"$M" info --filters 8 --depth 4 --size 128x128 --batch 4
+echo
+echo "== synthetic data"
+"$M" synth --out "$OUT/data" --count 300 --size 128x128 --seed 1
+echo
+echo "== training in three precision policies (same data, seed, epochs)"
+"$M" train --data "$OUT/data" --size 128x128 --filters 8 --depth 4 --batch 4 --epochs 4 --lr 3e-3 --seed 1 \
+  --precision fp32,mixed_fp16,mixed_bf16 --out "$OUT/runs" | tee "$OUT/train.txt"
+echo
+echo "== evaluation on 60 unseen synthetic frames"
+for p in fp32 mixed_fp16 mixed_bf16; do
+  "$M" eval "$OUT/runs/$p/last.safetensors" --synthetic 60 --seed 999 | tail -1 | sed "s/^/$p: /" | tee -a "$OUT/eval.txt"
+done
+echo
+echo "== predicted masks"
+mkdir -p "$OUT/sample"
+for i in 0 1 2; do cp "$OUT/data/$i.png" "$OUT/sample/"; done
+"$M" predict "$OUT/runs/mixed_fp16/last.safetensors" "$OUT/sample" --out "$OUT/masks"
+echo
+echo "== summary (validation Dice after 4 epochs; img/s of training on this CPU, reference backend)"
+sed -n '/^precision /,$p' "$OUT/train.txt"
+echo "held-out Dice:"
+cat "$OUT/eval.txt"

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The command-line tool end to end: help, a tiny synth -> train -> eval ->
+# predict -> info flow, and bad input (missing folder, mask without image,
+# unreadable PNG, wrong checkpoint, bad size, bad precision, unwritable output)
+# exiting non-zero with a message that names the file or value.
+# Usage: cli_test.sh PATH/TO/mixseg
+set -u
+MIXSEG=$1
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fails=0
+ok() { echo "ok: $1"; }
+bad() { echo "FAILED: $1"; fails=$((fails + 1)); }
+
+# expect_error NEEDLE CMD... : CMD must fail and stderr must contain NEEDLE.
+expect_error() {
+  local needle=$1; shift
+  if "$@" >"$T/out" 2>"$T/err"; then bad "'$*' succeeded"; return; fi
+  if grep -qF -- "$needle" "$T/err"; then ok "'$*' fails naming '$needle'"; else bad "'$*' error lacks '$needle': $(cat "$T/err")"; fi
+}
+# expect_ok CMD... : CMD must succeed.
+expect_ok() {
+  if "$@" >"$T/out" 2>"$T/err"; then ok "$*"; else bad "'$*' failed: $(cat "$T/err")"; fi
+}
+
+expect_ok "$MIXSEG" --help
+for c in train eval predict info synth; do expect_ok "$MIXSEG" "$c" --help; done
+
+# The workflow on a small synthetic folder.
+expect_ok "$MIXSEG" synth --out "$T/data" --count 12 --size 32x32 --seed 3
+[ -f "$T/data/0.png" ] && [ -f "$T/data/0_seg.png" ] && ok "synth wrote PNG pairs" || bad "synth wrote no PNG pairs"
+expect_ok "$MIXSEG" --threads 2 train --data "$T/data" --size 32x32 --filters 4 --depth 2 --batch 4 --epochs 1 --out "$T/run" --precision mixed_fp16 --log-scale --print-precision-plan
+grep -q "precision plan for mixed_fp16" "$T/out" && ok "train printed the precision plan" || bad "no precision plan"
+grep -q "epoch   1/1" "$T/out" && ok "train printed the epoch line" || bad "no epoch line: $(cat "$T/out")"
+for f in last.safetensors best.safetensors train_log.csv summary.json loss_scale.csv; do
+  [ -s "$T/run/$f" ] && ok "train wrote $f" || bad "train did not write $f"
+done
+expect_ok "$MIXSEG" eval "$T/run/last.safetensors" --data "$T/data"
+grep -q "dice" "$T/out" && ok "eval printed Dice" || bad "eval printed no Dice"
+expect_ok "$MIXSEG" predict "$T/run/last.safetensors" "$T/data" --out "$T/masks"
+[ "$(ls "$T/masks" | wc -l)" = 12 ] && ok "predict wrote 12 masks" || bad "predict wrote $(ls "$T/masks" | wc -l) masks"
+expect_ok "$MIXSEG" info --checkpoint "$T/run/last.safetensors"
+grep -q "parameters" "$T/out" && ok "info printed the parameter count" || bad "info printed no parameter count"
+# Resume continues to the new epoch count.
+expect_ok "$MIXSEG" train --data "$T/data" --size 32x32 --filters 4 --depth 2 --batch 4 --epochs 2 --out "$T/run" --precision mixed_fp16 --resume "$T/run/last.safetensors"
+grep -q "resuming after epoch 1" "$T/out" && grep -q "epoch   2/2" "$T/out" && ok "resume continued at epoch 2" || bad "resume: $(cat "$T/out")"
+
+# Bad input: clear errors naming the file or value.
+expect_error "$T/nothing" "$MIXSEG" train --data "$T/nothing" --size 32x32
+mkdir -p "$T/orphan" && cp "$T/data/0_seg.png" "$T/orphan/5_seg.png"
+expect_error "5_seg.png: mask without its image" "$MIXSEG" train --data "$T/orphan" --size 32x32
+mkdir -p "$T/corrupt" && echo "not a png" >"$T/corrupt/1.png" && cp "$T/data/1_seg.png" "$T/corrupt/1_seg.png"
+expect_error "$T/corrupt/1.png" "$MIXSEG" train --data "$T/corrupt" --size 32x32
+echo "junk" >"$T/junk.safetensors"
+expect_error "$T/junk.safetensors" "$MIXSEG" eval "$T/junk.safetensors" --synthetic 4
+expect_error "$T/none.safetensors" "$MIXSEG" predict "$T/none.safetensors" "$T/data" --out "$T/m2"
+expect_error "100x64" "$MIXSEG" train --synthetic 8 --size 100x64
+expect_error "'fp64'" "$MIXSEG" train --synthetic 8 --size 32x32 --precision fp64
+expect_error "12xq" "$MIXSEG" train --synthetic 8 --size 12xq
+expect_error "inference only" "$MIXSEG" train --synthetic 8 --size 32x32 --depth 2 --precision fp16
+touch "$T/afile"
+expect_error "$T/afile/sub" "$MIXSEG" train --synthetic 8 --size 32x32 --depth 2 --filters 2 --batch 4 --epochs 1 --out "$T/afile/sub"
+# A failed run does not damage an earlier checkpoint.
+cp "$T/run/last.safetensors" "$T/keep.safetensors"
+expect_error "trained with mixed_fp16" "$MIXSEG" train --data "$T/data" --size 32x32 --filters 4 --depth 2 --batch 4 --epochs 3 --out "$T/run" --precision fp32 --resume "$T/run/last.safetensors"
+cmp -s "$T/run/last.safetensors" "$T/keep.safetensors" && ok "earlier checkpoint intact" || bad "earlier checkpoint changed"
+
+if [ "$fails" -ne 0 ]; then echo "$fails CLI checks failed"; exit 1; fi
+echo "all CLI checks passed"
