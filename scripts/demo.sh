@@ -19,7 +19,7 @@ echo "== synthetic data"
 "$M" synth --out "$OUT/data" --count 300 --size 128x128 --seed 1
 echo
 echo "== training in three precision policies (same data, seed, epochs)"
-"$M" train --data "$OUT/data" --size 128x128 --filters 8 --depth 4 --batch 4 --epochs 4 --lr 3e-3 --seed 1 \
+"$M" train --data "$OUT/data" --size 128x128 --filters 8 --depth 4 --batch 4 --epochs 5 --lr 3e-3 --seed 1 \
   --precision fp32,mixed_fp16,mixed_bf16 --out "$OUT/runs" | tee "$OUT/train.txt"
 echo
 echo "== evaluation on 60 unseen synthetic frames"
@@ -32,7 +32,7 @@ mkdir -p "$OUT/sample"
 for i in 0 1 2; do cp "$OUT/data/$i.png" "$OUT/sample/"; done
 "$M" predict "$OUT/runs/mixed_fp16/last.safetensors" "$OUT/sample" --out "$OUT/masks"
 echo
-echo "== summary (validation Dice after 4 epochs; img/s of training on this CPU, reference backend)"
+echo "== summary (validation Dice after 5 epochs; img/s of training on this CPU, reference backend)"
 sed -n '/^precision /,$p' "$OUT/train.txt"
 echo "held-out Dice:"
 cat "$OUT/eval.txt"

@@ -50,7 +50,12 @@ TEST_P(UNetShapes, ForwardGivesOneLogitPerPixel) {
 
 INSTANTIATE_TEST_SUITE_P(Sizes, UNetShapes,
                          ::testing::Values(ShapeCase{1, 2, 6, 1}, ShapeCase{2, 8, 12, 2}, ShapeCase{3, 16, 8, 1},
-                                           ShapeCase{4, 32, 16, 3}, ShapeCase{4, 16, 48, 1}));
+                                           ShapeCase{4, 32, 16, 3}, ShapeCase{4, 16, 48, 1}),
+                         [](const ::testing::TestParamInfo<ShapeCase>& i) {
+                           const ShapeCase& c = i.param;
+                           return "depth" + std::to_string(c.depth) + "_" + std::to_string(c.h) + "x" +
+                                  std::to_string(c.w) + "_batch" + std::to_string(c.batch);
+                         });
 
 TEST(UNet, SizesNotDivisibleByTwoToTheDepthAreRefused) {
   const UNet net = build_unet({4, 4, 1, 1});

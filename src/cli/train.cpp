@@ -91,9 +91,12 @@ void run_train(const TrainOptions& o) {
       };
     }
     cb.on_epoch = [&](const EpochStats& e) {
-      fmt::print("  epoch {:>3}/{}  loss {:.4f}  val dice {:.4f} (pooled {:.4f}) iou {:.4f}  {:.1f} img/s  skipped {}{}\n",
-                 e.epoch, o.epochs, e.train_loss, e.val.dice_mean, e.val.dice_pooled, e.val.iou_mean, e.img_per_s,
-                 e.skipped_steps, policy_info(cfg.policy).loss_scaling ? fmt::format("  scale {:g}", e.loss_scale) : "");
+      const std::string val = e.val.images == 0 ? "no validation set"
+                                                : fmt::format("val dice {:.4f} (pooled {:.4f}) iou {:.4f}", e.val.dice_mean,
+                                                              e.val.dice_pooled, e.val.iou_mean);
+      fmt::print("  epoch {:>3}/{}  loss {:.4f}  {}  {:.1f} img/s  skipped {}{}\n", e.epoch, o.epochs, e.train_loss, val,
+                 e.img_per_s, e.skipped_steps,
+                 policy_info(cfg.policy).loss_scaling ? fmt::format("  scale {:g}", e.loss_scale) : "");
       std::fflush(stdout);
     };
     TrainResult r = train(cfg, train_set, val_set, *backend, resume.get(), cb);
@@ -120,9 +123,10 @@ void run_train(const TrainOptions& o) {
     if (r.epochs.empty()) continue;
     int64_t skipped = 0;
     for (const auto& e : r.epochs) skipped += e.skipped_steps;
-    fmt::print("{:<12} {:>9.4f} {:>12.4f} {:>8.1f} {:>14.1f} {:>9}\n", run.policy, r.epochs.back().val.dice_mean,
-               r.epochs.back().val.dice_pooled, r.epochs.back().img_per_s, double(r.activation_bytes) / (1 << 20),
-               skipped);
+    const SegMetrics& v = r.epochs.back().val;
+    fmt::print("{:<12} {:>9} {:>12} {:>8.1f} {:>14.1f} {:>9}\n", run.policy,
+               v.images ? fmt::format("{:.4f}", v.dice_mean) : "-", v.images ? fmt::format("{:.4f}", v.dice_pooled) : "-",
+               r.epochs.back().img_per_s, double(r.activation_bytes) / (1 << 20), skipped);
   }
 }
 

@@ -1,10 +1,10 @@
-// Tensors: a non-owning NHWC view (pointer, dtype, shape) and an owning buffer.
+// Tensors: a non-owning NHWC view (pointer, dtype, shape); memory comes from an
+// Arena (activations) or a backend allocation.
 // Layout is NHWC everywhere: element (n, y, x, c) is at ((n*h + y)*w + x)*c + c.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "core/dtype.h"
 
@@ -29,34 +29,6 @@ struct Tensor {
   T* as() const {
     return static_cast<T*>(data);
   }
-};
-
-// Owning storage with 64-byte alignment, for tests, parameters and host data.
-class Buffer {
- public:
-  Buffer() = default;
-  Buffer(DType dtype, Shape shape) : dtype_(dtype), shape_(shape), bytes_((shape.numel() * dtype_size(dtype) + 63) / 64) {}
-  Tensor tensor() { return {bytes_.data(), dtype_, shape_}; }
-  Tensor tensor() const { return {const_cast<Chunk*>(bytes_.data()), dtype_, shape_}; }
-  template <class T>
-  T* as() {
-    return reinterpret_cast<T*>(bytes_.data());
-  }
-  template <class T>
-  const T* as() const {
-    return reinterpret_cast<const T*>(bytes_.data());
-  }
-  const Shape& shape() const { return shape_; }
-  DType dtype() const { return dtype_; }
-  size_t numel() const { return shape_.numel(); }
-
- private:
-  struct alignas(64) Chunk {
-    std::byte b[64];
-  };
-  DType dtype_ = DType::f32;
-  Shape shape_;
-  std::vector<Chunk> bytes_;
 };
 
 }  // namespace mixseg
