@@ -12,19 +12,14 @@
 #include "data/synthetic.h"
 #include "train/checkpoint.h"
 #include "train/safetensors.h"
+#include "test_util.h"
 #include "train/trainer.h"
 
 using namespace mixseg;
+using mixseg::test::temp_dir;
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path temp_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("mixseg_test_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
 
 TrainConfig small_config(Policy p, int epochs) {
   TrainConfig c;

@@ -12,18 +12,13 @@
 #include "data/dataset.h"
 #include "data/png_io.h"
 #include "data/synthetic.h"
+#include "test_util.h"
 
 using namespace mixseg;
+using mixseg::test::temp_dir;
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path temp_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("mixseg_data_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
 
 GrayImage gradient(int h, int w) {
   GrayImage g{h, w, std::vector<uint8_t>(size_t(h) * w)};

@@ -3,7 +3,10 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -13,6 +16,14 @@
 #include "ops/tolerance.h"
 
 namespace mixseg::test {
+
+// A fresh, empty temporary folder for one test (removed by the caller).
+inline std::filesystem::path temp_dir(const std::string& name) {
+  const auto p = std::filesystem::temp_directory_path() / ("mixseg_test_" + name + "_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(p);
+  std::filesystem::create_directories(p);
+  return p;
+}
 
 inline std::vector<double> random_vec(size_t n, uint64_t seed, double lo = -1.0, double hi = 1.0) {
   Rng r(seed);

@@ -1,5 +1,6 @@
 // The public Predictor (see include/mixseg/mixseg.h): a checkpoint, the
 // reference backend and an inference workspace for batch 1.
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -52,21 +53,7 @@ std::vector<float> Predictor::probabilities(const uint8_t* gray, int height, int
   std::vector<float> p = logits_f32(m.net, *m.ws);
   for (float& v : p) v = 1.0f / (1.0f + std::exp(-v));
   if (height == H && width == W) return p;
-  // Back to the caller's size, bilinear on the probabilities.
-  std::vector<float> out(size_t(height) * width);
-  for (int y = 0; y < height; ++y) {
-    const double fy = std::clamp((y + 0.5) * H / height - 0.5, 0.0, double(H - 1));
-    const int y0 = int(fy), y1 = std::min(y0 + 1, H - 1);
-    const double ay = fy - y0;
-    for (int x = 0; x < width; ++x) {
-      const double fx = std::clamp((x + 0.5) * W / width - 0.5, 0.0, double(W - 1));
-      const int x0 = int(fx), x1 = std::min(x0 + 1, W - 1);
-      const double ax = fx - x0;
-      out[size_t(y) * width + x] = float((1 - ay) * ((1 - ax) * p[size_t(y0) * W + x0] + ax * p[size_t(y0) * W + x1]) +
-                                         ay * ((1 - ax) * p[size_t(y1) * W + x0] + ax * p[size_t(y1) * W + x1]));
-    }
-  }
-  return out;
+  return resize_bilinear(p.data(), H, W, height, width);  // back to the caller's size
 }
 
 std::vector<uint8_t> Predictor::mask(const uint8_t* gray, int height, int width, float threshold) {

@@ -1,6 +1,6 @@
 // Tensors: a non-owning NHWC view (pointer, dtype, shape); memory comes from an
 // Arena (activations) or a backend allocation.
-// Layout is NHWC everywhere: element (n, y, x, c) is at ((n*h + y)*w + x)*c + c.
+// Layout is NHWC everywhere: element (n, y, x, c) is at ((n*H + y)*W + x)*C + c.
 #pragma once
 #include <cstddef>
 #include <cstdint>

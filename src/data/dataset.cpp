@@ -14,8 +14,9 @@ namespace mixseg {
 
 namespace fs = std::filesystem;
 
-std::vector<uint8_t> resize_bilinear(const uint8_t* src, int sh, int sw, int dh, int dw) {
-  std::vector<uint8_t> out(size_t(dh) * dw);
+template <class T>
+std::vector<T> resize_bilinear(const T* src, int sh, int sw, int dh, int dw) {
+  std::vector<T> out(size_t(dh) * dw);
   for (int y = 0; y < dh; ++y) {
     const double fy = std::clamp((y + 0.5) * sh / dh - 0.5, 0.0, double(sh - 1));
     const int y0 = int(fy), y1 = std::min(y0 + 1, sh - 1);
@@ -26,11 +27,16 @@ std::vector<uint8_t> resize_bilinear(const uint8_t* src, int sh, int sw, int dh,
       const double ax = fx - x0;
       const double v = (1 - ay) * ((1 - ax) * src[size_t(y0) * sw + x0] + ax * src[size_t(y0) * sw + x1]) +
                        ay * ((1 - ax) * src[size_t(y1) * sw + x0] + ax * src[size_t(y1) * sw + x1]);
-      out[size_t(y) * dw + x] = uint8_t(std::lround(v));
+      if constexpr (std::is_same_v<T, uint8_t>)
+        out[size_t(y) * dw + x] = uint8_t(std::lround(v));
+      else
+        out[size_t(y) * dw + x] = T(v);
     }
   }
   return out;
 }
+template std::vector<uint8_t> resize_bilinear<uint8_t>(const uint8_t*, int, int, int, int);
+template std::vector<float> resize_bilinear<float>(const float*, int, int, int, int);
 
 std::vector<uint8_t> resize_nearest(const uint8_t* src, int sh, int sw, int dh, int dw) {
   std::vector<uint8_t> out(size_t(dh) * dw);

@@ -34,8 +34,10 @@ Dataset subset(const Dataset& d, const std::vector<size_t>& idx);
 // A seeded split: returns (train, validation) with round(fraction * n) validation items (at least 1 if fraction > 0).
 std::pair<Dataset, Dataset> split(const Dataset& d, double val_fraction, uint64_t seed);
 
-// Resizes an 8-bit gray image (bilinear, half-pixel centres) or a mask (nearest).
-std::vector<uint8_t> resize_bilinear(const uint8_t* src, int sh, int sw, int dh, int dw);
+// Resizes a gray image (bilinear, half-pixel centres; 8-bit results are
+// rounded) or a mask (nearest). T is uint8_t or float.
+template <class T>
+std::vector<T> resize_bilinear(const T* src, int sh, int sw, int dh, int dw);
 std::vector<uint8_t> resize_nearest(const uint8_t* src, int sh, int sw, int dh, int dw);
 
 }  // namespace mixseg

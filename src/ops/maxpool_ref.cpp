@@ -13,6 +13,15 @@ inline void window(const Shape& s, int n, int oy, int ox, size_t off[4]) {
   off[2] = base + row;
   off[3] = base + row + s.c;
 }
+// Index (0..3) of the first maximum of the window's channel c.
+template <class T>
+inline int argmax4(const T* x, const size_t off[4], int c) {
+  int best = 0;
+  for (int k = 1; k < 4; ++k)
+    if (load(x[off[k] + c]) > load(x[off[best] + c])) best = k;
+  return best;
+}
+
 }  // namespace
 
 template <class T>
@@ -25,12 +34,7 @@ void maxpool2x2_fwd_ref(const Shape& s, const T* x, T* y) {
       size_t off[4];
       window(s, n, oy, ox, off);
       T* out = y + (size_t(ny) * ow + ox) * s.c;
-      for (int c = 0; c < s.c; ++c) {
-        int best = 0;
-        for (int k = 1; k < 4; ++k)
-          if (load(x[off[k] + c]) > load(x[off[best] + c])) best = k;
-        out[c] = x[off[best] + c];
-      }
+      for (int c = 0; c < s.c; ++c) out[c] = x[off[argmax4(x, off, c)] + c];
     }
   }
 }
@@ -46,9 +50,7 @@ void maxpool2x2_bwd_ref(const Shape& s, const T* x, const T* dy, T* dx) {
       window(s, n, oy, ox, off);
       const T* g = dy + (size_t(ny) * ow + ox) * s.c;
       for (int c = 0; c < s.c; ++c) {
-        int best = 0;
-        for (int k = 1; k < 4; ++k)
-          if (load(x[off[k] + c]) > load(x[off[best] + c])) best = k;
+        const int best = argmax4(x, off, c);
         for (int k = 0; k < 4; ++k) dx[off[k] + c] = k == best ? g[c] : store<T>(0);
       }
     }
