@@ -26,6 +26,9 @@ std::vector<float> random_images(size_t n, uint64_t seed) {
 struct ShapeCase {
   int depth, h, w, batch;
 };
+void PrintTo(const ShapeCase& c, std::ostream* os) {
+  *os << "depth " << c.depth << ", " << c.h << "x" << c.w << ", batch " << c.batch;
+}
 
 class UNetShapes : public ::testing::TestWithParam<ShapeCase> {};
 
