@@ -28,6 +28,8 @@ Predictor::~Predictor() = default;
 Predictor Predictor::load(const std::string& path, const std::string& precision) {
   auto impl = std::make_unique<Impl>();
   impl->ckpt = load_checkpoint(path);
+  if (impl->ckpt.config.in_channels != 1)
+    fail("{}: the model expects {} input channels; this API takes gray images", path, impl->ckpt.config.in_channels);
   impl->net = build_unet(impl->ckpt.config);
   impl->policy = parse_policy(precision);
   impl->backend = make_ref_backend();

@@ -83,6 +83,7 @@ SafeTensorsFile parse_safetensors(const std::vector<uint8_t>& bytes, const std::
       for (int64_t d : t.shape) {
         if (d < 0 || d > (int64_t(1) << 40)) fail("{}: tensor {} has a bad dimension {}", path, name, d);
         numel *= size_t(d);
+        if (numel > (size_t(1) << 40)) fail("{}: tensor {} has too many elements", path, name);
       }
       const auto off = v.at("data_offsets").get<std::vector<uint64_t>>();
       if (off.size() != 2 || off[0] > off[1] || off[1] > data_size)
