@@ -32,7 +32,7 @@ Predictor Predictor::load(const std::string& path, const std::string& precision)
     fail("{}: the model expects {} input channels; this API takes gray images", path, impl->ckpt.config.in_channels);
   impl->net = build_unet(impl->ckpt.config);
   impl->policy = parse_policy(precision);
-  impl->backend = make_ref_backend();
+  impl->backend = make_fast_backend();
   impl->ws = make_workspace(impl->net, *impl->backend, impl->policy, 1, impl->ckpt.height, impl->ckpt.width, false);
   upload_weights(impl->net, impl->ckpt.weights, *impl->ws);
   return Predictor(std::move(impl));

@@ -13,7 +13,7 @@ namespace mixseg::cli {
 namespace {
 
 struct EvalOptions {
-  std::string checkpoint, data, precision;
+  std::string checkpoint, data, precision, backend = "fast";
   int synthetic = 0, batch = 8;
   uint64_t seed = 12345;
 };
@@ -25,7 +25,7 @@ void run_eval(const EvalOptions& o) {
   const Policy policy = o.precision.empty() ? ck.policy : parse_policy(o.precision);
   const Dataset data = o.synthetic > 0 ? make_synthetic({ck.height, ck.width, o.seed, 0.05}, size_t(o.synthetic))
                                        : load_bagls_folder(o.data, ck.height, ck.width);
-  auto backend = make_ref_backend();
+  auto backend = make_backend(o.backend);
   const SegMetrics m = evaluate(net, ck.weights, *backend, policy, data, o.batch);
   fmt::print("checkpoint: {} (U-Net f={} depth={}, trained {} at {}x{}, {} epochs)\n", o.checkpoint, ck.config.filters,
              ck.config.depth, policy_info(ck.policy).name, ck.height, ck.width, ck.epoch);
@@ -44,6 +44,7 @@ void add_eval(CLI::App& app) {
   c->add_option("--synthetic", o->synthetic, "Evaluate on N synthetic frames")->check(CLI::PositiveNumber);
   c->add_option("--seed", o->seed, "Seed of the synthetic frames (differs from training's by default)")->capture_default_str();
   c->add_option("--precision", o->precision, "Run in this precision (default: the training policy's)");
+  c->add_option("--backend", o->backend, "ref or fast")->capture_default_str();
   c->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
   c->callback([o] { run_eval(*o); });
 }

@@ -2,11 +2,13 @@
 // activation memory per policy, precision plan, and the build's backends.
 #include <fmt/format.h>
 
+#include <dnnl.hpp>
 #include <memory>
 
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/threads.h"
+#include "cpu/conv2d.h"
 #include "model/network.h"
 #include "precision/plan.h"
 #include "train/checkpoint.h"
@@ -50,7 +52,10 @@ void run_info(const InfoOptions& o) {
     fmt::print("  {:<11} {:>10.2f} MiB\n", policy_info(p).name, double(ws->activations.capacity()) / (1 << 20));
   }
   if (o.print_plan) fmt::print("{}", precision_plan(net, parse_policy(o.precision)));
-  fmt::print("backends: ref (CPU reference, {} threads)", max_threads());
+  DnnlConvolutions dnnl;
+  fmt::print("backends: ref (CPU reference), fast (oneDNN {}.{}.{}; native f16 convolutions: {}, bf16: {}); {} threads",
+             dnnl_version()->major, dnnl_version()->minor, dnnl_version()->patch, dnnl.native(DType::f16) ? "yes" : "no",
+             dnnl.native(DType::bf16) ? "yes" : "no", max_threads());
 #ifdef MIXSEG_HAVE_CUDA
   const int n = cuda_device_count();
   fmt::print("; CUDA build, {} GPU(s){}", n, n > 0 ? ": " + cuda_device_name(0) : "");

@@ -19,7 +19,7 @@ namespace mixseg::cli {
 namespace {
 
 struct TrainOptions {
-  std::string data, size = "128x128", precision = "fp32", out, resume, optimizer = "adam";
+  std::string data, size = "128x128", precision = "fp32", out, resume, optimizer = "adam", backend = "fast";
   int synthetic = 0, filters = 8, depth = 4, batch = 8, epochs = 10;
   double lr = 1e-3, val_fraction = 0.2, bce_weight = 1.0, dice_weight = 1.0;
   uint64_t seed = 0;
@@ -70,7 +70,7 @@ void run_train(const TrainOptions& o) {
   fmt::print("model: U-Net filters={} depth={}, {} parameters, {:.2f} GFLOP per image forward\n", o.filters, o.depth,
              net.param_numel, 2 * net.conv_macs_per_image(h, w) / 1e9);
 
-  auto backend = make_ref_backend();
+  auto backend = make_backend(o.backend);
   std::vector<PolicyRun> runs;
   for (const auto& p : policies) {
     cfg.policy = parse_policy(p);
@@ -78,7 +78,8 @@ void run_train(const TrainOptions& o) {
     if (o.print_plan) fmt::print("{}", precision_plan(net, cfg.policy));
     std::unique_ptr<Checkpoint> resume;
     if (!o.resume.empty()) resume = std::make_unique<Checkpoint>(load_checkpoint(o.resume));
-    fmt::print("training {} for {} epochs, batch {}, {} lr {}{}\n", p, o.epochs, o.batch, o.optimizer, o.lr,
+    fmt::print("training {} on the {} backend for {} epochs, batch {}, {} lr {}{}\n", p, backend->name(), o.epochs, o.batch,
+               o.optimizer, o.lr,
                resume ? fmt::format(", resuming after epoch {}", resume->epoch) : "");
     std::ofstream scale_log;
     TrainCallbacks cb;
@@ -151,6 +152,7 @@ void add_train(CLI::App& app) {
   c->add_option("--val-fraction", o->val_fraction, "Fraction of images held out for validation")->capture_default_str();
   c->add_option("--bce-weight", o->bce_weight, "Weight of binary cross-entropy in the loss")->capture_default_str();
   c->add_option("--dice-weight", o->dice_weight, "Weight of soft Dice in the loss")->capture_default_str();
+  c->add_option("--backend", o->backend, "ref (reference kernels) or fast (oneDNN convolutions)")->capture_default_str();
   c->add_option("--out", o->out, "Output folder for checkpoints, train_log.csv and summary.json");
   c->add_option("--resume", o->resume, "Continue from this checkpoint (last.safetensors) up to --epochs");
   c->add_flag("--print-precision-plan", o->print_plan, "Print the dtype of every layer's input, weights, accumulator, output");

@@ -84,5 +84,8 @@ class Backend {
 };
 
 std::unique_ptr<Backend> make_ref_backend();
+std::unique_ptr<Backend> make_fast_backend();  // oneDNN convolutions (src/cpu)
+// "ref" or "fast"; the error lists the names.
+std::unique_ptr<Backend> make_backend(std::string_view name);
 
 }  // namespace mixseg

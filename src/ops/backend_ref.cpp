@@ -1,9 +1,9 @@
-// The CPU reference backend: the Backend interface over the *_ref kernels.
-// Host memory; each op dispatches on the activation dtype.
+// The CPU reference backend (see backend_ref.h).
+#include "ops/backend_ref.h"
+
 #include <cstdlib>
 #include <cstring>
 
-#include "core/backend.h"
 #include "core/error.h"
 #include "ops/add_ref.h"
 #include "ops/batchnorm_ref.h"
@@ -22,104 +22,102 @@ void check_same(const Tensor& a, const Tensor& b, const char* op) {
   if (a.dtype != b.dtype) fail("{}: dtype mismatch ({} vs {})", op, dtype_name(a.dtype), dtype_name(b.dtype));
 }
 
-// x: [N,H,W,Cin] activations, w: [Cout,K,K,Cin] weights (or their gradient).
+BatchNormShape bn_shape(const Tensor& x) { return {x.shape.pixels(), x.shape.c, kBatchNormEps, kBatchNormMomentum}; }
+
+}  // namespace
+
 ConvShape conv_shape(const Tensor& x, const Tensor& w) {
   if (w.shape.h != w.shape.w || w.shape.h % 2 != 1) fail("conv2d: kernel {} is not square and odd", to_string(w.shape));
   if (x.shape.c != w.shape.c) fail("conv2d: input has {} channels, weights expect {}", x.shape.c, w.shape.c);
   return {x.shape.n, x.shape.h, x.shape.w, w.shape.c, w.shape.n, w.shape.h};
 }
 
-BatchNormShape bn_shape(const Tensor& x) { return {x.shape.pixels(), x.shape.c, kBatchNormEps, kBatchNormMomentum}; }
+void* RefBackend::allocate(size_t bytes) { return std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64); }
+void RefBackend::deallocate(void* p) { std::free(p); }
+void RefBackend::copy_in(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
+void RefBackend::copy_out(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
+bool RefBackend::supports(Op, DType t) const { return traits(t).is_float; }
 
-class RefBackend final : public Backend {
- public:
-  std::string_view name() const override { return "ref"; }
-  void* allocate(size_t bytes) override { return std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64); }
-  void deallocate(void* p) override { std::free(p); }
-  void copy_in(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
-  void copy_out(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
-  void synchronize() override {}
-  bool supports(Op, DType t) const override { return traits(t).is_float; }
-
-  void conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) override {
-    check_same(x, w, "conv2d_fwd");
-    const ConvShape s = conv_shape(x, w);
-    dispatch_float(x.dtype, [&]<class T>() { conv2d_fwd_ref<T>(s, x.as<T>(), w.as<T>(), y.as<T>()); });
-  }
-  void conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) override {
-    check_same(dy, w, "conv2d_bwd_data");
-    const ConvShape s = conv_shape(dx, w);
-    dispatch_float(dy.dtype, [&]<class T>() { conv2d_bwd_data_ref<T>(s, dy.as<T>(), w.as<T>(), dx.as<T>()); });
-  }
-  void conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Tensor& dw) override {
-    check_same(x, dy, "conv2d_bwd_weights");
-    if (dw.dtype != DType::f32) fail("conv2d_bwd_weights: weight gradients are f32, got {}", dtype_name(dw.dtype));
-    const ConvShape s = conv_shape(x, dw);
-    dispatch_float(x.dtype, [&]<class T>() {
-      if constexpr (std::is_same_v<acc_t<T>, float>) conv2d_bwd_weights_ref<T>(s, x.as<T>(), dy.as<T>(), dw.as<float>());
-    });
-  }
-  void batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y) override {
-    dispatch_float(x.dtype, [&]<class T>() {
-      batchnorm_fwd_train_ref<T>(bn_shape(x), x.as<T>(), bn.gamma, bn.beta, y.as<T>(), bn.save_mean, bn.save_invstd,
-                                 bn.running_mean, bn.running_var);
-    });
-  }
-  void batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y) override {
-    dispatch_float(x.dtype, [&]<class T>() {
-      batchnorm_fwd_infer_ref<T>(bn_shape(x), x.as<T>(), bn.gamma, bn.beta, bn.running_mean, bn.running_var,
-                                 y.as<T>());
-    });
-  }
-  void batchnorm_bwd(const Tensor& dy, const Tensor& x, const BatchNormState& bn, const Tensor& dx, float* dgamma,
-                     float* dbeta) override {
-    dispatch_float(x.dtype, [&]<class T>() {
-      batchnorm_bwd_ref<T>(bn_shape(x), dy.as<T>(), x.as<T>(), bn.save_mean, bn.save_invstd, bn.gamma, dx.as<T>(),
-                           dgamma, dbeta);
-    });
-  }
-  void relu_fwd(const Tensor& x, const Tensor& y) override {
-    dispatch_float(x.dtype, [&]<class T>() { relu_fwd_ref<T>(x.numel(), x.as<T>(), y.as<T>()); });
-  }
-  void relu_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override {
-    dispatch_float(y.dtype, [&]<class T>() { relu_bwd_ref<T>(y.numel(), dy.as<T>(), y.as<T>(), dx.as<T>()); });
-  }
-  void maxpool_fwd(const Tensor& x, const Tensor& y) override {
-    dispatch_float(x.dtype, [&]<class T>() { maxpool2x2_fwd_ref<T>(x.shape, x.as<T>(), y.as<T>()); });
-  }
-  void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx) override {
-    dispatch_float(x.dtype, [&]<class T>() { maxpool2x2_bwd_ref<T>(x.shape, x.as<T>(), dy.as<T>(), dx.as<T>()); });
-  }
-  void upsample_fwd(const Tensor& x, const Tensor& y) override {
-    dispatch_float(x.dtype, [&]<class T>() { upsample2x_fwd_ref<T>(x.shape, x.as<T>(), y.as<T>()); });
-  }
-  void upsample_bwd(const Tensor& dy, const Tensor& dx) override {
-    dispatch_float(dx.dtype, [&]<class T>() { upsample2x_bwd_ref<T>(dx.shape, dy.as<T>(), dx.as<T>()); });
-  }
-  void concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) override {
-    dispatch_float(a.dtype, [&]<class T>() {
-      concat_fwd_ref<T>(a.shape.pixels(), a.shape.c, b.shape.c, a.as<T>(), b.as<T>(), y.as<T>());
-    });
-  }
-  void concat_bwd(const Tensor& dy, const Tensor& da, const Tensor& db) override {
-    dispatch_float(dy.dtype, [&]<class T>() {
-      concat_bwd_ref<T>(da.shape.pixels(), da.shape.c, db.shape.c, dy.as<T>(), da.as<T>(), db.as<T>());
-    });
-  }
-  LossValue loss(const Tensor& logits, const uint8_t* target, LossWeights w, double grad_scale,
-                 const Tensor* dlogits) override {
-    return dispatch_float(logits.dtype, [&]<class T>() {
-      return bce_dice_ref<T>(logits.numel(), logits.as<T>(), target, w, grad_scale,
-                             dlogits ? dlogits->as<T>() : nullptr);
-    });
-  }
-  void add_inplace(const Tensor& x, const Tensor& y) override {
-    dispatch_float(x.dtype, [&]<class T>() { add_inplace_ref<T>(x.numel(), x.as<T>(), y.as<T>()); });
-  }
-};
-
-}  // namespace
+void RefBackend::conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) {
+  check_same(x, w, "conv2d_fwd");
+  const ConvShape s = conv_shape(x, w);
+  dispatch_float(x.dtype, [&]<class T>() { conv2d_fwd_ref<T>(s, x.as<T>(), w.as<T>(), y.as<T>()); });
+}
+void RefBackend::conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) {
+  check_same(dy, w, "conv2d_bwd_data");
+  const ConvShape s = conv_shape(dx, w);
+  dispatch_float(dy.dtype, [&]<class T>() { conv2d_bwd_data_ref<T>(s, dy.as<T>(), w.as<T>(), dx.as<T>()); });
+}
+void RefBackend::conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Tensor& dw) {
+  check_same(x, dy, "conv2d_bwd_weights");
+  if (dw.dtype != DType::f32) fail("conv2d_bwd_weights: weight gradients are f32, got {}", dtype_name(dw.dtype));
+  const ConvShape s = conv_shape(x, dw);
+  dispatch_float(x.dtype, [&]<class T>() {
+    if constexpr (std::is_same_v<acc_t<T>, float>) conv2d_bwd_weights_ref<T>(s, x.as<T>(), dy.as<T>(), dw.as<float>());
+  });
+}
+void RefBackend::batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y) {
+  dispatch_float(x.dtype, [&]<class T>() {
+    batchnorm_fwd_train_ref<T>(bn_shape(x), x.as<T>(), bn.gamma, bn.beta, y.as<T>(), bn.save_mean, bn.save_invstd,
+                               bn.running_mean, bn.running_var);
+  });
+}
+void RefBackend::batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y) {
+  dispatch_float(x.dtype, [&]<class T>() {
+    batchnorm_fwd_infer_ref<T>(bn_shape(x), x.as<T>(), bn.gamma, bn.beta, bn.running_mean, bn.running_var, y.as<T>());
+  });
+}
+void RefBackend::batchnorm_bwd(const Tensor& dy, const Tensor& x, const BatchNormState& bn, const Tensor& dx,
+                               float* dgamma, float* dbeta) {
+  dispatch_float(x.dtype, [&]<class T>() {
+    batchnorm_bwd_ref<T>(bn_shape(x), dy.as<T>(), x.as<T>(), bn.save_mean, bn.save_invstd, bn.gamma, dx.as<T>(), dgamma,
+                         dbeta);
+  });
+}
+void RefBackend::relu_fwd(const Tensor& x, const Tensor& y) {
+  dispatch_float(x.dtype, [&]<class T>() { relu_fwd_ref<T>(x.numel(), x.as<T>(), y.as<T>()); });
+}
+void RefBackend::relu_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) {
+  dispatch_float(y.dtype, [&]<class T>() { relu_bwd_ref<T>(y.numel(), dy.as<T>(), y.as<T>(), dx.as<T>()); });
+}
+void RefBackend::maxpool_fwd(const Tensor& x, const Tensor& y) {
+  dispatch_float(x.dtype, [&]<class T>() { maxpool2x2_fwd_ref<T>(x.shape, x.as<T>(), y.as<T>()); });
+}
+void RefBackend::maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx) {
+  dispatch_float(x.dtype, [&]<class T>() { maxpool2x2_bwd_ref<T>(x.shape, x.as<T>(), dy.as<T>(), dx.as<T>()); });
+}
+void RefBackend::upsample_fwd(const Tensor& x, const Tensor& y) {
+  dispatch_float(x.dtype, [&]<class T>() { upsample2x_fwd_ref<T>(x.shape, x.as<T>(), y.as<T>()); });
+}
+void RefBackend::upsample_bwd(const Tensor& dy, const Tensor& dx) {
+  dispatch_float(dx.dtype, [&]<class T>() { upsample2x_bwd_ref<T>(dx.shape, dy.as<T>(), dx.as<T>()); });
+}
+void RefBackend::concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) {
+  dispatch_float(a.dtype, [&]<class T>() {
+    concat_fwd_ref<T>(a.shape.pixels(), a.shape.c, b.shape.c, a.as<T>(), b.as<T>(), y.as<T>());
+  });
+}
+void RefBackend::concat_bwd(const Tensor& dy, const Tensor& da, const Tensor& db) {
+  dispatch_float(dy.dtype, [&]<class T>() {
+    concat_bwd_ref<T>(da.shape.pixels(), da.shape.c, db.shape.c, dy.as<T>(), da.as<T>(), db.as<T>());
+  });
+}
+LossValue RefBackend::loss(const Tensor& logits, const uint8_t* target, LossWeights w, double grad_scale,
+                           const Tensor* dlogits) {
+  return dispatch_float(logits.dtype, [&]<class T>() {
+    return bce_dice_ref<T>(logits.numel(), logits.as<T>(), target, w, grad_scale, dlogits ? dlogits->as<T>() : nullptr);
+  });
+}
+void RefBackend::add_inplace(const Tensor& x, const Tensor& y) {
+  dispatch_float(x.dtype, [&]<class T>() { add_inplace_ref<T>(x.numel(), x.as<T>(), y.as<T>()); });
+}
 
 std::unique_ptr<Backend> make_ref_backend() { return std::make_unique<RefBackend>(); }
+
+std::unique_ptr<Backend> make_backend(std::string_view name) {
+  if (name == "ref") return make_ref_backend();
+  if (name == "fast") return make_fast_backend();
+  fail("unknown backend '{}' (expected ref or fast)", name);
+}
 
 }  // namespace mixseg

@@ -1,0 +1,44 @@
+// The CPU reference backend: the Backend interface over the *_ref kernels,
+// host memory, each op dispatched on the activation dtype. The fast CPU
+// backend derives from it and replaces the ops it does better.
+#pragma once
+#include "core/backend.h"
+#include "ops/conv2d_ref.h"
+
+namespace mixseg {
+
+class RefBackend : public Backend {
+ public:
+  std::string_view name() const override { return "ref"; }
+  void* allocate(size_t bytes) override;
+  void deallocate(void* p) override;
+  void copy_in(void* dst, const void* host_src, size_t bytes) override;
+  void copy_out(void* host_dst, const void* src, size_t bytes) override;
+  void synchronize() override {}
+  bool supports(Op op, DType dtype) const override;
+
+  void conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) override;
+  void conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) override;
+  void conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Tensor& dw) override;
+  void batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y) override;
+  void batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y) override;
+  void batchnorm_bwd(const Tensor& dy, const Tensor& x, const BatchNormState& bn, const Tensor& dx, float* dgamma,
+                     float* dbeta) override;
+  void relu_fwd(const Tensor& x, const Tensor& y) override;
+  void relu_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override;
+  void maxpool_fwd(const Tensor& x, const Tensor& y) override;
+  void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx) override;
+  void upsample_fwd(const Tensor& x, const Tensor& y) override;
+  void upsample_bwd(const Tensor& dy, const Tensor& dx) override;
+  void concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) override;
+  void concat_bwd(const Tensor& dy, const Tensor& da, const Tensor& db) override;
+  LossValue loss(const Tensor& logits, const uint8_t* target, LossWeights w, double grad_scale,
+                 const Tensor* dlogits) override;
+  void add_inplace(const Tensor& x, const Tensor& y) override;
+};
+
+// Checks shapes and returns the convolution's dimensions: x [N,H,W,Cin]
+// activations, w [Cout,K,K,Cin] weights (or their gradient).
+ConvShape conv_shape(const Tensor& x, const Tensor& w);
+
+}  // namespace mixseg

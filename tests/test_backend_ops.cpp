@@ -1,0 +1,174 @@
+// One op test over all backends (ggml's pattern): every op of the Backend
+// interface, through each backend and each float storage dtype, against the
+// double-precision reference kernels on the same rounded inputs, with the
+// tolerance of ops/tolerance.h. Shapes include batch 1, odd H and W, and
+// channel counts off the kernels' blocks (and oneDNN's).
+#include <gtest/gtest.h>
+
+#include "core/backend.h"
+#include "ops/batchnorm_ref.h"
+#include "ops/concat_ref.h"
+#include "ops/conv2d_ref.h"
+#include "ops/loss_ref.h"
+#include "ops/maxpool_ref.h"
+#include "ops/upsample_ref.h"
+#include "test_util.h"
+
+using namespace mixseg;
+using namespace mixseg::test;
+
+namespace {
+
+struct Case {
+  std::string backend;
+  DType dtype;
+};
+
+// A tensor in the backend's memory holding `values` rounded to dtype.
+struct DeviceTensor {
+  Backend* be;
+  Tensor t;
+  DeviceTensor(Backend& b, DType dt, Shape s, const std::vector<double>& values = {}) : be(&b) {
+    t = {b.allocate(s.numel() * size_t(dtype_size(dt))), dt, s};
+    if (!values.empty()) upload(values);
+  }
+  ~DeviceTensor() { be->deallocate(t.data); }
+  DeviceTensor(const DeviceTensor&) = delete;
+  void upload(const std::vector<double>& v) {
+    dispatch_float(t.dtype, [&]<class T>() {
+      const auto s = to_storage<T>(v);
+      be->copy_in(t.data, s.data(), s.size() * sizeof(T));
+    });
+  }
+  std::vector<double> download() const {
+    return dispatch_float(t.dtype, [&]<class T>() {
+      std::vector<T> s(t.numel());
+      be->copy_out(s.data(), t.data, s.size() * sizeof(T));
+      return to_double(s);
+    });
+  }
+};
+
+std::vector<double> round_to(DType dt, const std::vector<double>& v) {
+  return dispatch_float(dt, [&]<class T>() { return rounded<T>(v); });
+}
+
+}  // namespace
+
+class BackendOps : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override { be = make_backend(GetParam().backend); }
+  std::unique_ptr<Backend> be;
+};
+
+TEST_P(BackendOps, Convolutions) {
+  const DType dt = GetParam().dtype;
+  for (const ConvShape s : {ConvShape{1, 7, 5, 3, 8, 3}, ConvShape{2, 6, 9, 16, 32, 3}, ConvShape{1, 5, 3, 24, 1, 1},
+                            ConvShape{3, 4, 4, 5, 7, 3}, ConvShape{1, 16, 8, 1, 8, 3}}) {
+    const Shape xs{s.n, s.h, s.w, s.cin}, ys{s.n, s.h, s.w, s.cout}, ws{s.cout, s.k, s.k, s.cin};
+    const auto x = round_to(dt, random_vec(xs.numel(), 1)), w = round_to(dt, random_vec(ws.numel(), 2));
+    const auto g = round_to(dt, random_vec(ys.numel(), 3));
+    DeviceTensor X(*be, dt, xs, x), W(*be, dt, ws, w), G(*be, dt, ys, g), Y(*be, dt, ys), DX(*be, dt, xs),
+        DW(*be, DType::f32, ws);
+    std::vector<double> y_ref(ys.numel()), dx_ref(xs.numel()), dw_ref(ws.numel());
+    conv2d_fwd_ref<double>(s, x.data(), w.data(), y_ref.data());
+    conv2d_bwd_data_ref<double>(s, g.data(), w.data(), dx_ref.data());
+    conv2d_bwd_weights_ref<double>(s, x.data(), g.data(), dw_ref.data());
+    be->conv2d_fwd(X.t, W.t, Y.t);
+    be->conv2d_bwd_data(G.t, W.t, DX.t);
+    be->conv2d_bwd_weights(X.t, G.t, DW.t);
+    const std::string what = "conv " + to_string(xs) + " k" + std::to_string(s.k) + " -> " + std::to_string(s.cout);
+    expect_close(Y.download(), y_ref, Op::conv2d_fwd, dt, size_t(s.k) * s.k * s.cin, what + " fwd");
+    expect_close(DX.download(), dx_ref, Op::conv2d_bwd_data, dt, size_t(s.k) * s.k * s.cout, what + " bwd data");
+    expect_close(DW.download(), dw_ref, Op::conv2d_bwd_weights, DType::f32, ys.pixels(), what + " bwd weights");
+  }
+}
+
+TEST_P(BackendOps, BatchNormAndRelu) {
+  const DType dt = GetParam().dtype;
+  const Shape s{2, 5, 3, 12};
+  const auto x = round_to(dt, random_vec(s.numel(), 4, -2, 3)), g = round_to(dt, random_vec(s.numel(), 5));
+  std::vector<float> gamma(12), beta(12), rm(12, 0.0f), rv(12, 1.0f), mean(12), invstd(12), dgamma(12), dbeta(12);
+  for (int c = 0; c < 12; ++c) gamma[c] = 0.5f + 0.1f * float(c), beta[c] = 0.05f * float(c) - 0.3f;
+  const std::vector<double> gd(gamma.begin(), gamma.end()), bd(beta.begin(), beta.end());
+  DeviceTensor X(*be, dt, s, x), G(*be, dt, s, g), Y(*be, dt, s), DX(*be, dt, s);
+  const BatchNormState st{gamma.data(), beta.data(), rm.data(), rv.data(), mean.data(), invstd.data()};
+  be->batchnorm_fwd_train(X.t, st, Y.t);
+  be->batchnorm_bwd(G.t, X.t, st, DX.t, dgamma.data(), dbeta.data());
+  const BatchNormShape bs{s.pixels(), s.c};
+  std::vector<double> y_ref(s.numel()), dx_ref(s.numel()), m(12), is(12), dg(12), db(12);
+  batchnorm_fwd_train_ref<double>(bs, x.data(), gd.data(), bd.data(), y_ref.data(), m.data(), is.data(), nullptr,
+                                  nullptr);
+  batchnorm_bwd_ref<double>(bs, g.data(), x.data(), m.data(), is.data(), gd.data(), dx_ref.data(), dg.data(),
+                            db.data());
+  expect_close(Y.download(), y_ref, Op::batchnorm_fwd_train, dt, s.pixels(), "batchnorm fwd");
+  expect_close(DX.download(), dx_ref, Op::batchnorm_bwd, dt, s.pixels(), "batchnorm bwd");
+  expect_close(std::vector<double>(dgamma.begin(), dgamma.end()), dg, Op::batchnorm_bwd, DType::f32, s.pixels(),
+               "dgamma");
+  // ReLU in place on the BatchNorm output, and its backward from the output.
+  be->relu_fwd(Y.t, Y.t);
+  auto y_relu = y_ref;
+  for (auto& v : y_relu) v = std::max(round_to(dt, {v})[0], 0.0);
+  expect_close(Y.download(), y_relu, Op::batchnorm_fwd_train, dt, s.pixels(), "relu(batchnorm)");
+  be->relu_bwd(G.t, Y.t, DX.t);
+  const auto yv = Y.download();
+  std::vector<double> dr(s.numel());
+  for (size_t i = 0; i < dr.size(); ++i) dr[i] = yv[i] > 0 ? g[i] : 0.0;
+  expect_close(DX.download(), dr, Op::relu_bwd, dt, 1, "relu bwd");
+}
+
+TEST_P(BackendOps, PoolUpsampleConcatAdd) {
+  const DType dt = GetParam().dtype;
+  const Shape s{1, 6, 10, 5}, p{1, 3, 5, 5}, u{1, 12, 20, 5}, c{1, 6, 10, 10};
+  const auto x = round_to(dt, random_vec(s.numel(), 6)), gp = round_to(dt, random_vec(p.numel(), 7));
+  const auto gu = round_to(dt, random_vec(u.numel(), 8)), gc = round_to(dt, random_vec(c.numel(), 9));
+  DeviceTensor X(*be, dt, s, x), GP(*be, dt, p, gp), GU(*be, dt, u, gu), GC(*be, dt, c, gc), P(*be, dt, p),
+      DX(*be, dt, s), U(*be, dt, u), C(*be, dt, c), DA(*be, dt, s), DB(*be, dt, s);
+  std::vector<double> p_ref(p.numel()), dx_ref(s.numel()), u_ref(u.numel()), du_ref(s.numel()), c_ref(c.numel()),
+      da_ref(s.numel()), db_ref(s.numel());
+  be->maxpool_fwd(X.t, P.t);
+  maxpool2x2_fwd_ref<double>(s, x.data(), p_ref.data());
+  expect_close(P.download(), p_ref, Op::maxpool_fwd, dt, 4, "maxpool");
+  be->maxpool_bwd(X.t, GP.t, DX.t);
+  maxpool2x2_bwd_ref<double>(s, x.data(), gp.data(), dx_ref.data());
+  expect_close(DX.download(), dx_ref, Op::maxpool_bwd, dt, 4, "maxpool bwd");
+  be->upsample_fwd(X.t, U.t);
+  upsample2x_fwd_ref<double>(s, x.data(), u_ref.data());
+  expect_close(U.download(), u_ref, Op::upsample_fwd, dt, 1, "upsample");
+  be->upsample_bwd(GU.t, DX.t);
+  upsample2x_bwd_ref<double>(s, gu.data(), du_ref.data());
+  expect_close(DX.download(), du_ref, Op::upsample_bwd, dt, 4, "upsample bwd");
+  be->concat_fwd(X.t, DX.t, C.t);
+  concat_fwd_ref<double>(s.pixels(), 5, 5, x.data(), DX.download().data(), c_ref.data());
+  expect_close(C.download(), c_ref, Op::concat_fwd, dt, 1, "concat");
+  be->concat_bwd(GC.t, DA.t, DB.t);
+  concat_bwd_ref<double>(s.pixels(), 5, 5, gc.data(), da_ref.data(), db_ref.data());
+  expect_close(DA.download(), da_ref, Op::concat_bwd, dt, 1, "concat bwd a");
+  expect_close(DB.download(), db_ref, Op::concat_bwd, dt, 1, "concat bwd b");
+  auto sum = da_ref;
+  for (size_t i = 0; i < sum.size(); ++i) sum[i] += db_ref[i];
+  be->add_inplace(DA.t, DB.t);
+  expect_close(DB.download(), sum, Op::add, dt, 2, "add");
+}
+
+TEST_P(BackendOps, Loss) {
+  const DType dt = GetParam().dtype;
+  const Shape s{2, 9, 7, 1};
+  const auto z = round_to(dt, random_vec(s.numel(), 10, -5, 5));
+  std::vector<uint8_t> t(s.numel());
+  for (size_t i = 0; i < t.size(); ++i) t[i] = z[i] + 0.3 * std::sin(double(i)) > 0.5;
+  DeviceTensor Z(*be, dt, s, z), DZ(*be, dt, s);
+  std::vector<double> dz_ref(s.numel());
+  const LossValue v = be->loss(Z.t, t.data(), {}, 1024.0, &DZ.t);
+  const LossValue v_ref = bce_dice_ref<double>(s.numel(), z.data(), t.data(), {}, 1024.0, dz_ref.data());
+  EXPECT_NEAR(v.total, v_ref.total, 1e-9);
+  expect_close(DZ.download(), dz_ref, Op::loss, dt, 1, "loss gradient");
+}
+
+INSTANTIATE_TEST_SUITE_P(All, BackendOps,
+                         ::testing::Values(Case{"ref", DType::f32}, Case{"ref", DType::f16}, Case{"ref", DType::bf16},
+                                           Case{"fast", DType::f32}, Case{"fast", DType::f16},
+                                           Case{"fast", DType::bf16}),
+                         [](const ::testing::TestParamInfo<Case>& i) {
+                           return i.param.backend + "_" + std::string(dtype_name(i.param.dtype));
+                         });
