@@ -94,7 +94,9 @@ TEST(LossScaler, TrainingSkipsOverflowingStepsInMixedFp16) {
   int64_t skipped = 0;
   for (size_t i = 0; i < steps.size(); ++i) {
     skipped += steps[i].skipped;
-    if (i > 0) EXPECT_EQ(steps[i].scale, steps[i - 1].skipped ? steps[i - 1].scale / 2 : steps[i - 1].scale);
+    if (i > 0) {
+      EXPECT_EQ(steps[i].scale, steps[i - 1].skipped ? steps[i - 1].scale / 2 : steps[i - 1].scale);
+    }
   }
   EXPECT_GT(skipped, 0);
   EXPECT_LT(skipped, 12) << "the scale never came down far enough to train";
