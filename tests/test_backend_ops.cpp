@@ -93,8 +93,8 @@ TEST_P(BackendOps, BatchNormAndRelu) {
   const std::vector<double> gd(gamma.begin(), gamma.end()), bd(beta.begin(), beta.end());
   DeviceTensor X(*be, dt, s, x), G(*be, dt, s, g), Y(*be, dt, s), DX(*be, dt, s);
   const BatchNormState st{gamma.data(), beta.data(), rm.data(), rv.data(), mean.data(), invstd.data()};
-  be->batchnorm_fwd_train(X.t, st, Y.t);
-  be->batchnorm_bwd(G.t, X.t, st, DX.t, dgamma.data(), dbeta.data());
+  be->batchnorm_fwd_train(X.t, st, Y.t, false);
+  be->batchnorm_bwd(G.t, nullptr, X.t, st, DX.t, dgamma.data(), dbeta.data());
   const BatchNormShape bs{s.pixels(), s.c};
   std::vector<double> y_ref(s.numel()), dx_ref(s.numel()), m(12), is(12), dg(12), db(12);
   batchnorm_fwd_train_ref<double>(bs, x.data(), gd.data(), bd.data(), y_ref.data(), m.data(), is.data(), nullptr,
@@ -105,16 +105,31 @@ TEST_P(BackendOps, BatchNormAndRelu) {
   expect_close(DX.download(), dx_ref, Op::batchnorm_bwd, dt, s.pixels(), "batchnorm bwd");
   expect_close(std::vector<double>(dgamma.begin(), dgamma.end()), dg, Op::batchnorm_bwd, DType::f32, s.pixels(),
                "dgamma");
-  // ReLU in place on the BatchNorm output, and its backward from the output.
+  // ReLU alone (in place on the BatchNorm output), and its backward from the output.
+  const auto y_bn = Y.download();
   be->relu_fwd(Y.t, Y.t);
-  auto y_relu = y_ref;
-  for (auto& v : y_relu) v = std::max(round_to(dt, {v})[0], 0.0);
-  expect_close(Y.download(), y_relu, Op::batchnorm_fwd_train, dt, s.pixels(), "relu(batchnorm)");
-  be->relu_bwd(G.t, Y.t, DX.t);
-  const auto yv = Y.download();
+  auto y_relu = y_bn;
+  for (auto& v : y_relu) v = std::max(v, 0.0);
+  expect_close(Y.download(), y_relu, Op::relu_fwd, dt, 1, "relu");
+  DeviceTensor DR(*be, dt, s);
+  be->relu_bwd(G.t, Y.t, DR.t);
   std::vector<double> dr(s.numel());
-  for (size_t i = 0; i < dr.size(); ++i) dr[i] = yv[i] > 0 ? g[i] : 0.0;
-  expect_close(DX.download(), dr, Op::relu_bwd, dt, 1, "relu bwd");
+  for (size_t i = 0; i < dr.size(); ++i) dr[i] = y_relu[i] > 0 ? g[i] : 0.0;
+  expect_close(DR.download(), dr, Op::relu_bwd, dt, 1, "relu bwd");
+  // Fused BatchNorm + ReLU, forward and backward, against the reference of the fused op.
+  std::vector<double> yf_ref(s.numel()), dxf_ref(s.numel());
+  DeviceTensor YF(*be, dt, s), DXF(*be, dt, s);
+  be->batchnorm_fwd_train(X.t, st, YF.t, true);
+  const auto yf = YF.download();
+  for (size_t i = 0; i < yf.size(); ++i) yf_ref[i] = std::max(y_ref[i], 0.0);
+  expect_close(yf, yf_ref, Op::batchnorm_fwd_train, dt, s.pixels(), "batchnorm+relu fwd");
+  be->batchnorm_bwd(G.t, &YF.t, X.t, st, DXF.t, dgamma.data(), dbeta.data());
+  // The mask comes from the backend's own forward output (exactly zero or not).
+  batchnorm_bwd_ref<double>(bs, g.data(), x.data(), m.data(), is.data(), gd.data(), dxf_ref.data(), dg.data(), db.data(),
+                            yf.data());
+  expect_close(DXF.download(), dxf_ref, Op::batchnorm_bwd, dt, s.pixels(), "batchnorm+relu bwd");
+  expect_close(std::vector<double>(dbeta.begin(), dbeta.end()), db, Op::batchnorm_bwd, DType::f32, s.pixels(),
+               "dbeta (fused)");
 }
 
 TEST_P(BackendOps, PoolUpsampleConcatAdd) {

@@ -149,7 +149,7 @@ TEST(UNet, BackwardEqualsHandComposedKernels) {
     be.conv2d_fwd(T(x, xs), T(wv, pw.shape), T(bl.z, ys));
     const BatchNormState st{wt.params.data() + P(name + ".bn.weight").offset, wt.params.data() + P(name + ".bn.bias").offset,
                             bl.rm.data(), bl.rv.data(), bl.mean.data(), bl.invstd.data()};
-    be.batchnorm_fwd_train(T(bl.z, ys), st, T(bl.a, ys));
+    be.batchnorm_fwd_train(T(bl.z, ys), st, T(bl.a, ys), false);
     be.relu_fwd(T(bl.a, ys), T(bl.a, ys));
   };
   // returns dx (empty when x is the network input)
@@ -161,7 +161,7 @@ TEST(UNet, BackwardEqualsHandComposedKernels) {
     const BatchNormState st{wt.params.data() + P(name + ".bn.weight").offset, wt.params.data() + P(name + ".bn.bias").offset,
                             bl.rm.data(), bl.rv.data(), bl.mean.data(), bl.invstd.data()};
     std::vector<float> dz(ys.numel());
-    be.batchnorm_bwd(T(da, ys), T(bl.z, ys), st, T(dz, ys), grads.data() + P(name + ".bn.weight").offset,
+    be.batchnorm_bwd(T(da, ys), nullptr, T(bl.z, ys), st, T(dz, ys), grads.data() + P(name + ".bn.weight").offset,
                      grads.data() + P(name + ".bn.bias").offset);
     const ParamInfo& pw = P(name + ".conv.weight");
     std::vector<float> wv(wt.params.begin() + long(pw.offset), wt.params.begin() + long(pw.offset + pw.numel()));

@@ -64,10 +64,14 @@ class Backend {
   virtual void conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) = 0;
   // dw: f32, OHWI [Cout,K,K,Cin], overwritten.
   virtual void conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Tensor& dw) = 0;
-  virtual void batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y) = 0;
-  virtual void batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y) = 0;
-  virtual void batchnorm_bwd(const Tensor& dy, const Tensor& x, const BatchNormState& bn, const Tensor& dx,
-                             float* dgamma, float* dbeta) = 0;
+  // BatchNorm, fused with the ReLU that follows it in every convblock when
+  // relu is true: y = max(batchnorm(x), 0).
+  virtual void batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) = 0;
+  virtual void batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) = 0;
+  // Backward of the training forward. relu_y: null, or the fused forward's
+  // output y, whose zeros mask dy (ReLU's backward, done on the fly).
+  virtual void batchnorm_bwd(const Tensor& dy, const Tensor* relu_y, const Tensor& x, const BatchNormState& bn,
+                             const Tensor& dx, float* dgamma, float* dbeta) = 0;
   virtual void relu_fwd(const Tensor& x, const Tensor& y) = 0;                     // may be in place
   virtual void relu_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) = 0;  // may be in place
   virtual void maxpool_fwd(const Tensor& x, const Tensor& y) = 0;

@@ -133,10 +133,9 @@ void forward(const UNet& net, Weights& wt, Workspace& ws) {
       case LayerKind::bn_relu: {
         const BatchNormState st = bn_state(net, l, wt, ws);
         if (ws.training)
-          be.batchnorm_fwd_train(x, st, y);
+          be.batchnorm_fwd_train(x, st, y, true);
         else
-          be.batchnorm_fwd_infer(x, st, y);
-        be.relu_fwd(y, y);
+          be.batchnorm_fwd_infer(x, st, y, true);
         break;
       }
       case LayerKind::maxpool: be.maxpool_fwd(x, y); break;
@@ -184,9 +183,8 @@ void backward(const UNet& net, Weights& wt, Workspace& ws) {
         break;
       }
       case LayerKind::bn_relu: {
-        be.relu_bwd(dy, ws.act[l.out], dy);
         const Tensor dx = target(l.in0);
-        be.batchnorm_bwd(dy, ws.act[l.in0], bn_state(net, l, wt, ws), dx, pg + net.params[l.param].offset,
+        be.batchnorm_bwd(dy, &ws.act[l.out], ws.act[l.in0], bn_state(net, l, wt, ws), dx, pg + net.params[l.param].offset,
                          pg + net.params[l.param + 1].offset);
         done(l.in0, dx);
         break;

@@ -56,22 +56,23 @@ void RefBackend::conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Ten
     if constexpr (std::is_same_v<acc_t<T>, float>) conv2d_bwd_weights_ref<T>(s, x.as<T>(), dy.as<T>(), dw.as<float>());
   });
 }
-void RefBackend::batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y) {
+void RefBackend::batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) {
   dispatch_float(x.dtype, [&]<class T>() {
     batchnorm_fwd_train_ref<T>(bn_shape(x), x.as<T>(), bn.gamma, bn.beta, y.as<T>(), bn.save_mean, bn.save_invstd,
-                               bn.running_mean, bn.running_var);
+                               bn.running_mean, bn.running_var, relu);
   });
 }
-void RefBackend::batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y) {
+void RefBackend::batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) {
   dispatch_float(x.dtype, [&]<class T>() {
-    batchnorm_fwd_infer_ref<T>(bn_shape(x), x.as<T>(), bn.gamma, bn.beta, bn.running_mean, bn.running_var, y.as<T>());
+    batchnorm_fwd_infer_ref<T>(bn_shape(x), x.as<T>(), bn.gamma, bn.beta, bn.running_mean, bn.running_var, y.as<T>(),
+                               relu);
   });
 }
-void RefBackend::batchnorm_bwd(const Tensor& dy, const Tensor& x, const BatchNormState& bn, const Tensor& dx,
-                               float* dgamma, float* dbeta) {
+void RefBackend::batchnorm_bwd(const Tensor& dy, const Tensor* relu_y, const Tensor& x, const BatchNormState& bn,
+                               const Tensor& dx, float* dgamma, float* dbeta) {
   dispatch_float(x.dtype, [&]<class T>() {
     batchnorm_bwd_ref<T>(bn_shape(x), dy.as<T>(), x.as<T>(), bn.save_mean, bn.save_invstd, bn.gamma, dx.as<T>(), dgamma,
-                         dbeta);
+                         dbeta, relu_y ? relu_y->as<T>() : nullptr);
   });
 }
 void RefBackend::relu_fwd(const Tensor& x, const Tensor& y) {

@@ -20,10 +20,10 @@ class RefBackend : public Backend {
   void conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) override;
   void conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) override;
   void conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Tensor& dw) override;
-  void batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y) override;
-  void batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y) override;
-  void batchnorm_bwd(const Tensor& dy, const Tensor& x, const BatchNormState& bn, const Tensor& dx, float* dgamma,
-                     float* dbeta) override;
+  void batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override;
+  void batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override;
+  void batchnorm_bwd(const Tensor& dy, const Tensor* relu_y, const Tensor& x, const BatchNormState& bn, const Tensor& dx,
+                     float* dgamma, float* dbeta) override;
   void relu_fwd(const Tensor& x, const Tensor& y) override;
   void relu_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override;
   void maxpool_fwd(const Tensor& x, const Tensor& y) override;

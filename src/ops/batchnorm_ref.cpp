@@ -29,12 +29,24 @@ std::vector<double> channel_sums(size_t pixels, int c, F f) {
   return sum;
 }
 
+// y = x * scale + shift per channel, then max(., 0) when relu; rounded once.
+template <class T>
+void normalize(const BatchNormShape& s, const T* x, const acc_t<T>* scale, const acc_t<T>* shift, T* y, bool relu) {
+  const int C = s.c;
+#pragma omp parallel for schedule(static)
+  for (size_t p = 0; p < s.pixels; ++p)
+    for (int c = 0; c < C; ++c) {
+      const acc_t<T> v = load(x[p * C + c]) * scale[c] + shift[c];
+      y[p * C + c] = store<T>(relu && !(v > 0) ? acc_t<T>(0) : v);
+    }
+}
+
 }  // namespace
 
 template <class T>
 void batchnorm_fwd_train_ref(const BatchNormShape& s, const T* x, const acc_t<T>* gamma, const acc_t<T>* beta, T* y,
                              acc_t<T>* save_mean, acc_t<T>* save_invstd, acc_t<T>* running_mean,
-                             acc_t<T>* running_var) {
+                             acc_t<T>* running_var, bool relu) {
   using A = acc_t<T>;
   const int C = s.c;
   const double m = double(s.pixels);
@@ -56,14 +68,12 @@ void batchnorm_fwd_train_ref(const BatchNormShape& s, const T* x, const acc_t<T>
     if (running_var)
       running_var[c] = A((1 - s.momentum) * running_var[c] + s.momentum * var[c] * m / std::max(m - 1, 1.0));
   }
-#pragma omp parallel for schedule(static)
-  for (size_t p = 0; p < s.pixels; ++p)
-    for (int c = 0; c < C; ++c) y[p * C + c] = store<T>(load(x[p * C + c]) * scale[c] + shift[c]);
+  normalize(s, x, scale.data(), shift.data(), y, relu);
 }
 
 template <class T>
 void batchnorm_fwd_infer_ref(const BatchNormShape& s, const T* x, const acc_t<T>* gamma, const acc_t<T>* beta,
-                             const acc_t<T>* running_mean, const acc_t<T>* running_var, T* y) {
+                             const acc_t<T>* running_mean, const acc_t<T>* running_var, T* y, bool relu) {
   using A = acc_t<T>;
   const int C = s.c;
   std::vector<A> scale(C), shift(C);
@@ -72,22 +82,23 @@ void batchnorm_fwd_infer_ref(const BatchNormShape& s, const T* x, const acc_t<T>
     scale[c] = A(gamma[c] * invstd);
     shift[c] = A(beta[c] - gamma[c] * invstd * running_mean[c]);
   }
-#pragma omp parallel for schedule(static)
-  for (size_t p = 0; p < s.pixels; ++p)
-    for (int c = 0; c < C; ++c) y[p * C + c] = store<T>(load(x[p * C + c]) * scale[c] + shift[c]);
+  normalize(s, x, scale.data(), shift.data(), y, relu);
 }
 
 template <class T>
 void batchnorm_bwd_ref(const BatchNormShape& s, const T* dy, const T* x, const acc_t<T>* save_mean,
-                       const acc_t<T>* save_invstd, const acc_t<T>* gamma, T* dx, acc_t<T>* dgamma, acc_t<T>* dbeta) {
+                       const acc_t<T>* save_invstd, const acc_t<T>* gamma, T* dx, acc_t<T>* dgamma, acc_t<T>* dbeta,
+                       const T* relu_y) {
   using A = acc_t<T>;
   const int C = s.c;
   const double m = double(s.pixels);
+  // The gradient reaching BatchNorm's output: dy, masked by ReLU when fused.
+  auto grad = [&](size_t i) { return relu_y && !relu_active(relu_y[i]) ? A(0) : load(dy[i]); };
   // xhat = (x - mean) * invstd;  dbeta = sum dy;  dgamma = sum dy * xhat
   // dx = gamma * invstd / m * (m * dy - dbeta - xhat * dgamma)
-  std::vector<double> sum_dy = channel_sums(s.pixels, C, [&](size_t p, int c) { return double(load(dy[p * C + c])); });
+  std::vector<double> sum_dy = channel_sums(s.pixels, C, [&](size_t p, int c) { return double(grad(p * C + c)); });
   std::vector<double> sum_dy_xhat = channel_sums(s.pixels, C, [&](size_t p, int c) {
-    return double(load(dy[p * C + c])) * (double(load(x[p * C + c])) - save_mean[c]) * save_invstd[c];
+    return double(grad(p * C + c)) * (double(load(x[p * C + c])) - save_mean[c]) * save_invstd[c];
   });
   std::vector<A> k(C), mean_dy(C), mean_dy_xhat(C);
   for (int c = 0; c < C; ++c) {
@@ -101,17 +112,17 @@ void batchnorm_bwd_ref(const BatchNormShape& s, const T* dy, const T* x, const a
   for (size_t p = 0; p < s.pixels; ++p)
     for (int c = 0; c < C; ++c) {
       const A xhat = (load(x[p * C + c]) - save_mean[c]) * save_invstd[c];
-      dx[p * C + c] = store<T>(k[c] * (load(dy[p * C + c]) - mean_dy[c] - xhat * mean_dy_xhat[c]));
+      dx[p * C + c] = store<T>(k[c] * (grad(p * C + c) - mean_dy[c] - xhat * mean_dy_xhat[c]));
     }
 }
 
 #define INSTANTIATE(T)                                                                                           \
   template void batchnorm_fwd_train_ref<T>(const BatchNormShape&, const T*, const acc_t<T>*, const acc_t<T>*, T*, \
-                                           acc_t<T>*, acc_t<T>*, acc_t<T>*, acc_t<T>*);                          \
+                                           acc_t<T>*, acc_t<T>*, acc_t<T>*, acc_t<T>*, bool);                    \
   template void batchnorm_fwd_infer_ref<T>(const BatchNormShape&, const T*, const acc_t<T>*, const acc_t<T>*,    \
-                                           const acc_t<T>*, const acc_t<T>*, T*);                                \
+                                           const acc_t<T>*, const acc_t<T>*, T*, bool);                          \
   template void batchnorm_bwd_ref<T>(const BatchNormShape&, const T*, const T*, const acc_t<T>*, const acc_t<T>*, \
-                                     const acc_t<T>*, T*, acc_t<T>*, acc_t<T>*);
+                                     const acc_t<T>*, T*, acc_t<T>*, acc_t<T>*, const T*);
 MIXSEG_INSTANTIATE_FLOAT_KERNEL(INSTANTIATE)
 
 }  // namespace mixseg

@@ -20,17 +20,20 @@ struct BatchNormShape {
 
 // Training: normalises with batch statistics, saves mean and 1/sqrt(var+eps)
 // for the backward pass, updates the running statistics (if non-null).
+// With relu, y = max(batchnorm(x), 0) (the fused convblock tail).
 template <class T>
 void batchnorm_fwd_train_ref(const BatchNormShape& s, const T* x, const acc_t<T>* gamma, const acc_t<T>* beta, T* y,
                              acc_t<T>* save_mean, acc_t<T>* save_invstd, acc_t<T>* running_mean,
-                             acc_t<T>* running_var);
-// Inference: normalises with the running statistics.
+                             acc_t<T>* running_var, bool relu = false);
+// Inference: normalises with the running statistics (then ReLU if asked).
 template <class T>
 void batchnorm_fwd_infer_ref(const BatchNormShape& s, const T* x, const acc_t<T>* gamma, const acc_t<T>* beta,
-                             const acc_t<T>* running_mean, const acc_t<T>* running_var, T* y);
+                             const acc_t<T>* running_mean, const acc_t<T>* running_var, T* y, bool relu = false);
 // Backward of the training forward: dx, and dgamma, dbeta (overwritten).
+// relu_y: null, or the fused forward's output, whose zeros mask dy (ReLU's backward).
 template <class T>
 void batchnorm_bwd_ref(const BatchNormShape& s, const T* dy, const T* x, const acc_t<T>* save_mean,
-                       const acc_t<T>* save_invstd, const acc_t<T>* gamma, T* dx, acc_t<T>* dgamma, acc_t<T>* dbeta);
+                       const acc_t<T>* save_invstd, const acc_t<T>* gamma, T* dx, acc_t<T>* dgamma, acc_t<T>* dbeta,
+                       const T* relu_y = nullptr);
 
 }  // namespace mixseg

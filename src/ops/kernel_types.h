@@ -4,6 +4,7 @@
 // for double. load() widens, store() rounds once to the storage type.
 #pragma once
 #include <algorithm>
+#include <cstdint>
 #include <type_traits>
 
 #include "core/dtype.h"
@@ -27,6 +28,18 @@ inline T store(acc_t<T> v) {
     return v;
   else
     return from_f32<T>(v);
+}
+
+// ReLU's test "v > 0". For f16 and bf16 it reads the bits as a signed
+// 16-bit integer (positive exactly when the sign bit is clear and the value is
+// not zero), which vectorises; a positive NaN counts as positive there, where
+// the f32 comparison says no. NaN handling of ReLU is not relied on.
+template <class T>
+inline bool relu_active(T v) {
+  if constexpr (std::is_same_v<T, f16> || std::is_same_v<T, bf16>)
+    return int16_t(v.bits) > 0;
+  else
+    return v > 0;
 }
 
 // Widens n elements into an acc_t buffer / rounds them back.
