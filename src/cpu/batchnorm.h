@@ -1,0 +1,24 @@
+// Fast CPU BatchNorm (+ fused ReLU), forward and backward: two passes over
+// memory each way instead of the reference's four. Pixels are processed in
+// blocks of kBlock rows of C channels, widened to f32 once per pass with the
+// vectorised conversions; statistics are summed in f32 within a block and in
+// double across blocks, in fixed chunks added in order, so the results do
+// not depend on the thread count. Same rounding points as the reference
+// (output rounded once); the variance is E[x^2] - mean^2 in double.
+#pragma once
+#include "ops/batchnorm_ref.h"
+
+namespace mixseg {
+
+template <class T>
+void batchnorm_fwd_train_fast(const BatchNormShape& s, const T* x, const float* gamma, const float* beta, T* y,
+                              float* save_mean, float* save_invstd, float* running_mean, float* running_var, bool relu);
+template <class T>
+void batchnorm_fwd_infer_fast(const BatchNormShape& s, const T* x, const float* gamma, const float* beta,
+                              const float* running_mean, const float* running_var, T* y, bool relu);
+template <class T>
+void batchnorm_bwd_fast(const BatchNormShape& s, const T* dy, const T* x, const float* save_mean,
+                        const float* save_invstd, const float* gamma, T* dx, float* dgamma, float* dbeta,
+                        const T* relu_y);
+
+}  // namespace mixseg
