@@ -32,14 +32,6 @@ TrainConfig small_config(Policy p, int epochs) {
   return c;
 }
 
-void expect_contains(const std::function<void()>& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "no error; expected one mentioning " << needle;
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
-}
 
 }  // namespace
 
@@ -120,35 +112,35 @@ TEST(Checkpoint, WrongFilesGiveErrorsNamingThem) {
   const std::string good = (dir / "good.safetensors").string();
   save_checkpoint(good, net, c);
 
-  expect_contains([&] { load_checkpoint((dir / "missing.safetensors").string()); }, "missing.safetensors");
+  mixseg::test::expect_error_containing([&] { load_checkpoint((dir / "missing.safetensors").string()); }, "missing.safetensors");
   const std::string junk = (dir / "junk.safetensors").string();
   std::ofstream(junk) << "this is not a checkpoint at all";
-  expect_contains([&] { load_checkpoint(junk); }, "junk.safetensors");
+  mixseg::test::expect_error_containing([&] { load_checkpoint(junk); }, "junk.safetensors");
   // Truncated: the header promises more data than there is.
   std::ifstream in(good, std::ios::binary);
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const std::string cut = (dir / "cut.safetensors").string();
   std::ofstream(cut, std::ios::binary) << bytes.substr(0, bytes.size() - 100);
-  expect_contains([&] { load_checkpoint(cut); }, "cut.safetensors");
+  mixseg::test::expect_error_containing([&] { load_checkpoint(cut); }, "cut.safetensors");
   // Another model's checkpoint: a tensor of the wrong shape is named.
   SafeTensorsFile f = read_safetensors(good);
   f.metadata["config"] = R"({"filters": 8, "depth": 2, "in_channels": 1, "classes": 1})";
   const std::string other = (dir / "other.safetensors").string();
   write_safetensors(other, f);
-  expect_contains([&] { load_checkpoint(other); }, "enc0.0.conv.weight");
+  mixseg::test::expect_error_containing([&] { load_checkpoint(other); }, "enc0.0.conv.weight");
   // A safetensors file that is not a mixseg checkpoint.
   SafeTensorsFile plain;
   const std::vector<float> v = {1, 2, 3};
   plain.tensors["x"] = f32_tensor(v.data(), {3});
   const std::string foreign = (dir / "foreign.safetensors").string();
   write_safetensors(foreign, plain);
-  expect_contains([&] { load_checkpoint(foreign); }, "not a mixseg checkpoint");
+  mixseg::test::expect_error_containing([&] { load_checkpoint(foreign); }, "not a mixseg checkpoint");
   // Resuming a run of another size or policy is refused.
   c.optimizer_state = make_optimizer_state({}, net.param_numel);
   auto backend = make_ref_backend();
   TrainConfig cfg = small_config(Policy::mixed_bf16, 2);
   const Dataset d = make_synthetic({32, 32, 1, 0}, 8);
-  expect_contains([&] { train(cfg, d, Dataset{}, *backend, &c); }, "trained with fp32");
+  mixseg::test::expect_error_containing([&] { train(cfg, d, Dataset{}, *backend, &c); }, "trained with fp32");
   fs::remove_all(dir);
 }
 
@@ -167,6 +159,6 @@ TEST(Checkpoint, AtomicWriteLeavesTheOldFileIntactOnFailure) {
   size_t files = 0;
   for (const auto& e : fs::directory_iterator(dir)) files += e.is_regular_file();
   EXPECT_EQ(files, 1u) << "the temporary file was not removed";
-  expect_contains([&] { write_atomically((dir / "no" / "such" / "f").string(), [](const std::string&) {}); }, "does not exist");
+  mixseg::test::expect_error_containing([&] { write_atomically((dir / "no" / "such" / "f").string(), [](const std::string&) {}); }, "does not exist");
   fs::remove_all(dir);
 }

@@ -43,13 +43,13 @@ void normalize(const BatchNormShape& s, const T* x, const float* scale, const fl
 #pragma omp for schedule(static)
     for (size_t blk = 0; blk < blocks; ++blk) {
       const size_t p0 = blk * kBlock, n = std::min(kBlock, s.pixels - p0) * C;
-      widen_any(x + p0 * C, v.data(), n);
+      load_n(x + p0 * C, v.data(), n);
       for (size_t i = 0; i < n; i += C)
         for (int c = 0; c < C; ++c) {
           const float t = v[i + c] * scale[c] + shift[c];
           v[i + c] = relu ? std::max(t, 0.0f) : t;
         }
-      narrow_any(v.data(), y + p0 * C, n);
+      store_n(v.data(), y + p0 * C, n);
     }
   }
 }
@@ -65,7 +65,7 @@ void batchnorm_fwd_train_fast(const BatchNormShape& s, const T* x, const float* 
     thread_local std::vector<float> v, acc;
     v.resize(n * C);
     acc.assign(2 * size_t(C), 0.0f);
-    widen_any(x + p0 * C, v.data(), n * C);
+    load_n(x + p0 * C, v.data(), n * C);
     for (size_t i = 0; i < n * C; i += C)
       for (int c = 0; c < C; ++c) {
         acc[c] += v[i + c];
@@ -108,7 +108,7 @@ void batchnorm_bwd_fast(const BatchNormShape& s, const T* dy, const T* x, const 
   const int C = s.c;
   // g = dy masked by ReLU;  sums of g and of g * x per channel.
   auto load_g = [&](size_t p0, size_t n, float* g) {
-    widen_any(dy + p0 * C, g, n);
+    load_n(dy + p0 * C, g, n);
     if (relu_y)
       for (size_t i = 0; i < n; ++i)
         if (!relu_active(relu_y[p0 * C + i])) g[i] = 0.0f;
@@ -119,7 +119,7 @@ void batchnorm_bwd_fast(const BatchNormShape& s, const T* dy, const T* x, const 
     v.resize(n * C);
     acc.assign(2 * size_t(C), 0.0f);
     load_g(p0, n * C, g.data());
-    widen_any(x + p0 * C, v.data(), n * C);
+    load_n(x + p0 * C, v.data(), n * C);
     for (size_t i = 0; i < n * C; i += C)
       for (int c = 0; c < C; ++c) {
         acc[c] += g[i + c];
@@ -145,13 +145,13 @@ void batchnorm_bwd_fast(const BatchNormShape& s, const T* dy, const T* x, const 
     for (size_t blk = 0; blk < blocks; ++blk) {
       const size_t p0 = blk * kBlock, n = std::min(kBlock, s.pixels - p0) * C;
       load_g(p0, n, g.data());
-      widen_any(x + p0 * C, v.data(), n);
+      load_n(x + p0 * C, v.data(), n);
       for (size_t i = 0; i < n; i += C)
         for (int c = 0; c < C; ++c) {
           const float xhat = (v[i + c] - save_mean[c]) * save_invstd[c];
           v[i + c] = k[c] * (g[i + c] - mean_g[c] - xhat * mean_gxhat[c]);
         }
-      narrow_any(v.data(), dx + p0 * C, n);
+      store_n(v.data(), dx + p0 * C, n);
     }
   }
 }

@@ -59,22 +59,6 @@ inline void store_n(const acc_t<T>* src, T* dst, size_t n) {
     narrow(src, dst, n);
 }
 
-// widen/narrow that also accept float (a copy), for kernels generic over float, f16, bf16.
-template <class T>
-inline void widen_any(const T* src, float* dst, size_t n) {
-  if constexpr (std::is_same_v<T, float>)
-    std::copy_n(src, n, dst);
-  else
-    widen(src, dst, n);
-}
-template <class T>
-inline void narrow_any(const float* src, T* dst, size_t n) {
-  if constexpr (std::is_same_v<T, float>)
-    std::copy_n(src, n, dst);
-  else
-    narrow(src, dst, n);
-}
-
 }  // namespace mixseg
 
 // Explicit instantiation of a kernel template for every storage type.
