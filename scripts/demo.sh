@@ -3,7 +3,7 @@
 # synthetic data: writes a BAGLS-style folder of endoscopy-like frames, trains
 # the U-Net in fp32, mixed_fp16 and mixed_bf16 on it, evaluates each on
 # held-out frames, predicts a few masks, and ends with a table per policy:
-# Dice, img/s, activation memory. About 3 minutes on 2 cores after the build.
+# Dice, img/s, activation memory. Under a minute on 2 cores after the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -32,7 +32,7 @@ mkdir -p "$OUT/sample"
 for i in 0 1 2; do cp "$OUT/data/$i.png" "$OUT/sample/"; done
 "$M" predict "$OUT/runs/mixed_fp16/last.safetensors" "$OUT/sample" --out "$OUT/masks"
 echo
-echo "== summary (validation Dice after 5 epochs; img/s of training on this CPU, reference backend)"
+echo "== summary (validation Dice after 5 epochs; img/s of training on this CPU, fast CPU backend)"
 sed -n '/^precision /,$p' "$OUT/train.txt"
 echo "held-out Dice:"
 cat "$OUT/eval.txt"
