@@ -148,6 +148,20 @@ struct DnnlConvolutions::Impl {
   void narrow_from(const std::vector<float>& buf, DType dt, void* dst) {
     dispatch_float(dt, [&]<class T>() { narrow(buf.data(), static_cast<T*>(dst), buf.size()); });
   }
+
+  // Forward or backward-data: activation `in` (cin channels) and weights w
+  // give activation `out` (cout channels); through f32 scratch when dt has
+  // no native primitive.
+  void run_activation_out(Kind kind, const ConvShape& s, DType dt, const void* in, int cin, const void* w, void* out,
+                          int cout) {
+    if (native(dt)) return run(kind, get(kind, s, dt), in, w, out);
+    const size_t pixels = size_t(s.n) * s.h * s.w;
+    const float* in_f = widen_into(scratch_a, dt, in, pixels * cin);
+    const float* w_f = widen_into(scratch_b, dt, w, s.weight_numel());
+    scratch_c.resize(pixels * cout);
+    run(kind, get(kind, s, DType::f32), in_f, w_f, scratch_c.data());
+    narrow_from(scratch_c, dt, out);
+  }
 };
 
 DnnlConvolutions::DnnlConvolutions() : impl_(std::make_unique<Impl>()) {}
@@ -156,25 +170,11 @@ DnnlConvolutions::~DnnlConvolutions() = default;
 bool DnnlConvolutions::native(DType dt) { return impl_->native(dt); }
 
 void DnnlConvolutions::forward(const ConvShape& s, DType dt, const void* x, const void* w, void* y) {
-  Impl& m = *impl_;
-  if (m.native(dt)) return m.run(Kind::fwd, m.get(Kind::fwd, s, dt), x, w, y);
-  const size_t nx = size_t(s.n) * s.h * s.w * s.cin, ny = size_t(s.n) * s.h * s.w * s.cout;
-  const float* xf = m.widen_into(m.scratch_a, dt, x, nx);
-  const float* wf = m.widen_into(m.scratch_b, dt, w, s.weight_numel());
-  m.scratch_c.resize(ny);
-  m.run(Kind::fwd, m.get(Kind::fwd, s, DType::f32), xf, wf, m.scratch_c.data());
-  m.narrow_from(m.scratch_c, dt, y);
+  impl_->run_activation_out(Kind::fwd, s, dt, x, s.cin, w, y, s.cout);
 }
 
 void DnnlConvolutions::backward_data(const ConvShape& s, DType dt, const void* dy, const void* w, void* dx) {
-  Impl& m = *impl_;
-  if (m.native(dt)) return m.run(Kind::bwd_data, m.get(Kind::bwd_data, s, dt), dy, w, dx);
-  const size_t nx = size_t(s.n) * s.h * s.w * s.cin, ny = size_t(s.n) * s.h * s.w * s.cout;
-  const float* gf = m.widen_into(m.scratch_a, dt, dy, ny);
-  const float* wf = m.widen_into(m.scratch_b, dt, w, s.weight_numel());
-  m.scratch_c.resize(nx);
-  m.run(Kind::bwd_data, m.get(Kind::bwd_data, s, DType::f32), gf, wf, m.scratch_c.data());
-  m.narrow_from(m.scratch_c, dt, dx);
+  impl_->run_activation_out(Kind::bwd_data, s, dt, dy, s.cout, w, dx, s.cin);
 }
 
 void DnnlConvolutions::backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw) {
