@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/file_util.h"
 #include "data/synthetic.h"
 #include "precision/plan.h"
 #include "train/trainer.h"
@@ -40,9 +41,7 @@ void run_train(const TrainOptions& o) {
     policies.push_back(o.precision.substr(b, e - b));
     b = e + 1;
   }
-  for (const auto& p : policies)  // reject bad names before any work
-    if (!policy_info(parse_policy(p)).trainable)
-      fail("precision '{}' is for inference only; train with fp32, tf32, mixed_fp16 or mixed_bf16", p);
+  for (const auto& p : policies) check_trainable(parse_policy(p));  // reject bad names before any work
   auto [h, w] = parse_size(o.size);
   Dataset all;
   if (o.synthetic > 0) {
@@ -84,7 +83,7 @@ void run_train(const TrainOptions& o) {
     std::ofstream scale_log;
     TrainCallbacks cb;
     if (o.log_scale && !cfg.out_dir.empty()) {
-      std::filesystem::create_directories(cfg.out_dir);
+      ensure_writable_dir(cfg.out_dir);
       scale_log.open(std::filesystem::path(cfg.out_dir) / "loss_scale.csv");
       scale_log << "step,loss,scale,skipped\n";
       cb.on_step = [&](const StepStats& s) {

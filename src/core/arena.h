@@ -3,7 +3,6 @@
 // high-water mark is the exact activation memory. Reset frees everything.
 #pragma once
 #include <cstddef>
-#include <memory>
 
 #include "core/tensor.h"
 
@@ -22,8 +21,6 @@ class Arena {
   Tensor alloc(DType dtype, Shape shape);
   void commit(Backend& backend);  // allocates the planned capacity from the backend
   void reset();            // forget all allocations (keeps the block)
-  size_t used() const { return offset_; }
-  size_t peak() const { return peak_; }
   size_t capacity() const { return capacity_; }
 
  private:

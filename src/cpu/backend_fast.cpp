@@ -28,28 +28,25 @@ class FastBackend final : public RefBackend {
 
   void batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override {
     dispatch_float(x.dtype, [&]<class T>() {
-      batchnorm_fwd_train_fast<T>(shape(x), x.as<T>(), bn.gamma, bn.beta, y.as<T>(), bn.save_mean, bn.save_invstd,
+      batchnorm_fwd_train_fast<T>(bn_shape(x), x.as<T>(), bn.gamma, bn.beta, y.as<T>(), bn.save_mean, bn.save_invstd,
                                   bn.running_mean, bn.running_var, relu);
     });
   }
   void batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override {
     dispatch_float(x.dtype, [&]<class T>() {
-      batchnorm_fwd_infer_fast<T>(shape(x), x.as<T>(), bn.gamma, bn.beta, bn.running_mean, bn.running_var, y.as<T>(),
+      batchnorm_fwd_infer_fast<T>(bn_shape(x), x.as<T>(), bn.gamma, bn.beta, bn.running_mean, bn.running_var, y.as<T>(),
                                   relu);
     });
   }
   void batchnorm_bwd(const Tensor& dy, const Tensor* relu_y, const Tensor& x, const BatchNormState& bn,
                      const Tensor& dx, float* dgamma, float* dbeta) override {
     dispatch_float(x.dtype, [&]<class T>() {
-      batchnorm_bwd_fast<T>(shape(x), dy.as<T>(), x.as<T>(), bn.save_mean, bn.save_invstd, bn.gamma, dx.as<T>(), dgamma,
-                            dbeta, relu_y ? relu_y->as<T>() : nullptr);
+      batchnorm_bwd_fast<T>(bn_shape(x), dy.as<T>(), x.as<T>(), bn.save_mean, bn.save_invstd, bn.gamma, dx.as<T>(),
+                            dgamma, dbeta, relu_y ? relu_y->as<T>() : nullptr);
     });
   }
 
  private:
-  static BatchNormShape shape(const Tensor& x) {
-    return {x.shape.pixels(), x.shape.c, kBatchNormEps, kBatchNormMomentum};
-  }
   DnnlConvolutions convs_;
 };
 

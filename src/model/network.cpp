@@ -71,8 +71,7 @@ std::unique_ptr<Workspace> make_workspace(const UNet& net, Backend& backend, Pol
   check_input_size(net.config, h, w);
   if (batch < 1) fail("batch size must be >= 1, got {}", batch);
   const PolicyInfo& pi = policy_info(policy);
-  if (training && !pi.trainable)
-    fail("precision '{}' is for inference only; train with fp32, tf32, mixed_fp16 or mixed_bf16", pi.name);
+  if (training) check_trainable(policy);
   if (!backend.supports(Op::conv2d_fwd, pi.storage))
     fail("backend '{}' does not support {} convolutions", backend.name(), dtype_name(pi.storage));
   auto ws = std::make_unique<Workspace>();

@@ -22,9 +22,9 @@ void check_same(const Tensor& a, const Tensor& b, const char* op) {
   if (a.dtype != b.dtype) fail("{}: dtype mismatch ({} vs {})", op, dtype_name(a.dtype), dtype_name(b.dtype));
 }
 
-BatchNormShape bn_shape(const Tensor& x) { return {x.shape.pixels(), x.shape.c, kBatchNormEps, kBatchNormMomentum}; }
-
 }  // namespace
+
+BatchNormShape bn_shape(const Tensor& x) { return {x.shape.pixels(), x.shape.c, kBatchNormEps, kBatchNormMomentum}; }
 
 ConvShape conv_shape(const Tensor& x, const Tensor& w) {
   if (w.shape.h != w.shape.w || w.shape.h % 2 != 1) fail("conv2d: kernel {} is not square and odd", to_string(w.shape));

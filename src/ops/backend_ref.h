@@ -3,6 +3,7 @@
 // backend derives from it and replaces the ops it does better.
 #pragma once
 #include "core/backend.h"
+#include "ops/batchnorm_ref.h"
 #include "ops/conv2d_ref.h"
 
 namespace mixseg {
@@ -40,5 +41,7 @@ class RefBackend : public Backend {
 // Checks shapes and returns the convolution's dimensions: x [N,H,W,Cin]
 // activations, w [Cout,K,K,Cin] weights (or their gradient).
 ConvShape conv_shape(const Tensor& x, const Tensor& w);
+// BatchNorm's view of an NHWC tensor: [pixels, C], with the design's eps and momentum.
+BatchNormShape bn_shape(const Tensor& x);
 
 }  // namespace mixseg

@@ -27,6 +27,11 @@ std::string policy_names() {
   return s;
 }
 
+void check_trainable(Policy p) {
+  if (!policy_info(p).trainable)
+    fail("precision '{}' is for inference only; train with fp32, tf32, mixed_fp16 or mixed_bf16", policy_info(p).name);
+}
+
 Policy parse_policy(std::string_view name) {
   for (const auto& p : kPolicies)
     if (p.name == name) return p.policy;

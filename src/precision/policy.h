@@ -27,5 +27,7 @@ const PolicyInfo& policy_info(Policy p);
 // Parses a policy name; the error lists the valid names (and says int8 needs a quantized model).
 Policy parse_policy(std::string_view name);
 std::string policy_names();
+// Throws (naming the policy) unless it can train.
+void check_trainable(Policy p);
 
 }  // namespace mixseg

@@ -41,8 +41,7 @@ SegMetrics evaluate(const UNet& net, Weights& weights, Backend& backend, Policy 
 TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Dataset& val_set, Backend& backend,
                   const Checkpoint* resume, const TrainCallbacks& cb) {
   const PolicyInfo& pi = policy_info(cfg.policy);
-  if (!pi.trainable)
-    fail("precision '{}' is for inference only; train with fp32, tf32, mixed_fp16 or mixed_bf16", pi.name);
+  check_trainable(cfg.policy);
   const UNet net = build_unet(cfg.model);
   check_input_size(cfg.model, train_set.h, train_set.w);
   if (cfg.model.in_channels != 1) fail("training reads gray images; in_channels must be 1");
