@@ -22,6 +22,7 @@ namespace {
 struct Case {
   std::string backend;
   DType dtype;
+  ConvAlgorithm inference = ConvAlgorithm::fastest;  // the fast backend's inference convolutions
 };
 
 // A tensor in the backend's memory holding `values` rounded to dtype.
@@ -55,9 +56,18 @@ std::vector<double> round_to(DType dt, const std::vector<double>& v) {
 
 }  // namespace
 
+std::string case_name(const Case& c) {
+  const char* algo = c.inference == ConvAlgorithm::direct     ? "_direct"
+                     : c.inference == ConvAlgorithm::winograd ? "_winograd"
+                                                              : "";
+  return c.backend + "_" + std::string(dtype_name(c.dtype)) + algo;
+}
+
 class BackendOps : public ::testing::TestWithParam<Case> {
  protected:
-  void SetUp() override { be = make_backend(GetParam().backend); }
+  void SetUp() override {
+    be = GetParam().backend == "fast" ? make_fast_backend(GetParam().inference) : make_backend(GetParam().backend);
+  }
   std::unique_ptr<Backend> be;
 };
 
@@ -81,6 +91,47 @@ TEST_P(BackendOps, Convolutions) {
     expect_close(Y.download(), y_ref, Op::conv2d_fwd, dt, size_t(s.k) * s.k * s.cin, what + " fwd");
     expect_close(DX.download(), dx_ref, Op::conv2d_bwd_data, dt, size_t(s.k) * s.k * s.cout, what + " bwd data");
     expect_close(DW.download(), dw_ref, Op::conv2d_bwd_weights, DType::f32, ys.pixels(), what + " bwd weights");
+  }
+}
+
+// Inference convolution with a folded BatchNorm's bias and the fused ReLU,
+// on shapes where oneDNN has Winograd (channels multiples of 16) and where
+// it has not; the forced-Winograd cases check that algorithm's accuracy.
+TEST_P(BackendOps, ConvolutionWithBiasAndRelu) {
+  const DType dt = GetParam().dtype;
+  for (const ConvShape s : {ConvShape{1, 7, 5, 3, 8, 3}, ConvShape{2, 12, 20, 32, 32, 3}, ConvShape{1, 9, 7, 16, 48, 3},
+                            ConvShape{1, 5, 3, 24, 1, 1}, ConvShape{1, 8, 8, 64, 128, 3}}) {
+    const Shape xs{s.n, s.h, s.w, s.cin}, ys{s.n, s.h, s.w, s.cout}, ws{s.cout, s.k, s.k, s.cin};
+    const auto x = round_to(dt, random_vec(xs.numel(), 11)), w = round_to(dt, random_vec(ws.numel(), 12));
+    const auto bias_d = round_to(DType::f32, random_vec(size_t(s.cout), 13));
+    const std::vector<float> bias(bias_d.begin(), bias_d.end());
+    DeviceTensor X(*be, dt, xs, x), W(*be, dt, ws, w), Y(*be, dt, ys), B(*be, DType::f32, {1, 1, 1, s.cout}, bias_d);
+    for (bool relu : {false, true}) {
+      std::vector<double> y_ref(ys.numel());
+      conv2d_fwd_ref<double>(s, x.data(), w.data(), y_ref.data(), bias.data(), relu);
+      be->conv2d_fwd_bias(X.t, W.t, B.t.as<float>(), Y.t, relu);
+      const std::string what = "conv+bias" + std::string(relu ? "+relu " : " ") + to_string(xs) + " k" +
+                               std::to_string(s.k) + " -> " + std::to_string(s.cout);
+      expect_close(Y.download(), y_ref, Op::conv2d_fwd_bias, dt, size_t(s.k) * s.k * s.cin, what);
+      // Again after new weights: a backend caching transformed weights must see them.
+      const auto w2 = round_to(dt, random_vec(ws.numel(), 14));
+      W.upload(w2);
+      conv2d_fwd_ref<double>(s, x.data(), w2.data(), y_ref.data(), bias.data(), relu);
+      be->conv2d_fwd_bias(X.t, W.t, B.t.as<float>(), Y.t, relu);
+      expect_close(Y.download(), y_ref, Op::conv2d_fwd_bias, dt, size_t(s.k) * s.k * s.cin, what + " new weights");
+      W.upload(w);
+    }
+    // Without a bias.
+    std::vector<double> y_ref(ys.numel());
+    conv2d_fwd_ref<double>(s, x.data(), w.data(), y_ref.data(), nullptr, true);
+    be->conv2d_fwd_bias(X.t, W.t, nullptr, Y.t, true);
+    expect_close(Y.download(), y_ref, Op::conv2d_fwd_bias, dt, size_t(s.k) * s.k * s.cin, "conv+relu, no bias");
+  }
+  // Forced Winograd must really have run where oneDNN has it (AVX-512 CPUs).
+  if (GetParam().inference == ConvAlgorithm::winograd && __builtin_cpu_supports("avx512f")) {
+    const auto choices = be->choices();
+    EXPECT_TRUE(std::any_of(choices.begin(), choices.end(),
+                            [](const std::string& c) { return c.find("winograd") != std::string::npos; }));
   }
 }
 
@@ -183,7 +234,8 @@ TEST_P(BackendOps, Loss) {
 INSTANTIATE_TEST_SUITE_P(All, BackendOps,
                          ::testing::Values(Case{"ref", DType::f32}, Case{"ref", DType::f16}, Case{"ref", DType::bf16},
                                            Case{"fast", DType::f32}, Case{"fast", DType::f16},
-                                           Case{"fast", DType::bf16}),
-                         [](const ::testing::TestParamInfo<Case>& i) {
-                           return i.param.backend + "_" + std::string(dtype_name(i.param.dtype));
-                         });
+                                           Case{"fast", DType::bf16},
+                                           Case{"fast", DType::f32, ConvAlgorithm::direct},
+                                           Case{"fast", DType::f32, ConvAlgorithm::winograd},
+                                           Case{"fast", DType::f16, ConvAlgorithm::winograd}),
+                         [](const ::testing::TestParamInfo<Case>& i) { return case_name(i.param); });

@@ -7,6 +7,12 @@
 
 #include "core/error.h"
 #include "model/network.h"
+#include "ops/batchnorm_ref.h"
+#include "ops/concat_ref.h"
+#include "ops/conv2d_ref.h"
+#include "ops/maxpool_ref.h"
+#include "ops/tolerance.h"
+#include "ops/upsample_ref.h"
 #include "precision/plan.h"
 #include "test_util.h"
 
@@ -237,4 +243,81 @@ TEST(UNet, PrecisionPlanShowsEveryLayer) {
   EXPECT_NE(plan.find("dynamic loss scaling"), std::string::npos);
   const std::string plan32 = precision_plan(net, Policy::fp32);
   EXPECT_EQ(plan32.find("f16"), std::string::npos);
+}
+
+// Inference folds each BatchNorm into its convolution (network.h). Against
+// the schedule run unfolded in double precision (conv, BatchNorm with running
+// statistics, ReLU, ...), on trained-looking state: random gamma, beta and
+// running statistics. Errors may add up over the convolutions in sequence,
+// hence the bound: the per-op tolerance times the number of conv layers.
+TEST(UNet, FoldedInferenceEqualsUnfoldedSchedule) {
+  const int f = 16, b = 2, h = 32, w = 16;
+  const UNet net = build_unet({f, 2, 1, 1});
+  Weights wt = init_weights(net, 5);
+  Rng rng(6);
+  for (const auto& p : net.params)
+    if (p.kind != ParamKind::conv_weight)
+      for (size_t i = 0; i < p.numel(); ++i)
+        wt.params[p.offset + i] = float(p.kind == ParamKind::bn_gamma ? rng.uniform(0.5, 1.5) : rng.uniform(-0.3, 0.3));
+  for (const auto& bn : net.bns)
+    for (int c = 0; c < bn.channels; ++c) {
+      wt.running[bn.running_offset + size_t(c)] = float(rng.uniform(-0.5, 0.5));
+      wt.running[bn.running_offset + size_t(bn.channels + c)] = float(rng.uniform(0.5, 2.0));
+    }
+  const auto images = random_images(size_t(b) * h * w, 7);
+
+  // The unfolded schedule in double.
+  std::vector<std::vector<double>> v(net.values.size());
+  v[size_t(net.input)].assign(images.begin(), images.end());
+  int convs = 0;
+  size_t k_max = 0;
+  for (const Layer& l : net.layers) {
+    const Shape xs = net.values[size_t(l.in0)].shape(b, h, w), ys = net.values[size_t(l.out)].shape(b, h, w);
+    auto& y = v[size_t(l.out)];
+    y.assign(ys.numel(), 0.0);
+    const auto& x = v[size_t(l.in0)];
+    switch (l.kind) {
+      case LayerKind::conv: {
+        const ParamInfo& p = net.params[size_t(l.param)];
+        const std::vector<double> wd(wt.params.begin() + long(p.offset), wt.params.begin() + long(p.offset + p.numel()));
+        conv2d_fwd_ref<double>({b, xs.h, xs.w, xs.c, ys.c, p.shape.h}, x.data(), wd.data(), y.data());
+        ++convs;
+        k_max = std::max(k_max, size_t(p.shape.h) * p.shape.w * size_t(xs.c));
+        break;
+      }
+      case LayerKind::bn_relu: {
+        const BatchNormInfo& bn = net.bns[size_t(l.bn)];
+        auto d = [&](const float* src, size_t n) { return std::vector<double>(src, src + n); };
+        const size_t c = size_t(bn.channels);
+        const auto g = d(wt.params.data() + net.params[size_t(l.param)].offset, c);
+        const auto be = d(wt.params.data() + net.params[size_t(l.param) + 1].offset, c);
+        const auto rm = d(wt.running.data() + bn.running_offset, c), rv = d(wt.running.data() + bn.running_offset + c, c);
+        batchnorm_fwd_infer_ref<double>({xs.pixels(), xs.c, kBatchNormEps, kBatchNormMomentum}, x.data(), g.data(),
+                                        be.data(), rm.data(), rv.data(), y.data(), true);
+        break;
+      }
+      case LayerKind::maxpool: maxpool2x2_fwd_ref<double>(xs, x.data(), y.data()); break;
+      case LayerKind::upsample: upsample2x_fwd_ref<double>(xs, x.data(), y.data()); break;
+      case LayerKind::concat:
+        concat_fwd_ref<double>(xs.pixels(), xs.c, net.values[size_t(l.in1)].channels, x.data(),
+                               v[size_t(l.in1)].data(), y.data());
+        break;
+    }
+  }
+  const auto& ref = v[size_t(net.logits)];
+
+  for (const char* name : {"ref", "fast"}) {
+    auto backend = make_backend(name);
+    for (Policy p : {Policy::fp32, Policy::mixed_bf16}) {
+      auto ws = make_workspace(net, *backend, p, b, h, w, false);
+      upload_weights(net, wt, *ws);
+      set_input(net, *ws, images.data());
+      forward(net, wt, *ws);
+      const auto got = logits_f32(net, *ws);
+      const DType dt = policy_info(p).storage;
+      const double tol = tolerance(Op::conv2d_fwd_bias, dt, k_max) * convs;
+      test::expect_within(std::vector<double>(got.begin(), got.end()), ref, tol, dt,
+                          std::string(name) + " " + std::string(policy_info(p).name) + " folded inference");
+    }
+  }
 }

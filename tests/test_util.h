@@ -71,13 +71,13 @@ std::vector<double> rounded(const std::vector<double>& v) {
 }
 
 // Compares got against ref with the tolerance of (op, dtype, k).
-inline void expect_close(const std::vector<double>& got, const std::vector<double>& ref, Op op, DType dtype, size_t k,
-                         const std::string& what) {
+// Element-wise |got - ref| <= tol * (|ref| + rms(ref)) (see ops/tolerance.h).
+inline void expect_within(const std::vector<double>& got, const std::vector<double>& ref, double tol, DType dtype,
+                          const std::string& what) {
   ASSERT_EQ(got.size(), ref.size()) << what;
   double ss = 0;
   for (double r : ref) ss += r * r;
   const double rms = ref.empty() ? 0 : std::sqrt(ss / double(ref.size()));
-  const double tol = tolerance(op, dtype, k);
   size_t bad = 0;
   for (size_t i = 0; i < got.size(); ++i)
     if (!(std::fabs(got[i] - ref[i]) <= tol * (std::fabs(ref[i]) + rms))) {
@@ -86,6 +86,11 @@ inline void expect_close(const std::vector<double>& got, const std::vector<doubl
                       << ref[i] << " (tolerance " << tol << " x " << std::fabs(ref[i]) + rms << ")";
     }
   EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << got.size() << " elements out of tolerance";
+}
+
+inline void expect_close(const std::vector<double>& got, const std::vector<double>& ref, Op op, DType dtype, size_t k,
+                         const std::string& what) {
+  expect_within(got, ref, tolerance(op, dtype, k), dtype, what);
 }
 
 }  // namespace mixseg::test

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   mixseg::cli::add_predict(app);
   mixseg::cli::add_info(app);
   mixseg::cli::add_synth(app);
+  mixseg::cli::add_bench(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

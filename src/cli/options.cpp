@@ -19,4 +19,27 @@ std::pair<int, int> parse_size(const std::string& s) {
   fail("--size '{}' is not of the form HxW (e.g. 512x256)", s);
 }
 
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  for (size_t b = 0; b <= s.size();) {
+    size_t e = s.find(',', b);
+    if (e == std::string::npos) e = s.size();
+    out.push_back(s.substr(b, e - b));
+    b = e + 1;
+  }
+  return out;
+}
+
+std::vector<int> parse_positive_list(const std::string& s, const char* option) {
+  std::vector<int> out;
+  for (const auto& item : split_list(s)) {
+    int v = 0;
+    const auto r = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (r.ec != std::errc() || r.ptr != item.data() + item.size() || v <= 0)
+      fail("{} '{}': '{}' is not a positive integer", option, s, item);
+    out.push_back(v);
+  }
+  return out;
+}
+
 }  // namespace mixseg::cli

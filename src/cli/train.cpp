@@ -34,13 +34,7 @@ struct PolicyRun {
 
 void run_train(const TrainOptions& o) {
   if (o.data.empty() == (o.synthetic == 0)) fail("give exactly one of --data DIR or --synthetic N");
-  std::vector<std::string> policies;
-  for (size_t b = 0; b <= o.precision.size();) {
-    size_t e = o.precision.find(',', b);
-    if (e == std::string::npos) e = o.precision.size();
-    policies.push_back(o.precision.substr(b, e - b));
-    b = e + 1;
-  }
+  const std::vector<std::string> policies = split_list(o.precision);
   for (const auto& p : policies) check_trainable(parse_policy(p));  // reject bad names before any work
   auto [h, w] = parse_size(o.size);
   Dataset all;

@@ -8,7 +8,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/tensor.h"
 #include "ops/loss_ref.h"
@@ -17,6 +19,7 @@ namespace mixseg {
 
 enum class Op {
   conv2d_fwd,
+  conv2d_fwd_bias,
   conv2d_bwd_data,
   conv2d_bwd_weights,
   batchnorm_fwd_train,
@@ -52,15 +55,25 @@ class Backend {
   virtual ~Backend() = default;
   virtual std::string_view name() const = 0;
 
+  // Backend memory is written only by copy_in and the ops below (never
+  // through a raw pointer, even where it is host memory): backends may cache
+  // derived data, such as transformed inference weights, until then.
   virtual void* allocate(size_t bytes) = 0;
   virtual void deallocate(void* p) = 0;
   virtual void copy_in(void* dst, const void* host_src, size_t bytes) = 0;
   virtual void copy_out(void* host_dst, const void* src, size_t bytes) = 0;
   virtual void synchronize() = 0;
   virtual bool supports(Op op, DType dtype) const = 0;
+  // What the backend chose on its own so far (e.g. an algorithm per
+  // convolution shape), one line each, for benchmark metadata.
+  virtual std::vector<std::string> choices() const { return {}; }
 
   // Convolution, stride 1, same padding, kernel size from w's shape [Cout,K,K,Cin].
   virtual void conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) = 0;
+  // Inference with BatchNorm folded into w: y = conv(x, w) + bias, then
+  // max(y, 0) when relu is true, rounded once. bias: [Cout] f32 in the
+  // backend's memory, or null.
+  virtual void conv2d_fwd_bias(const Tensor& x, const Tensor& w, const float* bias, const Tensor& y, bool relu) = 0;
   virtual void conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) = 0;
   // dw: f32, OHWI [Cout,K,K,Cin], overwritten.
   virtual void conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Tensor& dw) = 0;
@@ -87,8 +100,12 @@ class Backend {
   virtual void add_inplace(const Tensor& x, const Tensor& y) = 0;  // y += x
 };
 
+// How the fast backend picks inference convolutions: by timing each
+// candidate once per shape (fastest), or always one of them (tests).
+enum class ConvAlgorithm { fastest, direct, winograd };
+
 std::unique_ptr<Backend> make_ref_backend();
-std::unique_ptr<Backend> make_fast_backend();  // oneDNN convolutions (src/cpu)
+std::unique_ptr<Backend> make_fast_backend(ConvAlgorithm inference = ConvAlgorithm::fastest);  // oneDNN (src/cpu)
 // "ref" or "fast"; the error lists the names.
 std::unique_ptr<Backend> make_backend(std::string_view name);
 

@@ -1,6 +1,9 @@
 // The dtype table and the f16 conversions (bf16 is inline in dtype.h).
 #include "core/dtype.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include <array>
 
 #if defined(__F16C__)
@@ -96,6 +99,35 @@ void narrow<f16>(const float* src, f16* dst, size_t n) {
 }
 #endif
 
+namespace {
+constexpr size_t kParallelBlock = size_t(1) << 15;  // elements per task: large enough to amortise the fork
+}
+
+template <class T>
+void widen_parallel(const T* src, float* dst, size_t n) {
+  const int64_t blocks = int64_t((n + kParallelBlock - 1) / kParallelBlock);
+#pragma omp parallel for schedule(static) if (blocks > 1)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const size_t i = size_t(b) * kParallelBlock;
+    widen(src + i, dst + i, std::min(kParallelBlock, n - i));
+  }
+}
+template <class T>
+void narrow_parallel(const float* src, T* dst, size_t n) {
+  const int64_t blocks = int64_t((n + kParallelBlock - 1) / kParallelBlock);
+#pragma omp parallel for schedule(static) if (blocks > 1)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const size_t i = size_t(b) * kParallelBlock;
+    narrow(src + i, dst + i, std::min(kParallelBlock, n - i));
+  }
+}
+
+template void widen_parallel<float>(const float*, float*, size_t);
+template void widen_parallel<f16>(const f16*, float*, size_t);
+template void widen_parallel<bf16>(const bf16*, float*, size_t);
+template void narrow_parallel<float>(const float*, float*, size_t);
+template void narrow_parallel<f16>(const float*, f16*, size_t);
+template void narrow_parallel<bf16>(const float*, bf16*, size_t);
 template void widen<float>(const float*, float*, size_t);
 template void widen<f16>(const f16*, float*, size_t);
 template void widen<bf16>(const bf16*, float*, size_t);

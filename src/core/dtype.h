@@ -108,6 +108,12 @@ template <class T>
 void widen(const T* src, float* dst, size_t n);
 template <class T>
 void narrow(const float* src, T* dst, size_t n);
+// The same, split into blocks over the OpenMP threads when n is large
+// (element-wise, so the results equal the serial ones).
+template <class T>
+void widen_parallel(const T* src, float* dst, size_t n);
+template <class T>
+void narrow_parallel(const float* src, T* dst, size_t n);
 
 // Calls f.template operator()<T>() with T the C++ type of a float dtype
 // (float, f16, bf16); throws for the integer dtypes.

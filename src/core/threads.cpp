@@ -4,6 +4,9 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#if defined(__SSE__)
+#include <xmmintrin.h>
+#endif
 
 namespace mixseg {
 
@@ -13,6 +16,15 @@ void set_threads(int n) {
   omp_set_num_threads(n);
 #else
   (void)n;
+#endif
+}
+
+void flush_denormals() {
+#if defined(__SSE__)
+  constexpr unsigned kFtzDaz = 0x8040;  // MXCSR bits 15 (flush to zero) and 6 (denormals are zero)
+  _mm_setcsr(_mm_getcsr() | kFtzDaz);
+#pragma omp parallel
+  _mm_setcsr(_mm_getcsr() | kFtzDaz);
 #endif
 }
 

@@ -1,8 +1,11 @@
 // The fast CPU backend: the reference backend with its convolutions replaced
 // by oneDNN's (see cpu/conv2d.h) and BatchNorm+ReLU by fused two-pass kernels
-// (cpu/batchnorm.h). The other ops are the reference kernels, which are
-// vectorised and threaded already.
+// (cpu/batchnorm.h), inference convolutions with the folded BatchNorm's bias
+// and the ReLU as oneDNN post-ops. The other ops are the reference kernels,
+// which are vectorised and threaded already. Denormals are flushed to zero
+// on the backend's threads (see core/threads.h).
 #include "core/error.h"
+#include "core/threads.h"
 #include "cpu/batchnorm.h"
 #include "cpu/conv2d.h"
 #include "ops/backend_ref.h"
@@ -13,10 +16,29 @@ namespace {
 
 class FastBackend final : public RefBackend {
  public:
+  explicit FastBackend(ConvAlgorithm inference) {
+    flush_denormals();
+    convs_.set_inference_algorithm(inference);
+  }
   std::string_view name() const override { return "fast"; }
+  std::vector<std::string> choices() const override { return convs_.chosen_algorithms(); }
+  // All writes into backend memory come through copy_in (the interface's
+  // contract), so cached inference weights are dropped there.
+  void copy_in(void* dst, const void* host_src, size_t bytes) override {
+    RefBackend::copy_in(dst, host_src, bytes);
+    convs_.invalidate_weights(dst, bytes);
+  }
+  void deallocate(void* p) override {
+    convs_.invalidate_weights(nullptr, 0);
+    RefBackend::deallocate(p);
+  }
 
   void conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) override {
     convs_.forward(conv_shape(x, w), x.dtype, x.data, w.data, y.data);
+  }
+  void conv2d_fwd_bias(const Tensor& x, const Tensor& w, const float* bias, const Tensor& y, bool relu) override {
+    if (x.dtype != w.dtype) fail("conv2d_fwd_bias: dtype mismatch ({} vs {})", dtype_name(x.dtype), dtype_name(w.dtype));
+    convs_.forward_bias(conv_shape(x, w), x.dtype, x.data, w.data, bias, y.data, relu);
   }
   void conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) override {
     convs_.backward_data(conv_shape(dx, w), dy.dtype, dy.data, w.data, dx.data);
@@ -52,6 +74,6 @@ class FastBackend final : public RefBackend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_fast_backend() { return std::make_unique<FastBackend>(); }
+std::unique_ptr<Backend> make_fast_backend(ConvAlgorithm inference) { return std::make_unique<FastBackend>(inference); }
 
 }  // namespace mixseg

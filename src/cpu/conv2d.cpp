@@ -1,6 +1,10 @@
 // oneDNN convolutions (see conv2d.h).
 #include "cpu/conv2d.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
 #include <dnnl.hpp>
 
 #include "core/error.h"
@@ -21,9 +25,17 @@ memory::data_type dnnl_type(DType t) {
   }
 }
 
-enum class Kind { fwd, bwd_data, bwd_weights };
+// fwd: training forward (direct, NHWC). infer: inference forward with bias
+// and ReLU post-op, algorithm chosen per shape.
+enum class Kind { fwd, infer, bwd_data, bwd_weights };
+enum class Algo { direct, winograd };
 
-using Key = std::tuple<int, int, int, int, int, int, int, int>;  // kind, dtype, n, h, w, cin, cout, k
+// kind, dtype, algo, n, h, w, cin, cout, k, bias, relu
+using Key = std::tuple<int, int, int, int, int, int, int, int, int, bool, bool>;
+
+Key make_key(Kind kind, DType dt, Algo algo, const ConvShape& s, bool bias, bool relu) {
+  return {int(kind), int(dt), int(algo), s.n, s.h, s.w, s.cin, s.cout, s.k, bias, relu};
+}
 
 }  // namespace
 
@@ -31,20 +43,27 @@ struct DnnlConvolutions::Impl {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
 
-  // One cached primitive with its memories; user pointers are set per call.
+  // One primitive with its memories; user pointers are set per call. The
+  // primitive may want other layouts than the user's (blocked activations
+  // for Winograd, blocked or transformed weights): then it owns buffers in
+  // its layouts and the reorders between them run around each call.
   struct Entry {
     dnnl::primitive prim;
-    memory a, b, c;           // arguments in the user's layouts (NHWC / OHWI)
-    memory w_prim;            // weights (or their gradient) in the primitive's layout
-    dnnl::reorder w_reorder;  // user OHWI <-> primitive layout (empty when equal)
-    bool reorder_needed = false;
+    memory a, b, c, bias;     // user layouts: activation in (x or dy), OHWI weights (or dW), activation out (or dy)
+    memory a_prim, c_prim, w_prim, w_mid;
+    dnnl::reorder a_reorder, c_reorder, w_reorder, w_mid_reorder;  // w_mid: see bind_weights_via_oihw
+    bool a_re = false, c_re = false, w_re = false, has_bias = false;
+    const void* w_cached = nullptr;  // inference: the user weights whose reorder w_prim holds
   };
   std::map<Key, Entry> cache;
+  std::map<Key, Algo> chosen;  // inference: the algorithm picked per (dtype, shape, bias, relu)
+  std::vector<std::string> chosen_log;
   std::map<int, bool> native_ok;  // dtype -> native convolutions available
+  ConvAlgorithm policy = ConvAlgorithm::fastest;
   std::vector<float> scratch_a, scratch_b, scratch_c;
 
-  memory::desc act(const ConvShape& s, int c, memory::data_type dt) {
-    return memory::desc({s.n, c, s.h, s.w}, dt, tag::nhwc);
+  memory::desc act(const ConvShape& s, int c, memory::data_type dt, tag t = tag::nhwc) {
+    return memory::desc({s.n, c, s.h, s.w}, dt, t);
   }
   memory::desc weights(const ConvShape& s, memory::data_type dt, tag t) {
     return memory::desc({s.cout, s.cin, s.k, s.k}, dt, t);
@@ -56,48 +75,95 @@ struct DnnlConvolutions::Impl {
                                       pad);
     return {d, engine};
   }
+  dnnl::convolution_forward::primitive_desc infer_pd(const ConvShape& s, memory::data_type dt, Algo algo, bool bias,
+                                                     bool relu) {
+    const memory::dims stride{1, 1}, pad{s.k / 2, s.k / 2};
+    const tag at = algo == Algo::direct ? tag::nhwc : tag::any;
+    const auto alg = algo == Algo::direct ? dnnl::algorithm::convolution_direct : dnnl::algorithm::convolution_winograd;
+    dnnl::primitive_attr attr;
+    if (relu) {
+      dnnl::post_ops po;
+      po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+      attr.set_post_ops(po);
+    }
+    const auto src = act(s, s.cin, dt, at), dst = act(s, s.cout, dt, at), w = weights(s, dt, tag::any);
+    if (bias) {
+      const memory::desc b({s.cout}, memory::data_type::f32, tag::x);
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, alg, src, w, b, dst, stride, pad, pad);
+      return {d, attr, engine};
+    }
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, alg, src, w, dst, stride, pad, pad);
+    return {d, attr, engine};
+  }
 
-  Entry make(Kind kind, const ConvShape& s, memory::data_type dt) {
+  // Sets e.x_prim to the user's memory when the primitive takes the user's
+  // layout, else to a buffer of its own with a reorder (from or to user).
+  void bind(const memory& user, const memory::desc& prim_md, memory& prim, dnnl::reorder& r, bool& needed,
+            bool user_to_prim) {
+    needed = prim_md != user.get_desc();
+    if (!needed) {
+      prim = user;
+      return;
+    }
+    prim = memory(prim_md, engine);
+    r = user_to_prim ? dnnl::reorder(user, prim) : dnnl::reorder(prim, user);
+  }
+  // Weights for Winograd: oneDNN transforms only from oihw, so OHWI goes
+  // through an oihw buffer first (two reorders, both over the small weights).
+  void bind_weights_via_oihw(Entry& e, const memory::desc& prim_md) {
+    const memory::desc& u = e.b.get_desc();
+    e.w_mid = memory(memory::desc(u.dims(), u.data_type(), tag::oihw), engine);
+    e.w_mid_reorder = dnnl::reorder(e.b, e.w_mid);
+    e.w_prim = memory(prim_md, engine);
+    e.w_reorder = dnnl::reorder(e.w_mid, e.w_prim);
+    e.w_re = true;
+  }
+
+  Entry make(Kind kind, const ConvShape& s, memory::data_type dt, Algo algo = Algo::direct, bool bias = false,
+             bool relu = false) {
     const memory::dims stride{1, 1}, pad{s.k / 2, s.k / 2};
     Entry e;
-    memory::desc w_user = weights(s, kind == Kind::bwd_weights ? memory::data_type::f32 : dt, tag::ohwi);
-    memory::desc w_prim_md;
-    if (kind == Kind::fwd) {
-      auto pd = fwd_pd(s, dt);
+    e.b = memory(weights(s, kind == Kind::bwd_weights ? memory::data_type::f32 : dt, tag::ohwi), engine, nullptr);
+    if (kind == Kind::fwd || kind == Kind::infer) {
+      auto pd = kind == Kind::fwd ? fwd_pd(s, dt) : infer_pd(s, dt, algo, bias, relu);
       e.prim = dnnl::convolution_forward(pd);
-      w_prim_md = pd.weights_desc();
       e.a = memory(act(s, s.cin, dt), engine, nullptr);
       e.c = memory(act(s, s.cout, dt), engine, nullptr);
+      bind(e.a, pd.src_desc(), e.a_prim, e.a_reorder, e.a_re, true);
+      bind(e.c, pd.dst_desc(), e.c_prim, e.c_reorder, e.c_re, false);
+      if (algo == Algo::winograd)
+        bind_weights_via_oihw(e, pd.weights_desc());
+      else
+        bind(e.b, pd.weights_desc(), e.w_prim, e.w_reorder, e.w_re, true);
+      if (bias) {
+        e.has_bias = true;
+        e.bias = memory(pd.bias_desc(), engine, nullptr);
+      }
     } else if (kind == Kind::bwd_data) {
       dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, act(s, s.cin, dt),
                                               weights(s, dt, tag::any), act(s, s.cout, dt), stride, pad, pad);
       dnnl::convolution_backward_data::primitive_desc pd(d, engine, fwd_pd(s, dt));
       e.prim = dnnl::convolution_backward_data(pd);
-      w_prim_md = pd.weights_desc();
-      e.a = memory(act(s, s.cout, dt), engine, nullptr);  // dy
-      e.c = memory(act(s, s.cin, dt), engine, nullptr);   // dx
+      e.a = e.a_prim = memory(act(s, s.cout, dt), engine, nullptr);  // dy
+      e.c = e.c_prim = memory(act(s, s.cin, dt), engine, nullptr);   // dx
+      bind(e.b, pd.weights_desc(), e.w_prim, e.w_reorder, e.w_re, true);
     } else {
       dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, act(s, s.cin, dt),
                                                  weights(s, memory::data_type::f32, tag::any), act(s, s.cout, dt),
                                                  stride, pad, pad);
       dnnl::convolution_backward_weights::primitive_desc pd(d, engine, fwd_pd(s, dt));
       e.prim = dnnl::convolution_backward_weights(pd);
-      w_prim_md = pd.diff_weights_desc();
-      e.a = memory(act(s, s.cin, dt), engine, nullptr);   // x
-      e.c = memory(act(s, s.cout, dt), engine, nullptr);  // dy
+      e.a = e.a_prim = memory(act(s, s.cin, dt), engine, nullptr);   // x
+      e.c = e.c_prim = memory(act(s, s.cout, dt), engine, nullptr);  // dy
+      bind(e.b, pd.diff_weights_desc(), e.w_prim, e.w_reorder, e.w_re, false);
     }
-    e.b = memory(w_user, engine, nullptr);
-    e.reorder_needed = w_prim_md != w_user;
-    e.w_prim = e.reorder_needed ? memory(w_prim_md, engine) : e.b;
-    if (e.reorder_needed)
-      e.w_reorder = kind == Kind::bwd_weights ? dnnl::reorder(e.w_prim, e.b) : dnnl::reorder(e.b, e.w_prim);
     return e;
   }
 
-  Entry& get(Kind kind, const ConvShape& s, DType dt) {
-    const Key key{int(kind), int(dt), s.n, s.h, s.w, s.cin, s.cout, s.k};
+  Entry& get(Kind kind, const ConvShape& s, DType dt, Algo algo = Algo::direct, bool bias = false, bool relu = false) {
+    const Key key = make_key(kind, dt, algo, s, bias, relu);
     auto it = cache.find(key);
-    if (it == cache.end()) it = cache.emplace(key, make(kind, s, dnnl_type(dt))).first;
+    if (it == cache.end()) it = cache.emplace(key, make(kind, s, dnnl_type(dt), algo, bias, relu)).first;
     return it->second;
   }
 
@@ -118,48 +184,116 @@ struct DnnlConvolutions::Impl {
   }
 
   // Runs entry e with the user's pointers a (activation in), b (OHWI weights
-  // or their gradient), c (activation out, or dy for bwd_weights).
-  void run(Kind kind, Entry& e, const void* a, const void* b, const void* c) {
+  // or their gradient), c (activation out, or dy for bwd_weights), bias.
+  void run(Kind kind, Entry& e, const void* a, const void* b, const void* c, const float* bias = nullptr,
+           bool cache_weights = true) {
     e.a.set_data_handle(const_cast<void*>(a));
     e.b.set_data_handle(const_cast<void*>(b));
     e.c.set_data_handle(const_cast<void*>(c));
-    if (kind != Kind::bwd_weights && e.reorder_needed) e.w_reorder.execute(stream, e.b, e.w_prim);
+    if (e.has_bias) e.bias.set_data_handle(const_cast<float*>(bias));
+    // Inference weights stay in the primitive's layout (for Winograd: already
+    // transformed) until the user's weights change (see invalidate_weights).
+    const bool reuse = kind == Kind::infer && cache_weights && e.w_cached == b;
+    if (kind != Kind::bwd_weights && e.w_re && !reuse) {
+      if (e.w_mid) e.w_mid_reorder.execute(stream, e.b, e.w_mid);
+      e.w_reorder.execute(stream, e.w_mid ? e.w_mid : e.b, e.w_prim);
+    }
+    e.w_cached = kind == Kind::infer && cache_weights ? b : nullptr;
+    if (e.a_re) e.a_reorder.execute(stream, e.a, e.a_prim);
     switch (kind) {
       case Kind::fwd:
-        e.prim.execute(stream, {{DNNL_ARG_SRC, e.a}, {DNNL_ARG_WEIGHTS, e.w_prim}, {DNNL_ARG_DST, e.c}});
+      case Kind::infer: {
+        std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.a_prim}, {DNNL_ARG_WEIGHTS, e.w_prim}, {DNNL_ARG_DST, e.c_prim}};
+        if (e.has_bias) args[DNNL_ARG_BIAS] = e.bias;
+        e.prim.execute(stream, args);
         break;
+      }
       case Kind::bwd_data:
         e.prim.execute(stream, {{DNNL_ARG_DIFF_DST, e.a}, {DNNL_ARG_WEIGHTS, e.w_prim}, {DNNL_ARG_DIFF_SRC, e.c}});
         break;
       case Kind::bwd_weights:
         e.prim.execute(stream, {{DNNL_ARG_SRC, e.a}, {DNNL_ARG_DIFF_DST, e.c}, {DNNL_ARG_DIFF_WEIGHTS, e.w_prim}});
-        if (e.reorder_needed) e.w_reorder.execute(stream, e.w_prim, e.b);
+        if (e.w_re) e.w_reorder.execute(stream, e.w_prim, e.b);
         break;
     }
+    if (e.c_re) e.c_reorder.execute(stream, e.c_prim, e.c);
     stream.wait();
+  }
+
+  // Inference: the algorithm for this (dtype, shape, bias, relu), chosen on
+  // first use by timing each candidate on zero-filled buffers of the real
+  // size (zeros: no denormals to slow a candidate down by accident).
+  Algo choose(const ConvShape& s, DType dt, bool bias, bool relu) {
+    const Key key = make_key(Kind::infer, dt, Algo::direct, s, bias, relu);
+    if (auto it = chosen.find(key); it != chosen.end()) return it->second;
+    std::vector<Algo> candidates;
+    if (policy != ConvAlgorithm::winograd) candidates.push_back(Algo::direct);
+    if (policy != ConvAlgorithm::direct && dt == DType::f32 && s.k == 3) {
+      try {
+        get(Kind::infer, s, dt, Algo::winograd, bias, relu);
+        candidates.push_back(Algo::winograd);
+      } catch (const dnnl::error&) {
+        // not implemented for this CPU or shape
+      }
+    }
+    if (candidates.empty()) candidates.push_back(Algo::direct);
+    Algo best = candidates[0];
+    if (candidates.size() > 1) {
+      const size_t es = dtype_size(dt), px = size_t(s.n) * s.h * s.w;
+      std::vector<std::byte> x(px * s.cin * es), w(s.weight_numel() * es), y(px * s.cout * es);
+      std::vector<float> b(size_t(s.cout));
+      double best_t = 1e30;
+      for (Algo algo : candidates) {
+        Entry& e = get(Kind::infer, s, dt, algo, bias, relu);
+        std::vector<double> t;
+        for (int rep = 0; rep < 6; ++rep) {
+          const auto t0 = std::chrono::steady_clock::now();
+          run(Kind::infer, e, x.data(), w.data(), y.data(), b.data());  // weights reordered in rep 0 only, as in use
+          if (rep > 0) t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        }
+        e.w_cached = nullptr;  // the scratch weights are freed below
+        std::sort(t.begin(), t.end());
+        if (t[2] < best_t) {  // the median of 5
+          best_t = t[2];
+          best = algo;
+        }
+      }
+    }
+    chosen[key] = best;
+    chosen_log.push_back(fmt::format("{} {}x{}x{}x{}->{} k{}{}{}: {}", dtype_name(dt), s.n, s.h, s.w, s.cin, s.cout, s.k,
+                                     bias ? " +bias" : "", relu ? " +relu" : "",
+                                     best == Algo::direct ? "direct" : "winograd"));
+    return best;
   }
 
   // Widens n elements of storage type dt into buf (resized), returns its data.
   float* widen_into(std::vector<float>& buf, DType dt, const void* src, size_t n) {
     buf.resize(n);
-    dispatch_float(dt, [&]<class T>() { widen(static_cast<const T*>(src), buf.data(), n); });
+    dispatch_float(dt, [&]<class T>() { widen_parallel(static_cast<const T*>(src), buf.data(), n); });
     return buf.data();
   }
   void narrow_from(const std::vector<float>& buf, DType dt, void* dst) {
-    dispatch_float(dt, [&]<class T>() { narrow(buf.data(), static_cast<T*>(dst), buf.size()); });
+    dispatch_float(dt, [&]<class T>() { narrow_parallel(buf.data(), static_cast<T*>(dst), buf.size()); });
   }
 
-  // Forward or backward-data: activation `in` (cin channels) and weights w
-  // give activation `out` (cout channels); through f32 scratch when dt has
-  // no native primitive.
+  // Forward, inference forward or backward-data: activation `in` (cin
+  // channels) and weights w give activation `out` (cout channels); through
+  // f32 scratch when dt has no native primitive.
   void run_activation_out(Kind kind, const ConvShape& s, DType dt, const void* in, int cin, const void* w, void* out,
-                          int cout) {
-    if (native(dt)) return run(kind, get(kind, s, dt), in, w, out);
+                          int cout, const float* bias = nullptr, bool relu = false) {
+    const DType run_dt = native(dt) ? dt : DType::f32;
+    auto entry = [&]() -> Entry& {
+      if (kind != Kind::infer) return get(kind, s, run_dt);
+      return get(kind, s, run_dt, choose(s, run_dt, bias != nullptr, relu), bias != nullptr, relu);
+    };
+    if (run_dt == dt) return run(kind, entry(), in, w, out, bias);
+    // Through f32 scratch: the weights are widened into the same buffer on
+    // every call, so their reorder is never reused.
     const size_t pixels = size_t(s.n) * s.h * s.w;
     const float* in_f = widen_into(scratch_a, dt, in, pixels * cin);
     const float* w_f = widen_into(scratch_b, dt, w, s.weight_numel());
     scratch_c.resize(pixels * cout);
-    run(kind, get(kind, s, DType::f32), in_f, w_f, scratch_c.data());
+    run(kind, entry(), in_f, w_f, scratch_c.data(), bias, false);
     narrow_from(scratch_c, dt, out);
   }
 };
@@ -168,9 +302,27 @@ DnnlConvolutions::DnnlConvolutions() : impl_(std::make_unique<Impl>()) {}
 DnnlConvolutions::~DnnlConvolutions() = default;
 
 bool DnnlConvolutions::native(DType dt) { return impl_->native(dt); }
+std::vector<std::string> DnnlConvolutions::chosen_algorithms() const { return impl_->chosen_log; }
+void DnnlConvolutions::set_inference_algorithm(ConvAlgorithm a) {
+  impl_->policy = a;
+  impl_->chosen.clear();
+}
+
+void DnnlConvolutions::invalidate_weights(const void* begin, size_t bytes) {
+  const auto* lo = static_cast<const std::byte*>(begin);
+  for (auto& [key, e] : impl_->cache) {
+    const auto* p = static_cast<const std::byte*>(e.w_cached);
+    if (p && (bytes == 0 || (p < lo + bytes && lo < p + e.b.get_desc().get_size()))) e.w_cached = nullptr;
+  }
+}
 
 void DnnlConvolutions::forward(const ConvShape& s, DType dt, const void* x, const void* w, void* y) {
   impl_->run_activation_out(Kind::fwd, s, dt, x, s.cin, w, y, s.cout);
+}
+
+void DnnlConvolutions::forward_bias(const ConvShape& s, DType dt, const void* x, const void* w, const float* bias,
+                                    void* y, bool relu) {
+  impl_->run_activation_out(Kind::infer, s, dt, x, s.cin, w, y, s.cout, bias, relu);
 }
 
 void DnnlConvolutions::backward_data(const ConvShape& s, DType dt, const void* dy, const void* w, void* dx) {

@@ -32,15 +32,30 @@ Weights init_weights(const UNet& net, uint64_t seed) {
 
 namespace {
 
+// For each layer: the index of the bn_relu layer that directly consumes this
+// conv's output (folded into it in inference), else -1.
+std::vector<int> foldable_bns(const UNet& net) {
+  std::vector<int> folded(net.layers.size(), -1);
+  for (size_t i = 0; i + 1 < net.layers.size(); ++i) {
+    const Layer &l = net.layers[i], &next = net.layers[i + 1];
+    if (l.kind == LayerKind::conv && next.kind == LayerKind::bn_relu && next.in0 == l.out) folded[i] = int(i + 1);
+  }
+  return folded;
+}
+
 // Allocates everything a workspace holds from its two arenas; called twice
 // (plan, then commit and allocate for real).
 void allocate(const UNet& net, Workspace& ws) {
   ws.activations.reset();
   ws.weights.reset();
+  std::vector<uint8_t> skip(net.values.size(), 0);  // inference: conv outputs folded away
+  if (!ws.training)
+    for (size_t i = 0; i < net.layers.size(); ++i)
+      if (ws.folded_bn[i] >= 0) skip[net.layers[i].out] = 1;
   size_t largest = 0;
   for (size_t v = 0; v < net.values.size(); ++v) {
     const Shape s = net.values[v].shape(ws.batch, ws.h, ws.w);
-    ws.act[v] = ws.activations.alloc(ws.dtype, s);
+    if (!skip[v]) ws.act[v] = ws.activations.alloc(ws.dtype, s);
     largest = std::max(largest, s.numel());
   }
   if (ws.training) {
@@ -52,6 +67,10 @@ void allocate(const UNet& net, Workspace& ws) {
   }
   for (size_t p = 0; p < net.params.size(); ++p)
     if (net.params[p].kind == ParamKind::conv_weight) ws.conv_w[p] = ws.weights.alloc(ws.dtype, net.params[p].shape);
+  if (!ws.training)
+    for (size_t i = 0; i < net.layers.size(); ++i)
+      if (ws.folded_bn[i] >= 0)
+        ws.conv_bias[net.layers[i].param] = ws.weights.alloc(DType::f32, {1, 1, 1, net.params[net.layers[i].param].shape.n});
 }
 
 BatchNormState bn_state(const UNet& net, const Layer& l, Weights& wt, Workspace& ws) {
@@ -85,6 +104,8 @@ std::unique_ptr<Workspace> make_workspace(const UNet& net, Backend& backend, Pol
   ws->act.resize(net.values.size());
   ws->grad.resize(net.values.size());
   ws->conv_w.resize(net.params.size());
+  ws->conv_bias.resize(net.params.size());
+  ws->folded_bn = training ? std::vector<int>(net.layers.size(), -1) : foldable_bns(net);
   ws->bn_saved.resize(net.bns.size());
   ws->grad_written.assign(net.values.size(), 0);
   allocate(net, *ws);
@@ -94,12 +115,44 @@ std::unique_ptr<Workspace> make_workspace(const UNet& net, Backend& backend, Pol
   return ws;
 }
 
+namespace {
+
+// Folds BatchNorm layer `bn` into conv weights w (OHWI, f32, in place) and
+// returns the bias (see network.h).
+std::vector<float> fold_batchnorm(const UNet& net, const Weights& wt, const Layer& bn, std::vector<float>& w) {
+  const BatchNormInfo& b = net.bns[bn.bn];
+  const float* gamma = wt.params.data() + net.params[bn.param].offset;
+  const float* beta = wt.params.data() + net.params[bn.param + 1].offset;
+  const float* mean = wt.running.data() + b.running_offset;
+  const float* var = mean + b.channels;
+  const size_t per_channel = w.size() / size_t(b.channels);
+  std::vector<float> bias(size_t(b.channels));
+  for (int c = 0; c < b.channels; ++c) {
+    const double scale = double(gamma[c]) / std::sqrt(double(var[c]) + kBatchNormEps);
+    for (size_t i = 0; i < per_channel; ++i) w[size_t(c) * per_channel + i] = float(w[size_t(c) * per_channel + i] * scale);
+    bias[size_t(c)] = float(double(beta[c]) - double(mean[c]) * scale);
+  }
+  return bias;
+}
+
+}  // namespace
+
 void upload_weights(const UNet& net, const Weights& wt, Workspace& ws) {
   std::vector<std::byte> tmp;
+  std::vector<float> folded;
+  std::vector<int> bn_of_param(net.params.size(), -1);
+  for (size_t i = 0; i < net.layers.size(); ++i)
+    if (ws.folded_bn[i] >= 0) bn_of_param[net.layers[i].param] = ws.folded_bn[i];
   for (size_t p = 0; p < net.params.size(); ++p) {
     const ParamInfo& info = net.params[p];
     if (info.kind != ParamKind::conv_weight) continue;
     const float* src = wt.params.data() + info.offset;
+    if (bn_of_param[p] >= 0) {
+      folded.assign(src, src + info.numel());
+      const std::vector<float> bias = fold_batchnorm(net, wt, net.layers[size_t(bn_of_param[p])], folded);
+      ws.backend->copy_in(ws.conv_bias[p].data, bias.data(), bias.size() * sizeof(float));
+      src = folded.data();
+    }
     tmp.resize(info.numel() * dtype_size(ws.dtype));
     dispatch_float(ws.dtype, [&]<class T>() { narrow(src, reinterpret_cast<T*>(tmp.data()), info.numel()); });
     ws.backend->copy_in(ws.conv_w[p].data, tmp.data(), tmp.size());
@@ -124,9 +177,17 @@ std::vector<float> logits_f32(const UNet& net, Workspace& ws) {
 
 void forward(const UNet& net, Weights& wt, Workspace& ws) {
   Backend& be = *ws.backend;
-  for (const Layer& l : net.layers) {
+  for (size_t i = 0; i < net.layers.size(); ++i) {
+    const Layer& l = net.layers[i];
     const Tensor& x = ws.act[l.in0];
     const Tensor& y = ws.act[l.out];
+    if (ws.folded_bn[i] >= 0) {  // inference: conv + folded BatchNorm + ReLU, then skip the BatchNorm layer
+      const int b = ws.folded_bn[i];
+      be.conv2d_fwd_bias(x, ws.conv_w[l.param], ws.conv_bias[l.param].as<float>(), ws.act[net.layers[size_t(b)].out],
+                         true);
+      i = size_t(b);
+      continue;
+    }
     switch (l.kind) {
       case LayerKind::conv: be.conv2d_fwd(x, ws.conv_w[l.param], y); break;
       case LayerKind::bn_relu: {

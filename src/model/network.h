@@ -2,6 +2,12 @@
 // statistics), a workspace planned once per (backend, policy, batch, H, W)
 // holding every activation in the policy's storage dtype, and the forward
 // and backward passes over the static schedule.
+//
+// Inference workspaces fold each BatchNorm into the convolution before it
+// (w' = w * gamma / sqrt(var + eps) per output channel, bias = beta - mean *
+// gamma / sqrt(var + eps), computed in double from the f32 state and rounded
+// once) and run conv + bias + ReLU as one op, so the pre-BatchNorm
+// activations are never stored.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -34,7 +40,9 @@ struct Workspace {
   Arena activations;  // activations, their gradients, BatchNorm saved statistics, scratch
   Arena weights;      // the conv weights in the storage dtype, and the f32 weight gradients
   std::vector<Tensor> act, grad;  // per value
-  std::vector<Tensor> conv_w;     // per parameter (only conv weights are set)
+  std::vector<Tensor> conv_w;     // per parameter (only conv weights are set; folded in inference)
+  std::vector<Tensor> conv_bias;  // inference: per conv weight parameter followed by BatchNorm, f32 [Cout]
+  std::vector<int> folded_bn;     // inference: per layer, the BatchNorm layer folded into this conv, else -1
   std::vector<Tensor> bn_saved;   // per BatchNorm layer: [mean | invstd], f32
   Tensor scratch;                 // for gradients that fan in
   Tensor param_grads;             // f32, UNet::param_numel elements
@@ -44,7 +52,9 @@ struct Workspace {
 // Plans and allocates a workspace. Throws for sizes the network cannot take.
 std::unique_ptr<Workspace> make_workspace(const UNet& net, Backend& backend, Policy policy, int batch, int h, int w,
                                           bool training);
-// Writes the conv weights in the storage dtype from the f32 masters (call after every optimizer step).
+// Writes the conv weights in the storage dtype from the f32 masters (call
+// after every optimizer step); inference workspaces get them folded with the
+// BatchNorm parameters and running statistics.
 void upload_weights(const UNet& net, const Weights& weights, Workspace& ws);
 // Copies f32 images [batch, h, w, in_channels] into the input, rounding to the storage dtype.
 void set_input(const UNet& net, Workspace& ws, const float* images);

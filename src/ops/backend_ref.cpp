@@ -43,6 +43,11 @@ void RefBackend::conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) {
   const ConvShape s = conv_shape(x, w);
   dispatch_float(x.dtype, [&]<class T>() { conv2d_fwd_ref<T>(s, x.as<T>(), w.as<T>(), y.as<T>()); });
 }
+void RefBackend::conv2d_fwd_bias(const Tensor& x, const Tensor& w, const float* bias, const Tensor& y, bool relu) {
+  check_same(x, w, "conv2d_fwd_bias");
+  const ConvShape s = conv_shape(x, w);
+  dispatch_float(x.dtype, [&]<class T>() { conv2d_fwd_ref<T>(s, x.as<T>(), w.as<T>(), y.as<T>(), bias, relu); });
+}
 void RefBackend::conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) {
   check_same(dy, w, "conv2d_bwd_data");
   const ConvShape s = conv_shape(dx, w);

@@ -19,6 +19,7 @@ class RefBackend : public Backend {
   bool supports(Op op, DType dtype) const override;
 
   void conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) override;
+  void conv2d_fwd_bias(const Tensor& x, const Tensor& w, const float* bias, const Tensor& y, bool relu) override;
   void conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) override;
   void conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Tensor& dw) override;
   void batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override;

@@ -47,7 +47,7 @@ void with_block(int c, F&& f) {
 }  // namespace
 
 template <class T>
-void conv2d_fwd_ref(const ConvShape& s, const T* x, const T* w, T* y) {
+void conv2d_fwd_ref(const ConvShape& s, const T* x, const T* w, T* y, const float* bias, bool relu) {
   using A = acc_t<T>;
   const int K = s.k, pad = K / 2, Ci = s.cin, Co = s.cout, RW = s.w + 2 * pad;
   // Transposed weights [ky][kx][ci][co], widened once.
@@ -66,7 +66,8 @@ void conv2d_fwd_ref(const ConvShape& s, const T* x, const T* w, T* y) {
         for (int ky = 0; ky < K; ++ky) load_padded_row(x, n, oy + ky - pad, s.h, s.w, Ci, pad, rows.data() + size_t(ky) * RW * Ci);
         for (int ox = 0; ox < s.w; ++ox)
           for (int c0 = 0; c0 < Co; c0 += CB) {
-            A acc[CB] = {};
+            A acc[CB];
+            for (int j = 0; j < CB; ++j) acc[j] = bias ? A(bias[c0 + j]) : A(0);
             for (int ky = 0; ky < K; ++ky)
               for (int kx = 0; kx < K; ++kx) {
                 const A* xp = rows.data() + (size_t(ky) * RW + ox + kx) * Ci;
@@ -74,6 +75,8 @@ void conv2d_fwd_ref(const ConvShape& s, const T* x, const T* w, T* y) {
                 for (int ci = 0; ci < Ci; ++ci)
                   for (int j = 0; j < CB; ++j) acc[j] += xp[ci] * wp[size_t(ci) * Co + j];
               }
+            if (relu)
+              for (int j = 0; j < CB; ++j) acc[j] = std::max(acc[j], A(0));
             std::copy_n(acc, CB, out.data() + size_t(ox) * Co + c0);
           }
         store_n(out.data(), y + size_t(ny) * s.w * Co, out.size());
@@ -152,7 +155,7 @@ void conv2d_bwd_weights_ref(const ConvShape& s, const T* x, const T* dy, acc_t<T
 }
 
 #define INSTANTIATE(T)                                                                  \
-  template void conv2d_fwd_ref<T>(const ConvShape&, const T*, const T*, T*);          \
+  template void conv2d_fwd_ref<T>(const ConvShape&, const T*, const T*, T*, const float*, bool); \
   template void conv2d_bwd_data_ref<T>(const ConvShape&, const T*, const T*, T*);     \
   template void conv2d_bwd_weights_ref<T>(const ConvShape&, const T*, const T*, acc_t<T>*);
 MIXSEG_INSTANTIATE_FLOAT_KERNEL(INSTANTIATE)

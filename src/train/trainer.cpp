@@ -38,6 +38,24 @@ SegMetrics evaluate(const UNet& net, Weights& weights, Backend& backend, Policy 
   return acc.finish();
 }
 
+StepStats train_step(const UNet& net, Checkpoint& state, Workspace& ws, const float* input, const uint8_t* target,
+                     const LossWeights& loss) {
+  set_input(net, ws, input);
+  forward(net, state.weights, ws);
+  const double scale = state.scaler.scale;
+  const LossValue lv = ws.backend->loss(ws.act[net.logits], target, loss, scale, &ws.grad[net.logits]);
+  backward(net, state.weights, ws);
+  const float* grads = ws.param_grads.as<float>();
+  const bool finite = all_finite(grads, net.param_numel);
+  const bool apply = state.scaler.update(!finite);
+  if (apply) {
+    optimizer_step(state.optimizer, state.optimizer_state, state.weights.params.data(), grads, net.param_numel,
+                   1.0 / scale);
+    upload_weights(net, state.weights, ws);
+  }
+  return {0, lv.total, scale, !apply};
+}
+
 TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Dataset& val_set, Backend& backend,
                   const Checkpoint* resume, const TrainCallbacks& cb) {
   const PolicyInfo& pi = policy_info(cfg.policy);
@@ -114,21 +132,10 @@ TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Datase
         to_input(train_set.image(i), px, input.data() + size_t(b) * px);
         std::copy_n(train_set.mask(i), px, target.data() + size_t(b) * px);
       }
-      set_input(net, *ws, input.data());
-      forward(net, state.weights, *ws);
-      const double scale = state.scaler.scale;
-      const LossValue lv = backend.loss(ws->act[net.logits], target.data(), cfg.loss, scale, &ws->grad[net.logits]);
-      backward(net, state.weights, *ws);
-      const float* grads = ws->param_grads.as<float>();
-      const bool finite = all_finite(grads, net.param_numel);
-      const bool apply = state.scaler.update(!finite);
-      if (apply) {
-        optimizer_step(state.optimizer, state.optimizer_state, state.weights.params.data(), grads, net.param_numel,
-                       1.0 / scale);
-        upload_weights(net, state.weights, *ws);
-      }
-      loss_sum += lv.total;
-      if (cb.on_step) cb.on_step({int64_t(epoch) * int64_t(steps_per_epoch) + int64_t(s), lv.total, scale, !apply});
+      StepStats st = train_step(net, state, *ws, input.data(), target.data(), cfg.loss);
+      st.step = int64_t(epoch) * int64_t(steps_per_epoch) + int64_t(s);
+      loss_sum += st.loss;
+      if (cb.on_step) cb.on_step(st);
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 

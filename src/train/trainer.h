@@ -59,6 +59,12 @@ struct TrainCallbacks {
   std::function<void(const StepStats&)> on_step;
 };
 
+// One step on a batch in host memory (f32 images, 0/1 targets, ws.batch of
+// each): the sequence described at the top of this file, updating state's
+// weights, optimizer and loss scaler. The returned step index is 0.
+StepStats train_step(const UNet& net, Checkpoint& state, Workspace& ws, const float* input, const uint8_t* target,
+                     const LossWeights& loss);
+
 // Trains from scratch, or continues `resume` (its config, policy and size must
 // match). Validation runs after every epoch when val is non-empty.
 TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Dataset& val_set, Backend& backend,

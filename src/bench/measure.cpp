@@ -1,0 +1,66 @@
+// One benchmark configuration (see measure.h).
+#include "bench/measure.h"
+
+#include <chrono>
+
+#include "core/error.h"
+#include "data/synthetic.h"
+#include "model/network.h"
+#include "train/trainer.h"
+
+namespace mixseg {
+
+BenchMeasurement measure(const BenchConfig& cfg, Backend& backend) {
+  if (cfg.warmup_steps < 0 || cfg.min_steps < 1) fail("benchmark needs warm-up >= 0 and at least one measured step");
+  const UNet net = build_unet(cfg.model);
+  if (cfg.train) check_trainable(cfg.policy);
+  auto ws = make_workspace(net, backend, cfg.policy, cfg.batch, cfg.height, cfg.width, cfg.train);
+
+  // Synthetic frames with their masks, one batch, reused every step.
+  const Dataset frames = make_synthetic({cfg.height, cfg.width, cfg.seed, 0.05}, size_t(cfg.batch));
+  const size_t px = frames.pixels();
+  std::vector<float> input(size_t(cfg.batch) * px * size_t(cfg.model.in_channels));
+  std::vector<uint8_t> target(size_t(cfg.batch) * px);
+  for (int b = 0; b < cfg.batch; ++b) {
+    for (int c = 0; c < cfg.model.in_channels; ++c)
+      for (size_t i = 0; i < px; ++i)
+        input[(size_t(b) * px + i) * size_t(cfg.model.in_channels) + size_t(c)] = frames.image(size_t(b))[i] / 255.0f;
+    std::copy_n(frames.mask(size_t(b)), px, target.data() + size_t(b) * px);
+  }
+
+  Checkpoint state;
+  state.config = cfg.model;
+  state.policy = cfg.policy;
+  state.weights = init_weights(net, cfg.seed);
+  state.optimizer_state = make_optimizer_state(state.optimizer, net.param_numel);
+  LossScalerConfig sc;
+  sc.enabled = policy_info(cfg.policy).loss_scaling;
+  state.scaler = LossScaler::make(sc);
+  upload_weights(net, state.weights, *ws);
+  if (!cfg.train) set_input(net, *ws, input.data());
+
+  auto step = [&] {
+    if (cfg.train)
+      train_step(net, state, *ws, input.data(), target.data(), LossWeights{});
+    else
+      forward(net, state.weights, *ws);
+    backend.synchronize();
+  };
+
+  BenchMeasurement m;
+  m.warmup_steps = cfg.warmup_steps;
+  m.arena_bytes = ws->activations.capacity() + ws->weights.capacity();
+  m.flops_per_image = 2.0 * net.conv_macs_per_image(cfg.height, cfg.width) * (cfg.train ? 3.0 : 1.0);
+  for (int i = 0; i < cfg.warmup_steps; ++i) step();
+  double total = 0;
+  while (int(m.step_seconds.size()) < cfg.min_steps || total < cfg.min_seconds) {
+    const auto t0 = std::chrono::steady_clock::now();
+    step();
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    m.step_seconds.push_back(dt);
+    total += dt;
+  }
+  return m;
+}
+
+}  // namespace mixseg

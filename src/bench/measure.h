@@ -1,0 +1,37 @@
+// Measures one benchmark configuration of mixseg itself: training steps
+// (the trainer's own step: forward, loss, backward, optimizer) or inference
+// forward passes, on synthetic frames, in steady state: warm-up steps are run
+// and dropped, then steps repeat until both a minimum count and a minimum
+// time are reached; every step is timed after synchronising the backend.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/backend.h"
+#include "model/unet.h"
+#include "precision/policy.h"
+
+namespace mixseg {
+
+struct BenchConfig {
+  UNetConfig model;
+  Policy policy = Policy::fp32;
+  bool train = false;  // else inference
+  int batch = 1, height = 512, width = 256;
+  int warmup_steps = 3;
+  int min_steps = 5;
+  double min_seconds = 2.0;
+  uint64_t seed = 0;
+};
+
+struct BenchMeasurement {
+  std::vector<double> step_seconds;  // the measured steps, warm-up excluded
+  int warmup_steps = 0;
+  size_t arena_bytes = 0;            // mixseg's planned memory: activations (+ gradients) and weights
+  double flops_per_image = 0;        // forward convolutions, x3 for a training step (fwd, bwd data, bwd weights)
+};
+
+BenchMeasurement measure(const BenchConfig& cfg, Backend& backend);
+
+}  // namespace mixseg

@@ -1,0 +1,79 @@
+// The benchmark CSV schema (see result_row.h).
+#include "bench/result_row.h"
+
+#include <fmt/format.h>
+
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+
+namespace mixseg {
+
+namespace {
+
+std::string field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+std::string number(double v) { return fmt::format("{:.6g}", v); }
+
+}  // namespace
+
+std::string result_csv_header() {
+  return "framework,framework_version,device,device_name,precision,phase,filters,depth,batch,height,width,img_per_s,"
+         "ms_per_step_median,ms_p90,ms_p99,tflops,joules_per_img,energy_source,peak_mem_mib,steps,warmup_steps,"
+         "git_commit,timestamp";
+}
+
+std::string to_csv(const ResultRow& r) {
+  return fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}", field(r.framework),
+                     field(r.framework_version), field(r.device), field(r.device_name), field(r.precision),
+                     field(r.phase), r.filters, r.depth, r.batch, r.height, r.width, number(r.img_per_s),
+                     number(r.ms_per_step_median), number(r.ms_p90), number(r.ms_p99), number(r.tflops),
+                     r.joules_per_img ? number(*r.joules_per_img) : std::string(), field(r.energy_source),
+                     number(r.peak_mem_mib), r.steps, r.warmup_steps, field(r.git_commit), field(r.timestamp));
+}
+
+void append_results_csv(const std::string& path, const std::vector<ResultRow>& rows) {
+  std::error_code ec;
+  const bool fresh = !std::filesystem::exists(path, ec) || std::filesystem::file_size(path, ec) == 0;
+  if (!fresh) {
+    std::ifstream in(path);
+    std::string first;
+    std::getline(in, first);
+    if (first != result_csv_header())
+      fail("{}: exists with another header; not appending benchmark rows to it (first line: '{}')", path, first);
+  }
+  std::ofstream out(path, std::ios::app);
+  if (!out) fail("{}: cannot open for appending", path);
+  if (fresh) out << result_csv_header() << '\n';
+  for (const auto& r : rows) out << to_csv(r) << '\n';
+  out.flush();
+  if (!out) fail("{}: write failed (disk full?)", path);
+}
+
+std::string utc_timestamp() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string cpu_model_name() {
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("model name", 0) == 0) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  return "unknown cpu";
+}
+
+}  // namespace mixseg
