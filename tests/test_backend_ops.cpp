@@ -217,6 +217,27 @@ TEST_P(BackendOps, PoolUpsampleConcatAdd) {
   expect_close(DB.download(), sum, Op::add, dt, 2, "add");
 }
 
+// The decoder's fused upsample + concat against the two reference ops, and
+// concat alone, with channel counts across the 32-byte copy blocks.
+TEST_P(BackendOps, UpsampleConcatFused) {
+  const DType dt = GetParam().dtype;
+  for (const auto& [cx, cs] : {std::pair{13, 24}, std::pair{1, 7}, std::pair{32, 16}}) {
+    const Shape xs{2, 3, 5, cx}, us{2, 6, 10, cx}, ss{2, 6, 10, cs}, ys{2, 6, 10, cx + cs};
+    const auto x = round_to(dt, random_vec(xs.numel(), 21)), sk = round_to(dt, random_vec(ss.numel(), 22));
+    DeviceTensor X(*be, dt, xs, x), S(*be, dt, ss, sk), Y(*be, dt, ys), U(*be, dt, us, round_to(dt, random_vec(us.numel(), 23))),
+        C(*be, dt, ys);
+    std::vector<double> u_ref(us.numel()), y_ref(ys.numel());
+    upsample2x_fwd_ref<double>(xs, x.data(), u_ref.data());
+    concat_fwd_ref<double>(us.pixels(), cx, cs, u_ref.data(), sk.data(), y_ref.data());
+    be->upsample_concat_fwd(X.t, S.t, Y.t);
+    const std::string what = "upsample+concat " + std::to_string(cx) + "+" + std::to_string(cs);
+    expect_close(Y.download(), y_ref, Op::upsample_concat_fwd, dt, 1, what);
+    U.upload(u_ref);
+    be->concat_fwd(U.t, S.t, C.t);
+    expect_close(C.download(), y_ref, Op::concat_fwd, dt, 1, "concat " + std::to_string(cx) + "+" + std::to_string(cs));
+  }
+}
+
 TEST_P(BackendOps, Loss) {
   const DType dt = GetParam().dtype;
   const Shape s{2, 9, 7, 1};

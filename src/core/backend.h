@@ -31,6 +31,7 @@ enum class Op {
   maxpool_bwd,
   upsample_fwd,
   upsample_bwd,
+  upsample_concat_fwd,
   concat_fwd,
   concat_bwd,
   loss,
@@ -92,6 +93,8 @@ class Backend {
   virtual void upsample_fwd(const Tensor& x, const Tensor& y) = 0;
   virtual void upsample_bwd(const Tensor& dy, const Tensor& dx) = 0;
   virtual void concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) = 0;
+  // y = concat(upsample(x), skip) in one pass (the decoder's two ops fused).
+  virtual void upsample_concat_fwd(const Tensor& x, const Tensor& skip, const Tensor& y) = 0;
   virtual void concat_bwd(const Tensor& dy, const Tensor& da, const Tensor& db) = 0;
   // Loss of logits against 0/1 targets (same element count); writes the
   // gradient times grad_scale into dlogits when it is non-null.

@@ -43,15 +43,23 @@ std::vector<int> foldable_bns(const UNet& net) {
   return folded;
 }
 
+// Whether layer i is an upsample whose output only the next layer, a concat, reads.
+bool upsample_feeds_concat(const UNet& net, size_t i) {
+  return net.layers[i].kind == LayerKind::upsample && i + 1 < net.layers.size() &&
+         net.layers[i + 1].kind == LayerKind::concat && net.layers[i + 1].in0 == net.layers[i].out;
+}
+
 // Allocates everything a workspace holds from its two arenas; called twice
 // (plan, then commit and allocate for real).
 void allocate(const UNet& net, Workspace& ws) {
   ws.activations.reset();
   ws.weights.reset();
-  std::vector<uint8_t> skip(net.values.size(), 0);  // inference: conv outputs folded away
+  // Inference stores neither the conv outputs folded away nor the upsampled
+  // tensors (upsample and concat run fused; see forward()).
+  std::vector<uint8_t> skip(net.values.size(), 0);
   if (!ws.training)
     for (size_t i = 0; i < net.layers.size(); ++i)
-      if (ws.folded_bn[i] >= 0) skip[net.layers[i].out] = 1;
+      if (ws.folded_bn[i] >= 0 || upsample_feeds_concat(net, i)) skip[net.layers[i].out] = 1;
   size_t largest = 0;
   for (size_t v = 0; v < net.values.size(); ++v) {
     const Shape s = net.values[v].shape(ws.batch, ws.h, ws.w);
@@ -186,6 +194,12 @@ void forward(const UNet& net, Weights& wt, Workspace& ws) {
       be.conv2d_fwd_bias(x, ws.conv_w[l.param], ws.conv_bias[l.param].as<float>(), ws.act[net.layers[size_t(b)].out],
                          true);
       i = size_t(b);
+      continue;
+    }
+    if (upsample_feeds_concat(net, i)) {  // the decoder's upsample + concat in one pass
+      const Layer& cat = net.layers[i + 1];
+      be.upsample_concat_fwd(x, ws.act[cat.in1], ws.act[cat.out]);
+      ++i;
       continue;
     }
     switch (l.kind) {

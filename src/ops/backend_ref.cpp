@@ -103,6 +103,16 @@ void RefBackend::concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) {
     concat_fwd_ref<T>(a.shape.pixels(), a.shape.c, b.shape.c, a.as<T>(), b.as<T>(), y.as<T>());
   });
 }
+void RefBackend::upsample_concat_fwd(const Tensor& x, const Tensor& skip, const Tensor& y) {
+  check_same(x, skip, "upsample_concat_fwd");
+  if (skip.shape.n != x.shape.n || skip.shape.h != 2 * x.shape.h || skip.shape.w != 2 * x.shape.w ||
+      y.shape.c != x.shape.c + skip.shape.c)
+    fail("upsample_concat_fwd: shapes {} (x2) + {} do not make {}", to_string(x.shape), to_string(skip.shape),
+         to_string(y.shape));
+  dispatch_float(x.dtype, [&]<class T>() {
+    upsample2x_concat_fwd_ref<T>(x.shape, x.as<T>(), skip.as<T>(), skip.shape.c, y.as<T>());
+  });
+}
 void RefBackend::concat_bwd(const Tensor& dy, const Tensor& da, const Tensor& db) {
   dispatch_float(dy.dtype, [&]<class T>() {
     concat_bwd_ref<T>(da.shape.pixels(), da.shape.c, db.shape.c, dy.as<T>(), da.as<T>(), db.as<T>());

@@ -33,6 +33,7 @@ class RefBackend : public Backend {
   void upsample_fwd(const Tensor& x, const Tensor& y) override;
   void upsample_bwd(const Tensor& dy, const Tensor& dx) override;
   void concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) override;
+  void upsample_concat_fwd(const Tensor& x, const Tensor& skip, const Tensor& y) override;
   void concat_bwd(const Tensor& dy, const Tensor& da, const Tensor& db) override;
   LossValue loss(const Tensor& logits, const uint8_t* target, LossWeights w, double grad_scale,
                  const Tensor* dlogits) override;

@@ -10,8 +10,8 @@ void concat_fwd_ref(size_t pixels, int ca, int cb, const T* a, const T* b, T* y)
   const int c = ca + cb;
 #pragma omp parallel for schedule(static)
   for (size_t p = 0; p < pixels; ++p) {
-    std::copy_n(a + p * ca, ca, y + p * c);
-    std::copy_n(b + p * cb, cb, y + p * c + ca);
+    copy_channels(a + p * ca, y + p * c, ca);
+    copy_channels(b + p * cb, y + p * c + ca, cb);
   }
 }
 
@@ -20,8 +20,8 @@ void concat_bwd_ref(size_t pixels, int ca, int cb, const T* dy, T* da, T* db) {
   const int c = ca + cb;
 #pragma omp parallel for schedule(static)
   for (size_t p = 0; p < pixels; ++p) {
-    std::copy_n(dy + p * c, ca, da + p * ca);
-    std::copy_n(dy + p * c + ca, cb, db + p * cb);
+    copy_channels(dy + p * c, da + p * ca, ca);
+    copy_channels(dy + p * c + ca, db + p * cb, cb);
   }
 }
 

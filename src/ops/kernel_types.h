@@ -3,6 +3,7 @@
 // differences are exact enough); compute happens in acc_t<T>: f32, or double
 // for double. load() widens, store() rounds once to the storage type.
 #pragma once
+#include <cstring>
 #include <algorithm>
 #include <cstdint>
 #include <type_traits>
@@ -57,6 +58,17 @@ inline void store_n(const acc_t<T>* src, T* dst, size_t n) {
     std::copy_n(src, n, dst);
   else
     narrow(src, dst, n);
+}
+
+// Copies n values of one pixel's channels. Fixed 32-byte blocks compile to
+// vector moves; a plain copy would become a memmove call per pixel, which
+// dominates for the few channels of the U-Net's first level.
+template <class T>
+inline void copy_channels(const T* src, T* dst, int n) {
+  constexpr int kBlock = int(32 / sizeof(T));
+  int i = 0;
+  for (; i + kBlock <= n; i += kBlock) std::memcpy(dst + i, src + i, 32);
+  for (; i < n; ++i) dst[i] = src[i];
 }
 
 }  // namespace mixseg

@@ -34,6 +34,7 @@ inline double tolerance(Op op, DType dtype, size_t reduction_length) {
     case Op::maxpool_fwd:
     case Op::maxpool_bwd:
     case Op::upsample_fwd:
+    case Op::upsample_concat_fwd:
     case Op::concat_fwd:
     case Op::concat_bwd: return 0.0;
     default: break;

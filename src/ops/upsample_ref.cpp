@@ -22,6 +22,22 @@ void upsample2x_fwd_ref(const Shape& s, const T* x, T* y) {
 }
 
 template <class T>
+void upsample2x_concat_fwd_ref(const Shape& s, const T* x, const T* skip, int cs, T* y) {
+  const int c = s.c + cs, ow = 2 * s.w;
+#pragma omp parallel for schedule(static)
+  for (int noy = 0; noy < s.n * 2 * s.h; ++noy) {  // output rows
+    const int n = noy / (2 * s.h), oy = noy % (2 * s.h);
+    const T* in = x + (size_t(n) * s.h + size_t(oy / 2)) * s.w * s.c;
+    const T* sk = skip + size_t(noy) * ow * cs;
+    T* out = y + size_t(noy) * ow * c;
+    for (int ox = 0; ox < ow; ++ox) {
+      copy_channels(in + size_t(ox / 2) * s.c, out + size_t(ox) * c, s.c);
+      copy_channels(sk + size_t(ox) * cs, out + size_t(ox) * c + s.c, cs);
+    }
+  }
+}
+
+template <class T>
 void upsample2x_bwd_ref(const Shape& s, const T* dy, T* dx) {
   const size_t orow = size_t(2 * s.w) * s.c;
 #pragma omp parallel for schedule(static)
@@ -38,6 +54,7 @@ void upsample2x_bwd_ref(const Shape& s, const T* dy, T* dx) {
 
 #define INSTANTIATE(T)                                                    \
   template void upsample2x_fwd_ref<T>(const Shape&, const T*, T*); \
+  template void upsample2x_concat_fwd_ref<T>(const Shape&, const T*, const T*, int, T*); \
   template void upsample2x_bwd_ref<T>(const Shape&, const T*, T*);
 MIXSEG_INSTANTIATE_FLOAT_KERNEL(INSTANTIATE)
 

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""The onnxruntime peer: runs an fp32 U-Net ONNX file (mixseg's export once it
+exists, else the PyTorch peer's --export-onnx) with onnxruntime's CPU
+provider and all graph optimisations (which fold BatchNorm and fuse ReLU),
+writing inference rows in mixseg's CSV schema.
+
+  python3 bench/peers/ort_unet.py --model unet_f8.onnx --filters 8 --batch 1,4 --out results.csv
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+import onnxruntime as ort
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="fp32 ONNX file with input [N,1,H,W]")
+    ap.add_argument("--filters", type=int, required=True, help="the model's filters (for the CSV and FLOPs)")
+    ap.add_argument("--depth", type=int, default=4)
+    ap.add_argument("--batch", default="1")
+    ap.add_argument("--size", default="512x256", help="HxW")
+    ap.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = all cores)")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--min-steps", type=int, default=5)
+    ap.add_argument("--min-time", type=float, default=2.0)
+    ap.add_argument("--out", help="append rows to this CSV")
+    args = ap.parse_args()
+    h, w = common.parse_size(args.size)
+    threads = args.threads or os.cpu_count()
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(args.model, so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    for batch in common.int_list(args.batch):
+        x = np.random.default_rng(0).random((batch, 1, h, w), dtype=np.float32)
+        times = common.time_steps(lambda: sess.run(None, {name: x}), args.warmup, args.min_steps, args.min_time)
+        row = common.make_row("onnxruntime", ort.__version__, "cpu", common.cpu_model_name(), "fp32", "infer",
+                              args.filters, args.depth, batch, h, w, times, args.warmup, common.peak_rss_mib(), False)
+        print(f"onnxruntime {ort.__version__} f={args.filters} batch {batch}: {float(row['img_per_s']):.2f} img/s, "
+              f"{float(row['ms_per_step_median']):.2f} ms/step", flush=True)
+        if args.out:
+            common.append_rows(args.out, [row])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The CPU benchmark against the peers, in one run: mixseg (fast backend),
+# PyTorch (Debian's python3-torch; NCHW and channels_last) and onnxruntime
+# (PyPI, in .venv, on the PyTorch peer's fp32 ONNX export), 512x256, fp32
+# inference and training, then mixseg's 16-bit policies; ends with the
+# comparison table. Installs what is missing (scripts/setup.sh, apt, pip).
+#   scripts/bench-cpu.sh [out-dir]     (FILTERS="8 16 32" BATCHES=1,4 MIN_TIME=2 to change the sweep)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-out/bench-cpu}
+FILTERS=${FILTERS:-"8 16 32"}
+BATCHES=${BATCHES:-1,4}
+MIN_TIME=${MIN_TIME:-2}
+SIZE=${SIZE:-512x256}
+
+bash scripts/setup.sh
+if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
+  apt-get install -y -qq python3-torch python3-numpy python3-venv >/dev/null
+fi
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import onnxruntime" 2>/dev/null; then
+  /usr/bin/python3 -m venv --system-site-packages .venv
+  .venv/bin/pip install -q onnxruntime
+fi
+cmake --preset release >/dev/null && cmake --build build >/dev/null
+
+mkdir -p "$OUT"
+CSV="$OUT/results.csv"
+rm -f "$CSV"
+COMMON=(--size "$SIZE" --min-time "$MIN_TIME")
+for f in $FILTERS; do
+  build/mixseg bench --phase infer,train --filters "$f" --batch "$BATCHES" "${COMMON[@]}" --out "$CSV"
+  /usr/bin/python3 bench/peers/torch_unet.py --device cpu --phase infer,train --filters "$f" --batch "$BATCHES" \
+    "${COMMON[@]}" --out "$CSV"
+  /usr/bin/python3 bench/peers/torch_unet.py --filters "$f" --size "$SIZE" --export-onnx "$OUT/unet_f$f.onnx" >/dev/null
+  .venv/bin/python bench/peers/ort_unet.py --model "$OUT/unet_f$f.onnx" --filters "$f" --batch "$BATCHES" \
+    "${COMMON[@]}" --out "$CSV"
+done
+# The 16-bit policies against mixseg's own fp32 (PyTorch's CPU autocast is far slower; see docs/performance.md).
+build/mixseg bench --phase infer,train --precision mixed_fp16,mixed_bf16 --filters "${FILTERS%% *}" \
+  --batch "$BATCHES" "${COMMON[@]}" --out "$CSV"
+echo
+/usr/bin/python3 bench/peers/compare.py "$CSV"
