@@ -22,7 +22,7 @@ namespace {
 struct Case {
   std::string backend;
   DType dtype;
-  ConvAlgorithm inference = ConvAlgorithm::fastest;  // the fast backend's inference convolutions
+  ConvAlgorithm inference = ConvAlgorithm::fastest;  // the fast backend's convolutions
 };
 
 // A tensor in the backend's memory holding `values` rounded to dtype.

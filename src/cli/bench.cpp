@@ -130,7 +130,7 @@ void add_bench(CLI::App& app) {
   c->add_option("--min-time", o->min_time, "Measured seconds at least")->capture_default_str()->check(CLI::NonNegativeNumber);
   c->add_option("--seed", o->seed, "Seed of weights and synthetic frames")->capture_default_str();
   c->add_option("--conv-algorithm", o->conv_algorithm,
-                 "Fast backend's inference convolutions: fastest (timed per shape), direct or winograd")
+                 "Fast backend's convolutions: fastest (timed per shape and pass), direct or winograd")
       ->capture_default_str()
       ->check(CLI::IsMember({"fastest", "direct", "winograd"}));
   c->add_flag("--verbose", o->verbose, "Also list the backend's choices (convolution algorithm per shape)");

@@ -103,12 +103,12 @@ class Backend {
   virtual void add_inplace(const Tensor& x, const Tensor& y) = 0;  // y += x
 };
 
-// How the fast backend picks inference convolutions: by timing each
-// candidate once per shape (fastest), or always one of them (tests).
+// How the fast backend picks its convolutions: by timing each candidate once
+// per shape and pass (fastest), or always one of them (tests, comparisons).
 enum class ConvAlgorithm { fastest, direct, winograd };
 
 std::unique_ptr<Backend> make_ref_backend();
-std::unique_ptr<Backend> make_fast_backend(ConvAlgorithm inference = ConvAlgorithm::fastest);  // oneDNN (src/cpu)
+std::unique_ptr<Backend> make_fast_backend(ConvAlgorithm convolutions = ConvAlgorithm::fastest);  // oneDNN (src/cpu)
 // "ref" or "fast"; the error lists the names.
 std::unique_ptr<Backend> make_backend(std::string_view name);
 

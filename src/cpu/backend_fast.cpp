@@ -16,9 +16,9 @@ namespace {
 
 class FastBackend final : public RefBackend {
  public:
-  explicit FastBackend(ConvAlgorithm inference) {
+  explicit FastBackend(ConvAlgorithm convolutions) {
     flush_denormals();
-    convs_.set_inference_algorithm(inference);
+    convs_.set_algorithm(convolutions);
   }
   std::string_view name() const override { return "fast"; }
   std::vector<std::string> choices() const override { return convs_.chosen_algorithms(); }
@@ -74,6 +74,8 @@ class FastBackend final : public RefBackend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_fast_backend(ConvAlgorithm inference) { return std::make_unique<FastBackend>(inference); }
+std::unique_ptr<Backend> make_fast_backend(ConvAlgorithm convolutions) {
+  return std::make_unique<FastBackend>(convolutions);
+}
 
 }  // namespace mixseg

@@ -25,10 +25,19 @@ memory::data_type dnnl_type(DType t) {
   }
 }
 
-// fwd: training forward (direct, NHWC). infer: inference forward with bias
-// and ReLU post-op, algorithm chosen per shape.
+// fwd: training forward. infer: inference forward with bias and ReLU post-op.
 enum class Kind { fwd, infer, bwd_data, bwd_weights };
 enum class Algo { direct, winograd };
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::fwd: return "fwd";
+    case Kind::infer: return "infer";
+    case Kind::bwd_data: return "bwd_data";
+    case Kind::bwd_weights: return "bwd_weights";
+  }
+  return "?";
+}
 
 // kind, dtype, algo, n, h, w, cin, cout, k, bias, relu
 using Key = std::tuple<int, int, int, int, int, int, int, int, int, bool, bool>;
@@ -43,24 +52,29 @@ struct DnnlConvolutions::Impl {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
 
-  // One primitive with its memories; user pointers are set per call. The
-  // primitive may want other layouts than the user's (blocked activations
-  // for Winograd, blocked or transformed weights): then it owns buffers in
-  // its layouts and the reorders between them run around each call.
+  // One primitive with its memories; user pointers are set per call.
+  //   a: the activation read first (x, or dy for backward-data),
+  //   c: the other activation (y or dx written; dy read by backward-weights),
+  //   b: the user's OHWI weights (f32 weight gradient for backward-weights).
+  // Where the primitive wants other layouts (blocked activations for
+  // Winograd; blocked or transformed weights), a_prim / c_prim live in the
+  // shared scratch pools and w_prim in the entry, with reorders around the call.
   struct Entry {
     dnnl::primitive prim;
-    memory a, b, c, bias;     // user layouts: activation in (x or dy), OHWI weights (or dW), activation out (or dy)
+    memory a, b, c, bias;
     memory a_prim, c_prim, w_prim, w_mid;
-    dnnl::reorder a_reorder, c_reorder, w_reorder, w_mid_reorder;  // w_mid: see bind_weights_via_oihw
+    dnnl::reorder a_reorder, c_reorder, w_reorder, w_mid_reorder;  // w_mid: weights via oihw (see bind_weights)
     bool a_re = false, c_re = false, w_re = false, has_bias = false;
+    bool c_is_input = false;         // backward-weights reads both activations
     const void* w_cached = nullptr;  // inference: the user weights whose reorder w_prim holds
   };
   std::map<Key, Entry> cache;
-  std::map<Key, Algo> chosen;  // inference: the algorithm picked per (dtype, shape, bias, relu)
+  std::map<Key, Algo> chosen;  // the algorithm picked per (kind, dtype, shape, bias, relu)
   std::vector<std::string> chosen_log;
   std::map<int, bool> native_ok;  // dtype -> native convolutions available
   ConvAlgorithm policy = ConvAlgorithm::fastest;
-  std::vector<float> scratch_a, scratch_b, scratch_c;
+  std::vector<float> scratch_a, scratch_b, scratch_c;  // f32 copies for dtypes without native primitives
+  std::vector<std::byte> pool_a, pool_c;               // activations in the primitive's layout
 
   memory::desc act(const ConvShape& s, int c, memory::data_type dt, tag t = tag::nhwc) {
     return memory::desc({s.n, c, s.h, s.w}, dt, t);
@@ -68,99 +82,120 @@ struct DnnlConvolutions::Impl {
   memory::desc weights(const ConvShape& s, memory::data_type dt, tag t) {
     return memory::desc({s.cout, s.cin, s.k, s.k}, dt, t);
   }
-  dnnl::convolution_forward::primitive_desc fwd_pd(const ConvShape& s, memory::data_type dt) {
+  static dnnl::algorithm alg(Algo a) {
+    return a == Algo::direct ? dnnl::algorithm::convolution_direct : dnnl::algorithm::convolution_winograd;
+  }
+  static tag act_tag(Algo a) { return a == Algo::direct ? tag::nhwc : tag::any; }
+
+  dnnl::convolution_forward::primitive_desc fwd_pd(const ConvShape& s, memory::data_type dt, Algo algo) {
     const memory::dims stride{1, 1}, pad{s.k / 2, s.k / 2};
-    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
-                                      act(s, s.cin, dt), weights(s, dt, tag::any), act(s, s.cout, dt), stride, pad,
-                                      pad);
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, alg(algo), act(s, s.cin, dt, act_tag(algo)),
+                                      weights(s, dt, tag::any), act(s, s.cout, dt, act_tag(algo)), stride, pad, pad);
     return {d, engine};
   }
   dnnl::convolution_forward::primitive_desc infer_pd(const ConvShape& s, memory::data_type dt, Algo algo, bool bias,
                                                      bool relu) {
     const memory::dims stride{1, 1}, pad{s.k / 2, s.k / 2};
-    const tag at = algo == Algo::direct ? tag::nhwc : tag::any;
-    const auto alg = algo == Algo::direct ? dnnl::algorithm::convolution_direct : dnnl::algorithm::convolution_winograd;
     dnnl::primitive_attr attr;
     if (relu) {
       dnnl::post_ops po;
       po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
       attr.set_post_ops(po);
     }
-    const auto src = act(s, s.cin, dt, at), dst = act(s, s.cout, dt, at), w = weights(s, dt, tag::any);
+    const auto src = act(s, s.cin, dt, act_tag(algo)), dst = act(s, s.cout, dt, act_tag(algo));
+    const auto w = weights(s, dt, tag::any);
     if (bias) {
       const memory::desc b({s.cout}, memory::data_type::f32, tag::x);
-      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, alg, src, w, b, dst, stride, pad, pad);
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, alg(algo), src, w, b, dst, stride, pad,
+                                        pad);
       return {d, attr, engine};
     }
-    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, alg, src, w, dst, stride, pad, pad);
+    dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, alg(algo), src, w, dst, stride, pad, pad);
     return {d, attr, engine};
   }
 
-  // Sets e.x_prim to the user's memory when the primitive takes the user's
-  // layout, else to a buffer of its own with a reorder (from or to user).
-  void bind(const memory& user, const memory::desc& prim_md, memory& prim, dnnl::reorder& r, bool& needed,
-            bool user_to_prim) {
+  // Activations: the primitive's layout is the user's NHWC, or a pool buffer
+  // with a reorder (user -> primitive for inputs, back for outputs).
+  void bind_act(const memory& user, const memory::desc& prim_md, memory& prim, dnnl::reorder& r, bool& needed,
+                bool input) {
     needed = prim_md != user.get_desc();
     if (!needed) {
       prim = user;
       return;
     }
-    prim = memory(prim_md, engine);
-    r = user_to_prim ? dnnl::reorder(user, prim) : dnnl::reorder(prim, user);
+    prim = memory(prim_md, engine, nullptr);  // handle set to a pool per call
+    r = input ? dnnl::reorder(user, prim) : dnnl::reorder(prim, user);
   }
-  // Weights for Winograd: oneDNN transforms only from oihw, so OHWI goes
-  // through an oihw buffer first (two reorders, both over the small weights).
-  void bind_weights_via_oihw(Entry& e, const memory::desc& prim_md) {
-    const memory::desc& u = e.b.get_desc();
-    e.w_mid = memory(memory::desc(u.dims(), u.data_type(), tag::oihw), engine);
-    e.w_mid_reorder = dnnl::reorder(e.b, e.w_mid);
+  // Weights: owned buffer in the primitive's layout. oneDNN transforms
+  // Winograd weights only from oihw, so when the direct reorder does not
+  // exist the weights go through an oihw buffer (two reorders over the small
+  // weights).
+  void bind_weights(Entry& e, const memory::desc& prim_md, bool input) {
+    e.w_re = prim_md != e.b.get_desc();
+    if (!e.w_re) {
+      e.w_prim = e.b;
+      return;
+    }
     e.w_prim = memory(prim_md, engine);
-    e.w_reorder = dnnl::reorder(e.w_mid, e.w_prim);
-    e.w_re = true;
+    try {
+      e.w_reorder = input ? dnnl::reorder(e.b, e.w_prim) : dnnl::reorder(e.w_prim, e.b);
+    } catch (const dnnl::error&) {
+      const memory::desc& u = e.b.get_desc();
+      e.w_mid = memory(memory::desc(u.dims(), u.data_type(), tag::oihw), engine);
+      if (input) {
+        e.w_mid_reorder = dnnl::reorder(e.b, e.w_mid);
+        e.w_reorder = dnnl::reorder(e.w_mid, e.w_prim);
+      } else {
+        e.w_reorder = dnnl::reorder(e.w_prim, e.w_mid);
+        e.w_mid_reorder = dnnl::reorder(e.w_mid, e.b);
+      }
+    }
   }
 
-  Entry make(Kind kind, const ConvShape& s, memory::data_type dt, Algo algo = Algo::direct, bool bias = false,
-             bool relu = false) {
+  Entry make(Kind kind, const ConvShape& s, memory::data_type dt, Algo algo, bool bias, bool relu) {
     const memory::dims stride{1, 1}, pad{s.k / 2, s.k / 2};
     Entry e;
     e.b = memory(weights(s, kind == Kind::bwd_weights ? memory::data_type::f32 : dt, tag::ohwi), engine, nullptr);
+    const memory::desc x = act(s, s.cin, dt), y = act(s, s.cout, dt);
     if (kind == Kind::fwd || kind == Kind::infer) {
-      auto pd = kind == Kind::fwd ? fwd_pd(s, dt) : infer_pd(s, dt, algo, bias, relu);
+      auto pd = kind == Kind::fwd ? fwd_pd(s, dt, algo) : infer_pd(s, dt, algo, bias, relu);
       e.prim = dnnl::convolution_forward(pd);
-      e.a = memory(act(s, s.cin, dt), engine, nullptr);
-      e.c = memory(act(s, s.cout, dt), engine, nullptr);
-      bind(e.a, pd.src_desc(), e.a_prim, e.a_reorder, e.a_re, true);
-      bind(e.c, pd.dst_desc(), e.c_prim, e.c_reorder, e.c_re, false);
-      if (algo == Algo::winograd)
-        bind_weights_via_oihw(e, pd.weights_desc());
-      else
-        bind(e.b, pd.weights_desc(), e.w_prim, e.w_reorder, e.w_re, true);
+      e.a = memory(x, engine, nullptr);
+      e.c = memory(y, engine, nullptr);
+      bind_act(e.a, pd.src_desc(), e.a_prim, e.a_reorder, e.a_re, true);
+      bind_act(e.c, pd.dst_desc(), e.c_prim, e.c_reorder, e.c_re, false);
+      bind_weights(e, pd.weights_desc(), true);
       if (bias) {
         e.has_bias = true;
         e.bias = memory(pd.bias_desc(), engine, nullptr);
       }
     } else if (kind == Kind::bwd_data) {
-      dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, act(s, s.cin, dt),
-                                              weights(s, dt, tag::any), act(s, s.cout, dt), stride, pad, pad);
-      dnnl::convolution_backward_data::primitive_desc pd(d, engine, fwd_pd(s, dt));
+      dnnl::convolution_backward_data::desc d(alg(algo), act(s, s.cin, dt, act_tag(algo)), weights(s, dt, tag::any),
+                                              act(s, s.cout, dt, act_tag(algo)), stride, pad, pad);
+      dnnl::convolution_backward_data::primitive_desc pd(d, engine, fwd_pd(s, dt, algo));
       e.prim = dnnl::convolution_backward_data(pd);
-      e.a = e.a_prim = memory(act(s, s.cout, dt), engine, nullptr);  // dy
-      e.c = e.c_prim = memory(act(s, s.cin, dt), engine, nullptr);   // dx
-      bind(e.b, pd.weights_desc(), e.w_prim, e.w_reorder, e.w_re, true);
+      e.a = memory(y, engine, nullptr);  // dy
+      e.c = memory(x, engine, nullptr);  // dx
+      bind_act(e.a, pd.diff_dst_desc(), e.a_prim, e.a_reorder, e.a_re, true);
+      bind_act(e.c, pd.diff_src_desc(), e.c_prim, e.c_reorder, e.c_re, false);
+      bind_weights(e, pd.weights_desc(), true);
     } else {
-      dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, act(s, s.cin, dt),
-                                                 weights(s, memory::data_type::f32, tag::any), act(s, s.cout, dt),
-                                                 stride, pad, pad);
-      dnnl::convolution_backward_weights::primitive_desc pd(d, engine, fwd_pd(s, dt));
+      dnnl::convolution_backward_weights::desc d(alg(algo), act(s, s.cin, dt, act_tag(algo)),
+                                                 weights(s, memory::data_type::f32, tag::any),
+                                                 act(s, s.cout, dt, act_tag(algo)), stride, pad, pad);
+      dnnl::convolution_backward_weights::primitive_desc pd(d, engine, fwd_pd(s, dt, algo));
       e.prim = dnnl::convolution_backward_weights(pd);
-      e.a = e.a_prim = memory(act(s, s.cin, dt), engine, nullptr);   // x
-      e.c = e.c_prim = memory(act(s, s.cout, dt), engine, nullptr);  // dy
-      bind(e.b, pd.diff_weights_desc(), e.w_prim, e.w_reorder, e.w_re, false);
+      e.c_is_input = true;
+      e.a = memory(x, engine, nullptr);  // x
+      e.c = memory(y, engine, nullptr);  // dy
+      bind_act(e.a, pd.src_desc(), e.a_prim, e.a_reorder, e.a_re, true);
+      bind_act(e.c, pd.diff_dst_desc(), e.c_prim, e.c_reorder, e.c_re, true);
+      bind_weights(e, pd.diff_weights_desc(), false);
     }
     return e;
   }
 
-  Entry& get(Kind kind, const ConvShape& s, DType dt, Algo algo = Algo::direct, bool bias = false, bool relu = false) {
+  Entry& get(Kind kind, const ConvShape& s, DType dt, Algo algo, bool bias = false, bool relu = false) {
     const Key key = make_key(kind, dt, algo, s, bias, relu);
     auto it = cache.find(key);
     if (it == cache.end()) it = cache.emplace(key, make(kind, s, dnnl_type(dt), algo, bias, relu)).first;
@@ -175,7 +210,7 @@ struct DnnlConvolutions::Impl {
     bool ok = true;
     try {
       const ConvShape probe{1, 8, 8, 16, 16, 3};
-      for (Kind k : {Kind::fwd, Kind::bwd_data, Kind::bwd_weights}) make(k, probe, dnnl_type(dt));
+      for (Kind k : {Kind::fwd, Kind::bwd_data, Kind::bwd_weights}) make(k, probe, dnnl_type(dt), Algo::direct, false, false);
     } catch (const dnnl::error&) {
       ok = false;
     }
@@ -183,14 +218,21 @@ struct DnnlConvolutions::Impl {
     return ok;
   }
 
-  // Runs entry e with the user's pointers a (activation in), b (OHWI weights
-  // or their gradient), c (activation out, or dy for bwd_weights), bias.
+  static void* pool(std::vector<std::byte>& p, const memory& m) {
+    const size_t need = m.get_desc().get_size();
+    if (p.size() < need) p.resize(need);
+    return p.data();
+  }
+
+  // Runs entry e with the user's pointers a, b, c (see Entry) and bias.
   void run(Kind kind, Entry& e, const void* a, const void* b, const void* c, const float* bias = nullptr,
            bool cache_weights = true) {
     e.a.set_data_handle(const_cast<void*>(a));
     e.b.set_data_handle(const_cast<void*>(b));
     e.c.set_data_handle(const_cast<void*>(c));
     if (e.has_bias) e.bias.set_data_handle(const_cast<float*>(bias));
+    if (e.a_re) e.a_prim.set_data_handle(pool(pool_a, e.a_prim));
+    if (e.c_re) e.c_prim.set_data_handle(pool(pool_c, e.c_prim));
     // Inference weights stay in the primitive's layout (for Winograd: already
     // transformed) until the user's weights change (see invalidate_weights).
     const bool reuse = kind == Kind::infer && cache_weights && e.w_cached == b;
@@ -200,70 +242,86 @@ struct DnnlConvolutions::Impl {
     }
     e.w_cached = kind == Kind::infer && cache_weights ? b : nullptr;
     if (e.a_re) e.a_reorder.execute(stream, e.a, e.a_prim);
+    if (e.c_re && e.c_is_input) e.c_reorder.execute(stream, e.c, e.c_prim);
     switch (kind) {
       case Kind::fwd:
       case Kind::infer: {
-        std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.a_prim}, {DNNL_ARG_WEIGHTS, e.w_prim}, {DNNL_ARG_DST, e.c_prim}};
+        std::unordered_map<int, memory> args{
+            {DNNL_ARG_SRC, e.a_prim}, {DNNL_ARG_WEIGHTS, e.w_prim}, {DNNL_ARG_DST, e.c_prim}};
         if (e.has_bias) args[DNNL_ARG_BIAS] = e.bias;
         e.prim.execute(stream, args);
         break;
       }
       case Kind::bwd_data:
-        e.prim.execute(stream, {{DNNL_ARG_DIFF_DST, e.a}, {DNNL_ARG_WEIGHTS, e.w_prim}, {DNNL_ARG_DIFF_SRC, e.c}});
+        e.prim.execute(stream,
+                       {{DNNL_ARG_DIFF_DST, e.a_prim}, {DNNL_ARG_WEIGHTS, e.w_prim}, {DNNL_ARG_DIFF_SRC, e.c_prim}});
         break;
       case Kind::bwd_weights:
-        e.prim.execute(stream, {{DNNL_ARG_SRC, e.a}, {DNNL_ARG_DIFF_DST, e.c}, {DNNL_ARG_DIFF_WEIGHTS, e.w_prim}});
-        if (e.w_re) e.w_reorder.execute(stream, e.w_prim, e.b);
+        e.prim.execute(stream,
+                       {{DNNL_ARG_SRC, e.a_prim}, {DNNL_ARG_DIFF_DST, e.c_prim}, {DNNL_ARG_DIFF_WEIGHTS, e.w_prim}});
+        if (e.w_re) {
+          e.w_reorder.execute(stream, e.w_prim, e.w_mid ? e.w_mid : e.b);
+          if (e.w_mid) e.w_mid_reorder.execute(stream, e.w_mid, e.b);
+        }
         break;
     }
-    if (e.c_re) e.c_reorder.execute(stream, e.c_prim, e.c);
+    if (e.c_re && !e.c_is_input) e.c_reorder.execute(stream, e.c_prim, e.c);
     stream.wait();
   }
 
-  // Inference: the algorithm for this (dtype, shape, bias, relu), chosen on
-  // first use by timing each candidate on zero-filled buffers of the real
-  // size (zeros: no denormals to slow a candidate down by accident).
-  Algo choose(const ConvShape& s, DType dt, bool bias, bool relu) {
-    const Key key = make_key(Kind::infer, dt, Algo::direct, s, bias, relu);
+  // The algorithm for this (kind, dtype, shape, bias, relu), chosen on first
+  // use by timing each candidate on zero-filled buffers of the real size
+  // (zeros: no denormals to slow a candidate down by accident). Winograd is
+  // a candidate for f32 3x3 convolutions with at least 16 channels in and
+  // out (below that it never won here, and timing it costs startup time).
+  Algo choose(Kind kind, const ConvShape& s, DType dt, bool bias, bool relu) {
+    const Key key = make_key(kind, dt, Algo::direct, s, bias, relu);
     if (auto it = chosen.find(key); it != chosen.end()) return it->second;
     std::vector<Algo> candidates;
     if (policy != ConvAlgorithm::winograd) candidates.push_back(Algo::direct);
-    if (policy != ConvAlgorithm::direct && dt == DType::f32 && s.k == 3) {
+    const bool wino_shape = dt == DType::f32 && s.k == 3 && (policy == ConvAlgorithm::winograd || (s.cin >= 16 && s.cout >= 16));
+    if (policy != ConvAlgorithm::direct && wino_shape) {
       try {
-        get(Kind::infer, s, dt, Algo::winograd, bias, relu);
+        get(kind, s, dt, Algo::winograd, bias, relu);
         candidates.push_back(Algo::winograd);
       } catch (const dnnl::error&) {
-        // not implemented for this CPU or shape
+        // not implemented for this CPU, shape or pass
       }
     }
     if (candidates.empty()) candidates.push_back(Algo::direct);
     Algo best = candidates[0];
     if (candidates.size() > 1) {
       const size_t es = dtype_size(dt), px = size_t(s.n) * s.h * s.w;
-      std::vector<std::byte> x(px * s.cin * es), w(s.weight_numel() * es), y(px * s.cout * es);
+      std::vector<std::byte> a(px * size_t(kind == Kind::bwd_data ? s.cout : s.cin) * es);
+      std::vector<std::byte> c(px * size_t(kind == Kind::bwd_data ? s.cin : s.cout) * es);
+      std::vector<std::byte> w(s.weight_numel() * (kind == Kind::bwd_weights ? sizeof(float) : es));
       std::vector<float> b(size_t(s.cout));
       double best_t = 1e30;
       for (Algo algo : candidates) {
-        Entry& e = get(Kind::infer, s, dt, algo, bias, relu);
+        Entry& e = get(kind, s, dt, algo, bias, relu);
         std::vector<double> t;
-        for (int rep = 0; rep < 6; ++rep) {
+        for (int rep = 0; rep < 4; ++rep) {  // rep 0 warms up (and reorders inference weights, as in use)
           const auto t0 = std::chrono::steady_clock::now();
-          run(Kind::infer, e, x.data(), w.data(), y.data(), b.data());  // weights reordered in rep 0 only, as in use
+          run(kind, e, a.data(), w.data(), c.data(), b.data());
           if (rep > 0) t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         }
         e.w_cached = nullptr;  // the scratch weights are freed below
         std::sort(t.begin(), t.end());
-        if (t[2] < best_t) {  // the median of 5
-          best_t = t[2];
+        if (t[1] < best_t) {  // the median of 3
+          best_t = t[1];
           best = algo;
         }
       }
     }
     chosen[key] = best;
-    chosen_log.push_back(fmt::format("{} {}x{}x{}x{}->{} k{}{}{}: {}", dtype_name(dt), s.n, s.h, s.w, s.cin, s.cout, s.k,
-                                     bias ? " +bias" : "", relu ? " +relu" : "",
+    chosen_log.push_back(fmt::format("{} {} {}x{}x{}x{}->{} k{}{}{}: {}", kind_name(kind), dtype_name(dt), s.n, s.h, s.w,
+                                     s.cin, s.cout, s.k, bias ? " +bias" : "", relu ? " +relu" : "",
                                      best == Algo::direct ? "direct" : "winograd"));
     return best;
+  }
+
+  Entry& entry(Kind kind, const ConvShape& s, DType dt, bool bias = false, bool relu = false) {
+    return get(kind, s, dt, choose(kind, s, dt, bias, relu), bias, relu);
   }
 
   // Widens n elements of storage type dt into buf (resized), returns its data.
@@ -282,18 +340,15 @@ struct DnnlConvolutions::Impl {
   void run_activation_out(Kind kind, const ConvShape& s, DType dt, const void* in, int cin, const void* w, void* out,
                           int cout, const float* bias = nullptr, bool relu = false) {
     const DType run_dt = native(dt) ? dt : DType::f32;
-    auto entry = [&]() -> Entry& {
-      if (kind != Kind::infer) return get(kind, s, run_dt);
-      return get(kind, s, run_dt, choose(s, run_dt, bias != nullptr, relu), bias != nullptr, relu);
-    };
-    if (run_dt == dt) return run(kind, entry(), in, w, out, bias);
+    Entry& e = entry(kind, s, run_dt, bias != nullptr, relu);
+    if (run_dt == dt) return run(kind, e, in, w, out, bias);
     // Through f32 scratch: the weights are widened into the same buffer on
     // every call, so their reorder is never reused.
     const size_t pixels = size_t(s.n) * s.h * s.w;
     const float* in_f = widen_into(scratch_a, dt, in, pixels * cin);
     const float* w_f = widen_into(scratch_b, dt, w, s.weight_numel());
     scratch_c.resize(pixels * cout);
-    run(kind, entry(), in_f, w_f, scratch_c.data(), bias, false);
+    run(kind, e, in_f, w_f, scratch_c.data(), bias, false);
     narrow_from(scratch_c, dt, out);
   }
 };
@@ -303,7 +358,7 @@ DnnlConvolutions::~DnnlConvolutions() = default;
 
 bool DnnlConvolutions::native(DType dt) { return impl_->native(dt); }
 std::vector<std::string> DnnlConvolutions::chosen_algorithms() const { return impl_->chosen_log; }
-void DnnlConvolutions::set_inference_algorithm(ConvAlgorithm a) {
+void DnnlConvolutions::set_algorithm(ConvAlgorithm a) {
   impl_->policy = a;
   impl_->chosen.clear();
 }
@@ -331,11 +386,11 @@ void DnnlConvolutions::backward_data(const ConvShape& s, DType dt, const void* d
 
 void DnnlConvolutions::backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw) {
   Impl& m = *impl_;
-  if (m.native(dt)) return m.run(Kind::bwd_weights, m.get(Kind::bwd_weights, s, dt), x, dw, dy);
+  if (m.native(dt)) return m.run(Kind::bwd_weights, m.entry(Kind::bwd_weights, s, dt), x, dw, dy);
   const size_t nx = size_t(s.n) * s.h * s.w * s.cin, ny = size_t(s.n) * s.h * s.w * s.cout;
   const float* xf = m.widen_into(m.scratch_a, dt, x, nx);
   const float* gf = m.widen_into(m.scratch_c, dt, dy, ny);
-  m.run(Kind::bwd_weights, m.get(Kind::bwd_weights, s, DType::f32), xf, dw, gf);
+  m.run(Kind::bwd_weights, m.entry(Kind::bwd_weights, s, DType::f32), xf, dw, gf);
 }
 
 }  // namespace mixseg

@@ -10,13 +10,14 @@
 // and the output is rounded once to the storage type: the same rounding
 // points either way. Weight gradients are always f32.
 //
-// Inference (forward with a bias and ReLU post-op, BatchNorm folded in)
-// chooses its algorithm per shape the first time it meets it, by timing
-// the candidates on that shape (like cudnn.benchmark): direct convolution on
-// the NHWC tensors, or Winograd F(4x4,3x3) (f32 on AVX-512 only) in oneDNN's
+// Each pass (training forward, inference forward with a bias and ReLU
+// post-op for BatchNorm folded in, backward-data, backward-weights) chooses
+// its algorithm per shape the first time it meets it, by timing the
+// candidates on that shape (like cudnn.benchmark): direct convolution on the
+// NHWC tensors, or Winograd F(4x4,3x3) (f32 on AVX-512 only) in oneDNN's
 // blocked layout with the reorders to and from NHWC counted in its time.
-// Winograd trades accuracy for speed (its transforms add rounding error, see
-// ops/tolerance.h); training always runs direct convolutions.
+// Winograd's transforms add rounding error; the tests hold it to the same
+// tolerance as direct convolution (ops/tolerance.h).
 #pragma once
 #include <map>
 #include <string>
@@ -44,16 +45,16 @@ class DnnlConvolutions {
   void backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw);
   // Whether convolutions of this dtype run natively in oneDNN (else through f32).
   bool native(DType dt);
-  // The algorithms chosen so far for inference, e.g. "f32 1x64x32x64->64 k3: winograd".
+  // The algorithms chosen so far, e.g. "infer f32 1x64x32x64->64 k3 +bias +relu: winograd".
   std::vector<std::string> chosen_algorithms() const;
   // Inference keeps each conv's weights in the primitive's layout (for
   // Winograd: transformed) between calls with the same weight pointer; the
   // owner calls this when memory in [begin, begin + bytes) is rewritten or
   // freed (bytes = 0: everything).
   void invalidate_weights(const void* begin, size_t bytes);
-  // Inference algorithm: the fastest by timing (default), or one forced
-  // (Winograd falls back to direct where oneDNN has none for the shape).
-  void set_inference_algorithm(ConvAlgorithm a);
+  // The algorithm: the fastest by timing (default), or one forced (Winograd
+  // falls back to direct where oneDNN has none for the shape or pass).
+  void set_algorithm(ConvAlgorithm a);
 
  private:
   struct Impl;
