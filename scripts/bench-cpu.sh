@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The CPU benchmark against the peers, in one run: mixseg (fast backend),
-# PyTorch (Debian's python3-torch; NCHW and channels_last) and onnxruntime
-# (PyPI, in .venv, on the PyTorch peer's fp32 ONNX export), 512x256, fp32
-# inference and training, then mixseg's 16-bit policies; ends with the
-# comparison table. Installs what is missing (scripts/setup.sh, apt, pip).
+# PyTorch (Debian's python3-torch 1.13, and a current torch from PyPI in
+# .venv; NCHW and channels_last each) and onnxruntime (PyPI, in .venv, on the
+# PyTorch peer's fp32 ONNX export), 512x256, fp32 inference and training,
+# then mixseg's 16-bit policies; ends with the comparison table. Installs
+# what is missing (scripts/setup.sh, apt, pip; PyPI's torch is a ~4 GB
+# download: PYPI_TORCH=0 skips it).
 #   scripts/bench-cpu.sh [out-dir]     (FILTERS="8 16 32" BATCHES=1,4 MIN_TIME=2 to change the sweep)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,10 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import onnxruntime" 2>/de
   /usr/bin/python3 -m venv --system-site-packages .venv
   .venv/bin/pip install -q onnxruntime
 fi
+PYPI_TORCH=${PYPI_TORCH:-1}
+if [ "$PYPI_TORCH" = 1 ] && ! .venv/bin/python -c "import torch, sys; sys.exit(int(torch.__version__.split('.')[0]) < 2)" 2>/dev/null; then
+  .venv/bin/pip install -q "torch>=2" || { echo "PyPI torch did not install; continuing without it"; PYPI_TORCH=0; }
+fi
 cmake --preset release >/dev/null && cmake --build build >/dev/null
 
 mkdir -p "$OUT"
@@ -31,6 +37,10 @@ for f in $FILTERS; do
   build/mixseg bench --phase infer,train --filters "$f" --batch "$BATCHES" "${COMMON[@]}" --out "$CSV"
   /usr/bin/python3 bench/peers/torch_unet.py --device cpu --phase infer,train --filters "$f" --batch "$BATCHES" \
     "${COMMON[@]}" --out "$CSV"
+  if [ "$PYPI_TORCH" = 1 ]; then
+    .venv/bin/python bench/peers/torch_unet.py --device cpu --phase infer,train --filters "$f" --batch "$BATCHES" \
+      "${COMMON[@]}" --out "$CSV"
+  fi
   /usr/bin/python3 bench/peers/torch_unet.py --filters "$f" --size "$SIZE" --export-onnx "$OUT/unet_f$f.onnx" >/dev/null
   .venv/bin/python bench/peers/ort_unet.py --model "$OUT/unet_f$f.onnx" --filters "$f" --batch "$BATCHES" \
     "${COMMON[@]}" --out "$CSV"

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "data/dataset.h"
+#include "data/folders.h"
 #include "data/png_io.h"
 #include "data/synthetic.h"
 #include "test_util.h"
@@ -25,6 +26,13 @@ GrayImage gradient(int h, int w) {
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x) g.pixels[size_t(y) * w + x] = uint8_t((x * 7 + y * 13) % 256);
   return g;
+}
+
+// The gradient thresholded at 100: 0 or 255.
+GrayImage binary_mask(int h, int w) {
+  GrayImage m = gradient(h, w);
+  for (auto& v : m.pixels) v = v > 100 ? 255 : 0;
+  return m;
 }
 
 // Writes a PNG in another format (RGB 8-bit, or gray 16-bit linear) through libpng directly.
@@ -102,7 +110,7 @@ TEST(Bagls, BadFoldersGiveErrorsNamingTheFile) {
   const fs::path dir = temp_dir("baglsbad");
   mixseg::test::expect_error_containing([&] { load_bagls_folder((dir / "nope").string(), 0, 0); }, "nope");
   mixseg::test::expect_error_containing([&] { load_bagls_folder(dir.string(), 0, 0); }, "no PNG images");
-  write_png_gray((dir / "1_seg.png").string(), gradient(8, 8));
+  write_png_gray((dir / "1_seg.png").string(), binary_mask(8, 8));
   mixseg::test::expect_error_containing([&] { load_bagls_folder(dir.string(), 0, 0); }, "1_seg.png: mask without its image");
   write_png_gray((dir / "1.png").string(), gradient(8, 16));
   mixseg::test::expect_error_containing([&] { load_bagls_folder(dir.string(), 0, 0); }, "1_seg.png: mask is 8x8 but its image");
@@ -164,4 +172,69 @@ TEST(Synthetic, DeterministicWithExactMasksAndVariety) {
   const auto [lo, hi] = std::minmax_element(fractions.begin(), fractions.end());
   EXPECT_LT(*lo, 0.02);  // openings vary from a sliver ...
   EXPECT_GT(*hi, 0.04);  // ... to wide open
+}
+
+// nnU-Net-like folders: imagesTr/CASE_0000.png with labelsTr/CASE.png (0/1
+// labels), imagesTs/ ignored; errors name the file.
+TEST(Folders, NnUNetLayoutIsRecognisedAndRead) {
+  const fs::path dir = temp_dir("nnunet");
+  fs::create_directories(dir / "imagesTr");
+  fs::create_directories(dir / "labelsTr");
+  fs::create_directories(dir / "imagesTs");
+  for (const char* c : {"case_001", "case_002"}) {
+    write_png_gray((dir / "imagesTr" / (std::string(c) + "_0000.png")).string(), gradient(8, 16));
+    GrayImage m = binary_mask(8, 16);
+    for (auto& v : m.pixels) v = v ? 1 : 0;  // nnU-Net stores labels as 0/1
+    write_png_gray((dir / "labelsTr" / (std::string(c) + ".png")).string(), m);
+  }
+  write_png_gray((dir / "imagesTs" / "case_900_0000.png").string(), gradient(8, 16));
+  FolderLayout layout;
+  const auto items = list_items({dir.string(), "", "", -1}, &layout);
+  EXPECT_EQ(layout, FolderLayout::nnunet);
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_EQ(items[0].stem, "case_001");
+  const Dataset d = load_dataset({dir.string(), "", "", -1}, 0, 0);
+  ASSERT_EQ(d.size(), 2u);
+  for (size_t i = 0; i < d.pixels(); ++i) ASSERT_EQ(d.mask(1)[i], d.image(1)[i] > 100 ? 1 : 0);
+  fs::remove(dir / "labelsTr" / "case_002.png");
+  mixseg::test::expect_error_containing([&] { list_items({dir.string(), "", "", -1}); },
+                                        "case_002_0000.png: image without its mask");
+  fs::remove_all(dir);
+}
+
+TEST(Folders, ImageAndMaskFoldersMatchByStem) {
+  const fs::path dir = temp_dir("pairs");
+  fs::create_directories(dir / "img");
+  fs::create_directories(dir / "msk");
+  for (const char* c : {"b", "a", "c"}) {
+    write_png_gray((dir / "img" / (std::string(c) + ".png")).string(), gradient(8, 8));
+    write_png_gray((dir / "msk" / (std::string(c) + ".png")).string(), binary_mask(8, 8));
+  }
+  FolderLayout layout;
+  const DataSource src{"", (dir / "img").string(), (dir / "msk").string(), -1};
+  const auto items = list_items(src, &layout);
+  EXPECT_EQ(layout, FolderLayout::image_mask_dirs);
+  ASSERT_EQ(items.size(), 3u);
+  EXPECT_EQ(items[0].stem, "a");
+  EXPECT_EQ(load_dataset(src, 16, 16).size(), 3u);
+  write_png_gray((dir / "msk" / "d.png").string(), binary_mask(8, 8));
+  mixseg::test::expect_error_containing([&] { list_items(src); }, "d.png: mask without its image");
+  mixseg::test::expect_error_containing([&] { list_items({"", (dir / "img").string(), "", -1}); }, "masks");
+  mixseg::test::expect_error_containing([&] { list_items({"x", (dir / "img").string(), "", -1}); }, "either");
+  fs::remove_all(dir);
+}
+
+TEST(Folders, NonBinaryMasksNeedAThreshold) {
+  const fs::path dir = temp_dir("nonbinary");
+  write_png_gray((dir / "1.png").string(), gradient(8, 8));
+  write_png_gray((dir / "1_seg.png").string(), gradient(8, 8));  // many distinct values
+  mixseg::test::expect_error_containing([&] { load_bagls_folder(dir.string(), 0, 0); },
+                                        "1_seg.png: mask is not binary");
+  const Dataset d = load_dataset({dir.string(), "", "", 100}, 0, 0);
+  const GrayImage g = gradient(8, 8);
+  for (size_t i = 0; i < d.pixels(); ++i) ASSERT_EQ(d.mask(0)[i], g.pixels[i] > 100 ? 1 : 0);
+  // Two values, neither of them 0 is still binary: nonzero is foreground.
+  EXPECT_EQ(binarize_mask({7, 9, 7}, -1, "m.png"), (std::vector<uint8_t>{1, 1, 1}));
+  EXPECT_EQ(binarize_mask({0, 255, 0}, -1, "m.png"), (std::vector<uint8_t>{0, 1, 0}));
+  fs::remove_all(dir);
 }

@@ -29,6 +29,7 @@ TEST_P(Training, EveryPolicyReachesDice90OnSyntheticData) {
     cfg.epochs = 4;
     cfg.optimizer.lr = 3e-3;
     cfg.seed = 1;
+    cfg.augment.enabled = false;  // precision parity on the same inputs; augmentation has its own tests
     const TrainResult r = train(cfg, train_set, val_set, *backend);
     ASSERT_EQ(r.epochs.size(), 4u);
     const EpochStats& last = r.epochs.back();

@@ -80,7 +80,9 @@ def measure(args, device, precision, layout, train, filters, batch, h, w):
     if train:
         model.train()
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        scaler = torch.cuda.amp.GradScaler(enabled=(amp == torch.float16 and device.type == "cuda"))
+        use_scaler = amp == torch.float16 and device.type == "cuda"
+        scaler = (torch.amp.GradScaler("cuda", enabled=use_scaler) if hasattr(torch, "amp") and
+                  hasattr(torch.amp, "GradScaler") else torch.cuda.amp.GradScaler(enabled=use_scaler))
 
         def step():
             opt.zero_grad(set_to_none=True)

@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include "data/folders.h"
+
 namespace mixseg::cli {
 
 void add_train(CLI::App& app);
@@ -16,6 +18,17 @@ void add_bench(CLI::App& app);
 
 // Parses "HxW" (e.g. 512x256); throws naming the text otherwise.
 std::pair<int, int> parse_size(const std::string& s);
+// Where the data comes from, as the train and eval commands take it.
+struct DataOptions {
+  std::string data, images, masks;
+  int mask_threshold = -1;
+  bool any() const { return !data.empty() || !images.empty() || !masks.empty(); }
+};
+// Adds --data, --images, --masks and --mask-threshold to c.
+void add_data_options(CLI::App* c, DataOptions& d);
+// Loads the folder(s) at h x w and prints what was read (layout, count).
+mixseg::Dataset load_data(const DataOptions& d, int h, int w);
+
 // Splits "a,b,c" at commas (an empty string gives one empty item).
 std::vector<std::string> split_list(const std::string& s);
 // Parses "1,4,8"; throws naming the option and the bad item.

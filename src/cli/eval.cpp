@@ -13,18 +13,19 @@ namespace mixseg::cli {
 namespace {
 
 struct EvalOptions {
-  std::string checkpoint, data, precision, backend = "fast";
+  std::string checkpoint, precision, backend = "fast";
+  DataOptions data;
   int synthetic = 0, batch = 8;
   uint64_t seed = 12345;
 };
 
 void run_eval(const EvalOptions& o) {
-  if (o.data.empty() == (o.synthetic == 0)) fail("give exactly one of --data DIR or --synthetic N");
+  if (o.data.any() == (o.synthetic > 0)) fail("give exactly one of --data DIR, --images DIR --masks DIR, or --synthetic N");
   Checkpoint ck = load_checkpoint(o.checkpoint);
   const UNet net = build_unet(ck.config);
   const Policy policy = o.precision.empty() ? ck.policy : parse_policy(o.precision);
   const Dataset data = o.synthetic > 0 ? make_synthetic({ck.height, ck.width, o.seed, 0.05}, size_t(o.synthetic))
-                                       : load_bagls_folder(o.data, ck.height, ck.width);
+                                       : load_data(o.data, ck.height, ck.width);
   auto backend = make_backend(o.backend);
   const SegMetrics m = evaluate(net, ck.weights, *backend, policy, data, o.batch);
   fmt::print("checkpoint: {} (U-Net f={} depth={}, trained {} at {}x{}, {} epochs)\n", o.checkpoint, ck.config.filters,
@@ -40,7 +41,7 @@ void add_eval(CLI::App& app) {
   auto o = std::make_shared<EvalOptions>();
   CLI::App* c = app.add_subcommand("eval", "Dice/IoU of a checkpoint on a folder or synthetic data");
   c->add_option("checkpoint", o->checkpoint, "Checkpoint (.safetensors)")->required();
-  c->add_option("--data", o->data, "BAGLS-style folder: N.png images with N_seg.png masks");
+  add_data_options(c, o->data);
   c->add_option("--synthetic", o->synthetic, "Evaluate on N synthetic frames")->check(CLI::PositiveNumber);
   c->add_option("--seed", o->seed, "Seed of the synthetic frames (differs from training's by default)")->capture_default_str();
   c->add_option("--precision", o->precision, "Run in this precision (default: the training policy's)");

@@ -4,6 +4,8 @@
 #include "cli/commands.h"
 #include "core/error.h"
 
+#include <fmt/format.h>
+
 namespace mixseg::cli {
 
 std::pair<int, int> parse_size(const std::string& s) {
@@ -17,6 +19,27 @@ std::pair<int, int> parse_size(const std::string& s) {
       return {h, w};
   }
   fail("--size '{}' is not of the form HxW (e.g. 512x256)", s);
+}
+
+void add_data_options(CLI::App* c, DataOptions& d) {
+  c->add_option("--data", d.data,
+                "Data folder: BAGLS (N.png + N_seg.png) or nnU-Net-like (imagesTr/ + labelsTr/), recognised by its contents");
+  c->add_option("--images", d.images, "Folder of images (with --masks; pairs matched by file stem)");
+  c->add_option("--masks", d.masks, "Folder of masks (with --images); nonzero pixels are foreground");
+  c->add_option("--mask-threshold", d.mask_threshold,
+                "Foreground = mask value above this (for masks that are not binary); default: masks must be binary")
+      ->check(CLI::Range(0, 254));
+}
+
+mixseg::Dataset load_data(const DataOptions& d, int h, int w) {
+  mixseg::DataSource src{d.data, d.images, d.masks, d.mask_threshold};
+  mixseg::FolderLayout layout;
+  const auto items = mixseg::list_items(src, &layout);
+  mixseg::Dataset ds = mixseg::load_items(items, h, w, d.mask_threshold);
+  fmt::print("data: {} images from {} ({}), resized to {}x{} where needed (bilinear images, nearest masks)\n",
+             ds.size(), d.data.empty() ? d.images + " + " + d.masks : d.data, mixseg::folder_layout_name(layout), ds.h,
+             ds.w);
+  return ds;
 }
 
 std::vector<std::string> split_list(const std::string& s) {

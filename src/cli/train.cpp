@@ -20,7 +20,9 @@ namespace mixseg::cli {
 namespace {
 
 struct TrainOptions {
-  std::string data, size = "128x128", precision = "fp32", out, resume, optimizer = "adam", backend = "fast";
+  DataOptions data, val_data;
+  bool no_augment = false;
+  std::string size = "128x128", precision = "fp32", out, resume, optimizer = "adam", backend = "fast";
   int synthetic = 0, filters = 8, depth = 4, batch = 8, epochs = 10;
   double lr = 1e-3, val_fraction = 0.2, bce_weight = 1.0, dice_weight = 1.0;
   uint64_t seed = 0;
@@ -33,7 +35,7 @@ struct PolicyRun {
 };
 
 void run_train(const TrainOptions& o) {
-  if (o.data.empty() == (o.synthetic == 0)) fail("give exactly one of --data DIR or --synthetic N");
+  if (o.data.any() == (o.synthetic > 0)) fail("give exactly one of --data DIR, --images DIR --masks DIR, or --synthetic N");
   const std::vector<std::string> policies = split_list(o.precision);
   for (const auto& p : policies) check_trainable(parse_policy(p));  // reject bad names before any work
   auto [h, w] = parse_size(o.size);
@@ -42,11 +44,17 @@ void run_train(const TrainOptions& o) {
     all = make_synthetic({h, w, o.seed, 0.05}, size_t(o.synthetic));
     fmt::print("data: {} synthetic frames of {}x{} (seed {})\n", all.size(), h, w, o.seed);
   } else {
-    all = load_bagls_folder(o.data, h, w);
-    fmt::print("data: {} images from {} at {}x{}\n", all.size(), o.data, h, w);
+    all = load_data(o.data, h, w);
   }
-  auto [train_set, val_set] = split(all, o.val_fraction, o.seed);
-  fmt::print("split: {} training, {} validation images\n", train_set.size(), val_set.size());
+  Dataset train_set, val_set;
+  if (o.val_data.any()) {
+    train_set = std::move(all);
+    val_set = load_data(o.val_data, h, w);
+    fmt::print("validation: the {} images of the validation folder\n", val_set.size());
+  } else {
+    std::tie(train_set, val_set) = split(all, o.val_fraction, o.seed);
+    fmt::print("split: {} training, {} validation images (seed {})\n", train_set.size(), val_set.size(), o.seed);
+  }
 
   if (!o.resume.empty() && policies.size() != 1) fail("--resume continues one run: give a single --precision");
 
@@ -58,6 +66,10 @@ void run_train(const TrainOptions& o) {
   cfg.optimizer.lr = o.lr;
   cfg.loss = {o.bce_weight, o.dice_weight};
   cfg.seed = o.seed;
+  cfg.augment.enabled = !o.no_augment;
+  fmt::print("augmentation: {}\n", cfg.augment.enabled ? "flips, 90-degree rotations, small rotation and scaling, "
+                                                        "brightness, contrast, gamma, noise (seeded; --no-augment turns it off)"
+                                                      : "off");
   const UNet net = build_unet(cfg.model);
   check_input_size(cfg.model, h, w);
   fmt::print("model: U-Net filters={} depth={}, {} parameters, {:.2f} GFLOP per image forward\n", o.filters, o.depth,
@@ -129,7 +141,9 @@ void run_train(const TrainOptions& o) {
 void add_train(CLI::App& app) {
   auto o = std::make_shared<TrainOptions>();
   CLI::App* c = app.add_subcommand("train", "Train the U-Net (prints loss, Dice, img/s and skipped steps per epoch)");
-  c->add_option("--data", o->data, "BAGLS-style folder: N.png images with N_seg.png masks");
+  add_data_options(c, o->data);
+  c->add_option("--val-data", o->val_data.data, "Validation folder (any --data layout) instead of a split of --data");
+  c->add_flag("--no-augment", o->no_augment, "Train without data augmentation");
   c->add_option("--synthetic", o->synthetic, "Use N synthetic endoscopy-like frames instead of a folder")
       ->check(CLI::PositiveNumber);
   c->add_option("--size", o->size, "Input size HxW (multiples of 2^depth); images are resized to it")->capture_default_str();

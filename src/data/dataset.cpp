@@ -1,18 +1,14 @@
-// BAGLS folder loading, subsets, splits and resizing (see dataset.h).
+// Subsets, splits and resizing (see dataset.h).
 #include "data/dataset.h"
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
-#include <map>
 
 #include "core/error.h"
 #include "core/rng.h"
-#include "data/png_io.h"
 
 namespace mixseg {
 
-namespace fs = std::filesystem;
 
 template <class T>
 std::vector<T> resize_bilinear(const T* src, int sh, int sw, int dh, int dw) {
@@ -45,45 +41,6 @@ std::vector<uint8_t> resize_nearest(const uint8_t* src, int sh, int sw, int dh, 
     for (int x = 0; x < dw; ++x) out[size_t(y) * dw + x] = src[size_t(sy) * sw + std::min(sw - 1, int((x + 0.5) * sw / dw))];
   }
   return out;
-}
-
-Dataset load_bagls_folder(const std::string& dir, int h, int w) {
-  if (!fs::exists(dir)) fail("{}: data folder does not exist", dir);
-  if (!fs::is_directory(dir)) fail("{}: is not a folder", dir);
-  // stem -> (image path, mask path)
-  std::map<std::string, std::pair<std::string, std::string>> items;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (!e.is_regular_file() || e.path().extension() != ".png") continue;
-    const std::string stem = e.path().stem().string();
-    if (stem.size() > 4 && stem.ends_with("_seg"))
-      items[stem.substr(0, stem.size() - 4)].second = e.path().string();
-    else
-      items[stem].first = e.path().string();
-  }
-  if (items.empty()) fail("{}: no PNG images found (expected BAGLS-style N.png with N_seg.png)", dir);
-  Dataset d;
-  d.h = h;
-  d.w = w;
-  for (const auto& [stem, paths] : items) {
-    if (paths.first.empty()) fail("{}: mask without its image {}", paths.second, (fs::path(dir) / (stem + ".png")).string());
-    if (paths.second.empty()) fail("{}: image without its mask {}", paths.first, (fs::path(dir) / (stem + "_seg.png")).string());
-    GrayImage img = read_png_gray(paths.first);
-    GrayImage msk = read_png_gray(paths.second);
-    if (img.h != msk.h || img.w != msk.w)
-      fail("{}: mask is {}x{} but its image {} is {}x{}", paths.second, msk.h, msk.w, paths.first, img.h, img.w);
-    if (d.h == 0) {
-      d.h = img.h;
-      d.w = img.w;
-    }
-    if (img.h != d.h || img.w != d.w) {
-      img.pixels = resize_bilinear(img.pixels.data(), img.h, img.w, d.h, d.w);
-      msk.pixels = resize_nearest(msk.pixels.data(), msk.h, msk.w, d.h, d.w);
-    }
-    d.names.push_back(stem);
-    d.images.insert(d.images.end(), img.pixels.begin(), img.pixels.end());
-    for (uint8_t v : msk.pixels) d.masks.push_back(v != 0);
-  }
-  return d;
 }
 
 Dataset subset(const Dataset& d, const std::vector<size_t>& idx) {

@@ -1,7 +1,5 @@
 // An in-memory segmentation dataset: 8-bit gray images and 0/1 masks of one
-// size, loaded from a BAGLS-style folder (N.png + N_seg.png) or generated.
-// (The full pipeline with more formats, augmentation and a threaded loader
-// comes later; this is what training needs now.)
+// size, read from a folder (data/folders.h) or generated (data/synthetic.h).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -20,13 +18,6 @@ struct Dataset {
   const uint8_t* image(size_t i) const { return images.data() + i * pixels(); }
   const uint8_t* mask(size_t i) const { return masks.data() + i * pixels(); }
 };
-
-// Reads every N.png with its N_seg.png from dir. Images of another size than
-// h x w are resized (bilinear for images, nearest for masks); h = w = 0 keeps
-// the first image's size and requires all to match. Errors name the file:
-// missing folder, empty folder, a mask without its image or the reverse, an
-// unreadable PNG, an image and mask of different sizes.
-Dataset load_bagls_folder(const std::string& dir, int h, int w);
 
 // Picks the items at the given indices.
 Dataset subset(const Dataset& d, const std::vector<size_t>& idx);

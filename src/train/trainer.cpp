@@ -131,6 +131,8 @@ TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Datase
         const size_t i = order[s * size_t(cfg.batch) + size_t(b)];
         to_input(train_set.image(i), px, input.data() + size_t(b) * px);
         std::copy_n(train_set.mask(i), px, target.data() + size_t(b) * px);
+        Rng arng = augment_rng(cfg.seed, epoch, s * size_t(cfg.batch) + size_t(b));
+        augment(cfg.augment, arng, train_set.h, train_set.w, input.data() + size_t(b) * px, target.data() + size_t(b) * px);
       }
       StepStats st = train_step(net, state, *ws, input.data(), target.data(), cfg.loss);
       st.step = int64_t(epoch) * int64_t(steps_per_epoch) + int64_t(s);

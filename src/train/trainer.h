@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "data/augment.h"
 #include "data/dataset.h"
 #include "model/network.h"
 #include "train/checkpoint.h"
@@ -26,6 +27,7 @@ struct TrainConfig {
   OptimizerConfig optimizer;
   LossWeights loss;
   LossScalerConfig scaler;  // `enabled` is taken from the policy
+  AugmentConfig augment;    // training batches only; samples seeded by (seed, epoch, position in the epoch)
   uint64_t seed = 0;
   std::string out_dir;  // if set: last.safetensors, best.safetensors and train_log.csv are written here
 };

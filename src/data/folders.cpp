@@ -1,0 +1,171 @@
+// Dataset folder layouts (see folders.h).
+#include "data/folders.h"
+
+#include <algorithm>
+#include <array>
+#include <filesystem>
+#include <map>
+
+#include "core/error.h"
+#include "data/png_io.h"
+
+namespace mixseg {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void check_dir(const std::string& dir, const char* what) {
+  if (dir.empty()) fail("no {} folder given", what);
+  if (!fs::exists(dir)) fail("{}: {} folder does not exist", dir, what);
+  if (!fs::is_directory(dir)) fail("{}: is not a folder", dir);
+}
+
+// PNG files of a folder: stem -> path.
+std::map<std::string, std::string> pngs(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file() && e.path().extension() == ".png") out[e.path().stem().string()] = e.path().string();
+  return out;
+}
+
+std::vector<DataItem> pair_up(const std::map<std::string, std::string>& images,
+                              const std::map<std::string, std::string>& masks, const std::string& image_dir,
+                              const std::string& mask_dir, const char* mask_suffix, const char* image_suffix) {
+  std::vector<DataItem> items;
+  for (const auto& [stem, mask] : masks)
+    if (!images.count(stem))
+      fail("{}: mask without its image {}", mask, (fs::path(image_dir) / (stem + image_suffix + ".png")).string());
+  for (const auto& [stem, image] : images) {
+    auto m = masks.find(stem);
+    if (m == masks.end())
+      fail("{}: image without its mask {}", image, (fs::path(mask_dir) / (stem + mask_suffix + ".png")).string());
+    items.push_back({stem, image, m->second});
+  }
+  return items;
+}
+
+std::vector<DataItem> list_bagls(const std::string& dir) {
+  std::map<std::string, std::string> images, masks;
+  for (const auto& [stem, path] : pngs(dir)) {
+    if (stem.size() > 4 && stem.ends_with("_seg"))
+      masks[stem.substr(0, stem.size() - 4)] = path;
+    else
+      images[stem] = path;
+  }
+  if (images.empty() && masks.empty()) fail("{}: no PNG images found (expected BAGLS-style N.png with N_seg.png)", dir);
+  return pair_up(images, masks, dir, dir, "_seg", "");
+}
+
+std::vector<DataItem> list_nnunet(const std::string& dir) {
+  const std::string idir = (fs::path(dir) / "imagesTr").string(), ldir = (fs::path(dir) / "labelsTr").string();
+  check_dir(ldir, "nnU-Net labels (labelsTr)");
+  std::map<std::string, std::string> images;
+  for (const auto& [stem, path] : pngs(idir)) {
+    // CASE_0000 is channel 0 of CASE; other channels are not read (gray input).
+    if (stem.size() > 5 && stem[stem.size() - 5] == '_' &&
+        std::all_of(stem.end() - 4, stem.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
+      if (stem.ends_with("_0000")) images[stem.substr(0, stem.size() - 5)] = path;
+    } else {
+      images[stem] = path;
+    }
+  }
+  const auto masks = pngs(ldir);
+  if (images.empty() && masks.empty()) fail("{}: no PNG images found in imagesTr/ and labelsTr/", dir);
+  return pair_up(images, masks, idir, ldir, "", "_0000");
+}
+
+}  // namespace
+
+const char* folder_layout_name(FolderLayout l) {
+  switch (l) {
+    case FolderLayout::bagls: return "BAGLS (N.png + N_seg.png)";
+    case FolderLayout::nnunet: return "nnU-Net-like (imagesTr/ + labelsTr/)";
+    case FolderLayout::image_mask_dirs: return "image and mask folders matched by stem";
+  }
+  return "?";
+}
+
+std::vector<DataItem> list_items(const DataSource& src, FolderLayout* layout) {
+  const bool dirs = !src.images_dir.empty() || !src.masks_dir.empty();
+  if (dirs == !src.dir.empty()) fail("give either a data folder, or an images folder with a masks folder");
+  FolderLayout l;
+  std::vector<DataItem> items;
+  if (dirs) {
+    check_dir(src.images_dir, "images");
+    check_dir(src.masks_dir, "masks");
+    l = FolderLayout::image_mask_dirs;
+    const auto images = pngs(src.images_dir), masks = pngs(src.masks_dir);
+    if (images.empty()) fail("{}: no PNG images found", src.images_dir);
+    if (masks.empty()) fail("{}: no PNG masks found", src.masks_dir);
+    items = pair_up(images, masks, src.images_dir, src.masks_dir, "", "");
+  } else {
+    check_dir(src.dir, "data");
+    l = fs::is_directory(fs::path(src.dir) / "imagesTr") ? FolderLayout::nnunet : FolderLayout::bagls;
+    items = l == FolderLayout::nnunet ? list_nnunet(src.dir) : list_bagls(src.dir);
+  }
+  if (layout) *layout = l;
+  return items;
+}
+
+std::vector<uint8_t> binarize_mask(const std::vector<uint8_t>& values, int threshold, const std::string& path) {
+  std::vector<uint8_t> out(values.size());
+  if (threshold >= 0) {
+    for (size_t i = 0; i < values.size(); ++i) out[i] = values[i] > threshold;
+    return out;
+  }
+  std::array<bool, 256> seen{};
+  int distinct = 0;
+  for (uint8_t v : values)
+    if (!seen[v]) {
+      seen[v] = true;
+      ++distinct;
+    }
+  if (distinct > 2) {
+    std::string list;
+    int shown = 0;
+    for (int v = 0; v < 256 && shown < 6; ++v)
+      if (seen[size_t(v)]) list += (shown++ ? ", " : "") + std::to_string(v);
+    fail("{}: mask is not binary ({} distinct values: {}{}); give --mask-threshold T to take values above T as "
+         "foreground",
+         path, distinct, list, distinct > 6 ? ", ..." : "");
+  }
+  for (size_t i = 0; i < values.size(); ++i) out[i] = values[i] != 0;
+  return out;
+}
+
+Dataset load_items(const std::vector<DataItem>& items, int h, int w, int mask_threshold) {
+  if (items.empty()) fail("no images to load");
+  Dataset d;
+  d.h = h;
+  d.w = w;
+  for (const DataItem& it : items) {
+    GrayImage img = read_png_gray(it.image);
+    GrayImage msk = read_png_gray(it.mask);
+    if (img.h != msk.h || img.w != msk.w)
+      fail("{}: mask is {}x{} but its image {} is {}x{}", it.mask, msk.h, msk.w, it.image, img.h, img.w);
+    std::vector<uint8_t> fg = binarize_mask(msk.pixels, mask_threshold, it.mask);
+    if (d.h == 0) {
+      d.h = img.h;
+      d.w = img.w;
+    }
+    if (img.h != d.h || img.w != d.w) {
+      img.pixels = resize_bilinear(img.pixels.data(), img.h, img.w, d.h, d.w);
+      fg = resize_nearest(fg.data(), msk.h, msk.w, d.h, d.w);
+    }
+    d.names.push_back(it.stem);
+    d.images.insert(d.images.end(), img.pixels.begin(), img.pixels.end());
+    d.masks.insert(d.masks.end(), fg.begin(), fg.end());
+  }
+  return d;
+}
+
+Dataset load_dataset(const DataSource& src, int h, int w) { return load_items(list_items(src), h, w, src.mask_threshold); }
+
+Dataset load_bagls_folder(const std::string& dir, int h, int w) {
+  DataSource src;
+  src.dir = dir;
+  return load_dataset(src, h, w);
+}
+
+}  // namespace mixseg

@@ -1,0 +1,49 @@
+// Reading a dataset from the folder layouts researchers already have:
+//   BAGLS:        DIR/N.png with its mask DIR/N_seg.png
+//   nnU-Net-like: DIR/imagesTr/CASE_0000.png (or CASE.png) with its mask
+//                 DIR/labelsTr/CASE.png (DIR/imagesTs, images without masks,
+//                 is for prediction and ignored here)
+//   two folders:  --images DIR and --masks DIR, matched by file stem
+// A folder given as --data is recognised by its contents (imagesTr/ means
+// nnU-Net-like). Masks: nonzero is foreground; a mask with more than two
+// distinct values is refused with a clear error unless a threshold is given
+// (foreground = value > threshold). Every error names the file.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+
+namespace mixseg {
+
+enum class FolderLayout { bagls, nnunet, image_mask_dirs };
+const char* folder_layout_name(FolderLayout l);
+
+struct DataSource {
+  std::string dir;                  // BAGLS or nnU-Net-like folder
+  std::string images_dir, masks_dir;  // or two folders matched by stem
+  int mask_threshold = -1;          // -1: masks must be binary; else foreground = value > threshold
+};
+
+struct DataItem {
+  std::string stem, image, mask;  // file stem, image path, mask path
+};
+
+// The (image, mask) pairs of a source, sorted by stem, with the layout found.
+std::vector<DataItem> list_items(const DataSource& src, FolderLayout* layout = nullptr);
+
+// Reads the items at h x w (0 x 0: the first image's size, all must match;
+// else images are resized bilinearly and masks by nearest neighbour).
+Dataset load_items(const std::vector<DataItem>& items, int h, int w, int mask_threshold = -1);
+
+// list_items + load_items.
+Dataset load_dataset(const DataSource& src, int h, int w);
+
+// A BAGLS folder (kept for callers that know the layout).
+Dataset load_bagls_folder(const std::string& dir, int h, int w);
+
+// Foreground (0/1) from an 8-bit mask: nonzero, or value > threshold when
+// threshold >= 0. Throws naming `path` for a non-binary mask without a threshold.
+std::vector<uint8_t> binarize_mask(const std::vector<uint8_t>& values, int threshold, const std::string& path);
+
+}  // namespace mixseg
