@@ -6,7 +6,10 @@
 # then mixseg's 16-bit policies; ends with the comparison table. Installs
 # what is missing (scripts/setup.sh, apt, pip; PyPI's torch is a ~4 GB
 # download: PYPI_TORCH=0 skips it).
-#   scripts/bench-cpu.sh [out-dir]     (FILTERS="8 16 32" BATCHES=1,4 MIN_TIME=2 to change the sweep)
+# This 2-core VM's speed drifts by up to ~50% over minutes (other tenants),
+# so the frameworks run interleaved per model size and the whole sweep is
+# repeated ROUNDS times; compare.py takes each framework's median.
+#   scripts/bench-cpu.sh [out-dir]     (FILTERS="8 16 32" BATCHES=1,4 MIN_TIME=2 ROUNDS=2 to change the sweep)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-out/bench-cpu}
@@ -14,6 +17,7 @@ FILTERS=${FILTERS:-"8 16 32"}
 BATCHES=${BATCHES:-1,4}
 MIN_TIME=${MIN_TIME:-2}
 SIZE=${SIZE:-512x256}
+ROUNDS=${ROUNDS:-2}
 
 bash scripts/setup.sh
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
@@ -31,19 +35,23 @@ cmake --preset release >/dev/null && cmake --build build >/dev/null
 
 mkdir -p "$OUT"
 CSV="$OUT/results.csv"
-rm -f "$CSV"
+rm -f "$CSV" "$OUT"/unet_f*.onnx
 COMMON=(--size "$SIZE" --min-time "$MIN_TIME")
-for f in $FILTERS; do
-  build/mixseg bench --phase infer,train --filters "$f" --batch "$BATCHES" "${COMMON[@]}" --out "$CSV"
-  /usr/bin/python3 bench/peers/torch_unet.py --device cpu --phase infer,train --filters "$f" --batch "$BATCHES" \
-    "${COMMON[@]}" --out "$CSV"
-  if [ "$PYPI_TORCH" = 1 ]; then
-    .venv/bin/python bench/peers/torch_unet.py --device cpu --phase infer,train --filters "$f" --batch "$BATCHES" \
+for round in $(seq "$ROUNDS"); do
+  echo "== round $round of $ROUNDS"
+  for f in $FILTERS; do
+    [ -f "$OUT/unet_f$f.onnx" ] ||
+      /usr/bin/python3 bench/peers/torch_unet.py --filters "$f" --size "$SIZE" --export-onnx "$OUT/unet_f$f.onnx" >/dev/null 2>&1
+    build/mixseg bench --phase infer,train --filters "$f" --batch "$BATCHES" "${COMMON[@]}" --out "$CSV"
+    /usr/bin/python3 bench/peers/torch_unet.py --device cpu --phase infer,train --filters "$f" --batch "$BATCHES" \
+      "${COMMON[@]}" --out "$CSV" 2>/dev/null
+    if [ "$PYPI_TORCH" = 1 ]; then
+      .venv/bin/python bench/peers/torch_unet.py --device cpu --phase infer,train --filters "$f" --batch "$BATCHES" \
+        "${COMMON[@]}" --out "$CSV" 2>/dev/null
+    fi
+    .venv/bin/python bench/peers/ort_unet.py --model "$OUT/unet_f$f.onnx" --filters "$f" --batch "$BATCHES" \
       "${COMMON[@]}" --out "$CSV"
-  fi
-  /usr/bin/python3 bench/peers/torch_unet.py --filters "$f" --size "$SIZE" --export-onnx "$OUT/unet_f$f.onnx" >/dev/null
-  .venv/bin/python bench/peers/ort_unet.py --model "$OUT/unet_f$f.onnx" --filters "$f" --batch "$BATCHES" \
-    "${COMMON[@]}" --out "$CSV"
+  done
 done
 # The 16-bit policies against mixseg's own fp32 (PyTorch's CPU autocast is far slower; see docs/performance.md).
 build/mixseg bench --phase infer,train --precision mixed_fp16,mixed_bf16 --filters "${FILTERS%% *}" \

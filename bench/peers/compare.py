@@ -1,10 +1,21 @@
 #!/usr/bin/env python3
 """Prints mixseg against the fastest peer per (device, phase, precision,
 filters, batch) from one CSV of the design's schema: img/s of each and their
-ratio. Rows of the same run only: give the CSV one sweep wrote."""
+ratio. A framework measured several times (rounds of one sweep) counts with
+the median of its rows; `n` says how many. Rows of one sweep only: give the
+CSV one run of scripts/bench-cpu.sh wrote."""
 import csv
 import sys
 from collections import defaultdict
+
+
+def median_of(rows):
+    """(median img/s, median GFLOP/s, count) of a framework's rows for one configuration."""
+    ips = sorted(float(r["img_per_s"]) for r in rows)
+    gf = sorted(float(r["tflops"]) * 1e3 for r in rows)
+    mid = len(ips) // 2
+    med = (lambda v: v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2)
+    return med(ips), med(gf), len(ips)
 
 
 def main():
@@ -16,24 +27,24 @@ def main():
             key = (r["device"], r["phase"], r["precision"], int(r["filters"]), int(r["batch"]))
             groups[key].append(r)
     print(f"{'device':<6} {'phase':<6} {'precision':<11} {'f':>3} {'batch':>5} {'mixseg img/s':>13} "
-          f"{'GFLOP/s':>8} {'best peer':<32} {'img/s':>8} {'ratio':>6}")
+          f"{'GFLOP/s':>8} {'best peer (median)':<32} {'img/s':>8} {'ratio':>6}")
     for key in sorted(groups):
         rows = groups[key]
         ours = [r for r in rows if r["framework"] == "mixseg"]
         peers = [r for r in rows if r["framework"] != "mixseg"]
         if not ours:
             continue
-        m = max(ours, key=lambda r: float(r["img_per_s"]))
-        mi = float(m["img_per_s"])
+        mi, m_gflops, n = median_of(ours)
         if peers:
-            p = max(peers, key=lambda r: float(r["img_per_s"]))
-            pi = float(p["img_per_s"])
-            peer = f"{p['framework']} {p['framework_version']}"[:32]
-            print(f"{key[0]:<6} {key[1]:<6} {key[2]:<11} {key[3]:>3} {key[4]:>5} {mi:>13.2f} "
-                  f"{float(m['tflops']) * 1e3:>8.1f} {peer:<32} {pi:>8.2f} {mi / pi:>5.2f}x")
+            by_fw = defaultdict(list)
+            for r in peers:
+                by_fw[f"{r['framework']} {r['framework_version']}"].append(r)
+            name, (pi, _, pn) = max(((k, median_of(v)) for k, v in by_fw.items()), key=lambda kv: kv[1][0])
+            print(f"{key[0]:<6} {key[1]:<6} {key[2]:<11} {key[3]:>3} {key[4]:>5} {mi:>10.2f} n{n:<2} "
+                  f"{m_gflops:>8.1f} {name[:32]:<32} {pi:>8.2f} {mi / pi:>5.2f}x")
         else:
-            print(f"{key[0]:<6} {key[1]:<6} {key[2]:<11} {key[3]:>3} {key[4]:>5} {mi:>13.2f} "
-                  f"{float(m['tflops']) * 1e3:>8.1f} {'(no peer row)':<32} {'':>8} {'':>6}")
+            print(f"{key[0]:<6} {key[1]:<6} {key[2]:<11} {key[3]:>3} {key[4]:>5} {mi:>10.2f} n{n:<2} "
+                  f"{m_gflops:>8.1f} {'(no peer row)':<32} {'':>8} {'':>6}")
 
 
 if __name__ == "__main__":
