@@ -24,7 +24,7 @@ expect_ok() {
 }
 
 expect_ok "$MIXSEG" --help
-for c in train eval predict info synth; do expect_ok "$MIXSEG" "$c" --help; done
+for c in train eval predict info synth bench; do expect_ok "$MIXSEG" "$c" --help; done
 
 # The workflow on a small synthetic folder.
 expect_ok "$MIXSEG" synth --out "$T/data" --count 12 --size 32x32 --seed 3
@@ -44,6 +44,35 @@ grep -q "parameters" "$T/out" && ok "info printed the parameter count" || bad "i
 # Resume continues to the new epoch count.
 expect_ok "$MIXSEG" train --data "$T/data" --size 32x32 --filters 4 --depth 2 --batch 4 --epochs 2 --out "$T/run" --precision mixed_fp16 --resume "$T/run/last.safetensors"
 grep -q "resuming after epoch 1" "$T/out" && grep -q "epoch   2/2" "$T/out" && ok "resume continued at epoch 2" || bad "resume: $(cat "$T/out")"
+
+# Ctrl-C (SIGINT) mid-run writes a resumable checkpoint and says how to continue.
+"$MIXSEG" synth --out "$T/big" --count 64 --size 64x64 --seed 4 >/dev/null
+"$MIXSEG" --threads 1 train --data "$T/big" --size 64x64 --filters 8 --depth 2 --batch 2 --epochs 50 --out "$T/int" >"$T/int.out" 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -s "$T/int/last.safetensors" ] && break; sleep 0.2; done  # after the first epoch
+kill -INT "$pid"
+wait "$pid"; rc=$?
+[ "$rc" = 0 ] && grep -q "interrupted after step" "$T/int.out" && ok "SIGINT wrote a checkpoint and exited cleanly" ||
+  bad "SIGINT: rc $rc, $(cat "$T/int.out")"
+expect_ok "$MIXSEG" info --checkpoint "$T/int/last.safetensors"
+# Other folder layouts: nnU-Net-like and image/mask folders, and a non-binary mask.
+mkdir -p "$T/nn/imagesTr" "$T/nn/labelsTr" "$T/pairs/img" "$T/pairs/msk"
+for i in 0 1 2 3 4 5 6 7; do
+  cp "$T/data/$i.png" "$T/nn/imagesTr/case$i""_0000.png" && cp "$T/data/$i""_seg.png" "$T/nn/labelsTr/case$i.png"
+  cp "$T/data/$i.png" "$T/pairs/img/f$i.png" && cp "$T/data/$i""_seg.png" "$T/pairs/msk/f$i.png"
+done
+expect_ok "$MIXSEG" train --data "$T/nn" --size 32x32 --filters 2 --depth 2 --batch 4 --epochs 1 --schedule cosine --warmup-epochs 0.5
+grep -q "nnU-Net-like" "$T/out" && ok "nnU-Net-like layout recognised" || bad "nnU-Net layout: $(cat "$T/out")"
+expect_ok "$MIXSEG" train --images "$T/pairs/img" --masks "$T/pairs/msk" --size 32x32 --filters 2 --depth 2 --batch 4 --epochs 1 --no-augment
+cp "$T/data/0.png" "$T/pairs/msk/f0.png"  # a gray image as a mask: not binary
+expect_error "f0.png: mask is not binary" "$MIXSEG" train --images "$T/pairs/img" --masks "$T/pairs/msk" --size 32x32
+expect_ok "$MIXSEG" train --images "$T/pairs/img" --masks "$T/pairs/msk" --mask-threshold 127 --size 32x32 --filters 2 --depth 2 --batch 4 --epochs 1
+# bench: one tiny configuration, a CSV in the design's schema.
+expect_ok "$MIXSEG" bench --phase infer,train --filters 2 --depth 2 --batch 1 --size 32x32 --warmup 1 --min-steps 2 --min-time 0 --out "$T/bench.csv"
+head -1 "$T/bench.csv" | grep -q "^framework,framework_version,device,device_name,precision,phase,filters,depth,batch,height,width,img_per_s" &&
+  [ "$(wc -l <"$T/bench.csv")" = 3 ] && ok "bench wrote the header and 2 rows" || bad "bench CSV: $(cat "$T/bench.csv")"
+echo "other,header" >"$T/other.csv"
+expect_error "another header" "$MIXSEG" bench --filters 2 --depth 2 --size 32x32 --warmup 0 --min-steps 1 --min-time 0 --out "$T/other.csv"
 
 # Bad input: clear errors naming the file or value.
 expect_error "$T/nothing" "$MIXSEG" train --data "$T/nothing" --size 32x32

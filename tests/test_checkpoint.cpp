@@ -4,6 +4,7 @@
 // existing file.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 
@@ -100,6 +101,72 @@ TEST(Checkpoint, ResumedRunEqualsUninterruptedRun) {
     EXPECT_EQ(lines, 5);
     fs::remove_all(dir);
   }
+}
+
+// An interruption mid-epoch (Ctrl-C sets the stop flag) writes a checkpoint
+// that resumes at the next step: with warm-up, a cosine schedule and
+// augmentation, the resumed run ends with the uninterrupted run's weights,
+// statistics and loss scale, bit for bit.
+TEST(Checkpoint, InterruptedMidEpochResumesExactly) {
+  for (Policy p : {Policy::fp32, Policy::mixed_fp16}) {
+    const fs::path dir = temp_dir("midepoch");
+    const Dataset all = make_synthetic({32, 32, 3, 0.05}, 20);  // 16 training images: 4 steps per epoch
+    auto [tr, val] = split(all, 0.2, 3);
+    auto backend = make_ref_backend();
+    TrainConfig full = small_config(p, 3);
+    full.schedule.kind = LrSchedule::cosine;
+    full.schedule.warmup_steps = 2;
+    full.schedule.min_lr_fraction = 0.1;
+    const TrainResult uninterrupted = train(full, tr, val, *backend);
+
+    std::atomic<bool> stop{false};
+    TrainConfig first = full;
+    first.out_dir = (dir / "run").string();
+    first.stop = &stop;
+    TrainCallbacks cb;
+    int steps = 0;
+    cb.on_step = [&](const StepStats&) {
+      if (++steps == 6) stop = true;  // after step 2 of epoch 2
+    };
+    const TrainResult cut = train(first, tr, val, *backend, nullptr, cb);
+    EXPECT_TRUE(cut.interrupted);
+    EXPECT_EQ(cut.epochs.size(), 1u);
+    const Checkpoint ck = load_checkpoint((dir / "run" / "last.safetensors").string());
+    EXPECT_EQ(ck.epoch, 1);
+    EXPECT_EQ(ck.step_in_epoch, 2);
+
+    TrainConfig rest = full;
+    rest.out_dir = first.out_dir;
+    const TrainResult resumed = train(rest, tr, val, *backend, &ck);
+    EXPECT_FALSE(resumed.interrupted);
+    ASSERT_EQ(resumed.epochs.size(), 2u);
+    EXPECT_EQ(resumed.epochs.back().val.dice_mean, uninterrupted.epochs.back().val.dice_mean);
+    EXPECT_EQ(resumed.last.weights.params, uninterrupted.last.weights.params) << policy_info(p).name;
+    EXPECT_EQ(resumed.last.weights.running, uninterrupted.last.weights.running);
+    EXPECT_EQ(resumed.last.scaler.scale, uninterrupted.last.scaler.scale);
+    EXPECT_EQ(resumed.last.optimizer_state.step, uninterrupted.last.optimizer_state.step);
+    // Mid-epoch state needs the same batch size.
+    TrainConfig other = full;
+    other.batch = 2;
+    test::expect_error_containing([&] { train(other, tr, val, *backend, &ck); }, "cannot resume mid-epoch");
+    fs::remove_all(dir);
+  }
+}
+
+// Early stopping: with a zero learning rate validation Dice never improves
+// after the first epoch, so patience 2 stops after epoch 3 of 10.
+TEST(Checkpoint, EarlyStoppingAfterPatienceEpochs) {
+  const Dataset all = make_synthetic({32, 32, 3, 0.05}, 20);
+  auto [tr, val] = split(all, 0.2, 3);
+  auto backend = make_ref_backend();
+  TrainConfig c = small_config(Policy::fp32, 10);
+  c.optimizer.lr = 0.0;
+  c.patience = 2;
+  const TrainResult r = train(c, tr, val, *backend);
+  EXPECT_TRUE(r.stopped_early);
+  ASSERT_EQ(r.epochs.size(), 3u);
+  EXPECT_EQ(r.last.epochs_since_best, 2);
+  EXPECT_EQ(r.last.best_dice, r.epochs[0].val.dice_mean);
 }
 
 TEST(Checkpoint, WrongFilesGiveErrorsNamingThem) {

@@ -3,6 +3,12 @@
 // turn on the same data and seed and ends with a comparison table).
 #include <fmt/format.h>
 
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -25,9 +31,22 @@ struct TrainOptions {
   std::string size = "128x128", precision = "fp32", out, resume, optimizer = "adam", backend = "fast";
   int synthetic = 0, filters = 8, depth = 4, batch = 8, epochs = 10;
   double lr = 1e-3, val_fraction = 0.2, bce_weight = 1.0, dice_weight = 1.0;
+  std::string schedule = "constant";
+  double warmup_epochs = 0, min_lr_fraction = 0, step_gamma = 0.1;
+  int step_epochs = 0, patience = 0;
   uint64_t seed = 0;
   bool print_plan = false, log_scale = false;
 };
+
+// Set by SIGINT / SIGTERM: the trainer writes a resumable checkpoint and
+// returns; a second signal ends the process at once.
+std::atomic<bool> g_stop{false};
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop.exchange(true)) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
+  }
+}
 
 struct PolicyRun {
   std::string policy;
@@ -67,6 +86,16 @@ void run_train(const TrainOptions& o) {
   cfg.loss = {o.bce_weight, o.dice_weight};
   cfg.seed = o.seed;
   cfg.augment.enabled = !o.no_augment;
+  const int64_t steps_per_epoch = int64_t(train_set.size()) / o.batch;
+  cfg.schedule.kind = parse_schedule(o.schedule);
+  cfg.schedule.warmup_steps = std::llround(o.warmup_epochs * double(steps_per_epoch));
+  cfg.schedule.min_lr_fraction = o.min_lr_fraction;
+  cfg.schedule.step_every = int64_t(o.step_epochs) * steps_per_epoch;
+  cfg.schedule.gamma = o.step_gamma;
+  cfg.patience = o.patience;
+  cfg.stop = &g_stop;
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
   fmt::print("augmentation: {}\n", cfg.augment.enabled ? "flips, 90-degree rotations, small rotation and scaling, "
                                                         "brightness, contrast, gamma, noise (seeded; --no-augment turns it off)"
                                                       : "off");
@@ -85,27 +114,63 @@ void run_train(const TrainOptions& o) {
     if (!o.resume.empty()) resume = std::make_unique<Checkpoint>(load_checkpoint(o.resume));
     fmt::print("training {} on the {} backend for {} epochs, batch {}, {} lr {}{}\n", p, backend->name(), o.epochs, o.batch,
                o.optimizer, o.lr,
-               resume ? fmt::format(", resuming after epoch {}", resume->epoch) : "");
+               resume ? fmt::format(", resuming after epoch {}{}", resume->epoch, resume->step_in_epoch ? fmt::format(" and step {} of epoch {}", resume->step_in_epoch, resume->epoch + 1) : "") : "");
     std::ofstream scale_log;
     TrainCallbacks cb;
     if (o.log_scale && !cfg.out_dir.empty()) {
       ensure_writable_dir(cfg.out_dir);
       scale_log.open(std::filesystem::path(cfg.out_dir) / "loss_scale.csv");
       scale_log << "step,loss,scale,skipped\n";
-      cb.on_step = [&](const StepStats& s) {
-        scale_log << s.step << ',' << s.loss << ',' << s.scale << ',' << int(s.skipped) << '\n';
-      };
     }
+    // A progress line on a terminal (rewritten in place, at most ~4 times a second).
+    const bool tty = isatty(fileno(stdout));
+    auto last_print = std::chrono::steady_clock::now();
+    auto epoch_start = last_print;
+    int64_t epoch_first_step = -1;
+    cb.on_step = [&](const StepStats& s) {
+      if (scale_log.is_open()) scale_log << s.step << ',' << s.loss << ',' << s.scale << ',' << int(s.skipped) << '\n';
+      if (!tty) return;
+      const auto now = std::chrono::steady_clock::now();
+      const int64_t in_epoch = s.step % s.steps_per_epoch;
+      if (epoch_first_step < 0 || in_epoch == 0) {
+        epoch_start = now;
+        epoch_first_step = s.step;
+      }
+      if (std::chrono::duration<double>(now - last_print).count() < 0.25 && in_epoch + 1 < s.steps_per_epoch) return;
+      last_print = now;
+      const double secs = std::chrono::duration<double>(now - epoch_start).count();
+      const double done = double(s.step - epoch_first_step + 1);
+      const double per_step = secs / done;
+      const int64_t left = (int64_t(o.epochs) * s.steps_per_epoch - s.step - 1);
+      fmt::print("\r  epoch {:>3}/{} step {:>5}/{}  loss {:.4f}  lr {:.2e}  {:.1f} img/s  ETA {:.0f} s   ",
+                 s.step / s.steps_per_epoch + 1, o.epochs, in_epoch + 1, s.steps_per_epoch, s.loss, s.lr,
+                 per_step > 0 ? o.batch / per_step : 0.0, per_step * double(left));
+      std::fflush(stdout);
+    };
     cb.on_epoch = [&](const EpochStats& e) {
       const std::string val = e.val.images == 0 ? "no validation set"
                                                 : fmt::format("val dice {:.4f} (pooled {:.4f}) iou {:.4f}", e.val.dice_mean,
                                                               e.val.dice_pooled, e.val.iou_mean);
-      fmt::print("  epoch {:>3}/{}  loss {:.4f}  {}  {:.1f} img/s  skipped {}{}\n", e.epoch, o.epochs, e.train_loss, val,
+      fmt::print("{}  epoch {:>3}/{}  loss {:.4f}  {}  {:.1f} img/s  skipped {}{}\n", tty ? "\r\033[K" : "", e.epoch, o.epochs, e.train_loss, val,
                  e.img_per_s, e.skipped_steps,
                  policy_info(cfg.policy).loss_scaling ? fmt::format("  scale {:g}", e.loss_scale) : "");
       std::fflush(stdout);
     };
     TrainResult r = train(cfg, train_set, val_set, *backend, resume.get(), cb);
+    if (tty) fmt::print("\r\033[K");
+    if (r.stopped_early)
+      fmt::print("  stopped early: no better validation Dice for {} epochs (best {:.4f})\n", o.patience, r.last.best_dice);
+    if (r.interrupted) {
+      const std::string ck = (std::filesystem::path(cfg.out_dir) / "last.safetensors").string();
+      if (cfg.out_dir.empty())
+        fmt::print("  interrupted after step {} of epoch {} (no --out: nothing saved)\n", r.last.step_in_epoch,
+                   r.last.epoch + 1);
+      else
+        fmt::print("  interrupted after step {} of epoch {}: saved {}; continue with --resume {} (same --batch)\n",
+                   r.last.step_in_epoch, r.last.epoch + 1, ck, ck);
+      runs.push_back({p, std::move(r)});
+      break;
+    }
     if (!cfg.out_dir.empty()) {
       nlohmann::json summary = {{"precision", p},
                                 {"epochs", r.last.epoch},
@@ -144,6 +209,16 @@ void add_train(CLI::App& app) {
   add_data_options(c, o->data);
   c->add_option("--val-data", o->val_data.data, "Validation folder (any --data layout) instead of a split of --data");
   c->add_flag("--no-augment", o->no_augment, "Train without data augmentation");
+  c->add_option("--schedule", o->schedule, "Learning-rate schedule: constant, cosine or step")->capture_default_str();
+  c->add_option("--warmup-epochs", o->warmup_epochs, "Linear learning-rate warm-up over this many epochs (fractions too)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  c->add_option("--min-lr-fraction", o->min_lr_fraction, "cosine: final learning rate as a fraction of --lr")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  c->add_option("--step-epochs", o->step_epochs, "step: multiply the learning rate by --step-gamma every N epochs")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  c->add_option("--step-gamma", o->step_gamma, "step: the factor")->capture_default_str()->check(CLI::PositiveNumber);
+  c->add_option("--patience", o->patience, "Stop after N epochs without a better validation Dice (0: never)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   c->add_option("--synthetic", o->synthetic, "Use N synthetic endoscopy-like frames instead of a folder")
       ->check(CLI::PositiveNumber);
   c->add_option("--size", o->size, "Input size HxW (multiples of 2^depth); images are resized to it")->capture_default_str();

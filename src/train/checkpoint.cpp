@@ -67,6 +67,9 @@ void save_checkpoint(const std::string& path, const UNet& net, const Checkpoint&
   m["height"] = std::to_string(c.height);
   m["width"] = std::to_string(c.width);
   m["epoch"] = std::to_string(c.epoch);
+  m["step_in_epoch"] = std::to_string(c.step_in_epoch);
+  m["best_dice"] = fmt::format("{:.17g}", c.best_dice);
+  m["epochs_since_best"] = std::to_string(c.epochs_since_best);
   m["seed"] = std::to_string(c.seed);
   m["batch"] = std::to_string(c.batch);
   m["optimizer"] = optimizer_name(c.optimizer.kind);
@@ -93,6 +96,14 @@ Checkpoint load_checkpoint(const std::string& path) {
     c.height = std::stoi(meta(f, path, "height"));
     c.width = std::stoi(meta(f, path, "width"));
     c.epoch = std::stoi(meta(f, path, "epoch"));
+    // Optional (absent in checkpoints written before mid-epoch resume and early stopping existed).
+    auto optional = [&](const char* key, const char* fallback) {
+      auto it = f.metadata.find(key);
+      return it == f.metadata.end() ? std::string(fallback) : it->second;
+    };
+    c.step_in_epoch = std::stoi(optional("step_in_epoch", "0"));
+    c.best_dice = std::stod(optional("best_dice", "-1"));
+    c.epochs_since_best = std::stoi(optional("epochs_since_best", "0"));
     c.seed = std::stoull(meta(f, path, "seed"));
     c.batch = std::stoi(meta(f, path, "batch"));
     c.optimizer.kind = parse_optimizer(meta(f, path, "optimizer"));

@@ -22,7 +22,10 @@ struct Checkpoint {
   OptimizerConfig optimizer;
   OptimizerState optimizer_state;  // empty moments when saved for inference only
   LossScaler scaler;
-  int epoch = 0;  // epochs completed
+  int epoch = 0;          // epochs completed
+  int step_in_epoch = 0;  // optimizer steps done in epoch `epoch` (non-zero after an interruption)
+  double best_dice = -1;  // best validation Dice so far (best.safetensors), for early stopping
+  int epochs_since_best = 0;
   uint64_t seed = 0;
   int batch = 0;
 };

@@ -79,6 +79,10 @@ TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Datase
       fail("cannot resume: checkpoint was trained at {}x{}, the data is {}x{}", state.height, state.width,
            train_set.h, train_set.w);
     if (state.optimizer_state.m.empty()) fail("cannot resume: the checkpoint holds no optimizer state");
+    if (state.step_in_epoch > 0 && state.batch != cfg.batch)
+      fail("cannot resume mid-epoch: the checkpoint stopped after step {} of epoch {} with batch {}, the run asks for "
+           "batch {}",
+           state.step_in_epoch, state.epoch + 1, state.batch, cfg.batch);
     state.optimizer = cfg.optimizer;
     state.scaler.config = cfg.scaler;
     state.scaler.config.enabled = pi.loss_scaling;
@@ -104,7 +108,7 @@ TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Datase
     const bool fresh = !resume || !std::filesystem::exists(log_path);
     log.open(log_path, fresh ? std::ios::trunc : std::ios::app);
     if (!log) fail("{}: cannot open the training log for writing", log_path.string());
-    if (fresh) log << "epoch,train_loss,val_dice,val_dice_pooled,val_iou,img_per_s,skipped_steps,loss_scale\n";
+    if (fresh) log << "epoch,train_loss,val_dice,val_dice_pooled,val_iou,img_per_s,skipped_steps,loss_scale,lr\n";
   }
 
   auto ws = make_workspace(net, backend, cfg.policy, cfg.batch, train_set.h, train_set.w, true);
@@ -116,7 +120,10 @@ TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Datase
   const size_t px = train_set.pixels(), batch_px = size_t(cfg.batch) * px;
   std::vector<float> input(batch_px);
   std::vector<uint8_t> target(batch_px);
-  double best_dice = -1;
+  const int64_t total_steps = int64_t(cfg.epochs) * int64_t(steps_per_epoch);
+  auto save = [&](const char* name) {
+    if (!cfg.out_dir.empty()) save_checkpoint((std::filesystem::path(cfg.out_dir) / name).string(), net, state);
+  };
   for (int epoch = state.epoch; epoch < cfg.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<size_t> order(train_set.size());
@@ -126,7 +133,8 @@ TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Datase
 
     double loss_sum = 0;
     const int64_t skipped_before = state.scaler.skipped_steps;
-    for (size_t s = 0; s < steps_per_epoch; ++s) {
+    const size_t first_step = size_t(state.step_in_epoch);  // non-zero when resuming an interrupted epoch
+    for (size_t s = first_step; s < steps_per_epoch; ++s) {
       for (int b = 0; b < cfg.batch; ++b) {
         const size_t i = order[s * size_t(cfg.batch) + size_t(b)];
         to_input(train_set.image(i), px, input.data() + size_t(b) * px);
@@ -134,36 +142,61 @@ TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Datase
         Rng arng = augment_rng(cfg.seed, epoch, s * size_t(cfg.batch) + size_t(b));
         augment(cfg.augment, arng, train_set.h, train_set.w, input.data() + size_t(b) * px, target.data() + size_t(b) * px);
       }
+      const int64_t global_step = int64_t(epoch) * int64_t(steps_per_epoch) + int64_t(s);
+      state.optimizer.lr = scheduled_lr(cfg.schedule, cfg.optimizer.lr, global_step, total_steps);
       StepStats st = train_step(net, state, *ws, input.data(), target.data(), cfg.loss);
-      st.step = int64_t(epoch) * int64_t(steps_per_epoch) + int64_t(s);
+      st.step = global_step;
+      st.lr = state.optimizer.lr;
+      st.steps_per_epoch = int64_t(steps_per_epoch);
+      state.step_in_epoch = int(s + 1);
       loss_sum += st.loss;
       if (cb.on_step) cb.on_step(st);
+      if (cfg.stop && cfg.stop->load() && s + 1 < steps_per_epoch) {
+        save("last.safetensors");
+        result.interrupted = true;
+        result.last = std::move(state);
+        return result;
+      }
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const size_t steps_run = steps_per_epoch - first_step;
 
     EpochStats es;
     es.epoch = epoch + 1;
-    es.train_loss = loss_sum / double(steps_per_epoch);
+    es.train_loss = loss_sum / double(std::max<size_t>(steps_run, 1));
     es.seconds = secs;
-    es.img_per_s = double(steps_per_epoch * size_t(cfg.batch)) / secs;
+    es.img_per_s = double(steps_run * size_t(cfg.batch)) / secs;
     es.skipped_steps = state.scaler.skipped_steps - skipped_before;
     es.loss_scale = state.scaler.scale;
     es.val = evaluate(net, state.weights, backend, cfg.policy, val_set, cfg.batch);
     state.epoch = epoch + 1;
+    state.step_in_epoch = 0;
     result.epochs.push_back(es);
 
-    if (!cfg.out_dir.empty()) {
-      const std::filesystem::path dir(cfg.out_dir);
-      save_checkpoint((dir / "last.safetensors").string(), net, state);
-      if (val_set.size() > 0 && es.val.dice_mean > best_dice) {
-        best_dice = es.val.dice_mean;
-        save_checkpoint((dir / "best.safetensors").string(), net, state);
-      }
+    const bool improved = val_set.size() > 0 && es.val.dice_mean > state.best_dice;
+    if (improved) {
+      state.best_dice = es.val.dice_mean;
+      state.epochs_since_best = 0;
+    } else {
+      ++state.epochs_since_best;
+    }
+    save("last.safetensors");
+    if (improved) save("best.safetensors");
+    if (log.is_open()) {
       log << es.epoch << ',' << es.train_loss << ',' << es.val.dice_mean << ',' << es.val.dice_pooled << ','
-          << es.val.iou_mean << ',' << es.img_per_s << ',' << es.skipped_steps << ',' << es.loss_scale << '\n';
+          << es.val.iou_mean << ',' << es.img_per_s << ',' << es.skipped_steps << ',' << es.loss_scale << ','
+          << state.optimizer.lr << '\n';
       log.flush();
     }
     if (cb.on_epoch) cb.on_epoch(es);
+    if (cfg.patience > 0 && val_set.size() > 0 && state.epochs_since_best >= cfg.patience) {
+      result.stopped_early = true;
+      break;
+    }
+    if (cfg.stop && cfg.stop->load()) {
+      result.interrupted = true;
+      break;
+    }
   }
   result.last = std::move(state);
   return result;

@@ -6,6 +6,7 @@
 // batches the uninterrupted run would have. The last incomplete batch of an
 // epoch is dropped (BatchNorm statistics of a tiny batch are noise).
 #pragma once
+#include <atomic>
 #include <functional>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "model/network.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
+#include "train/schedule.h"
 
 namespace mixseg {
 
@@ -28,6 +30,11 @@ struct TrainConfig {
   LossWeights loss;
   LossScalerConfig scaler;  // `enabled` is taken from the policy
   AugmentConfig augment;    // training batches only; samples seeded by (seed, epoch, position in the epoch)
+  ScheduleConfig schedule;  // learning rate per step from optimizer.lr
+  int patience = 0;         // early stopping: stop after this many epochs without a better validation Dice (0: off)
+  // Checked after every step: when it becomes true the run writes
+  // last.safetensors (resumable mid-epoch) and returns (e.g. set on SIGINT).
+  const std::atomic<bool>* stop = nullptr;
   uint64_t seed = 0;
   std::string out_dir;  // if set: last.safetensors, best.safetensors and train_log.csv are written here
 };
@@ -37,6 +44,8 @@ struct StepStats {
   double loss;       // unscaled
   double scale;      // loss scale used for this step
   bool skipped;      // gradients were not finite
+  double lr = 0;     // learning rate of this step
+  int64_t steps_per_epoch = 0;
 };
 
 struct EpochStats {
@@ -50,7 +59,9 @@ struct EpochStats {
 };
 
 struct TrainResult {
-  std::vector<EpochStats> epochs;
+  std::vector<EpochStats> epochs;  // completed in this call
+  bool interrupted = false;        // cfg.stop was set: last.safetensors holds the mid-epoch state
+  bool stopped_early = false;      // no better validation Dice for cfg.patience epochs
   Checkpoint last;
   size_t activation_bytes = 0;  // the training workspace's activation arena
   size_t weight_bytes = 0;      // compute weights and weight gradients
