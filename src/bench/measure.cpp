@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "data/loader.h"
 #include "data/synthetic.h"
 #include "model/network.h"
 #include "train/trainer.h"
@@ -56,6 +57,30 @@ BenchMeasurement measure(const BenchConfig& cfg, Backend& backend) {
   while (int(m.step_seconds.size()) < cfg.min_steps || total < cfg.min_seconds) {
     const auto t0 = std::chrono::steady_clock::now();
     step();
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    m.step_seconds.push_back(dt);
+    total += dt;
+  }
+  return m;
+}
+
+BenchMeasurement measure_loader(const BenchConfig& cfg) {
+  const int steps_per_epoch = 16;
+  const Dataset frames = make_synthetic({cfg.height, cfg.width, cfg.seed, 0.05}, size_t(steps_per_epoch * cfg.batch));
+  BatchLoader loader(frames, AugmentConfig{}, cfg.seed, cfg.batch, cfg.loader_threads);
+  BenchMeasurement m;
+  m.warmup_steps = cfg.warmup_steps;
+  int epoch = 0, step = 0;
+  auto next = [&] {
+    if (step == 0) loader.start_epoch(epoch, 0, size_t(steps_per_epoch));
+    loader.next();
+    if (++step == steps_per_epoch) step = 0, ++epoch;
+  };
+  for (int i = 0; i < cfg.warmup_steps; ++i) next();
+  double total = 0;
+  while (int(m.step_seconds.size()) < cfg.min_steps || total < cfg.min_seconds) {
+    const auto t0 = std::chrono::steady_clock::now();
+    next();
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     m.step_seconds.push_back(dt);
     total += dt;

@@ -18,6 +18,8 @@ struct BenchConfig {
   UNetConfig model;
   Policy policy = Policy::fp32;
   bool train = false;  // else inference
+  bool load = false;   // the data loader alone (prepare + augment batches), no network
+  int loader_threads = 1;
   int batch = 1, height = 512, width = 256;
   int warmup_steps = 3;
   int min_steps = 5;
@@ -33,5 +35,7 @@ struct BenchMeasurement {
 };
 
 BenchMeasurement measure(const BenchConfig& cfg, Backend& backend);
+// The loader alone: batches of augmented synthetic frames per second.
+BenchMeasurement measure_loader(const BenchConfig& cfg);
 
 }  // namespace mixseg

@@ -28,6 +28,7 @@ struct BenchOptions {
   int depth = 4, warmup = 3, min_steps = 5;
   double min_time = 2.0;
   bool verbose = false;
+  int loader_threads = 1;
   uint64_t seed = 0;
 };
 
@@ -35,16 +36,16 @@ void run_bench(const BenchOptions& o) {
   auto [h, w] = parse_size(o.size);
   std::vector<Policy> policies;
   for (const auto& p : split_list(o.precision)) policies.push_back(parse_policy(p));
-  std::vector<bool> phases;  // true = train
+  std::vector<std::string> phases;
   for (const auto& p : split_list(o.phase)) {
-    if (p != "train" && p != "infer") fail("--phase '{}': '{}' is neither train nor infer", o.phase, p);
-    phases.push_back(p == "train");
+    if (p != "train" && p != "infer" && p != "load") fail("--phase '{}': '{}' is not train, infer or load", o.phase, p);
+    phases.push_back(p);
   }
   const std::vector<int> filters = parse_positive_list(o.filters, "--filters");
   const std::vector<int> batches = parse_positive_list(o.batch, "--batch");
   for (int f : filters) check_input_size({f, o.depth, 1, 1}, h, w);
-  for (bool train : phases)
-    if (train)
+  for (const auto& ph : phases)
+    if (ph == "train")
       for (Policy p : policies) check_trainable(p);
 
   std::unique_ptr<Backend> backend;
@@ -63,10 +64,12 @@ void run_bench(const BenchOptions& o) {
   fmt::print("{:<6} {:<11} {:>7} {:>5} {:>9} {:>10} {:>9} {:>9} {:>9}\n", "phase", "precision", "filters", "batch",
              "img/s", "ms/step", "p90 ms", "GFLOP/s", "mem MiB");
   std::vector<ResultRow> rows;
-  for (bool train : phases)
+  for (const auto& phase : phases)
     for (int f : filters)
       for (Policy p : policies)
         for (int b : batches) {
+          const bool train = phase == "train", load = phase == "load";
+          if (load && (f != filters[0] || p != policies[0])) continue;  // the loader has no model or precision
           BenchConfig cfg;
           cfg.model = {f, o.depth, 1, 1};
           cfg.policy = p;
@@ -78,15 +81,18 @@ void run_bench(const BenchOptions& o) {
           cfg.min_steps = o.min_steps;
           cfg.min_seconds = o.min_time;
           cfg.seed = o.seed;
-          const BenchMeasurement m = measure(cfg, *backend);
+          cfg.load = load;
+          cfg.loader_threads = o.loader_threads;
+          const BenchMeasurement m = load ? measure_loader(cfg) : measure(cfg, *backend);
           const TimingSummary t = summarize(m.step_seconds);
           ResultRow r;
           r.framework = "mixseg";
           r.framework_version = fmt::format("{} ({})", version(), o.backend);
           r.device = "cpu";
           r.device_name = device_name;
-          r.precision = policy_info(p).name;
-          r.phase = train ? "train" : "infer";
+          r.precision = load ? "-" : std::string(policy_info(p).name);
+          r.phase = phase;
+          if (load) r.framework_version = fmt::format("{} (loader, {} threads)", version(), o.loader_threads);
           r.filters = f;
           r.depth = o.depth;
           r.batch = b;
@@ -120,7 +126,9 @@ void add_bench(CLI::App& app) {
   CLI::App* c = app.add_subcommand("bench", "Measure training and inference throughput (steady state, CSV rows)");
   c->add_option("--backend", o->backend, "ref or fast")->capture_default_str();
   c->add_option("--precision", o->precision, "Comma-separated policies")->capture_default_str();
-  c->add_option("--phase", o->phase, "Comma-separated: train, infer")->capture_default_str();
+  c->add_option("--phase", o->phase, "Comma-separated: train, infer, load (the data loader alone)")->capture_default_str();
+  c->add_option("--loader-threads", o->loader_threads, "Background threads of the loader (phase load)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   c->add_option("--filters", o->filters, "Comma-separated model sizes (channels of the first level)")->capture_default_str();
   c->add_option("--batch", o->batch, "Comma-separated batch sizes")->capture_default_str();
   c->add_option("--depth", o->depth, "Number of poolings")->capture_default_str()->check(CLI::Range(1, 8));

@@ -33,7 +33,7 @@ struct TrainOptions {
   double lr = 1e-3, val_fraction = 0.2, bce_weight = 1.0, dice_weight = 1.0;
   std::string schedule = "constant";
   double warmup_epochs = 0, min_lr_fraction = 0, step_gamma = 0.1;
-  int step_epochs = 0, patience = 0;
+  int step_epochs = 0, patience = 0, loader_threads = 1;
   uint64_t seed = 0;
   bool print_plan = false, log_scale = false;
 };
@@ -93,6 +93,7 @@ void run_train(const TrainOptions& o) {
   cfg.schedule.step_every = int64_t(o.step_epochs) * steps_per_epoch;
   cfg.schedule.gamma = o.step_gamma;
   cfg.patience = o.patience;
+  cfg.loader_threads = o.loader_threads;
   cfg.stop = &g_stop;
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
@@ -217,6 +218,9 @@ void add_train(CLI::App& app) {
   c->add_option("--step-epochs", o->step_epochs, "step: multiply the learning rate by --step-gamma every N epochs")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   c->add_option("--step-gamma", o->step_gamma, "step: the factor")->capture_default_str()->check(CLI::PositiveNumber);
+  c->add_option("--loader-threads", o->loader_threads,
+                 "Threads preparing and augmenting batches ahead of training (0: on the training thread)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   c->add_option("--patience", o->patience, "Stop after N epochs without a better validation Dice (0: never)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   c->add_option("--synthetic", o->synthetic, "Use N synthetic endoscopy-like frames instead of a folder")

@@ -1,6 +1,8 @@
 // Training and evaluation loops (see trainer.h).
 #include "train/trainer.h"
 
+#include "data/loader.h"
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -117,34 +119,22 @@ TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Datase
   result.activation_bytes = ws->activations.capacity();
   result.weight_bytes = ws->weights.capacity();
 
-  const size_t px = train_set.pixels(), batch_px = size_t(cfg.batch) * px;
-  std::vector<float> input(batch_px);
-  std::vector<uint8_t> target(batch_px);
+  BatchLoader loader(train_set, cfg.augment, cfg.seed, cfg.batch, cfg.loader_threads);
   const int64_t total_steps = int64_t(cfg.epochs) * int64_t(steps_per_epoch);
   auto save = [&](const char* name) {
     if (!cfg.out_dir.empty()) save_checkpoint((std::filesystem::path(cfg.out_dir) / name).string(), net, state);
   };
   for (int epoch = state.epoch; epoch < cfg.epochs; ++epoch) {
     const auto t0 = std::chrono::steady_clock::now();
-    std::vector<size_t> order(train_set.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    Rng rng = Rng::derived(cfg.seed, uint64_t(epoch) + 1, 0x7au);
-    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
-
+    const size_t first_step = size_t(state.step_in_epoch);  // non-zero when resuming an interrupted epoch
+    loader.start_epoch(epoch, first_step, steps_per_epoch);
     double loss_sum = 0;
     const int64_t skipped_before = state.scaler.skipped_steps;
-    const size_t first_step = size_t(state.step_in_epoch);  // non-zero when resuming an interrupted epoch
     for (size_t s = first_step; s < steps_per_epoch; ++s) {
-      for (int b = 0; b < cfg.batch; ++b) {
-        const size_t i = order[s * size_t(cfg.batch) + size_t(b)];
-        to_input(train_set.image(i), px, input.data() + size_t(b) * px);
-        std::copy_n(train_set.mask(i), px, target.data() + size_t(b) * px);
-        Rng arng = augment_rng(cfg.seed, epoch, s * size_t(cfg.batch) + size_t(b));
-        augment(cfg.augment, arng, train_set.h, train_set.w, input.data() + size_t(b) * px, target.data() + size_t(b) * px);
-      }
+      const BatchLoader::Batch batch = loader.next();
       const int64_t global_step = int64_t(epoch) * int64_t(steps_per_epoch) + int64_t(s);
       state.optimizer.lr = scheduled_lr(cfg.schedule, cfg.optimizer.lr, global_step, total_steps);
-      StepStats st = train_step(net, state, *ws, input.data(), target.data(), cfg.loss);
+      StepStats st = train_step(net, state, *ws, batch.input, batch.target, cfg.loss);
       st.step = global_step;
       st.lr = state.optimizer.lr;
       st.steps_per_epoch = int64_t(steps_per_epoch);

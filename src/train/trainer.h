@@ -31,6 +31,7 @@ struct TrainConfig {
   LossScalerConfig scaler;  // `enabled` is taken from the policy
   AugmentConfig augment;    // training batches only; samples seeded by (seed, epoch, position in the epoch)
   ScheduleConfig schedule;  // learning rate per step from optimizer.lr
+  int loader_threads = 1;   // background threads preparing batches (0: on the training thread)
   int patience = 0;         // early stopping: stop after this many epochs without a better validation Dice (0: off)
   // Checked after every step: when it becomes true the run writes
   // last.safetensors (resumable mid-epoch) and returns (e.g. set on SIGINT).
