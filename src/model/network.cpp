@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "core/error.h"
+
+#include <fmt/format.h>
 #include "core/rng.h"
 
 namespace mixseg {
@@ -217,6 +219,38 @@ void forward(const UNet& net, Weights& wt, Workspace& ws) {
       case LayerKind::concat: be.concat_fwd(x, ws.act[l.in1], y); break;
     }
   }
+}
+
+namespace {
+
+bool tensor_finite(Workspace& ws, const Tensor& t) {
+  if (!t.data) return true;  // not stored (folded or fused away)
+  std::vector<std::byte> tmp(t.bytes());
+  ws.backend->copy_out(tmp.data(), t.data, tmp.size());
+  std::vector<float> f(t.numel());
+  dispatch_float(t.dtype, [&]<class T>() { widen(reinterpret_cast<const T*>(tmp.data()), f.data(), f.size()); });
+  for (float v : f)
+    if (!std::isfinite(v)) return false;
+  return true;
+}
+
+}  // namespace
+
+std::string first_nonfinite(const UNet& net, Workspace& ws) {
+  if (!tensor_finite(ws, ws.act[net.input])) return "the input batch";
+  for (const Layer& l : net.layers)
+    if (!tensor_finite(ws, ws.act[l.out]))
+      return fmt::format("the output of {} ({}) in the forward pass", l.name, layer_kind_name(l.kind));
+  if (!ws.training) return "";
+  if (!tensor_finite(ws, ws.grad[net.logits])) return "the loss gradient (the logits' gradient)";
+  for (auto it = net.layers.rbegin(); it != net.layers.rend(); ++it)
+    if (it->in0 != net.input && !tensor_finite(ws, ws.grad[it->in0]))
+      return fmt::format("the gradient {} ({}) passes back", it->name, layer_kind_name(it->kind));
+  const float* g = ws.param_grads.as<float>();
+  for (const ParamInfo& p : net.params)
+    for (size_t i = 0; i < p.numel(); ++i)
+      if (!std::isfinite(g[p.offset + i])) return fmt::format("the gradient of the weights {}", p.name);
+  return "";
 }
 
 void backward(const UNet& net, Weights& wt, Workspace& ws) {

@@ -11,6 +11,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/arena.h"
@@ -63,6 +64,11 @@ void forward(const UNet& net, Weights& weights, Workspace& ws);
 // Backward pass from ws.grad[net.logits] (already written, e.g. by the loss):
 // fills ws.param_grads (f32, scaled like the loss gradient).
 void backward(const UNet& net, Weights& weights, Workspace& ws);
+// After a step with non-finite values: where they first appear, following
+// the schedule (the input, each layer's output in the forward pass, then each
+// gradient in the backward pass, then the weight gradients), e.g. "the output
+// of enc2.1.bn (bn_relu) in the forward pass"; empty if everything is finite.
+std::string first_nonfinite(const UNet& net, Workspace& ws);
 // Logits of the last forward pass, widened to f32 [batch, h, w, classes].
 std::vector<float> logits_f32(const UNet& net, Workspace& ws);
 

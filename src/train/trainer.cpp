@@ -1,6 +1,8 @@
 // Training and evaluation loops (see trainer.h).
 #include "train/trainer.h"
 
+#include <cmath>
+
 #include "data/loader.h"
 
 #include <chrono>
@@ -48,7 +50,18 @@ StepStats train_step(const UNet& net, Checkpoint& state, Workspace& ws, const fl
   const LossValue lv = ws.backend->loss(ws.act[net.logits], target, loss, scale, &ws.grad[net.logits]);
   backward(net, state.weights, ws);
   const float* grads = ws.param_grads.as<float>();
-  const bool finite = all_finite(grads, net.param_numel);
+  const bool finite = all_finite(grads, net.param_numel) && std::isfinite(lv.total);
+  // The NaN watch: non-finite values are the loss scaler's business only
+  // while it can still back off; otherwise training has diverged, and the
+  // error says where the values first went bad (checkpoints already written
+  // stay as they are).
+  if (!finite && (!state.scaler.config.enabled || state.scaler.scale <= state.scaler.config.min_scale)) {
+    const std::string where = first_nonfinite(net, ws);
+    fail("training diverged: non-finite {} at step {} (loss {}); first in {}. Lower --lr, or train in a policy with "
+         "more range (fp32, mixed_bf16)",
+         std::isfinite(lv.total) ? "gradients" : "loss", state.optimizer_state.step, lv.total,
+         where.empty() ? "the loss" : where);
+  }
   const bool apply = state.scaler.update(!finite);
   if (apply) {
     optimizer_step(state.optimizer, state.optimizer_state, state.weights.params.data(), grads, net.param_numel,
