@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# Sets everything up (scripts/setup.sh) and runs the whole test suite with
-# ctest: unit tests (GoogleTest), the CLI end to end, the installed package,
-# and training to Dice >= 0.90 in every precision policy. GPU tests skip
-# without a GPU. About 2.5 minutes on 2 cores after the build.
+# Sets everything up (scripts/setup.sh), runs the unit tests once more under
+# AddressSanitizer + UndefinedBehaviorSanitizer (a second build in
+# build-asan, all but the two long training tests; MIXSEG_SANITIZERS=0 skips
+# it), then the whole test suite with ctest: unit tests (GoogleTest), the CLI
+# end to end, the installed package, corpus replay and a short libFuzzer run
+# of the PNG and safetensors readers, and training to Dice >= 0.90 in every
+# precision policy. GPU tests skip without a GPU. About 3 minutes for the
+# sanitizer pass and 4 for ctest on 2 cores, after the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+if [ "${MIXSEG_SANITIZERS:-1}" = 1 ]; then
+  echo "test: unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan)"
+  cmake --preset asan >/dev/null
+  cmake --build build-asan --target mixseg_tests
+  (cd build-asan/tests && OMP_NUM_THREADS=2 ./mixseg_tests --gtest_filter='-*Training*' --gtest_brief=1)
+fi
 cd "${BUILD_DIR:-build}"
 ctest --output-on-failure --timeout 900

@@ -129,10 +129,14 @@ template void narrow_parallel<float>(const float*, float*, size_t);
 template void narrow_parallel<f16>(const float*, f16*, size_t);
 template void narrow_parallel<bf16>(const float*, bf16*, size_t);
 template void widen<float>(const float*, float*, size_t);
+#if !defined(__F16C__)  // else explicitly specialised above
 template void widen<f16>(const f16*, float*, size_t);
+#endif
 template void widen<bf16>(const bf16*, float*, size_t);
 template void narrow<float>(const float*, float*, size_t);
+#if !defined(__F16C__)
 template void narrow<f16>(const float*, f16*, size_t);
+#endif
 template void narrow<bf16>(const float*, bf16*, size_t);
 
 }  // namespace mixseg

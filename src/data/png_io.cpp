@@ -6,31 +6,40 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "core/error.h"
 #include "core/file_util.h"
 
 namespace mixseg {
 
-GrayImage read_png_gray(const std::string& path) {
-  if (!std::filesystem::exists(path)) fail("{}: no such file", path);
+GrayImage decode_png_gray(const uint8_t* data, size_t size, const std::string& name) {
   png_image img;
   std::memset(&img, 0, sizeof img);
   img.version = PNG_IMAGE_VERSION;
-  if (!png_image_begin_read_from_file(&img, path.c_str()))
-    fail("{}: not a readable PNG ({})", path, img.message);
+  if (!png_image_begin_read_from_memory(&img, data, size)) fail("{}: not a readable PNG ({})", name, img.message);
   img.format = PNG_FORMAT_GRAY;
   GrayImage out;
   out.h = int(img.height);
   out.w = int(img.width);
-  if (size_t(out.h) * out.w > (size_t(1) << 28)) {
+  if (size_t(img.height) * img.width > (size_t(1) << 28)) {
     png_image_free(&img);
-    fail("{}: image of {}x{} is too large", path, out.h, out.w);
+    fail("{}: image of {}x{} is too large", name, img.height, img.width);
   }
   out.pixels.resize(PNG_IMAGE_SIZE(img));
   if (!png_image_finish_read(&img, nullptr, out.pixels.data(), 0, nullptr))
-    fail("{}: corrupt PNG ({})", path, img.message);
+    fail("{}: corrupt PNG ({})", name, img.message);
   return out;
+}
+
+GrayImage read_png_gray(const std::string& path) {
+  if (!std::filesystem::exists(path)) fail("{}: no such file", path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("{}: cannot open (not readable)", path);
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) fail("{}: read error", path);
+  return decode_png_gray(bytes.data(), bytes.size(), path);
 }
 
 void write_png_gray(const std::string& path, const GrayImage& in) {

@@ -14,6 +14,8 @@ struct GrayImage {
 };
 
 GrayImage read_png_gray(const std::string& path);
+// The same from bytes in memory (name only names the source in errors).
+GrayImage decode_png_gray(const uint8_t* data, size_t size, const std::string& name);
 // Writes atomically (temp file, then rename), so a failure leaves no partial file.
 void write_png_gray(const std::string& path, const GrayImage& img);
 
