@@ -11,6 +11,25 @@
 
 namespace mixseg {
 
+namespace {
+
+// Runs cfg's warm-up steps, then times steps until both minimums are met.
+template <class Step>
+void time_steps(const BenchConfig& cfg, Step step, BenchMeasurement& m) {
+  m.warmup_steps = cfg.warmup_steps;
+  for (int i = 0; i < cfg.warmup_steps; ++i) step();
+  double total = 0;
+  while (int(m.step_seconds.size()) < cfg.min_steps || total < cfg.min_seconds) {
+    const auto t0 = std::chrono::steady_clock::now();
+    step();
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    m.step_seconds.push_back(dt);
+    total += dt;
+  }
+}
+
+}  // namespace
+
 BenchMeasurement measure(const BenchConfig& cfg, Backend& backend) {
   if (cfg.warmup_steps < 0 || cfg.min_steps < 1) fail("benchmark needs warm-up >= 0 and at least one measured step");
   const UNet net = build_unet(cfg.model);
@@ -49,18 +68,9 @@ BenchMeasurement measure(const BenchConfig& cfg, Backend& backend) {
   };
 
   BenchMeasurement m;
-  m.warmup_steps = cfg.warmup_steps;
   m.arena_bytes = ws->activations.capacity() + ws->weights.capacity();
   m.flops_per_image = 2.0 * net.conv_macs_per_image(cfg.height, cfg.width) * (cfg.train ? 3.0 : 1.0);
-  for (int i = 0; i < cfg.warmup_steps; ++i) step();
-  double total = 0;
-  while (int(m.step_seconds.size()) < cfg.min_steps || total < cfg.min_seconds) {
-    const auto t0 = std::chrono::steady_clock::now();
-    step();
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    m.step_seconds.push_back(dt);
-    total += dt;
-  }
+  time_steps(cfg, step, m);
   return m;
 }
 
@@ -69,22 +79,13 @@ BenchMeasurement measure_loader(const BenchConfig& cfg) {
   const Dataset frames = make_synthetic({cfg.height, cfg.width, cfg.seed, 0.05}, size_t(steps_per_epoch * cfg.batch));
   BatchLoader loader(frames, AugmentConfig{}, cfg.seed, cfg.batch, cfg.loader_threads);
   BenchMeasurement m;
-  m.warmup_steps = cfg.warmup_steps;
   int epoch = 0, step = 0;
   auto next = [&] {
     if (step == 0) loader.start_epoch(epoch, 0, size_t(steps_per_epoch));
     loader.next();
     if (++step == steps_per_epoch) step = 0, ++epoch;
   };
-  for (int i = 0; i < cfg.warmup_steps; ++i) next();
-  double total = 0;
-  while (int(m.step_seconds.size()) < cfg.min_steps || total < cfg.min_seconds) {
-    const auto t0 = std::chrono::steady_clock::now();
-    next();
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    m.step_seconds.push_back(dt);
-    total += dt;
-  }
+  time_steps(cfg, next, m);
   return m;
 }
 

@@ -103,23 +103,24 @@ namespace {
 constexpr size_t kParallelBlock = size_t(1) << 15;  // elements per task: large enough to amortise the fork
 }
 
-template <class T>
-void widen_parallel(const T* src, float* dst, size_t n) {
+// Calls f(begin, count) for blocks of kParallelBlock elements, over the OpenMP threads.
+template <class F>
+void for_blocks(size_t n, F f) {
   const int64_t blocks = int64_t((n + kParallelBlock - 1) / kParallelBlock);
 #pragma omp parallel for schedule(static) if (blocks > 1)
   for (int64_t b = 0; b < blocks; ++b) {
     const size_t i = size_t(b) * kParallelBlock;
-    widen(src + i, dst + i, std::min(kParallelBlock, n - i));
+    f(i, std::min(kParallelBlock, n - i));
   }
+}
+
+template <class T>
+void widen_parallel(const T* src, float* dst, size_t n) {
+  for_blocks(n, [&](size_t i, size_t count) { widen(src + i, dst + i, count); });
 }
 template <class T>
 void narrow_parallel(const float* src, T* dst, size_t n) {
-  const int64_t blocks = int64_t((n + kParallelBlock - 1) / kParallelBlock);
-#pragma omp parallel for schedule(static) if (blocks > 1)
-  for (int64_t b = 0; b < blocks; ++b) {
-    const size_t i = size_t(b) * kParallelBlock;
-    narrow(src + i, dst + i, std::min(kParallelBlock, n - i));
-  }
+  for_blocks(n, [&](size_t i, size_t count) { narrow(src + i, dst + i, count); });
 }
 
 template void widen_parallel<float>(const float*, float*, size_t);

@@ -75,6 +75,13 @@ struct DnnlConvolutions::Impl {
   ConvAlgorithm policy = ConvAlgorithm::fastest;
   std::vector<float> scratch_a, scratch_b, scratch_c;  // f32 copies for dtypes without native primitives
   std::vector<std::byte> pool_a, pool_c;               // activations in the primitive's layout
+  // Inference through f32 scratch: the widened weights per user pointer
+  // (16-bit bytes they came from, f32 copy), kept until invalidate_weights.
+  struct Widened {
+    size_t bytes;
+    std::vector<float> f32;
+  };
+  std::map<const void*, Widened> widened;
 
   memory::desc act(const ConvShape& s, int c, memory::data_type dt, tag t = tag::nhwc) {
     return memory::desc({s.n, c, s.h, s.w}, dt, t);
@@ -342,13 +349,25 @@ struct DnnlConvolutions::Impl {
     const DType run_dt = native(dt) ? dt : DType::f32;
     Entry& e = entry(kind, s, run_dt, bias != nullptr, relu);
     if (run_dt == dt) return run(kind, e, in, w, out, bias);
-    // Through f32 scratch: the weights are widened into the same buffer on
-    // every call, so their reorder is never reused.
+    // Through f32 scratch. Inference widens each weight tensor once (its f32
+    // copy has a stable address, so the primitive's reordered weights are
+    // reused too); training widens into one buffer per call.
     const size_t pixels = size_t(s.n) * s.h * s.w;
     const float* in_f = widen_into(scratch_a, dt, in, pixels * cin);
-    const float* w_f = widen_into(scratch_b, dt, w, s.weight_numel());
+    const float* w_f;
+    if (kind == Kind::infer) {
+      auto it = widened.find(w);
+      if (it == widened.end()) {
+        Widened wd{s.weight_numel() * dtype_size(dt), {}};
+        widen_into(wd.f32, dt, w, s.weight_numel());
+        it = widened.emplace(w, std::move(wd)).first;
+      }
+      w_f = it->second.f32.data();
+    } else {
+      w_f = widen_into(scratch_b, dt, w, s.weight_numel());
+    }
     scratch_c.resize(pixels * cout);
-    run(kind, e, in_f, w_f, scratch_c.data(), bias, false);
+    run(kind, e, in_f, w_f, scratch_c.data(), bias, kind == Kind::infer);
     narrow_from(scratch_c, dt, out);
   }
 };
@@ -365,10 +384,25 @@ void DnnlConvolutions::set_algorithm(ConvAlgorithm a) {
 
 void DnnlConvolutions::invalidate_weights(const void* begin, size_t bytes) {
   const auto* lo = static_cast<const std::byte*>(begin);
-  for (auto& [key, e] : impl_->cache) {
-    const auto* p = static_cast<const std::byte*>(e.w_cached);
-    if (p && (bytes == 0 || (p < lo + bytes && lo < p + e.b.get_desc().get_size()))) e.w_cached = nullptr;
+  auto overlaps = [&](const void* ptr, size_t size) {
+    const auto* p = static_cast<const std::byte*>(ptr);
+    return bytes == 0 || (p < lo + bytes && lo < p + size);
+  };
+  Impl& m = *impl_;
+  // Widened f32 copies of rewritten 16-bit weights go, and so does any
+  // primitive weight cache made from such a copy (its address may be reused).
+  for (auto it = m.widened.begin(); it != m.widened.end();) {
+    if (overlaps(it->first, it->second.bytes)) {
+      const float* f = it->second.f32.data();
+      for (auto& [key, e] : m.cache)
+        if (e.w_cached == f) e.w_cached = nullptr;
+      it = m.widened.erase(it);
+    } else {
+      ++it;
+    }
   }
+  for (auto& [key, e] : m.cache)
+    if (e.w_cached && overlaps(e.w_cached, e.b.get_desc().get_size())) e.w_cached = nullptr;
 }
 
 void DnnlConvolutions::forward(const ConvShape& s, DType dt, const void* x, const void* w, void* y) {
