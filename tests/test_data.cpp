@@ -22,7 +22,7 @@ namespace fs = std::filesystem;
 namespace {
 
 GrayImage gradient(int h, int w) {
-  GrayImage g{h, w, std::vector<uint8_t>(size_t(h) * w)};
+  GrayImage g{h, w, std::vector<uint8_t>(size_t(h) * w), {}};
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x) g.pixels[size_t(y) * w + x] = uint8_t((x * 7 + y * 13) % 256);
   return g;
@@ -69,6 +69,31 @@ TEST(Png, RgbIsReadAsGray) {
   const GrayImage r = read_png_gray((dir / "rgb.png").string());
   ASSERT_EQ(r.pixels.size(), 12u);
   for (size_t i = 0; i < 12; ++i) EXPECT_NEAR(r.pixels[i], i * 20, 1) << i;
+  fs::remove_all(dir);
+}
+
+// 16-bit files keep their raw values (no gamma conversion) and scale exactly
+// to 8 bits; a 16-bit label mask with foreground 1 stays foreground.
+TEST(Png, SixteenBitIsReadExactly) {
+  const fs::path dir = temp_dir("png16");
+  std::vector<uint16_t> v{0, 1, 257, 32768, 65535, 1000};
+  write_png_format((dir / "g16.png").string(), 2, 3, PNG_FORMAT_LINEAR_Y, v.data());
+  const GrayImage g = read_png_gray((dir / "g16.png").string());
+  ASSERT_EQ(g.wide, v);
+  const std::vector<uint8_t> expect{0, 0, 1, 128, 255, 4};
+  EXPECT_EQ(g.pixels, expect);
+  fs::remove(dir / "g16.png");
+  // A label mask (0/1) in 16 bits and an image beside it.
+  std::vector<uint16_t> labels(64, 0);
+  for (size_t i = 0; i < 64; i += 3) labels[i] = 1;
+  write_png_format((dir / "1_seg.png").string(), 8, 8, PNG_FORMAT_LINEAR_Y, labels.data());
+  write_png_gray((dir / "1.png").string(), gradient(8, 8));
+  const Dataset d = load_bagls_folder(dir.string(), 0, 0);
+  for (size_t i = 0; i < 64; ++i) ASSERT_EQ(d.mask(0)[i], labels[i]) << i;
+  // More than two 16-bit values: not binary.
+  write_png_format((dir / "1_seg.png").string(), 2, 3, PNG_FORMAT_LINEAR_Y, v.data());
+  write_png_gray((dir / "1.png").string(), gradient(2, 3));
+  mixseg::test::expect_error_containing([&] { load_bagls_folder(dir.string(), 0, 0); }, "1_seg.png: mask is not binary");
   fs::remove_all(dir);
 }
 

@@ -38,7 +38,7 @@ void run_predict(const PredictOptions& o) {
   ensure_writable_dir(o.out);
   for (const auto& f : files) {
     const GrayImage img = read_png_gray(f.string());
-    GrayImage m{img.h, img.w, predictor.mask(img.pixels.data(), img.h, img.w, o.threshold)};
+    GrayImage m{img.h, img.w, predictor.mask(img.pixels.data(), img.h, img.w, o.threshold), {}};
     size_t fg = 0;
     for (auto& v : m.pixels) fg += (v = v ? 255 : 0) != 0;
     const fs::path dst = fs::path(o.out) / (f.stem().string() + "_mask.png");

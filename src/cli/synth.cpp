@@ -25,7 +25,7 @@ void run_synth(const SynthOptions& o) {
   const auto [h, w] = parse_size(o.size);
   ensure_writable_dir(o.out);
   const SyntheticConfig c{h, w, o.seed, o.closed_fraction};
-  GrayImage img{h, w, std::vector<uint8_t>(size_t(h) * w)}, mask = img;
+  GrayImage img{h, w, std::vector<uint8_t>(size_t(h) * w), {}}, mask = img;
   for (int i = 0; i < o.count; ++i) {
     synthetic_frame(c, uint64_t(i), img.pixels.data(), mask.pixels.data());
     for (auto& v : mask.pixels) v = v ? 255 : 0;

@@ -108,6 +108,21 @@ std::vector<DataItem> list_items(const DataSource& src, FolderLayout* layout) {
   return items;
 }
 
+std::vector<uint8_t> binarize_mask(const GrayImage& mask, int threshold, const std::string& path) {
+  if (mask.wide.empty()) return binarize_mask(mask.pixels, threshold, path);
+  // 16-bit: the threshold applies to the 8-bit-scaled values, nonzero to the raw ones.
+  if (threshold >= 0) return binarize_mask(mask.pixels, threshold, path);
+  std::vector<uint16_t> distinct;
+  for (uint16_t v : mask.wide)
+    if (std::find(distinct.begin(), distinct.end(), v) == distinct.end() && (distinct.push_back(v), distinct.size() > 2))
+      fail("{}: mask is not binary (16-bit, more than two distinct values, e.g. {}, {}, {}); give --mask-threshold T "
+           "to take values above T (on a 0-255 scale) as foreground",
+           path, distinct[0], distinct[1], distinct[2]);
+  std::vector<uint8_t> out(mask.wide.size());
+  for (size_t i = 0; i < out.size(); ++i) out[i] = mask.wide[i] != 0;
+  return out;
+}
+
 std::vector<uint8_t> binarize_mask(const std::vector<uint8_t>& values, int threshold, const std::string& path) {
   std::vector<uint8_t> out(values.size());
   if (threshold >= 0) {
@@ -144,7 +159,7 @@ Dataset load_items(const std::vector<DataItem>& items, int h, int w, int mask_th
     GrayImage msk = read_png_gray(it.mask);
     if (img.h != msk.h || img.w != msk.w)
       fail("{}: mask is {}x{} but its image {} is {}x{}", it.mask, msk.h, msk.w, it.image, img.h, img.w);
-    std::vector<uint8_t> fg = binarize_mask(msk.pixels, mask_threshold, it.mask);
+    std::vector<uint8_t> fg = binarize_mask(msk, mask_threshold, it.mask);
     if (d.h == 0) {
       d.h = img.h;
       d.w = img.w;

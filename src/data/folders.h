@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "data/dataset.h"
+#include "data/png_io.h"
 
 namespace mixseg {
 
@@ -45,5 +46,8 @@ Dataset load_bagls_folder(const std::string& dir, int h, int w);
 // Foreground (0/1) from an 8-bit mask: nonzero, or value > threshold when
 // threshold >= 0. Throws naming `path` for a non-binary mask without a threshold.
 std::vector<uint8_t> binarize_mask(const std::vector<uint8_t>& values, int threshold, const std::string& path);
+// The same for a mask as read: 16-bit masks are judged on their raw values
+// (a label of 1 is foreground); a threshold applies on the 0-255 scale.
+std::vector<uint8_t> binarize_mask(const GrayImage& mask, int threshold, const std::string& path);
 
 }  // namespace mixseg

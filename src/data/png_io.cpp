@@ -19,7 +19,8 @@ GrayImage decode_png_gray(const uint8_t* data, size_t size, const std::string& n
   std::memset(&img, 0, sizeof img);
   img.version = PNG_IMAGE_VERSION;
   if (!png_image_begin_read_from_memory(&img, data, size)) fail("{}: not a readable PNG ({})", name, img.message);
-  img.format = PNG_FORMAT_GRAY;
+  const bool sixteen = (img.format & PNG_FORMAT_FLAG_LINEAR) != 0;  // 16-bit samples in the file
+  img.format = sixteen ? PNG_FORMAT_LINEAR_Y : PNG_FORMAT_GRAY;
   GrayImage out;
   out.h = int(img.height);
   out.w = int(img.width);
@@ -27,9 +28,18 @@ GrayImage decode_png_gray(const uint8_t* data, size_t size, const std::string& n
     png_image_free(&img);
     fail("{}: image of {}x{} is too large", name, img.height, img.width);
   }
-  out.pixels.resize(PNG_IMAGE_SIZE(img));
-  if (!png_image_finish_read(&img, nullptr, out.pixels.data(), 0, nullptr))
-    fail("{}: corrupt PNG ({})", name, img.message);
+  const size_t n = size_t(img.height) * img.width;
+  if (sixteen) {
+    out.wide.resize(n);
+    if (!png_image_finish_read(&img, nullptr, out.wide.data(), 0, nullptr))
+      fail("{}: corrupt PNG ({})", name, img.message);
+    out.pixels.resize(n);
+    for (size_t i = 0; i < n; ++i) out.pixels[i] = uint8_t((uint32_t(out.wide[i]) * 255 + 32767) / 65535);
+  } else {
+    out.pixels.resize(n);
+    if (!png_image_finish_read(&img, nullptr, out.pixels.data(), 0, nullptr))
+      fail("{}: corrupt PNG ({})", name, img.message);
+  }
   return out;
 }
 

@@ -1,6 +1,12 @@
 // Minimal PNG io through libpng's simplified API: read any PNG (8- or 16-bit,
 // gray, gray+alpha, RGB, palette) as 8-bit gray, write 8-bit gray. Errors
 // name the file and say what libpng found wrong.
+//
+// Sample values: 8-bit files are read as they are (RGB converted to gray
+// with libpng's sRGB luminance). 16-bit files are read as their raw 16-bit
+// values (libpng's "linear" formats, no gamma conversion), kept in `wide`,
+// and scaled exactly to 8 bits (round(v * 255 / 65535)) for `pixels`; a
+// 16-bit label mask whose foreground is 1 therefore stays nonzero in `wide`.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -11,6 +17,7 @@ namespace mixseg {
 struct GrayImage {
   int h = 0, w = 0;
   std::vector<uint8_t> pixels;  // row-major, h * w
+  std::vector<uint16_t> wide;   // 16-bit files only: the raw values (else empty)
 };
 
 GrayImage read_png_gray(const std::string& path);
