@@ -4,7 +4,10 @@
 // existing file.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
 #include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 
@@ -167,6 +170,48 @@ TEST(Checkpoint, EarlyStoppingAfterPatienceEpochs) {
   ASSERT_EQ(r.epochs.size(), 3u);
   EXPECT_EQ(r.last.epochs_since_best, 2);
   EXPECT_EQ(r.last.best_dice, r.epochs[0].val.dice_mean);
+}
+
+// A disk that fills while a checkpoint is written: RLIMIT_FSIZE makes writes
+// past 4 KiB fail (EFBIG, as ENOSPC would), SIGXFSZ ignored. The save must
+// fail with an error naming the file, leave the earlier checkpoint intact and
+// no temporary file behind.
+TEST(Checkpoint, DiskFullWhileWritingKeepsTheEarlierCheckpoint) {
+  const fs::path dir = temp_dir("diskfull");
+  const UNet net = build_unet({4, 2, 1, 1});
+  Checkpoint c;
+  c.config = net.config;
+  c.height = c.width = 32;
+  c.weights = init_weights(net, 1);
+  const std::string path = (dir / "last.safetensors").string();
+  save_checkpoint(path, net, c);
+  std::ifstream in0(path, std::ios::binary);
+  const std::string before((std::istreambuf_iterator<char>(in0)), std::istreambuf_iterator<char>());
+  ASSERT_GT(before.size(), 8192u);
+
+  c.weights = init_weights(net, 2);
+  struct rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old;
+  small.rlim_cur = 4096;
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  std::string message;
+  try {
+    save_checkpoint(path, net, c);
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+  EXPECT_NE(message.find("last.safetensors"), std::string::npos) << "no error, or not naming the file: " << message;
+  std::ifstream in1(path, std::ios::binary);
+  const std::string after((std::istreambuf_iterator<char>(in1)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(after, before);
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(dir)) files += e.is_regular_file();
+  EXPECT_EQ(files, 1) << "a temporary file was left behind";
+  fs::remove_all(dir);
 }
 
 TEST(Checkpoint, WrongFilesGiveErrorsNamingThem) {

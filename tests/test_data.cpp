@@ -263,3 +263,24 @@ TEST(Folders, NonBinaryMasksNeedAThreshold) {
   EXPECT_EQ(binarize_mask({0, 255, 0}, -1, "m.png"), (std::vector<uint8_t>{0, 1, 0}));
   fs::remove_all(dir);
 }
+
+// --pad: smaller images are centred on a zero canvas with their masks;
+// larger ones are refused naming the file.
+TEST(Folders, PaddingCentresSmallerImagesAndRefusesLargerOnes) {
+  const fs::path dir = temp_dir("pad");
+  write_png_gray((dir / "a.png").string(), gradient(4, 6));
+  write_png_gray((dir / "a_seg.png").string(), binary_mask(4, 6));
+  const Dataset d = load_dataset({dir.string(), "", "", -1, Fit::pad}, 8, 10);
+  ASSERT_EQ(d.size(), 1u);
+  const GrayImage g = gradient(4, 6), m = binary_mask(4, 6);
+  for (int y = 0; y < 8; ++y)
+    for (int x = 0; x < 10; ++x) {
+      const bool inside = y >= 2 && y < 6 && x >= 2 && x < 8;
+      const size_t src = size_t(y - 2) * 6 + size_t(x - 2);
+      ASSERT_EQ(d.image(0)[size_t(y) * 10 + x], inside ? g.pixels[src] : 0) << y << "," << x;
+      ASSERT_EQ(d.mask(0)[size_t(y) * 10 + x], inside ? (m.pixels[src] != 0) : 0);
+    }
+  mixseg::test::expect_error_containing([&] { load_dataset({dir.string(), "", "", -1, Fit::pad}, 2, 10); },
+                                        "a.png: image of 4x6 is larger");
+  fs::remove_all(dir);
+}

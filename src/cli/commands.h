@@ -22,6 +22,7 @@ std::pair<int, int> parse_size(const std::string& s);
 struct DataOptions {
   std::string data, images, masks;
   int mask_threshold = -1;
+  bool pad = false;  // pad smaller images instead of resizing
   bool any() const { return !data.empty() || !images.empty() || !masks.empty(); }
 };
 // Adds --data, --images, --masks and --mask-threshold to c.

@@ -29,16 +29,18 @@ void add_data_options(CLI::App* c, DataOptions& d) {
   c->add_option("--mask-threshold", d.mask_threshold,
                 "Foreground = mask value above this (for masks that are not binary); default: masks must be binary")
       ->check(CLI::Range(0, 254));
+  c->add_flag("--pad", d.pad, "Pad smaller images (centred, zeros) to --size instead of resizing; larger ones are refused");
 }
 
 mixseg::Dataset load_data(const DataOptions& d, int h, int w) {
-  mixseg::DataSource src{d.data, d.images, d.masks, d.mask_threshold};
+  const mixseg::Fit fit = d.pad ? mixseg::Fit::pad : mixseg::Fit::resize;
+  mixseg::DataSource src{d.data, d.images, d.masks, d.mask_threshold, fit};
   mixseg::FolderLayout layout;
   const auto items = mixseg::list_items(src, &layout);
-  mixseg::Dataset ds = mixseg::load_items(items, h, w, d.mask_threshold);
-  fmt::print("data: {} images from {} ({}), resized to {}x{} where needed (bilinear images, nearest masks)\n",
-             ds.size(), d.data.empty() ? d.images + " + " + d.masks : d.data, mixseg::folder_layout_name(layout), ds.h,
-             ds.w);
+  mixseg::Dataset ds = mixseg::load_items(items, h, w, d.mask_threshold, fit);
+  fmt::print("data: {} images from {} ({}), {} to {}x{} where needed\n", ds.size(),
+             d.data.empty() ? d.images + " + " + d.masks : d.data, mixseg::folder_layout_name(layout),
+             d.pad ? "padded (centred, zeros)" : "resized (bilinear images, nearest masks)", ds.h, ds.w);
   return ds;
 }
 

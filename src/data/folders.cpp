@@ -149,7 +149,14 @@ std::vector<uint8_t> binarize_mask(const std::vector<uint8_t>& values, int thres
   return out;
 }
 
-Dataset load_items(const std::vector<DataItem>& items, int h, int w, int mask_threshold) {
+std::vector<uint8_t> pad_centered(const uint8_t* src, int sh, int sw, int dh, int dw) {
+  std::vector<uint8_t> out(size_t(dh) * dw, 0);
+  const int y0 = (dh - sh) / 2, x0 = (dw - sw) / 2;
+  for (int y = 0; y < sh; ++y) std::copy_n(src + size_t(y) * sw, sw, out.data() + size_t(y + y0) * dw + x0);
+  return out;
+}
+
+Dataset load_items(const std::vector<DataItem>& items, int h, int w, int mask_threshold, Fit fit) {
   if (items.empty()) fail("no images to load");
   Dataset d;
   d.h = h;
@@ -165,8 +172,16 @@ Dataset load_items(const std::vector<DataItem>& items, int h, int w, int mask_th
       d.w = img.w;
     }
     if (img.h != d.h || img.w != d.w) {
-      img.pixels = resize_bilinear(img.pixels.data(), img.h, img.w, d.h, d.w);
-      fg = resize_nearest(fg.data(), msk.h, msk.w, d.h, d.w);
+      if (fit == Fit::resize) {
+        img.pixels = resize_bilinear(img.pixels.data(), img.h, img.w, d.h, d.w);
+        fg = resize_nearest(fg.data(), msk.h, msk.w, d.h, d.w);
+      } else {
+        if (img.h > d.h || img.w > d.w)
+          fail("{}: image of {}x{} is larger than the input {}x{}; padding cannot shrink it (use resizing)", it.image,
+               img.h, img.w, d.h, d.w);
+        img.pixels = pad_centered(img.pixels.data(), img.h, img.w, d.h, d.w);
+        fg = pad_centered(fg.data(), msk.h, msk.w, d.h, d.w);
+      }
     }
     d.names.push_back(it.stem);
     d.images.insert(d.images.end(), img.pixels.begin(), img.pixels.end());
@@ -175,7 +190,9 @@ Dataset load_items(const std::vector<DataItem>& items, int h, int w, int mask_th
   return d;
 }
 
-Dataset load_dataset(const DataSource& src, int h, int w) { return load_items(list_items(src), h, w, src.mask_threshold); }
+Dataset load_dataset(const DataSource& src, int h, int w) {
+  return load_items(list_items(src), h, w, src.mask_threshold, src.fit);
+}
 
 Dataset load_bagls_folder(const std::string& dir, int h, int w) {
   DataSource src;

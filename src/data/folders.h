@@ -20,10 +20,17 @@ namespace mixseg {
 enum class FolderLayout { bagls, nnunet, image_mask_dirs };
 const char* folder_layout_name(FolderLayout l);
 
+// How images of another size than the network's input are brought to it.
+enum class Fit {
+  resize,  // bilinear for images, nearest for masks
+  pad,     // centred on a zero (background) canvas; larger images are refused
+};
+
 struct DataSource {
   std::string dir;                  // BAGLS or nnU-Net-like folder
   std::string images_dir, masks_dir;  // or two folders matched by stem
   int mask_threshold = -1;          // -1: masks must be binary; else foreground = value > threshold
+  Fit fit = Fit::resize;
 };
 
 struct DataItem {
@@ -33,9 +40,12 @@ struct DataItem {
 // The (image, mask) pairs of a source, sorted by stem, with the layout found.
 std::vector<DataItem> list_items(const DataSource& src, FolderLayout* layout = nullptr);
 
-// Reads the items at h x w (0 x 0: the first image's size, all must match;
-// else images are resized bilinearly and masks by nearest neighbour).
-Dataset load_items(const std::vector<DataItem>& items, int h, int w, int mask_threshold = -1);
+// Reads the items at h x w (0 x 0: the first image's size; others are then
+// fitted to it like any size mismatch), fitting each image and mask by `fit`.
+Dataset load_items(const std::vector<DataItem>& items, int h, int w, int mask_threshold = -1, Fit fit = Fit::resize);
+
+// Places src (sh x sw) centred on a zero canvas of dh x dw (dh >= sh, dw >= sw).
+std::vector<uint8_t> pad_centered(const uint8_t* src, int sh, int sw, int dh, int dw);
 
 // list_items + load_items.
 Dataset load_dataset(const DataSource& src, int h, int w);
