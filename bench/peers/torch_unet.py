@@ -156,7 +156,12 @@ def main():
             for precision in args.precision.split(","):
                 for layout in args.layout.split(","):
                     for batch in common.int_list(args.batch):
-                        row = measure(args, device, precision, layout, phase == "train", filters, batch, h, w)
+                        try:
+                            row = measure(args, device, precision, layout, phase == "train", filters, batch, h, w)
+                        except RuntimeError as e:  # e.g. fp16 autocast on an old PyTorch's CPU
+                            print(f"{phase:<6} {precision:<11} {layout:<14} {filters:>7} {batch:>5} skipped: "
+                                  f"{str(e).splitlines()[0][:80]}", flush=True)
+                            continue
                         print(f"{phase:<6} {precision:<11} {layout:<14} {filters:>7} {batch:>5} "
                               f"{float(row['img_per_s']):>9.2f} {float(row['ms_per_step_median']):>10.2f}", flush=True)
                         if args.out:
