@@ -39,21 +39,21 @@ TEST(Augment, FlipsAndRotationsMoveImageAndMaskTogether) {
   const Sample s = make_sample(12, 12);
   const int n = 12;
   Sample a = s;
-  flip_horizontal(n, n, a.image.data(), a.mask.data());
+  flip_horizontal(n, n, 1, a.image.data(), a.mask.data());
   for (int y = 0; y < n; ++y)
     for (int x = 0; x < n; ++x) {
       ASSERT_EQ(a.image[size_t(y) * n + x], s.image[size_t(y) * n + (n - 1 - x)]);
       ASSERT_EQ(a.mask[size_t(y) * n + x], s.mask[size_t(y) * n + (n - 1 - x)]);
     }
   a = s;
-  flip_vertical(n, n, a.image.data(), a.mask.data());
+  flip_vertical(n, n, 1, a.image.data(), a.mask.data());
   for (int y = 0; y < n; ++y)
     for (int x = 0; x < n; ++x) {
       ASSERT_EQ(a.image[size_t(y) * n + x], s.image[size_t(n - 1 - y) * n + x]);
       ASSERT_EQ(a.mask[size_t(y) * n + x], s.mask[size_t(n - 1 - y) * n + x]);
     }
   a = s;
-  rotate90(n, n, 1, a.image.data(), a.mask.data());
+  rotate90(n, n, 1, 1, a.image.data(), a.mask.data());
   for (int y = 0; y < n; ++y)
     for (int x = 0; x < n; ++x) {
       ASSERT_EQ(a.image[size_t(y) * n + x], s.image[size_t(x) * n + (n - 1 - y)]);
@@ -61,16 +61,16 @@ TEST(Augment, FlipsAndRotationsMoveImageAndMaskTogether) {
     }
   // Four quarter turns, and 90 then 270, are the identity.
   a = s;
-  for (int i = 0; i < 4; ++i) rotate90(n, n, 1, a.image.data(), a.mask.data());
+  for (int i = 0; i < 4; ++i) rotate90(n, n, 1, 1, a.image.data(), a.mask.data());
   EXPECT_EQ(a.image, s.image);
-  rotate90(n, n, 1, a.image.data(), a.mask.data());
-  rotate90(n, n, 3, a.image.data(), a.mask.data());
+  rotate90(n, n, 1, 1, a.image.data(), a.mask.data());
+  rotate90(n, n, 1, 3, a.image.data(), a.mask.data());
   EXPECT_EQ(a.mask, s.mask);
   EXPECT_EQ(a.image, s.image);
   // A quarter turn of a non-square image is refused; a half turn works.
   Sample r = make_sample(8, 12);
-  test::expect_error_containing([&] { rotate90(8, 12, 1, r.image.data(), r.mask.data()); }, "square");
-  rotate90(8, 12, 2, r.image.data(), r.mask.data());
+  test::expect_error_containing([&] { rotate90(8, 12, 1, 1, r.image.data(), r.mask.data()); }, "square");
+  rotate90(8, 12, 1, 2, r.image.data(), r.mask.data());
   EXPECT_EQ(r.mask[0], make_sample(8, 12).mask[8 * 12 - 1]);
 }
 
@@ -79,7 +79,7 @@ TEST(Augment, SmallRotationAndScalingKeepImageAndMaskAligned) {
   Sample s = make_sample(h, w);
   for (size_t i = 0; i < s.image.size(); ++i) s.image[i] = s.mask[i] ? 0.9f : 0.1f;  // image = f(mask)
   Sample a = s;
-  rotate_scale(h, w, 9.0, 1.08, a.image.data(), a.mask.data());
+  rotate_scale(h, w, 1, 9.0, 1.08, a.image.data(), a.mask.data());
   // Away from the blob's edge (where bilinear blends), the image still says
   // what the mask says; the blob moved (the transform did something).
   size_t agree = 0, moved = 0, total = 0;
@@ -94,11 +94,11 @@ TEST(Augment, SmallRotationAndScalingKeepImageAndMaskAligned) {
   // Scaling up grows the blob by about scale^2.
   const auto area = [](const std::vector<uint8_t>& m) { return std::accumulate(m.begin(), m.end(), 0.0); };
   Sample b = s;
-  rotate_scale(h, w, 0.0, 1.2, b.image.data(), b.mask.data());
+  rotate_scale(h, w, 1, 0.0, 1.2, b.image.data(), b.mask.data());
   EXPECT_NEAR(area(b.mask) / area(s.mask), 1.44, 0.15);
   // The identity leaves both unchanged.
   Sample c = s;
-  rotate_scale(h, w, 0.0, 1.0, c.image.data(), c.mask.data());
+  rotate_scale(h, w, 1, 0.0, 1.0, c.image.data(), c.mask.data());
   EXPECT_EQ(c.mask, s.mask);
   for (size_t i = 0; i < c.image.size(); ++i) ASSERT_NEAR(c.image[i], s.image[i], 1e-6);
 }
@@ -112,7 +112,7 @@ TEST(Augment, IntensityTransformsChangeTheImageOnly) {
   for (uint64_t i = 0; i < 8; ++i) {
     Sample a = s;
     Rng rng = augment_rng(1, 0, i);
-    augment(c, rng, 32, 32, a.image.data(), a.mask.data());
+    augment(c, rng, 32, 32, 1, a.image.data(), a.mask.data());
     EXPECT_EQ(a.mask, s.mask);
     for (size_t p = 0; p < a.image.size(); ++p) {
       ASSERT_GE(a.image[p], 0.0f);
@@ -128,7 +128,7 @@ TEST(Augment, IntensityTransformsChangeTheImageOnly) {
   Sample a = s;
   for (auto& v : a.image) v = 0.5f;
   Rng rng = augment_rng(2, 0, 0);
-  augment(nc, rng, 32, 32, a.image.data(), a.mask.data());
+  augment(nc, rng, 32, 32, 1, a.image.data(), a.mask.data());
   double ss = 0;
   for (float v : a.image) ss += (v - 0.5) * (v - 0.5);
   EXPECT_NEAR(std::sqrt(ss / a.image.size()), 0.05, 0.01);
@@ -139,9 +139,9 @@ TEST(Augment, ReproducibleForASeedAndOffWhenDisabled) {
   const Sample s = make_sample(24, 24);
   Sample a = s, b = s, d = s;
   Rng r1 = augment_rng(5, 3, 17), r2 = augment_rng(5, 3, 17), r3 = augment_rng(5, 3, 18);
-  augment(c, r1, 24, 24, a.image.data(), a.mask.data());
-  augment(c, r2, 24, 24, b.image.data(), b.mask.data());
-  augment(c, r3, 24, 24, d.image.data(), d.mask.data());
+  augment(c, r1, 24, 24, 1, a.image.data(), a.mask.data());
+  augment(c, r2, 24, 24, 1, b.image.data(), b.mask.data());
+  augment(c, r3, 24, 24, 1, d.image.data(), d.mask.data());
   EXPECT_EQ(a.image, b.image);
   EXPECT_EQ(a.mask, b.mask);
   EXPECT_NE(a.image, d.image);
@@ -149,7 +149,36 @@ TEST(Augment, ReproducibleForASeedAndOffWhenDisabled) {
   off.enabled = false;
   Sample e = s;
   Rng r4 = augment_rng(5, 3, 17);
-  augment(off, r4, 24, 24, e.image.data(), e.mask.data());
+  augment(off, r4, 24, 24, 1, e.image.data(), e.mask.data());
   EXPECT_EQ(e.image, s.image);
   EXPECT_EQ(e.mask, s.mask);
+}
+
+// RGB: geometric transforms move all channels of a pixel together, and the
+// channels stay distinguishable (no mixing).
+TEST(Augment, ChannelsMoveTogether) {
+  const int n = 10, ch = 3;
+  std::vector<float> img(size_t(n) * n * ch);
+  std::vector<uint8_t> mask(size_t(n) * n);
+  for (int p = 0; p < n * n; ++p) {
+    for (int k = 0; k < ch; ++k) img[size_t(p) * ch + size_t(k)] = float(p) + 0.25f * float(k);
+    mask[size_t(p)] = p % 7 == 0;
+  }
+  auto check = [&](const std::vector<float>& a, const std::vector<uint8_t>& m) {
+    for (int p = 0; p < n * n; ++p) {
+      const float base = a[size_t(p) * ch];
+      ASSERT_EQ(std::fmod(base, 1.0f), 0.0f);  // channel 0 holds a source pixel index
+      for (int k = 1; k < ch; ++k) ASSERT_EQ(a[size_t(p) * ch + size_t(k)], base + 0.25f * float(k));
+      ASSERT_EQ(m[size_t(p)], int(base) % 7 == 0) << "mask and image moved differently at " << p;
+    }
+  };
+  auto a = img;
+  auto m = mask;
+  flip_horizontal(n, n, ch, a.data(), m.data());
+  check(a, m);
+  flip_vertical(n, n, ch, a.data(), m.data());
+  check(a, m);
+  rotate90(n, n, ch, 1, a.data(), m.data());
+  check(a, m);
+  EXPECT_NE(a, img);
 }

@@ -18,6 +18,7 @@
 #include "train/safetensors.h"
 #include "test_util.h"
 #include "train/trainer.h"
+#include "mixseg/mixseg.h"
 
 using namespace mixseg;
 using mixseg::test::temp_dir;
@@ -211,6 +212,38 @@ TEST(Checkpoint, DiskFullWhileWritingKeepsTheEarlierCheckpoint) {
   int files = 0;
   for (const auto& e : fs::directory_iterator(dir)) files += e.is_regular_file();
   EXPECT_EQ(files, 1) << "a temporary file was left behind";
+  fs::remove_all(dir);
+}
+
+// An RGB model end to end: trained on 3-channel data, saved, and served by
+// the public Predictor on interleaved 8-bit and 16-bit RGB; a gray image is
+// refused with the channel counts named.
+TEST(Checkpoint, RgbModelTrainsAndPredicts) {
+  const fs::path dir = temp_dir("rgbmodel");
+  Dataset gray = make_synthetic({32, 32, 3, 0.05}, 12);
+  Dataset rgb = gray;
+  rgb.channels = 3;
+  rgb.images.clear();
+  for (uint16_t v : gray.images)
+    for (int k = 0; k < 3; ++k) rgb.images.push_back(uint16_t(v / (k + 1)));
+  auto [tr, val] = split(rgb, 0.25, 1);
+  auto backend = make_ref_backend();
+  TrainConfig c = small_config(Policy::fp32, 1);
+  c.model.in_channels = 3;
+  c.out_dir = (dir / "run").string();
+  const TrainResult r = train(c, tr, val, *backend);
+  ASSERT_EQ(r.epochs.size(), 1u);
+  TrainConfig wrong = small_config(Policy::fp32, 1);  // gray model, RGB data
+  test::expect_error_containing([&] { train(wrong, tr, val, *backend); }, "1 input channels but the images have 3");
+
+  Predictor p = Predictor::load((dir / "run" / "last.safetensors").string(), "fp32");
+  EXPECT_EQ(p.info().in_channels, 3);
+  std::vector<uint8_t> img8(40 * 24 * 3, 100);
+  std::vector<uint16_t> img16(40 * 24 * 3, 100 * 257);
+  const auto a = p.probabilities(img8.data(), 40, 24, 3), b = p.probabilities(img16.data(), 40, 24, 3);
+  ASSERT_EQ(a.size(), 40u * 24);
+  for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-6);  // same image at 8 and 16 bits
+  test::expect_error_containing([&] { p.probabilities(img8.data(), 40, 24); }, "takes 3 input channels, the image has 1");
   fs::remove_all(dir);
 }
 

@@ -124,7 +124,7 @@ TEST(Bagls, ReadsImagePairsAndResizes) {
   EXPECT_EQ(d.h, 16);
   EXPECT_EQ(d.w, 8);
   EXPECT_EQ(d.names[0], "0");
-  for (size_t i = 0; i < d.pixels(); ++i) ASSERT_EQ(d.mask(0)[i], d.image(0)[i] > 100 ? 1 : 0);
+  for (size_t i = 0; i < d.pixels(); ++i) ASSERT_EQ(d.mask(0)[i], d.image(0)[i] > 100 * 257 ? 1 : 0);  // 8-bit values x 257
   const Dataset r = load_bagls_folder(dir.string(), 32, 16);
   EXPECT_EQ(r.h, 32);
   for (size_t i = 0; i < r.pixels() * r.size(); ++i) ASSERT_LE(r.masks[i], 1);
@@ -220,7 +220,7 @@ TEST(Folders, NnUNetLayoutIsRecognisedAndRead) {
   EXPECT_EQ(items[0].stem, "case_001");
   const Dataset d = load_dataset({dir.string(), "", "", -1}, 0, 0);
   ASSERT_EQ(d.size(), 2u);
-  for (size_t i = 0; i < d.pixels(); ++i) ASSERT_EQ(d.mask(1)[i], d.image(1)[i] > 100 ? 1 : 0);
+  for (size_t i = 0; i < d.pixels(); ++i) ASSERT_EQ(d.mask(1)[i], d.image(1)[i] > 100 * 257 ? 1 : 0);
   fs::remove(dir / "labelsTr" / "case_002.png");
   mixseg::test::expect_error_containing([&] { list_items({dir.string(), "", "", -1}); },
                                         "case_002_0000.png: image without its mask");
@@ -277,10 +277,33 @@ TEST(Folders, PaddingCentresSmallerImagesAndRefusesLargerOnes) {
     for (int x = 0; x < 10; ++x) {
       const bool inside = y >= 2 && y < 6 && x >= 2 && x < 8;
       const size_t src = size_t(y - 2) * 6 + size_t(x - 2);
-      ASSERT_EQ(d.image(0)[size_t(y) * 10 + x], inside ? g.pixels[src] : 0) << y << "," << x;
+      ASSERT_EQ(d.image(0)[size_t(y) * 10 + x], inside ? g.pixels[src] * 257 : 0) << y << "," << x;
       ASSERT_EQ(d.mask(0)[size_t(y) * 10 + x], inside ? (m.pixels[src] != 0) : 0);
     }
   mixseg::test::expect_error_containing([&] { load_dataset({dir.string(), "", "", -1, Fit::pad}, 2, 10); },
                                         "a.png: image of 4x6 is larger");
+  fs::remove_all(dir);
+}
+
+// --channels 3: RGB files read as RGB (gray ones replicated), 16-bit files at
+// full precision; the dataset holds interleaved channels.
+TEST(Folders, RgbAndSixteenBitImagesKeepChannelsAndPrecision) {
+  const fs::path dir = temp_dir("rgbdata");
+  std::vector<uint8_t> rgb(2 * 3 * 3);
+  for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = uint8_t(i * 10);
+  write_png_format((dir / "a.png").string(), 2, 3, PNG_FORMAT_RGB, rgb.data());
+  write_png_gray((dir / "a_seg.png").string(), binary_mask(2, 3));
+  std::vector<uint16_t> g16{0, 1, 2, 60000, 65535, 12345};
+  write_png_format((dir / "b.png").string(), 2, 3, PNG_FORMAT_LINEAR_Y, g16.data());
+  write_png_gray((dir / "b_seg.png").string(), binary_mask(2, 3));
+  const Dataset d = load_dataset({dir.string(), "", "", -1, Fit::resize, 3}, 2, 3);
+  ASSERT_EQ(d.channels, 3);
+  ASSERT_EQ(d.images.size(), 2u * 6 * 3);
+  for (size_t i = 0; i < rgb.size(); ++i) EXPECT_EQ(d.image(0)[i], rgb[i] * 257) << i;
+  for (size_t p = 0; p < 6; ++p)
+    for (int k = 0; k < 3; ++k) EXPECT_EQ(d.image(1)[p * 3 + size_t(k)], g16[p]) << "16-bit gray replicated, raw";
+  const Dataset g = load_dataset({dir.string(), "", "", -1, Fit::resize, 1}, 2, 3);
+  ASSERT_EQ(g.channels, 1);
+  for (size_t p = 0; p < 6; ++p) EXPECT_EQ(g.image(1)[p], g16[p]) << "16-bit precision kept";
   fs::remove_all(dir);
 }

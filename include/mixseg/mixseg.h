@@ -35,9 +35,15 @@ class Predictor {
   std::vector<float> probabilities(const uint8_t* gray, int height, int width);
   // 1 where the foreground probability exceeds threshold, else 0.
   std::vector<uint8_t> mask(const uint8_t* gray, int height, int width, float threshold = 0.5f);
+  // Images with `channels` interleaved values per pixel (the model's input
+  // channels: 1 gray, 3 RGB), 8-bit or 16-bit.
+  std::vector<float> probabilities(const uint8_t* pixels, int height, int width, int channels);
+  std::vector<float> probabilities(const uint16_t* pixels, int height, int width, int channels);
   ModelInfo info() const;
 
  private:
+  template <class T>
+  std::vector<float> run(const T* pixels, int height, int width, int channels);
   struct Impl;
   explicit Predictor(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

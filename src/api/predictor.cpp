@@ -2,6 +2,7 @@
 // reference backend and an inference workspace for batch 1.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "core/error.h"
 #include "data/dataset.h"
@@ -28,8 +29,6 @@ Predictor::~Predictor() = default;
 Predictor Predictor::load(const std::string& path, const std::string& precision) {
   auto impl = std::make_unique<Impl>();
   impl->ckpt = load_checkpoint(path);
-  if (impl->ckpt.config.in_channels != 1)
-    fail("{}: the model expects {} input channels; this API takes gray images", path, impl->ckpt.config.in_channels);
   impl->net = build_unet(impl->ckpt.config);
   impl->policy = parse_policy(precision);
   impl->backend = make_fast_backend();
@@ -38,24 +37,47 @@ Predictor Predictor::load(const std::string& path, const std::string& precision)
   return Predictor(std::move(impl));
 }
 
-std::vector<float> Predictor::probabilities(const uint8_t* gray, int height, int width) {
-  if (!gray || height <= 0 || width <= 0) fail("predict: empty image ({}x{})", height, width);
+namespace {
+
+// Input values of type T (8- or 16-bit) to f32 in [0, 1].
+template <class T>
+float scaled(T v) {
+  return float(v) / float(std::numeric_limits<T>::max());
+}
+
+}  // namespace
+
+template <class T>
+std::vector<float> Predictor::run(const T* pixels, int height, int width, int channels) {
+  if (!pixels || height <= 0 || width <= 0) fail("predict: empty image ({}x{})", height, width);
   Impl& m = *impl_;
+  if (channels != m.ckpt.config.in_channels)
+    fail("predict: the model takes {} input channels, the image has {}", m.ckpt.config.in_channels, channels);
   const int H = m.ckpt.height, W = m.ckpt.width;
-  std::vector<uint8_t> resized;
-  const uint8_t* src = gray;
+  std::vector<T> resized;
+  const T* src = pixels;
   if (height != H || width != W) {
-    resized = resize_bilinear(gray, height, width, H, W);
+    resized = resize_bilinear(pixels, height, width, H, W, channels);
     src = resized.data();
   }
-  std::vector<float> input(size_t(H) * W);
-  to_input(src, input.size(), input.data());
+  std::vector<float> input(size_t(H) * W * size_t(channels));
+  for (size_t i = 0; i < input.size(); ++i) input[i] = scaled(src[i]);
   set_input(m.net, *m.ws, input.data());
   forward(m.net, m.ckpt.weights, *m.ws);
   std::vector<float> p = logits_f32(m.net, *m.ws);
   for (float& v : p) v = 1.0f / (1.0f + std::exp(-v));
   if (height == H && width == W) return p;
   return resize_bilinear(p.data(), H, W, height, width);  // back to the caller's size
+}
+
+std::vector<float> Predictor::probabilities(const uint8_t* gray, int height, int width) {
+  return run(gray, height, width, 1);
+}
+std::vector<float> Predictor::probabilities(const uint8_t* pixels, int height, int width, int channels) {
+  return run(pixels, height, width, channels);
+}
+std::vector<float> Predictor::probabilities(const uint16_t* pixels, int height, int width, int channels) {
+  return run(pixels, height, width, channels);
 }
 
 std::vector<uint8_t> Predictor::mask(const uint8_t* gray, int height, int width, float threshold) {

@@ -44,7 +44,7 @@ BenchMeasurement measure(const BenchConfig& cfg, Backend& backend) {
   for (int b = 0; b < cfg.batch; ++b) {
     for (int c = 0; c < cfg.model.in_channels; ++c)
       for (size_t i = 0; i < px; ++i)
-        input[(size_t(b) * px + i) * size_t(cfg.model.in_channels) + size_t(c)] = frames.image(size_t(b))[i] / 255.0f;
+        input[(size_t(b) * px + i) * size_t(cfg.model.in_channels) + size_t(c)] = frames.image(size_t(b))[i] / 65535.0f;
     std::copy_n(frames.mask(size_t(b)), px, target.data() + size_t(b) * px);
   }
 

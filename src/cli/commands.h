@@ -23,6 +23,7 @@ struct DataOptions {
   std::string data, images, masks;
   int mask_threshold = -1;
   bool pad = false;  // pad smaller images instead of resizing
+  int channels = 1;  // read images as gray (1) or RGB (3): the model's input channels
   bool any() const { return !data.empty() || !images.empty() || !masks.empty(); }
 };
 // Adds --data, --images, --masks and --mask-threshold to c.

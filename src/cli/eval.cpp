@@ -19,13 +19,18 @@ struct EvalOptions {
   uint64_t seed = 12345;
 };
 
+DataOptions with_channels(DataOptions d, int channels) {
+  d.channels = channels;  // read as the model was trained
+  return d;
+}
+
 void run_eval(const EvalOptions& o) {
   if (o.data.any() == (o.synthetic > 0)) fail("give exactly one of --data DIR, --images DIR --masks DIR, or --synthetic N");
   Checkpoint ck = load_checkpoint(o.checkpoint);
   const UNet net = build_unet(ck.config);
   const Policy policy = o.precision.empty() ? ck.policy : parse_policy(o.precision);
   const Dataset data = o.synthetic > 0 ? make_synthetic({ck.height, ck.width, o.seed, 0.05}, size_t(o.synthetic))
-                                       : load_data(o.data, ck.height, ck.width);
+                                       : load_data(with_channels(o.data, ck.config.in_channels), ck.height, ck.width);
   auto backend = make_backend(o.backend);
   const SegMetrics m = evaluate(net, ck.weights, *backend, policy, data, o.batch);
   fmt::print("checkpoint: {} (U-Net f={} depth={}, trained {} at {}x{}, {} epochs)\n", o.checkpoint, ck.config.filters,

@@ -34,11 +34,11 @@ void add_data_options(CLI::App* c, DataOptions& d) {
 
 mixseg::Dataset load_data(const DataOptions& d, int h, int w) {
   const mixseg::Fit fit = d.pad ? mixseg::Fit::pad : mixseg::Fit::resize;
-  mixseg::DataSource src{d.data, d.images, d.masks, d.mask_threshold, fit};
+  mixseg::DataSource src{d.data, d.images, d.masks, d.mask_threshold, fit, d.channels};
   mixseg::FolderLayout layout;
   const auto items = mixseg::list_items(src, &layout);
-  mixseg::Dataset ds = mixseg::load_items(items, h, w, d.mask_threshold, fit);
-  fmt::print("data: {} images from {} ({}), {} to {}x{} where needed\n", ds.size(),
+  mixseg::Dataset ds = mixseg::load_items(items, h, w, d.mask_threshold, fit, d.channels);
+  fmt::print("data: {} {} images from {} ({}), {} to {}x{} where needed\n", ds.size(), d.channels == 3 ? "RGB" : "gray",
              d.data.empty() ? d.images + " + " + d.masks : d.data, mixseg::folder_layout_name(layout),
              d.pad ? "padded (centred, zeros)" : "resized (bilinear images, nearest masks)", ds.h, ds.w);
   return ds;

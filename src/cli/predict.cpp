@@ -37,10 +37,11 @@ void run_predict(const PredictOptions& o) {
   Predictor predictor = Predictor::load(o.checkpoint, o.precision);
   ensure_writable_dir(o.out);
   for (const auto& f : files) {
-    const GrayImage img = read_png_gray(f.string());
-    GrayImage m{img.h, img.w, predictor.mask(img.pixels.data(), img.h, img.w, o.threshold), {}};
+    const Image img = read_png(f.string(), predictor.info().in_channels);  // 16-bit scale, the model's channels
+    const std::vector<float> p = predictor.probabilities(img.values.data(), img.h, img.w, img.c);
+    GrayImage m{img.h, img.w, std::vector<uint8_t>(p.size()), {}};
     size_t fg = 0;
-    for (auto& v : m.pixels) fg += (v = v ? 255 : 0) != 0;
+    for (size_t i = 0; i < p.size(); ++i) fg += (m.pixels[i] = p[i] > o.threshold ? 255 : 0) != 0;
     const fs::path dst = fs::path(o.out) / (f.stem().string() + "_mask.png");
     write_png_gray(dst.string(), m);
     fmt::print("{} -> {} ({:.2f}% foreground)\n", f.string(), dst.string(), 100.0 * double(fg) / double(m.pixels.size()));

@@ -33,7 +33,7 @@ struct TrainOptions {
   double lr = 1e-3, val_fraction = 0.2, bce_weight = 1.0, dice_weight = 1.0;
   std::string schedule = "constant";
   double warmup_epochs = 0, min_lr_fraction = 0, step_gamma = 0.1;
-  int step_epochs = 0, patience = 0, loader_threads = 1;
+  int step_epochs = 0, patience = 0, loader_threads = 1, channels = 1;
   uint64_t seed = 0;
   bool print_plan = false, log_scale = false;
 };
@@ -58,17 +58,22 @@ void run_train(const TrainOptions& o) {
   const std::vector<std::string> policies = split_list(o.precision);
   for (const auto& p : policies) check_trainable(parse_policy(p));  // reject bad names before any work
   auto [h, w] = parse_size(o.size);
+  if (o.synthetic > 0 && o.channels != 1) fail("synthetic frames are gray: --channels 3 needs a data folder");
+  DataOptions data = o.data, val_data = o.val_data;
+  data.channels = val_data.channels = o.channels;
+  val_data.pad = data.pad;
+  val_data.mask_threshold = data.mask_threshold;
   Dataset all;
   if (o.synthetic > 0) {
     all = make_synthetic({h, w, o.seed, 0.05}, size_t(o.synthetic));
     fmt::print("data: {} synthetic frames of {}x{} (seed {})\n", all.size(), h, w, o.seed);
   } else {
-    all = load_data(o.data, h, w);
+    all = load_data(data, h, w);
   }
   Dataset train_set, val_set;
   if (o.val_data.any()) {
     train_set = std::move(all);
-    val_set = load_data(o.val_data, h, w);
+    val_set = load_data(val_data, h, w);
     fmt::print("validation: the {} images of the validation folder\n", val_set.size());
   } else {
     std::tie(train_set, val_set) = split(all, o.val_fraction, o.seed);
@@ -78,7 +83,7 @@ void run_train(const TrainOptions& o) {
   if (!o.resume.empty() && policies.size() != 1) fail("--resume continues one run: give a single --precision");
 
   TrainConfig cfg;
-  cfg.model = {o.filters, o.depth, 1, 1};
+  cfg.model = {o.filters, o.depth, o.channels, 1};
   cfg.batch = o.batch;
   cfg.epochs = o.epochs;
   cfg.optimizer.kind = parse_optimizer(o.optimizer);
@@ -118,7 +123,9 @@ void run_train(const TrainOptions& o) {
                resume ? fmt::format(", resuming after epoch {}{}", resume->epoch, resume->step_in_epoch ? fmt::format(" and step {} of epoch {}", resume->step_in_epoch, resume->epoch + 1) : "") : "");
     std::ofstream scale_log;
     TrainCallbacks cb;
-    if (o.log_scale && !cfg.out_dir.empty()) {
+    // Per-step loss-scale telemetry: always for policies with loss scaling
+    // (mixed_fp16), on request for the others.
+    if ((o.log_scale || policy_info(cfg.policy).loss_scaling) && !cfg.out_dir.empty()) {
       ensure_writable_dir(cfg.out_dir);
       scale_log.open(std::filesystem::path(cfg.out_dir) / "loss_scale.csv");
       scale_log << "step,loss,scale,skipped\n";
@@ -208,6 +215,9 @@ void add_train(CLI::App& app) {
   auto o = std::make_shared<TrainOptions>();
   CLI::App* c = app.add_subcommand("train", "Train the U-Net (prints loss, Dice, img/s and skipped steps per epoch)");
   add_data_options(c, o->data);
+  c->add_option("--channels", o->channels, "Input channels: 1 (images read as gray) or 3 (RGB)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({1, 3}));
   c->add_option("--val-data", o->val_data.data, "Validation folder (any --data layout) instead of a split of --data");
   c->add_flag("--no-augment", o->no_augment, "Train without data augmentation");
   c->add_option("--schedule", o->schedule, "Learning-rate schedule: constant, cosine or step")->capture_default_str();
@@ -242,7 +252,8 @@ void add_train(CLI::App& app) {
   c->add_option("--out", o->out, "Output folder for checkpoints, train_log.csv and summary.json");
   c->add_option("--resume", o->resume, "Continue from this checkpoint (last.safetensors) up to --epochs");
   c->add_flag("--print-precision-plan", o->print_plan, "Print the dtype of every layer's input, weights, accumulator, output");
-  c->add_flag("--log-scale", o->log_scale, "Write every step's loss scale and overflow flag to OUT/loss_scale.csv");
+  c->add_flag("--log-scale", o->log_scale,
+              "Write every step's loss scale and overflow flag to OUT/loss_scale.csv (always done for mixed_fp16)");
   c->callback([o] { run_train(*o); });
 }
 

@@ -30,18 +30,19 @@ inline Rng augment_rng(uint64_t seed, int epoch, uint64_t index) {
   return Rng::derived(seed ^ 0xa5a5a5a5ull, uint64_t(epoch) + 1, index);
 }
 
-// Augments one sample in place: image h x w in [0, 1] (clamped after the
-// intensity transforms), mask h x w of 0/1. Affine transforms sample the
-// image bilinearly and the mask by nearest neighbour about the centre;
-// pixels from outside the frame are 0 in both.
-void augment(const AugmentConfig& c, Rng& rng, int h, int w, float* image, uint8_t* mask);
+// Augments one sample in place: image h x w x ch (interleaved channels) in
+// [0, 1] (clamped after the intensity transforms, which treat all channels
+// alike), mask h x w of 0/1. Affine transforms sample the image bilinearly
+// and the mask by nearest neighbour about the centre; pixels from outside
+// the frame are 0 in both.
+void augment(const AugmentConfig& c, Rng& rng, int h, int w, int ch, float* image, uint8_t* mask);
 
-// The pieces, exposed for tests.
-void flip_horizontal(int h, int w, float* image, uint8_t* mask);
-void flip_vertical(int h, int w, float* image, uint8_t* mask);
+// The pieces, exposed for tests (ch: the image's channels).
+void flip_horizontal(int h, int w, int ch, float* image, uint8_t* mask);
+void flip_vertical(int h, int w, int ch, float* image, uint8_t* mask);
 // Rotates by k * 90 degrees counter-clockwise; k odd needs h == w.
-void rotate90(int h, int w, int k, float* image, uint8_t* mask);
+void rotate90(int h, int w, int ch, int k, float* image, uint8_t* mask);
 // Output pixel (y, x) takes the input at the centre + R(-angle) (p - centre) / scale.
-void rotate_scale(int h, int w, double degrees, double scale, float* image, uint8_t* mask);
+void rotate_scale(int h, int w, int ch, double degrees, double scale, float* image, uint8_t* mask);
 
 }  // namespace mixseg

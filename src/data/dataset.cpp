@@ -11,8 +11,8 @@ namespace mixseg {
 
 
 template <class T>
-std::vector<T> resize_bilinear(const T* src, int sh, int sw, int dh, int dw) {
-  std::vector<T> out(size_t(dh) * dw);
+std::vector<T> resize_bilinear(const T* src, int sh, int sw, int dh, int dw, int c) {
+  std::vector<T> out(size_t(dh) * dw * size_t(c));
   for (int y = 0; y < dh; ++y) {
     const double fy = std::clamp((y + 0.5) * sh / dh - 0.5, 0.0, double(sh - 1));
     const int y0 = int(fy), y1 = std::min(y0 + 1, sh - 1);
@@ -21,18 +21,22 @@ std::vector<T> resize_bilinear(const T* src, int sh, int sw, int dh, int dw) {
       const double fx = std::clamp((x + 0.5) * sw / dw - 0.5, 0.0, double(sw - 1));
       const int x0 = int(fx), x1 = std::min(x0 + 1, sw - 1);
       const double ax = fx - x0;
-      const double v = (1 - ay) * ((1 - ax) * src[size_t(y0) * sw + x0] + ax * src[size_t(y0) * sw + x1]) +
-                       ay * ((1 - ax) * src[size_t(y1) * sw + x0] + ax * src[size_t(y1) * sw + x1]);
-      if constexpr (std::is_same_v<T, uint8_t>)
-        out[size_t(y) * dw + x] = uint8_t(std::lround(v));
-      else
-        out[size_t(y) * dw + x] = T(v);
+      for (int k = 0; k < c; ++k) {
+        auto at = [&](int yy, int xx) { return double(src[(size_t(yy) * sw + size_t(xx)) * size_t(c) + size_t(k)]); };
+        const double v = (1 - ay) * ((1 - ax) * at(y0, x0) + ax * at(y0, x1)) + ay * ((1 - ax) * at(y1, x0) + ax * at(y1, x1));
+        T& o = out[(size_t(y) * dw + size_t(x)) * size_t(c) + size_t(k)];
+        if constexpr (std::is_integral_v<T>)
+          o = T(std::lround(v));
+        else
+          o = T(v);
+      }
     }
   }
   return out;
 }
-template std::vector<uint8_t> resize_bilinear<uint8_t>(const uint8_t*, int, int, int, int);
-template std::vector<float> resize_bilinear<float>(const float*, int, int, int, int);
+template std::vector<uint8_t> resize_bilinear<uint8_t>(const uint8_t*, int, int, int, int, int);
+template std::vector<uint16_t> resize_bilinear<uint16_t>(const uint16_t*, int, int, int, int, int);
+template std::vector<float> resize_bilinear<float>(const float*, int, int, int, int, int);
 
 std::vector<uint8_t> resize_nearest(const uint8_t* src, int sh, int sw, int dh, int dw) {
   std::vector<uint8_t> out(size_t(dh) * dw);
@@ -47,9 +51,10 @@ Dataset subset(const Dataset& d, const std::vector<size_t>& idx) {
   Dataset s;
   s.h = d.h;
   s.w = d.w;
+  s.channels = d.channels;
   for (size_t i : idx) {
     s.names.push_back(d.names.at(i));
-    s.images.insert(s.images.end(), d.image(i), d.image(i) + d.pixels());
+    s.images.insert(s.images.end(), d.image(i), d.image(i) + d.image_values());
     s.masks.insert(s.masks.end(), d.mask(i), d.mask(i) + d.pixels());
   }
   return s;

@@ -149,20 +149,26 @@ std::vector<uint8_t> binarize_mask(const std::vector<uint8_t>& values, int thres
   return out;
 }
 
-std::vector<uint8_t> pad_centered(const uint8_t* src, int sh, int sw, int dh, int dw) {
-  std::vector<uint8_t> out(size_t(dh) * dw, 0);
+template <class T>
+std::vector<T> pad_centered(const T* src, int sh, int sw, int dh, int dw, int c) {
+  std::vector<T> out(size_t(dh) * dw * size_t(c), T(0));
   const int y0 = (dh - sh) / 2, x0 = (dw - sw) / 2;
-  for (int y = 0; y < sh; ++y) std::copy_n(src + size_t(y) * sw, sw, out.data() + size_t(y + y0) * dw + x0);
+  for (int y = 0; y < sh; ++y)
+    std::copy_n(src + size_t(y) * sw * size_t(c), size_t(sw) * size_t(c),
+                out.data() + (size_t(y + y0) * dw + size_t(x0)) * size_t(c));
   return out;
 }
+template std::vector<uint8_t> pad_centered<uint8_t>(const uint8_t*, int, int, int, int, int);
+template std::vector<uint16_t> pad_centered<uint16_t>(const uint16_t*, int, int, int, int, int);
 
-Dataset load_items(const std::vector<DataItem>& items, int h, int w, int mask_threshold, Fit fit) {
+Dataset load_items(const std::vector<DataItem>& items, int h, int w, int mask_threshold, Fit fit, int channels) {
   if (items.empty()) fail("no images to load");
   Dataset d;
   d.h = h;
   d.w = w;
+  d.channels = channels;
   for (const DataItem& it : items) {
-    GrayImage img = read_png_gray(it.image);
+    Image img = read_png(it.image, channels);
     GrayImage msk = read_png_gray(it.mask);
     if (img.h != msk.h || img.w != msk.w)
       fail("{}: mask is {}x{} but its image {} is {}x{}", it.mask, msk.h, msk.w, it.image, img.h, img.w);
@@ -173,25 +179,25 @@ Dataset load_items(const std::vector<DataItem>& items, int h, int w, int mask_th
     }
     if (img.h != d.h || img.w != d.w) {
       if (fit == Fit::resize) {
-        img.pixels = resize_bilinear(img.pixels.data(), img.h, img.w, d.h, d.w);
+        img.values = resize_bilinear(img.values.data(), img.h, img.w, d.h, d.w, channels);
         fg = resize_nearest(fg.data(), msk.h, msk.w, d.h, d.w);
       } else {
         if (img.h > d.h || img.w > d.w)
           fail("{}: image of {}x{} is larger than the input {}x{}; padding cannot shrink it (use resizing)", it.image,
                img.h, img.w, d.h, d.w);
-        img.pixels = pad_centered(img.pixels.data(), img.h, img.w, d.h, d.w);
+        img.values = pad_centered(img.values.data(), img.h, img.w, d.h, d.w, channels);
         fg = pad_centered(fg.data(), msk.h, msk.w, d.h, d.w);
       }
     }
     d.names.push_back(it.stem);
-    d.images.insert(d.images.end(), img.pixels.begin(), img.pixels.end());
+    d.images.insert(d.images.end(), img.values.begin(), img.values.end());
     d.masks.insert(d.masks.end(), fg.begin(), fg.end());
   }
   return d;
 }
 
 Dataset load_dataset(const DataSource& src, int h, int w) {
-  return load_items(list_items(src), h, w, src.mask_threshold, src.fit);
+  return load_items(list_items(src), h, w, src.mask_threshold, src.fit, src.channels);
 }
 
 Dataset load_bagls_folder(const std::string& dir, int h, int w) {

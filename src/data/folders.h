@@ -31,6 +31,7 @@ struct DataSource {
   std::string images_dir, masks_dir;  // or two folders matched by stem
   int mask_threshold = -1;          // -1: masks must be binary; else foreground = value > threshold
   Fit fit = Fit::resize;
+  int channels = 1;                 // images read as gray (1) or RGB (3)
 };
 
 struct DataItem {
@@ -42,10 +43,12 @@ std::vector<DataItem> list_items(const DataSource& src, FolderLayout* layout = n
 
 // Reads the items at h x w (0 x 0: the first image's size; others are then
 // fitted to it like any size mismatch), fitting each image and mask by `fit`.
-Dataset load_items(const std::vector<DataItem>& items, int h, int w, int mask_threshold = -1, Fit fit = Fit::resize);
+Dataset load_items(const std::vector<DataItem>& items, int h, int w, int mask_threshold = -1, Fit fit = Fit::resize,
+                   int channels = 1);
 
-// Places src (sh x sw) centred on a zero canvas of dh x dw (dh >= sh, dw >= sw).
-std::vector<uint8_t> pad_centered(const uint8_t* src, int sh, int sw, int dh, int dw);
+// Places src (sh x sw x c) centred on a zero canvas of dh x dw (dh >= sh, dw >= sw).
+template <class T>
+std::vector<T> pad_centered(const T* src, int sh, int sw, int dh, int dw, int c = 1);
 
 // list_items + load_items.
 Dataset load_dataset(const DataSource& src, int h, int w);

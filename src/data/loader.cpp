@@ -8,6 +8,10 @@
 
 namespace mixseg {
 
+void to_input(const uint16_t* values, size_t n, float* out) {
+  for (size_t i = 0; i < n; ++i) out[i] = float(values[i]) * (1.0f / 65535.0f);
+}
+
 std::vector<size_t> epoch_order(size_t n, uint64_t seed, int epoch) {
   std::vector<size_t> order(n);
   for (size_t i = 0; i < n; ++i) order[i] = i;
@@ -18,16 +22,15 @@ std::vector<size_t> epoch_order(size_t n, uint64_t seed, int epoch) {
 
 void prepare_batch(const Dataset& data, const AugmentConfig& aug, uint64_t seed, int epoch,
                    const std::vector<size_t>& order, size_t step, int batch, float* input, uint8_t* target) {
-  const size_t px = data.pixels();
+  const size_t px = data.pixels(), nv = data.image_values();
   for (int b = 0; b < batch; ++b) {
     const size_t pos = step * size_t(batch) + size_t(b);
     const size_t i = order.at(pos);
-    const uint8_t* img = data.image(i);
-    float* in = input + size_t(b) * px;
-    for (size_t p = 0; p < px; ++p) in[p] = float(img[p]) / 255.0f;
+    float* in = input + size_t(b) * nv;
+    to_input(data.image(i), nv, in);
     std::copy_n(data.mask(i), px, target + size_t(b) * px);
     Rng arng = augment_rng(seed, epoch, pos);
-    augment(aug, arng, data.h, data.w, in, target + size_t(b) * px);
+    augment(aug, arng, data.h, data.w, data.channels, in, target + size_t(b) * px);
   }
 }
 
@@ -36,7 +39,7 @@ BatchLoader::BatchLoader(const Dataset& data, const AugmentConfig& aug, uint64_t
     : data_(data), aug_(aug), seed_(seed), batch_(batch), slots_(size_t(std::max(prefetch, 2))) {
   if (batch < 1) fail("loader: batch size must be >= 1, got {}", batch);
   for (auto& s : slots_) {
-    s.input.resize(size_t(batch) * data.pixels());
+    s.input.resize(size_t(batch) * data.image_values());
     s.target.resize(size_t(batch) * data.pixels());
   }
   for (int t = 0; t < threads; ++t) threads_.emplace_back([this] { worker(); });

@@ -43,13 +43,59 @@ GrayImage decode_png_gray(const uint8_t* data, size_t size, const std::string& n
   return out;
 }
 
-GrayImage read_png_gray(const std::string& path) {
+namespace {
+
+std::vector<uint8_t> read_file(const std::string& path) {
   if (!std::filesystem::exists(path)) fail("{}: no such file", path);
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot open (not readable)", path);
-  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (in.bad()) fail("{}: read error", path);
+  return bytes;
+}
+
+}  // namespace
+
+GrayImage read_png_gray(const std::string& path) {
+  const std::vector<uint8_t> bytes = read_file(path);
   return decode_png_gray(bytes.data(), bytes.size(), path);
+}
+
+Image decode_png(const uint8_t* data, size_t size, const std::string& name, int channels) {
+  if (channels != 1 && channels != 3) fail("{}: images are read with 1 or 3 channels, not {}", name, channels);
+  png_image img;
+  std::memset(&img, 0, sizeof img);
+  img.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_memory(&img, data, size)) fail("{}: not a readable PNG ({})", name, img.message);
+  const bool sixteen = (img.format & PNG_FORMAT_FLAG_LINEAR) != 0;
+  if (sixteen)
+    img.format = channels == 1 ? PNG_FORMAT_LINEAR_Y : PNG_FORMAT_LINEAR_RGB;
+  else
+    img.format = channels == 1 ? PNG_FORMAT_GRAY : PNG_FORMAT_RGB;
+  if (size_t(img.height) * img.width > (size_t(1) << 28)) {
+    png_image_free(&img);
+    fail("{}: image of {}x{} is too large", name, img.height, img.width);
+  }
+  Image out;
+  out.h = int(img.height);
+  out.w = int(img.width);
+  out.c = channels;
+  const size_t n = size_t(img.height) * img.width * size_t(channels);
+  out.values.resize(n);
+  if (sixteen) {
+    if (!png_image_finish_read(&img, nullptr, out.values.data(), 0, nullptr))
+      fail("{}: corrupt PNG ({})", name, img.message);
+  } else {
+    std::vector<uint8_t> v8(n);
+    if (!png_image_finish_read(&img, nullptr, v8.data(), 0, nullptr)) fail("{}: corrupt PNG ({})", name, img.message);
+    for (size_t i = 0; i < n; ++i) out.values[i] = uint16_t(v8[i] * 257);
+  }
+  return out;
+}
+
+Image read_png(const std::string& path, int channels) {
+  const std::vector<uint8_t> bytes = read_file(path);
+  return decode_png(bytes.data(), bytes.size(), path, channels);
 }
 
 void write_png_gray(const std::string& path, const GrayImage& in) {

@@ -20,6 +20,17 @@ struct GrayImage {
   std::vector<uint16_t> wide;   // 16-bit files only: the raw values (else empty)
 };
 
+// An image for the network: h x w x c (c = 1 gray or 3 RGB, interleaved),
+// values on a 16-bit scale (8-bit files x 257, 16-bit files raw).
+struct Image {
+  int h = 0, w = 0, c = 1;
+  std::vector<uint16_t> values;
+};
+// Reads any PNG as `channels` (1: gray, RGB converted by libpng's sRGB
+// luminance; 3: RGB, gray replicated); alpha is dropped.
+Image read_png(const std::string& path, int channels);
+Image decode_png(const uint8_t* data, size_t size, const std::string& name, int channels);
+
 GrayImage read_png_gray(const std::string& path);
 // The same from bytes in memory (name only names the source in errors).
 GrayImage decode_png_gray(const uint8_t* data, size_t size, const std::string& name);

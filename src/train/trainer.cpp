@@ -16,14 +16,12 @@
 
 namespace mixseg {
 
-void to_input(const uint8_t* pixels, size_t n, float* out) {
-  for (size_t i = 0; i < n; ++i) out[i] = float(pixels[i]) * (1.0f / 255.0f);
-}
 
 SegMetrics evaluate(const UNet& net, Weights& weights, Backend& backend, Policy policy, const Dataset& data, int batch) {
   MetricsAccumulator acc;
   if (data.size() == 0) return acc.finish();
-  if (net.config.in_channels != 1) fail("evaluation reads gray images; the model expects {} channels", net.config.in_channels);
+  if (net.config.in_channels != data.channels)
+    fail("the model takes {} input channels but the images have {}", net.config.in_channels, data.channels);
   std::unique_ptr<Workspace> ws;
   std::vector<float> input;
   for (size_t first = 0; first < data.size(); first += size_t(batch)) {
@@ -32,7 +30,7 @@ SegMetrics evaluate(const UNet& net, Weights& weights, Backend& backend, Policy 
       ws = make_workspace(net, backend, policy, b, data.h, data.w, false);
       upload_weights(net, weights, *ws);
     }
-    input.resize(size_t(b) * data.pixels());
+    input.resize(size_t(b) * data.image_values());
     to_input(data.image(first), input.size(), input.data());
     set_input(net, *ws, input.data());
     forward(net, weights, *ws);
@@ -77,7 +75,9 @@ TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Datase
   check_trainable(cfg.policy);
   const UNet net = build_unet(cfg.model);
   check_input_size(cfg.model, train_set.h, train_set.w);
-  if (cfg.model.in_channels != 1) fail("training reads gray images; in_channels must be 1");
+  if (cfg.model.in_channels != train_set.channels)
+    fail("the model takes {} input channels but the images have {} (--channels)", cfg.model.in_channels,
+         train_set.channels);
   if (cfg.batch < 1) fail("batch size must be >= 1, got {}", cfg.batch);
   const size_t steps_per_epoch = train_set.size() / size_t(cfg.batch);
   if (steps_per_epoch == 0) fail("{} training images are fewer than one batch of {}", train_set.size(), cfg.batch);

@@ -14,6 +14,7 @@
 #include "core/backend.h"
 #include "data/augment.h"
 #include "data/dataset.h"
+#include "data/loader.h"
 #include "model/network.h"
 #include "train/checkpoint.h"
 #include "train/metrics.h"
@@ -87,7 +88,5 @@ TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Datase
 // Inference over a dataset in the given policy's storage dtype; returns the metrics.
 SegMetrics evaluate(const UNet& net, Weights& weights, Backend& backend, Policy policy, const Dataset& data, int batch);
 
-// Converts 8-bit gray pixels to the network's f32 input (x / 255).
-void to_input(const uint8_t* pixels, size_t n, float* out);
 
 }  // namespace mixseg
