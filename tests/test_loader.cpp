@@ -53,3 +53,19 @@ TEST(Loader, RestartAndShutdownWithWorkInFlight) {
   EXPECT_TRUE(std::equal(in.begin(), in.end(), b.input));
   // The destructor stops workers that are waiting or preparing.
 }
+
+// The slots come from the given host allocator (the trainer passes its
+// backend's staging memory, pinned on CUDA) and all go back to it.
+TEST(Loader, SlotsComeFromTheHostAllocator) {
+  const Dataset d = make_synthetic({16, 16, 7, 0.05}, 8);
+  int live = 0, total = 0;
+  {
+    HostAllocator counting{[&](size_t n) { ++live, ++total; return std::malloc(n); },
+                           [&](void* p) { --live; std::free(p); }};
+    BatchLoader loader(d, AugmentConfig{}, 1, 2, 1, 3, counting);
+    loader.start_epoch(0, 0, 4);
+    loader.next();
+    EXPECT_EQ(total, 6);  // 3 slots x (input, target)
+  }
+  EXPECT_EQ(live, 0);
+}

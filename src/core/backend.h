@@ -7,6 +7,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -62,6 +63,11 @@ class Backend {
   virtual void* allocate(size_t bytes) = 0;
   virtual void deallocate(void* p) = 0;
   virtual void copy_in(void* dst, const void* host_src, size_t bytes) = 0;
+  // Host memory for staging data on its way in (the loader's batches). The
+  // CPU backends give ordinary memory; a CUDA backend gives pinned
+  // (page-locked) memory so copies run at full speed and asynchronously.
+  virtual void* allocate_host(size_t bytes) { return std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64); }
+  virtual void deallocate_host(void* p) { std::free(p); }
   virtual void copy_out(void* host_dst, const void* src, size_t bytes) = 0;
   virtual void synchronize() = 0;
   virtual bool supports(Op op, DType dtype) const = 0;

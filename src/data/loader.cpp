@@ -35,12 +35,13 @@ void prepare_batch(const Dataset& data, const AugmentConfig& aug, uint64_t seed,
 }
 
 BatchLoader::BatchLoader(const Dataset& data, const AugmentConfig& aug, uint64_t seed, int batch, int threads,
-                         int prefetch)
-    : data_(data), aug_(aug), seed_(seed), batch_(batch), slots_(size_t(std::max(prefetch, 2))) {
+                         int prefetch, HostAllocator host)
+    : data_(data), host_(std::move(host)), aug_(aug), seed_(seed), batch_(batch), slots_(size_t(std::max(prefetch, 2))) {
   if (batch < 1) fail("loader: batch size must be >= 1, got {}", batch);
   for (auto& s : slots_) {
-    s.input.resize(size_t(batch) * data.image_values());
-    s.target.resize(size_t(batch) * data.pixels());
+    s.input = static_cast<float*>(host_.allocate(size_t(batch) * data.image_values() * sizeof(float)));
+    s.target = static_cast<uint8_t*>(host_.allocate(size_t(batch) * data.pixels()));
+    if (!s.input || !s.target) fail("loader: out of host memory for {} batches of {}", slots_.size(), batch);
   }
   for (int t = 0; t < threads; ++t) threads_.emplace_back([this] { worker(); });
 }
@@ -52,6 +53,10 @@ BatchLoader::~BatchLoader() {
   }
   cv_.notify_all();
   for (auto& t : threads_) t.join();
+  for (auto& s : slots_) {
+    host_.deallocate(s.input);
+    host_.deallocate(s.target);
+  }
 }
 
 void BatchLoader::start_epoch(int epoch, size_t first_step, size_t steps) {
@@ -89,7 +94,7 @@ void BatchLoader::worker() {
     lock.unlock();
     // The slot is this worker's alone until it is marked ready (start_epoch
     // waits for busy_ == 0 before it resets slots).
-    prepare_batch(data_, aug_, seed_, epoch_, order_, size_t(step), batch_, slot.input.data(), slot.target.data());
+    prepare_batch(data_, aug_, seed_, epoch_, order_, size_t(step), batch_, slot.input, slot.target);
     lock.lock();
     --busy_;
     slot.ready = true;
@@ -103,7 +108,7 @@ BatchLoader::Batch BatchLoader::next() {
   const int64_t step = next_take_;
   Slot& slot = slots_[size_t(step) % slots_.size()];
   if (threads_.empty()) {  // synchronous: prepare here
-    prepare_batch(data_, aug_, seed_, epoch_, order_, size_t(step), batch_, slot.input.data(), slot.target.data());
+    prepare_batch(data_, aug_, seed_, epoch_, order_, size_t(step), batch_, slot.input, slot.target);
     slot.step = step;
     slot.ready = true;
   } else {
@@ -114,7 +119,7 @@ BatchLoader::Batch BatchLoader::next() {
   ++next_take_;
   lock.unlock();
   cv_.notify_all();
-  return {slot.input.data(), slot.target.data()};
+  return {slot.input, slot.target};
 }
 
 }  // namespace mixseg

@@ -6,6 +6,8 @@
 // their timing, and a resumed run sees the same batches.
 #pragma once
 #include <condition_variable>
+#include <cstdlib>
+#include <functional>
 #include <cstdint>
 #include <mutex>
 #include <thread>
@@ -27,11 +29,19 @@ std::vector<size_t> epoch_order(size_t n, uint64_t seed, int epoch);
 void prepare_batch(const Dataset& data, const AugmentConfig& aug, uint64_t seed, int epoch,
                    const std::vector<size_t>& order, size_t step, int batch, float* input, uint8_t* target);
 
+// Where the batch slots live: ordinary memory by default; the trainer passes
+// its backend's host staging memory (pinned when the device is CUDA).
+struct HostAllocator {
+  std::function<void*(size_t)> allocate = [](size_t n) { return std::malloc(n); };
+  std::function<void(void*)> deallocate = [](void* p) { std::free(p); };
+};
+
 class BatchLoader {
  public:
   // threads = 0 prepares batches on the calling thread in next() (no
   // background work); prefetch (>= 2) slots hold batches prepared ahead.
-  BatchLoader(const Dataset& data, const AugmentConfig& aug, uint64_t seed, int batch, int threads, int prefetch = 4);
+  BatchLoader(const Dataset& data, const AugmentConfig& aug, uint64_t seed, int batch, int threads, int prefetch = 4,
+              HostAllocator host = {});
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -48,12 +58,13 @@ class BatchLoader {
  private:
   void worker();
   struct Slot {
-    std::vector<float> input;
-    std::vector<uint8_t> target;
+    float* input = nullptr;    // batch * image values
+    uint8_t* target = nullptr;  // batch * pixels
     int64_t step = -1;   // the step it holds (or is being filled with)
     bool ready = false;
   };
   const Dataset& data_;
+  HostAllocator host_;
   AugmentConfig aug_;
   uint64_t seed_;
   int batch_;

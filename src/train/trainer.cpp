@@ -132,7 +132,9 @@ TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Datase
   result.activation_bytes = ws->activations.capacity();
   result.weight_bytes = ws->weights.capacity();
 
-  BatchLoader loader(train_set, cfg.augment, cfg.seed, cfg.batch, cfg.loader_threads);
+  HostAllocator host{[&backend](size_t n) { return backend.allocate_host(n); },
+                     [&backend](void* p) { backend.deallocate_host(p); }};
+  BatchLoader loader(train_set, cfg.augment, cfg.seed, cfg.batch, cfg.loader_threads, 4, host);
   const int64_t total_steps = int64_t(cfg.epochs) * int64_t(steps_per_epoch);
   auto save = [&](const char* name) {
     if (!cfg.out_dir.empty()) save_checkpoint((std::filesystem::path(cfg.out_dir) / name).string(), net, state);
