@@ -4,6 +4,7 @@
 // tolerance of ops/tolerance.h. Shapes include batch 1, odd H and W, and
 // channel counts off the kernels' blocks (and oneDNN's).
 #include <gtest/gtest.h>
+#include <xmmintrin.h>
 
 #include "core/backend.h"
 #include "ops/batchnorm_ref.h"
@@ -260,3 +261,17 @@ INSTANTIATE_TEST_SUITE_P(All, BackendOps,
                                            Case{"fast", DType::f32, ConvAlgorithm::winograd},
                                            Case{"fast", DType::f16, ConvAlgorithm::winograd}),
                          [](const ::testing::TestParamInfo<Case>& i) { return case_name(i.param); });
+
+// The fast backend flushes denormals only while its ops run: the caller's
+// floating-point environment (MXCSR) is as it was afterwards, and a
+// denormal still survives a bf16 round trip outside.
+TEST(FastBackend, LeavesTheCallersDenormalModeAlone) {
+  const unsigned before = _mm_getcsr();
+  auto be = make_fast_backend();
+  DeviceTensor X(*be, DType::f32, {1, 4, 4, 16}, random_vec(256, 1)), W(*be, DType::f32, {16, 3, 3, 16}, random_vec(2304, 2)),
+      Y(*be, DType::f32, {1, 4, 4, 16});
+  be->conv2d_fwd(X.t, W.t, Y.t);
+  EXPECT_EQ(_mm_getcsr() & 0x8040u, before & 0x8040u);  // FTZ and DAZ (the other bits are sticky exception flags)
+  const float denormal = 1e-40f;
+  EXPECT_NE(bf16_to_f32(f32_to_bf16(denormal)), 0.0f);
+}

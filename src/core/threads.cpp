@@ -19,12 +19,32 @@ void set_threads(int n) {
 #endif
 }
 
-void flush_denormals() {
+namespace {
+constexpr unsigned kFtzDaz = 0x8040;  // MXCSR bits 15 (flush to zero) and 6 (denormals are zero)
+}
+
+ScopedFlushDenormals::ScopedFlushDenormals() {
 #if defined(__SSE__)
-  constexpr unsigned kFtzDaz = 0x8040;  // MXCSR bits 15 (flush to zero) and 6 (denormals are zero)
-  _mm_setcsr(_mm_getcsr() | kFtzDaz);
+  caller_ = _mm_getcsr();
+  _mm_setcsr(caller_ | kFtzDaz);
 #pragma omp parallel
-  _mm_setcsr(_mm_getcsr() | kFtzDaz);
+  {
+    const int t = thread_index();
+    if (t == 0) team_ = thread_count();
+    if (t < 256) saved_[t] = _mm_getcsr();
+    _mm_setcsr(_mm_getcsr() | kFtzDaz);
+  }
+#endif
+}
+
+ScopedFlushDenormals::~ScopedFlushDenormals() {
+#if defined(__SSE__)
+#pragma omp parallel
+  {
+    const int t = thread_index();
+    if (t != 0 && t < 256 && t < team_) _mm_setcsr(saved_[t]);
+  }
+  _mm_setcsr(caller_);
 #endif
 }
 

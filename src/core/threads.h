@@ -8,11 +8,24 @@ namespace mixseg {
 
 void set_threads(int n);  // 0 = all cores
 int max_threads();
-// Sets flush-to-zero and denormals-are-zero on the calling thread and on
-// every OpenMP worker: f32 denormals slow SIMD arithmetic down by up to ~100x
-// (measured: a oneDNN convolution over uninitialised memory ran 3-250
+// Flush-to-zero and denormals-are-zero on the calling thread and every
+// OpenMP worker for the lifetime of this object, each thread's previous
+// setting restored afterwards (so the caller's floating-point environment is
+// left as it was). f32 denormals slow SIMD arithmetic down by up to ~100x
+// (measured: a oneDNN convolution over memory holding denormals ran 3-250
 // GFLOP/s from run to run), and values that small carry no signal here.
-void flush_denormals();
+class ScopedFlushDenormals {
+ public:
+  ScopedFlushDenormals();
+  ~ScopedFlushDenormals();
+  ScopedFlushDenormals(const ScopedFlushDenormals&) = delete;
+  ScopedFlushDenormals& operator=(const ScopedFlushDenormals&) = delete;
+
+ private:
+  unsigned saved_[256];  // per OpenMP thread index (teams beyond 256 threads keep their setting)
+  unsigned caller_;
+  int team_ = 0;
+};
 
 // Inside a parallel region: this thread's index and the team size (0 and 1 outside).
 int thread_index();

@@ -3,7 +3,7 @@
 // (cpu/batchnorm.h), inference convolutions with the folded BatchNorm's bias
 // and the ReLU as oneDNN post-ops. The other ops are the reference kernels,
 // which are vectorised and threaded already. Denormals are flushed to zero
-// on the backend's threads (see core/threads.h).
+// during its convolution and BatchNorm ops (see core/threads.h).
 #include "core/error.h"
 #include "core/threads.h"
 #include "cpu/batchnorm.h"
@@ -16,10 +16,7 @@ namespace {
 
 class FastBackend final : public RefBackend {
  public:
-  explicit FastBackend(ConvAlgorithm convolutions) {
-    flush_denormals();
-    convs_.set_algorithm(convolutions);
-  }
+  explicit FastBackend(ConvAlgorithm convolutions) { convs_.set_algorithm(convolutions); }
   std::string_view name() const override { return "fast"; }
   std::vector<std::string> choices() const override { return convs_.chosen_algorithms(); }
   // All writes into backend memory come through copy_in (the interface's
@@ -34,27 +31,33 @@ class FastBackend final : public RefBackend {
   }
 
   void conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) override {
+    const ScopedFlushDenormals ftz;
     convs_.forward(conv_shape(x, w), x.dtype, x.data, w.data, y.data);
   }
   void conv2d_fwd_bias(const Tensor& x, const Tensor& w, const float* bias, const Tensor& y, bool relu) override {
+    const ScopedFlushDenormals ftz;
     if (x.dtype != w.dtype) fail("conv2d_fwd_bias: dtype mismatch ({} vs {})", dtype_name(x.dtype), dtype_name(w.dtype));
     convs_.forward_bias(conv_shape(x, w), x.dtype, x.data, w.data, bias, y.data, relu);
   }
   void conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) override {
+    const ScopedFlushDenormals ftz;
     convs_.backward_data(conv_shape(dx, w), dy.dtype, dy.data, w.data, dx.data);
   }
   void conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Tensor& dw) override {
+    const ScopedFlushDenormals ftz;
     if (dw.dtype != DType::f32) fail("conv2d_bwd_weights: weight gradients are f32, got {}", dtype_name(dw.dtype));
     convs_.backward_weights(conv_shape(x, dw), x.dtype, x.data, dy.data, dw.as<float>());
   }
 
   void batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override {
+    const ScopedFlushDenormals ftz;
     dispatch_float(x.dtype, [&]<class T>() {
       batchnorm_fwd_train_fast<T>(bn_shape(x), x.as<T>(), bn.gamma, bn.beta, y.as<T>(), bn.save_mean, bn.save_invstd,
                                   bn.running_mean, bn.running_var, relu);
     });
   }
   void batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override {
+    const ScopedFlushDenormals ftz;
     dispatch_float(x.dtype, [&]<class T>() {
       batchnorm_fwd_infer_fast<T>(bn_shape(x), x.as<T>(), bn.gamma, bn.beta, bn.running_mean, bn.running_var, y.as<T>(),
                                   relu);
@@ -62,6 +65,7 @@ class FastBackend final : public RefBackend {
   }
   void batchnorm_bwd(const Tensor& dy, const Tensor* relu_y, const Tensor& x, const BatchNormState& bn,
                      const Tensor& dx, float* dgamma, float* dbeta) override {
+    const ScopedFlushDenormals ftz;
     dispatch_float(x.dtype, [&]<class T>() {
       batchnorm_bwd_fast<T>(bn_shape(x), dy.as<T>(), x.as<T>(), bn.save_mean, bn.save_invstd, bn.gamma, dx.as<T>(),
                             dgamma, dbeta, relu_y ? relu_y->as<T>() : nullptr);
