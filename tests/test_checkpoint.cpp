@@ -38,6 +38,20 @@ TrainConfig small_config(Policy p, int epochs) {
 }
 
 
+// A fresh checkpoint of net's initial weights (seed), 32x32, no optimizer state.
+Checkpoint initial_checkpoint(const UNet& net, uint64_t seed) {
+  Checkpoint c;
+  c.config = net.config;
+  c.height = c.width = 32;
+  c.weights = init_weights(net, seed);
+  return c;
+}
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {(std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()};
+}
+
 }  // namespace
 
 TEST(Checkpoint, RoundTripIsBitExact) {
@@ -180,14 +194,10 @@ TEST(Checkpoint, EarlyStoppingAfterPatienceEpochs) {
 TEST(Checkpoint, DiskFullWhileWritingKeepsTheEarlierCheckpoint) {
   const fs::path dir = temp_dir("diskfull");
   const UNet net = build_unet({4, 2, 1, 1});
-  Checkpoint c;
-  c.config = net.config;
-  c.height = c.width = 32;
-  c.weights = init_weights(net, 1);
+  Checkpoint c = initial_checkpoint(net, 1);
   const std::string path = (dir / "last.safetensors").string();
   save_checkpoint(path, net, c);
-  std::ifstream in0(path, std::ios::binary);
-  const std::string before((std::istreambuf_iterator<char>(in0)), std::istreambuf_iterator<char>());
+  const std::string before = file_bytes(path);
   ASSERT_GT(before.size(), 8192u);
 
   c.weights = init_weights(net, 2);
@@ -206,9 +216,7 @@ TEST(Checkpoint, DiskFullWhileWritingKeepsTheEarlierCheckpoint) {
   setrlimit(RLIMIT_FSIZE, &old);
   std::signal(SIGXFSZ, old_handler);
   EXPECT_NE(message.find("last.safetensors"), std::string::npos) << "no error, or not naming the file: " << message;
-  std::ifstream in1(path, std::ios::binary);
-  const std::string after((std::istreambuf_iterator<char>(in1)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(after, before);
+  EXPECT_EQ(file_bytes(path), before);
   int files = 0;
   for (const auto& e : fs::directory_iterator(dir)) files += e.is_regular_file();
   EXPECT_EQ(files, 1) << "a temporary file was left behind";
@@ -250,10 +258,7 @@ TEST(Checkpoint, RgbModelTrainsAndPredicts) {
 TEST(Checkpoint, WrongFilesGiveErrorsNamingThem) {
   const fs::path dir = temp_dir("wrong");
   const UNet net = build_unet({4, 2, 1, 1});
-  Checkpoint c;
-  c.config = net.config;
-  c.height = c.width = 32;
-  c.weights = init_weights(net, 1);
+  Checkpoint c = initial_checkpoint(net, 1);
   const std::string good = (dir / "good.safetensors").string();
   save_checkpoint(good, net, c);
 
@@ -262,8 +267,7 @@ TEST(Checkpoint, WrongFilesGiveErrorsNamingThem) {
   std::ofstream(junk) << "this is not a checkpoint at all";
   mixseg::test::expect_error_containing([&] { load_checkpoint(junk); }, "junk.safetensors");
   // Truncated: the header promises more data than there is.
-  std::ifstream in(good, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string bytes = file_bytes(good);
   const std::string cut = (dir / "cut.safetensors").string();
   std::ofstream(cut, std::ios::binary) << bytes.substr(0, bytes.size() - 100);
   mixseg::test::expect_error_containing([&] { load_checkpoint(cut); }, "cut.safetensors");

@@ -38,15 +38,10 @@ BenchMeasurement measure(const BenchConfig& cfg, Backend& backend) {
 
   // Synthetic frames with their masks, one batch, reused every step.
   const Dataset frames = make_synthetic({cfg.height, cfg.width, cfg.seed, 0.05}, size_t(cfg.batch));
-  const size_t px = frames.pixels();
-  std::vector<float> input(size_t(cfg.batch) * px * size_t(cfg.model.in_channels));
-  std::vector<uint8_t> target(size_t(cfg.batch) * px);
-  for (int b = 0; b < cfg.batch; ++b) {
-    for (int c = 0; c < cfg.model.in_channels; ++c)
-      for (size_t i = 0; i < px; ++i)
-        input[(size_t(b) * px + i) * size_t(cfg.model.in_channels) + size_t(c)] = frames.image(size_t(b))[i] / 65535.0f;
-    std::copy_n(frames.mask(size_t(b)), px, target.data() + size_t(b) * px);
-  }
+  if (cfg.model.in_channels != frames.channels) fail("benchmark frames are gray: in_channels must be 1");
+  std::vector<float> input(frames.images.size());
+  to_input(frames.images.data(), input.size(), input.data());
+  const std::vector<uint8_t>& target = frames.masks;
 
   Checkpoint state;
   state.config = cfg.model;

@@ -14,35 +14,6 @@
 
 namespace mixseg {
 
-GrayImage decode_png_gray(const uint8_t* data, size_t size, const std::string& name) {
-  png_image img;
-  std::memset(&img, 0, sizeof img);
-  img.version = PNG_IMAGE_VERSION;
-  if (!png_image_begin_read_from_memory(&img, data, size)) fail("{}: not a readable PNG ({})", name, img.message);
-  const bool sixteen = (img.format & PNG_FORMAT_FLAG_LINEAR) != 0;  // 16-bit samples in the file
-  img.format = sixteen ? PNG_FORMAT_LINEAR_Y : PNG_FORMAT_GRAY;
-  GrayImage out;
-  out.h = int(img.height);
-  out.w = int(img.width);
-  if (size_t(img.height) * img.width > (size_t(1) << 28)) {
-    png_image_free(&img);
-    fail("{}: image of {}x{} is too large", name, img.height, img.width);
-  }
-  const size_t n = size_t(img.height) * img.width;
-  if (sixteen) {
-    out.wide.resize(n);
-    if (!png_image_finish_read(&img, nullptr, out.wide.data(), 0, nullptr))
-      fail("{}: corrupt PNG ({})", name, img.message);
-    out.pixels.resize(n);
-    for (size_t i = 0; i < n; ++i) out.pixels[i] = uint8_t((uint32_t(out.wide[i]) * 255 + 32767) / 65535);
-  } else {
-    out.pixels.resize(n);
-    if (!png_image_finish_read(&img, nullptr, out.pixels.data(), 0, nullptr))
-      fail("{}: corrupt PNG ({})", name, img.message);
-  }
-  return out;
-}
-
 namespace {
 
 std::vector<uint8_t> read_file(const std::string& path) {
@@ -80,6 +51,7 @@ Image decode_png(const uint8_t* data, size_t size, const std::string& name, int 
   out.h = int(img.height);
   out.w = int(img.width);
   out.c = channels;
+  out.bit_depth = sixteen ? 16 : 8;
   const size_t n = size_t(img.height) * img.width * size_t(channels);
   out.values.resize(n);
   if (sixteen) {
@@ -90,6 +62,15 @@ Image decode_png(const uint8_t* data, size_t size, const std::string& name, int 
     if (!png_image_finish_read(&img, nullptr, v8.data(), 0, nullptr)) fail("{}: corrupt PNG ({})", name, img.message);
     for (size_t i = 0; i < n; ++i) out.values[i] = uint16_t(v8[i] * 257);
   }
+  return out;
+}
+
+GrayImage decode_png_gray(const uint8_t* data, size_t size, const std::string& name) {
+  Image img = decode_png(data, size, name, 1);
+  GrayImage out{img.h, img.w, std::vector<uint8_t>(img.values.size()), {}};
+  // 8-bit sources are exact multiples of 257; 16-bit ones round to nearest.
+  for (size_t i = 0; i < img.values.size(); ++i) out.pixels[i] = uint8_t((uint32_t(img.values[i]) * 255 + 32767) / 65535);
+  if (img.bit_depth == 16) out.wide = std::move(img.values);
   return out;
 }
 

@@ -24,6 +24,7 @@ struct GrayImage {
 // values on a 16-bit scale (8-bit files x 257, 16-bit files raw).
 struct Image {
   int h = 0, w = 0, c = 1;
+  int bit_depth = 8;  // of the file's samples (8 or 16)
   std::vector<uint16_t> values;
 };
 // Reads any PNG as `channels` (1: gray, RGB converted by libpng's sRGB
