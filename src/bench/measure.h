@@ -18,8 +18,7 @@ struct BenchConfig {
   UNetConfig model;
   Policy policy = Policy::fp32;
   bool train = false;  // else inference
-  bool load = false;   // the data loader alone (prepare + augment batches), no network
-  int loader_threads = 1;
+  int loader_threads = 1;  // measure_loader: background threads
   int batch = 1, height = 512, width = 256;
   int warmup_steps = 3;
   int min_steps = 5;

@@ -81,7 +81,6 @@ void run_bench(const BenchOptions& o) {
           cfg.min_steps = o.min_steps;
           cfg.min_seconds = o.min_time;
           cfg.seed = o.seed;
-          cfg.load = load;
           cfg.loader_threads = o.loader_threads;
           const BenchMeasurement m = load ? measure_loader(cfg) : measure(cfg, *backend);
           const TimingSummary t = summarize(m.step_seconds);
