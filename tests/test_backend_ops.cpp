@@ -25,6 +25,9 @@ struct Case {
   DType dtype;
   ConvAlgorithm inference = ConvAlgorithm::fastest;  // the fast backend's convolutions
 };
+std::string case_name(const Case& c);
+// GoogleTest prints the parameter next to each test's name (ctest's list too).
+void PrintTo(const Case& c, std::ostream* os) { *os << case_name(c); }
 
 // A tensor in the backend's memory holding `values` rounded to dtype.
 struct DeviceTensor {
@@ -55,14 +58,14 @@ std::vector<double> round_to(DType dt, const std::vector<double>& v) {
   return dispatch_float(dt, [&]<class T>() { return rounded<T>(v); });
 }
 
-}  // namespace
-
 std::string case_name(const Case& c) {
   const char* algo = c.inference == ConvAlgorithm::direct     ? "_direct"
                      : c.inference == ConvAlgorithm::winograd ? "_winograd"
                                                               : "";
   return c.backend + "_" + std::string(dtype_name(c.dtype)) + algo;
 }
+
+}  // namespace
 
 class BackendOps : public ::testing::TestWithParam<Case> {
  protected:

@@ -3,7 +3,7 @@
 // 0.02 of each other, with the 16-bit policies using half the activation
 // memory; on the reference backend and on the fast one, which must reach the
 // same Dice. (128x128, f=8, 300 frames, 4 epochs: about two minutes per
-// backend on 2 cores.)
+// backend on 2 cores; cosine learning rate from 1e-2.)
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
@@ -27,7 +27,12 @@ TEST_P(Training, EveryPolicyReachesDice90OnSyntheticData) {
     cfg.policy = p;
     cfg.batch = 4;
     cfg.epochs = 4;
-    cfg.optimizer.lr = 3e-3;
+    // A decaying rate so the last epoch is converged: at a constant 3e-3 the
+    // fourth epoch's validation Dice swung between 0.45 and 0.99 with the
+    // conv kernels oneDNN picks per CPU (seen in CI); with cosine from 1e-2
+    // every policy, ISA and conv algorithm tried ends at 0.997-0.999.
+    cfg.optimizer.lr = 1e-2;
+    cfg.schedule.kind = LrSchedule::cosine;
     cfg.seed = 1;
     cfg.augment.enabled = false;  // precision parity on the same inputs; augmentation has its own tests
     const TrainResult r = train(cfg, train_set, val_set, *backend);
