@@ -125,10 +125,6 @@ std::unique_ptr<Workspace> make_workspace(const UNet& net, Backend& backend, Pol
   return ws;
 }
 
-namespace {
-
-// Folds BatchNorm layer `bn` into conv weights w (OHWI, f32, in place) and
-// returns the bias (see network.h).
 std::vector<float> fold_batchnorm(const UNet& net, const Weights& wt, const Layer& bn, std::vector<float>& w) {
   const BatchNormInfo& b = net.bns[bn.bn];
   const float* gamma = wt.params.data() + net.params[bn.param].offset;
@@ -144,8 +140,6 @@ std::vector<float> fold_batchnorm(const UNet& net, const Weights& wt, const Laye
   }
   return bias;
 }
-
-}  // namespace
 
 void upload_weights(const UNet& net, const Weights& wt, Workspace& ws) {
   std::vector<std::byte> tmp;

@@ -57,6 +57,9 @@ std::unique_ptr<Workspace> make_workspace(const UNet& net, Backend& backend, Pol
 // after every optimizer step); inference workspaces get them folded with the
 // BatchNorm parameters and running statistics.
 void upload_weights(const UNet& net, const Weights& weights, Workspace& ws);
+// Folds BatchNorm layer `bn` (a bn_relu layer) into the conv weights w (OHWI,
+// f32, the conv before it; scaled in place) and returns the bias, as above.
+std::vector<float> fold_batchnorm(const UNet& net, const Weights& weights, const Layer& bn, std::vector<float>& w);
 // Copies f32 images [batch, h, w, in_channels] into the input, rounding to the storage dtype.
 void set_input(const UNet& net, Workspace& ws, const float* images);
 // Forward pass; in training BatchNorm uses batch statistics and updates weights.running.

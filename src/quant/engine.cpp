@@ -1,0 +1,62 @@
+// The int8 network's forward pass (engine.h).
+#include "quant/engine.h"
+
+#include "core/error.h"
+#include "quant/kernels_int8.h"
+
+namespace mixseg {
+
+std::vector<std::vector<int8_t>> run_int8_all(const QModel& m, const int8_t* images, int batch, bool fast) {
+  if (batch < 1) fail("int8 inference needs a batch of at least 1, got {}", batch);
+  std::vector<std::vector<int8_t>> t(m.tensors.size());
+  auto dims = [&](int id) {
+    const QTensor& q = m.tensors[size_t(id)];
+    return std::array<int, 3>{m.height >> q.level, m.width >> q.level, q.channels};
+  };
+  auto numel = [&](int id) {
+    const auto d = dims(id);
+    return size_t(batch) * d[0] * d[1] * d[2];
+  };
+  t[size_t(m.input)].assign(images, images + numel(m.input));
+  for (const QOp& op : m.ops) {
+    const auto in = dims(op.in0);
+    const std::vector<int8_t>& x = t[size_t(op.in0)];
+    std::vector<int8_t>& y = t[size_t(op.out)];
+    y.resize(numel(op.out));
+    switch (op.kind) {
+      case QOpKind::conv: {
+        const QConv& c = m.convs[size_t(op.conv)];
+        const QParams xq = m.tensors[size_t(op.in0)].q, yq = m.tensors[size_t(op.out)].q;
+        (fast ? conv2d_int8_fast : conv2d_int8_ref)(c, xq, yq, batch, in[0], in[1], x.data(), y.data());
+        break;
+      }
+      case QOpKind::maxpool: maxpool2x2_int8(batch, in[0], in[1], in[2], x.data(), y.data()); break;
+      case QOpKind::upsample: upsample2x_int8(batch, in[0], in[1], in[2], x.data(), y.data()); break;
+      case QOpKind::concat:
+        concat_int8(size_t(batch) * in[0] * in[1], in[2], dims(op.in1)[2], x.data(), t[size_t(op.in1)].data(), y.data());
+        break;
+      case QOpKind::logistic: lookup_int8(y.size(), m.sigmoid_table, x.data(), y.data()); break;
+    }
+  }
+  return t;
+}
+
+std::vector<int8_t> run_int8(const QModel& m, const int8_t* images, int batch, bool fast) {
+  return std::move(run_int8_all(m, images, batch, fast)[size_t(m.output)]);
+}
+
+std::vector<int8_t> quantize_input(const QModel& m, const float* images, size_t n) {
+  std::vector<int8_t> q(n);
+  const QParams p = m.tensors[size_t(m.input)].q;
+  for (size_t i = 0; i < n; ++i) q[i] = quantize_value(images[i], p);
+  return q;
+}
+
+std::vector<float> dequantize_output(const QModel& m, const std::vector<int8_t>& out) {
+  std::vector<float> p(out.size());
+  const QParams q = m.tensors[size_t(m.output)].q;
+  for (size_t i = 0; i < out.size(); ++i) p[i] = dequantize_value(out[i], q);
+  return p;
+}
+
+}  // namespace mixseg

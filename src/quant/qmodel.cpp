@@ -1,0 +1,373 @@
+// Building, checking, saving and loading the int8 network (see qmodel.h).
+#include "quant/qmodel.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <numeric>
+
+#include "core/error.h"
+#include "model/network.h"
+#include "train/safetensors.h"
+
+namespace mixseg {
+
+namespace {
+
+using json = nlohmann::json;
+
+// The smallest real range an activation gets, so that a tensor that was all
+// zeros in calibration still has a positive scale.
+constexpr double kMinRange = 1e-6;
+
+int8_t saturate_int8(int32_t v) { return int8_t(std::clamp(v, -128, 127)); }
+
+// Disjoint sets over tensor ids: the tensors that must share quantization parameters.
+struct SharedScales {
+  std::vector<int> parent;
+  explicit SharedScales(size_t n) : parent(n) { std::iota(parent.begin(), parent.end(), 0); }
+  int find(int t) { return parent[size_t(t)] == t ? t : parent[size_t(t)] = find(parent[size_t(t)]); }
+  void join(int a, int b) { parent[size_t(find(a))] = find(b); }
+};
+
+}  // namespace
+
+QParams int8_params_for_range(double lo, double hi) {
+  if (!std::isfinite(lo) || !std::isfinite(hi) || lo > hi) fail("invalid activation range [{}, {}]", lo, hi);
+  lo = std::min(lo, 0.0);
+  hi = std::max(hi, 0.0);
+  if (hi - lo < kMinRange) hi = lo + kMinRange;
+  QParams q;
+  q.scale = float((hi - lo) / 255.0);
+  q.zero_point = int32_t(std::clamp(std::round(-128.0 - lo / double(q.scale)), -128.0, 127.0));
+  return q;
+}
+
+int8_t quantize_value(float x, QParams q) {
+  const float r = std::round(x / q.scale);
+  if (!(r == r)) return saturate_int8(q.zero_point);
+  return saturate_int8(int32_t(std::clamp(r, -1e9f, 1e9f)) + q.zero_point);
+}
+
+const char* qop_kind_name(QOpKind k) {
+  switch (k) {
+    case QOpKind::conv: return "conv";
+    case QOpKind::maxpool: return "maxpool2x2";
+    case QOpKind::upsample: return "upsample2x";
+    case QOpKind::concat: return "concat";
+    case QOpKind::logistic: return "sigmoid";
+  }
+  return "?";
+}
+
+QModel quantize_unet(const UNet& net, const Weights& wt, const std::vector<Range>& ranges, int height, int width,
+                     std::string calibration) {
+  if (ranges.size() != net.values.size())
+    fail("calibration gave {} activation ranges for a network of {} values", ranges.size(), net.values.size());
+  QModel m;
+  m.config = net.config;
+  m.height = height;
+  m.width = width;
+  m.calibration = std::move(calibration);
+  std::vector<int> tensor_of(net.values.size(), -1);
+  std::vector<int> value_of;  // tensor -> UNet value (the calibrated one)
+  auto tensor = [&](int v) {
+    if (tensor_of[size_t(v)] < 0) {
+      const Value& val = net.values[size_t(v)];
+      tensor_of[size_t(v)] = int(m.tensors.size());
+      m.tensors.push_back({val.name, val.level, val.channels, {}});
+      value_of.push_back(v);
+    }
+    return tensor_of[size_t(v)];
+  };
+  m.input = tensor(net.input);
+  struct PendingConv {
+    int op, layer, bn_layer;  // bn_layer -1: no BatchNorm after it (the head)
+  };
+  std::vector<PendingConv> pending;
+  for (size_t i = 0; i < net.layers.size(); ++i) {
+    const Layer& l = net.layers[i];
+    QOp op{};
+    op.name = l.name;
+    op.in0 = tensor(l.in0);
+    switch (l.kind) {
+      case LayerKind::conv: {
+        const bool bn_next = i + 1 < net.layers.size() && net.layers[i + 1].kind == LayerKind::bn_relu &&
+                             net.layers[i + 1].in0 == l.out;
+        op.kind = QOpKind::conv;
+        op.conv = int(pending.size());
+        op.out = tensor(bn_next ? net.layers[i + 1].out : l.out);
+        if (bn_next) op.name = net.layers[i + 1].name.substr(0, net.layers[i + 1].name.size() - 3);  // "enc0.0"
+        pending.push_back({int(m.ops.size()), int(i), bn_next ? int(i + 1) : -1});
+        if (bn_next) ++i;
+        break;
+      }
+      case LayerKind::bn_relu: fail("{}: BatchNorm without a convolution before it cannot be folded", l.name);
+      case LayerKind::maxpool: op.kind = QOpKind::maxpool; op.out = tensor(l.out); break;
+      case LayerKind::upsample: op.kind = QOpKind::upsample; op.out = tensor(l.out); break;
+      case LayerKind::concat:
+        op.kind = QOpKind::concat;
+        op.in1 = tensor(l.in1);
+        op.out = tensor(l.out);
+        break;
+    }
+    m.ops.push_back(op);
+  }
+  m.logits = tensor_of[size_t(net.logits)];
+  m.output = int(m.tensors.size());
+  m.tensors.push_back({"probabilities", 0, net.config.classes, {1.0f / 256.0f, -128}});
+  m.ops.push_back({QOpKind::logistic, "sigmoid", m.logits, -1, m.output, -1});
+
+  // Activation parameters: the union of the calibrated ranges over each set of shared tensors.
+  SharedScales shared(m.tensors.size());
+  for (const QOp& op : m.ops)
+    if (op.kind == QOpKind::maxpool || op.kind == QOpKind::upsample || op.kind == QOpKind::concat) {
+      shared.join(op.in0, op.out);
+      if (op.in1 >= 0) shared.join(op.in1, op.out);
+    }
+  std::vector<Range> set_range(m.tensors.size(), {INFINITY, -INFINITY});
+  for (size_t t = 0; t < value_of.size(); ++t) {
+    const Range r = ranges[size_t(value_of[t])];
+    Range& s = set_range[size_t(shared.find(int(t)))];
+    s.lo = std::min(s.lo, r.lo);
+    s.hi = std::max(s.hi, r.hi);
+  }
+  for (size_t t = 0; t < value_of.size(); ++t) {
+    const Range r = set_range[size_t(shared.find(int(t)))];
+    m.tensors[t].q = int8_params_for_range(std::isfinite(r.lo) ? r.lo : 0.0, std::isfinite(r.hi) ? r.hi : 0.0);
+  }
+  m.tensors[size_t(m.input)].q = {1.0f / 255.0f, -128};
+
+  // Convolutions: BatchNorm folded (in double, rounded once to f32, as for
+  // float inference), then weights per output channel and the bias.
+  for (const PendingConv& pc : pending) {
+    const Layer& l = net.layers[size_t(pc.layer)];
+    const ParamInfo& p = net.params[size_t(l.param)];
+    std::vector<float> w(wt.params.begin() + long(p.offset), wt.params.begin() + long(p.offset + p.numel()));
+    std::vector<float> bias(size_t(p.shape.n), 0.0f);
+    if (pc.bn_layer >= 0) bias = fold_batchnorm(net, wt, net.layers[size_t(pc.bn_layer)], w);
+    QConv c;
+    c.cout = p.shape.n;
+    c.k = p.shape.h;
+    c.cin = p.shape.c;
+    c.relu = pc.bn_layer >= 0;
+    c.weights.resize(w.size());
+    c.weight_scales.resize(size_t(c.cout));
+    c.bias.resize(size_t(c.cout));
+    const float in_scale = m.tensors[size_t(m.ops[size_t(pc.op)].in0)].q.scale;
+    const size_t per = w.size() / size_t(c.cout);
+    for (int o = 0; o < c.cout; ++o) {
+      const float* wo = w.data() + size_t(o) * per;
+      float amax = 0;
+      for (size_t j = 0; j < per; ++j) amax = std::max(amax, std::fabs(wo[j]));
+      const float s = amax > 0 ? amax / 127.0f : 1.0f;
+      c.weight_scales[size_t(o)] = s;
+      for (size_t j = 0; j < per; ++j)
+        c.weights[size_t(o) * per + j] = int8_t(std::clamp(std::round(wo[j] / s), -127.0f, 127.0f));
+      const double bias_scale = double(in_scale) * double(s);
+      c.bias[size_t(o)] = int32_t(std::clamp(std::round(double(bias[size_t(o)]) / bias_scale), -2147483647.0, 2147483647.0));
+    }
+    m.convs.push_back(std::move(c));
+  }
+  prepare(m);
+  return m;
+}
+
+void prepare(QModel& m) {
+  const int nt = int(m.tensors.size());
+  auto check_id = [&](int t, const QOp& op) {
+    if (t < 0 || t >= nt) fail("int8 model: op {} refers to tensor {} of {}", op.name, t, nt);
+  };
+  for (const QTensor& t : m.tensors)
+    if (!(t.q.scale > 0) || !std::isfinite(t.q.scale) || t.q.zero_point < -128 || t.q.zero_point > 127)
+      fail("int8 model: tensor {} has invalid quantization (scale {}, zero point {})", t.name, t.q.scale, t.q.zero_point);
+  auto same = [&](int a, int b, const QOp& op) {
+    const QParams x = m.tensors[size_t(a)].q, y = m.tensors[size_t(b)].q;
+    if (x.scale != y.scale || x.zero_point != y.zero_point)
+      fail("int8 model: {} ({}) needs {} and {} to share scale and zero point ({} {} vs {} {})", op.name,
+           qop_kind_name(op.kind), m.tensors[size_t(a)].name, m.tensors[size_t(b)].name, x.scale, x.zero_point, y.scale,
+           y.zero_point);
+  };
+  for (const QOp& op : m.ops) {
+    check_id(op.in0, op);
+    check_id(op.out, op);
+    switch (op.kind) {
+      case QOpKind::conv: {
+        if (op.conv < 0 || op.conv >= int(m.convs.size())) fail("int8 model: op {} has no convolution parameters", op.name);
+        QConv& c = m.convs[size_t(op.conv)];
+        const QTensor &in = m.tensors[size_t(op.in0)], &out = m.tensors[size_t(op.out)];
+        if (c.cin != in.channels || c.cout != out.channels || c.k < 1 || c.k % 2 == 0 ||
+            c.weights.size() != size_t(c.cout) * c.k * c.k * c.cin || c.weight_scales.size() != size_t(c.cout) ||
+            c.bias.size() != size_t(c.cout))
+          fail("int8 model: convolution {} has inconsistent shapes (k {}, {} -> {} channels, tensors {} -> {})", op.name,
+               c.k, c.cin, c.cout, in.channels, out.channels);
+        c.multipliers.resize(size_t(c.cout));
+        for (int o = 0; o < c.cout; ++o) {
+          const float ws = c.weight_scales[size_t(o)];
+          if (!(ws > 0) || !std::isfinite(ws)) fail("int8 model: convolution {} channel {} has weight scale {}", op.name, o, ws);
+          // As TFLite: (input_scale * filter_scale) / output_scale in double from the float32 scales.
+          c.multipliers[size_t(o)] = quantize_multiplier(double(in.q.scale) * double(ws) / double(out.q.scale));
+        }
+        c.out_min = c.relu ? std::max(-128, out.q.zero_point) : -128;
+        c.out_max = 127;
+        break;
+      }
+      case QOpKind::maxpool:
+      case QOpKind::upsample: same(op.in0, op.out, op); break;
+      case QOpKind::concat:
+        check_id(op.in1, op);
+        same(op.in0, op.out, op);
+        same(op.in1, op.out, op);
+        break;
+      case QOpKind::logistic: {
+        const QParams in = m.tensors[size_t(op.in0)].q, out = m.tensors[size_t(op.out)].q;
+        if (out.scale != 1.0f / 256.0f || out.zero_point != -128)
+          fail("int8 model: {} output must have scale 1/256 and zero point -128 (TFLite's LOGISTIC), has {} {}", op.name,
+               out.scale, out.zero_point);
+        // TFLite's lookup table for int8 LOGISTIC, computed in float as it does.
+        const float inverse_scale = 1.0f / out.scale;
+        for (int v = -128; v <= 127; ++v) {
+          const float x = in.scale * float(v - in.zero_point);
+          const float y = 1.0f / (1.0f + std::exp(-x));
+          const float r = std::round(y * inverse_scale);
+          m.sigmoid_table[uint8_t(int8_t(v))] = saturate_int8(int32_t(r + float(out.zero_point)));
+        }
+        break;
+      }
+    }
+  }
+  if (m.input < 0 || m.input >= nt || m.output < 0 || m.output >= nt || m.logits < 0 || m.logits >= nt)
+    fail("int8 model: input, logits or output tensor missing");
+}
+
+// ---- Saving and loading ------------------------------------------------------
+
+void save_qmodel(const std::string& path, const QModel& m) {
+  SafeTensorsFile f;
+  json g;
+  g["format"] = "mixseg-int8-unet";
+  g["version"] = 1;
+  g["config"] = {{"filters", m.config.filters}, {"depth", m.config.depth}, {"in_channels", m.config.in_channels},
+                 {"classes", m.config.classes}};
+  g["height"] = m.height;
+  g["width"] = m.width;
+  g["calibration"] = m.calibration;
+  g["input"] = m.input;
+  g["logits"] = m.logits;
+  g["output"] = m.output;
+  for (const QTensor& t : m.tensors) g["tensors"].push_back({{"name", t.name}, {"level", t.level}, {"channels", t.channels}});
+  for (const QOp& op : m.ops)
+    g["ops"].push_back({{"kind", qop_kind_name(op.kind)}, {"name", op.name}, {"in0", op.in0}, {"in1", op.in1},
+                        {"out", op.out}, {"conv", op.conv}});
+  f.metadata["mixseg_int8"] = g.dump();
+  auto bytes = [](const void* p, size_t n) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    return std::vector<uint8_t>(b, b + n);
+  };
+  std::vector<float> scales;
+  std::vector<int32_t> zps;
+  for (const QTensor& t : m.tensors) {
+    scales.push_back(t.q.scale);
+    zps.push_back(t.q.zero_point);
+  }
+  const int64_t nt = int64_t(m.tensors.size());
+  f.tensors["tensor_scales"] = {DType::f32, {nt}, bytes(scales.data(), scales.size() * 4)};
+  f.tensors["tensor_zero_points"] = {DType::i32, {nt}, bytes(zps.data(), zps.size() * 4)};
+  for (const QOp& op : m.ops) {
+    if (op.kind != QOpKind::conv) continue;
+    const QConv& c = m.convs[size_t(op.conv)];
+    f.tensors[op.name + ".weight"] = {DType::i8, {c.cout, c.k, c.k, c.cin}, bytes(c.weights.data(), c.weights.size())};
+    f.tensors[op.name + ".weight_scale"] = {DType::f32, {c.cout}, bytes(c.weight_scales.data(), size_t(c.cout) * 4)};
+    f.tensors[op.name + ".bias"] = {DType::i32, {c.cout}, bytes(c.bias.data(), size_t(c.cout) * 4)};
+  }
+  write_safetensors(path, f);
+}
+
+QModel load_qmodel(const std::string& path) {
+  const SafeTensorsFile f = read_safetensors(path);
+  auto it = f.metadata.find("mixseg_int8");
+  if (it == f.metadata.end()) fail("{}: not an int8 model from `mixseg quantize` (no mixseg_int8 metadata)", path);
+  QModel m;
+  try {
+    const json g = json::parse(it->second);
+    if (g.at("format") != "mixseg-int8-unet" || g.at("version") != 1) fail("unknown format or version");
+    const json& c = g.at("config");
+    m.config = {c.at("filters").get<int>(), c.at("depth").get<int>(), c.at("in_channels").get<int>(),
+                c.at("classes").get<int>()};
+    validate(m.config);
+    m.height = g.at("height").get<int>();
+    m.width = g.at("width").get<int>();
+    check_input_size(m.config, m.height, m.width);
+    m.calibration = g.at("calibration").get<std::string>();
+    m.input = g.at("input").get<int>();
+    m.logits = g.at("logits").get<int>();
+    m.output = g.at("output").get<int>();
+    for (const json& t : g.at("tensors"))
+      m.tensors.push_back({t.at("name").get<std::string>(), t.at("level").get<int>(), t.at("channels").get<int>(), {}});
+    for (const json& o : g.at("ops")) {
+      const std::string kind = o.at("kind").get<std::string>();
+      QOp op{};
+      bool known = false;
+      for (QOpKind k : {QOpKind::conv, QOpKind::maxpool, QOpKind::upsample, QOpKind::concat, QOpKind::logistic})
+        if (kind == qop_kind_name(k)) op.kind = k, known = true;
+      if (!known) fail("unknown op kind {}", kind);
+      op.name = o.at("name").get<std::string>();
+      op.in0 = o.at("in0").get<int>();
+      op.in1 = o.at("in1").get<int>();
+      op.out = o.at("out").get<int>();
+      m.ops.push_back(op);
+    }
+  } catch (const json::exception& e) {
+    fail("{}: malformed int8 model metadata: {}", path, e.what());
+  } catch (const Error& e) {
+    fail("{}: {}", path, e.what());
+  }
+  auto get = [&](const std::string& name, DType dt, int64_t numel) -> const SafeTensor& {
+    auto t = f.tensors.find(name);
+    if (t == f.tensors.end()) fail("{}: tensor {} is missing", path, name);
+    if (t->second.dtype != dt || int64_t(t->second.numel()) != numel)
+      fail("{}: tensor {} should be {} with {} elements, is {} with {}", path, name, dtype_name(dt), numel,
+           dtype_name(t->second.dtype), t->second.numel());
+    return t->second;
+  };
+  const int64_t nt = int64_t(m.tensors.size());
+  const SafeTensor& scales = get("tensor_scales", DType::f32, nt);
+  const SafeTensor& zps = get("tensor_zero_points", DType::i32, nt);
+  for (size_t t = 0; t < m.tensors.size(); ++t) {
+    std::memcpy(&m.tensors[t].q.scale, scales.data.data() + 4 * t, 4);
+    std::memcpy(&m.tensors[t].q.zero_point, zps.data.data() + 4 * t, 4);
+  }
+  for (QOp& op : m.ops) {
+    if (op.kind != QOpKind::conv) continue;
+    if (op.in0 < 0 || op.in0 >= nt || op.out < 0 || op.out >= nt) fail("{}: op {} refers to a missing tensor", path, op.name);
+    const auto wt = f.tensors.find(op.name + ".weight");
+    if (wt == f.tensors.end()) fail("{}: tensor {}.weight is missing", path, op.name);
+    const SafeTensor& w = wt->second;
+    if (w.dtype != DType::i8 || w.shape.size() != 4) fail("{}: {}.weight must be int8 [Cout, K, K, Cin]", path, op.name);
+    QConv c;
+    c.cout = int(w.shape[0]);
+    c.k = int(w.shape[1]);
+    c.cin = int(w.shape[3]);
+    c.relu = op.out != m.logits;
+    c.weights.assign(reinterpret_cast<const int8_t*>(w.data.data()), reinterpret_cast<const int8_t*>(w.data.data()) + w.data.size());
+    const SafeTensor& ws = get(op.name + ".weight_scale", DType::f32, c.cout);
+    const SafeTensor& b = get(op.name + ".bias", DType::i32, c.cout);
+    c.weight_scales.resize(size_t(c.cout));
+    c.bias.resize(size_t(c.cout));
+    std::memcpy(c.weight_scales.data(), ws.data.data(), ws.data.size());
+    std::memcpy(c.bias.data(), b.data.data(), b.data.size());
+    op.conv = int(m.convs.size());
+    m.convs.push_back(std::move(c));
+  }
+  try {
+    prepare(m);
+  } catch (const Error& e) {
+    fail("{}: {}", path, e.what());
+  }
+  return m;
+}
+
+}  // namespace mixseg

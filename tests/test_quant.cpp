@@ -1,0 +1,310 @@
+// Int8: TFLite's fixed-point requantization against its definition, the
+// quantization parameters, the int8 convolution by hand and fast against
+// reference (bit-exact, odd sizes, tile edges, batch 1), the whole int8
+// network fast against reference, saving and loading, and int8 accuracy next
+// to fp32 on a trained network.
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <filesystem>
+
+#include "core/rng.h"
+#include "data/loader.h"
+#include "data/synthetic.h"
+#include "quant/calibrate.h"
+#include "quant/engine.h"
+#include "quant/kernels_int8.h"
+#include "test_util.h"
+#include "train/metrics.h"
+#include "train/trainer.h"
+
+using namespace mixseg;
+
+namespace {
+
+__extension__ typedef __int128 i128;
+
+// The definition the bit tricks implement, in 128-bit arithmetic: the
+// doubling high multiply rounds half up (toward +infinity: gemmlowp's nudge
+// of 1 - 2^30 for negative products makes their ties go up too), the
+// division by a power of two rounds half away from zero.
+i128 floor_div(i128 num, i128 den) {
+  const i128 q = num / den;
+  return (num % den != 0 && num < 0) ? q - 1 : q;
+}
+int32_t requant_by_definition(int32_t x, QuantizedMultiplier q) {
+  const int left = q.shift > 0 ? q.shift : 0, right = q.shift > 0 ? 0 : -q.shift;
+  const i128 xs = i128(int32_t(uint32_t(x) << left));
+  const i128 hi = std::clamp<i128>(floor_div(xs * q.multiplier + (i128(1) << 30), i128(1) << 31), INT32_MIN, INT32_MAX);
+  const i128 half = (i128(1) << right) / 2, mag = hi < 0 ? -hi : hi;
+  const i128 r = right == 0 ? mag : (mag + half) >> right;  // |hi| / 2^right, ties away from zero
+  return int32_t(hi < 0 ? -r : r);
+}
+
+QConv random_conv(Rng& rng, int k, int cin, int cout, bool relu, QParams xq, QParams yq) {
+  QConv c;
+  c.k = k, c.cin = cin, c.cout = cout, c.relu = relu;
+  c.weights.resize(size_t(cout) * k * k * cin);
+  for (auto& w : c.weights) w = int8_t(int(rng.below(255)) - 127);
+  for (int o = 0; o < cout; ++o) {
+    c.weight_scales.push_back(float(rng.uniform(0.001, 0.02)));
+    c.bias.push_back(int32_t(rng.below(20001)) - 10000);
+    c.multipliers.push_back(quantize_multiplier(double(xq.scale) * c.weight_scales.back() / double(yq.scale)));
+  }
+  c.out_min = relu ? std::max(-128, yq.zero_point) : -128;
+  return c;
+}
+
+std::vector<int8_t> random_int8(Rng& rng, size_t n) {
+  std::vector<int8_t> v(n);
+  for (auto& x : v) x = int8_t(int(rng.below(256)) - 128);
+  return v;
+}
+
+}  // namespace
+
+TEST(FixedPoint, QuantizeMultiplierByHand) {
+  const QuantizedMultiplier half = quantize_multiplier(0.5);
+  EXPECT_EQ(half.multiplier, 1 << 30);
+  EXPECT_EQ(half.shift, 0);
+  const QuantizedMultiplier one = quantize_multiplier(1.0);
+  EXPECT_EQ(one.multiplier, 1 << 30);
+  EXPECT_EQ(one.shift, 1);
+  const QuantizedMultiplier q = quantize_multiplier(0.75);
+  EXPECT_EQ(q.multiplier, 1610612736);  // 0.75 * 2^31
+  EXPECT_EQ(q.shift, 0);
+  const QuantizedMultiplier small = quantize_multiplier(0.001);  // 0.512 * 2^-9
+  EXPECT_EQ(small.shift, -9);
+  EXPECT_EQ(small.multiplier, int32_t(std::round(0.001 * 512 * 2147483648.0)));
+  EXPECT_EQ(quantize_multiplier(0x1p-40).multiplier, 0);  // below 2^-31 in effect: zero
+  EXPECT_EQ(quantize_multiplier(0.0).multiplier, 0);
+  test::expect_error_containing([] { quantize_multiplier(-1.0); }, "multiplier");
+}
+
+TEST(FixedPoint, RoundingByHand) {
+  EXPECT_EQ(rounding_divide_by_pot(5, 1), 3);    // 2.5 -> 3
+  EXPECT_EQ(rounding_divide_by_pot(-5, 1), -3);  // -2.5 -> -3
+  EXPECT_EQ(rounding_divide_by_pot(-3, 1), -2);  // -1.5 -> -2
+  EXPECT_EQ(rounding_divide_by_pot(7, 2), 2);    // 1.75 -> 2
+  EXPECT_EQ(rounding_divide_by_pot(-6, 2), -2);  // -1.5 -> -2
+  EXPECT_EQ(saturating_rounding_doubling_high_mul(INT32_MIN, INT32_MIN), INT32_MAX);
+  EXPECT_EQ(saturating_rounding_doubling_high_mul(1 << 30, 1 << 30), 1 << 29);
+  EXPECT_EQ(multiply_by_quantized_multiplier(100, quantize_multiplier(0.5)), 50);
+  EXPECT_EQ(multiply_by_quantized_multiplier(-101, quantize_multiplier(0.5)), -50);  // -50.5 -> -50 (ties up)
+  EXPECT_EQ(multiply_by_quantized_multiplier(-101, quantize_multiplier(0.25)), -25);  // -50.5 -> -50, / 2 -> -25
+  EXPECT_EQ(multiply_by_quantized_multiplier(-102, quantize_multiplier(0.25)), -26);  // -51, / 2 = -25.5 -> -26 (away)
+  EXPECT_EQ(multiply_by_quantized_multiplier(3, quantize_multiplier(2.5)), 8);       // 7.5 -> 8
+}
+
+TEST(FixedPoint, RequantizationMatchesItsDefinition) {
+  Rng rng(7);
+  for (int i = 0; i < 200000; ++i) {
+    const double m = std::exp(rng.uniform(std::log(1e-6), std::log(8.0)));
+    const QuantizedMultiplier q = quantize_multiplier(m);
+    const int32_t range = q.shift > 0 ? (1 << (30 - q.shift)) : 1 << 24;
+    const int32_t x = i % 50 == 0 ? (i % 100 == 0 ? INT32_MIN / (1 << std::max(0, q.shift)) : 0)
+                                  : int32_t(int64_t(rng.below(2 * uint64_t(range))) - range);
+    ASSERT_EQ(multiply_by_quantized_multiplier(x, q), requant_by_definition(x, q)) << "x " << x << " m " << m;
+    // And it is the real product within one unit.
+    ASSERT_LE(std::fabs(double(multiply_by_quantized_multiplier(x, q)) - double(x) * m), 1.0 + 1e-9 * std::fabs(x * m));
+  }
+}
+
+TEST(QuantParams, ActivationRangesByHand) {
+  const QParams a = int8_params_for_range(0.0, 2.55);
+  EXPECT_FLOAT_EQ(a.scale, 0.01f);
+  EXPECT_EQ(a.zero_point, -128);
+  const QParams b = int8_params_for_range(-1.0, 1.0);
+  EXPECT_FLOAT_EQ(b.scale, 2.0f / 255.0f);
+  EXPECT_EQ(b.zero_point, -1);  // -128 + 127.5 = -0.5, rounded away from zero
+  const QParams c = int8_params_for_range(1.0, 2.0);  // widened to hold 0
+  EXPECT_FLOAT_EQ(c.scale, 2.0f / 255.0f);
+  EXPECT_EQ(c.zero_point, -128);
+  const QParams d = int8_params_for_range(-3.0, -1.0);
+  EXPECT_EQ(d.zero_point, 127);
+  EXPECT_GT(int8_params_for_range(0.0, 0.0).scale, 0.0f);
+  EXPECT_EQ(quantize_value(0.0f, b), -1);
+  EXPECT_EQ(quantize_value(1.0f, b), 126);  // 1 / (2/255) = 127.5 in float is 127.49999, - 1
+  EXPECT_EQ(quantize_value(5.0f, b), 127);  // saturates
+  EXPECT_EQ(quantize_value(-5.0f, b), -128);
+  test::expect_error_containing([] { int8_params_for_range(1.0, 0.0); }, "range");
+}
+
+// One pixel, so only the centre tap sees the image: worked out by hand.
+TEST(Conv2dInt8, OnePixelByHand) {
+  QConv c;
+  c.k = 3, c.cin = 2, c.cout = 1, c.relu = true;
+  c.weights.assign(18, 0);
+  c.weights[4 * 2 + 0] = 3;  // centre tap (ky 1, kx 1)
+  c.weights[4 * 2 + 1] = -4;
+  c.weights[0] = 100;  // a corner tap: outside the image, must not count
+  c.weight_scales = {1.0f};
+  c.bias = {6};
+  c.multipliers = {quantize_multiplier(0.5)};
+  const QParams xq{1.0f, 2}, yq{1.0f, -10};
+  c.out_min = -10;
+  const int8_t x[2] = {10, -3};
+  // (10 - 2) * 3 + (-3 - 2) * -4 = 44; + 6 = 50; * 0.5 = 25; - 10 = 15.
+  for (auto fn : {conv2d_int8_ref, conv2d_int8_fast}) {
+    int8_t y = 0;
+    fn(c, xq, yq, 1, 1, 1, x, &y);
+    EXPECT_EQ(y, 15);
+  }
+  c.bias = {-200};  // (44 - 200) * 0.5 - 10 = -88, clamped by the ReLU at the zero point -10
+  for (auto fn : {conv2d_int8_ref, conv2d_int8_fast}) {
+    int8_t y = 0;
+    fn(c, xq, yq, 1, 1, 1, x, &y);
+    EXPECT_EQ(y, -10);
+  }
+}
+
+// Fast against reference, bit-exact, over odd channel counts, the 16-channel
+// block edge, pixel tiles of 1-6 and their remainders, batch 1 and 2.
+TEST(Conv2dInt8, FastIsBitExactWithReference) {
+  Rng rng(3);
+  int cases = 0;
+  for (int k : {1, 3})
+    for (int cin : {1, 3, 8, 17})
+      for (int cout : {1, 5, 16, 17, 33})
+        for (auto [n, h, w] : {std::array<int, 3>{1, 1, 1}, {1, 2, 7}, {2, 5, 6}, {1, 4, 13}, {1, 3, 12}}) {
+          const QParams xq{float(rng.uniform(0.01, 0.1)), int32_t(rng.below(256)) - 128};
+          const QParams yq{float(rng.uniform(0.05, 0.5)), int32_t(rng.below(256)) - 128};
+          const QConv c = random_conv(rng, k, cin, cout, cases % 2 == 0, xq, yq);
+          const std::vector<int8_t> x = random_int8(rng, size_t(n) * h * w * cin);
+          std::vector<int8_t> ref(size_t(n) * h * w * cout), fast(ref.size(), 99);
+          conv2d_int8_ref(c, xq, yq, n, h, w, x.data(), ref.data());
+          conv2d_int8_fast(c, xq, yq, n, h, w, x.data(), fast.data());
+          ASSERT_EQ(ref, fast) << fmt::format("k {} cin {} cout {} n {} h {} w {}", k, cin, cout, n, h, w);
+          ++cases;
+        }
+  EXPECT_EQ(cases, 200);
+}
+
+TEST(MovementInt8, PoolUpsampleConcatByHand) {
+  // 1 x 2 x 4 x 2: pooling takes the max of each 2x2 window per channel.
+  const std::vector<int8_t> x = {1, -1, 5, 2, -3, 7, 0, 0, /* row 2 */ 4, -9, 2, 3, 8, -128, -1, 127};
+  std::vector<int8_t> p(4);
+  maxpool2x2_int8(1, 2, 4, 2, x.data(), p.data());
+  EXPECT_EQ(p, (std::vector<int8_t>{5, 3, 8, 127}));
+  std::vector<int8_t> u(16);
+  upsample2x_int8(1, 1, 2, 2, p.data(), u.data());
+  EXPECT_EQ(u, (std::vector<int8_t>{5, 3, 5, 3, 8, 127, 8, 127, 5, 3, 5, 3, 8, 127, 8, 127}));
+  const std::vector<int8_t> a = {1, 2, 3, 4}, b = {9, 8};
+  std::vector<int8_t> y(6);
+  concat_int8(2, 2, 1, a.data(), b.data(), y.data());
+  EXPECT_EQ(y, (std::vector<int8_t>{1, 2, 9, 3, 4, 8}));
+}
+
+namespace {
+
+struct TrainedNet {
+  UNet net;
+  Checkpoint ck;
+  Dataset train_set, val_set;
+};
+
+// A small U-Net trained briefly on synthetic frames (once per test binary).
+const TrainedNet& trained() {
+  static const TrainedNet t = [] {
+    TrainedNet r;
+    const Dataset all = make_synthetic({64, 64, 5, 0.05}, 160);
+    std::tie(r.train_set, r.val_set) = split(all, 0.25, 1);
+    TrainConfig cfg;
+    cfg.model = {8, 3, 1, 1};
+    cfg.batch = 8;
+    cfg.epochs = 4;
+    cfg.optimizer.lr = 1e-2;
+    cfg.schedule.kind = LrSchedule::cosine;
+    cfg.seed = 2;
+    cfg.augment.enabled = false;
+    auto backend = make_backend("fast");
+    r.net = build_unet(cfg.model);
+    r.ck = train(cfg, r.train_set, r.val_set, *backend).last;
+    return r;
+  }();
+  return t;
+}
+
+QModel quantize_trained(const std::string& method) {
+  const TrainedNet& t = trained();
+  auto backend = make_backend("fast");
+  Weights w = t.ck.weights;
+  CalibrationConfig cfg;
+  cfg.method = method;
+  const Calibration cal = calibrate(t.net, w, *backend, t.train_set, cfg);
+  return quantize_unet(t.net, t.ck.weights, cal.ranges, 64, 64, cal.description);
+}
+
+std::vector<int8_t> quantized_images(const QModel& m, const Dataset& d) {
+  std::vector<float> f(d.size() * d.image_values());
+  to_input(d.images.data(), f.size(), f.data());
+  return quantize_input(m, f.data(), f.size());
+}
+
+}  // namespace
+
+TEST(Int8Network, SharedScalesAndFixedEdges) {
+  const QModel m = quantize_trained("minmax");
+  for (const QOp& op : m.ops)
+    if (op.kind == QOpKind::concat) {
+      EXPECT_EQ(m.tensors[size_t(op.in0)].q.scale, m.tensors[size_t(op.out)].q.scale) << op.name;
+      EXPECT_EQ(m.tensors[size_t(op.in1)].q.zero_point, m.tensors[size_t(op.out)].q.zero_point) << op.name;
+    }
+  EXPECT_FLOAT_EQ(m.tensors[size_t(m.input)].q.scale, 1.0f / 255.0f);
+  EXPECT_EQ(m.tensors[size_t(m.output)].q.zero_point, -128);
+  EXPECT_EQ(m.convs.size(), size_t(2 * 3 + 1 + 3 * 2 + 1 + 1));  // encoder, bottleneck, decoder, final, head
+  // TFLite's sigmoid table is monotone and centred: logit 0 maps to 1/2.
+  for (int v = -127; v <= 127; ++v) EXPECT_LE(m.sigmoid_table[uint8_t(int8_t(v - 1))], m.sigmoid_table[uint8_t(int8_t(v))]);
+  const QParams lq = m.tensors[size_t(m.logits)].q;
+  EXPECT_EQ(m.sigmoid_table[uint8_t(int8_t(lq.zero_point))], 0);  // (0 + 128) / 256 = 0.5
+}
+
+TEST(Int8Network, FastIsBitExactWithReferenceEverywhere) {
+  const QModel m = quantize_trained("minmax");
+  const std::vector<int8_t> x = quantized_images(m, subset(trained().val_set, {0, 1, 2}));
+  const auto ref = run_int8_all(m, x.data(), 3, false);
+  const auto fast = run_int8_all(m, x.data(), 3, true);
+  for (size_t t = 0; t < ref.size(); ++t) EXPECT_EQ(ref[t], fast[t]) << m.tensors[t].name;
+}
+
+// Int8 keeps the accuracy: its Dice is within 0.02 of fp32's on held-out frames.
+TEST(Int8Network, DiceWithinTwoPointsOfFp32) {
+  const TrainedNet& t = trained();
+  auto backend = make_backend("fast");
+  Weights w = t.ck.weights;
+  const double dice32 = evaluate(t.net, w, *backend, Policy::fp32, t.val_set, 8).dice_mean;
+  for (const char* method : {"minmax", "percentile"}) {
+    const QModel m = quantize_trained(method);
+    const std::vector<int8_t> x = quantized_images(m, t.val_set);
+    const std::vector<float> p = dequantize_output(m, run_int8(m, x.data(), int(t.val_set.size())));
+    MetricsAccumulator acc;
+    std::vector<float> centred(t.val_set.pixels());
+    for (size_t i = 0; i < t.val_set.size(); ++i) {
+      for (size_t j = 0; j < centred.size(); ++j) centred[j] = p[i * centred.size() + j] - 0.5f;
+      acc.add_image(centred.data(), t.val_set.mask(i), centred.size());
+    }
+    const double dice8 = acc.finish().dice_mean;
+    fmt::print("{}: fp32 dice {:.4f}, int8 dice {:.4f}\n", method, dice32, dice8);
+    EXPECT_GT(dice32, 0.9);
+    EXPECT_NEAR(dice8, dice32, 0.02) << method;
+  }
+}
+
+TEST(Int8Network, SaveLoadRoundTripAndErrors) {
+  const QModel m = quantize_trained("percentile");
+  const auto dir = test::temp_dir("qmodel");
+  const std::string path = (dir / "m.int8.safetensors").string();
+  save_qmodel(path, m);
+  const QModel back = load_qmodel(path);
+  EXPECT_EQ(back.calibration, m.calibration);
+  const std::vector<int8_t> x = quantized_images(m, subset(trained().val_set, {0}));
+  EXPECT_EQ(run_int8(m, x.data(), 1), run_int8(back, x.data(), 1));
+  // A float checkpoint is not an int8 model; a truncated file is named.
+  const std::string ck = (dir / "float.safetensors").string();
+  save_checkpoint(ck, trained().net, trained().ck);
+  test::expect_error_containing([&] { load_qmodel(ck); }, "mixseg quantize");
+  std::filesystem::resize_file(path, std::filesystem::file_size(path) / 2);
+  test::expect_error_containing([&] { load_qmodel(path); }, path);
+  std::filesystem::remove_all(dir);
+}
