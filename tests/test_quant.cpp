@@ -233,7 +233,7 @@ QModel quantize_trained(const std::string& method) {
   CalibrationConfig cfg;
   cfg.method = method;
   const Calibration cal = calibrate(t.net, w, *backend, t.train_set, cfg);
-  return quantize_unet(t.net, t.ck.weights, cal.ranges, 64, 64, cal.description);
+  return quantize_unet(fold_unet(t.net, t.ck.weights), cal.ranges, 64, 64, cal.description);
 }
 
 std::vector<int8_t> quantized_images(const QModel& m, const Dataset& d) {
@@ -246,8 +246,8 @@ std::vector<int8_t> quantized_images(const QModel& m, const Dataset& d) {
 
 TEST(Int8Network, SharedScalesAndFixedEdges) {
   const QModel m = quantize_trained("minmax");
-  for (const QOp& op : m.ops)
-    if (op.kind == QOpKind::concat) {
+  for (const DeployOp& op : m.ops)
+    if (op.kind == DeployOpKind::concat) {
       EXPECT_EQ(m.tensors[size_t(op.in0)].q.scale, m.tensors[size_t(op.out)].q.scale) << op.name;
       EXPECT_EQ(m.tensors[size_t(op.in1)].q.zero_point, m.tensors[size_t(op.out)].q.zero_point) << op.name;
     }

@@ -18,24 +18,24 @@ std::vector<std::vector<int8_t>> run_int8_all(const QModel& m, const int8_t* ima
     return size_t(batch) * d[0] * d[1] * d[2];
   };
   t[size_t(m.input)].assign(images, images + numel(m.input));
-  for (const QOp& op : m.ops) {
+  for (const DeployOp& op : m.ops) {
     const auto in = dims(op.in0);
     const std::vector<int8_t>& x = t[size_t(op.in0)];
     std::vector<int8_t>& y = t[size_t(op.out)];
     y.resize(numel(op.out));
     switch (op.kind) {
-      case QOpKind::conv: {
+      case DeployOpKind::conv: {
         const QConv& c = m.convs[size_t(op.conv)];
         const QParams xq = m.tensors[size_t(op.in0)].q, yq = m.tensors[size_t(op.out)].q;
         (fast ? conv2d_int8_fast : conv2d_int8_ref)(c, xq, yq, batch, in[0], in[1], x.data(), y.data());
         break;
       }
-      case QOpKind::maxpool: maxpool2x2_int8(batch, in[0], in[1], in[2], x.data(), y.data()); break;
-      case QOpKind::upsample: upsample2x_int8(batch, in[0], in[1], in[2], x.data(), y.data()); break;
-      case QOpKind::concat:
+      case DeployOpKind::maxpool: maxpool2x2_int8(batch, in[0], in[1], in[2], x.data(), y.data()); break;
+      case DeployOpKind::upsample: upsample2x_int8(batch, in[0], in[1], in[2], x.data(), y.data()); break;
+      case DeployOpKind::concat:
         concat_int8(size_t(batch) * in[0] * in[1], in[2], dims(op.in1)[2], x.data(), t[size_t(op.in1)].data(), y.data());
         break;
-      case QOpKind::logistic: lookup_int8(y.size(), m.sigmoid_table, x.data(), y.data()); break;
+      case DeployOpKind::sigmoid: lookup_int8(y.size(), m.sigmoid_table, x.data(), y.data()); break;
     }
   }
   return t;

@@ -10,7 +10,6 @@
 #include <numeric>
 
 #include "core/error.h"
-#include "model/network.h"
 #include "train/safetensors.h"
 
 namespace mixseg {
@@ -52,115 +51,61 @@ int8_t quantize_value(float x, QParams q) {
   return saturate_int8(int32_t(std::clamp(r, -1e9f, 1e9f)) + q.zero_point);
 }
 
-const char* qop_kind_name(QOpKind k) {
-  switch (k) {
-    case QOpKind::conv: return "conv";
-    case QOpKind::maxpool: return "maxpool2x2";
-    case QOpKind::upsample: return "upsample2x";
-    case QOpKind::concat: return "concat";
-    case QOpKind::logistic: return "sigmoid";
-  }
-  return "?";
-}
-
-QModel quantize_unet(const UNet& net, const Weights& wt, const std::vector<Range>& ranges, int height, int width,
+QModel quantize_unet(const DeployNet& net, const std::vector<Range>& ranges, int height, int width,
                      std::string calibration) {
-  if (ranges.size() != net.values.size())
-    fail("calibration gave {} activation ranges for a network of {} values", ranges.size(), net.values.size());
   QModel m;
   m.config = net.config;
   m.height = height;
   m.width = width;
   m.calibration = std::move(calibration);
-  std::vector<int> tensor_of(net.values.size(), -1);
-  std::vector<int> value_of;  // tensor -> UNet value (the calibrated one)
-  auto tensor = [&](int v) {
-    if (tensor_of[size_t(v)] < 0) {
-      const Value& val = net.values[size_t(v)];
-      tensor_of[size_t(v)] = int(m.tensors.size());
-      m.tensors.push_back({val.name, val.level, val.channels, {}});
-      value_of.push_back(v);
-    }
-    return tensor_of[size_t(v)];
-  };
-  m.input = tensor(net.input);
-  struct PendingConv {
-    int op, layer, bn_layer;  // bn_layer -1: no BatchNorm after it (the head)
-  };
-  std::vector<PendingConv> pending;
-  for (size_t i = 0; i < net.layers.size(); ++i) {
-    const Layer& l = net.layers[i];
-    QOp op{};
-    op.name = l.name;
-    op.in0 = tensor(l.in0);
-    switch (l.kind) {
-      case LayerKind::conv: {
-        const bool bn_next = i + 1 < net.layers.size() && net.layers[i + 1].kind == LayerKind::bn_relu &&
-                             net.layers[i + 1].in0 == l.out;
-        op.kind = QOpKind::conv;
-        op.conv = int(pending.size());
-        op.out = tensor(bn_next ? net.layers[i + 1].out : l.out);
-        if (bn_next) op.name = net.layers[i + 1].name.substr(0, net.layers[i + 1].name.size() - 3);  // "enc0.0"
-        pending.push_back({int(m.ops.size()), int(i), bn_next ? int(i + 1) : -1});
-        if (bn_next) ++i;
-        break;
-      }
-      case LayerKind::bn_relu: fail("{}: BatchNorm without a convolution before it cannot be folded", l.name);
-      case LayerKind::maxpool: op.kind = QOpKind::maxpool; op.out = tensor(l.out); break;
-      case LayerKind::upsample: op.kind = QOpKind::upsample; op.out = tensor(l.out); break;
-      case LayerKind::concat:
-        op.kind = QOpKind::concat;
-        op.in1 = tensor(l.in1);
-        op.out = tensor(l.out);
-        break;
-    }
-    m.ops.push_back(op);
+  m.ops = net.ops;
+  m.input = net.input;
+  m.logits = net.logits;
+  m.output = net.output;
+  for (const DeployTensor& t : net.tensors) {
+    if (t.value >= int(ranges.size())) fail("calibration gave {} activation ranges; tensor {} needs more", ranges.size(), t.name);
+    m.tensors.push_back({t.name, t.level, t.channels, {}});
   }
-  m.logits = tensor_of[size_t(net.logits)];
-  m.output = int(m.tensors.size());
-  m.tensors.push_back({"probabilities", 0, net.config.classes, {1.0f / 256.0f, -128}});
-  m.ops.push_back({QOpKind::logistic, "sigmoid", m.logits, -1, m.output, -1});
 
   // Activation parameters: the union of the calibrated ranges over each set of shared tensors.
   SharedScales shared(m.tensors.size());
-  for (const QOp& op : m.ops)
-    if (op.kind == QOpKind::maxpool || op.kind == QOpKind::upsample || op.kind == QOpKind::concat) {
+  for (const DeployOp& op : m.ops)
+    if (op.kind == DeployOpKind::maxpool || op.kind == DeployOpKind::upsample || op.kind == DeployOpKind::concat) {
       shared.join(op.in0, op.out);
       if (op.in1 >= 0) shared.join(op.in1, op.out);
     }
   std::vector<Range> set_range(m.tensors.size(), {INFINITY, -INFINITY});
-  for (size_t t = 0; t < value_of.size(); ++t) {
-    const Range r = ranges[size_t(value_of[t])];
+  for (size_t t = 0; t < m.tensors.size(); ++t) {
+    if (net.tensors[t].value < 0) continue;
+    const Range r = ranges[size_t(net.tensors[t].value)];
     Range& s = set_range[size_t(shared.find(int(t)))];
     s.lo = std::min(s.lo, r.lo);
     s.hi = std::max(s.hi, r.hi);
   }
-  for (size_t t = 0; t < value_of.size(); ++t) {
+  for (size_t t = 0; t < m.tensors.size(); ++t) {
     const Range r = set_range[size_t(shared.find(int(t)))];
     m.tensors[t].q = int8_params_for_range(std::isfinite(r.lo) ? r.lo : 0.0, std::isfinite(r.hi) ? r.hi : 0.0);
   }
   m.tensors[size_t(m.input)].q = {1.0f / 255.0f, -128};
+  m.tensors[size_t(m.output)].q = {1.0f / 256.0f, -128};
 
-  // Convolutions: BatchNorm folded (in double, rounded once to f32, as for
-  // float inference), then weights per output channel and the bias.
-  for (const PendingConv& pc : pending) {
-    const Layer& l = net.layers[size_t(pc.layer)];
-    const ParamInfo& p = net.params[size_t(l.param)];
-    std::vector<float> w(wt.params.begin() + long(p.offset), wt.params.begin() + long(p.offset + p.numel()));
-    std::vector<float> bias(size_t(p.shape.n), 0.0f);
-    if (pc.bn_layer >= 0) bias = fold_batchnorm(net, wt, net.layers[size_t(pc.bn_layer)], w);
-    QConv c;
-    c.cout = p.shape.n;
-    c.k = p.shape.h;
-    c.cin = p.shape.c;
-    c.relu = pc.bn_layer >= 0;
-    c.weights.resize(w.size());
+  // Convolutions (BatchNorm already folded): weights per output channel, then the bias.
+  m.convs.resize(net.convs.size());
+  for (const DeployOp& op : net.ops) {
+    if (op.kind != DeployOpKind::conv) continue;
+    const DeployConv& f = net.convs[size_t(op.conv)];
+    QConv& c = m.convs[size_t(op.conv)];
+    c.cout = f.cout;
+    c.k = f.k;
+    c.cin = f.cin;
+    c.relu = f.relu;
+    c.weights.resize(f.weights.size());
     c.weight_scales.resize(size_t(c.cout));
     c.bias.resize(size_t(c.cout));
-    const float in_scale = m.tensors[size_t(m.ops[size_t(pc.op)].in0)].q.scale;
-    const size_t per = w.size() / size_t(c.cout);
+    const float in_scale = m.tensors[size_t(op.in0)].q.scale;
+    const size_t per = f.weights.size() / size_t(c.cout);
     for (int o = 0; o < c.cout; ++o) {
-      const float* wo = w.data() + size_t(o) * per;
+      const float* wo = f.weights.data() + size_t(o) * per;
       float amax = 0;
       for (size_t j = 0; j < per; ++j) amax = std::max(amax, std::fabs(wo[j]));
       const float s = amax > 0 ? amax / 127.0f : 1.0f;
@@ -168,9 +113,9 @@ QModel quantize_unet(const UNet& net, const Weights& wt, const std::vector<Range
       for (size_t j = 0; j < per; ++j)
         c.weights[size_t(o) * per + j] = int8_t(std::clamp(std::round(wo[j] / s), -127.0f, 127.0f));
       const double bias_scale = double(in_scale) * double(s);
-      c.bias[size_t(o)] = int32_t(std::clamp(std::round(double(bias[size_t(o)]) / bias_scale), -2147483647.0, 2147483647.0));
+      c.bias[size_t(o)] =
+          int32_t(std::clamp(std::round(double(f.bias[size_t(o)]) / bias_scale), -2147483647.0, 2147483647.0));
     }
-    m.convs.push_back(std::move(c));
   }
   prepare(m);
   return m;
@@ -178,24 +123,24 @@ QModel quantize_unet(const UNet& net, const Weights& wt, const std::vector<Range
 
 void prepare(QModel& m) {
   const int nt = int(m.tensors.size());
-  auto check_id = [&](int t, const QOp& op) {
+  auto check_id = [&](int t, const DeployOp& op) {
     if (t < 0 || t >= nt) fail("int8 model: op {} refers to tensor {} of {}", op.name, t, nt);
   };
   for (const QTensor& t : m.tensors)
     if (!(t.q.scale > 0) || !std::isfinite(t.q.scale) || t.q.zero_point < -128 || t.q.zero_point > 127)
       fail("int8 model: tensor {} has invalid quantization (scale {}, zero point {})", t.name, t.q.scale, t.q.zero_point);
-  auto same = [&](int a, int b, const QOp& op) {
+  auto same = [&](int a, int b, const DeployOp& op) {
     const QParams x = m.tensors[size_t(a)].q, y = m.tensors[size_t(b)].q;
     if (x.scale != y.scale || x.zero_point != y.zero_point)
       fail("int8 model: {} ({}) needs {} and {} to share scale and zero point ({} {} vs {} {})", op.name,
-           qop_kind_name(op.kind), m.tensors[size_t(a)].name, m.tensors[size_t(b)].name, x.scale, x.zero_point, y.scale,
+           deploy_op_name(op.kind), m.tensors[size_t(a)].name, m.tensors[size_t(b)].name, x.scale, x.zero_point, y.scale,
            y.zero_point);
   };
-  for (const QOp& op : m.ops) {
+  for (const DeployOp& op : m.ops) {
     check_id(op.in0, op);
     check_id(op.out, op);
     switch (op.kind) {
-      case QOpKind::conv: {
+      case DeployOpKind::conv: {
         if (op.conv < 0 || op.conv >= int(m.convs.size())) fail("int8 model: op {} has no convolution parameters", op.name);
         QConv& c = m.convs[size_t(op.conv)];
         const QTensor &in = m.tensors[size_t(op.in0)], &out = m.tensors[size_t(op.out)];
@@ -215,14 +160,14 @@ void prepare(QModel& m) {
         c.out_max = 127;
         break;
       }
-      case QOpKind::maxpool:
-      case QOpKind::upsample: same(op.in0, op.out, op); break;
-      case QOpKind::concat:
+      case DeployOpKind::maxpool:
+      case DeployOpKind::upsample: same(op.in0, op.out, op); break;
+      case DeployOpKind::concat:
         check_id(op.in1, op);
         same(op.in0, op.out, op);
         same(op.in1, op.out, op);
         break;
-      case QOpKind::logistic: {
+      case DeployOpKind::sigmoid: {
         const QParams in = m.tensors[size_t(op.in0)].q, out = m.tensors[size_t(op.out)].q;
         if (out.scale != 1.0f / 256.0f || out.zero_point != -128)
           fail("int8 model: {} output must have scale 1/256 and zero point -128 (TFLite's LOGISTIC), has {} {}", op.name,
@@ -259,8 +204,8 @@ void save_qmodel(const std::string& path, const QModel& m) {
   g["logits"] = m.logits;
   g["output"] = m.output;
   for (const QTensor& t : m.tensors) g["tensors"].push_back({{"name", t.name}, {"level", t.level}, {"channels", t.channels}});
-  for (const QOp& op : m.ops)
-    g["ops"].push_back({{"kind", qop_kind_name(op.kind)}, {"name", op.name}, {"in0", op.in0}, {"in1", op.in1},
+  for (const DeployOp& op : m.ops)
+    g["ops"].push_back({{"kind", deploy_op_name(op.kind)}, {"name", op.name}, {"in0", op.in0}, {"in1", op.in1},
                         {"out", op.out}, {"conv", op.conv}});
   f.metadata["mixseg_int8"] = g.dump();
   auto bytes = [](const void* p, size_t n) {
@@ -276,8 +221,8 @@ void save_qmodel(const std::string& path, const QModel& m) {
   const int64_t nt = int64_t(m.tensors.size());
   f.tensors["tensor_scales"] = {DType::f32, {nt}, bytes(scales.data(), scales.size() * 4)};
   f.tensors["tensor_zero_points"] = {DType::i32, {nt}, bytes(zps.data(), zps.size() * 4)};
-  for (const QOp& op : m.ops) {
-    if (op.kind != QOpKind::conv) continue;
+  for (const DeployOp& op : m.ops) {
+    if (op.kind != DeployOpKind::conv) continue;
     const QConv& c = m.convs[size_t(op.conv)];
     f.tensors[op.name + ".weight"] = {DType::i8, {c.cout, c.k, c.k, c.cin}, bytes(c.weights.data(), c.weights.size())};
     f.tensors[op.name + ".weight_scale"] = {DType::f32, {c.cout}, bytes(c.weight_scales.data(), size_t(c.cout) * 4)};
@@ -309,10 +254,10 @@ QModel load_qmodel(const std::string& path) {
       m.tensors.push_back({t.at("name").get<std::string>(), t.at("level").get<int>(), t.at("channels").get<int>(), {}});
     for (const json& o : g.at("ops")) {
       const std::string kind = o.at("kind").get<std::string>();
-      QOp op{};
+      DeployOp op{};
       bool known = false;
-      for (QOpKind k : {QOpKind::conv, QOpKind::maxpool, QOpKind::upsample, QOpKind::concat, QOpKind::logistic})
-        if (kind == qop_kind_name(k)) op.kind = k, known = true;
+      for (DeployOpKind k : {DeployOpKind::conv, DeployOpKind::maxpool, DeployOpKind::upsample, DeployOpKind::concat, DeployOpKind::sigmoid})
+        if (kind == deploy_op_name(k)) op.kind = k, known = true;
       if (!known) fail("unknown op kind {}", kind);
       op.name = o.at("name").get<std::string>();
       op.in0 = o.at("in0").get<int>();
@@ -340,8 +285,8 @@ QModel load_qmodel(const std::string& path) {
     std::memcpy(&m.tensors[t].q.scale, scales.data.data() + 4 * t, 4);
     std::memcpy(&m.tensors[t].q.zero_point, zps.data.data() + 4 * t, 4);
   }
-  for (QOp& op : m.ops) {
-    if (op.kind != QOpKind::conv) continue;
+  for (DeployOp& op : m.ops) {
+    if (op.kind != DeployOpKind::conv) continue;
     if (op.in0 < 0 || op.in0 >= nt || op.out < 0 || op.out >= nt) fail("{}: op {} refers to a missing tensor", path, op.name);
     const auto wt = f.tensors.find(op.name + ".weight");
     if (wt == f.tensors.end()) fail("{}: tensor {}.weight is missing", path, op.name);

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "model/unet.h"
+#include "model/deploy.h"
 #include "quant/fixed_point.h"
 
 namespace mixseg {
@@ -32,9 +32,6 @@ struct QParams {
 // to contain 0: scale (hi - lo) / 255, zero point round(-128 - lo / scale)
 // clamped to [-128, 127]. An empty range gets a tiny positive one.
 QParams int8_params_for_range(double lo, double hi);
-
-enum class QOpKind { conv, maxpool, upsample, concat, logistic };
-const char* qop_kind_name(QOpKind k);
 
 struct QTensor {
   std::string name;
@@ -55,33 +52,25 @@ struct QConv {
   int32_t out_min = -128, out_max = 127;
 };
 
-struct QOp {
-  QOpKind kind;
-  std::string name;
-  int in0 = -1, in1 = -1, out = -1;  // tensor ids
-  int conv = -1;                     // conv: index into QModel::convs
-};
-
 struct QModel {
   UNetConfig config;
   int height = 0, width = 0;  // the static input size
   std::vector<QTensor> tensors;
   std::vector<QConv> convs;
-  std::vector<QOp> ops;  // in execution order
+  std::vector<DeployOp> ops;  // the deployed graph's (model/deploy.h), conv indexing convs
   int input = -1, logits = -1, output = -1;
   std::string calibration;  // how the activation ranges were found, for the record
   // Prepared: the sigmoid as a table indexed by (uint8) input byte.
   std::array<int8_t, 256> sigmoid_table{};
 };
 
-// Folds, quantizes and prepares: ranges[v] is the real range of UNet value v
-// (used for BatchNorm+ReLU outputs and the logits; the rest follow from the
-// sharing rules above).
+// Quantizes and prepares the deployed graph: ranges[v] is the real range of
+// UNet value v (used for BatchNorm+ReLU outputs and the logits; the rest
+// follow from the sharing rules above).
 struct Range {
   double lo = 0, hi = 0;
 };
-struct Weights;
-QModel quantize_unet(const UNet& net, const Weights& weights, const std::vector<Range>& ranges, int height, int width,
+QModel quantize_unet(const DeployNet& net, const std::vector<Range>& ranges, int height, int width,
                      std::string calibration);
 
 // Checks the invariants above and fills the prepared fields; throws naming the tensor or op.
