@@ -4,12 +4,16 @@
 # build-asan, all but the two long training tests; MIXSEG_SANITIZERS=0 skips
 # it), then the whole test suite with ctest: unit tests (GoogleTest), the CLI
 # end to end, the installed package, corpus replay and a short libFuzzer run
-# of the PNG and safetensors readers, and training to Dice >= 0.90 in every
+# of the PNG and safetensors readers, the TFLite/ONNX exports run by LiteRT
+# and onnxruntime (installed into .venv by scripts/setup-runtimes.sh), and training to Dice >= 0.90 in every
 # precision policy. GPU tests skip without a GPU. About 3 minutes for the
 # sanitizer pass and 4 for ctest on 2 cores, after the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# The runtimes that check the exports (LiteRT, onnxruntime); without them
+# (no network) those tests report themselves skipped.
+scripts/setup-runtimes.sh || echo "test: WARNING: the Python runtimes did not install; the export tests will be skipped"
 if [ "${MIXSEG_SANITIZERS:-1}" = 1 ]; then
   echo "test: unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan)"
   cmake --preset asan >/dev/null

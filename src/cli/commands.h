@@ -15,6 +15,9 @@ void add_predict(CLI::App& app);
 void add_info(CLI::App& app);
 void add_synth(CLI::App& app);
 void add_bench(CLI::App& app);
+void add_quantize(CLI::App& app);
+void add_export(CLI::App& app);
+void add_infer(CLI::App& app);
 
 // Parses "HxW" (e.g. 512x256); throws naming the text otherwise.
 std::pair<int, int> parse_size(const std::string& s);

@@ -19,6 +19,9 @@ int main(int argc, char** argv) {
   mixseg::cli::add_info(app);
   mixseg::cli::add_synth(app);
   mixseg::cli::add_bench(app);
+  mixseg::cli::add_quantize(app);
+  mixseg::cli::add_export(app);
+  mixseg::cli::add_infer(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

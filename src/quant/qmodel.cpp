@@ -231,6 +231,10 @@ void save_qmodel(const std::string& path, const QModel& m) {
   write_safetensors(path, f);
 }
 
+bool is_int8_model(const std::string& path) {
+  return read_safetensors(path).metadata.count("mixseg_int8") > 0;
+}
+
 QModel load_qmodel(const std::string& path) {
   const SafeTensorsFile f = read_safetensors(path);
   auto it = f.metadata.find("mixseg_int8");

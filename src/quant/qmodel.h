@@ -80,6 +80,8 @@ void prepare(QModel& m);
 // scales and zero points, the graph in the metadata); load prepares it.
 void save_qmodel(const std::string& path, const QModel& m);
 QModel load_qmodel(const std::string& path);
+// Whether path is a safetensors file written by save_qmodel (false for a float checkpoint).
+bool is_int8_model(const std::string& path);
 
 // Quantizes real values to a tensor's int8 (TFLite QUANTIZE: round(x / scale)
 // + zero point, clamped) and back.

@@ -1,0 +1,89 @@
+// `mixseg infer`: runs a model on raw tensors from a .npy file and writes its
+// output as .npy, for checks against other runtimes and for scripts. A float
+// checkpoint takes float32 [N, H, W, C] in [0, 1] and gives float32
+// probabilities; an int8 model takes int8 (its input quantization) or float32
+// (quantized as TFLite's QUANTIZE would) and gives int8 (probability (q + 128) / 256).
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "data/npy.h"
+#include "model/network.h"
+#include "quant/engine.h"
+#include "train/checkpoint.h"
+
+namespace mixseg::cli {
+
+namespace {
+
+struct InferOptions {
+  std::string model, input, out, precision, backend = "fast", int8_kernels = "fast";
+};
+
+void check_shape(const NpyArray& a, const std::string& path, int h, int w, int c) {
+  if (a.shape.size() != 4 || a.shape[0] < 1 || a.shape[1] != h || a.shape[2] != w || a.shape[3] != c)
+    fail("{}: expected an array [N, {}, {}, {}] (NHWC), got shape of {} dimensions{}", path, h, w, c, a.shape.size(),
+         a.shape.size() == 4 ? fmt::format(" [{}, {}, {}, {}]", a.shape[0], a.shape[1], a.shape[2], a.shape[3]) : "");
+}
+
+void run_int8_model(const InferOptions& o, const NpyArray& in) {
+  if (!o.precision.empty() && o.precision != "int8") fail("{} is an int8 model; it runs in int8 only", o.model);
+  if (o.int8_kernels != "fast" && o.int8_kernels != "ref") fail("--int8-kernels must be ref or fast");
+  const QModel m = load_qmodel(o.model);
+  check_shape(in, o.input, m.height, m.width, m.config.in_channels);
+  std::vector<int8_t> x;
+  if (in.dtype == "i1") x.assign(reinterpret_cast<const int8_t*>(in.data.data()), reinterpret_cast<const int8_t*>(in.data.data()) + in.numel());
+  else if (in.dtype == "f4") x = quantize_input(m, reinterpret_cast<const float*>(in.data.data()), in.numel());
+  else fail("{}: an int8 model takes int8 or float32 input, not {}", o.input, in.dtype);
+  const std::vector<int8_t> y = run_int8(m, x.data(), int(in.shape[0]), o.int8_kernels == "fast");
+  NpyArray out{"i1", {in.shape[0], m.height, m.width, m.config.classes}, {}};
+  out.data.assign(reinterpret_cast<const uint8_t*>(y.data()), reinterpret_cast<const uint8_t*>(y.data()) + y.size());
+  write_npy(o.out, out);
+}
+
+void run_float_model(const InferOptions& o, const NpyArray& in) {
+  const Checkpoint ck = load_checkpoint(o.model);
+  const UNet net = build_unet(ck.config);
+  if (in.dtype != "f4") fail("{}: a float checkpoint takes float32 input in [0, 1], not {}", o.input, in.dtype);
+  if (in.shape.size() != 4) check_shape(in, o.input, ck.height, ck.width, ck.config.in_channels);
+  const int n = int(in.shape[0]), h = int(in.shape[1]), w = int(in.shape[2]);
+  check_input_size(ck.config, h, w);
+  check_shape(in, o.input, h, w, ck.config.in_channels);
+  const Policy policy = o.precision.empty() ? Policy::fp32 : parse_policy(o.precision);
+  auto backend = make_backend(o.backend);
+  auto ws = make_workspace(net, *backend, policy, n, h, w, false);
+  Weights weights = ck.weights;
+  upload_weights(net, weights, *ws);
+  set_input(net, *ws, reinterpret_cast<const float*>(in.data.data()));
+  forward(net, weights, *ws);
+  std::vector<float> p = logits_f32(net, *ws);
+  for (float& v : p) v = 1.0f / (1.0f + std::exp(-v));
+  NpyArray out{"f4", {n, h, w, ck.config.classes}, std::vector<uint8_t>(p.size() * 4)};
+  std::memcpy(out.data.data(), p.data(), out.data.size());
+  write_npy(o.out, out);
+}
+
+}  // namespace
+
+void add_infer(CLI::App& app) {
+  auto o = std::make_shared<InferOptions>();
+  CLI::App* c = app.add_subcommand("infer", "Run a model on a .npy batch [N, H, W, C] and write its output as .npy");
+  c->add_option("model", o->model, "Float checkpoint or int8 model (.safetensors)")->required();
+  c->add_option("--input", o->input, "Input .npy")->required();
+  c->add_option("--out", o->out, "Output .npy")->required();
+  c->add_option("--precision", o->precision, "Float checkpoint: fp32, fp16 or bf16 (default fp32)");
+  c->add_option("--backend", o->backend, "Float checkpoint: ref or fast")->capture_default_str();
+  c->add_option("--int8-kernels", o->int8_kernels, "int8 model: ref (TFLite's reference loops) or fast")
+      ->capture_default_str();
+  c->callback([o] {
+    const NpyArray in = read_npy(o->input);
+    if (is_int8_model(o->model)) run_int8_model(*o, in);
+    else run_float_model(*o, in);
+  });
+}
+
+}  // namespace mixseg::cli

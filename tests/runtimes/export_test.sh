@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Exports verified by real runtimes: trains a small U-Net on synthetic frames,
+# quantizes it, exports int8 / fp32 / fp16 TFLite, and checks the files with
+# the LiteRT interpreter (verify_tflite.py). Needs the Python runtimes that
+# scripts/test.sh installs into .venv (scripts/setup-runtimes.sh); exits 77
+# (skipped) without them, saying so.
+# Usage: export_test.sh MIXSEG PYTHON WORKDIR
+set -euo pipefail
+MIXSEG=$1 PY=$2 WORK=$3
+HERE=$(cd "$(dirname "$0")" && pwd)
+if ! "$PY" -c "import ai_edge_litert, numpy" 2>/dev/null; then
+  echo "skipped: $PY lacks ai_edge_litert (run scripts/setup-runtimes.sh)"
+  exit 77
+fi
+rm -rf "$WORK" && mkdir -p "$WORK"
+"$MIXSEG" train --synthetic 120 --size 64x64 --filters 8 --depth 3 --batch 8 --epochs 3 --lr 1e-2 --schedule cosine \
+  --seed 3 --out "$WORK/run" >"$WORK/train.log"
+"$MIXSEG" quantize "$WORK/run/best.safetensors" --synthetic 100 --out "$WORK/m.int8.safetensors" >"$WORK/quantize.log"
+"$MIXSEG" export "$WORK/m.int8.safetensors" --format tflite --precision int8 --out "$WORK/m_int8.tflite"
+"$MIXSEG" export "$WORK/m.int8.safetensors" --format tflite --precision int8 --float-io --out "$WORK/m_int8_fio.tflite"
+"$MIXSEG" export "$WORK/run/best.safetensors" --format tflite --precision fp32 --out "$WORK/m_fp32.tflite"
+"$MIXSEG" export "$WORK/run/best.safetensors" --format tflite --precision fp16 --out "$WORK/m_fp16.tflite"
+"$PY" "$HERE/verify_tflite.py" "$MIXSEG" "$WORK"

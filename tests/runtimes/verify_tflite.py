@@ -1,0 +1,140 @@
+"""Checks mixseg's .tflite exports with the official LiteRT interpreter.
+
+Run by tests/runtimes/export_test.sh after it has trained, quantized and
+exported a small U-Net into WORK. Asserts:
+  - int8 with LiteRT's reference kernels: the output equals mixseg's int8
+    engine's, 0 LSB, on random and synthetic inputs (both engines implement
+    TFLite's reference integer semantics);
+  - int8 with LiteRT's optimized kernels (no delegate): every op whose inputs
+    agree with the reference run's gives an output within 1 LSB of it (the
+    optimized kernels requantize some convolutions with one rounding instead
+    of the reference's two, which differs by 1 LSB at near-ties), and the
+    final output within that 1 LSB times the sigmoid table's steepest step;
+  - int8 with float I/O (QUANTIZE/DEQUANTIZE at the edges) matches too;
+  - fp32: probabilities within 1e-4 of mixseg's fp32 inference, and fp16
+    (float16 weights widened by DEQUANTIZE) within 5e-3 (weights rounded to
+    11 bits move the probabilities by ~1.5e-3 here).
+The XNNPACK delegate (LiteRT's default) requantizes in float; its difference
+is printed for the record.
+"""
+import subprocess
+import sys
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+MIXSEG, WORK = sys.argv[1], sys.argv[2]
+failures = []
+
+
+def check(ok, what):
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        failures.append(what)
+
+
+def mixseg_infer(model, x, *extra):
+    np.save(f"{WORK}/in.npy", x)
+    subprocess.run([MIXSEG, "infer", model, "--input", f"{WORK}/in.npy", "--out", f"{WORK}/out.npy", *extra], check=True)
+    return np.load(f"{WORK}/out.npy")
+
+
+def run_litert(path, x, resolver, keep=False):
+    it = Interpreter(model_path=path, experimental_op_resolver_type=resolver, experimental_preserve_all_tensors=keep)
+    it.allocate_tensors()
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    outs, tensors = [], []
+    for i in range(x.shape[0]):
+        it.set_tensor(inp["index"], x[i:i + 1])
+        it.invoke()
+        outs.append(it.get_tensor(out["index"]).copy())
+        if keep:
+            tensors.append({d["name"]: it.get_tensor(d["index"]).copy() for d in it.get_tensor_details()})
+    return np.concatenate(outs), tensors, it
+
+
+def synthetic_frames(n, h, w, seed):
+    """Dark frames with a bright ellipse, as 8-bit images (the int8 input is pixel - 128)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    frames = []
+    for _ in range(n):
+        cy, cx = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w
+        ry, rx = rng.uniform(0.1, 0.3) * h, rng.uniform(0.05, 0.2) * w
+        inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+        img = np.where(inside, rng.uniform(150, 230), rng.uniform(20, 80)) + rng.normal(0, 8, (h, w))
+        frames.append(np.clip(np.round(img), 0, 255))
+    return np.stack(frames)[..., None].astype(np.uint8)
+
+
+# ---- int8 ----
+int8_model, int8_tflite = f"{WORK}/m.int8.safetensors", f"{WORK}/m_int8.tflite"
+probe = Interpreter(model_path=int8_tflite)
+_, h, w, c = probe.get_input_details()[0]["shape"]
+rng = np.random.default_rng(1)
+inputs = {
+    "random": rng.integers(-128, 128, size=(3, h, w, c), dtype=np.int8),
+    "synthetic": (synthetic_frames(3, h, w, 2).astype(np.int16) - 128).astype(np.int8),
+}
+for name, x in inputs.items():
+    ours = mixseg_infer(int8_model, x)
+    ours_ref = mixseg_infer(int8_model, x, "--int8-kernels", "ref")
+    check(np.array_equal(ours, ours_ref), f"int8 {name}: mixseg's fast kernels equal its reference kernels")
+    ref, ref_tensors, it = run_litert(int8_tflite, x, OpResolverType.BUILTIN_REF, keep=True)
+    d = np.abs(ref.astype(int) - ours.astype(int))
+    check(d.max() == 0, f"int8 {name}: LiteRT reference kernels vs mixseg: max {d.max()} LSB ({(d > 0).sum()} of {d.size})")
+
+    opt, opt_tensors, _ = run_litert(int8_tflite, x, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES, keep=True)
+    ops = it._get_ops_details()
+    names = {d["index"]: d["name"] for d in it.get_tensor_details()}
+    worst_op = 0
+    for op in ops:
+        ins = [names[i] for i in op["inputs"] if i >= 0]
+        outs = [names[i] for i in op["outputs"]]
+        for r, o in zip(ref_tensors, opt_tensors):
+            if all(np.array_equal(r[t], o[t]) for t in ins):
+                diff = np.abs(r[outs[0]].astype(int) - o[outs[0]].astype(int)).max()
+                worst_op = max(worst_op, diff)
+                if diff > 1:
+                    check(False, f"int8 {name}: optimized {op['op_name']} -> {outs[0]} differs by {diff} LSB on equal inputs")
+    check(worst_op <= 1, f"int8 {name}: optimized kernels: every op within {worst_op} LSB of the reference on equal inputs")
+    # The sigmoid's table, as TFLite computes it, from the logits' quantization (LOGISTIC's input).
+    logistic = [op for op in ops if op["op_name"] == "LOGISTIC"][0]
+    q = [t for t in it.get_tensor_details() if t["index"] == logistic["inputs"][0]][0]["quantization_parameters"]
+    s, z = float(q["scales"][0]), int(q["zero_points"][0])
+    table = np.clip(np.round((1 / (1 + np.exp(-s * (np.arange(-128, 128) - z)))) * 256) - 128, -128, 127)
+    step = int(np.max(np.diff(table)))
+    d = np.abs(opt.astype(int) - ours.astype(int))
+    check(d.max() <= max(1, step), f"int8 {name}: LiteRT optimized kernels vs mixseg: max {d.max()} LSB "
+          f"({(d > 0).sum()} of {d.size}; bound: 1 logit LSB through the sigmoid's steepest step {step})")
+    xnn, _, _ = run_litert(int8_tflite, x, OpResolverType.BUILTIN)
+    d = np.abs(xnn.astype(int) - ours.astype(int))
+    print(f"info int8 {name}: LiteRT with XNNPACK vs mixseg: max {d.max()} LSB, {(d > 0).sum()} of {d.size} differ, "
+          f"mean {d.mean():.4f}")
+
+# float I/O around the int8 graph: float in, float probabilities out.
+xf = synthetic_frames(2, h, w, 3).astype(np.float32) / 255.0
+fio, _, _ = run_litert(f"{WORK}/m_int8_fio.tflite", xf, OpResolverType.BUILTIN_REF)
+ours = mixseg_infer(int8_model, xf).astype(np.float32)
+d = np.abs(fio - (ours + 128) / 256)
+check(d.max() == 0, f"int8 float I/O: LiteRT (reference kernels) vs mixseg: max {d.max()}")
+
+# ---- float ----
+ckpt = f"{WORK}/run/best.safetensors"
+for precision, tol in (("fp32", 1e-4), ("fp16", 5e-3)):
+    path = f"{WORK}/m_{precision}.tflite"
+    fi = Interpreter(model_path=path)
+    _, fh, fw, fc = fi.get_input_details()[0]["shape"]
+    x = np.concatenate([synthetic_frames(2, fh, fw, 4).astype(np.float32) / 255.0,
+                        rng.uniform(0, 1, size=(1, fh, fw, fc)).astype(np.float32)])
+    ours = mixseg_infer(ckpt, x, "--precision", "fp32")
+    for resolver in (OpResolverType.BUILTIN_REF, OpResolverType.BUILTIN):
+        theirs, _, _ = run_litert(path, x, resolver)
+        d = np.abs(theirs - ours)
+        check(d.max() <= tol, f"{precision} {resolver.name}: LiteRT vs mixseg fp32 probabilities: max {d.max():.2e} "
+              f"(tolerance {tol})")
+
+if failures:
+    print(f"{len(failures)} check(s) failed")
+    sys.exit(1)
+print("all TFLite checks passed")
