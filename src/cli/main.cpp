@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   mixseg::cli::add_quantize(app);
   mixseg::cli::add_export(app);
   mixseg::cli::add_infer(app);
+  mixseg::cli::add_edgetpu_check(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

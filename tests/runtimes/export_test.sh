@@ -20,4 +20,10 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 "$MIXSEG" export "$WORK/m.int8.safetensors" --format tflite --precision int8 --float-io --out "$WORK/m_int8_fio.tflite"
 "$MIXSEG" export "$WORK/run/best.safetensors" --format tflite --precision fp32 --out "$WORK/m_fp32.tflite"
 "$MIXSEG" export "$WORK/run/best.safetensors" --format tflite --precision fp16 --out "$WORK/m_fp16.tflite"
+# The preflight passes ours and refuses the float model, naming the first op.
+"$MIXSEG" edgetpu-check "$WORK/m_int8.tflite" >"$WORK/edgetpu.log"
+if "$MIXSEG" edgetpu-check "$WORK/m_fp32.tflite" >"$WORK/edgetpu_fp32.log" 2>&1; then
+  echo "FAIL: edgetpu-check accepted a float model"; exit 1
+fi
+grep -q "op 0 (CONV_2D" "$WORK/edgetpu_fp32.log" || { cat "$WORK/edgetpu_fp32.log"; exit 1; }
 "$PY" "$HERE/verify_tflite.py" "$MIXSEG" "$WORK"
