@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(g++ cmake ninja-build pkg-config git libpng-dev libfmt-dev nlohmann-json3-dev libcli11-dev
           libdnnl-dev libgtest-dev libgmock-dev clang libclang-rt-dev
-          flatbuffers-compiler libflatbuffers-dev)
+          flatbuffers-compiler libflatbuffers-dev libonnx-dev libprotobuf-dev protobuf-compiler)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

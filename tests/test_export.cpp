@@ -1,13 +1,17 @@
-// TFLite export and the Edge TPU preflight: the int8 file has the structure
+// TFLite and ONNX export and the Edge TPU preflight: the int8 file has the structure
 // the Edge TPU compiler wants and passes the preflight; deliberately broken
 // files (a float tensor, batch 4, a wrong sigmoid output scale, a float
 // model, corrupt bytes) are flagged at the right op with the reason.
 #include <gtest/gtest.h>
 
+#include <onnx/onnx_pb.h>
+
+#include <map>
 #include <set>
 
 #include "data/synthetic.h"
 #include "export/edgetpu_check.h"
+#include "export/onnx_export.h"
 #include "export/tflite_export.h"
 #include "quant/calibrate.h"
 #include "test_util.h"
@@ -131,4 +135,50 @@ TEST(EdgeTpuCheck, FlagsAFloatModelAndRefusesCorruptBytes) {
   bytes.resize(bytes.size() / 3);
   test::expect_error_containing([&] { check_edgetpu(bytes, "cut.tflite"); }, "cut.tflite: not a valid TFLite");
   test::expect_error_containing([&] { check_edgetpu(std::vector<uint8_t>(64, 7), "junk.tflite"); }, "junk.tflite");
+}
+
+// ONNX: the checker passes (inside the export), the graph has the expected
+// ops, and the weights are OIHW: element (o, i, y, x) is OHWI's (o, y, x, i).
+TEST(OnnxExport, FloatAndQdqGraphs) {
+  const Exported& e = exported();
+  onnx::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(onnx_float(e.folded, 32, 32, DType::f32)));
+  std::map<std::string, int> ops;
+  for (const auto& n : m.graph().node()) ++ops[n.op_type()];
+  const int convs = int(e.folded.convs.size());
+  EXPECT_EQ(ops["Conv"], convs);
+  EXPECT_EQ(ops["Relu"], convs - 1);  // all but the head
+  EXPECT_EQ(ops["MaxPool"], 2);
+  EXPECT_EQ(ops["Resize"], 2);
+  EXPECT_EQ(ops["Concat"], 2);
+  EXPECT_EQ(ops["Sigmoid"], 1);
+  const DeployOp& first = e.folded.ops.front();
+  const DeployConv& c = e.folded.convs[size_t(first.conv)];
+  const onnx::TensorProto* w = nullptr;
+  for (const auto& t : m.graph().initializer())
+    if (t.name() == first.name + ".weight") w = &t;
+  ASSERT_NE(w, nullptr);
+  ASSERT_EQ(w->dims_size(), 4);
+  EXPECT_EQ(w->dims(0), c.cout);
+  EXPECT_EQ(w->dims(1), c.cin);
+  const auto* f = reinterpret_cast<const float*>(w->raw_data().data());
+  for (int o = 0; o < c.cout; ++o)
+    for (int y = 0; y < c.k; ++y)
+      for (int x = 0; x < c.k; ++x)
+        for (int i = 0; i < c.cin; ++i)
+          ASSERT_EQ(f[((o * c.cin + i) * c.k + y) * c.k + x], c.weights[size_t(((o * c.k + y) * c.k + x) * c.cin + i)]);
+
+  onnx::ModelProto q;
+  ASSERT_TRUE(q.ParseFromString(onnx_int8_qdq(e.q)));
+  std::map<std::string, int> qops;
+  for (const auto& n : q.graph().node()) ++qops[n.op_type()];
+  EXPECT_EQ(qops["QuantizeLinear"], int(e.q.tensors.size()));  // every int8 tensor, the input's included
+  EXPECT_EQ(qops["Conv"], convs);
+  // Weights are int8 with one scale per output channel along axis 0.
+  for (const auto& t : q.graph().initializer())
+    if (t.name() == first.name + ".weight_q") EXPECT_EQ(t.data_type(), onnx::TensorProto::INT8);
+  for (const auto& t : q.graph().initializer())
+    if (t.name() == first.name + ".weight.scale") EXPECT_EQ(t.dims(0), c.cout);
+  test::expect_error_containing([&] { onnx_float(e.folded, 30, 32, DType::f32); }, "multiple of");
+  test::expect_error_containing([&] { onnx_float(e.folded, 32, 32, DType::bf16); }, "fp32 or fp16");
 }

@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "export/onnx_export.h"
 #include "export/tflite_export.h"
 #include "model/deploy.h"
 #include "quant/qmodel.h"
@@ -33,17 +34,27 @@ void run_export(const ExportOptions& o) {
            "MODEL.int8.safetensors, then export that",
            o.model, o.model);
     if (!o.size.empty()) fail("--size: an int8 model has the static size it was quantized at");
+    if (o.float_io && o.format == "onnx") fail("--float-io: int8 ONNX (QDQ) always has float input and output");
     const QModel m = load_qmodel(o.model);
-    if (o.format == "tflite") bytes = tflite_int8(m, o.float_io);
-    else fail("ONNX export is not implemented yet");
+    if (o.format == "tflite") {
+      bytes = tflite_int8(m, o.float_io);
+    } else {
+      const std::string b = onnx_int8_qdq(m);  // float input and output around the QDQ graph
+      bytes.assign(b.begin(), b.end());
+    }
   } else {
     if (int8_file) fail("{} is an int8 model; {} export needs the float checkpoint", o.model, o.precision);
-    if (o.float_io) fail("--float-io applies to int8 export only");
+    if (o.float_io) fail("--float-io applies to int8 TFLite export only");
     const Checkpoint ck = load_checkpoint(o.model);
     auto [h, w] = o.size.empty() ? std::pair{ck.height, ck.width} : parse_size(o.size);
     const DeployNet d = fold_unet(build_unet(ck.config), ck.weights);
-    if (o.format == "tflite") bytes = tflite_float(d, h, w, o.precision == "fp16" ? DType::f16 : DType::f32);
-    else fail("ONNX export is not implemented yet");
+    const DType dt = o.precision == "fp16" ? DType::f16 : DType::f32;
+    if (o.format == "tflite") {
+      bytes = tflite_float(d, h, w, dt);
+    } else {
+      const std::string b = onnx_float(d, h, w, dt);
+      bytes.assign(b.begin(), b.end());
+    }
   }
   write_model_file(o.out, bytes);
   fmt::print("wrote {} ({} {}, {} bytes)\n", o.out, o.format, o.precision, bytes.size());
@@ -58,7 +69,8 @@ void add_export(CLI::App& app) {
   c->add_option("--format", o->format, "tflite or onnx")->capture_default_str();
   c->add_option("--precision", o->precision, "fp32, fp16 or int8")->capture_default_str();
   c->add_option("--size", o->size, "Input size HxW of a float export (default: the training size)");
-  c->add_flag("--float-io", o->float_io, "int8 TFLite: float32 input and output (QUANTIZE/DEQUANTIZE at the edges)");
+  c->add_flag("--float-io", o->float_io,
+              "int8 TFLite: float32 input and output (QUANTIZE/DEQUANTIZE at the edges; int8 ONNX always has them)");
   c->add_option("--out", o->out, "File to write")->required();
   c->callback([o] { run_export(*o); });
 }

@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/file_util.h"
 #include "data/npy.h"
 #include "model/network.h"
 #include "quant/engine.h"
@@ -21,7 +22,7 @@ namespace mixseg::cli {
 namespace {
 
 struct InferOptions {
-  std::string model, input, out, precision, backend = "fast", int8_kernels = "fast";
+  std::string model, input, out, precision, backend = "fast", int8_kernels = "fast", all_tensors;
 };
 
 void check_shape(const NpyArray& a, const std::string& path, int h, int w, int c) {
@@ -39,7 +40,18 @@ void run_int8_model(const InferOptions& o, const NpyArray& in) {
   if (in.dtype == "i1") x.assign(reinterpret_cast<const int8_t*>(in.data.data()), reinterpret_cast<const int8_t*>(in.data.data()) + in.numel());
   else if (in.dtype == "f4") x = quantize_input(m, reinterpret_cast<const float*>(in.data.data()), in.numel());
   else fail("{}: an int8 model takes int8 or float32 input, not {}", o.input, in.dtype);
-  const std::vector<int8_t> y = run_int8(m, x.data(), int(in.shape[0]), o.int8_kernels == "fast");
+  const int n = int(in.shape[0]);
+  const std::vector<std::vector<int8_t>> all = run_int8_all(m, x.data(), n, o.int8_kernels == "fast");
+  const std::vector<int8_t>& y = all[size_t(m.output)];
+  if (!o.all_tensors.empty()) {
+    ensure_writable_dir(o.all_tensors);
+    for (size_t t = 0; t < m.tensors.size(); ++t) {
+      const QTensor& q = m.tensors[t];
+      NpyArray a{"i1", {n, m.height >> q.level, m.width >> q.level, q.channels}, {}};
+      a.data.assign(reinterpret_cast<const uint8_t*>(all[t].data()), reinterpret_cast<const uint8_t*>(all[t].data()) + all[t].size());
+      write_npy(o.all_tensors + "/" + q.name + ".npy", a);
+    }
+  }
   NpyArray out{"i1", {in.shape[0], m.height, m.width, m.config.classes}, {}};
   out.data.assign(reinterpret_cast<const uint8_t*>(y.data()), reinterpret_cast<const uint8_t*>(y.data()) + y.size());
   write_npy(o.out, out);
@@ -79,6 +91,7 @@ void add_infer(CLI::App& app) {
   c->add_option("--backend", o->backend, "Float checkpoint: ref or fast")->capture_default_str();
   c->add_option("--int8-kernels", o->int8_kernels, "int8 model: ref (TFLite's reference loops) or fast")
       ->capture_default_str();
+  c->add_option("--all-tensors", o->all_tensors, "int8 model: also write every tensor as DIR/NAME.npy (NHWC int8)");
   c->callback([o] {
     const NpyArray in = read_npy(o->input);
     if (is_int8_model(o->model)) run_int8_model(*o, in);

@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # Exports verified by real runtimes: trains a small U-Net on synthetic frames,
 # quantizes it, exports int8 / fp32 / fp16 TFLite, and checks the files with
-# the LiteRT interpreter (verify_tflite.py). Needs the Python runtimes that
+# the LiteRT interpreter (verify_tflite.py); exports int8 / fp32 / fp16 ONNX
+# and checks them with onnx.checker and onnxruntime (verify_onnx.py). Needs the Python runtimes that
 # scripts/test.sh installs into .venv (scripts/setup-runtimes.sh); exits 77
 # (skipped) without them, saying so.
 # Usage: export_test.sh MIXSEG PYTHON WORKDIR
 set -euo pipefail
 MIXSEG=$1 PY=$2 WORK=$3
 HERE=$(cd "$(dirname "$0")" && pwd)
-if ! "$PY" -c "import ai_edge_litert, numpy" 2>/dev/null; then
-  echo "skipped: $PY lacks ai_edge_litert (run scripts/setup-runtimes.sh)"
+if ! "$PY" -c "import ai_edge_litert, onnxruntime, onnx, numpy" 2>/dev/null; then
+  echo "skipped: $PY lacks ai_edge_litert, onnxruntime or onnx (run scripts/setup-runtimes.sh)"
   exit 77
 fi
 rm -rf "$WORK" && mkdir -p "$WORK"
@@ -20,6 +21,10 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 "$MIXSEG" export "$WORK/m.int8.safetensors" --format tflite --precision int8 --float-io --out "$WORK/m_int8_fio.tflite"
 "$MIXSEG" export "$WORK/run/best.safetensors" --format tflite --precision fp32 --out "$WORK/m_fp32.tflite"
 "$MIXSEG" export "$WORK/run/best.safetensors" --format tflite --precision fp16 --out "$WORK/m_fp16.tflite"
+for p in fp32 fp16; do
+  "$MIXSEG" export "$WORK/run/best.safetensors" --format onnx --precision $p --out "$WORK/m_$p.onnx"
+done
+"$MIXSEG" export "$WORK/m.int8.safetensors" --format onnx --precision int8 --out "$WORK/m_int8.onnx"
 # The preflight passes ours and refuses the float model, naming the first op.
 "$MIXSEG" edgetpu-check "$WORK/m_int8.tflite" >"$WORK/edgetpu.log"
 if "$MIXSEG" edgetpu-check "$WORK/m_fp32.tflite" >"$WORK/edgetpu_fp32.log" 2>&1; then
@@ -27,3 +32,4 @@ if "$MIXSEG" edgetpu-check "$WORK/m_fp32.tflite" >"$WORK/edgetpu_fp32.log" 2>&1;
 fi
 grep -q "op 0 (CONV_2D" "$WORK/edgetpu_fp32.log" || { cat "$WORK/edgetpu_fp32.log"; exit 1; }
 "$PY" "$HERE/verify_tflite.py" "$MIXSEG" "$WORK"
+"$PY" "$HERE/verify_onnx.py" "$MIXSEG" "$WORK"
