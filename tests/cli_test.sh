@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The command-line tool end to end: help, a tiny synth -> train -> eval ->
-# predict -> info flow, and bad input (missing folder, mask without image,
+# predict -> info flow, quantize -> int8 eval/predict -> export -> edgetpu-check, and bad input (missing folder, mask without image,
 # unreadable PNG, wrong checkpoint, bad size, bad precision, unwritable output)
 # exiting non-zero with a message that names the file or value.
 # Usage: cli_test.sh PATH/TO/mixseg
@@ -24,7 +24,7 @@ expect_ok() {
 }
 
 expect_ok "$MIXSEG" --help
-for c in train eval predict info synth bench; do expect_ok "$MIXSEG" "$c" --help; done
+for c in train eval predict info synth bench quantize export infer edgetpu-check; do expect_ok "$MIXSEG" "$c" --help; done
 
 # The workflow on a small synthetic folder.
 expect_ok "$MIXSEG" synth --out "$T/data" --count 12 --size 32x32 --seed 3
@@ -93,6 +93,27 @@ expect_error "$T/afile/sub" "$MIXSEG" train --synthetic 8 --size 32x32 --depth 2
 cp "$T/run/last.safetensors" "$T/keep.safetensors"
 expect_error "trained with mixed_fp16" "$MIXSEG" train --data "$T/data" --size 32x32 --filters 4 --depth 2 --batch 4 --epochs 3 --out "$T/run" --precision fp32 --resume "$T/run/last.safetensors"
 cmp -s "$T/run/last.safetensors" "$T/keep.safetensors" && ok "earlier checkpoint intact" || bad "earlier checkpoint changed"
+
+# Int8: quantize on the folder, evaluate and predict in int8, export, preflight.
+expect_ok "$MIXSEG" quantize "$T/run/last.safetensors" --data "$T/data" --calibration percentile --out "$T/q.safetensors"
+grep -q "clipped" "$T/out" && grep -q "percentile 99.99 over 12 images" "$T/out" && ok "quantize printed its table" || bad "no quantization table: $(cat "$T/out")"
+expect_ok "$MIXSEG" eval "$T/q.safetensors" --data "$T/data"
+grep -q "evaluated in int8" "$T/out" && ok "eval ran the int8 model" || bad "eval did not run int8: $(cat "$T/out")"
+expect_ok "$MIXSEG" predict "$T/q.safetensors" "$T/data/0.png" --out "$T/qmasks"
+[ -f "$T/qmasks/0_mask.png" ] && ok "int8 predict wrote a mask" || bad "int8 predict wrote no mask"
+expect_ok "$MIXSEG" export "$T/q.safetensors" --out "$T/q.tflite"
+expect_ok "$MIXSEG" edgetpu-check "$T/q.tflite"
+grep -q "every op maps to the Edge TPU" "$T/out" && ok "edgetpu-check passes ours" || bad "edgetpu-check: $(cat "$T/out")"
+expect_ok "$MIXSEG" export "$T/run/last.safetensors" --format onnx --precision fp16 --out "$T/f16.onnx"
+expect_error "quantize it first" "$MIXSEG" eval "$T/run/last.safetensors" --data "$T/data" --precision int8
+expect_error "mixseg quantize" "$MIXSEG" export "$T/run/last.safetensors" --precision int8 --out "$T/x.tflite"
+expect_error "float checkpoint" "$MIXSEG" export "$T/q.safetensors" --precision fp32 --out "$T/x.tflite"
+expect_error "representative set" "$MIXSEG" quantize "$T/run/last.safetensors" --out "$T/q2.safetensors"
+expect_error "percentile" "$MIXSEG" quantize "$T/run/last.safetensors" --synthetic 4 --calibration percentile --percentile 20 --out "$T/q2.safetensors"
+expect_error "$T/run/last.safetensors" "$MIXSEG" edgetpu-check "$T/run/last.safetensors"
+expect_ok "$MIXSEG" export "$T/run/last.safetensors" --precision fp32 --out "$T/f32.tflite"
+expect_error "op 0 (CONV_2D" "$MIXSEG" edgetpu-check "$T/f32.tflite"
+expect_error "$T/missing.tflite: cannot open" "$MIXSEG" edgetpu-check "$T/missing.tflite"
 
 if [ "$fails" -ne 0 ]; then echo "$fails CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"

@@ -22,8 +22,10 @@ struct ModelInfo {
 class Predictor {
  public:
   // precision: "fp32" (default), "fp16", "bf16", or the name of a training
-  // policy (runs in its storage dtype). Throws mixseg::Error naming the file
-  // if the checkpoint is missing, corrupt or not a mixseg model.
+  // policy (runs in its storage dtype). An int8 model written by `mixseg
+  // quantize` runs in int8 (TFLite's integer semantics) whatever precision
+  // says. Throws mixseg::Error naming the file if the checkpoint is missing,
+  // corrupt or not a mixseg model.
   static Predictor load(const std::string& checkpoint_path, const std::string& precision = "fp32");
 
   Predictor(Predictor&&) noexcept;

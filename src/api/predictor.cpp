@@ -1,13 +1,16 @@
-// The public Predictor (see include/mixseg/mixseg.h): a checkpoint, the
-// reference backend and an inference workspace for batch 1.
+// The public Predictor (see include/mixseg/mixseg.h): a checkpoint, the fast
+// backend and an inference workspace for batch 1; or an int8 model from
+// `mixseg quantize`, run by the int8 engine.
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "core/error.h"
 #include "data/dataset.h"
 #include "mixseg/mixseg.h"
 #include "model/network.h"
+#include "quant/engine.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 
@@ -19,6 +22,7 @@ struct Predictor::Impl {
   Policy policy;
   std::unique_ptr<Backend> backend;
   std::unique_ptr<Workspace> ws;
+  std::optional<QModel> int8;  // set for an int8 model (then the rest is unused)
 };
 
 Predictor::Predictor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -28,6 +32,12 @@ Predictor::~Predictor() = default;
 
 Predictor Predictor::load(const std::string& path, const std::string& precision) {
   auto impl = std::make_unique<Impl>();
+  if (is_int8_model(path)) {  // runs in int8 whatever `precision` says, as quantized
+    impl->int8 = load_qmodel(path);
+    return Predictor(std::move(impl));
+  }
+  if (precision == "int8")
+    fail("{} is a float checkpoint: quantize it for int8 with `mixseg quantize {} --data DIR --out MODEL`", path, path);
   impl->ckpt = load_checkpoint(path);
   impl->net = build_unet(impl->ckpt.config);
   impl->policy = parse_policy(precision);
@@ -51,9 +61,10 @@ template <class T>
 std::vector<float> Predictor::run(const T* pixels, int height, int width, int channels) {
   if (!pixels || height <= 0 || width <= 0) fail("predict: empty image ({}x{})", height, width);
   Impl& m = *impl_;
-  if (channels != m.ckpt.config.in_channels)
-    fail("predict: the model takes {} input channels, the image has {}", m.ckpt.config.in_channels, channels);
-  const int H = m.ckpt.height, W = m.ckpt.width;
+  const UNetConfig& config = m.int8 ? m.int8->config : m.ckpt.config;
+  if (channels != config.in_channels)
+    fail("predict: the model takes {} input channels, the image has {}", config.in_channels, channels);
+  const int H = m.int8 ? m.int8->height : m.ckpt.height, W = m.int8 ? m.int8->width : m.ckpt.width;
   std::vector<T> resized;
   const T* src = pixels;
   if (height != H || width != W) {
@@ -62,10 +73,16 @@ std::vector<float> Predictor::run(const T* pixels, int height, int width, int ch
   }
   std::vector<float> input(size_t(H) * W * size_t(channels));
   for (size_t i = 0; i < input.size(); ++i) input[i] = scaled(src[i]);
-  set_input(m.net, *m.ws, input.data());
-  forward(m.net, m.ckpt.weights, *m.ws);
-  std::vector<float> p = logits_f32(m.net, *m.ws);
-  for (float& v : p) v = 1.0f / (1.0f + std::exp(-v));
+  std::vector<float> p;
+  if (m.int8) {
+    const std::vector<int8_t> q = quantize_input(*m.int8, input.data(), input.size());
+    p = dequantize_output(*m.int8, run_int8(*m.int8, q.data(), 1));
+  } else {
+    set_input(m.net, *m.ws, input.data());
+    forward(m.net, m.ckpt.weights, *m.ws);
+    p = logits_f32(m.net, *m.ws);
+    for (float& v : p) v = 1.0f / (1.0f + std::exp(-v));
+  }
   if (height == H && width == W) return p;
   return resize_bilinear(p.data(), H, W, height, width);  // back to the caller's size
 }
@@ -89,6 +106,13 @@ std::vector<uint8_t> Predictor::mask(const uint8_t* gray, int height, int width,
 
 ModelInfo Predictor::info() const {
   const Impl& m = *impl_;
+  if (m.int8) {
+    const QModel& q = *m.int8;
+    size_t params = 0;
+    for (const QConv& c : q.convs) params += c.weights.size() + c.bias.size();
+    return {q.config.filters, q.config.depth, q.config.in_channels, q.config.classes, q.height, q.width,
+            "int8 (" + q.calibration + ")", "int8", params};
+  }
   return {m.ckpt.config.filters, m.ckpt.config.depth, m.ckpt.config.in_channels, m.ckpt.config.classes,
           m.ckpt.height, m.ckpt.width, std::string(policy_info(m.ckpt.policy).name),
           std::string(policy_info(m.policy).name), m.net.param_numel};

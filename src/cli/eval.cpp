@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "data/synthetic.h"
+#include "quant/engine.h"
 #include "train/trainer.h"
 
 namespace mixseg::cli {
@@ -24,8 +25,25 @@ DataOptions with_channels(DataOptions d, int channels) {
   return d;
 }
 
+void run_eval_int8(const EvalOptions& o) {
+  if (!o.precision.empty() && o.precision != "int8") fail("{} is an int8 model; it evaluates in int8 only", o.checkpoint);
+  const QModel m = load_qmodel(o.checkpoint);
+  const Dataset data = o.synthetic > 0 ? make_synthetic({m.height, m.width, o.seed, 0.05}, size_t(o.synthetic))
+                                       : load_data(with_channels(o.data, m.config.in_channels), m.height, m.width);
+  const SegMetrics s = evaluate_int8(m, data, o.batch);
+  fmt::print("int8 model: {} (U-Net f={} depth={}, {}x{}, {})\n", o.checkpoint, m.config.filters, m.config.depth,
+             m.height, m.width, m.calibration);
+  fmt::print("evaluated in int8 on {} images\n", s.images);
+  fmt::print("dice {:.4f}  iou {:.4f}  dice pooled {:.4f}  iou pooled {:.4f}  pixel accuracy {:.4f}\n", s.dice_mean,
+             s.iou_mean, s.dice_pooled, s.iou_pooled, s.pixel_accuracy);
+}
+
 void run_eval(const EvalOptions& o) {
   if (o.data.any() == (o.synthetic > 0)) fail("give exactly one of --data DIR, --images DIR --masks DIR, or --synthetic N");
+  if (is_int8_model(o.checkpoint)) return run_eval_int8(o);
+  if (o.precision == "int8")
+    fail("{} is a float checkpoint: quantize it first (mixseg quantize {} --data DIR --out MODEL), then evaluate MODEL",
+         o.checkpoint, o.checkpoint);
   Checkpoint ck = load_checkpoint(o.checkpoint);
   const UNet net = build_unet(ck.config);
   const Policy policy = o.precision.empty() ? ck.policy : parse_policy(o.precision);
@@ -45,11 +63,11 @@ void run_eval(const EvalOptions& o) {
 void add_eval(CLI::App& app) {
   auto o = std::make_shared<EvalOptions>();
   CLI::App* c = app.add_subcommand("eval", "Dice/IoU of a checkpoint on a folder or synthetic data");
-  c->add_option("checkpoint", o->checkpoint, "Checkpoint (.safetensors)")->required();
+  c->add_option("checkpoint", o->checkpoint, "Checkpoint, or int8 model from `mixseg quantize` (.safetensors)")->required();
   add_data_options(c, o->data);
   c->add_option("--synthetic", o->synthetic, "Evaluate on N synthetic frames")->check(CLI::PositiveNumber);
   c->add_option("--seed", o->seed, "Seed of the synthetic frames (differs from training's by default)")->capture_default_str();
-  c->add_option("--precision", o->precision, "Run in this precision (default: the training policy's)");
+  c->add_option("--precision", o->precision, "Run in this precision (default: the training policy's; an int8 model runs in int8)");
   c->add_option("--backend", o->backend, "ref or fast")->capture_default_str();
   c->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
   c->callback([o] { run_eval(*o); });

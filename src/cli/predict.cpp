@@ -53,10 +53,10 @@ void run_predict(const PredictOptions& o) {
 void add_predict(CLI::App& app) {
   auto o = std::make_shared<PredictOptions>();
   CLI::App* c = app.add_subcommand("predict", "Write mask PNGs for an image or a folder of images");
-  c->add_option("checkpoint", o->checkpoint, "Checkpoint (.safetensors)")->required();
+  c->add_option("checkpoint", o->checkpoint, "Checkpoint, or int8 model from `mixseg quantize` (.safetensors)")->required();
   c->add_option("input", o->input, "A PNG image or a folder of PNGs")->required();
   c->add_option("--out", o->out, "Output folder for NAME_mask.png")->required();
-  c->add_option("--precision", o->precision, "fp32, fp16 or bf16 (or a training policy's name)")->capture_default_str();
+  c->add_option("--precision", o->precision, "fp32, fp16 or bf16 (or a training policy's name); an int8 model runs in int8")->capture_default_str();
   c->add_option("--threshold", o->threshold, "Foreground probability threshold")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   c->callback([o] { run_predict(*o); });
 }

@@ -2,6 +2,9 @@
 #include "quant/engine.h"
 
 #include "core/error.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "train/metrics.h"
 #include "quant/kernels_int8.h"
 
 namespace mixseg {
@@ -57,6 +60,27 @@ std::vector<float> dequantize_output(const QModel& m, const std::vector<int8_t>&
   const QParams q = m.tensors[size_t(m.output)].q;
   for (size_t i = 0; i < out.size(); ++i) p[i] = dequantize_value(out[i], q);
   return p;
+}
+
+SegMetrics evaluate_int8(const QModel& m, const Dataset& data, int batch, bool fast) {
+  if (data.h != m.height || data.w != m.width || data.channels != m.config.in_channels)
+    fail("the int8 model takes {}x{} images with {} channels, the data has {}x{} with {}", m.height, m.width,
+         m.config.in_channels, data.h, data.w, data.channels);
+  MetricsAccumulator acc;
+  std::vector<float> input, centred(data.pixels());
+  for (size_t first = 0; first < data.size(); first += size_t(batch)) {
+    const int b = int(std::min<size_t>(size_t(batch), data.size() - first));
+    input.resize(size_t(b) * data.image_values());
+    to_input(data.image(first), input.size(), input.data());
+    const std::vector<int8_t> q = quantize_input(m, input.data(), input.size());
+    const std::vector<float> p = dequantize_output(m, run_int8(m, q.data(), b, fast));
+    // Foreground where p > 1/2, i.e. where p - 1/2 is positive, as a logit would be.
+    for (int i = 0; i < b; ++i) {
+      for (size_t j = 0; j < centred.size(); ++j) centred[j] = p[size_t(i) * centred.size() + j] - 0.5f;
+      acc.add_image(centred.data(), data.mask(first + size_t(i)), centred.size());
+    }
+  }
+  return acc.finish();
 }
 
 }  // namespace mixseg

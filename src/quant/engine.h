@@ -20,4 +20,9 @@ std::vector<int8_t> quantize_input(const QModel& m, const float* images, size_t 
 // The output's int8 to probabilities in [0, 1).
 std::vector<float> dequantize_output(const QModel& m, const std::vector<int8_t>& out);
 
+// Dice, IoU and pixel accuracy of the int8 network on data (at the model's size).
+struct Dataset;
+struct SegMetrics;
+SegMetrics evaluate_int8(const QModel& m, const Dataset& data, int batch, bool fast = true);
+
 }  // namespace mixseg
