@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Python runtimes the export tests run mixseg's files with, in
 # .venv (PyPI, versions pinned): LiteRT (the official TFLite interpreter),
-# onnxruntime and onnx (the checker). Idempotent; exits non-zero if pip fails.
+# onnxruntime and onnx (the checker), and TensorFlow (its converter is the
+# independent check of mixseg's quantization). Idempotent; exits non-zero if pip fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PINS=(ai-edge-litert==2.3.0 onnxruntime==1.32.0 onnx==1.23.2 numpy==2.4.6)
+PINS=(ai-edge-litert==2.3.0 onnxruntime==1.32.0 onnx==1.23.2 numpy==2.4.6 tensorflow-cpu==2.21.0)
 if ! /usr/bin/python3 -c "import venv, ensurepip" 2>/dev/null; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -1,6 +1,10 @@
 // One benchmark configuration (see measure.h).
 #include "bench/measure.h"
 
+#include "model/deploy.h"
+#include "quant/calibrate.h"
+#include "quant/engine.h"
+
 #include <chrono>
 
 #include "core/error.h"
@@ -66,6 +70,26 @@ BenchMeasurement measure(const BenchConfig& cfg, Backend& backend) {
   m.arena_bytes = ws->activations.capacity() + ws->weights.capacity();
   m.flops_per_image = 2.0 * net.conv_macs_per_image(cfg.height, cfg.width) * (cfg.train ? 3.0 : 1.0);
   time_steps(cfg, step, m);
+  return m;
+}
+
+BenchMeasurement measure_int8(const BenchConfig& cfg, Backend& calibration_backend, bool fast) {
+  if (cfg.warmup_steps < 0 || cfg.min_steps < 1) fail("benchmark needs warm-up >= 0 and at least one measured step");
+  const UNet net = build_unet(cfg.model);
+  Weights weights = init_weights(net, cfg.seed);
+  const Calibration cal = calibrate(net, weights, calibration_backend,
+                                    make_synthetic({cfg.height, cfg.width, cfg.seed + 1, 0.05}, 2), {});
+  const QModel q = quantize_unet(fold_unet(net, weights), cal.ranges, cfg.height, cfg.width, cal.description);
+  const Dataset frames = make_synthetic({cfg.height, cfg.width, cfg.seed, 0.05}, size_t(cfg.batch));
+  std::vector<float> input(frames.images.size());
+  to_input(frames.images.data(), input.size(), input.data());
+  const std::vector<int8_t> x = quantize_input(q, input.data(), input.size());
+  BenchMeasurement m;
+  for (const QTensor& t : q.tensors)
+    m.arena_bytes += size_t(cfg.batch) * size_t(cfg.height >> t.level) * size_t(cfg.width >> t.level) * size_t(t.channels);
+  for (const QConv& c : q.convs) m.arena_bytes += c.weights.size() + 4 * c.bias.size();
+  m.flops_per_image = 2.0 * net.conv_macs_per_image(cfg.height, cfg.width);
+  time_steps(cfg, [&] { run_int8(q, x.data(), cfg.batch, fast); }, m);
   return m;
 }
 

@@ -36,5 +36,10 @@ struct BenchMeasurement {
 BenchMeasurement measure(const BenchConfig& cfg, Backend& backend);
 // The loader alone: batches of augmented synthetic frames per second.
 BenchMeasurement measure_loader(const BenchConfig& cfg);
+// Int8 inference (cfg.policy and cfg.train ignored): the network with its
+// initial weights, calibrated on a few synthetic frames (the speed does not
+// depend on the values), run by the int8 engine with the fast or reference
+// convolution; arena_bytes counts the int8 activations and weights.
+BenchMeasurement measure_int8(const BenchConfig& cfg, Backend& calibration_backend, bool fast = true);
 
 }  // namespace mixseg

@@ -34,8 +34,10 @@ struct BenchOptions {
 
 void run_bench(const BenchOptions& o) {
   auto [h, w] = parse_size(o.size);
-  std::vector<Policy> policies;
-  for (const auto& p : split_list(o.precision)) policies.push_back(parse_policy(p));
+  // "int8" (inference only) is the int8 engine; the rest are policies.
+  std::vector<std::string> precisions = split_list(o.precision);
+  for (const auto& p : precisions)
+    if (p != "int8") parse_policy(p);
   std::vector<std::string> phases;
   for (const auto& p : split_list(o.phase)) {
     if (p != "train" && p != "infer" && p != "load") fail("--phase '{}': '{}' is not train, infer or load", o.phase, p);
@@ -46,7 +48,8 @@ void run_bench(const BenchOptions& o) {
   for (int f : filters) check_input_size({f, o.depth, 1, 1}, h, w);
   for (const auto& ph : phases)
     if (ph == "train")
-      for (Policy p : policies) check_trainable(p);
+      for (const auto& p : precisions)
+        if (p != "int8") check_trainable(parse_policy(p));
 
   std::unique_ptr<Backend> backend;
   if (o.backend == "fast") {
@@ -66,10 +69,12 @@ void run_bench(const BenchOptions& o) {
   std::vector<ResultRow> rows;
   for (const auto& phase : phases)
     for (int f : filters)
-      for (Policy p : policies)
+      for (const auto& precision : precisions)
         for (int b : batches) {
-          const bool train = phase == "train", load = phase == "load";
-          if (load && (f != filters[0] || p != policies[0])) continue;  // the loader has no model or precision
+          const bool train = phase == "train", load = phase == "load", int8 = precision == "int8";
+          if (load && (f != filters[0] || precision != precisions[0])) continue;  // the loader has no model or precision
+          if (int8 && train) continue;  // int8 is for inference
+          const Policy p = int8 ? Policy::fp32 : parse_policy(precision);
           BenchConfig cfg;
           cfg.model = {f, o.depth, 1, 1};
           cfg.policy = p;
@@ -82,14 +87,14 @@ void run_bench(const BenchOptions& o) {
           cfg.min_seconds = o.min_time;
           cfg.seed = o.seed;
           cfg.loader_threads = o.loader_threads;
-          const BenchMeasurement m = load ? measure_loader(cfg) : measure(cfg, *backend);
+          const BenchMeasurement m = load ? measure_loader(cfg) : int8 ? measure_int8(cfg, *backend) : measure(cfg, *backend);
           const TimingSummary t = summarize(m.step_seconds);
           ResultRow r;
           r.framework = "mixseg";
           r.framework_version = fmt::format("{} ({})", version(), o.backend);
           r.device = "cpu";
           r.device_name = device_name;
-          r.precision = load ? "-" : std::string(policy_info(p).name);
+          r.precision = load ? "-" : int8 ? "int8" : std::string(policy_info(p).name);
           r.phase = phase;
           if (load) r.framework_version = fmt::format("{} (loader, {} threads)", version(), o.loader_threads);
           r.filters = f;
@@ -124,7 +129,8 @@ void add_bench(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* c = app.add_subcommand("bench", "Measure training and inference throughput (steady state, CSV rows)");
   c->add_option("--backend", o->backend, "ref or fast")->capture_default_str();
-  c->add_option("--precision", o->precision, "Comma-separated policies")->capture_default_str();
+  c->add_option("--precision", o->precision, "Comma-separated policies, and int8 (inference, the int8 engine)")
+      ->capture_default_str();
   c->add_option("--phase", o->phase, "Comma-separated: train, infer, load (the data loader alone)")->capture_default_str();
   c->add_option("--loader-threads", o->loader_threads, "Background threads of the loader (phase load)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
