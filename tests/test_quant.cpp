@@ -170,7 +170,10 @@ TEST(Conv2dInt8, FastIsBitExactWithReference) {
         for (auto [n, h, w] : {std::array<int, 3>{1, 1, 1}, {1, 2, 7}, {2, 5, 6}, {1, 4, 13}, {1, 3, 12}}) {
           const QParams xq{float(rng.uniform(0.01, 0.1)), int32_t(rng.below(256)) - 128};
           const QParams yq{float(rng.uniform(0.05, 0.5)), int32_t(rng.below(256)) - 128};
-          const QConv c = random_conv(rng, k, cin, cout, cases % 2 == 0, xq, yq);
+          QConv c = random_conv(rng, k, cin, cout, cases % 2 == 0, xq, yq);
+          if (cases % 3 == 0)  // multipliers above 1 (a left shift first), the rest mixed in
+            for (auto& m : c.multipliers)
+              if (rng.below(2)) m = quantize_multiplier(rng.uniform(1.0, 6.0) / 4096.0 * double(1 << rng.below(13)));
           const std::vector<int8_t> x = random_int8(rng, size_t(n) * h * w * cin);
           std::vector<int8_t> ref(size_t(n) * h * w * cout), fast(ref.size(), 99);
           conv2d_int8_ref(c, xq, yq, n, h, w, x.data(), ref.data());
