@@ -2,8 +2,8 @@
 
 Run by tests/runtimes/export_test.sh after the exports into WORK. Asserts:
   - every file passes onnx.checker (full check, with shape inference);
-  - fp32: probabilities within 1e-4 of mixseg's fp32 inference;
-  - fp16 (every tensor float16): within 5e-3 of mixseg's fp32 (onnxruntime
+  - fp32: probabilities within 1e-4 relative of mixseg's fp32 inference;
+  - fp16 (every tensor float16): within 1e-2 of mixseg's fp32 (onnxruntime
     runs it on the CPU in float16 storage; weights and activations rounded);
   - int8 QDQ: onnxruntime fuses QDQ into integer kernels whose
     requantization is in float (scale multiply, round half to even) where
@@ -70,11 +70,13 @@ s32 = session(f"{WORK}/m_fp32.onnx")
 _, c, h, w = [d if isinstance(d, int) else 1 for d in s32.get_inputs()[0].shape]
 x = np.concatenate([frames(2, h, w, 5), np.random.default_rng(6).uniform(0, 1, (1, h, w, c)).astype(np.float32)])
 ours = mixseg_infer(ckpt, x, "--precision", "fp32")
-for name, tol, dt in (("fp32", 1e-4, np.float32), ("fp16", 5e-3, np.float16)):
+for name, tol, dt in (("fp32", 1e-4, np.float32), ("fp16", 1e-2, np.float16)):
     s = session(f"{WORK}/m_{name}.onnx")
     theirs = nhwc(s.run(None, {s.get_inputs()[0].name: nchw(x).astype(dt)})[0].astype(np.float32))
-    d = np.abs(theirs - ours).max()
-    check(d <= tol, f"{name}: onnxruntime vs mixseg fp32 probabilities (batch {x.shape[0]}): max {d:.2e} (tolerance {tol})")
+    relative = name == "fp32"  # fp32: relative per element; fp16: absolute on the probabilities
+    d = np.max(np.abs(theirs - ours) / (np.abs(ours) if relative else 1.0))
+    check(d <= tol, f"{name}: onnxruntime vs mixseg fp32 probabilities (batch {x.shape[0]}): max "
+          f"{'relative' if relative else 'absolute'} difference {d:.2e} (tolerance {tol})")
 
 # ---- int8 QDQ, op by op on mixseg's own tensors ----
 int8_model, path = f"{WORK}/m.int8.safetensors", f"{WORK}/m_int8.onnx"

@@ -11,9 +11,9 @@ exported a small U-Net into WORK. Asserts:
     of the reference's two, which differs by 1 LSB at near-ties), and the
     final output within that 1 LSB times the sigmoid table's steepest step;
   - int8 with float I/O (QUANTIZE/DEQUANTIZE at the edges) matches too;
-  - fp32: probabilities within 1e-4 of mixseg's fp32 inference, and fp16
-    (float16 weights widened by DEQUANTIZE) within 5e-3 (weights rounded to
-    11 bits move the probabilities by ~1.5e-3 here).
+  - fp32: probabilities within 1e-4 relative of mixseg's fp32 inference, and fp16
+    (float16 weights widened by DEQUANTIZE) within 1e-2 (weights rounded to
+    11 bits move the probabilities by 1.5e-3 to 3e-3 here).
 The XNNPACK delegate (LiteRT's default) requantizes in float; its difference
 is printed for the record.
 """
@@ -121,7 +121,9 @@ check(d.max() == 0, f"int8 float I/O: LiteRT (reference kernels) vs mixseg: max 
 
 # ---- float ----
 ckpt = f"{WORK}/run/best.safetensors"
-for precision, tol in (("fp32", 1e-4), ("fp16", 5e-3)):
+# fp32: relative 1e-4 per element. fp16 weights: absolute 1e-2 on the probabilities
+# (weights rounded by up to 2^-11 relative in 15 layers; measured 1.5e-3 to 3e-3).
+for precision, tol, relative in (("fp32", 1e-4, True), ("fp16", 1e-2, False)):
     path = f"{WORK}/m_{precision}.tflite"
     fi = Interpreter(model_path=path)
     _, fh, fw, fc = fi.get_input_details()[0]["shape"]
@@ -130,9 +132,9 @@ for precision, tol in (("fp32", 1e-4), ("fp16", 5e-3)):
     ours = mixseg_infer(ckpt, x, "--precision", "fp32")
     for resolver in (OpResolverType.BUILTIN_REF, OpResolverType.BUILTIN):
         theirs, _, _ = run_litert(path, x, resolver)
-        d = np.abs(theirs - ours)
-        check(d.max() <= tol, f"{precision} {resolver.name}: LiteRT vs mixseg fp32 probabilities: max {d.max():.2e} "
-              f"(tolerance {tol})")
+        d = np.max(np.abs(theirs - ours) / (np.abs(ours) if relative else 1.0))
+        check(d <= tol, f"{precision} {resolver.name}: LiteRT vs mixseg fp32 probabilities: max {'relative' if relative else 'absolute'} "
+              f"difference {d:.2e} (tolerance {tol})")
 
 if failures:
     print(f"{len(failures)} check(s) failed")
