@@ -68,10 +68,20 @@ cp "$T/data/0.png" "$T/pairs/msk/f0.png"  # a gray image as a mask: not binary
 expect_error "f0.png: mask is not binary" "$MIXSEG" train --images "$T/pairs/img" --masks "$T/pairs/msk" --size 32x32
 expect_ok "$MIXSEG" train --images "$T/pairs/img" --masks "$T/pairs/msk" --mask-threshold 127 --size 32x32 --filters 2 --depth 2 --batch 4 --epochs 1
 # bench: one tiny configuration, a CSV in the design's schema.
-expect_ok "$MIXSEG" bench --phase infer,train --filters 2 --depth 2 --batch 1 --size 32x32 --warmup 1 --min-steps 2 --min-time 0 --out "$T/bench.csv"
+expect_ok "$MIXSEG" bench --phase infer,train --filters 2 --depth 2 --batch 1 --size 32x32 --warmup 1 --min-steps 2 --min-time 0 --energy none --out "$T/bench.csv"
 head -1 "$T/bench.csv" | grep -q "^framework,framework_version,device,device_name,precision,phase,filters,depth,batch,height,width,img_per_s" &&
   [ "$(wc -l <"$T/bench.csv")" = 3 ] && ok "bench wrote the header and 2 rows" || bad "bench CSV: $(cat "$T/bench.csv")"
 echo "other,header" >"$T/other.csv"
+# Energy from a (fake) powercap tree: the rows say rapl, the metadata has the baseline and the method.
+mkdir -p "$T/pc/intel-rapl:0" && echo package-0 >"$T/pc/intel-rapl:0/name" && echo 1000000 >"$T/pc/intel-rapl:0/energy_uj" &&
+  echo 262143328850 >"$T/pc/intel-rapl:0/max_energy_range_uj"
+expect_ok "$MIXSEG" bench --phase infer --filters 2 --depth 2 --size 32x32 --warmup 0 --min-steps 1 --min-time 0 --rapl-root "$T/pc" --idle-seconds 0.1 --out "$T/energy.csv"
+grep -q ",rapl," "$T/energy.csv" && ok "bench rows carry the energy source" || bad "no rapl rows: $(cat "$T/energy.csv")"
+grep -q '"idle_baseline_watts"' "$T/energy.csv.meta.jsonl" && grep -q '"onednn_version"' "$T/energy.csv.meta.jsonl" &&
+  ok "bench wrote the run's metadata" || bad "no metadata: $(cat "$T/energy.csv.meta.jsonl")"
+grep -q ",unavailable," "$T/bench.csv" && ok "--energy none: the rows say unavailable" || bad "bench.csv lacks 'unavailable'"
+expect_error "--energy rapl: no powercap interface" "$MIXSEG" bench --energy rapl --rapl-root "$T/nowhere" --filters 2 --depth 2 --size 32x32
+expect_error "no CUDA backend" "$MIXSEG" bench --device cuda --filters 2 --depth 2 --size 32x32
 expect_error "another header" "$MIXSEG" bench --filters 2 --depth 2 --size 32x32 --warmup 0 --min-steps 1 --min-time 0 --out "$T/other.csv"
 
 # Bad input: clear errors naming the file or value.

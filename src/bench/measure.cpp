@@ -1,34 +1,47 @@
 // One benchmark configuration (see measure.h).
 #include "bench/measure.h"
 
-#include "model/deploy.h"
-#include "quant/calibrate.h"
-#include "quant/engine.h"
-
+#include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "core/error.h"
 #include "data/loader.h"
 #include "data/synthetic.h"
+#include "model/deploy.h"
 #include "model/network.h"
+#include "quant/calibrate.h"
+#include "quant/engine.h"
 #include "train/trainer.h"
 
 namespace mixseg {
 
 namespace {
 
-// Runs cfg's warm-up steps, then times steps until both minimums are met.
+// Runs cfg's warm-up steps, then times steps until both minimums are met;
+// with an energy counter, reads it around the measured steps (the window is
+// then at least kMinEnergySeconds: the counters update coarsely).
 template <class Step>
 void time_steps(const BenchConfig& cfg, Step step, BenchMeasurement& m) {
   m.warmup_steps = cfg.warmup_steps;
   for (int i = 0; i < cfg.warmup_steps; ++i) step();
+  const double min_seconds = cfg.energy ? std::max(cfg.min_seconds, kMinEnergySeconds) : cfg.min_seconds;
+  const double j0 = cfg.energy ? cfg.energy->joules() : 0.0;
+  const auto w0 = std::chrono::steady_clock::now();
   double total = 0;
-  while (int(m.step_seconds.size()) < cfg.min_steps || total < cfg.min_seconds) {
+  while (int(m.step_seconds.size()) < cfg.min_steps || total < min_seconds) {
     const auto t0 = std::chrono::steady_clock::now();
     step();
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     m.step_seconds.push_back(dt);
     total += dt;
+  }
+  if (cfg.energy) {
+    EnergyFigure& e = m.energy;
+    e.source = cfg.energy->source();
+    e.gross_joules = cfg.energy->joules() - j0;
+    e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - w0).count();
+    e.net_joules = e.gross_joules - cfg.idle_watts * e.seconds;
   }
 }
 
@@ -91,6 +104,14 @@ BenchMeasurement measure_int8(const BenchConfig& cfg, Backend& calibration_backe
   m.flops_per_image = 2.0 * net.conv_macs_per_image(cfg.height, cfg.width);
   time_steps(cfg, [&] { run_int8(q, x.data(), cfg.batch, fast); }, m);
   return m;
+}
+
+double idle_watts(EnergyCounter& counter, double seconds) {
+  const double j0 = counter.joules();
+  const auto t0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return (counter.joules() - j0) / dt;
 }
 
 BenchMeasurement measure_loader(const BenchConfig& cfg) {

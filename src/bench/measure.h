@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/energy.h"
 #include "core/backend.h"
 #include "model/unet.h"
 #include "precision/policy.h"
@@ -24,14 +25,23 @@ struct BenchConfig {
   int min_steps = 5;
   double min_seconds = 2.0;
   uint64_t seed = 0;
+  EnergyCounter* energy = nullptr;  // read around the measured steps when set
+  double idle_watts = 0;            // the idle baseline, subtracted for the net figure
 };
+
+// Energy windows are at least this long (NVML updates every 20-100 ms, RAPL every ~1 ms but noisily).
+inline constexpr double kMinEnergySeconds = 2.0;
 
 struct BenchMeasurement {
   std::vector<double> step_seconds;  // the measured steps, warm-up excluded
   int warmup_steps = 0;
   size_t arena_bytes = 0;            // mixseg's planned memory: activations (+ gradients) and weights
   double flops_per_image = 0;        // forward convolutions, x3 for a training step (fwd, bwd data, bwd weights)
+  EnergyFigure energy;               // over the measured steps ("unavailable" without a counter)
 };
+
+// Average power of `counter` over `seconds` of doing nothing (sleeping), in watts.
+double idle_watts(EnergyCounter& counter, double seconds);
 
 BenchMeasurement measure(const BenchConfig& cfg, Backend& backend);
 // The loader alone: batches of augmented synthetic frames per second.

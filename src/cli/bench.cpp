@@ -4,8 +4,14 @@
 // the same schema, so one file can hold the whole comparison).
 #include <fmt/format.h>
 
-#include <memory>
+#include <dnnl.hpp>
+#include <sys/resource.h>
 
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "bench/energy.h"
 #include "bench/measure.h"
 #include "bench/result_row.h"
 #include "bench/stats.h"
@@ -30,7 +36,46 @@ struct BenchOptions {
   bool verbose = false;
   int loader_threads = 1;
   uint64_t seed = 0;
+  std::string device = "cpu", energy = "auto", rapl_root = "/sys/class/powercap";
+  double idle_seconds = 3.0, price_per_kwh = 0.30, grid_gco2_per_kwh = 400.0;
 };
+
+double peak_rss_mib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;  // kilobytes on Linux
+}
+
+// The run's metadata: versions, machine, settings, energy method, per-row extras.
+nlohmann::json run_metadata(const BenchOptions& o, const std::string& device_name, const std::string& energy_domain,
+                            const std::string& energy_why, double idle_w) {
+  const auto* v = dnnl_version();
+  return {{"tool", "mixseg bench"},
+          {"mixseg_version", version()},
+          {"git_commit", MIXSEG_GIT_COMMIT},
+          {"timestamp", utc_timestamp()},
+          {"device", o.device},
+          {"device_name", device_name},
+          {"threads", max_threads()},
+          {"onednn_version", fmt::format("{}.{}.{}", v->major, v->minor, v->patch)},
+          {"cuda", "not used (CPU benchmark)"},
+          {"seed", o.seed},
+          {"settings",
+           {{"backend", o.backend}, {"precision", o.precision}, {"phase", o.phase}, {"filters", o.filters},
+            {"depth", o.depth}, {"batch", o.batch}, {"size", o.size}, {"warmup", o.warmup}, {"min_steps", o.min_steps},
+            {"min_time", o.min_time}, {"conv_algorithm", o.conv_algorithm}, {"loader_threads", o.loader_threads}}},
+          {"energy",
+           {{"method", o.energy},
+            {"domain", energy_domain},
+            {"unavailable_because", energy_why},
+            {"idle_baseline_watts", idle_w},
+            {"idle_seconds", o.idle_seconds},
+            {"window_seconds_min", kMinEnergySeconds},
+            {"joules_per_img", "net of the idle baseline (gross in rows[])"},
+            {"price_per_kwh", o.price_per_kwh},
+            {"grid_gco2_per_kwh", o.grid_gco2_per_kwh}}},
+          {"rows", nlohmann::json::array()}};
+}
 
 void run_bench(const BenchOptions& o) {
   auto [h, w] = parse_size(o.size);
@@ -60,12 +105,41 @@ void run_bench(const BenchOptions& o) {
   } else {
     backend = make_backend(o.backend);
   }
+  if (o.device == "cuda")
+    fail("--device cuda: this build has no CUDA backend yet; benchmark the CPU (--device cpu) or run the PyTorch "
+         "peer on the GPU (bench/peers/torch_unet.py --device cuda)");
+  if (o.device != "cpu" && o.device != "auto") fail("--device must be cpu, cuda or auto, got {}", o.device);
   const std::string device_name = cpu_model_name();
+  // Energy: RAPL on the CPU, with an idle baseline before the sweep.
+  std::unique_ptr<EnergyCounter> counter;
+  std::string energy_why = "--energy none";
+  if (o.energy != "none" && o.energy != "auto" && o.energy != "rapl")
+    fail("--energy must be auto, rapl or none, got {}", o.energy);
+  if (o.energy != "none") counter = open_rapl(o.rapl_root, &energy_why);
+  if (!counter && o.energy == "rapl") fail("--energy rapl: {}", energy_why);
+  double idle_w = 0;
+  if (counter) {
+    energy_why.clear();
+    if (o.idle_seconds > 0) {
+      fmt::print("measuring the idle baseline for {} s ({})...\n", o.idle_seconds, counter->domain());
+      idle_w = idle_watts(*counter, o.idle_seconds);
+    }
+    fmt::print("energy: {}, idle baseline {:.1f} W; J/img below is net of it\n", counter->domain(), idle_w);
+  } else {
+    fmt::print("energy: unavailable ({})\n", energy_why);
+  }
+  nlohmann::json meta = run_metadata(o, device_name, counter ? counter->domain() : "", energy_why, idle_w);
   fmt::print("mixseg {} bench, backend {}, {} ({} threads), {}x{}; steady state: {} warm-up steps, then >= {} steps "
              "and >= {} s\n",
              version(), o.backend, device_name, max_threads(), h, w, o.warmup, o.min_steps, o.min_time);
-  fmt::print("{:<6} {:<11} {:>7} {:>5} {:>9} {:>10} {:>9} {:>9} {:>9}\n", "phase", "precision", "filters", "batch",
-             "img/s", "ms/step", "p90 ms", "GFLOP/s", "mem MiB");
+  size_t total = 0, done = 0;
+  for (const auto& phase : phases)
+    for (size_t fi = 0; fi < filters.size(); ++fi)
+      for (const auto& precision : precisions)
+        for (size_t bi = 0; bi < batches.size(); ++bi)
+          total += phase == "load" ? (fi == 0 && precision == precisions[0]) : !(phase == "train" && precision == "int8");
+  fmt::print("{:>7} {:<6} {:<11} {:>7} {:>5} {:>9} {:>10} {:>9} {:>9} {:>9} {:>8}\n", "", "phase", "precision", "filters",
+             "batch", "img/s", "ms/step", "p90 ms", "GFLOP/s", "mem MiB", "J/img");
   std::vector<ResultRow> rows;
   for (const auto& phase : phases)
     for (int f : filters)
@@ -87,6 +161,8 @@ void run_bench(const BenchOptions& o) {
           cfg.min_seconds = o.min_time;
           cfg.seed = o.seed;
           cfg.loader_threads = o.loader_threads;
+          cfg.energy = counter.get();
+          cfg.idle_watts = idle_w;
           const BenchMeasurement m = load ? measure_loader(cfg) : int8 ? measure_int8(cfg, *backend) : measure(cfg, *backend);
           const TimingSummary t = summarize(m.step_seconds);
           ResultRow r;
@@ -112,15 +188,34 @@ void run_bench(const BenchOptions& o) {
           r.warmup_steps = m.warmup_steps;
           r.git_commit = MIXSEG_GIT_COMMIT;
           r.timestamp = utc_timestamp();
-          fmt::print("{:<6} {:<11} {:>7} {:>5} {:>9.2f} {:>10.2f} {:>9.2f} {:>9.1f} {:>9.1f}\n", r.phase, r.precision, f,
-                     b, r.img_per_s, r.ms_per_step_median, r.ms_p90, r.tflops * 1e3, r.peak_mem_mib);
+          const double images = double(b) * double(m.step_seconds.size());
+          r.energy_source = m.energy.source;
+          if (m.energy.source != "unavailable") r.joules_per_img = m.energy.net_joules / images;
+          meta["rows"].push_back({{"phase", r.phase}, {"precision", r.precision}, {"filters", f}, {"batch", b},
+                                  {"timestamp", r.timestamp}, {"energy_source", r.energy_source},
+                                  {"gross_joules", m.energy.gross_joules}, {"net_joules", m.energy.net_joules},
+                                  {"window_seconds", m.energy.seconds}, {"images", images},
+                                  {"peak_rss_mib", peak_rss_mib()}});
+          ++done;
+          fmt::print("{:>7} {:<6} {:<11} {:>7} {:>5} {:>9.2f} {:>10.2f} {:>9.2f} {:>9.1f} {:>9.1f} {:>8}\n",
+                     fmt::format("[{}/{}]", done, total), r.phase, r.precision, f, b, r.img_per_s,
+                     r.ms_per_step_median, r.ms_p90, r.tflops * 1e3, r.peak_mem_mib,
+                     r.joules_per_img ? fmt::format("{:.3f}", *r.joules_per_img) : "-");
           std::fflush(stdout);
           rows.push_back(r);
           if (!o.out.empty()) append_results_csv(o.out, {r});  // row by row: an interrupted sweep keeps its rows
         }
   if (o.verbose)
     for (const auto& line : backend->choices()) fmt::print("  {}\n", line);
-  if (!o.out.empty()) fmt::print("appended {} rows to {}\n", rows.size(), o.out);
+  meta["peak_rss_mib"] = peak_rss_mib();
+  if (!o.out.empty()) {
+    // One JSON object per run, appended like the rows (the CSV can gather several runs).
+    const std::string meta_path = o.out + ".meta.jsonl";
+    std::ofstream f(meta_path, std::ios::app);
+    f << meta.dump() << "\n";
+    if (!f) fail("{}: cannot write the run's metadata", meta_path);
+    fmt::print("appended {} rows to {} and the run's metadata to {}\n", rows.size(), o.out, meta_path);
+  }
 }
 
 }  // namespace
@@ -142,6 +237,16 @@ void add_bench(CLI::App& app) {
   c->add_option("--min-steps", o->min_steps, "Measured steps at least")->capture_default_str()->check(CLI::PositiveNumber);
   c->add_option("--min-time", o->min_time, "Measured seconds at least")->capture_default_str()->check(CLI::NonNegativeNumber);
   c->add_option("--seed", o->seed, "Seed of weights and synthetic frames")->capture_default_str();
+  c->add_option("--device", o->device, "cpu (cuda once the CUDA backend exists; auto = the best available)")
+      ->capture_default_str();
+  c->add_option("--energy", o->energy, "auto (RAPL when readable), rapl (required) or none")->capture_default_str();
+  c->add_option("--idle-seconds", o->idle_seconds, "Idle baseline measured before the sweep (0: none, gross = net)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  c->add_option("--rapl-root", o->rapl_root, "The powercap tree RAPL is read from")->capture_default_str();
+  c->add_option("--price-per-kwh", o->price_per_kwh, "Electricity price, for the report's cost (recorded in the metadata)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  c->add_option("--grid-gco2-per-kwh", o->grid_gco2_per_kwh, "Grid carbon intensity, for the report's CO2 (recorded)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   c->add_option("--conv-algorithm", o->conv_algorithm,
                  "Fast backend's convolutions: fastest (timed per shape and pass), direct or winograd")
       ->capture_default_str()
