@@ -57,6 +57,68 @@ void append_results_csv(const std::string& path, const std::vector<ResultRow>& r
   if (!out) fail("{}: write failed (disk full?)", path);
 }
 
+namespace {
+
+// Splits one CSV line into fields (RFC 4180 quoting; no newlines inside fields).
+std::vector<std::string> split_csv(const std::string& line) {
+  std::vector<std::string> out(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') out.back() += '"', ++i;
+      else if (c == '"') quoted = false;
+      else out.back() += c;
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      out.emplace_back();
+    } else if (c != '\r') {
+      out.back() += c;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<ResultRow> read_results_csv(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail("{}: cannot open", path);
+  std::string line;
+  std::getline(in, line);
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  if (line != result_csv_header()) fail("{}: not a results CSV in the design's schema (first line: '{}')", path, line);
+  std::vector<ResultRow> rows;
+  for (int n = 2; std::getline(in, line); ++n) {
+    if (line.empty() || line == "\r") continue;
+    const std::vector<std::string> f = split_csv(line);
+    if (f.size() != 23) fail("{}:{}: {} fields, the schema has 23", path, n, f.size());
+    auto num = [&](size_t i) {
+      try {
+        size_t used = 0;
+        const double v = std::stod(f[i], &used);
+        if (used != f[i].size()) throw std::invalid_argument(f[i]);
+        return v;
+      } catch (const std::exception&) {
+        fail("{}:{}: column {} is not a number: '{}'", path, n, i + 1, f[i]);
+      }
+    };
+    ResultRow r;
+    r.framework = f[0], r.framework_version = f[1], r.device = f[2], r.device_name = f[3], r.precision = f[4];
+    r.phase = f[5];
+    r.filters = int(num(6)), r.depth = int(num(7)), r.batch = int(num(8)), r.height = int(num(9)), r.width = int(num(10));
+    r.img_per_s = num(11), r.ms_per_step_median = num(12), r.ms_p90 = num(13), r.ms_p99 = num(14), r.tflops = num(15);
+    if (!f[16].empty()) r.joules_per_img = num(16);
+    r.energy_source = f[17];
+    r.peak_mem_mib = num(18);
+    r.steps = int(num(19)), r.warmup_steps = int(num(20));
+    r.git_commit = f[21], r.timestamp = f[22];
+    rows.push_back(std::move(r));
+  }
+  return rows;
+}
+
 std::string utc_timestamp() {
   const std::time_t t = std::time(nullptr);
   std::tm tm{};

@@ -26,6 +26,10 @@ std::string to_csv(const ResultRow& r);
 // empty; throws naming the file if an existing header differs.
 void append_results_csv(const std::string& path, const std::vector<ResultRow>& rows);
 
+// Reads a results CSV (ours or a peer's): the header must be the schema's;
+// throws naming the file and line for a malformed row.
+std::vector<ResultRow> read_results_csv(const std::string& path);
+
 // Now, as ISO 8601 UTC (2026-11-28T21:08:16Z).
 std::string utc_timestamp();
 // "model name" of /proc/cpuinfo, or "unknown cpu".

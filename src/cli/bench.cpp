@@ -65,7 +65,7 @@ nlohmann::json run_metadata(const BenchOptions& o, const std::string& device_nam
             {"depth", o.depth}, {"batch", o.batch}, {"size", o.size}, {"warmup", o.warmup}, {"min_steps", o.min_steps},
             {"min_time", o.min_time}, {"conv_algorithm", o.conv_algorithm}, {"loader_threads", o.loader_threads}}},
           {"energy",
-           {{"method", o.energy},
+           {{"method", energy_domain.empty() ? std::string("unavailable") : std::string("rapl")},
             {"domain", energy_domain},
             {"unavailable_because", energy_why},
             {"idle_baseline_watts", idle_w},

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   mixseg::cli::add_export(app);
   mixseg::cli::add_infer(app);
   mixseg::cli::add_edgetpu_check(app);
+  mixseg::cli::add_report(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,263 @@
+// Building the report (report.h).
+#include "report/report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "bench/energy.h"
+#include "report/svg.h"
+
+namespace mixseg {
+
+namespace {
+
+// One configuration: framework, device, phase, model size, batch, input size, precision.
+struct Key {
+  std::string framework, device_name, phase;
+  int filters, batch, height, width;
+  std::string precision;
+  auto tie() const { return std::tie(framework, device_name, phase, filters, batch, height, width, precision); }
+  bool operator<(const Key& o) const { return tie() < o.tie(); }
+  Key with_precision(std::string p) const {
+    Key k = *this;
+    k.precision = std::move(p);
+    return k;
+  }
+};
+
+struct Summary {
+  double img_per_s = 0, ms_median = 0, ms_p90 = 0, mem_mib = 0;
+  std::optional<double> joules_per_img;
+  std::string energy_source;
+  int runs = 0;
+};
+
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::map<Key, Summary> summarise(const std::vector<ResultRow>& rows) {
+  std::map<Key, std::vector<const ResultRow*>> groups;
+  for (const ResultRow& r : rows)
+    if (r.phase == "train" || r.phase == "infer")
+      groups[{r.framework, r.device_name, r.phase, r.filters, r.batch, r.height, r.width, r.precision}].push_back(&r);
+  std::map<Key, Summary> out;
+  for (const auto& [k, g] : groups) {
+    std::vector<double> ips, ms, p90, mem, joules;
+    for (const ResultRow* r : g) {
+      ips.push_back(r->img_per_s), ms.push_back(r->ms_per_step_median), p90.push_back(r->ms_p90);
+      mem.push_back(r->peak_mem_mib);
+      if (r->joules_per_img) joules.push_back(*r->joules_per_img);
+    }
+    Summary s{median_of(ips), median_of(ms), median_of(p90), median_of(mem), {}, g.front()->energy_source, int(g.size())};
+    if (!joules.empty()) s.joules_per_img = median_of(joules);
+    out[k] = s;
+  }
+  return out;
+}
+
+std::string num(double v, int digits = 3) { return fmt::format("{:.{}g}", v, digits); }
+
+std::string precision_order_key(const std::string& p) {
+  static const std::map<std::string, std::string> order = {{"fp32", "0"}, {"tf32", "1"}, {"mixed_fp16", "2"},
+                                                           {"mixed_bf16", "3"}, {"fp16", "4"}, {"bf16", "5"},
+                                                           {"int8", "6"}};
+  auto it = order.find(p);
+  return (it == order.end() ? "9" : it->second) + p;
+}
+
+}  // namespace
+
+ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nlohmann::json>& metas,
+                        const ReportConfig& cfg) {
+  const std::map<Key, Summary> table = summarise(rows);
+  ReportFiles out;
+  std::vector<std::string> not_measured;
+
+  // ---- The key table ------------------------------------------------------
+  struct Line {
+    Key k;
+    Summary s;
+    std::optional<double> speedup;
+  };
+  std::vector<Line> lines;
+  for (const auto& [k, s] : table) {
+    Line l{k, s, {}};
+    auto base = table.find(k.with_precision("fp32"));
+    if (base != table.end() && base->second.img_per_s > 0) l.speedup = s.img_per_s / base->second.img_per_s;
+    lines.push_back(l);
+  }
+  std::sort(lines.begin(), lines.end(), [](const Line& a, const Line& b) {
+    return std::tuple(a.k.phase, a.k.device_name, a.k.filters, a.k.batch, a.k.framework, precision_order_key(a.k.precision)) <
+           std::tuple(b.k.phase, b.k.device_name, b.k.filters, b.k.batch, b.k.framework, precision_order_key(b.k.precision));
+  });
+  std::set<std::string> missing_base;
+  for (const Line& l : lines)
+    if (!l.speedup && l.k.precision != "fp32")
+      missing_base.insert(fmt::format("{} {} f={} batch {}", l.k.framework, l.k.phase, l.k.filters, l.k.batch));
+  for (const auto& m : missing_base) not_measured.push_back(fmt::format("speedup of {}: no fp32 row to compare with", m));
+
+  const std::vector<std::string> head = {"phase", "framework", "device", "f", "batch", "precision", "img/s",
+                                         "x fp32", "ms/step", "p90 ms", "J/img", "img/J", "kWh / 1M img",
+                                         "cost / 1M img", "kg CO2e / 1M img", "mem MiB", "runs"};
+  std::vector<std::vector<std::string>> cells;
+  bool any_energy = false;
+  for (const Line& l : lines) {
+    const auto& j = l.s.joules_per_img;
+    any_energy = any_energy || j.has_value();
+    const double per_million = j ? *j * 1e6 : 0;
+    cells.push_back({l.k.phase, l.k.framework, l.k.device_name, std::to_string(l.k.filters), std::to_string(l.k.batch),
+                     l.k.precision, num(l.s.img_per_s), l.speedup ? num(*l.speedup) + "x" : "-", num(l.s.ms_median),
+                     num(l.s.ms_p90), j ? num(*j) : "unavailable", j && *j > 0 ? num(1.0 / *j) : "-",
+                     j ? num(kwh_from_joules(per_million)) : "-",
+                     j ? num(cost_from_joules(per_million, cfg.price_per_kwh)) : "-",
+                     j ? num(gco2_from_joules(per_million, cfg.grid_gco2_per_kwh) / 1000) : "-",
+                     num(l.s.mem_mib), std::to_string(l.s.runs)});
+  }
+
+  // ---- Energy method and what was not measured ------------------------------
+  std::set<std::string> methods;
+  for (const nlohmann::json& m : metas) {
+    const nlohmann::json e = m.value("energy", nlohmann::json::object());
+    const std::string why = e.value("unavailable_because", "");
+    if (!why.empty()) {
+      not_measured.push_back(fmt::format("energy on {}: {}", m.value("device_name", "?"), why));
+    } else {
+      methods.insert(fmt::format("{} on {}: {}, idle baseline {:.1f} W measured for {} s before the sweep and "
+                                 "subtracted (J/img is net; gross in the run metadata), windows of at least {} s",
+                                 e.value("method", "?"), m.value("device_name", "?"), e.value("domain", "?"),
+                                 e.value("idle_baseline_watts", 0.0), e.value("idle_seconds", 0.0),
+                                 e.value("window_seconds_min", 2.0)));
+    }
+  }
+  if (!any_energy && metas.empty()) not_measured.push_back("energy: no row has a measured value and no run metadata says why");
+  not_measured.push_back("Dice parity across precisions: no parity results given (mixseg parity is not part of this report yet)");
+
+  // ---- Plots ---------------------------------------------------------------
+  std::set<std::string> phases, frameworks;
+  for (const Line& l : lines) phases.insert(l.k.phase), frameworks.insert(l.k.framework);
+  for (const std::string& phase : phases) {
+    // Speedup over fp32 vs batch size, one line per framework, model size and precision.
+    LineChart sp{fmt::format("{}: speedup over fp32 vs batch size", phase), "batch size", "speedup over fp32 (x)", {},
+                 true, 1.0};
+    std::map<std::string, LineSeries> by_name;
+    for (const Line& l : lines)
+      if (l.k.phase == phase && l.speedup && l.k.precision != "fp32") {
+        const std::string name = fmt::format("{} f={} {}", l.k.framework, l.k.filters, l.k.precision);
+        by_name[name].name = name;
+        by_name[name].points.push_back({double(l.k.batch), *l.speedup});
+      }
+    for (auto& [n, s] : by_name) sp.series.push_back(s);
+    out.svgs.push_back({fmt::format("speedup_{}.svg", phase), render_line_chart(sp)});
+
+    // Throughput per framework and precision, per model size and batch.
+    BarChart tp{fmt::format("{}: throughput", phase), "images per second", {}, {}};
+    std::vector<std::tuple<int, int>> configs;
+    std::vector<std::string> combos;
+    for (const Line& l : lines)
+      if (l.k.phase == phase) {
+        if (std::find(configs.begin(), configs.end(), std::tuple(l.k.filters, l.k.batch)) == configs.end())
+          configs.push_back({l.k.filters, l.k.batch});
+        const std::string c = l.k.framework + " " + l.k.precision;
+        if (std::find(combos.begin(), combos.end(), c) == combos.end()) combos.push_back(c);
+      }
+    for (auto [f, b] : configs) tp.categories.push_back(fmt::format("f={} b={}", f, b));
+    for (const std::string& c : combos) {
+      BarSeries s{c, std::vector<double>(configs.size(), kMissing)};
+      for (const Line& l : lines)
+        if (l.k.phase == phase && l.k.framework + " " + l.k.precision == c) {
+          const size_t i = size_t(std::find(configs.begin(), configs.end(), std::tuple(l.k.filters, l.k.batch)) - configs.begin());
+          s.values[i] = l.s.img_per_s;
+        }
+      tp.series.push_back(s);
+    }
+    out.svgs.push_back({fmt::format("throughput_{}.svg", phase), render_bar_chart(tp)});
+
+    // Images per joule and peak memory (mixseg's arena) per precision.
+    BarChart en{fmt::format("{}: images per joule (net of idle)", phase), "images per joule", tp.categories, {}};
+    BarChart mem{fmt::format("{}: peak memory (mixseg's arena; peers: their own figure)", phase), "MiB", tp.categories, {}};
+    for (const std::string& c : combos) {
+      BarSeries e{c, std::vector<double>(configs.size(), kMissing)}, m{c, std::vector<double>(configs.size(), kMissing)};
+      for (const Line& l : lines)
+        if (l.k.phase == phase && l.k.framework + " " + l.k.precision == c) {
+          const size_t i = size_t(std::find(configs.begin(), configs.end(), std::tuple(l.k.filters, l.k.batch)) - configs.begin());
+          if (l.s.joules_per_img && *l.s.joules_per_img > 0) e.values[i] = 1.0 / *l.s.joules_per_img;
+          if (l.s.mem_mib > 0) m.values[i] = l.s.mem_mib;
+        }
+      en.series.push_back(e);
+      mem.series.push_back(m);
+    }
+    if (any_energy) out.svgs.push_back({fmt::format("energy_{}.svg", phase), render_bar_chart(en)});
+    out.svgs.push_back({fmt::format("memory_{}.svg", phase), render_bar_chart(mem)});
+  }
+
+  // ---- Markdown -------------------------------------------------------------
+  std::set<std::string> devices, versions;
+  for (const ResultRow& r : rows) {
+    devices.insert(fmt::format("{} ({})", r.device_name, r.device));
+    versions.insert(fmt::format("{} {}", r.framework, r.framework_version));
+  }
+  std::string md = "# mixseg benchmark report\n\n";
+  md += fmt::format("Sources: {}. {} rows, {} configurations (repeated runs of one configuration are summarised by "
+                    "their median).\n\n",
+                    cfg.sources.empty() ? std::string("(rows given directly)") : fmt::format("{}", fmt::join(cfg.sources, ", ")),
+                    rows.size(), table.size());
+  md += "## Hardware and software\n\n";
+  for (const auto& d : devices) md += "- device: " + d + "\n";
+  for (const auto& v : versions) md += "- framework: " + v + "\n";
+  md += "\n## Energy method\n\n";
+  if (methods.empty()) md += "- no energy was measured in these runs (see below)\n";
+  for (const auto& m : methods) md += "- " + m + "\n";
+  md += fmt::format("- cost at {} per kWh and CO2 at {} g CO2e per kWh (set with --price-per-kwh and "
+                    "--grid-gco2-per-kwh)\n\n",
+                    cfg.price_per_kwh, cfg.grid_gco2_per_kwh);
+  md += "## Results\n\n| " + fmt::format("{}", fmt::join(head, " | ")) + " |\n|";
+  for (size_t i = 0; i < head.size(); ++i) md += "---|";
+  md += "\n";
+  for (const auto& row : cells) md += "| " + fmt::format("{}", fmt::join(row, " | ")) + " |\n";
+  md += "\n## Plots\n\n";
+  for (const auto& [name, svg] : out.svgs) md += fmt::format("![{}]({})\n", name, name);
+  md += "\n## Not measured\n\n";
+  for (const auto& n : not_measured) md += "- " + n + "\n";
+  out.markdown = md;
+
+  // ---- HTML (well-formed XHTML, plots inline) ---------------------------------
+  std::string h =
+      "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
+      "<title>mixseg benchmark report</title>\n<style>body{font-family:sans-serif;margin:2em;max-width:1400px}"
+      "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
+      "th{background:#f0f0f0}td:nth-child(-n+3){text-align:left}.plots svg{margin:8px;border:1px solid #eee}</style>\n"
+      "</head>\n<body>\n<h1>mixseg benchmark report</h1>\n";
+  h += "<h2>Hardware and software</h2>\n<ul>\n";
+  for (const auto& d : devices) h += "<li>device: " + xml_escape(d) + "</li>\n";
+  for (const auto& v : versions) h += "<li>framework: " + xml_escape(v) + "</li>\n";
+  h += "</ul>\n<h2>Energy method</h2>\n<ul>\n";
+  if (methods.empty()) h += "<li>no energy was measured in these runs (see below)</li>\n";
+  for (const auto& m : methods) h += "<li>" + xml_escape(m) + "</li>\n";
+  h += fmt::format("<li>cost at {} per kWh, CO2 at {} g CO2e per kWh</li>\n</ul>\n", cfg.price_per_kwh,
+                   cfg.grid_gco2_per_kwh);
+  h += "<h2>Results</h2>\n<table>\n<tr>";
+  for (const auto& c : head) h += "<th>" + xml_escape(c) + "</th>";
+  h += "</tr>\n";
+  for (const auto& row : cells) {
+    h += "<tr>";
+    for (const auto& c : row) h += "<td>" + xml_escape(c) + "</td>";
+    h += "</tr>\n";
+  }
+  h += "</table>\n<h2>Plots</h2>\n<div class=\"plots\">\n";
+  for (const auto& [name, svg] : out.svgs) h += svg;
+  h += "</div>\n<h2>Not measured</h2>\n<ul>\n";
+  for (const auto& n : not_measured) h += "<li>" + xml_escape(n) + "</li>\n";
+  h += "</ul>\n</body>\n</html>\n";
+  out.html = h;
+  return out;
+}
+
+}  // namespace mixseg

@@ -1,0 +1,102 @@
+// The report: results CSVs read back as written (and malformed ones refused
+// by file and line), the key table's figures (median of repeated runs,
+// speedup over the same framework's fp32, energy units per million images),
+// what could not be measured listed, and the SVG charts' structure.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "report/report.h"
+#include "report/svg.h"
+#include "test_util.h"
+
+using namespace mixseg;
+
+namespace {
+
+ResultRow row(const std::string& precision, double img_per_s, std::optional<double> joules = {}) {
+  ResultRow r;
+  r.framework = "mixseg";
+  r.framework_version = "0.1.0 (fast)";
+  r.device = "cpu";
+  r.device_name = "Test CPU, \"quoted\"";
+  r.precision = precision;
+  r.phase = "infer";
+  r.filters = 8, r.depth = 4, r.batch = 2, r.height = 64, r.width = 64;
+  r.img_per_s = img_per_s;
+  r.ms_per_step_median = 2000.0 / img_per_s;
+  r.ms_p90 = r.ms_p99 = r.ms_per_step_median * 1.1;
+  r.joules_per_img = joules;
+  r.energy_source = joules ? "rapl" : "unavailable";
+  r.peak_mem_mib = 12.5;
+  r.steps = 10, r.warmup_steps = 3;
+  r.git_commit = "abc";
+  r.timestamp = "2026-11-29T00:00:00Z";
+  return r;
+}
+
+}  // namespace
+
+TEST(ResultsCsv, ReadsBackWhatWasWritten) {
+  const auto dir = test::temp_dir("csv");
+  const std::string path = (dir / "r.csv").string();
+  append_results_csv(path, {row("fp32", 10, 3.6), row("mixed_bf16", 20)});
+  const std::vector<ResultRow> back = read_results_csv(path);
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[0].device_name, "Test CPU, \"quoted\"");
+  EXPECT_EQ(back[0].joules_per_img, 3.6);
+  EXPECT_FALSE(back[1].joules_per_img.has_value());
+  EXPECT_EQ(back[1].img_per_s, 20);
+  EXPECT_EQ(back[1].timestamp, "2026-11-29T00:00:00Z");
+  std::ofstream(path, std::ios::app) << "mixseg,x,cpu,y,fp32,infer,8,4,2,64,64,fast!,1,1,1,1,,unavailable,1,1,1,a,b\n";
+  test::expect_error_containing([&] { read_results_csv(path); }, path + ":4: column 12 is not a number");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Report, KeyTableFiguresAndWhatWasNotMeasured) {
+  // Three runs of fp32 (median 10 img/s), one of mixed_bf16 at 20: speedup 2x.
+  // 3.6 J per image is 1 kWh per million images: cost 0.3, 0.4 kg CO2e at the defaults.
+  const std::vector<ResultRow> rows = {row("fp32", 9, 3.6), row("fp32", 10, 3.6), row("fp32", 50, 3.6),
+                                       row("mixed_bf16", 20), row("int8", 5)};
+  ResultRow lone = row("mixed_fp16", 7);
+  lone.filters = 16;  // no fp32 row at f=16
+  std::vector<ResultRow> all = rows;
+  all.push_back(lone);
+  const nlohmann::json meta = {{"device_name", "Test CPU"}, {"energy", {{"unavailable_because", "no powercap"}}}};
+  const ReportFiles f = make_report(all, {meta}, {});
+  EXPECT_NE(f.markdown.find("| fp32 | 10 | 1x | 200 | 220 | 3.6 | 0.278 | 1 | 0.3 | 0.4 | 12.5 | 3 |"), std::string::npos)
+      << f.markdown;
+  EXPECT_NE(f.markdown.find("| mixed_bf16 | 20 | 2x |"), std::string::npos);
+  EXPECT_NE(f.markdown.find("| int8 | 5 | 0.5x |"), std::string::npos);
+  EXPECT_NE(f.markdown.find("unavailable"), std::string::npos);
+  EXPECT_NE(f.markdown.find("energy on Test CPU: no powercap"), std::string::npos);
+  EXPECT_NE(f.markdown.find("speedup of mixseg infer f=16 batch 2: no fp32 row"), std::string::npos);
+  EXPECT_NE(f.markdown.find("Dice parity"), std::string::npos);
+  EXPECT_NE(f.html.find("<td>Test CPU, &quot;quoted&quot;</td>"), std::string::npos);
+  std::vector<std::string> names;
+  for (const auto& [name, svg] : f.svgs) names.push_back(name);
+  EXPECT_EQ(names, (std::vector<std::string>{"speedup_infer.svg", "throughput_infer.svg", "energy_infer.svg",
+                                             "memory_infer.svg"}));
+  ReportConfig priced;
+  priced.price_per_kwh = 0.5;
+  priced.grid_gco2_per_kwh = 100;
+  EXPECT_NE(make_report(rows, {}, priced).markdown.find("| 3.6 | 0.278 | 1 | 0.5 | 0.1 |"), std::string::npos);
+}
+
+TEST(Svg, ChartsHaveTheirSeriesAndEscapeText) {
+  EXPECT_EQ(xml_escape("a<b & \"c\" 'd'>"), "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;");
+  LineChart lc{"speedup <train>", "batch", "x", {{"f=8 bf16", {{1, 1.5}, {4, 1.8}}}, {"f=8 int8", {{1, 0.5}, {4, 0.6}}}},
+               true, 1.0};
+  const std::string s = render_line_chart(lc);
+  EXPECT_EQ(s.rfind("<svg xmlns=\"http://www.w3.org/2000/svg\"", 0), 0u);
+  EXPECT_NE(s.find("speedup &lt;train&gt;"), std::string::npos);
+  size_t lines = 0;
+  for (size_t p = s.find("<polyline"); p != std::string::npos; p = s.find("<polyline", p + 1)) ++lines;
+  EXPECT_EQ(lines, 2u);
+  EXPECT_NE(s.find("stroke-dasharray"), std::string::npos);  // the reference line at 1
+  const std::string b = render_bar_chart({"t", "img/s", {"a", "b"}, {{"fp32", {1, 2}}, {"bf16", {3, kMissing}}}});
+  size_t bars = 0;
+  for (size_t p = b.find("<rect x="); p != std::string::npos; p = b.find("<rect x=", p + 1)) ++bars;
+  EXPECT_EQ(bars, 3u + 2u);  // three bars (one value missing) and two legend swatches
+  EXPECT_NE(render_bar_chart({"t", "y", {}, {}}).find("no data"), std::string::npos);
+}
