@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# mixseg bench, then mixseg report: the CSV, the metadata, the plots and the
-# report are written, and every SVG and the HTML page parse as XML.
+# mixseg bench and mixseg parity, then mixseg report: the CSV, the metadata,
+# the parity table, the plots and the report are written, and every SVG and
+# the HTML page parse as XML.
 # Usage: report_test.sh PATH/TO/mixseg
 set -euo pipefail
 MIXSEG=$1
@@ -8,12 +9,14 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 "$MIXSEG" bench --phase infer,train --precision fp32,mixed_bf16,int8 --filters 2 --depth 2 --batch 1,2 --size 32x32 \
   --warmup 1 --min-steps 2 --min-time 0 --energy none --out "$T/b.csv" >/dev/null
-"$MIXSEG" report "$T/b.csv" --out "$T/report" >/dev/null
-for f in report.md report.html speedup_infer.svg speedup_train.svg throughput_infer.svg memory_train.svg; do
+"$MIXSEG" parity --synthetic 16 --size 32x32 --depth 2 --filters 2 --epochs 1 --seeds 2 --batch 4 --out "$T/parity.csv" >/dev/null
+"$MIXSEG" report "$T/b.csv" --parity "$T/parity.csv" --out "$T/report" >/dev/null
+for f in report.md report.html speedup_infer.svg speedup_train.svg throughput_infer.svg memory_train.svg parity.svg; do
   [ -s "$T/report/$f" ] || { echo "missing $f"; exit 1; }
 done
 [ -s "$T/b.csv.meta.jsonl" ] || { echo "missing metadata"; exit 1; }
 grep -q "energy on .*: --energy none" "$T/report/report.md" || { echo "report does not say energy was not measured"; exit 1; }
+grep -q "^| int8 | 2 |" "$T/report/report.md" || { echo "report lacks the parity table"; exit 1; }
 python3 - "$T/report" <<'PY'
 import glob, sys
 import xml.etree.ElementTree as ET

@@ -4,6 +4,8 @@
 // what could not be measured listed, and the SVG charts' structure.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 
 #include "report/report.h"
@@ -99,4 +101,43 @@ TEST(Svg, ChartsHaveTheirSeriesAndEscapeText) {
   for (size_t p = b.find("<rect x="); p != std::string::npos; p = b.find("<rect x=", p + 1)) ++bars;
   EXPECT_EQ(bars, 3u + 2u);  // three bars (one value missing) and two legend swatches
   EXPECT_NE(render_bar_chart({"t", "y", {}, {}}).find("no data"), std::string::npos);
+}
+
+// Parity: mean and sample sd over seeds, the per-seed difference to fp32,
+// the CSV read back, a bad file named; the report's parity table and plot.
+TEST(Parity, SummaryCsvAndReport) {
+  auto r = [](uint64_t seed, const char* p, double dice) {
+    ParityRow row{seed, p, {}};
+    row.val.dice_mean = dice;
+    row.val.iou_mean = dice - 0.1;
+    row.val.images = 10;
+    return row;
+  };
+  const std::vector<ParityRow> rows = {r(1, "fp32", 0.90), r(1, "mixed_bf16", 0.91), r(2, "fp32", 0.94),
+                                       r(2, "mixed_bf16", 0.93), r(1, "int8", 0.89), r(2, "int8", 0.95)};
+  const std::vector<ParitySummary> s = summarize_parity(rows);
+  ASSERT_EQ(s.size(), 3u);
+  EXPECT_EQ(s[0].precision, "fp32");
+  EXPECT_NEAR(s[0].dice_mean, 0.92, 1e-12);
+  EXPECT_NEAR(s[0].dice_std, std::sqrt(0.0008), 1e-12);  // (0.02^2 + 0.02^2) / (2 - 1)
+  EXPECT_NEAR(s[1].dice_vs_fp32, 0.0, 1e-12);            // +0.01 and -0.01
+  EXPECT_NEAR(s[2].dice_vs_fp32, 0.0, 1e-12);            // -0.01 and +0.01
+  EXPECT_EQ(s[2].seeds, 2);
+  const auto dir = test::temp_dir("parity");
+  const std::string path = (dir / "p.csv").string();
+  write_parity_csv(path, rows);
+  const std::vector<ParityRow> back = read_parity_csv(path);
+  ASSERT_EQ(back.size(), rows.size());
+  EXPECT_EQ(back[3].precision, "mixed_bf16");
+  EXPECT_DOUBLE_EQ(back[3].val.dice_mean, 0.93);
+  std::ofstream(path, std::ios::app) << "3,fp32,x,1,1,1,1,1\n";
+  test::expect_error_containing([&] { read_parity_csv(path); }, path + ":8");
+  ReportConfig cfg;
+  cfg.parity = rows;
+  const ReportFiles f = make_report({row("fp32", 10)}, {}, cfg);
+  EXPECT_NE(f.markdown.find("| mixed_bf16 | 2 | 0.9200 | 0.0141 | 0.8200 | 0.0141 | +0.0000 |"), std::string::npos)
+      << f.markdown;
+  EXPECT_EQ(f.markdown.find("no parity results"), std::string::npos);
+  EXPECT_TRUE(std::any_of(f.svgs.begin(), f.svgs.end(), [](const auto& s) { return s.first == "parity.svg"; }));
+  std::filesystem::remove_all(dir);
 }

@@ -18,7 +18,7 @@ namespace {
 
 struct ReportOptions {
   std::vector<std::string> csvs;
-  std::string out;
+  std::string out, parity;
   ReportConfig cfg;
 };
 
@@ -51,6 +51,7 @@ void run_report(ReportOptions o) {
   }
   if (rows.empty()) fail("no benchmark rows in {}", fmt::join(o.csvs, ", "));
   o.cfg.sources = o.csvs;
+  if (!o.parity.empty()) o.cfg.parity = read_parity_csv(o.parity);
   const ReportFiles files = make_report(rows, metas, o.cfg);
   ensure_writable_dir(o.out);
   namespace fs = std::filesystem;
@@ -68,6 +69,7 @@ void add_report(CLI::App& app) {
   c->add_option("csv", o->csvs, "Results CSVs in the design's schema (their .meta.jsonl is read when present)")
       ->required();
   c->add_option("--out", o->out, "Output folder")->required();
+  c->add_option("--parity", o->parity, "Parity CSV from mixseg parity (the Dice side by side)");
   c->add_option("--price-per-kwh", o->cfg.price_per_kwh, "Electricity price for the cost column")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   c->add_option("--grid-gco2-per-kwh", o->cfg.grid_gco2_per_kwh, "Grid carbon intensity for the CO2 column")

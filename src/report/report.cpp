@@ -138,7 +138,25 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
     }
   }
   if (!any_energy && metas.empty()) not_measured.push_back("energy: no row has a measured value and no run metadata says why");
-  not_measured.push_back("Dice parity across precisions: no parity results given (mixseg parity is not part of this report yet)");
+  if (cfg.parity.empty())
+    not_measured.push_back("Dice parity across precisions: no parity results given (mixseg parity --out FILE, then "
+                           "mixseg report --parity FILE)");
+  const std::vector<ParitySummary> parity = summarize_parity(cfg.parity);
+  if (!parity.empty()) {
+    BarChart pc{"Dice per precision (mean over seeds, held-out images)", "Dice", {}, {{"Dice", {}}}};
+    for (const ParitySummary& p : parity) {
+      pc.categories.push_back(p.precision);
+      pc.series[0].values.push_back(p.dice_mean);
+    }
+    out.svgs.push_back({"parity.svg", render_bar_chart(pc)});
+  }
+  const std::vector<std::string> parity_head = {"precision", "seeds", "Dice mean", "Dice sd", "IoU mean", "IoU sd",
+                                                "Dice - fp32"};
+  std::vector<std::vector<std::string>> parity_cells;
+  for (const ParitySummary& p : parity)
+    parity_cells.push_back({p.precision, std::to_string(p.seeds), fmt::format("{:.4f}", p.dice_mean),
+                            fmt::format("{:.4f}", p.dice_std), fmt::format("{:.4f}", p.iou_mean),
+                            fmt::format("{:.4f}", p.iou_std), fmt::format("{:+.4f}", p.dice_vs_fp32)});
 
   // ---- Plots ---------------------------------------------------------------
   std::set<std::string> phases, frameworks;
@@ -222,6 +240,12 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
   for (size_t i = 0; i < head.size(); ++i) md += "---|";
   md += "\n";
   for (const auto& row : cells) md += "| " + fmt::format("{}", fmt::join(row, " | ")) + " |\n";
+  if (!parity_cells.empty()) {
+    md += "\n## Accuracy parity\n\n| " + fmt::format("{}", fmt::join(parity_head, " | ")) + " |\n|";
+    for (size_t i = 0; i < parity_head.size(); ++i) md += "---|";
+    md += "\n";
+    for (const auto& row : parity_cells) md += "| " + fmt::format("{}", fmt::join(row, " | ")) + " |\n";
+  }
   md += "\n## Plots\n\n";
   for (const auto& [name, svg] : out.svgs) md += fmt::format("![{}]({})\n", name, name);
   md += "\n## Not measured\n\n";
@@ -251,7 +275,19 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
     for (const auto& c : row) h += "<td>" + xml_escape(c) + "</td>";
     h += "</tr>\n";
   }
-  h += "</table>\n<h2>Plots</h2>\n<div class=\"plots\">\n";
+  h += "</table>\n";
+  if (!parity_cells.empty()) {
+    h += "<h2>Accuracy parity</h2>\n<table>\n<tr>";
+    for (const auto& c : parity_head) h += "<th>" + xml_escape(c) + "</th>";
+    h += "</tr>\n";
+    for (const auto& row : parity_cells) {
+      h += "<tr>";
+      for (const auto& c : row) h += "<td>" + xml_escape(c) + "</td>";
+      h += "</tr>\n";
+    }
+    h += "</table>\n";
+  }
+  h += "<h2>Plots</h2>\n<div class=\"plots\">\n";
   for (const auto& [name, svg] : out.svgs) h += svg;
   h += "</div>\n<h2>Not measured</h2>\n<ul>\n";
   for (const auto& n : not_measured) h += "<li>" + xml_escape(n) + "</li>\n";

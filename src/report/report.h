@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "bench/result_row.h"
+#include "train/parity.h"
 
 namespace mixseg {
 
@@ -20,6 +21,7 @@ struct ReportConfig {
   double price_per_kwh = 0.30;       // currency units per kWh (stated in the report)
   double grid_gco2_per_kwh = 400.0;  // grams CO2-equivalent per kWh (stated in the report)
   std::vector<std::string> sources;  // the CSV files, named in the report
+  std::vector<ParityRow> parity;     // from mixseg parity, if given: the accuracy side of the comparison
 };
 
 struct ReportFiles {
