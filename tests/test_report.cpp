@@ -138,6 +138,6 @@ TEST(Parity, SummaryCsvAndReport) {
   EXPECT_NE(f.markdown.find("| mixed_bf16 | 2 | 0.9200 | 0.0141 | 0.8200 | 0.0141 | +0.0000 |"), std::string::npos)
       << f.markdown;
   EXPECT_EQ(f.markdown.find("no parity results"), std::string::npos);
-  EXPECT_TRUE(std::any_of(f.svgs.begin(), f.svgs.end(), [](const auto& s) { return s.first == "parity.svg"; }));
+  EXPECT_TRUE(std::any_of(f.svgs.begin(), f.svgs.end(), [](const auto& svg) { return svg.first == "parity.svg"; }));
   std::filesystem::remove_all(dir);
 }
