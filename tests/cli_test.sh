@@ -24,7 +24,7 @@ expect_ok() {
 }
 
 expect_ok "$MIXSEG" --help
-for c in train eval predict info synth bench quantize export infer edgetpu-check report parity; do expect_ok "$MIXSEG" "$c" --help; done
+for c in train eval predict info synth bench quantize export infer edgetpu-check report parity advise; do expect_ok "$MIXSEG" "$c" --help; done
 
 # The workflow on a small synthetic folder.
 expect_ok "$MIXSEG" synth --out "$T/data" --count 12 --size 32x32 --seed 3

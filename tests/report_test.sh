@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# mixseg bench and mixseg parity, then mixseg report: the CSV, the metadata,
+# mixseg bench and mixseg parity, then mixseg report and mixseg advise: the CSV, the metadata,
 # the parity table, the plots and the report are written, and every SVG and
 # the HTML page parse as XML.
 # Usage: report_test.sh PATH/TO/mixseg
@@ -17,6 +17,9 @@ done
 [ -s "$T/b.csv.meta.jsonl" ] || { echo "missing metadata"; exit 1; }
 grep -q "energy on .*: --energy none" "$T/report/report.md" || { echo "report does not say energy was not measured"; exit 1; }
 grep -q "^| int8 | 2 |" "$T/report/report.md" || { echo "report lacks the parity table"; exit 1; }
+"$MIXSEG" advise "$T/b.csv" --parity "$T/parity.csv" --filters 2 --phase infer --dice-tolerance 1 >"$T/advice.txt"
+grep -q "^advice for U-Net f=2 infer: " "$T/advice.txt" && grep -q "ranked by images per second" "$T/advice.txt" ||
+  { cat "$T/advice.txt"; echo "advise gave no advice"; exit 1; }
 python3 - "$T/report" <<'PY'
 import glob, sys
 import xml.etree.ElementTree as ET

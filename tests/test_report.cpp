@@ -8,6 +8,7 @@
 #include <cmath>
 #include <fstream>
 
+#include "report/advise.h"
 #include "report/report.h"
 #include "report/svg.h"
 #include "test_util.h"
@@ -140,4 +141,41 @@ TEST(Parity, SummaryCsvAndReport) {
   EXPECT_EQ(f.markdown.find("no parity results"), std::string::npos);
   EXPECT_TRUE(std::any_of(f.svgs.begin(), f.svgs.end(), [](const auto& svg) { return svg.first == "parity.svg"; }));
   std::filesystem::remove_all(dir);
+}
+
+// Advise: least J/img among the precisions within the Dice tolerance; by
+// throughput (with a note) when energy is missing; nothing when all are out.
+TEST(Advise, LeastEnergyWithinTheDiceTolerance) {
+  auto at = [](const std::string& p, int batch, double ips, std::optional<double> j) {
+    ResultRow r = row(p, ips, j);
+    r.batch = batch;
+    r.phase = "train";
+    return r;
+  };
+  const std::vector<ResultRow> rows = {at("fp32", 1, 10, 5.0), at("fp32", 4, 14, 4.0), at("mixed_bf16", 4, 30, 2.0),
+                                       at("mixed_fp16", 4, 25, 1.5)};
+  auto p = [](const char* prec, double dice) {
+    ParityRow r{1, prec, {}};
+    r.val.dice_mean = dice;
+    return r;
+  };
+  AdviseConfig cfg;
+  cfg.filters = 8;
+  const std::vector<ParityRow> parity = {p("fp32", 0.90), p("mixed_bf16", 0.895), p("mixed_fp16", 0.85)};
+  const Advice a = advise(rows, parity, cfg);
+  EXPECT_EQ(a.goal_used, "energy");
+  EXPECT_EQ(a.ranked.front().precision, "mixed_bf16");  // mixed_fp16 uses less energy but loses 0.05 Dice
+  EXPECT_EQ(a.ranked.back().precision, "mixed_fp16");
+  EXPECT_FALSE(a.ranked.back().allowed);
+  EXPECT_NE(a.ranked.back().why_not.find("-0.0500"), std::string::npos) << a.ranked.back().why_not;
+  cfg.dice_tolerance = 0.1;
+  EXPECT_EQ(advise(rows, parity, cfg).ranked.front().precision, "mixed_fp16");
+  std::vector<ResultRow> no_energy = rows;
+  no_energy[0].joules_per_img.reset();
+  const Advice t = advise(no_energy, {}, cfg);
+  EXPECT_EQ(t.goal_used, "throughput");
+  EXPECT_EQ(t.ranked.front().precision, "mixed_bf16");
+  EXPECT_EQ(t.notes.size(), 2u);  // energy missing, accuracy not checked
+  cfg.filters = 99;
+  test::expect_error_containing([&] { advise(rows, parity, cfg); }, "filters 99");
 }

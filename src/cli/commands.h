@@ -21,6 +21,7 @@ void add_infer(CLI::App& app);
 void add_edgetpu_check(CLI::App& app);
 void add_report(CLI::App& app);
 void add_parity(CLI::App& app);
+void add_advise(CLI::App& app);
 
 // Parses "HxW" (e.g. 512x256); throws naming the text otherwise.
 std::pair<int, int> parse_size(const std::string& s);

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   mixseg::cli::add_edgetpu_check(app);
   mixseg::cli::add_report(app);
   mixseg::cli::add_parity(app);
+  mixseg::cli::add_advise(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
