@@ -4,10 +4,12 @@
 # build-asan, all but the two long training tests; MIXSEG_SANITIZERS=0 skips
 # it), then the whole test suite with ctest: unit tests (GoogleTest), the CLI
 # end to end, the installed package, corpus replay and a short libFuzzer run
-# of the PNG and safetensors readers, the TFLite/ONNX exports run by LiteRT
-# and onnxruntime (installed into .venv by scripts/setup-runtimes.sh), and training to Dice >= 0.90 in every
-# precision policy. GPU tests skip without a GPU. About 3 minutes for the
-# sanitizer pass and 4 for ctest on 2 cores, after the build.
+# of the PNG and safetensors readers, the TFLite/ONNX exports run by LiteRT,
+# onnxruntime and TensorFlow's converter (installed into .venv by
+# scripts/setup-runtimes.sh, ~1 min the first time), bench -> report, and
+# training to Dice >= 0.90 in every precision policy. GPU tests skip without
+# a GPU. About 2 minutes for the sanitizer pass and 5 for ctest on 2 cores,
+# after the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
