@@ -24,7 +24,7 @@ double nice_step(double hi, int n) {
 
 std::string fmt_tick(double v) {
   if (v == 0) return "0";
-  if (std::fabs(v) >= 1000 || std::fabs(v) < 0.01) return fmt::format("{:.3g}", v);
+  if (std::fabs(v) >= 1e6 || std::fabs(v) < 0.01) return fmt::format("{:.3g}", v);
   return fmt::format("{:g}", std::round(v * 1000) / 1000);
 }
 
