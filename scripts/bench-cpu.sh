@@ -2,12 +2,14 @@
 # The CPU benchmark against the peers, in one run: mixseg (fast backend),
 # PyTorch (Debian's python3-torch 1.13, and a current torch from PyPI in
 # .venv; NCHW and channels_last each) and onnxruntime (PyPI, in .venv, on the
-# PyTorch peer's fp32 ONNX export) and JAX/XLA (PyPI jax, flax, optax in
-# .venv-jax, kept apart from the pinned test runtimes), 512x256, fp32
+# PyTorch peer's fp32 ONNX export), TensorFlow/Keras (the paper's other
+# framework; PyPI tensorflow-cpu, in .venv through scripts/setup-runtimes.sh)
+# and JAX/XLA (PyPI jax, flax, optax in .venv-jax, kept apart from the pinned
+# test runtimes), 512x256, fp32
 # inference and training, then mixseg's 16-bit policies and int8; ends with
 # the comparison table and `mixseg report` (OUT/report). Installs what is
 # missing (scripts/setup.sh, apt, pip; PyPI's torch is a ~4 GB download:
-# PYPI_TORCH=0 skips it; JAX=0 skips JAX).
+# PYPI_TORCH=0 skips it; TF=0 skips TensorFlow, JAX=0 skips JAX).
 # This 2-core VM's speed drifts by up to ~50% over minutes (other tenants),
 # so the frameworks run interleaved per model size and the whole sweep is
 # repeated ROUNDS times; compare.py takes each framework's median.
@@ -33,6 +35,8 @@ PYPI_TORCH=${PYPI_TORCH:-1}
 if [ "$PYPI_TORCH" = 1 ] && ! .venv/bin/python -c "import torch, sys; sys.exit(int(torch.__version__.split('.')[0]) < 2)" 2>/dev/null; then
   .venv/bin/pip install -q "torch>=2" || { echo "PyPI torch did not install; continuing without it"; PYPI_TORCH=0; }
 fi
+TF=${TF:-1}
+if [ "$TF" = 1 ]; then scripts/setup-runtimes.sh || { echo "TensorFlow did not install; continuing without it"; TF=0; }; fi
 JAX=${JAX:-1}
 if [ "$JAX" = 1 ] && ! .venv-jax/bin/python -c "import jax, flax, optax" 2>/dev/null; then
   { /usr/bin/python3 -m venv .venv-jax && .venv-jax/bin/pip install -q jax flax optax; } ||
@@ -58,6 +62,10 @@ for round in $(seq "$ROUNDS"); do
     fi
     .venv/bin/python bench/peers/ort_unet.py --model "$OUT/unet_f$f.onnx" --filters "$f" --batch "$BATCHES" \
       "${COMMON[@]}" --out "$CSV"
+    if [ "$TF" = 1 ]; then
+      .venv/bin/python bench/peers/tf_unet.py --phase infer,train --filters "$f" --batch "$BATCHES" \
+        "${COMMON[@]}" --out "$CSV" 2>/dev/null
+    fi
     if [ "$JAX" = 1 ]; then
       .venv-jax/bin/python bench/peers/jax_unet.py --device cpu --phase infer,train --filters "$f" --batch "$BATCHES" \
         "${COMMON[@]}" --out "$CSV" 2>/dev/null
