@@ -159,15 +159,20 @@ TEST(Conv2dInt8, OnePixelByHand) {
   }
 }
 
-// Fast against reference, bit-exact, over odd channel counts, the 16-channel
-// block edge, pixel tiles of 1-6 and their remainders, batch 1 and 2.
+// Every fast variant against the reference, bit-exact, over odd channel
+// counts, the 8/16-channel block edges, pixel tiles and their remainders
+// (up to 16 pixels per tile in VNNI), batch 1 and 2.
 TEST(Conv2dInt8, FastIsBitExactWithReference) {
+  using Fn = void (*)(const QConv&, QParams, QParams, int, int, int, const int8_t*, int8_t*);
+  std::vector<std::pair<const char*, Fn>> variants = {{"avx2", conv2d_int8_avx2}, {"fast", conv2d_int8_fast}};
+  if (int8_vnni_available()) variants.push_back({"vnni", conv2d_int8_vnni});
+  else fmt::print("this CPU has no AVX-512 VNNI: the vnni variant is not tested here\n");
   Rng rng(3);
   int cases = 0;
   for (int k : {1, 3})
     for (int cin : {1, 3, 8, 17})
       for (int cout : {1, 5, 16, 17, 33})
-        for (auto [n, h, w] : {std::array<int, 3>{1, 1, 1}, {1, 2, 7}, {2, 5, 6}, {1, 4, 13}, {1, 3, 12}}) {
+        for (auto [n, h, w] : {std::array<int, 3>{1, 1, 1}, {1, 2, 7}, {2, 5, 6}, {1, 4, 13}, {1, 3, 12}, {1, 2, 35}}) {
           const QParams xq{float(rng.uniform(0.01, 0.1)), int32_t(rng.below(256)) - 128};
           const QParams yq{float(rng.uniform(0.05, 0.5)), int32_t(rng.below(256)) - 128};
           QConv c = random_conv(rng, k, cin, cout, cases % 2 == 0, xq, yq);
@@ -175,13 +180,16 @@ TEST(Conv2dInt8, FastIsBitExactWithReference) {
             for (auto& m : c.multipliers)
               if (rng.below(2)) m = quantize_multiplier(rng.uniform(1.0, 6.0) / 4096.0 * double(1 << rng.below(13)));
           const std::vector<int8_t> x = random_int8(rng, size_t(n) * h * w * cin);
-          std::vector<int8_t> ref(size_t(n) * h * w * cout), fast(ref.size(), 99);
+          std::vector<int8_t> ref(size_t(n) * h * w * cout);
           conv2d_int8_ref(c, xq, yq, n, h, w, x.data(), ref.data());
-          conv2d_int8_fast(c, xq, yq, n, h, w, x.data(), fast.data());
-          ASSERT_EQ(ref, fast) << fmt::format("k {} cin {} cout {} n {} h {} w {}", k, cin, cout, n, h, w);
+          for (auto [name, fn] : variants) {
+            std::vector<int8_t> fast(ref.size(), 99);
+            fn(c, xq, yq, n, h, w, x.data(), fast.data());
+            ASSERT_EQ(ref, fast) << fmt::format("{}: k {} cin {} cout {} n {} h {} w {}", name, k, cin, cout, n, h, w);
+          }
           ++cases;
         }
-  EXPECT_EQ(cases, 200);
+  EXPECT_EQ(cases, 240);
 }
 
 TEST(MovementInt8, PoolUpsampleConcatByHand) {

@@ -1,8 +1,9 @@
 // The int8 kernels, with TFLite's integer semantics (see qmodel.h and
 // fixed_point.h). Activations are NHWC int8. The reference convolution is
-// TFLite's reference per-channel convolution loop; the fast one (AVX2, int16
-// multiply-adds, OpenMP) computes the same int32 sums in another order, which
-// integer arithmetic makes bit-exact, and requantizes with the same function.
+// TFLite's reference per-channel convolution loop; the fast variants (AVX2
+// int16 multiply-adds; AVX-512 VNNI byte dot products; OpenMP) compute the
+// same int32 sums in another order, which integer arithmetic makes
+// bit-exact, and requantize with the same function.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -14,7 +15,12 @@ namespace mixseg {
 // y[n, h, w, cout] = clamp(requant(sum (x - x_zp) * w + bias) + y_zp), stride
 // 1, SAME padding (taps outside the image contribute nothing).
 void conv2d_int8_ref(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y);
+// The fastest variant this CPU runs (VNNI, else AVX2, else the reference).
 void conv2d_int8_fast(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y);
+void conv2d_int8_avx2(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y);
+// Falls back to the AVX2 variant on CPUs without AVX-512 VNNI.
+void conv2d_int8_vnni(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y);
+bool int8_vnni_available();
 
 // 2x2 max-pooling, stride 2 (h, w even; parameters shared, so no requantization).
 void maxpool2x2_int8(int n, int h, int w, int c, const int8_t* x, int8_t* y);

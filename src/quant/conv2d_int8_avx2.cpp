@@ -1,0 +1,140 @@
+// The int8 convolution with AVX2 (kernels_int8.h). The input is widened once to
+// int16 with its zero point subtracted and a border of zeros (a padded tap
+// then contributes exactly nothing, as in the reference), so that for an
+// output pixel and one kernel row the k*cin inputs are contiguous. Each step
+// broadcasts a pair of inputs and multiply-adds it (vpmaddwd: two int16
+// products summed into int32, exact) against the same pair of weights of 16
+// output channels (8 for the last block when 8 or fewer remain, so 8-channel
+// layers do not waste half the lanes); a tile of up to 6 pixels x 16
+// channels or 12 x 8 stays in registers. Integer sums do not depend on their
+// order, so the sums are bit-exact with the reference; requantization is the
+// function of fixed_point.h on 8 lanes at once, each lane its own multiplier
+// and shift (tested against the scalar one through the whole kernel).
+// Without AVX2 this is the reference.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "quant/kernels_int8.h"
+
+#ifdef __AVX2__
+#include <immintrin.h>
+
+#include "quant/requantize_avx2.h"
+#endif
+
+namespace mixseg {
+
+#ifdef __AVX2__
+namespace {
+
+// One tile: P output pixels starting at column ox of the padded rows `rows`
+// (one per kernel row) against one block of 8 * V output channels, whose
+// weights are packed [ky][pair][lane][2]. Writes the int32 sums to out[P][8 * V].
+template <int P, int V>
+void tile(const int16_t* const* rows, int ox, int cin, int k, int pairs, const int16_t* wblock, int32_t* out) {
+  constexpr int lanes = 8 * V;
+  __m256i acc[P][V];
+  for (int p = 0; p < P; ++p)
+    for (int v = 0; v < V; ++v) acc[p][v] = _mm256_setzero_si256();
+  for (int ky = 0; ky < k; ++ky) {
+    const int16_t* row = rows[ky] + size_t(ox) * cin;
+    const int16_t* wp = wblock + size_t(ky) * pairs * 2 * lanes;
+    for (int j = 0; j < pairs; ++j) {
+      __m256i w[V];
+      for (int v = 0; v < V; ++v)
+        w[v] = _mm256_load_si256(reinterpret_cast<const __m256i*>(wp + (j * 2 * lanes) + v * 16));
+      for (int p = 0; p < P; ++p) {
+        int32_t pair;
+        std::memcpy(&pair, row + size_t(p) * cin + 2 * j, sizeof pair);
+        const __m256i xb = _mm256_set1_epi32(pair);
+        for (int v = 0; v < V; ++v) acc[p][v] = _mm256_add_epi32(acc[p][v], _mm256_madd_epi16(xb, w[v]));
+      }
+    }
+  }
+  for (int p = 0; p < P; ++p)
+    for (int v = 0; v < V; ++v) _mm256_store_si256(reinterpret_cast<__m256i*>(out + p * lanes + v * 8), acc[p][v]);
+}
+
+using TileFn = void (*)(const int16_t* const*, int, int, int, int, const int16_t*, int32_t*);
+constexpr int kMaxTile16 = 6, kMaxTile8 = 12;  // pixels per tile: registers for 8 * V accumulators
+constexpr TileFn kTiles16[kMaxTile16 + 1] = {nullptr, tile<1, 2>, tile<2, 2>, tile<3, 2>, tile<4, 2>, tile<5, 2>, tile<6, 2>};
+constexpr TileFn kTiles8[kMaxTile8 + 1] = {nullptr,     tile<1, 1>,  tile<2, 1>, tile<3, 1>, tile<4, 1>,
+                                           tile<5, 1>,  tile<6, 1>,  tile<7, 1>, tile<8, 1>, tile<9, 1>,
+                                           tile<10, 1>, tile<11, 1>, tile<12, 1>};
+
+}  // namespace
+
+void conv2d_int8_avx2(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y) {
+  const int k = c.k, pad = k / 2, cin = c.cin, cout = c.cout;
+  if (k > 15) return conv2d_int8_ref(c, xq, yq, n, h, w, x, y);  // rows[] below holds 16
+  const int ph = h + 2 * pad, pw = w + 2 * pad;
+  const int kw = k * cin;          // contiguous inputs per kernel row
+  const int pairs = (kw + 1) / 2;  // an odd count reads one more input, against a zero weight
+
+  // Output channels in blocks of 16, the last one of 8 when 8 or fewer remain.
+  struct Block {
+    int o0, lanes;
+    size_t offset;  // into the packed weights
+  };
+  std::vector<Block> blocks;
+  size_t packed = 0;
+  for (int o0 = 0; o0 < cout;) {
+    const int lanes = cout - o0 <= 8 ? 8 : 16;
+    blocks.push_back({o0, lanes, packed});
+    packed += size_t(k) * pairs * 2 * lanes;
+    o0 += lanes;
+  }
+  const int padded_cout = blocks.back().o0 + blocks.back().lanes;
+  // Weights: per block [ky][pair][lane][2] int16, zero beyond cout and kw; 32-byte aligned.
+  std::vector<int16_t> wstore(packed + 16, 0);
+  int16_t* wpack = reinterpret_cast<int16_t*>((reinterpret_cast<uintptr_t>(wstore.data()) + 31) & ~uintptr_t(31));
+  for (const Block& b : blocks)
+    for (int l = 0; l < b.lanes && b.o0 + l < cout; ++l)
+      for (int ky = 0; ky < k; ++ky)
+        for (int i = 0; i < kw; ++i)
+          wpack[b.offset + (size_t(ky) * pairs + size_t(i / 2)) * 2 * b.lanes + size_t(l) * 2 + size_t(i % 2)] =
+              c.weights[(size_t(b.o0 + l) * k + ky) * size_t(kw) + size_t(i)];
+  const Requant r = prepare_requant(c, padded_cout);
+
+  // Inputs: int16, zero point subtracted, zero border, slack for the odd pair at a row's end.
+  const size_t row_len = size_t(pw) * cin;
+  std::vector<int16_t> xp(size_t(n) * ph * row_len + 16, 0);
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < n; ++b)
+    for (int iy = 0; iy < h; ++iy) {
+      const int8_t* src = x + (size_t(b) * h + iy) * w * size_t(cin);
+      int16_t* dst = xp.data() + (size_t(b) * ph + iy + pad) * row_len + size_t(pad) * cin;
+      for (size_t i = 0; i < size_t(w) * cin; ++i) dst[i] = int16_t(int32_t(src[i]) - xq.zero_point);
+    }
+
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < n; ++b)
+    for (int oy = 0; oy < h; ++oy) {
+      const int16_t* rows[16];
+      for (int ky = 0; ky < k; ++ky) rows[ky] = xp.data() + (size_t(b) * ph + oy + ky) * row_len;
+      alignas(32) int32_t acc[kMaxTile8 * 8];
+      int8_t* yrow = y + (size_t(b) * h + oy) * w * size_t(cout);
+      for (const Block& blk : blocks) {
+        const int max_tile = blk.lanes == 16 ? kMaxTile16 : kMaxTile8;
+        const int on = std::min(blk.lanes, cout - blk.o0);
+        for (int ox = 0; ox < w; ox += max_tile) {
+          const int P = std::min(max_tile, w - ox);
+          (blk.lanes == 16 ? kTiles16 : kTiles8)[P](rows, ox, cin, k, pairs, wpack + blk.offset, acc);
+          for (int p = 0; p < P; ++p) {
+            int8_t* yp = yrow + size_t(ox + p) * cout + blk.o0;
+            for (int v = 0; v < blk.lanes / 8 && v * 8 < on; ++v)
+              store8(acc + p * blk.lanes + v * 8, r, blk.o0 + v * 8, std::min(8, on - v * 8), yq.zero_point, c.out_min,
+                     c.out_max, yp + v * 8);
+          }
+        }
+      }
+    }
+}
+#else
+void conv2d_int8_avx2(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y) {
+  conv2d_int8_ref(c, xq, yq, n, h, w, x, y);
+}
+#endif
+
+}  // namespace mixseg

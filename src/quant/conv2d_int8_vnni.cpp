@@ -1,0 +1,133 @@
+// The int8 convolution with AVX-512 VNNI (kernels_int8.h), for CPUs that have
+// it (checked at run time; the rest of the build targets AVX2).
+// vpdpbusd multiplies 4 unsigned bytes by 4 signed bytes and adds the four
+// products into an int32 lane, exactly (no intermediate saturation): 64
+// multiply-adds per instruction, 4x AVX2's vpmaddwd. Its first operand is
+// unsigned, so the input is shifted to u = x + 128 and padded with zp + 128;
+// then sum (u - (zp + 128)) * w = sum u * w - (zp + 128) * sum w over all k*k
+// taps (padded taps included, which is why the border holds zp + 128: they
+// cancel), so the correction (zp + 128) * sum w goes into each channel's bias
+// once. Integer sums are order-free: bit-exact with the reference.
+// Weights: per block of 16 output channels [ky][quad][lane][4] signed bytes,
+// zero beyond cout and k*cin; a tile of up to 16 pixels x 16 channels stays
+// in registers; requantization is the AVX2 8-lane one.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "quant/kernels_int8.h"
+
+#if defined(__AVX2__) && defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+
+#include "quant/requantize_avx2.h"
+
+#define MIXSEG_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni")))
+
+namespace mixseg {
+
+namespace {
+
+constexpr int kMaxTile = 16;
+
+template <int P>
+MIXSEG_VNNI_TARGET void tile_vnni(const uint8_t* const* rows, int ox, int cin, int k, int quads, const int8_t* wblock,
+                                  int32_t* out) {
+  __m512i acc[P];
+  for (int p = 0; p < P; ++p) acc[p] = _mm512_setzero_si512();
+  for (int ky = 0; ky < k; ++ky) {
+    const uint8_t* row = rows[ky] + size_t(ox) * cin;
+    const int8_t* wp = wblock + size_t(ky) * quads * 64;
+    for (int j = 0; j < quads; ++j) {
+      const __m512i wv = _mm512_load_si512(wp + size_t(j) * 64);
+      for (int p = 0; p < P; ++p) {
+        int32_t quad;
+        std::memcpy(&quad, row + size_t(p) * cin + 4 * size_t(j), sizeof quad);
+        acc[p] = _mm512_dpbusd_epi32(acc[p], _mm512_set1_epi32(quad), wv);
+      }
+    }
+  }
+  for (int p = 0; p < P; ++p) _mm512_store_si512(out + p * 16, acc[p]);
+}
+
+using TileFn = void (*)(const uint8_t* const*, int, int, int, int, const int8_t*, int32_t*);
+constexpr TileFn kTiles[kMaxTile + 1] = {nullptr,      tile_vnni<1>,  tile_vnni<2>,  tile_vnni<3>,  tile_vnni<4>,
+                                         tile_vnni<5>,  tile_vnni<6>,  tile_vnni<7>,  tile_vnni<8>,  tile_vnni<9>,
+                                         tile_vnni<10>, tile_vnni<11>, tile_vnni<12>, tile_vnni<13>, tile_vnni<14>,
+                                         tile_vnni<15>, tile_vnni<16>};
+
+}  // namespace
+
+bool int8_vnni_available() {
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vnni");
+  return ok;
+}
+
+MIXSEG_VNNI_TARGET void conv2d_int8_vnni(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x,
+                                         int8_t* y) {
+  const int k = c.k, pad = k / 2, cin = c.cin, cout = c.cout;
+  if (k > 15 || !int8_vnni_available()) return conv2d_int8_avx2(c, xq, yq, n, h, w, x, y);
+  const int ph = h + 2 * pad, pw = w + 2 * pad;
+  const int kw = k * cin, quads = (kw + 3) / 4;
+  const int blocks = (cout + 15) / 16, padded_cout = blocks * 16;
+  const size_t block_size = size_t(k) * quads * 64;
+  std::vector<int8_t> wstore(size_t(blocks) * block_size + 64, 0);
+  int8_t* wpack = reinterpret_cast<int8_t*>((reinterpret_cast<uintptr_t>(wstore.data()) + 63) & ~uintptr_t(63));
+  Requant r = prepare_requant(c, padded_cout);
+  const int32_t shift = xq.zero_point + 128;  // the padded value, and what every tap's input is offset by
+  for (int o = 0; o < cout; ++o) {
+    int32_t sum = 0;
+    for (int ky = 0; ky < k; ++ky)
+      for (int i = 0; i < kw; ++i) {
+        const int8_t v = c.weights[(size_t(o) * k + ky) * size_t(kw) + size_t(i)];
+        sum += v;
+        wpack[size_t(o / 16) * block_size + (size_t(ky) * quads + size_t(i / 4)) * 64 + size_t(o % 16) * 4 +
+              size_t(i % 4)] = v;
+      }
+    r.bias[size_t(o)] -= shift * sum;
+  }
+
+  // Inputs: u8 = x + 128, border zp + 128, slack for the last quad's over-read.
+  const size_t row_len = size_t(pw) * cin;
+  std::vector<uint8_t> xp(size_t(n) * ph * row_len + 64, uint8_t(shift));
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < n; ++b)
+    for (int iy = 0; iy < h; ++iy) {
+      const int8_t* src = x + (size_t(b) * h + iy) * w * size_t(cin);
+      uint8_t* dst = xp.data() + (size_t(b) * ph + iy + pad) * row_len + size_t(pad) * cin;
+      for (size_t i = 0; i < size_t(w) * cin; ++i) dst[i] = uint8_t(src[i]) ^ 0x80;
+    }
+
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int b = 0; b < n; ++b)
+    for (int oy = 0; oy < h; ++oy) {
+      const uint8_t* rows[16];
+      for (int ky = 0; ky < k; ++ky) rows[ky] = xp.data() + (size_t(b) * ph + oy + ky) * row_len;
+      alignas(64) int32_t acc[kMaxTile * 16];
+      int8_t* yrow = y + (size_t(b) * h + oy) * w * size_t(cout);
+      for (int blk = 0; blk < blocks; ++blk) {
+        const int o0 = blk * 16, on = std::min(16, cout - o0);
+        for (int ox = 0; ox < w; ox += kMaxTile) {
+          const int P = std::min(kMaxTile, w - ox);
+          kTiles[P](rows, ox, cin, k, quads, wpack + size_t(blk) * block_size, acc);
+          for (int p = 0; p < P; ++p) {
+            int8_t* yp = yrow + size_t(ox + p) * cout + o0;
+            for (int v = 0; v < 2 && v * 8 < on; ++v)
+              store8(acc + p * 16 + v * 8, r, o0 + v * 8, std::min(8, on - v * 8), yq.zero_point, c.out_min, c.out_max,
+                     yp + v * 8);
+          }
+        }
+      }
+    }
+}
+
+}  // namespace mixseg
+#else
+namespace mixseg {
+bool int8_vnni_available() { return false; }
+void conv2d_int8_vnni(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y) {
+  conv2d_int8_avx2(c, xq, yq, n, h, w, x, y);
+}
+}  // namespace mixseg
+#endif
