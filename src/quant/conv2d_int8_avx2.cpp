@@ -97,22 +97,35 @@ void conv2d_int8_avx2(const QConv& c, QParams xq, QParams yq, int n, int h, int 
               c.weights[(size_t(b.o0 + l) * k + ky) * size_t(kw) + size_t(i)];
   const Requant r = prepare_requant(c, padded_cout);
 
-  // Inputs: int16, zero point subtracted, zero border, slack for the odd pair at a row's end.
+  // Inputs: int16, zero point subtracted, zero border, slack for the odd pair
+  // at a row's end. Kept between calls (no fresh pages each time); every
+  // padded row is written in full, border included.
   const size_t row_len = size_t(pw) * cin;
-  std::vector<int16_t> xp(size_t(n) * ph * row_len + 16, 0);
+  thread_local std::vector<int16_t> xp;
+  xp.resize(size_t(n) * ph * row_len + 16);
+  std::fill(xp.end() - 16, xp.end(), int16_t(0));
+  // OpenMP's threads see their own thread_local objects: they get the pointer.
+  int16_t* const xbuf = xp.data();
 #pragma omp parallel for collapse(2) schedule(static)
   for (int b = 0; b < n; ++b)
-    for (int iy = 0; iy < h; ++iy) {
+    for (int py = 0; py < ph; ++py) {
+      int16_t* dst = xbuf + (size_t(b) * ph + py) * row_len;
+      const int iy = py - pad;
+      if (iy < 0 || iy >= h) {
+        std::fill(dst, dst + row_len, int16_t(0));
+        continue;
+      }
       const int8_t* src = x + (size_t(b) * h + iy) * w * size_t(cin);
-      int16_t* dst = xp.data() + (size_t(b) * ph + iy + pad) * row_len + size_t(pad) * cin;
-      for (size_t i = 0; i < size_t(w) * cin; ++i) dst[i] = int16_t(int32_t(src[i]) - xq.zero_point);
+      std::fill(dst, dst + size_t(pad) * cin, int16_t(0));
+      for (size_t i = 0; i < size_t(w) * cin; ++i) dst[size_t(pad) * cin + i] = int16_t(int32_t(src[i]) - xq.zero_point);
+      std::fill(dst + size_t(pad + w) * cin, dst + row_len, int16_t(0));
     }
 
 #pragma omp parallel for collapse(2) schedule(static)
   for (int b = 0; b < n; ++b)
     for (int oy = 0; oy < h; ++oy) {
       const int16_t* rows[16];
-      for (int ky = 0; ky < k; ++ky) rows[ky] = xp.data() + (size_t(b) * ph + oy + ky) * row_len;
+      for (int ky = 0; ky < k; ++ky) rows[ky] = xbuf + (size_t(b) * ph + oy + ky) * row_len;
       alignas(32) int32_t acc[kMaxTile8 * 8];
       int8_t* yrow = y + (size_t(b) * h + oy) * w * size_t(cout);
       for (const Block& blk : blocks) {

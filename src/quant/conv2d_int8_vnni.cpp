@@ -89,21 +89,34 @@ MIXSEG_VNNI_TARGET void conv2d_int8_vnni(const QConv& c, QParams xq, QParams yq,
   }
 
   // Inputs: u8 = x + 128, border zp + 128, slack for the last quad's over-read.
+  // The buffer is kept between calls (no fresh pages each time); every padded
+  // row is written in full, border included.
   const size_t row_len = size_t(pw) * cin;
-  std::vector<uint8_t> xp(size_t(n) * ph * row_len + 64, uint8_t(shift));
+  thread_local std::vector<uint8_t> xp;
+  xp.resize(size_t(n) * ph * row_len + 64);
+  std::fill(xp.end() - 64, xp.end(), uint8_t(shift));
+  // OpenMP's threads see their own thread_local objects: they get the pointer.
+  uint8_t* const xbuf = xp.data();
 #pragma omp parallel for collapse(2) schedule(static)
   for (int b = 0; b < n; ++b)
-    for (int iy = 0; iy < h; ++iy) {
+    for (int py = 0; py < ph; ++py) {
+      uint8_t* dst = xbuf + (size_t(b) * ph + py) * row_len;
+      const int iy = py - pad;
+      if (iy < 0 || iy >= h) {
+        std::fill(dst, dst + row_len, uint8_t(shift));
+        continue;
+      }
       const int8_t* src = x + (size_t(b) * h + iy) * w * size_t(cin);
-      uint8_t* dst = xp.data() + (size_t(b) * ph + iy + pad) * row_len + size_t(pad) * cin;
-      for (size_t i = 0; i < size_t(w) * cin; ++i) dst[i] = uint8_t(src[i]) ^ 0x80;
+      std::fill(dst, dst + size_t(pad) * cin, uint8_t(shift));
+      for (size_t i = 0; i < size_t(w) * cin; ++i) dst[size_t(pad) * cin + i] = uint8_t(src[i]) ^ 0x80;
+      std::fill(dst + size_t(pad + w) * cin, dst + row_len, uint8_t(shift));
     }
 
 #pragma omp parallel for collapse(2) schedule(static)
   for (int b = 0; b < n; ++b)
     for (int oy = 0; oy < h; ++oy) {
       const uint8_t* rows[16];
-      for (int ky = 0; ky < k; ++ky) rows[ky] = xp.data() + (size_t(b) * ph + oy + ky) * row_len;
+      for (int ky = 0; ky < k; ++ky) rows[ky] = xbuf + (size_t(b) * ph + oy + ky) * row_len;
       alignas(64) int32_t acc[kMaxTile * 16];
       int8_t* yrow = y + (size_t(b) * h + oy) * w * size_t(cout);
       for (int blk = 0; blk < blocks; ++blk) {

@@ -9,9 +9,13 @@
 
 namespace mixseg {
 
-std::vector<std::vector<int8_t>> run_int8_all(const QModel& m, const int8_t* images, int batch, bool fast) {
+namespace {
+
+// The forward pass into t (one buffer per tensor, resized as needed: every op
+// writes all of its output, so reused buffers need no clearing).
+void forward_int8(const QModel& m, const int8_t* images, int batch, bool fast, std::vector<std::vector<int8_t>>& t) {
   if (batch < 1) fail("int8 inference needs a batch of at least 1, got {}", batch);
-  std::vector<std::vector<int8_t>> t(m.tensors.size());
+  t.resize(m.tensors.size());
   auto dims = [&](int id) {
     const QTensor& q = m.tensors[size_t(id)];
     return std::array<int, 3>{m.height >> q.level, m.width >> q.level, q.channels};
@@ -20,7 +24,7 @@ std::vector<std::vector<int8_t>> run_int8_all(const QModel& m, const int8_t* ima
     const auto d = dims(id);
     return size_t(batch) * d[0] * d[1] * d[2];
   };
-  t[size_t(m.input)].assign(images, images + numel(m.input));
+  t[size_t(m.input)].assign(images, images + numel(m.input));  // reuses the capacity
   for (const DeployOp& op : m.ops) {
     const auto in = dims(op.in0);
     const std::vector<int8_t>& x = t[size_t(op.in0)];
@@ -41,11 +45,23 @@ std::vector<std::vector<int8_t>> run_int8_all(const QModel& m, const int8_t* ima
       case DeployOpKind::sigmoid: lookup_int8(y.size(), m.sigmoid_table, x.data(), y.data()); break;
     }
   }
+}
+
+}  // namespace
+
+std::vector<std::vector<int8_t>> run_int8_all(const QModel& m, const int8_t* images, int batch, bool fast) {
+  std::vector<std::vector<int8_t>> t;
+  forward_int8(m, images, batch, fast, t);
   return t;
 }
 
 std::vector<int8_t> run_int8(const QModel& m, const int8_t* images, int batch, bool fast) {
-  return std::move(run_int8_all(m, images, batch, fast)[size_t(m.output)]);
+  // The activations stay allocated between calls on a thread: large fresh
+  // allocations come from mmap, and touching them for the first time every
+  // call cost more than some of the convolutions (batch 4 ran slower than 1).
+  thread_local std::vector<std::vector<int8_t>> buffers;
+  forward_int8(m, images, batch, fast, buffers);
+  return buffers[size_t(m.output)];
 }
 
 std::vector<int8_t> quantize_input(const QModel& m, const float* images, size_t n) {
