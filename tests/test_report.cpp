@@ -73,7 +73,13 @@ TEST(Report, KeyTableFiguresAndWhatWasNotMeasured) {
   EXPECT_NE(f.markdown.find("| int8 | 5 | 0.5x |"), std::string::npos);
   EXPECT_NE(f.markdown.find("unavailable"), std::string::npos);
   EXPECT_NE(f.markdown.find("energy on Test CPU: no powercap"), std::string::npos);
-  EXPECT_NE(f.markdown.find("speedup of mixseg infer f=16 batch 2: no fp32 row"), std::string::npos);
+  EXPECT_NE(f.markdown.find("speedup of mixseg 0.1.0 (fast) infer f=16 batch 2: no fp32 row"), std::string::npos);
+  // Versions of one framework are kept apart: another version's fp32 is not this one's baseline.
+  ResultRow other = row("mixed_bf16", 40);
+  other.framework_version = "0.2.0 (fast)";
+  const ReportFiles g = make_report({row("fp32", 10), other}, {}, {});
+  EXPECT_NE(g.markdown.find("| mixseg 0.2.0 (fast) | Test CPU, \"quoted\" | 8 | 2 | mixed_bf16 | 40 | - |"), std::string::npos)
+      << g.markdown;
   EXPECT_NE(f.markdown.find("Dice parity"), std::string::npos);
   EXPECT_NE(f.html.find("<td>Test CPU, &quot;quoted&quot;</td>"), std::string::npos);
   std::vector<std::string> names;

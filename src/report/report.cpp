@@ -47,7 +47,10 @@ std::map<Key, Summary> summarise(const std::vector<ResultRow>& rows) {
   std::map<Key, std::vector<const ResultRow*>> groups;
   for (const ResultRow& r : rows)
     if (r.phase == "train" || r.phase == "infer")
-      groups[{r.framework, r.device_name, r.phase, r.filters, r.batch, r.height, r.width, r.precision}].push_back(&r);
+      // A framework is its name and version string (PyTorch 1.13 and 2.15, NCHW and channels_last, stay apart).
+      groups[{r.framework + " " + r.framework_version, r.device_name, r.phase, r.filters, r.batch, r.height, r.width,
+              r.precision}]
+          .push_back(&r);
   std::map<Key, Summary> out;
   for (const auto& [k, g] : groups) {
     std::vector<double> ips, ms, p90, mem, joules;
@@ -220,7 +223,7 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
   std::set<std::string> devices, versions;
   for (const ResultRow& r : rows) {
     devices.insert(fmt::format("{} ({})", r.device_name, r.device));
-    versions.insert(fmt::format("{} {}", r.framework, r.framework_version));
+    versions.insert(r.framework + " " + r.framework_version);
   }
   std::string md = "# mixseg benchmark report\n\n";
   md += fmt::format("Sources: {}. {} rows, {} configurations (repeated runs of one configuration are summarised by "
