@@ -76,6 +76,28 @@ std::string precision_order_key(const std::string& p) {
   return (it == order.end() ? "9" : it->second) + p;
 }
 
+using Table = std::vector<std::vector<std::string>>;
+
+std::string markdown_table(const std::vector<std::string>& head, const Table& cells) {
+  std::string md = "| " + fmt::format("{}", fmt::join(head, " | ")) + " |\n|";
+  for (size_t i = 0; i < head.size(); ++i) md += "---|";
+  md += "\n";
+  for (const auto& row : cells) md += "| " + fmt::format("{}", fmt::join(row, " | ")) + " |\n";
+  return md;
+}
+
+std::string html_table(const std::vector<std::string>& head, const Table& cells) {
+  std::string h = "<table>\n<tr>";
+  for (const auto& c : head) h += "<th>" + xml_escape(c) + "</th>";
+  h += "</tr>\n";
+  for (const auto& row : cells) {
+    h += "<tr>";
+    for (const auto& c : row) h += "<td>" + xml_escape(c) + "</td>";
+    h += "</tr>\n";
+  }
+  return h + "</table>\n";
+}
+
 }  // namespace
 
 ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nlohmann::json>& metas,
@@ -110,7 +132,7 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
   const std::vector<std::string> head = {"phase", "framework", "device", "f", "batch", "precision", "img/s",
                                          "x fp32", "ms/step", "p90 ms", "J/img", "img/J", "kWh / 1M img",
                                          "cost / 1M img", "kg CO2e / 1M img", "mem MiB", "runs"};
-  std::vector<std::vector<std::string>> cells;
+  Table cells;
   bool any_energy = false;
   for (const Line& l : lines) {
     const auto& j = l.s.joules_per_img;
@@ -155,7 +177,7 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
   }
   const std::vector<std::string> parity_head = {"precision", "seeds", "Dice mean", "Dice sd", "IoU mean", "IoU sd",
                                                 "Dice - fp32"};
-  std::vector<std::vector<std::string>> parity_cells;
+  Table parity_cells;
   for (const ParitySummary& p : parity)
     parity_cells.push_back({p.precision, std::to_string(p.seeds), fmt::format("{:.4f}", p.dice_mean),
                             fmt::format("{:.4f}", p.dice_std), fmt::format("{:.4f}", p.iou_mean),
@@ -178,8 +200,8 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
     for (auto& [n, s] : by_name) sp.series.push_back(s);
     out.svgs.push_back({fmt::format("speedup_{}.svg", phase), render_line_chart(sp)});
 
-    // Throughput per framework and precision, per model size and batch.
-    BarChart tp{fmt::format("{}: throughput", phase), "images per second", {}, {}};
+    // Throughput, images per joule and peak memory per framework and
+    // precision (a bar series each), per model size and batch (the categories).
     std::vector<std::tuple<int, int>> configs;
     std::vector<std::string> combos;
     for (const Line& l : lines)
@@ -189,32 +211,21 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
         const std::string c = l.k.framework + " " + l.k.precision;
         if (std::find(combos.begin(), combos.end(), c) == combos.end()) combos.push_back(c);
       }
+    BarChart tp{fmt::format("{}: throughput", phase), "images per second", {}, {}};
     for (auto [f, b] : configs) tp.categories.push_back(fmt::format("f={} b={}", f, b));
-    for (const std::string& c : combos) {
-      BarSeries s{c, std::vector<double>(configs.size(), kMissing)};
-      for (const Line& l : lines)
-        if (l.k.phase == phase && l.k.framework + " " + l.k.precision == c) {
-          const size_t i = size_t(std::find(configs.begin(), configs.end(), std::tuple(l.k.filters, l.k.batch)) - configs.begin());
-          s.values[i] = l.s.img_per_s;
-        }
-      tp.series.push_back(s);
-    }
-    out.svgs.push_back({fmt::format("throughput_{}.svg", phase), render_bar_chart(tp)});
-
-    // Images per joule and peak memory (mixseg's arena) per precision.
     BarChart en{fmt::format("{}: images per joule (net of idle)", phase), "images per joule", tp.categories, {}};
     BarChart mem{fmt::format("{}: peak memory (mixseg's arena; peers: their own figure)", phase), "MiB", tp.categories, {}};
-    for (const std::string& c : combos) {
-      BarSeries e{c, std::vector<double>(configs.size(), kMissing)}, m{c, std::vector<double>(configs.size(), kMissing)};
-      for (const Line& l : lines)
-        if (l.k.phase == phase && l.k.framework + " " + l.k.precision == c) {
-          const size_t i = size_t(std::find(configs.begin(), configs.end(), std::tuple(l.k.filters, l.k.batch)) - configs.begin());
-          if (l.s.joules_per_img && *l.s.joules_per_img > 0) e.values[i] = 1.0 / *l.s.joules_per_img;
-          if (l.s.mem_mib > 0) m.values[i] = l.s.mem_mib;
-        }
-      en.series.push_back(e);
-      mem.series.push_back(m);
+    for (const std::string& c : combos)
+      for (BarChart* chart : {&tp, &en, &mem}) chart->series.push_back({c, std::vector<double>(configs.size(), kMissing)});
+    for (const Line& l : lines) {
+      if (l.k.phase != phase) continue;
+      const size_t i = size_t(std::find(configs.begin(), configs.end(), std::tuple(l.k.filters, l.k.batch)) - configs.begin());
+      const size_t c = size_t(std::find(combos.begin(), combos.end(), l.k.framework + " " + l.k.precision) - combos.begin());
+      tp.series[c].values[i] = l.s.img_per_s;
+      if (l.s.joules_per_img && *l.s.joules_per_img > 0) en.series[c].values[i] = 1.0 / *l.s.joules_per_img;
+      if (l.s.mem_mib > 0) mem.series[c].values[i] = l.s.mem_mib;
     }
+    out.svgs.push_back({fmt::format("throughput_{}.svg", phase), render_bar_chart(tp)});
     if (any_energy) out.svgs.push_back({fmt::format("energy_{}.svg", phase), render_bar_chart(en)});
     out.svgs.push_back({fmt::format("memory_{}.svg", phase), render_bar_chart(mem)});
   }
@@ -239,16 +250,8 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
   md += fmt::format("- cost at {} per kWh and CO2 at {} g CO2e per kWh (set with --price-per-kwh and "
                     "--grid-gco2-per-kwh)\n\n",
                     cfg.price_per_kwh, cfg.grid_gco2_per_kwh);
-  md += "## Results\n\n| " + fmt::format("{}", fmt::join(head, " | ")) + " |\n|";
-  for (size_t i = 0; i < head.size(); ++i) md += "---|";
-  md += "\n";
-  for (const auto& row : cells) md += "| " + fmt::format("{}", fmt::join(row, " | ")) + " |\n";
-  if (!parity_cells.empty()) {
-    md += "\n## Accuracy parity\n\n| " + fmt::format("{}", fmt::join(parity_head, " | ")) + " |\n|";
-    for (size_t i = 0; i < parity_head.size(); ++i) md += "---|";
-    md += "\n";
-    for (const auto& row : parity_cells) md += "| " + fmt::format("{}", fmt::join(row, " | ")) + " |\n";
-  }
+  md += "## Results\n\n" + markdown_table(head, cells);
+  if (!parity_cells.empty()) md += "\n## Accuracy parity\n\n" + markdown_table(parity_head, parity_cells);
   md += "\n## Plots\n\n";
   for (const auto& [name, svg] : out.svgs) md += fmt::format("![{}]({})\n", name, name);
   md += "\n## Not measured\n\n";
@@ -270,26 +273,8 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
   for (const auto& m : methods) h += "<li>" + xml_escape(m) + "</li>\n";
   h += fmt::format("<li>cost at {} per kWh, CO2 at {} g CO2e per kWh</li>\n</ul>\n", cfg.price_per_kwh,
                    cfg.grid_gco2_per_kwh);
-  h += "<h2>Results</h2>\n<table>\n<tr>";
-  for (const auto& c : head) h += "<th>" + xml_escape(c) + "</th>";
-  h += "</tr>\n";
-  for (const auto& row : cells) {
-    h += "<tr>";
-    for (const auto& c : row) h += "<td>" + xml_escape(c) + "</td>";
-    h += "</tr>\n";
-  }
-  h += "</table>\n";
-  if (!parity_cells.empty()) {
-    h += "<h2>Accuracy parity</h2>\n<table>\n<tr>";
-    for (const auto& c : parity_head) h += "<th>" + xml_escape(c) + "</th>";
-    h += "</tr>\n";
-    for (const auto& row : parity_cells) {
-      h += "<tr>";
-      for (const auto& c : row) h += "<td>" + xml_escape(c) + "</td>";
-      h += "</tr>\n";
-    }
-    h += "</table>\n";
-  }
+  h += "<h2>Results</h2>\n" + html_table(head, cells);
+  if (!parity_cells.empty()) h += "<h2>Accuracy parity</h2>\n" + html_table(parity_head, parity_cells);
   h += "<h2>Plots</h2>\n<div class=\"plots\">\n";
   for (const auto& [name, svg] : out.svgs) h += svg;
   h += "</div>\n<h2>Not measured</h2>\n<ul>\n";
