@@ -26,16 +26,10 @@ import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: E402
+from checks import check, finish  # noqa: E402
 from onnx import numpy_helper  # noqa: E402
 
 WORK, CALIB = sys.argv[1], sys.argv[2]
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        failures.append(what)
 
 
 def keras_from_onnx(path):
@@ -166,7 +160,4 @@ def masks(it):
 
 agree = float(np.mean(masks(ours_it) == masks(theirs_it)))
 check(agree >= 0.99, f"masks of mixseg's and TensorFlow's int8 models agree on {100 * agree:.3f}% of the pixels")
-if failures:
-    print(f"{len(failures)} check(s) failed")
-    sys.exit(1)
-print("quantization agrees with TensorFlow's")
+finish("quantization agrees with TensorFlow's")

@@ -12,7 +12,6 @@ Run by tests/runtimes/export_test.sh after the exports into WORK. Asserts:
     an output within 1 LSB of mixseg's; the whole network's end-to-end
     difference is printed for the record.
 """
-import subprocess
 import sys
 
 import numpy as np
@@ -20,15 +19,10 @@ import onnx
 import onnx.utils
 import onnxruntime as ort
 
+import checks
+from checks import check, finish, synthetic_frames
+
 MIXSEG, WORK = sys.argv[1], sys.argv[2]
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        failures.append(what)
-
 
 def session(path):
     so = ort.SessionOptions()
@@ -37,20 +31,11 @@ def session(path):
 
 
 def mixseg_infer(model, x, *extra):
-    np.save(f"{WORK}/in.npy", x)
-    subprocess.run([MIXSEG, "infer", model, "--input", f"{WORK}/in.npy", "--out", f"{WORK}/out.npy", *extra], check=True)
-    return np.load(f"{WORK}/out.npy")
+    return checks.mixseg_infer(MIXSEG, WORK, model, x, *extra)
 
 
 def frames(n, h, w, seed):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    out = []
-    for _ in range(n):
-        cy, cx, ry, rx = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w, rng.uniform(0.1, 0.3) * h, rng.uniform(0.05, 0.2) * w
-        img = np.where(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1, rng.uniform(150, 230), rng.uniform(20, 80))
-        out.append(np.clip(np.round(img + rng.normal(0, 8, (h, w))), 0, 255))
-    return (np.stack(out)[..., None] / 255.0).astype(np.float32)
+    return (synthetic_frames(n, h, w, seed) / 255.0).astype(np.float32)
 
 
 nchw = lambda a: np.ascontiguousarray(a.transpose(0, 3, 1, 2))
@@ -114,7 +99,4 @@ theirs = np.clip(np.round(p * 256) - 128, -128, 127).astype(int)
 d = np.abs(theirs - ours.astype(int))
 print(f"info int8 QDQ end to end: onnxruntime vs mixseg: max {d.max()} LSB, {(d > 0).sum()} of {d.size} differ, mean {d.mean():.4f}")
 
-if failures:
-    print(f"{len(failures)} check(s) failed")
-    sys.exit(1)
-print("all ONNX checks passed")
+finish("all ONNX checks passed")

@@ -17,26 +17,19 @@ exported a small U-Net into WORK. Asserts:
 The XNNPACK delegate (LiteRT's default) requantizes in float; its difference
 is printed for the record.
 """
-import subprocess
 import sys
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+import checks
+from checks import check, finish, synthetic_frames
+
 MIXSEG, WORK = sys.argv[1], sys.argv[2]
-failures = []
-
-
-def check(ok, what):
-    print(("ok   " if ok else "FAIL ") + what)
-    if not ok:
-        failures.append(what)
 
 
 def mixseg_infer(model, x, *extra):
-    np.save(f"{WORK}/in.npy", x)
-    subprocess.run([MIXSEG, "infer", model, "--input", f"{WORK}/in.npy", "--out", f"{WORK}/out.npy", *extra], check=True)
-    return np.load(f"{WORK}/out.npy")
+    return checks.mixseg_infer(MIXSEG, WORK, model, x, *extra)
 
 
 def run_litert(path, x, resolver, keep=False):
@@ -51,20 +44,6 @@ def run_litert(path, x, resolver, keep=False):
         if keep:
             tensors.append({d["name"]: it.get_tensor(d["index"]).copy() for d in it.get_tensor_details()})
     return np.concatenate(outs), tensors, it
-
-
-def synthetic_frames(n, h, w, seed):
-    """Dark frames with a bright ellipse, as 8-bit images (the int8 input is pixel - 128)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    frames = []
-    for _ in range(n):
-        cy, cx = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w
-        ry, rx = rng.uniform(0.1, 0.3) * h, rng.uniform(0.05, 0.2) * w
-        inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
-        img = np.where(inside, rng.uniform(150, 230), rng.uniform(20, 80)) + rng.normal(0, 8, (h, w))
-        frames.append(np.clip(np.round(img), 0, 255))
-    return np.stack(frames)[..., None].astype(np.uint8)
 
 
 # ---- int8 ----
@@ -136,7 +115,4 @@ for precision, tol, relative in (("fp32", 1e-4, True), ("fp16", 1e-2, False)):
         check(d <= tol, f"{precision} {resolver.name}: LiteRT vs mixseg fp32 probabilities: max {'relative' if relative else 'absolute'} "
               f"difference {d:.2e} (tolerance {tol})")
 
-if failures:
-    print(f"{len(failures)} check(s) failed")
-    sys.exit(1)
-print("all TFLite checks passed")
+finish("all TFLite checks passed")
