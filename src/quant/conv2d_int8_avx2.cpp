@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "quant/kernels_int8.h"
+#include "quant/padded_rows.h"
 
 #ifdef __AVX2__
 #include <immintrin.h>
@@ -102,24 +103,8 @@ void conv2d_int8_avx2(const QConv& c, QParams xq, QParams yq, int n, int h, int 
   // padded row is written in full, border included.
   const size_t row_len = size_t(pw) * cin;
   thread_local std::vector<int16_t> xp;
-  xp.resize(size_t(n) * ph * row_len + 16);
-  std::fill(xp.end() - 16, xp.end(), int16_t(0));
-  // OpenMP's threads see their own thread_local objects: they get the pointer.
-  int16_t* const xbuf = xp.data();
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int b = 0; b < n; ++b)
-    for (int py = 0; py < ph; ++py) {
-      int16_t* dst = xbuf + (size_t(b) * ph + py) * row_len;
-      const int iy = py - pad;
-      if (iy < 0 || iy >= h) {
-        std::fill(dst, dst + row_len, int16_t(0));
-        continue;
-      }
-      const int8_t* src = x + (size_t(b) * h + iy) * w * size_t(cin);
-      std::fill(dst, dst + size_t(pad) * cin, int16_t(0));
-      for (size_t i = 0; i < size_t(w) * cin; ++i) dst[size_t(pad) * cin + i] = int16_t(int32_t(src[i]) - xq.zero_point);
-      std::fill(dst + size_t(pad + w) * cin, dst + row_len, int16_t(0));
-    }
+  int16_t* const xbuf = padded_rows(xp, x, n, h, w, cin, pad, int16_t(0), 16,
+                                    [zp = xq.zero_point](int8_t v) { return int16_t(int32_t(v) - zp); });
 
 #pragma omp parallel for collapse(2) schedule(static)
   for (int b = 0; b < n; ++b)

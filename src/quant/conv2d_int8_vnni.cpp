@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "quant/kernels_int8.h"
+#include "quant/padded_rows.h"
 
 #if defined(__AVX2__) && defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
@@ -93,24 +94,8 @@ MIXSEG_VNNI_TARGET void conv2d_int8_vnni(const QConv& c, QParams xq, QParams yq,
   // row is written in full, border included.
   const size_t row_len = size_t(pw) * cin;
   thread_local std::vector<uint8_t> xp;
-  xp.resize(size_t(n) * ph * row_len + 64);
-  std::fill(xp.end() - 64, xp.end(), uint8_t(shift));
-  // OpenMP's threads see their own thread_local objects: they get the pointer.
-  uint8_t* const xbuf = xp.data();
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int b = 0; b < n; ++b)
-    for (int py = 0; py < ph; ++py) {
-      uint8_t* dst = xbuf + (size_t(b) * ph + py) * row_len;
-      const int iy = py - pad;
-      if (iy < 0 || iy >= h) {
-        std::fill(dst, dst + row_len, uint8_t(shift));
-        continue;
-      }
-      const int8_t* src = x + (size_t(b) * h + iy) * w * size_t(cin);
-      std::fill(dst, dst + size_t(pad) * cin, uint8_t(shift));
-      for (size_t i = 0; i < size_t(w) * cin; ++i) dst[size_t(pad) * cin + i] = uint8_t(src[i]) ^ 0x80;
-      std::fill(dst + size_t(pad + w) * cin, dst + row_len, uint8_t(shift));
-    }
+  uint8_t* const xbuf =
+      padded_rows(xp, x, n, h, w, cin, pad, uint8_t(shift), 64, [](int8_t v) { return uint8_t(uint8_t(v) ^ 0x80); });
 
 #pragma omp parallel for collapse(2) schedule(static)
   for (int b = 0; b < n; ++b)
