@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 #include <xmmintrin.h>
 
+#include <cmath>
+#include <cstring>
+
 #include "core/backend.h"
 #include "ops/batchnorm_ref.h"
 #include "ops/concat_ref.h"
@@ -277,4 +280,37 @@ TEST(FastBackend, LeavesTheCallersDenormalModeAlone) {
   EXPECT_EQ(_mm_getcsr() & 0x8040u, before & 0x8040u);  // FTZ and DAZ (the other bits are sticky exception flags)
   const float denormal = 1e-40f;
   EXPECT_NE(bf16_to_f32(f32_to_bf16(denormal)), 0.0f);
+}
+
+// The fast max pooling equals the reference bit for bit in every dtype, on
+// windows full of ties (values from five levels, +0 and -0 among them: the
+// first maximum gets the gradient), a NaN, batch 2, and channel counts on
+// and off the vector width.
+TEST(FastBackend, MaxPoolingEqualsTheReferenceBitForBit) {
+  auto be = make_fast_backend();
+  for (DType dt : {DType::f32, DType::f16, DType::bf16})
+    for (const Shape s : {Shape{2, 6, 10, 5}, Shape{1, 4, 34, 16}, Shape{1, 2, 2, 17}, Shape{3, 8, 4, 33}}) {
+      const Shape p{s.n, s.h / 2, s.w / 2, s.c};
+      std::vector<double> x = random_vec(s.numel(), 21, 0, 5);
+      const double levels[5] = {-1.0, -0.0, 0.0, 0.5, 2.0};
+      for (double& v : x) v = levels[std::min(4, int(v))];
+      x[3] = std::nan("");
+      const auto g = round_to(dt, random_vec(p.numel(), 22));
+      DeviceTensor X(*be, dt, s, x), G(*be, dt, p, g), Y(*be, dt, p), DX(*be, dt, s);
+      be->maxpool_fwd(X.t, Y.t);
+      be->maxpool_bwd(X.t, G.t, DX.t);
+      dispatch_float(dt, [&]<class T>() {
+        const auto xs = to_storage<T>(x), gs = to_storage<T>(g);
+        std::vector<T> y_ref(p.numel()), dx_ref(s.numel()), y(p.numel()), dx(s.numel());
+        maxpool2x2_fwd_ref<T>(s, xs.data(), y_ref.data());
+        maxpool2x2_bwd_ref<T>(s, xs.data(), gs.data(), dx_ref.data());
+        be->copy_out(y.data(), Y.t.data, y.size() * sizeof(T));
+        be->copy_out(dx.data(), DX.t.data, dx.size() * sizeof(T));
+        EXPECT_EQ(std::memcmp(y.data(), y_ref.data(), y.size() * sizeof(T)), 0) << dtype_name(dt) << " " << to_string(s);
+        EXPECT_EQ(std::memcmp(dx.data(), dx_ref.data(), dx.size() * sizeof(T)), 0)
+            << dtype_name(dt) << " " << to_string(s);
+      });
+    }
+  DeviceTensor odd(*be, DType::f32, {1, 3, 4, 2}), out(*be, DType::f32, {1, 1, 2, 2});
+  expect_error_containing([&] { be->maxpool_fwd(odd.t, out.t); }, "even height and width");
 }

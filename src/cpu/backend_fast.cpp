@@ -1,6 +1,7 @@
 // The fast CPU backend: the reference backend with its convolutions replaced
 // by oneDNN's (see cpu/conv2d.h) and BatchNorm+ReLU by fused two-pass kernels
-// (cpu/batchnorm.h), inference convolutions with the folded BatchNorm's bias
+// (cpu/batchnorm.h), max pooling by row-wise vectorised kernels
+// (cpu/maxpool.h), inference convolutions with the folded BatchNorm's bias
 // and the ReLU as oneDNN post-ops. The other ops are the reference kernels,
 // which are vectorised and threaded already. Denormals are flushed to zero
 // during its convolution and BatchNorm ops (see core/threads.h).
@@ -8,6 +9,7 @@
 #include "core/threads.h"
 #include "cpu/batchnorm.h"
 #include "cpu/conv2d.h"
+#include "cpu/maxpool.h"
 #include "ops/backend_ref.h"
 
 namespace mixseg {
@@ -70,6 +72,13 @@ class FastBackend final : public RefBackend {
       batchnorm_bwd_fast<T>(bn_shape(x), dy.as<T>(), x.as<T>(), bn.save_mean, bn.save_invstd, bn.gamma, dx.as<T>(),
                             dgamma, dbeta, relu_y ? relu_y->as<T>() : nullptr);
     });
+  }
+
+  void maxpool_fwd(const Tensor& x, const Tensor& y) override {
+    dispatch_float(x.dtype, [&]<class T>() { maxpool2x2_fwd_fast<T>(x.shape, x.as<T>(), y.as<T>()); });
+  }
+  void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx) override {
+    dispatch_float(x.dtype, [&]<class T>() { maxpool2x2_bwd_fast<T>(x.shape, x.as<T>(), dy.as<T>(), dx.as<T>()); });
   }
 
  private:

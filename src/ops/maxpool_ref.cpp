@@ -1,6 +1,8 @@
 // Reference 2x2 max pooling kernels (see maxpool_ref.h). Exact in every type.
 #include "ops/maxpool_ref.h"
 
+#include "core/error.h"
+
 namespace mixseg {
 
 namespace {
@@ -24,8 +26,13 @@ inline int argmax4(const T* x, const size_t off[4], int c) {
 
 }  // namespace
 
+void check_maxpool2x2_shape(const Shape& s) {
+  if (s.h % 2 || s.w % 2) fail("maxpool 2x2: input {} needs an even height and width", to_string(s));
+}
+
 template <class T>
 void maxpool2x2_fwd_ref(const Shape& s, const T* x, T* y) {
+  check_maxpool2x2_shape(s);
   const int oh = s.h / 2, ow = s.w / 2;
 #pragma omp parallel for schedule(static)
   for (int ny = 0; ny < s.n * oh; ++ny) {
@@ -41,6 +48,7 @@ void maxpool2x2_fwd_ref(const Shape& s, const T* x, T* y) {
 
 template <class T>
 void maxpool2x2_bwd_ref(const Shape& s, const T* x, const T* dy, T* dx) {
+  check_maxpool2x2_shape(s);
   const int oh = s.h / 2, ow = s.w / 2;
 #pragma omp parallel for schedule(static)
   for (int ny = 0; ny < s.n * oh; ++ny) {

@@ -8,6 +8,9 @@
 
 namespace mixseg {
 
+// Throws naming the shape unless H and W are even.
+void check_maxpool2x2_shape(const Shape& x_shape);
+
 template <class T>
 void maxpool2x2_fwd_ref(const Shape& x_shape, const T* x, T* y);
 template <class T>

@@ -1,0 +1,152 @@
+// Google Benchmark over the fast CPU backend's ops at the U-Net's own shapes
+// (512x256 input, f=16 unless the name says otherwise): each convolution
+// pass per storage dtype, max-pooling, upsample+concat and BatchNorm+ReLU,
+// with FLOP/s (convolutions) or bytes/s (memory-bound ops) as counters; the
+// memory-bound ops also through the reference backend, for comparison.
+// It measures kernels alone; `mixseg bench` measures whole steps.
+//   build/bench/mixseg_kernel_bench --benchmark_filter='conv/infer/f32'
+// The buffers are zero-filled: no denormals (see docs/performance.md, v0.4).
+#include <benchmark/benchmark.h>
+#include <fmt/format.h>
+
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "core/backend.h"
+#include "ops/conv2d_ref.h"
+
+using namespace mixseg;
+
+namespace {
+
+// A zero-filled tensor in the backend's memory.
+struct Buffer {
+  Backend* be;
+  Tensor t;
+  Buffer(Backend& b, DType dt, Shape s) : be(&b) {
+    t = {b.allocate(s.numel() * dtype_size(dt)), dt, s};
+    std::vector<std::byte> zeros(t.bytes());
+    b.copy_in(t.data, zeros.data(), zeros.size());
+  }
+  ~Buffer() { be->deallocate(t.data); }
+  Buffer(const Buffer&) = delete;
+};
+
+// Buffers the memory-op benchmarks use, freed before the backend.
+std::vector<std::unique_ptr<Buffer>> buffers;
+Buffer* buffer(DType dt, Shape s);
+
+std::unique_ptr<Backend>& backend() {
+  static std::unique_ptr<Backend> be = make_fast_backend();
+  return be;
+}
+// The reference backend, to show what each fast memory-bound kernel gains.
+std::unique_ptr<Backend>& ref_backend() {
+  static std::unique_ptr<Backend> be = make_ref_backend();
+  return be;
+}
+
+Buffer* buffer(DType dt, Shape s) { return buffers.emplace_back(std::make_unique<Buffer>(*backend(), dt, s)).get(); }
+
+// The 3x3 convolutions of the f=16 U-Net at 512x256 (encoder, the decoder's
+// projection before upsampling, the decoder after the concat), one per
+// distinct shape, plus the first level at f=8 and the 1x1 head.
+std::vector<ConvShape> unet_conv_shapes(int batch) {
+  std::vector<ConvShape> s;
+  for (int level = 0, h = 512, w = 256, c = 16; level < 5; ++level, h /= 2, w /= 2, c *= 2) {
+    s.push_back({batch, h, w, level == 0 ? 1 : c / 2, c, 3});
+    s.push_back({batch, h, w, c, c, 3});
+    if (level < 4) s.push_back({batch, h, w, 2 * c, c, 3});
+  }
+  s.push_back({batch, 512, 256, 8, 8, 3});
+  s.push_back({batch, 512, 256, 16, 1, 1});
+  return s;
+}
+
+enum class Pass { infer, fwd, bwd_data, bwd_weights };
+const char* pass_name(Pass p) {
+  switch (p) {
+    case Pass::infer: return "infer";
+    case Pass::fwd: return "fwd";
+    case Pass::bwd_data: return "bwd_data";
+    case Pass::bwd_weights: return "bwd_weights";
+  }
+  return "?";
+}
+
+void conv(benchmark::State& state, Pass pass, DType dt, ConvShape s) {
+  Backend& be = *backend();
+  Buffer x(be, dt, {s.n, s.h, s.w, s.cin}), y(be, dt, {s.n, s.h, s.w, s.cout});
+  Buffer w(be, pass == Pass::bwd_weights ? DType::f32 : dt, {s.cout, s.k, s.k, s.cin});
+  Buffer wx(be, dt, {s.cout, s.k, s.k, s.cin});
+  Buffer bias(be, DType::f32, {1, 1, 1, s.cout});
+  auto once = [&] {
+    switch (pass) {
+      case Pass::infer: be.conv2d_fwd_bias(x.t, w.t, bias.t.as<float>(), y.t, true); break;
+      case Pass::fwd: be.conv2d_fwd(x.t, w.t, y.t); break;
+      case Pass::bwd_data: be.conv2d_bwd_data(y.t, w.t, x.t); break;
+      case Pass::bwd_weights: be.conv2d_bwd_weights(x.t, y.t, w.t); break;
+    }
+    be.synchronize();
+  };
+  once();  // chooses the algorithm (timed candidates) and reorders weights
+  for (auto _ : state) once();
+  state.counters["FLOP/s"] = benchmark::Counter(2 * s.macs(), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Memory-bound ops: bytes read and written per call as the counter.
+void memory_op(benchmark::State& state, const std::function<void()>& op, double bytes) {
+  op();
+  for (auto _ : state) op();
+  state.counters["bytes/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void register_all() {
+  for (DType dt : {DType::f32, DType::f16, DType::bf16})
+    for (Pass p : {Pass::infer, Pass::fwd, Pass::bwd_data, Pass::bwd_weights})
+      for (int batch : {1, 4})
+        for (const ConvShape& s : unet_conv_shapes(batch)) {
+          if (p != Pass::infer && s.k == 1) continue;
+          const std::string name = fmt::format("conv/{}/{}/{}x{}x{}x{}->{}/k{}", pass_name(p), dtype_name(dt), s.n,
+                                               s.h, s.w, s.cin, s.cout, s.k);
+          benchmark::RegisterBenchmark(name.c_str(), conv, p, dt, s)->Unit(benchmark::kMillisecond)->UseRealTime();
+        }
+  for (const char* which : {"fast", "ref"})
+    for (DType dt : {DType::f32, DType::f16, DType::bf16})
+      for (int c : {16, 32, 64}) {
+        Backend* be = std::string(which) == "fast" ? backend().get() : ref_backend().get();
+        const int h = 512 * 16 / c, w = 256 * 16 / c;  // the level with c channels at f=16
+        const double es = dtype_size(dt);
+        auto reg = [&](const std::string& op, auto fn, double bytes) {
+          const std::string name = fmt::format("{}/{}/{}/1x{}x{}x{}", op, which, dtype_name(dt), h, w, c);
+          benchmark::RegisterBenchmark(name.c_str(), memory_op, fn, bytes)
+              ->Unit(benchmark::kMicrosecond)
+              ->UseRealTime();
+        };
+        Buffer *x = buffer(dt, {1, h, w, c}), *half = buffer(dt, {1, h / 2, w / 2, c});
+        Buffer *cat = buffer(dt, {1, h, w, 2 * c}), *y = buffer(dt, {1, h, w, c});
+        const double px = double(h) * w;
+        reg("maxpool", [=] { be->maxpool_fwd(x->t, half->t); }, px * c * es * 1.25);
+        reg("maxpool_bwd", [=] { be->maxpool_bwd(x->t, half->t, y->t); }, px * c * es * 2.25);
+        reg("upsample_concat", [=] { be->upsample_concat_fwd(half->t, x->t, cat->t); }, px * c * es * (0.25 + 1 + 2));
+        float* p = buffer(DType::f32, {1, 1, 6, c})->t.as<float>();
+        const BatchNormState bn{p, p + c, p + 2 * c, p + 3 * c, p + 4 * c, p + 5 * c};
+        reg("batchnorm_relu_train", [=] { be->batchnorm_fwd_train(x->t, bn, y->t, true); }, px * c * es * 3);
+      }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_all();
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  buffers.clear();
+  backend().reset();
+  ref_backend().reset();
+  return 0;
+}
