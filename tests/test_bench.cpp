@@ -48,6 +48,11 @@ TEST(BenchCsv, SchemaOrderQuotingAndAppend) {
   int lines = 0;
   for (std::string l; std::getline(in, l);) ++lines;
   EXPECT_EQ(lines, 4);
+  // A peer's file with CRLF line ends (Python's csv module by default) takes our rows.
+  const std::string crlf = (dir / "crlf.csv").string();
+  std::ofstream(crlf) << result_csv_header() << "\r\n";
+  append_results_csv(crlf, {r});
+  EXPECT_EQ(read_results_csv(crlf).size(), 1u);
   std::ofstream(dir / "other.csv") << "a,b\n";
   test::expect_error_containing([&] { append_results_csv((dir / "other.csv").string(), {r}); }, "another header");
   std::filesystem::remove_all(dir);

@@ -100,7 +100,7 @@ def append_rows(path, rows):
         if header != ",".join(COLUMNS):
             raise SystemExit(f"{path}: exists with another header; not appending (first line: {header!r})")
     with open(path, "a", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w = csv.DictWriter(f, fieldnames=COLUMNS, lineterminator="\n")
         if fresh:
             w.writeheader()
         w.writerows(rows)

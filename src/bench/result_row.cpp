@@ -39,16 +39,23 @@ std::string to_csv(const ResultRow& r) {
                      number(r.peak_mem_mib), r.steps, r.warmup_steps, field(r.git_commit), field(r.timestamp));
 }
 
-void append_results_csv(const std::string& path, const std::vector<ResultRow>& rows) {
+bool check_results_csv_appendable(const std::string& path) {
   std::error_code ec;
   const bool fresh = !std::filesystem::exists(path, ec) || std::filesystem::file_size(path, ec) == 0;
   if (!fresh) {
     std::ifstream in(path);
+    if (!in) fail("{}: cannot open for reading its header", path);
     std::string first;
     std::getline(in, first);
+    if (!first.empty() && first.back() == '\r') first.pop_back();  // CRLF lines (Python's csv default)
     if (first != result_csv_header())
       fail("{}: exists with another header; not appending benchmark rows to it (first line: '{}')", path, first);
   }
+  return fresh;
+}
+
+void append_results_csv(const std::string& path, const std::vector<ResultRow>& rows) {
+  const bool fresh = check_results_csv_appendable(path);
   std::ofstream out(path, std::ios::app);
   if (!out) fail("{}: cannot open for appending", path);
   if (fresh) out << result_csv_header() << '\n';

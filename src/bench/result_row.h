@@ -22,6 +22,9 @@ struct ResultRow {
 std::string result_csv_header();
 // One row (no newline); text fields are quoted when they hold a comma or quote.
 std::string to_csv(const ResultRow& r);
+// Throws naming the file if it exists with a header other than the schema's
+// (a trailing CR is accepted); returns whether it is new or empty.
+bool check_results_csv_appendable(const std::string& path);
 // Appends rows to path, writing the header first when the file is new or
 // empty; throws naming the file if an existing header differs.
 void append_results_csv(const std::string& path, const std::vector<ResultRow>& rows);

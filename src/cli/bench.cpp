@@ -109,6 +109,7 @@ void run_bench(const BenchOptions& o) {
     fail("--device cuda: this build has no CUDA backend yet; benchmark the CPU (--device cpu) or run the PyTorch "
          "peer on the GPU (bench/peers/torch_unet.py --device cuda)");
   if (o.device != "cpu" && o.device != "auto") fail("--device must be cpu, cuda or auto, got {}", o.device);
+  if (!o.out.empty()) check_results_csv_appendable(o.out);  // before the sweep, not after its first row
   const std::string device_name = cpu_model_name();
   // Energy: RAPL on the CPU, with an idle baseline before the sweep.
   std::unique_ptr<EnergyCounter> counter;
