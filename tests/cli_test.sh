@@ -71,6 +71,15 @@ expect_ok "$MIXSEG" train --images "$T/pairs/img" --masks "$T/pairs/msk" --mask-
 expect_ok "$MIXSEG" bench --phase infer,train --filters 2 --depth 2 --batch 1 --size 32x32 --warmup 1 --min-steps 2 --min-time 0 --energy none --out "$T/bench.csv"
 head -1 "$T/bench.csv" | grep -q "^framework,framework_version,device,device_name,precision,phase,filters,depth,batch,height,width,img_per_s" &&
   [ "$(wc -l <"$T/bench.csv")" = 3 ] && ok "bench wrote the header and 2 rows" || bad "bench CSV: $(cat "$T/bench.csv")"
+# --rounds: every configuration once per round, in sweep order; compare.py pairs them round by round.
+expect_ok "$MIXSEG" bench --phase infer --precision fp32,mixed_bf16 --filters 2 --depth 2 --batch 1 --size 32x32 --warmup 0 --min-steps 1 --min-time 0 --rounds 2 --energy none --out "$T/rounds.csv"
+[ "$(cut -d, -f5 "$T/rounds.csv" | tr '\n' ' ')" = "precision fp32 mixed_bf16 fp32 mixed_bf16 " ] &&
+  ok "bench --rounds 2 measured the sweep twice, round by round" || bad "rounds CSV: $(cat "$T/rounds.csv")"
+if command -v python3 >/dev/null; then
+  python3 "$(dirname "$0")/../bench/peers/compare.py" "$T/rounds.csv" >"$T/compare.txt" &&
+    grep -Eq "^cpu +infer +mixed_bf16 +2 +1 +[0-9.]+x .* n2$" "$T/compare.txt" &&
+    ok "compare.py: bf16 over fp32 from 2 paired rounds" || bad "compare.py: $(cat "$T/compare.txt")"
+fi
 echo "other,header" >"$T/other.csv"
 # Energy from a (fake) powercap tree: the rows say rapl, the metadata has the baseline and the method.
 mkdir -p "$T/pc/intel-rapl:0" && echo package-0 >"$T/pc/intel-rapl:0/name" && echo 1000000 >"$T/pc/intel-rapl:0/energy_uj" &&

@@ -3,7 +3,12 @@
 filters, batch) from one CSV of the design's schema: img/s of each and their
 ratio. A framework measured several times (rounds of one sweep) counts with
 the median of its rows; `n` says how many. Rows of one sweep only: give the
-CSV one run of scripts/bench-cpu.sh wrote."""
+CSV one run of scripts/bench-cpu.sh wrote.
+
+Then mixseg's other precisions against its own fp32: the k-th row of a
+precision is paired with the k-th fp32 row of the same configuration (the
+same round of `mixseg bench --rounds`, measured minutes apart at most), and
+the table gives the median of those per-round ratios, with their range."""
 import csv
 import sys
 from collections import defaultdict
@@ -45,6 +50,36 @@ def main():
         else:
             print(f"{key[0]:<6} {key[1]:<6} {key[2]:<11} {key[3]:>3} {key[4]:>5} {mi:>10.2f} n{n:<2} "
                   f"{m_gflops:>8.1f} {'(no peer row)':<32} {'':>8} {'':>6}")
+    precision_ratios(groups)
+
+
+def precision_ratios(groups):
+    """mixseg's precisions over its fp32, paired round by round (see the module doc)."""
+    by_config = defaultdict(dict)
+    for (device, phase, precision, f, b), rows in groups.items():
+        ours = [float(r["img_per_s"]) for r in rows if r["framework"] == "mixseg"]
+        if ours:
+            by_config[(device, phase, f, b)][precision] = ours
+    lines = []
+    for key in sorted(by_config):
+        fp32 = by_config[key].get("fp32")
+        if not fp32:
+            continue
+        for precision, ips in sorted(by_config[key].items()):
+            if precision == "fp32":
+                continue
+            ratios = sorted(a / b for a, b in zip(ips, fp32))
+            if not ratios:
+                continue
+            mid = len(ratios) // 2
+            med = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+            lines.append(f"{key[0]:<6} {key[1]:<6} {precision:<11} {key[2]:>3} {key[3]:>5} {med:>8.2f}x "
+                         f"{ratios[0]:>6.2f}-{ratios[-1]:.2f}  n{len(ratios)}")
+    if lines:
+        print()
+        print("mixseg's precisions over its fp32 (median of per-round ratios, range, rounds):")
+        print(f"{'device':<6} {'phase':<6} {'precision':<11} {'f':>3} {'batch':>5} {'ratio':>9} {'range':>11}")
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ namespace {
 struct BenchOptions {
   std::string backend = "fast", precision = "fp32", phase = "infer,train", filters = "8", batch = "1", size = "512x256",
               out, conv_algorithm = "fastest";
-  int depth = 4, warmup = 3, min_steps = 5;
+  int depth = 4, warmup = 3, min_steps = 5, rounds = 1;
   double min_time = 2.0;
   bool verbose = false;
   int loader_threads = 1;
@@ -63,7 +63,7 @@ nlohmann::json run_metadata(const BenchOptions& o, const std::string& device_nam
           {"settings",
            {{"backend", o.backend}, {"precision", o.precision}, {"phase", o.phase}, {"filters", o.filters},
             {"depth", o.depth}, {"batch", o.batch}, {"size", o.size}, {"warmup", o.warmup}, {"min_steps", o.min_steps},
-            {"min_time", o.min_time}, {"conv_algorithm", o.conv_algorithm}, {"loader_threads", o.loader_threads}}},
+            {"min_time", o.min_time}, {"rounds", o.rounds}, {"conv_algorithm", o.conv_algorithm}, {"loader_threads", o.loader_threads}}},
           {"energy",
            {{"method", energy_domain.empty() ? std::string("unavailable") : std::string("rapl")},
             {"domain", energy_domain},
@@ -133,79 +133,91 @@ void run_bench(const BenchOptions& o) {
   fmt::print("mixseg {} bench, backend {}, {} ({} threads), {}x{}; steady state: {} warm-up steps, then >= {} steps "
              "and >= {} s\n",
              version(), o.backend, device_name, max_threads(), h, w, o.warmup, o.min_steps, o.min_time);
-  size_t total = 0, done = 0;
-  for (const auto& phase : phases)
-    for (size_t fi = 0; fi < filters.size(); ++fi)
-      for (const auto& precision : precisions)
-        for (size_t bi = 0; bi < batches.size(); ++bi)
-          total += phase == "load" ? (fi == 0 && precision == precisions[0]) : !(phase == "train" && precision == "int8");
-  fmt::print("{:>7} {:<6} {:<11} {:>7} {:>5} {:>9} {:>10} {:>9} {:>9} {:>9} {:>8}\n", "", "phase", "precision", "filters",
-             "batch", "img/s", "ms/step", "p90 ms", "GFLOP/s", "mem MiB", "J/img");
-  std::vector<ResultRow> rows;
+  // The configurations, in sweep order; each round measures them all once,
+  // so a configuration's rounds are spread over the run and neighbours in
+  // time can be compared (this VM's speed drifts over minutes).
+  struct Config {
+    std::string phase, precision;
+    int filters, batch;
+  };
+  std::vector<Config> configs;
   for (const auto& phase : phases)
     for (int f : filters)
       for (const auto& precision : precisions)
         for (int b : batches) {
-          const bool train = phase == "train", load = phase == "load", int8 = precision == "int8";
-          if (load && (f != filters[0] || precision != precisions[0])) continue;  // the loader has no model or precision
-          if (int8 && train) continue;  // int8 is for inference
-          const Policy p = int8 ? Policy::fp32 : parse_policy(precision);
-          BenchConfig cfg;
-          cfg.model = {f, o.depth, 1, 1};
-          cfg.policy = p;
-          cfg.train = train;
-          cfg.batch = b;
-          cfg.height = h;
-          cfg.width = w;
-          cfg.warmup_steps = o.warmup;
-          cfg.min_steps = o.min_steps;
-          cfg.min_seconds = o.min_time;
-          cfg.seed = o.seed;
-          cfg.loader_threads = o.loader_threads;
-          cfg.energy = counter.get();
-          cfg.idle_watts = idle_w;
-          const BenchMeasurement m = load ? measure_loader(cfg) : int8 ? measure_int8(cfg, *backend) : measure(cfg, *backend);
-          const TimingSummary t = summarize(m.step_seconds);
-          ResultRow r;
-          r.framework = "mixseg";
-          r.framework_version = fmt::format("{} ({})", version(), o.backend);
-          r.device = "cpu";
-          r.device_name = device_name;
-          r.precision = load ? "-" : int8 ? "int8" : std::string(policy_info(p).name);
-          r.phase = phase;
-          if (load) r.framework_version = fmt::format("{} (loader, {} threads)", version(), o.loader_threads);
-          r.filters = f;
-          r.depth = o.depth;
-          r.batch = b;
-          r.height = h;
-          r.width = w;
-          r.img_per_s = b / t.median;
-          r.ms_per_step_median = t.median * 1e3;
-          r.ms_p90 = t.p90 * 1e3;
-          r.ms_p99 = t.p99 * 1e3;
-          r.tflops = m.flops_per_image * r.img_per_s / 1e12;
-          r.peak_mem_mib = double(m.arena_bytes) / (1024.0 * 1024.0);
-          r.steps = t.count;
-          r.warmup_steps = m.warmup_steps;
-          r.git_commit = MIXSEG_GIT_COMMIT;
-          r.timestamp = utc_timestamp();
-          const double images = double(b) * double(m.step_seconds.size());
-          r.energy_source = m.energy.source;
-          if (m.energy.source != "unavailable") r.joules_per_img = m.energy.net_joules / images;
-          meta["rows"].push_back({{"phase", r.phase}, {"precision", r.precision}, {"filters", f}, {"batch", b},
-                                  {"timestamp", r.timestamp}, {"energy_source", r.energy_source},
-                                  {"gross_joules", m.energy.gross_joules}, {"net_joules", m.energy.net_joules},
-                                  {"window_seconds", m.energy.seconds}, {"images", images},
-                                  {"peak_rss_mib", peak_rss_mib()}});
-          ++done;
-          fmt::print("{:>7} {:<6} {:<11} {:>7} {:>5} {:>9.2f} {:>10.2f} {:>9.2f} {:>9.1f} {:>9.1f} {:>8}\n",
-                     fmt::format("[{}/{}]", done, total), r.phase, r.precision, f, b, r.img_per_s,
-                     r.ms_per_step_median, r.ms_p90, r.tflops * 1e3, r.peak_mem_mib,
-                     r.joules_per_img ? fmt::format("{:.3f}", *r.joules_per_img) : "-");
-          std::fflush(stdout);
-          rows.push_back(r);
-          if (!o.out.empty()) append_results_csv(o.out, {r});  // row by row: an interrupted sweep keeps its rows
+          if (phase == "load" && (f != filters[0] || precision != precisions[0])) continue;  // no model or precision
+          if (precision == "int8" && phase == "train") continue;                             // int8 is for inference
+          configs.push_back({phase, precision, f, b});
         }
+  const size_t total = configs.size() * size_t(o.rounds);
+  size_t done = 0;
+  fmt::print("{:>7} {:<6} {:<11} {:>7} {:>5} {:>9} {:>10} {:>9} {:>9} {:>9} {:>8}\n", "", "phase", "precision", "filters",
+             "batch", "img/s", "ms/step", "p90 ms", "GFLOP/s", "mem MiB", "J/img");
+  std::vector<ResultRow> rows;
+  for (int round = 0; round < o.rounds; ++round)
+    for (const Config& config : configs) {
+      const std::string& phase = config.phase;
+      const std::string& precision = config.precision;
+      const int f = config.filters, b = config.batch;
+      const bool train = phase == "train", load = phase == "load", int8 = precision == "int8";
+      const Policy p = int8 ? Policy::fp32 : parse_policy(precision);
+      BenchConfig cfg;
+      cfg.model = {f, o.depth, 1, 1};
+      cfg.policy = p;
+      cfg.train = train;
+      cfg.batch = b;
+      cfg.height = h;
+      cfg.width = w;
+      cfg.warmup_steps = o.warmup;
+      cfg.min_steps = o.min_steps;
+      cfg.min_seconds = o.min_time;
+      cfg.seed = o.seed;
+      cfg.loader_threads = o.loader_threads;
+      cfg.energy = counter.get();
+      cfg.idle_watts = idle_w;
+      const BenchMeasurement m = load ? measure_loader(cfg) : int8 ? measure_int8(cfg, *backend) : measure(cfg, *backend);
+      const TimingSummary t = summarize(m.step_seconds);
+      ResultRow r;
+      r.framework = "mixseg";
+      r.framework_version = fmt::format("{} ({})", version(), o.backend);
+      r.device = "cpu";
+      r.device_name = device_name;
+      r.precision = load ? "-" : int8 ? "int8" : std::string(policy_info(p).name);
+      r.phase = phase;
+      if (load) r.framework_version = fmt::format("{} (loader, {} threads)", version(), o.loader_threads);
+      r.filters = f;
+      r.depth = o.depth;
+      r.batch = b;
+      r.height = h;
+      r.width = w;
+      r.img_per_s = b / t.median;
+      r.ms_per_step_median = t.median * 1e3;
+      r.ms_p90 = t.p90 * 1e3;
+      r.ms_p99 = t.p99 * 1e3;
+      r.tflops = m.flops_per_image * r.img_per_s / 1e12;
+      r.peak_mem_mib = double(m.arena_bytes) / (1024.0 * 1024.0);
+      r.steps = t.count;
+      r.warmup_steps = m.warmup_steps;
+      r.git_commit = MIXSEG_GIT_COMMIT;
+      r.timestamp = utc_timestamp();
+      const double images = double(b) * double(m.step_seconds.size());
+      r.energy_source = m.energy.source;
+      if (m.energy.source != "unavailable") r.joules_per_img = m.energy.net_joules / images;
+      meta["rows"].push_back({{"phase", r.phase}, {"precision", r.precision}, {"filters", f}, {"batch", b},
+                              {"round", round + 1},
+                              {"timestamp", r.timestamp}, {"energy_source", r.energy_source},
+                              {"gross_joules", m.energy.gross_joules}, {"net_joules", m.energy.net_joules},
+                              {"window_seconds", m.energy.seconds}, {"images", images},
+                              {"peak_rss_mib", peak_rss_mib()}});
+      ++done;
+      fmt::print("{:>7} {:<6} {:<11} {:>7} {:>5} {:>9.2f} {:>10.2f} {:>9.2f} {:>9.1f} {:>9.1f} {:>8}\n",
+                 fmt::format("[{}/{}]", done, total), r.phase, r.precision, f, b, r.img_per_s,
+                 r.ms_per_step_median, r.ms_p90, r.tflops * 1e3, r.peak_mem_mib,
+                 r.joules_per_img ? fmt::format("{:.3f}", *r.joules_per_img) : "-");
+      std::fflush(stdout);
+      rows.push_back(r);
+      if (!o.out.empty()) append_results_csv(o.out, {r});  // row by row: an interrupted sweep keeps its rows
+    }
   if (o.verbose)
     for (const auto& line : backend->choices()) fmt::print("  {}\n", line);
   meta["peak_rss_mib"] = peak_rss_mib();
@@ -237,6 +249,11 @@ void add_bench(CLI::App& app) {
   c->add_option("--warmup", o->warmup, "Warm-up steps (not measured)")->capture_default_str()->check(CLI::NonNegativeNumber);
   c->add_option("--min-steps", o->min_steps, "Measured steps at least")->capture_default_str()->check(CLI::PositiveNumber);
   c->add_option("--min-time", o->min_time, "Measured seconds at least")->capture_default_str()->check(CLI::NonNegativeNumber);
+  c->add_option("--rounds", o->rounds,
+                 "Measure every configuration this many times, round by round (a row each; compare rounds "
+                 "adjacent in time on a machine whose speed drifts)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   c->add_option("--seed", o->seed, "Seed of weights and synthetic frames")->capture_default_str();
   c->add_option("--device", o->device, "cpu (cuda once the CUDA backend exists; auto = the best available)")
       ->capture_default_str();
