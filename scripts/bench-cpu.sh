@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # The CPU benchmark against the peers, in one run: mixseg (fast backend),
 # PyTorch (Debian's python3-torch 1.13, and a current torch from PyPI in
-# .venv; NCHW and channels_last each) and onnxruntime (PyPI, in .venv, on the
-# PyTorch peer's fp32 ONNX export), TensorFlow/Keras (the paper's other
+# .venv; NCHW and channels_last each) and onnxruntime (PyPI, in .venv, on
+# mixseg's own fp32 ONNX export and on the PyTorch peer's; the faster counts), TensorFlow/Keras (the paper's other
 # framework; PyPI tensorflow-cpu, in .venv through scripts/setup-runtimes.sh)
 # and JAX/XLA (PyPI jax, flax, optax in .venv-jax, kept apart from the pinned
 # test runtimes), 512x256, fp32
-# inference and training, then mixseg's 16-bit policies and int8; ends with
-# the comparison table and `mixseg report` (OUT/report). Installs what is
+# inference and training, with mixseg's 16-bit policies and int8 in the same
+# rounds (f in PRECISION_FILTERS); ends with the comparison tables (peers;
+# 16-bit over fp32 paired round by round) and `mixseg report` (OUT/report). Installs what is
 # missing (scripts/setup.sh, apt, pip; PyPI's torch is a ~4 GB download:
 # PYPI_TORCH=0 skips it; TF=0 skips TensorFlow, JAX=0 skips JAX).
 # This 2-core VM's speed drifts by up to ~50% over minutes (other tenants),
 # so the frameworks run interleaved per model size and the whole sweep is
 # repeated ROUNDS times; compare.py takes each framework's median.
-#   scripts/bench-cpu.sh [out-dir]     (FILTERS="8 16 32" BATCHES=1,4 MIN_TIME=2 ROUNDS=2 to change the sweep)
+#   scripts/bench-cpu.sh [out-dir]     (FILTERS="8 16 32" PRECISION_FILTERS="8 16" BATCHES=1,4 MIN_TIME=2
+#                                       ROUNDS=3 to change the sweep)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-out/bench-cpu}
@@ -21,7 +23,8 @@ FILTERS=${FILTERS:-"8 16 32"}
 BATCHES=${BATCHES:-1,4}
 MIN_TIME=${MIN_TIME:-2}
 SIZE=${SIZE:-512x256}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-3}
+PRECISION_FILTERS=${PRECISION_FILTERS:-"8 16"}
 
 bash scripts/setup.sh
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
@@ -46,22 +49,32 @@ cmake --preset release >/dev/null && cmake --build build >/dev/null
 
 mkdir -p "$OUT"
 CSV="$OUT/results.csv"
-rm -f "$CSV" "$OUT"/unet_f*.onnx
+rm -f "$CSV" "$CSV.meta.jsonl" "$OUT"/unet_f*.onnx "$OUT"/mixseg_f*.onnx
 COMMON=(--size "$SIZE" --min-time "$MIN_TIME")
 for round in $(seq "$ROUNDS"); do
   echo "== round $round of $ROUNDS"
   for f in $FILTERS; do
     [ -f "$OUT/unet_f$f.onnx" ] ||
       /usr/bin/python3 bench/peers/torch_unet.py --filters "$f" --size "$SIZE" --export-onnx "$OUT/unet_f$f.onnx" >/dev/null 2>&1
-    build/mixseg bench --phase infer,train --filters "$f" --batch "$BATCHES" "${COMMON[@]}" --out "$CSV"
+    if [ ! -f "$OUT/mixseg_f$f.onnx" ]; then  # mixseg's export of a (briefly trained) f-filter model
+      build/mixseg train --synthetic 8 --size 64x64 --filters "$f" --batch 4 --epochs 1 --out "$OUT/ckpt_f$f" >/dev/null
+      build/mixseg export "$OUT/ckpt_f$f/last.safetensors" --format onnx --precision fp32 --size "$SIZE" \
+        --out "$OUT/mixseg_f$f.onnx" >/dev/null
+    fi
+    PRECISIONS=fp32
+    case " $PRECISION_FILTERS " in *" $f "*) PRECISIONS=fp32,mixed_fp16,mixed_bf16,int8 ;; esac
+    build/mixseg bench --phase infer,train --precision "$PRECISIONS" --filters "$f" --batch "$BATCHES" "${COMMON[@]}" \
+      --out "$CSV"
     /usr/bin/python3 bench/peers/torch_unet.py --device cpu --phase infer,train --filters "$f" --batch "$BATCHES" \
       "${COMMON[@]}" --out "$CSV" 2>/dev/null
     if [ "$PYPI_TORCH" = 1 ]; then
       .venv/bin/python bench/peers/torch_unet.py --device cpu --phase infer,train --filters "$f" --batch "$BATCHES" \
         "${COMMON[@]}" --out "$CSV" 2>/dev/null
     fi
-    .venv/bin/python bench/peers/ort_unet.py --model "$OUT/unet_f$f.onnx" --filters "$f" --batch "$BATCHES" \
-      "${COMMON[@]}" --out "$CSV"
+    .venv/bin/python bench/peers/ort_unet.py --model "$OUT/unet_f$f.onnx" --model-source "PyTorch export" \
+      --filters "$f" --batch "$BATCHES" "${COMMON[@]}" --out "$CSV"
+    .venv/bin/python bench/peers/ort_unet.py --model "$OUT/mixseg_f$f.onnx" --model-source "mixseg export" \
+      --filters "$f" --batch "$BATCHES" "${COMMON[@]}" --out "$CSV"
     if [ "$TF" = 1 ]; then
       .venv/bin/python bench/peers/tf_unet.py --phase infer,train --filters "$f" --batch "$BATCHES" \
         "${COMMON[@]}" --out "$CSV" 2>/dev/null
@@ -72,9 +85,6 @@ for round in $(seq "$ROUNDS"); do
     fi
   done
 done
-# The 16-bit policies against mixseg's own fp32 (PyTorch's CPU autocast is far slower; see docs/performance.md).
-build/mixseg bench --phase infer,train --precision mixed_fp16,mixed_bf16,int8 --filters "${FILTERS%% *}" \
-  --batch "$BATCHES" "${COMMON[@]}" --out "$CSV"
 echo
 /usr/bin/python3 bench/peers/compare.py "$CSV"
 build/mixseg report "$CSV" --out "$OUT/report"

@@ -28,6 +28,9 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--min-steps", type=int, default=5)
     ap.add_argument("--min-time", type=float, default=2.0)
+    ap.add_argument("--model-source", default="",
+                    help="where the ONNX file came from (e.g. 'mixseg export'), added to the framework version "
+                         "so rows of different exports stay apart")
     ap.add_argument("--out", help="append rows to this CSV")
     args = ap.parse_args()
     h, w = common.parse_size(args.size)
@@ -41,7 +44,8 @@ def main():
     for batch in common.int_list(args.batch):
         x = np.random.default_rng(0).random((batch, 1, h, w), dtype=np.float32)
         times = common.time_steps(lambda: sess.run(None, {name: x}), args.warmup, args.min_steps, args.min_time)
-        row = common.make_row("onnxruntime", ort.__version__, "cpu", common.cpu_model_name(), "fp32", "infer",
+        version = f"{ort.__version__} ({args.model_source})" if args.model_source else ort.__version__
+        row = common.make_row("onnxruntime", version, "cpu", common.cpu_model_name(), "fp32", "infer",
                               args.filters, args.depth, batch, h, w, times, args.warmup, common.peak_rss_mib(), False)
         print(f"onnxruntime {ort.__version__} f={args.filters} batch {batch}: {float(row['img_per_s']):.2f} img/s, "
               f"{float(row['ms_per_step_median']):.2f} ms/step", flush=True)
