@@ -175,10 +175,19 @@ TEST(OnnxExport, FloatAndQdqGraphs) {
   EXPECT_EQ(qops["QuantizeLinear"], int(e.q.tensors.size()));  // every int8 tensor, the input's included
   EXPECT_EQ(qops["Conv"], convs);
   // Weights are int8 with one scale per output channel along axis 0.
-  for (const auto& t : q.graph().initializer())
-    if (t.name() == first.name + ".weight_q") EXPECT_EQ(t.data_type(), onnx::TensorProto::INT8);
-  for (const auto& t : q.graph().initializer())
-    if (t.name() == first.name + ".weight.scale") EXPECT_EQ(t.dims(0), c.cout);
+  int weights_seen = 0, scales_seen = 0;
+  for (const auto& t : q.graph().initializer()) {
+    if (t.name() == first.name + ".weight_q") {
+      EXPECT_EQ(t.data_type(), onnx::TensorProto::INT8);
+      ++weights_seen;
+    }
+    if (t.name() == first.name + ".weight.scale") {
+      EXPECT_EQ(t.dims(0), c.cout);
+      ++scales_seen;
+    }
+  }
+  EXPECT_EQ(weights_seen, 1);
+  EXPECT_EQ(scales_seen, 1);
   test::expect_error_containing([&] { onnx_float(e.folded, 30, 32, DType::f32); }, "multiple of");
   test::expect_error_containing([&] { onnx_float(e.folded, 32, 32, DType::bf16); }, "fp32 or fp16");
 }

@@ -127,7 +127,7 @@ TEST(UNet, BackwardEqualsHandComposedKernels) {
   set_input(net, *ws, images.data());
   forward(net, wt_net, *ws);
   backend->loss(ws->act[net.logits], target.data(), {}, 1.0, &ws->grad[net.logits]);
-  backward(net, wt_net, *ws);
+  backward(net, *ws);
   const float* g_net = ws->param_grads.as<float>();
 
   // By hand: tensors as plain vectors, same kernels, same order of ops.

@@ -70,6 +70,9 @@ class Backend {
   virtual void deallocate_host(void* p) { std::free(p); }
   virtual void copy_out(void* host_dst, const void* src, size_t bytes) = 0;
   virtual void synchronize() = 0;
+  // Whether backend memory is ordinary host memory (the CPU backends), which
+  // callers may then read in place (after synchronize) instead of copying out.
+  virtual bool host_memory() const { return true; }
   virtual bool supports(Op op, DType dtype) const = 0;
   // What the backend chose on its own so far (e.g. an algorithm per
   // convolution shape), one line each, for benchmark metadata.

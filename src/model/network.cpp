@@ -75,6 +75,8 @@ void allocate(const UNet& net, Workspace& ws) {
     for (size_t b = 0; b < net.bns.size(); ++b) ws.bn_saved[b] = ws.activations.alloc(DType::f32, {1, 1, 2, net.bns[b].channels});
     ws.param_grads = ws.weights.alloc(DType::f32, {1, 1, 1, int(net.param_numel)});
   }
+  ws.bn_affine = ws.weights.alloc(DType::f32, {1, 1, 1, int(net.running_numel)});
+  ws.bn_running = ws.weights.alloc(DType::f32, {1, 1, 1, int(net.running_numel)});
   for (size_t p = 0; p < net.params.size(); ++p)
     if (net.params[p].kind == ParamKind::conv_weight) ws.conv_w[p] = ws.weights.alloc(ws.dtype, net.params[p].shape);
   if (!ws.training)
@@ -83,12 +85,12 @@ void allocate(const UNet& net, Workspace& ws) {
         ws.conv_bias[net.layers[i].param] = ws.weights.alloc(DType::f32, {1, 1, 1, net.params[net.layers[i].param].shape.n});
 }
 
-BatchNormState bn_state(const UNet& net, const Layer& l, Weights& wt, Workspace& ws) {
+BatchNormState bn_state(const UNet& net, const Layer& l, Workspace& ws) {
   const BatchNormInfo& b = net.bns[l.bn];
   float* saved = ws.training ? ws.bn_saved[l.bn].as<float>() : nullptr;
-  return {wt.params.data() + net.params[l.param].offset, wt.params.data() + net.params[l.param + 1].offset,
-          wt.running.data() + b.running_offset, wt.running.data() + b.running_offset + b.channels, saved,
-          saved ? saved + b.channels : nullptr};
+  float* affine = ws.bn_affine.as<float>() + b.running_offset;
+  float* running = ws.bn_running.as<float>() + b.running_offset;
+  return {affine, affine + b.channels, running, running + b.channels, saved, saved ? saved + b.channels : nullptr};
 }
 
 Tensor view(const Tensor& t, const Shape& s) { return {t.data, t.dtype, s}; }
@@ -161,6 +163,27 @@ void upload_weights(const UNet& net, const Weights& wt, Workspace& ws) {
     dispatch_float(ws.dtype, [&]<class T>() { narrow(src, reinterpret_cast<T*>(tmp.data()), info.numel()); });
     ws.backend->copy_in(ws.conv_w[p].data, tmp.data(), tmp.size());
   }
+  // BatchNorm: gamma and beta (flat params) into the running layout, and the running statistics.
+  std::vector<float> affine(net.running_numel);
+  for (const Layer& l : net.layers) {
+    if (l.kind != LayerKind::bn_relu) continue;
+    const BatchNormInfo& b = net.bns[l.bn];
+    const float* gamma = wt.params.data() + net.params[l.param].offset;
+    const float* beta = wt.params.data() + net.params[l.param + 1].offset;
+    std::copy_n(gamma, b.channels, affine.begin() + long(b.running_offset));
+    std::copy_n(beta, b.channels, affine.begin() + long(b.running_offset + b.channels));
+  }
+  ws.backend->copy_in(ws.bn_affine.data, affine.data(), affine.size() * sizeof(float));
+  ws.backend->copy_in(ws.bn_running.data, wt.running.data(), wt.running.size() * sizeof(float));
+}
+
+const float* host_f32(Workspace& ws, const Tensor& t, std::vector<float>& tmp) {
+  if (t.dtype != DType::f32) fail("host_f32: {} tensor, expected f32", dtype_name(t.dtype));
+  ws.backend->synchronize();
+  if (ws.backend->host_memory()) return t.as<float>();
+  tmp.resize(t.numel());
+  ws.backend->copy_out(tmp.data(), t.data, t.bytes());
+  return tmp.data();
 }
 
 void set_input(const UNet& net, Workspace& ws, const float* images) {
@@ -201,7 +224,7 @@ void forward(const UNet& net, Weights& wt, Workspace& ws) {
     switch (l.kind) {
       case LayerKind::conv: be.conv2d_fwd(x, ws.conv_w[l.param], y); break;
       case LayerKind::bn_relu: {
-        const BatchNormState st = bn_state(net, l, wt, ws);
+        const BatchNormState st = bn_state(net, l, ws);
         if (ws.training)
           be.batchnorm_fwd_train(x, st, y, true);
         else
@@ -213,6 +236,8 @@ void forward(const UNet& net, Weights& wt, Workspace& ws) {
       case LayerKind::concat: be.concat_fwd(x, ws.act[l.in1], y); break;
     }
   }
+  // Training updated the running statistics in the backend's memory.
+  if (ws.training) be.copy_out(wt.running.data(), ws.bn_running.data, wt.running.size() * sizeof(float));
 }
 
 namespace {
@@ -240,14 +265,15 @@ std::string first_nonfinite(const UNet& net, Workspace& ws) {
   for (auto it = net.layers.rbegin(); it != net.layers.rend(); ++it)
     if (it->in0 != net.input && !tensor_finite(ws, ws.grad[it->in0]))
       return fmt::format("the gradient {} ({}) passes back", it->name, layer_kind_name(it->kind));
-  const float* g = ws.param_grads.as<float>();
+  std::vector<float> tmp;
+  const float* g = host_f32(ws, ws.param_grads, tmp);
   for (const ParamInfo& p : net.params)
     for (size_t i = 0; i < p.numel(); ++i)
       if (!std::isfinite(g[p.offset + i])) return fmt::format("the gradient of the weights {}", p.name);
   return "";
 }
 
-void backward(const UNet& net, Weights& wt, Workspace& ws) {
+void backward(const UNet& net, Workspace& ws) {
   if (!ws.training) fail("backward() needs a workspace made for training");
   Backend& be = *ws.backend;
   std::fill(ws.grad_written.begin(), ws.grad_written.end(), 0);
@@ -286,7 +312,7 @@ void backward(const UNet& net, Weights& wt, Workspace& ws) {
       }
       case LayerKind::bn_relu: {
         const Tensor dx = target(l.in0);
-        be.batchnorm_bwd(dy, &ws.act[l.out], ws.act[l.in0], bn_state(net, l, wt, ws), dx, pg + net.params[l.param].offset,
+        be.batchnorm_bwd(dy, &ws.act[l.out], ws.act[l.in0], bn_state(net, l, ws), dx, pg + net.params[l.param].offset,
                          pg + net.params[l.param + 1].offset);
         done(l.in0, dx);
         break;

@@ -45,6 +45,11 @@ struct Workspace {
   std::vector<Tensor> conv_bias;  // inference: per conv weight parameter followed by BatchNorm, f32 [Cout]
   std::vector<int> folded_bn;     // inference: per layer, the BatchNorm layer folded into this conv, else -1
   std::vector<Tensor> bn_saved;   // per BatchNorm layer: [mean | invstd], f32
+  // BatchNorm state in the backend's memory (f32, laid out like
+  // Weights::running: per BatchNorm [gamma | beta] and [mean | var] at its
+  // running_offset). Weights (host) stay the truth between steps: upload_weights
+  // copies both in, a training forward copies the updated statistics back.
+  Tensor bn_affine, bn_running;
   Tensor scratch;                 // for gradients that fan in
   Tensor param_grads;             // f32, UNet::param_numel elements
   std::vector<uint8_t> grad_written;
@@ -66,12 +71,15 @@ void set_input(const UNet& net, Workspace& ws, const float* images);
 void forward(const UNet& net, Weights& weights, Workspace& ws);
 // Backward pass from ws.grad[net.logits] (already written, e.g. by the loss):
 // fills ws.param_grads (f32, scaled like the loss gradient).
-void backward(const UNet& net, Weights& weights, Workspace& ws);
+void backward(const UNet& net, Workspace& ws);
 // After a step with non-finite values: where they first appear, following
 // the schedule (the input, each layer's output in the forward pass, then each
 // gradient in the backward pass, then the weight gradients), e.g. "the output
 // of enc2.1.bn (bn_relu) in the forward pass"; empty if everything is finite.
 std::string first_nonfinite(const UNet& net, Workspace& ws);
+// An f32 tensor of the workspace readable on the host: the backend's memory
+// itself where it is host memory, else a copy in tmp (after synchronising).
+const float* host_f32(Workspace& ws, const Tensor& t, std::vector<float>& tmp);
 // Logits of the last forward pass, widened to f32 [batch, h, w, classes].
 std::vector<float> logits_f32(const UNet& net, Workspace& ws);
 

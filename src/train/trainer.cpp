@@ -46,8 +46,9 @@ StepStats train_step(const UNet& net, Checkpoint& state, Workspace& ws, const fl
   forward(net, state.weights, ws);
   const double scale = state.scaler.scale;
   const LossValue lv = ws.backend->loss(ws.act[net.logits], target, loss, scale, &ws.grad[net.logits]);
-  backward(net, state.weights, ws);
-  const float* grads = ws.param_grads.as<float>();
+  backward(net, ws);
+  thread_local std::vector<float> grads_copy;  // used only where backend memory is not host memory
+  const float* grads = host_f32(ws, ws.param_grads, grads_copy);
   const bool finite = all_finite(grads, net.param_numel) && std::isfinite(lv.total);
   // The NaN watch: non-finite values are the loss scaler's business only
   // while it can still back off; otherwise training has diverged, and the
