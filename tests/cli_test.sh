@@ -90,7 +90,10 @@ grep -q '"idle_baseline_watts"' "$T/energy.csv.meta.jsonl" && grep -q '"onednn_v
   ok "bench wrote the run's metadata" || bad "no metadata: $(cat "$T/energy.csv.meta.jsonl")"
 grep -q ",unavailable," "$T/bench.csv" && ok "--energy none: the rows say unavailable" || bad "bench.csv lacks 'unavailable'"
 expect_error "--energy rapl: no powercap interface" "$MIXSEG" bench --energy rapl --rapl-root "$T/nowhere" --filters 2 --depth 2 --size 32x32
-expect_error "no CUDA backend" "$MIXSEG" bench --device cuda --filters 2 --depth 2 --size 32x32
+if ! nvidia-smi -L >/dev/null 2>&1; then  # without a GPU (or without a CUDA build) the GPU is refused, clearly
+  expect_error "CUDA backend" "$MIXSEG" bench --device cuda --filters 2 --depth 2 --size 32x32
+  expect_error "CUDA backend" "$MIXSEG" train --backend cuda --synthetic 8 --size 32x32 --filters 2 --depth 2 --out "$T/gpu"
+fi
 expect_error "another header" "$MIXSEG" bench --filters 2 --depth 2 --size 32x32 --warmup 0 --min-steps 1 --min-time 0 --out "$T/other.csv"
 
 # Bad input: clear errors naming the file or value.

@@ -73,6 +73,7 @@ std::string case_name(const Case& c) {
 class BackendOps : public ::testing::TestWithParam<Case> {
  protected:
   void SetUp() override {
+    if (GetParam().backend == "cuda" && !gpu_available()) GTEST_SKIP() << "no CUDA GPU here (or no CUDA build)";
     be = GetParam().backend == "fast" ? make_fast_backend(GetParam().inference) : make_backend(GetParam().backend);
   }
   std::unique_ptr<Backend> be;
@@ -146,13 +147,21 @@ TEST_P(BackendOps, BatchNormAndRelu) {
   const DType dt = GetParam().dtype;
   const Shape s{2, 5, 3, 12};
   const auto x = round_to(dt, random_vec(s.numel(), 4, -2, 3)), g = round_to(dt, random_vec(s.numel(), 5));
-  std::vector<float> gamma(12), beta(12), rm(12, 0.0f), rv(12, 1.0f), mean(12), invstd(12), dgamma(12), dbeta(12);
-  for (int c = 0; c < 12; ++c) gamma[c] = 0.5f + 0.1f * float(c), beta[c] = 0.05f * float(c) - 0.3f;
-  const std::vector<double> gd(gamma.begin(), gamma.end()), bd(beta.begin(), beta.end());
+  // BatchNorm's f32 state lives in the backend's memory (device memory on a GPU).
+  std::vector<double> gd(12), bd(12);
+  for (int c = 0; c < 12; ++c) gd[c] = 0.5 + 0.1 * c, bd[c] = 0.05 * c - 0.3;
+  gd = round_to(DType::f32, gd), bd = round_to(DType::f32, bd);
+  const Shape cs{1, 1, 1, 12};
+  DeviceTensor GAMMA(*be, DType::f32, cs, gd), BETA(*be, DType::f32, cs, bd),
+      RM(*be, DType::f32, cs, std::vector<double>(12, 0.0)), RV(*be, DType::f32, cs, std::vector<double>(12, 1.0)),
+      MEAN(*be, DType::f32, cs), INVSTD(*be, DType::f32, cs), DGAMMA(*be, DType::f32, cs), DBETA(*be, DType::f32, cs);
   DeviceTensor X(*be, dt, s, x), G(*be, dt, s, g), Y(*be, dt, s), DX(*be, dt, s);
-  const BatchNormState st{gamma.data(), beta.data(), rm.data(), rv.data(), mean.data(), invstd.data()};
+  const BatchNormState st{GAMMA.t.as<float>(), BETA.t.as<float>(), RM.t.as<float>(),
+                          RV.t.as<float>(),    MEAN.t.as<float>(), INVSTD.t.as<float>()};
+  float* dgamma = DGAMMA.t.as<float>();
+  float* dbeta = DBETA.t.as<float>();
   be->batchnorm_fwd_train(X.t, st, Y.t, false);
-  be->batchnorm_bwd(G.t, nullptr, X.t, st, DX.t, dgamma.data(), dbeta.data());
+  be->batchnorm_bwd(G.t, nullptr, X.t, st, DX.t, dgamma, dbeta);
   const BatchNormShape bs{s.pixels(), s.c};
   std::vector<double> y_ref(s.numel()), dx_ref(s.numel()), m(12), is(12), dg(12), db(12);
   batchnorm_fwd_train_ref<double>(bs, x.data(), gd.data(), bd.data(), y_ref.data(), m.data(), is.data(), nullptr,
@@ -161,8 +170,7 @@ TEST_P(BackendOps, BatchNormAndRelu) {
                             db.data());
   expect_close(Y.download(), y_ref, Op::batchnorm_fwd_train, dt, s.pixels(), "batchnorm fwd");
   expect_close(DX.download(), dx_ref, Op::batchnorm_bwd, dt, s.pixels(), "batchnorm bwd");
-  expect_close(std::vector<double>(dgamma.begin(), dgamma.end()), dg, Op::batchnorm_bwd, DType::f32, s.pixels(),
-               "dgamma");
+  expect_close(DGAMMA.download(), dg, Op::batchnorm_bwd, DType::f32, s.pixels(), "dgamma");
   // ReLU alone (in place on the BatchNorm output), and its backward from the output.
   const auto y_bn = Y.download();
   be->relu_fwd(Y.t, Y.t);
@@ -181,13 +189,12 @@ TEST_P(BackendOps, BatchNormAndRelu) {
   const auto yf = YF.download();
   for (size_t i = 0; i < yf.size(); ++i) yf_ref[i] = std::max(y_ref[i], 0.0);
   expect_close(yf, yf_ref, Op::batchnorm_fwd_train, dt, s.pixels(), "batchnorm+relu fwd");
-  be->batchnorm_bwd(G.t, &YF.t, X.t, st, DXF.t, dgamma.data(), dbeta.data());
+  be->batchnorm_bwd(G.t, &YF.t, X.t, st, DXF.t, dgamma, dbeta);
   // The mask comes from the backend's own forward output (exactly zero or not).
   batchnorm_bwd_ref<double>(bs, g.data(), x.data(), m.data(), is.data(), gd.data(), dxf_ref.data(), dg.data(), db.data(),
                             yf.data());
   expect_close(DXF.download(), dxf_ref, Op::batchnorm_bwd, dt, s.pixels(), "batchnorm+relu bwd");
-  expect_close(std::vector<double>(dbeta.begin(), dbeta.end()), db, Op::batchnorm_bwd, DType::f32, s.pixels(),
-               "dbeta (fused)");
+  expect_close(DBETA.download(), db, Op::batchnorm_bwd, DType::f32, s.pixels(), "dbeta (fused)");
 }
 
 TEST_P(BackendOps, PoolUpsampleConcatAdd) {
@@ -265,7 +272,9 @@ INSTANTIATE_TEST_SUITE_P(All, BackendOps,
                                            Case{"fast", DType::bf16},
                                            Case{"fast", DType::f32, ConvAlgorithm::direct},
                                            Case{"fast", DType::f32, ConvAlgorithm::winograd},
-                                           Case{"fast", DType::f16, ConvAlgorithm::winograd}),
+                                           Case{"fast", DType::f16, ConvAlgorithm::winograd},
+                                           Case{"cuda", DType::f32}, Case{"cuda", DType::f16},
+                                           Case{"cuda", DType::bf16}),
                          [](const ::testing::TestParamInfo<Case>& i) { return case_name(i.param); });
 
 // The fast backend flushes denormals only while its ops run: the caller's

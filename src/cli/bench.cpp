@@ -20,6 +20,10 @@
 #include "core/threads.h"
 #include "mixseg/mixseg.h"
 
+#ifdef MIXSEG_HAVE_CUDA
+#include "cuda/device_query.h"
+#endif
+
 #ifndef MIXSEG_GIT_COMMIT
 #define MIXSEG_GIT_COMMIT "unknown"
 #endif
@@ -29,7 +33,7 @@ namespace mixseg::cli {
 namespace {
 
 struct BenchOptions {
-  std::string backend = "fast", precision = "fp32", phase = "infer,train", filters = "8", batch = "1", size = "512x256",
+  std::string backend, precision = "fp32", phase = "infer,train", filters = "8", batch = "1", size = "512x256",
               out, conv_algorithm = "fastest";
   int depth = 4, warmup = 3, min_steps = 5, rounds = 1;
   double min_time = 2.0;
@@ -40,6 +44,29 @@ struct BenchOptions {
   double idle_seconds = 3.0, price_per_kwh = 0.30, grid_gco2_per_kwh = 400.0;
 };
 
+// The GPU, where the build has CUDA and the runtime sees one.
+bool gpu_visible() {
+#ifdef MIXSEG_HAVE_CUDA
+  return cuda_device_count() > 0;
+#else
+  return false;
+#endif
+}
+std::string gpu_name() {
+#ifdef MIXSEG_HAVE_CUDA
+  return cuda_device_name(0);
+#else
+  return "no GPU";
+#endif
+}
+std::string gpu_versions() {
+#ifdef MIXSEG_HAVE_CUDA
+  return cuda_versions();
+#else
+  return "not built with CUDA";
+#endif
+}
+
 double peak_rss_mib() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -47,25 +74,26 @@ double peak_rss_mib() {
 }
 
 // The run's metadata: versions, machine, settings, energy method, per-row extras.
-nlohmann::json run_metadata(const BenchOptions& o, const std::string& device_name, const std::string& energy_domain,
+nlohmann::json run_metadata(const BenchOptions& o, const std::string& device, const std::string& backend_name,
+                            const std::string& device_name, const std::string& energy_domain,
                             const std::string& energy_why, double idle_w) {
   const auto* v = dnnl_version();
   return {{"tool", "mixseg bench"},
           {"mixseg_version", version()},
           {"git_commit", MIXSEG_GIT_COMMIT},
           {"timestamp", utc_timestamp()},
-          {"device", o.device},
+          {"device", device},
           {"device_name", device_name},
           {"threads", max_threads()},
           {"onednn_version", fmt::format("{}.{}.{}", v->major, v->minor, v->patch)},
-          {"cuda", "not used (CPU benchmark)"},
+          {"cuda", device == "cuda" ? gpu_versions() : std::string("not used (CPU benchmark)")},
           {"seed", o.seed},
           {"settings",
-           {{"backend", o.backend}, {"precision", o.precision}, {"phase", o.phase}, {"filters", o.filters},
+           {{"backend", backend_name}, {"precision", o.precision}, {"phase", o.phase}, {"filters", o.filters},
             {"depth", o.depth}, {"batch", o.batch}, {"size", o.size}, {"warmup", o.warmup}, {"min_steps", o.min_steps},
             {"min_time", o.min_time}, {"rounds", o.rounds}, {"conv_algorithm", o.conv_algorithm}, {"loader_threads", o.loader_threads}}},
           {"energy",
-           {{"method", energy_domain.empty() ? std::string("unavailable") : std::string("rapl")},
+           {{"method", energy_domain.empty() ? std::string("unavailable") : device == "cuda" ? "nvml" : "rapl"},
             {"domain", energy_domain},
             {"unavailable_because", energy_why},
             {"idle_baseline_watts", idle_w},
@@ -96,28 +124,36 @@ void run_bench(const BenchOptions& o) {
       for (const auto& p : precisions)
         if (p != "int8") check_trainable(parse_policy(p));
 
+  // The device decides the backend: the GPU runs the cuda backend, the CPU
+  // the fast one unless --backend says ref (or fast).
+  if (o.device != "cpu" && o.device != "cuda" && o.device != "auto") fail("--device must be cpu, cuda or auto, got {}", o.device);
+  const std::string device = o.device == "auto" ? (gpu_visible() ? "cuda" : "cpu") : o.device;
+  const std::string backend_name = !o.backend.empty() ? o.backend : device == "cuda" ? "cuda" : "fast";
+  if (device == "cuda" && backend_name != "cuda")
+    fail("--device cuda runs the cuda backend, not --backend {}", backend_name);
+  if (device == "cpu" && backend_name == "cuda") fail("--backend cuda needs --device cuda (or auto)");
+  if (device == "cuda")
+    for (const auto& p : precisions)
+      if (p == "int8") fail("--precision int8 is the CPU's int8 engine; benchmark it with --device cpu");
   std::unique_ptr<Backend> backend;
-  if (o.backend == "fast") {
+  if (backend_name == "fast") {
     const ConvAlgorithm a = o.conv_algorithm == "direct"     ? ConvAlgorithm::direct
                             : o.conv_algorithm == "winograd" ? ConvAlgorithm::winograd
                                                              : ConvAlgorithm::fastest;
     backend = make_fast_backend(a);
   } else {
-    backend = make_backend(o.backend);
+    backend = make_backend(backend_name);
   }
-  if (o.device == "cuda")
-    fail("--device cuda: this build has no CUDA backend yet; benchmark the CPU (--device cpu) or run the PyTorch "
-         "peer on the GPU (bench/peers/torch_unet.py --device cuda)");
-  if (o.device != "cpu" && o.device != "auto") fail("--device must be cpu, cuda or auto, got {}", o.device);
   if (!o.out.empty()) check_results_csv_appendable(o.out);  // before the sweep, not after its first row
-  const std::string device_name = cpu_model_name();
-  // Energy: RAPL on the CPU, with an idle baseline before the sweep.
+  const std::string device_name = device == "cuda" ? gpu_name() : cpu_model_name();
+  // Energy: RAPL on the CPU, NVML on the GPU, with an idle baseline before the sweep.
   std::unique_ptr<EnergyCounter> counter;
   std::string energy_why = "--energy none";
-  if (o.energy != "none" && o.energy != "auto" && o.energy != "rapl")
-    fail("--energy must be auto, rapl or none, got {}", o.energy);
-  if (o.energy != "none") counter = open_rapl(o.rapl_root, &energy_why);
-  if (!counter && o.energy == "rapl") fail("--energy rapl: {}", energy_why);
+  if (o.energy != "none" && o.energy != "auto" && o.energy != "rapl" && o.energy != "nvml")
+    fail("--energy must be auto, rapl, nvml or none, got {}", o.energy);
+  if (o.energy == "rapl" || (o.energy == "auto" && device == "cpu")) counter = open_rapl(o.rapl_root, &energy_why);
+  if (o.energy == "nvml" || (o.energy == "auto" && device == "cuda")) counter = open_nvml(0, &energy_why);
+  if (!counter && (o.energy == "rapl" || o.energy == "nvml")) fail("--energy {}: {}", o.energy, energy_why);
   double idle_w = 0;
   if (counter) {
     energy_why.clear();
@@ -129,10 +165,10 @@ void run_bench(const BenchOptions& o) {
   } else {
     fmt::print("energy: unavailable ({})\n", energy_why);
   }
-  nlohmann::json meta = run_metadata(o, device_name, counter ? counter->domain() : "", energy_why, idle_w);
+  nlohmann::json meta = run_metadata(o, device, backend_name, device_name, counter ? counter->domain() : "", energy_why, idle_w);
   fmt::print("mixseg {} bench, backend {}, {} ({} threads), {}x{}; steady state: {} warm-up steps, then >= {} steps "
              "and >= {} s\n",
-             version(), o.backend, device_name, max_threads(), h, w, o.warmup, o.min_steps, o.min_time);
+             version(), backend_name, device_name, max_threads(), h, w, o.warmup, o.min_steps, o.min_time);
   // The configurations, in sweep order; each round measures them all once,
   // so a configuration's rounds are spread over the run and neighbours in
   // time can be compared (this VM's speed drifts over minutes).
@@ -179,8 +215,8 @@ void run_bench(const BenchOptions& o) {
       const TimingSummary t = summarize(m.step_seconds);
       ResultRow r;
       r.framework = "mixseg";
-      r.framework_version = fmt::format("{} ({})", version(), o.backend);
-      r.device = "cpu";
+      r.framework_version = fmt::format("{} ({})", version(), backend_name);
+      r.device = device;
       r.device_name = device_name;
       r.precision = load ? "-" : int8 ? "int8" : std::string(policy_info(p).name);
       r.phase = phase;
@@ -209,6 +245,13 @@ void run_bench(const BenchOptions& o) {
                               {"gross_joules", m.energy.gross_joules}, {"net_joules", m.energy.net_joules},
                               {"window_seconds", m.energy.seconds}, {"images", images},
                               {"peak_rss_mib", peak_rss_mib()}});
+      if (device == "cuda") {  // the GPU's state after the row: temperature, SM clock, memory in use (NVML)
+        const GpuState g = read_gpu_state(0);
+        auto& row = meta["rows"].back();
+        if (g.temperature_c) row["gpu_temperature_c"] = *g.temperature_c;
+        if (g.sm_clock_mhz) row["gpu_sm_clock_mhz"] = *g.sm_clock_mhz;
+        if (g.memory_used_mib) row["gpu_memory_used_mib"] = *g.memory_used_mib;
+      }
       ++done;
       fmt::print("{:>7} {:<6} {:<11} {:>7} {:>5} {:>9.2f} {:>10.2f} {:>9.2f} {:>9.1f} {:>9.1f} {:>8}\n",
                  fmt::format("[{}/{}]", done, total), r.phase, r.precision, f, b, r.img_per_s,
@@ -236,7 +279,7 @@ void run_bench(const BenchOptions& o) {
 void add_bench(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* c = app.add_subcommand("bench", "Measure training and inference throughput (steady state, CSV rows)");
-  c->add_option("--backend", o->backend, "ref or fast")->capture_default_str();
+  c->add_option("--backend", o->backend, "ref or fast on the CPU (default fast), cuda on the GPU (the default there)");
   c->add_option("--precision", o->precision, "Comma-separated policies, and int8 (inference, the int8 engine)")
       ->capture_default_str();
   c->add_option("--phase", o->phase, "Comma-separated: train, infer, load (the data loader alone)")->capture_default_str();
@@ -255,9 +298,9 @@ void add_bench(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   c->add_option("--seed", o->seed, "Seed of weights and synthetic frames")->capture_default_str();
-  c->add_option("--device", o->device, "cpu (cuda once the CUDA backend exists; auto = the best available)")
+  c->add_option("--device", o->device, "cpu, cuda (the GPU) or auto (the GPU when one is visible)")
       ->capture_default_str();
-  c->add_option("--energy", o->energy, "auto (RAPL when readable), rapl (required) or none")->capture_default_str();
+  c->add_option("--energy", o->energy, "auto (RAPL on the CPU, NVML on the GPU, when readable), rapl or nvml (required), or none")->capture_default_str();
   c->add_option("--idle-seconds", o->idle_seconds, "Idle baseline measured before the sweep (0: none, gross = net)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   c->add_option("--rapl-root", o->rapl_root, "The powercap tree RAPL is read from")->capture_default_str();

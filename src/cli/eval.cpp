@@ -68,7 +68,7 @@ void add_eval(CLI::App& app) {
   c->add_option("--synthetic", o->synthetic, "Evaluate on N synthetic frames")->check(CLI::PositiveNumber);
   c->add_option("--seed", o->seed, "Seed of the synthetic frames (differs from training's by default)")->capture_default_str();
   c->add_option("--precision", o->precision, "Run in this precision (default: the training policy's; an int8 model runs in int8)");
-  c->add_option("--backend", o->backend, "ref or fast")->capture_default_str();
+  c->add_option("--backend", o->backend, "ref, fast or cuda")->capture_default_str();
   c->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
   c->callback([o] { run_eval(*o); });
 }

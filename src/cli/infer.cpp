@@ -88,7 +88,7 @@ void add_infer(CLI::App& app) {
   c->add_option("--input", o->input, "Input .npy")->required();
   c->add_option("--out", o->out, "Output .npy")->required();
   c->add_option("--precision", o->precision, "Float checkpoint: fp32, fp16 or bf16 (default fp32)");
-  c->add_option("--backend", o->backend, "Float checkpoint: ref or fast")->capture_default_str();
+  c->add_option("--backend", o->backend, "Float checkpoint: ref, fast or cuda")->capture_default_str();
   c->add_option("--int8-kernels", o->int8_kernels, "int8 model: ref (TFLite's reference loops) or fast")
       ->capture_default_str();
   c->add_option("--all-tensors", o->all_tensors, "int8 model: also write every tensor as DIR/NAME.npy (NHWC int8)");

@@ -78,7 +78,7 @@ void add_parity(CLI::App& app) {
   c->add_option("--schedule", o->schedule, "constant, cosine or step")->capture_default_str();
   c->add_flag("--no-augment", o->no_augment, "Train without augmentation");
   c->add_option("--val-fraction", o->val_fraction, "Held-out fraction")->capture_default_str();
-  c->add_option("--backend", o->backend, "ref or fast")->capture_default_str();
+  c->add_option("--backend", o->backend, "ref, fast or cuda")->capture_default_str();
   c->add_option("--out", o->out, "CSV of every (seed, precision) result, for mixseg report --parity");
   c->callback([o] { run(*o); });
 }

@@ -92,7 +92,7 @@ void add_quantize(CLI::App& app) {
   c->add_option("--percentile", o->calibration.percentile, "percentile: range [p(100 - P), p(P)] of the values")
       ->capture_default_str();
   c->add_option("--size", o->size, "Input size HxW of the int8 model (default: the training size)");
-  c->add_option("--backend", o->backend, "Backend running the float network in calibration: ref or fast")
+  c->add_option("--backend", o->backend, "Backend running the float network in calibration: ref, fast or cuda")
       ->capture_default_str();
   c->add_option("--out", o->out, "The int8 model to write (.safetensors)")->required();
   c->callback([o] { run_quantize(*o); });

@@ -248,7 +248,7 @@ void add_train(CLI::App& app) {
   c->add_option("--val-fraction", o->val_fraction, "Fraction of images held out for validation")->capture_default_str();
   c->add_option("--bce-weight", o->bce_weight, "Weight of binary cross-entropy in the loss")->capture_default_str();
   c->add_option("--dice-weight", o->dice_weight, "Weight of soft Dice in the loss")->capture_default_str();
-  c->add_option("--backend", o->backend, "ref (reference kernels) or fast (oneDNN convolutions)")->capture_default_str();
+  c->add_option("--backend", o->backend, "ref (reference kernels), fast (oneDNN convolutions) or cuda (the GPU: cuDNN and own kernels)")->capture_default_str();
   c->add_option("--out", o->out, "Output folder for checkpoints, train_log.csv and summary.json");
   c->add_option("--resume", o->resume, "Continue from this checkpoint (last.safetensors) up to --epochs");
   c->add_flag("--print-precision-plan", o->print_plan, "Print the dtype of every layer's input, weights, accumulator, output");

@@ -1,0 +1,219 @@
+// The CUDA backend, first version: correct before fast. Every op runs on one
+// stream; memory is device memory (cudaMalloc), staging memory is pinned;
+// copies in and out are synchronous. The op semantics are the reference's
+// (src/ops), checked op by op by the one op-test binary on a GPU. Still to
+// come on a GPU (docs/decisions.md): the fused optimizer on the device,
+// memory planned into one arena, CUDA graphs, zero-copy concat, a fused
+// conv epilogue, TF32 for the tf32 policy.
+#include "cuda/backend_cuda.h"
+
+#include <cuda_runtime_api.h>
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "cuda/conv2d.h"
+#include "cuda/device_query.h"
+#include "cuda/kernels.h"
+#include "ops/backend_ref.h"
+#include "ops/maxpool_ref.h"
+
+namespace mixseg {
+
+namespace {
+
+void check(cudaError_t e, const char* what) {
+  if (e != cudaSuccess) fail("CUDA {}: {}", what, cudaGetErrorString(e));
+}
+
+cuda::FloatType float_type(DType t) {
+  switch (t) {
+    case DType::f32: return cuda::FloatType::f32;
+    case DType::f16: return cuda::FloatType::f16;
+    case DType::bf16: return cuda::FloatType::bf16;
+    default: fail("the CUDA backend's ops take f32, f16 or bf16 tensors, not {}", dtype_name(t));
+  }
+}
+
+void same_dtype(const Tensor& a, const Tensor& b, const char* op) {
+  if (a.dtype != b.dtype) fail("{}: dtype mismatch ({} vs {})", op, dtype_name(a.dtype), dtype_name(b.dtype));
+}
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend() : convs_(nullptr) {}
+  ~CudaBackend() override {
+    cudaStreamSynchronize(stream_);
+    if (scratch_) cudaFree(scratch_);
+    if (target_) cudaFree(target_);
+    if (sums_) cudaFree(sums_);
+  }
+  std::string_view name() const override { return "cuda"; }
+  std::vector<std::string> choices() const override { return convs_.chosen_algorithms(); }
+  bool host_memory() const override { return false; }
+
+  void* allocate(size_t bytes) override {
+    void* p = nullptr;
+    check(cudaMalloc(&p, bytes ? bytes : 1), "allocation");
+    return p;
+  }
+  void deallocate(void* p) override {
+    if (p) cudaFree(p);
+  }
+  void* allocate_host(size_t bytes) override {
+    void* p = nullptr;
+    check(cudaMallocHost(&p, bytes ? bytes : 1), "pinned host allocation");
+    return p;
+  }
+  void deallocate_host(void* p) override {
+    if (p) cudaFreeHost(p);
+  }
+  void copy_in(void* dst, const void* host_src, size_t bytes) override {
+    check(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_), "copy to the device");
+    check(cudaStreamSynchronize(stream_), "copy to the device");
+  }
+  void copy_out(void* host_dst, const void* src, size_t bytes) override {
+    check(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "copy from the device");
+    check(cudaStreamSynchronize(stream_), "copy from the device");
+  }
+  void synchronize() override { check(cudaStreamSynchronize(stream_), "synchronize"); }
+  bool supports(Op, DType t) const override { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
+
+  void conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) override {
+    same_dtype(x, w, "conv2d_fwd");
+    convs_.forward(conv_shape(x, w), x.dtype, x.data, w.data, y.data);
+  }
+  void conv2d_fwd_bias(const Tensor& x, const Tensor& w, const float* bias, const Tensor& y, bool relu) override {
+    same_dtype(x, w, "conv2d_fwd_bias");
+    convs_.forward(conv_shape(x, w), x.dtype, x.data, w.data, y.data);
+    if (bias || relu) cuda::bias_relu(float_type(y.dtype), y.shape.pixels(), y.shape.c, bias, relu, y.data, stream_);
+  }
+  void conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) override {
+    same_dtype(dy, w, "conv2d_bwd_data");
+    convs_.backward_data(conv_shape(dx, w), dy.dtype, dy.data, w.data, dx.data);
+  }
+  void conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Tensor& dw) override {
+    same_dtype(x, dy, "conv2d_bwd_weights");
+    if (dw.dtype != DType::f32) fail("conv2d_bwd_weights: weight gradients are f32, got {}", dtype_name(dw.dtype));
+    convs_.backward_weights(conv_shape(x, dw), x.dtype, x.data, dy.data, dw.as<float>());
+  }
+
+  void batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override {
+    same_dtype(x, y, "batchnorm_fwd_train");
+    cuda::batchnorm_fwd_train(float_type(x.dtype), x.shape.pixels(), x.shape.c, kBatchNormEps, kBatchNormMomentum,
+                              x.data, bn.gamma, bn.beta, y.data, bn.save_mean, bn.save_invstd, bn.running_mean,
+                              bn.running_var, relu, bn_scratch(x.shape.c), stream_);
+  }
+  void batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override {
+    same_dtype(x, y, "batchnorm_fwd_infer");
+    cuda::batchnorm_fwd_infer(float_type(x.dtype), x.shape.pixels(), x.shape.c, kBatchNormEps, x.data, bn.gamma,
+                              bn.beta, bn.running_mean, bn.running_var, y.data, relu, bn_scratch(x.shape.c), stream_);
+  }
+  void batchnorm_bwd(const Tensor& dy, const Tensor* relu_y, const Tensor& x, const BatchNormState& bn,
+                     const Tensor& dx, float* dgamma, float* dbeta) override {
+    same_dtype(dy, x, "batchnorm_bwd");
+    cuda::batchnorm_bwd(float_type(x.dtype), x.shape.pixels(), x.shape.c, dy.data, relu_y ? relu_y->data : nullptr,
+                        x.data, bn.save_mean, bn.save_invstd, bn.gamma, dx.data, dgamma, dbeta, bn_scratch(x.shape.c),
+                        stream_);
+  }
+  void relu_fwd(const Tensor& x, const Tensor& y) override {
+    cuda::relu_fwd(float_type(x.dtype), x.numel(), x.data, y.data, stream_);
+  }
+  void relu_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override {
+    cuda::relu_bwd(float_type(dy.dtype), dy.numel(), dy.data, y.data, dx.data, stream_);
+  }
+  void maxpool_fwd(const Tensor& x, const Tensor& y) override {
+    check_maxpool2x2_shape(x.shape);
+    cuda::maxpool_fwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, y.data, stream_);
+  }
+  void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx) override {
+    check_maxpool2x2_shape(x.shape);
+    cuda::maxpool_bwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, dy.data, dx.data,
+                      stream_);
+  }
+  void upsample_fwd(const Tensor& x, const Tensor& y) override {
+    cuda::upsample_fwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, y.data, stream_);
+  }
+  void upsample_bwd(const Tensor& dy, const Tensor& dx) override {
+    cuda::upsample_bwd(float_type(dx.dtype), dx.shape.n, dx.shape.h, dx.shape.w, dx.shape.c, dy.data, dx.data,
+                       stream_);
+  }
+  void concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) override {
+    same_dtype(a, b, "concat_fwd");
+    cuda::concat_fwd(float_type(a.dtype), a.shape.pixels(), a.shape.c, b.shape.c, a.data, b.data, y.data, stream_);
+  }
+  void upsample_concat_fwd(const Tensor& x, const Tensor& skip, const Tensor& y) override {
+    same_dtype(x, skip, "upsample_concat_fwd");
+    if (skip.shape.n != x.shape.n || skip.shape.h != 2 * x.shape.h || skip.shape.w != 2 * x.shape.w ||
+        y.shape.c != x.shape.c + skip.shape.c)
+      fail("upsample_concat_fwd: shapes {} (x2) + {} do not make {}", to_string(x.shape), to_string(skip.shape),
+           to_string(y.shape));
+    cuda::upsample_concat_fwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, skip.shape.c,
+                              skip.data, y.data, stream_);
+  }
+  void concat_bwd(const Tensor& dy, const Tensor& da, const Tensor& db) override {
+    cuda::concat_bwd(float_type(dy.dtype), da.shape.pixels(), da.shape.c, db.shape.c, dy.data, da.data, db.data,
+                     stream_);
+  }
+  LossValue loss(const Tensor& logits, const uint8_t* target, LossWeights w, double grad_scale,
+                 const Tensor* dlogits) override {
+    const size_t n = logits.numel();
+    if (target_bytes_ < n) {
+      if (target_) check(cudaFree(target_), "free");
+      target_ = nullptr;
+      check(cudaMalloc(&target_, n), "allocation");
+      target_bytes_ = n;
+    }
+    if (!sums_) check(cudaMalloc(&sums_, 4 * sizeof(double)), "allocation");
+    copy_in(target_, target, n);
+    const cuda::FloatType t = float_type(logits.dtype);
+    cuda::loss_sums(t, n, logits.data, static_cast<const uint8_t*>(target_), static_cast<double*>(sums_), stream_);
+    double s[4];
+    copy_out(s, sums_, sizeof s);
+    const double m = double(n), den = s[1] + s[2] + kDiceSmooth, num = 2 * s[3] + kDiceSmooth;
+    LossValue v;
+    v.bce = s[0] / m;
+    v.dice = 1.0 - num / den;
+    v.total = w.bce * v.bce + w.dice * v.dice;
+    if (dlogits)
+      cuda::loss_grad(t, n, logits.data, static_cast<const uint8_t*>(target_), m, den, num, w.bce, w.dice, grad_scale,
+                      dlogits->data, stream_);
+    return v;
+  }
+  void add_inplace(const Tensor& x, const Tensor& y) override {
+    same_dtype(x, y, "add_inplace");
+    cuda::add_inplace(float_type(x.dtype), x.numel(), x.data, y.data, stream_);
+  }
+
+ private:
+  void* bn_scratch(int c) {
+    if (c > cuda::batchnorm_max_channels())
+      fail("BatchNorm on the GPU: {} channels, at most {}", c, cuda::batchnorm_max_channels());
+    const size_t need = cuda::batchnorm_scratch_bytes(c);
+    if (need > scratch_bytes_) {
+      if (scratch_) check(cudaFree(scratch_), "free");
+      scratch_ = nullptr;
+      check(cudaMalloc(&scratch_, need), "allocation");
+      scratch_bytes_ = need;
+    }
+    return scratch_;
+  }
+
+  cudaStream_t stream_ = nullptr;  // the legacy default stream: copies and kernels in one order
+  CudnnConvolutions convs_;
+  void* scratch_ = nullptr;
+  size_t scratch_bytes_ = 0;
+  void* target_ = nullptr;
+  size_t target_bytes_ = 0;
+  void* sums_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend() {
+  if (cuda_device_count() == 0)
+    fail("the CUDA backend needs a GPU, and the CUDA runtime sees none (no NVIDIA driver, or no device visible); "
+         "use --backend fast for the CPU");
+  return std::make_unique<CudaBackend>();
+}
+
+}  // namespace mixseg

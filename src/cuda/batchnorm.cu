@@ -1,0 +1,202 @@
+// BatchNorm (+ the fused ReLU) on the GPU, forward (training and inference)
+// and backward (kernels.h; ops/batchnorm_ref.h is the reference, whose
+// formulas these follow: two passes for the variance, sums in double).
+// Per-channel sums: each block accumulates its grid-stride share of the
+// elements into shared-memory doubles per channel, then adds them to the
+// global totals (double atomics; the order varies, the double sums do not
+// matter at f32 precision). Small one-block kernels turn the totals into the
+// per-channel scale and shift, then an elementwise pass writes the output.
+#include "cuda/cuda_types.cuh"
+
+namespace mixseg::cuda {
+
+namespace {
+
+constexpr int kMaxChannels = 3072;  // 2 x C doubles of shared memory per block (48 KiB)
+
+// Scratch layout: doubles acc0[C], acc1[C], mean[C]; floats f0[C], f1[C], f2[C].
+struct Scratch {
+  double *acc0, *acc1, *mean;
+  float *f0, *f1, *f2;
+};
+Scratch carve(void* p, int c) {
+  double* d = static_cast<double*>(p);
+  float* f = reinterpret_cast<float*>(d + 3 * size_t(c));
+  return {d, d + c, d + 2 * c, f, f + c, f + 2 * c};
+}
+
+// What each element contributes to the two sums of its channel.
+template <class T>
+struct SumX {  // x, and nothing
+  const T* x;
+  __device__ void operator()(size_t i, int, double& a, double& b) const { a = load(x[i]), b = 0; }
+};
+template <class T>
+struct SumSquaredDeviation {  // (x - mean)^2
+  const T* x;
+  const double* mean;
+  __device__ void operator()(size_t i, int ch, double& a, double& b) const {
+    const double d = double(load(x[i])) - mean[ch];
+    a = d * d, b = 0;
+  }
+};
+template <class T>
+struct SumGradients {  // g and g * xhat, g = dy masked by the ReLU
+  const T *dy, *relu_y, *x;
+  const float *mean, *invstd;
+  __device__ void operator()(size_t i, int ch, double& a, double& b) const {
+    const float g = relu_y && !relu_active(relu_y[i]) ? 0.0f : load(dy[i]);
+    a = g;
+    b = double(g) * (double(load(x[i])) - mean[ch]) * invstd[ch];
+  }
+};
+
+template <class F>
+__global__ void channel_sums_kernel(size_t total, int c, F f, double* out0, double* out1) {
+  extern __shared__ double sh[];  // [2 * c]
+  for (int i = threadIdx.x; i < 2 * c; i += blockDim.x) sh[i] = 0;
+  __syncthreads();
+  MIXSEG_GRID_STRIDE(i, total) {
+    const int ch = int(i % c);
+    double a, b;
+    f(i, ch, a, b);
+    atomicAdd(&sh[ch], a);
+    if (out1) atomicAdd(&sh[c + ch], b);
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < c; i += blockDim.x) {
+    atomicAdd(&out0[i], sh[i]);
+    if (out1) atomicAdd(&out1[i], sh[c + i]);
+  }
+}
+
+template <class F>
+void channel_sums(size_t total, int c, F f, double* out0, double* out1, cudaStream_t stream) {
+  cudaMemsetAsync(out0, 0, sizeof(double) * size_t(c), stream);
+  if (out1) cudaMemsetAsync(out1, 0, sizeof(double) * size_t(c), stream);
+  const unsigned blocks = blocks_for(total) < 1024 ? blocks_for(total) : 1024;
+  channel_sums_kernel<<<blocks, kThreads, sizeof(double) * 2 * size_t(c), stream>>>(total, c, f, out0, out1);
+  check_launch("batchnorm channel sums");
+}
+
+__global__ void mean_kernel(int c, double m, const double* sum, double* mean) {
+  for (int i = threadIdx.x; i < c; i += blockDim.x) mean[i] = sum[i] / m;
+}
+
+// Training statistics: scale (f0), shift (f1), saved mean/invstd, running updates.
+__global__ void train_stats_kernel(int c, double m, double eps, double momentum, const double* mean,
+                                   const double* sq_dev, const float* gamma, const float* beta, float* save_mean,
+                                   float* save_invstd, float* running_mean, float* running_var, float* scale,
+                                   float* shift) {
+  for (int i = threadIdx.x; i < c; i += blockDim.x) {
+    const double var = sq_dev[i] / m, invstd = 1.0 / sqrt(var + eps);
+    save_mean[i] = float(mean[i]);
+    save_invstd[i] = float(invstd);
+    scale[i] = float(gamma[i] * invstd);
+    shift[i] = float(beta[i] - gamma[i] * invstd * mean[i]);
+    if (running_mean) running_mean[i] = float((1 - momentum) * running_mean[i] + momentum * mean[i]);
+    if (running_var) running_var[i] = float((1 - momentum) * running_var[i] + momentum * var * m / fmax(m - 1, 1.0));
+  }
+}
+
+__global__ void infer_stats_kernel(int c, double eps, const float* gamma, const float* beta, const float* running_mean,
+                                   const float* running_var, float* scale, float* shift) {
+  for (int i = threadIdx.x; i < c; i += blockDim.x) {
+    const double invstd = 1.0 / sqrt(double(running_var[i]) + eps);
+    scale[i] = float(gamma[i] * invstd);
+    shift[i] = float(beta[i] - gamma[i] * invstd * running_mean[i]);
+  }
+}
+
+// Backward: dgamma, dbeta, and k (f0), mean dy (f1), mean dy*xhat (f2).
+__global__ void bwd_stats_kernel(int c, double m, const double* sum_g, const double* sum_gx, const float* gamma,
+                                 const float* invstd, float* dgamma, float* dbeta, float* k, float* mean_g,
+                                 float* mean_gx) {
+  for (int i = threadIdx.x; i < c; i += blockDim.x) {
+    dbeta[i] = float(sum_g[i]);
+    dgamma[i] = float(sum_gx[i]);
+    k[i] = gamma[i] * invstd[i];
+    mean_g[i] = float(sum_g[i] / m);
+    mean_gx[i] = float(sum_gx[i] / m);
+  }
+}
+
+template <class T>
+__global__ void normalize_kernel(size_t total, int c, const T* x, const float* scale, const float* shift, bool relu,
+                                 T* y) {
+  MIXSEG_GRID_STRIDE(i, total) {
+    const int ch = int(i % c);
+    const float v = load(x[i]) * scale[ch] + shift[ch];
+    y[i] = store<T>(relu && !(v > 0.0f) ? 0.0f : v);
+  }
+}
+
+template <class T>
+__global__ void dx_kernel(size_t total, int c, const T* dy, const T* relu_y, const T* x, const float* mean,
+                          const float* invstd, const float* k, const float* mean_g, const float* mean_gx, T* dx) {
+  MIXSEG_GRID_STRIDE(i, total) {
+    const int ch = int(i % c);
+    const float g = relu_y && !relu_active(relu_y[i]) ? 0.0f : load(dy[i]);
+    const float xhat = (load(x[i]) - mean[ch]) * invstd[ch];
+    dx[i] = store<T>(k[ch] * (g - mean_g[ch] - xhat * mean_gx[ch]));
+  }
+}
+
+unsigned stats_threads(int c) { return unsigned(c < 1024 ? c : 1024); }
+
+}  // namespace
+
+size_t batchnorm_scratch_bytes(int c) { return size_t(c) * (3 * sizeof(double) + 3 * sizeof(float)); }
+int batchnorm_max_channels() { return kMaxChannels; }
+
+void batchnorm_fwd_train(FloatType t, size_t pixels, int c, double eps, double momentum, const void* x,
+                         const float* gamma, const float* beta, void* y, float* save_mean, float* save_invstd,
+                         float* running_mean, float* running_var, bool relu, void* scratch, cudaStream_t stream) {
+  const Scratch s = carve(scratch, c);
+  const size_t total = pixels * size_t(c);
+  const double m = double(pixels);
+  dispatch(t, [&](auto tag) {
+    using T = decltype(tag);
+    const T* xt = static_cast<const T*>(x);
+    channel_sums(total, c, SumX<T>{xt}, s.acc0, nullptr, stream);
+    mean_kernel<<<1, stats_threads(c), 0, stream>>>(c, m, s.acc0, s.mean);
+    channel_sums(total, c, SumSquaredDeviation<T>{xt, s.mean}, s.acc1, nullptr, stream);
+    train_stats_kernel<<<1, stats_threads(c), 0, stream>>>(c, m, eps, momentum, s.mean, s.acc1, gamma, beta, save_mean,
+                                                           save_invstd, running_mean, running_var, s.f0, s.f1);
+    normalize_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(total, c, xt, s.f0, s.f1, relu, static_cast<T*>(y));
+  });
+  check_launch("batchnorm_fwd_train");
+}
+
+void batchnorm_fwd_infer(FloatType t, size_t pixels, int c, double eps, const void* x, const float* gamma,
+                         const float* beta, const float* running_mean, const float* running_var, void* y, bool relu,
+                         void* scratch, cudaStream_t stream) {
+  const Scratch s = carve(scratch, c);
+  const size_t total = pixels * size_t(c);
+  dispatch(t, [&](auto tag) {
+    using T = decltype(tag);
+    infer_stats_kernel<<<1, stats_threads(c), 0, stream>>>(c, eps, gamma, beta, running_mean, running_var, s.f0, s.f1);
+    normalize_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(total, c, static_cast<const T*>(x), s.f0, s.f1,
+                                                                    relu, static_cast<T*>(y));
+  });
+  check_launch("batchnorm_fwd_infer");
+}
+
+void batchnorm_bwd(FloatType t, size_t pixels, int c, const void* dy, const void* relu_y, const void* x,
+                   const float* save_mean, const float* save_invstd, const float* gamma, void* dx, float* dgamma,
+                   float* dbeta, void* scratch, cudaStream_t stream) {
+  const Scratch s = carve(scratch, c);
+  const size_t total = pixels * size_t(c);
+  dispatch(t, [&](auto tag) {
+    using T = decltype(tag);
+    const T *dyt = static_cast<const T*>(dy), *ry = static_cast<const T*>(relu_y), *xt = static_cast<const T*>(x);
+    channel_sums(total, c, SumGradients<T>{dyt, ry, xt, save_mean, save_invstd}, s.acc0, s.acc1, stream);
+    bwd_stats_kernel<<<1, stats_threads(c), 0, stream>>>(c, double(pixels), s.acc0, s.acc1, gamma, save_invstd, dgamma,
+                                                         dbeta, s.f0, s.f1, s.f2);
+    dx_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(total, c, dyt, ry, xt, save_mean, save_invstd, s.f0, s.f1,
+                                                             s.f2, static_cast<T*>(dx));
+  });
+  check_launch("batchnorm_bwd");
+}
+
+}  // namespace mixseg::cuda

@@ -1,0 +1,62 @@
+// The CUDA backend's own kernels, as plain launch functions (no project
+// types, so the .cu files compile as C++17 under nvcc while the backend in
+// backend_cuda.cpp is C++20). Every pointer is device memory, activations are
+// NHWC in one storage type (f32, f16 or bf16; BatchNorm parameters,
+// statistics and weight gradients f32), and every launch goes to `stream`.
+// Numerics follow the CPU reference (src/ops/*_ref): values widen to f32,
+// results round once to the storage type (round to nearest even), BatchNorm
+// and loss reductions accumulate in double.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace mixseg::cuda {
+
+enum class FloatType : int { f32 = 0, f16 = 1, bf16 = 2 };
+
+// relu.cu: y = x where x > 0 (for 16-bit: positive non-zero bits), else +0; dx likewise masked by y.
+void relu_fwd(FloatType t, size_t n, const void* x, void* y, cudaStream_t stream);
+void relu_bwd(FloatType t, size_t n, const void* dy, const void* y, void* dx, cudaStream_t stream);
+// add.cu: y = round(y + x).
+void add_inplace(FloatType t, size_t n, const void* x, void* y, cudaStream_t stream);
+// maxpool.cu: 2x2, stride 2, x [n, h, w, c] (h, w even); the first maximum of a window gets the gradient.
+void maxpool_fwd(FloatType t, int n, int h, int w, int c, const void* x, void* y, cudaStream_t stream);
+void maxpool_bwd(FloatType t, int n, int h, int w, int c, const void* x, const void* dy, void* dx, cudaStream_t stream);
+// upsample.cu: nearest 2x of x [n, h, w, c]; the backward sums each 2x2 block of dy [n, 2h, 2w, c];
+// upsample_concat: y [n, 2h, 2w, c + cs] = concat(upsample(x), skip [n, 2h, 2w, cs]).
+void upsample_fwd(FloatType t, int n, int h, int w, int c, const void* x, void* y, cudaStream_t stream);
+void upsample_bwd(FloatType t, int n, int h, int w, int c, const void* dy, void* dx, cudaStream_t stream);
+void upsample_concat_fwd(FloatType t, int n, int h, int w, int c, const void* x, int cs, const void* skip, void* y,
+                         cudaStream_t stream);
+// concat.cu: channels of a [pixels, ca] then b [pixels, cb].
+void concat_fwd(FloatType t, size_t pixels, int ca, int cb, const void* a, const void* b, void* y, cudaStream_t stream);
+void concat_bwd(FloatType t, size_t pixels, int ca, int cb, const void* dy, void* da, void* db, cudaStream_t stream);
+// conv2d_epilogue.cu: y = round(max(y + bias, 0)) per channel (bias f32 [c], or null; relu optional);
+// and the widening of a weight gradient computed in the storage type into the f32 one.
+void bias_relu(FloatType t, size_t pixels, int c, const float* bias, bool relu, void* y, cudaStream_t stream);
+void widen_f32(FloatType t, size_t n, const void* x, float* y, cudaStream_t stream);
+
+// batchnorm.cu. scratch: batchnorm_scratch_bytes(c) of device memory.
+size_t batchnorm_scratch_bytes(int c);
+int batchnorm_max_channels();
+void batchnorm_fwd_train(FloatType t, size_t pixels, int c, double eps, double momentum, const void* x,
+                         const float* gamma, const float* beta, void* y, float* save_mean, float* save_invstd,
+                         float* running_mean, float* running_var, bool relu, void* scratch, cudaStream_t stream);
+void batchnorm_fwd_infer(FloatType t, size_t pixels, int c, double eps, const void* x, const float* gamma,
+                         const float* beta, const float* running_mean, const float* running_var, void* y, bool relu,
+                         void* scratch, cudaStream_t stream);
+// relu_y: null, or the fused forward's output whose non-positive entries mask dy.
+void batchnorm_bwd(FloatType t, size_t pixels, int c, const void* dy, const void* relu_y, const void* x,
+                   const float* save_mean, const float* save_invstd, const float* gamma, void* dx, float* dgamma,
+                   float* dbeta, void* scratch, cudaStream_t stream);
+
+// loss.cu: BCE on logits + soft Dice (ops/loss_ref.h). loss_sums writes
+// {sum bce term, sum p, sum t, sum p t} as 4 doubles into sums (zeroed here);
+// loss_grad writes dlogits from the totals (den, num as in the reference).
+void loss_sums(FloatType t, size_t n, const void* logits, const uint8_t* target, double* sums, cudaStream_t stream);
+void loss_grad(FloatType t, size_t n, const void* logits, const uint8_t* target, double m, double den, double num,
+               double w_bce, double w_dice, double grad_scale, void* dlogits, cudaStream_t stream);
+
+}  // namespace mixseg::cuda
