@@ -187,6 +187,16 @@ TEST(Conv2dInt8, FastIsBitExactWithReference) {
             fn(c, xq, yq, n, h, w, x.data(), fast.data());
             ASSERT_EQ(ref, fast) << fmt::format("{}: k {} cin {} cout {} n {} h {} w {}", name, k, cin, cout, n, h, w);
           }
+          // Packed once (as prepare() does), and packed for another input
+          // zero point, which the kernel must notice and not use.
+          QConv packed = c, stale = c;
+          packed.packed = pack_conv_int8_fast(c, xq);
+          stale.packed = pack_conv_int8_fast(c, {xq.scale, xq.zero_point == 127 ? 126 : xq.zero_point + 1});
+          for (const auto& [name, conv] : {std::pair<const char*, const QConv*>{"prepacked", &packed}, {"stale pack", &stale}}) {
+            std::vector<int8_t> fast(ref.size(), 99);
+            conv2d_int8_fast(*conv, xq, yq, n, h, w, x.data(), fast.data());
+            ASSERT_EQ(ref, fast) << fmt::format("{}: k {} cin {} cout {} n {} h {} w {}", name, k, cin, cout, n, h, w);
+          }
           ++cases;
         }
   EXPECT_EQ(cases, 240);

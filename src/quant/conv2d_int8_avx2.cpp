@@ -64,7 +64,45 @@ constexpr TileFn kTiles8[kMaxTile8 + 1] = {nullptr,     tile<1, 1>,  tile<2, 1>,
                                            tile<5, 1>,  tile<6, 1>,  tile<7, 1>, tile<8, 1>, tile<9, 1>,
                                            tile<10, 1>, tile<11, 1>, tile<12, 1>};
 
+// Output channels in blocks of 16, the last one of 8 when 8 or fewer remain.
+struct Block {
+  int o0, lanes;
+  size_t offset;  // into the packed weights (int16 elements)
+};
+std::vector<Block> channel_blocks(int cout, int k, int pairs, size_t* packed) {
+  std::vector<Block> blocks;
+  *packed = 0;
+  for (int o0 = 0; o0 < cout;) {
+    const int lanes = cout - o0 <= 8 ? 8 : 16;
+    blocks.push_back({o0, lanes, *packed});
+    *packed += size_t(k) * pairs * 2 * lanes;
+    o0 += lanes;
+  }
+  return blocks;
+}
+
 }  // namespace
+
+std::shared_ptr<const PackedConvInt8> pack_conv_int8_avx2(const QConv& c, QParams xq) {
+  const int k = c.k, kw = k * c.cin, pairs = (kw + 1) / 2;
+  size_t packed = 0;
+  const std::vector<Block> blocks = channel_blocks(c.cout, k, pairs, &packed);
+  auto pk = std::make_shared<PackedConvInt8>();
+  pk->variant = PackedConvInt8::Variant::avx2;
+  pk->input_zero_point = xq.zero_point;  // (not used by this layout)
+  // Weights: per block [ky][pair][lane][2] int16, zero beyond cout and kw; 32-byte aligned.
+  pk->storage.assign((packed + 16) * sizeof(int16_t) + 32, std::byte{0});
+  pk->offset = (32 - reinterpret_cast<uintptr_t>(pk->storage.data()) % 32) % 32;
+  int16_t* wpack = reinterpret_cast<int16_t*>(pk->storage.data() + pk->offset);
+  for (const Block& b : blocks)
+    for (int l = 0; l < b.lanes && b.o0 + l < c.cout; ++l)
+      for (int ky = 0; ky < k; ++ky)
+        for (int i = 0; i < kw; ++i)
+          wpack[b.offset + (size_t(ky) * pairs + size_t(i / 2)) * 2 * b.lanes + size_t(l) * 2 + size_t(i % 2)] =
+              c.weights[(size_t(b.o0 + l) * k + ky) * size_t(kw) + size_t(i)];
+  pk->requant = prepare_requant(c, blocks.back().o0 + blocks.back().lanes);
+  return pk;
+}
 
 void conv2d_int8_avx2(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y) {
   const int k = c.k, pad = k / 2, cin = c.cin, cout = c.cout;
@@ -72,31 +110,17 @@ void conv2d_int8_avx2(const QConv& c, QParams xq, QParams yq, int n, int h, int 
   const int ph = h + 2 * pad, pw = w + 2 * pad;
   const int kw = k * cin;          // contiguous inputs per kernel row
   const int pairs = (kw + 1) / 2;  // an odd count reads one more input, against a zero weight
-
-  // Output channels in blocks of 16, the last one of 8 when 8 or fewer remain.
-  struct Block {
-    int o0, lanes;
-    size_t offset;  // into the packed weights
-  };
-  std::vector<Block> blocks;
   size_t packed = 0;
-  for (int o0 = 0; o0 < cout;) {
-    const int lanes = cout - o0 <= 8 ? 8 : 16;
-    blocks.push_back({o0, lanes, packed});
-    packed += size_t(k) * pairs * 2 * lanes;
-    o0 += lanes;
+  const std::vector<Block> blocks = channel_blocks(cout, k, pairs, &packed);
+  // The model's packing (prepare()), else one now.
+  std::shared_ptr<const PackedConvInt8> local;
+  const PackedConvInt8* pk = c.packed.get();
+  if (!pk || pk->variant != PackedConvInt8::Variant::avx2) {
+    local = pack_conv_int8_avx2(c, xq);
+    pk = local.get();
   }
-  const int padded_cout = blocks.back().o0 + blocks.back().lanes;
-  // Weights: per block [ky][pair][lane][2] int16, zero beyond cout and kw; 32-byte aligned.
-  std::vector<int16_t> wstore(packed + 16, 0);
-  int16_t* wpack = reinterpret_cast<int16_t*>((reinterpret_cast<uintptr_t>(wstore.data()) + 31) & ~uintptr_t(31));
-  for (const Block& b : blocks)
-    for (int l = 0; l < b.lanes && b.o0 + l < cout; ++l)
-      for (int ky = 0; ky < k; ++ky)
-        for (int i = 0; i < kw; ++i)
-          wpack[b.offset + (size_t(ky) * pairs + size_t(i / 2)) * 2 * b.lanes + size_t(l) * 2 + size_t(i % 2)] =
-              c.weights[(size_t(b.o0 + l) * k + ky) * size_t(kw) + size_t(i)];
-  const Requant r = prepare_requant(c, padded_cout);
+  const int16_t* wpack = pk->weights<int16_t>();
+  const Requant& r = pk->requant;
 
   // Inputs: int16, zero point subtracted, zero border, slack for the odd pair
   // at a row's end. Kept between calls (no fresh pages each time); every
@@ -130,6 +154,7 @@ void conv2d_int8_avx2(const QConv& c, QParams xq, QParams yq, int n, int h, int 
     }
 }
 #else
+std::shared_ptr<const PackedConvInt8> pack_conv_int8_avx2(const QConv&, QParams) { return nullptr; }
 void conv2d_int8_avx2(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y) {
   conv2d_int8_ref(c, xq, yq, n, h, w, x, y);
 }

@@ -9,7 +9,7 @@
 // cancel), so the correction (zp + 128) * sum w goes into each channel's bias
 // once. Integer sums are order-free: bit-exact with the reference.
 // Weights: per block of 16 output channels [ky][quad][lane][4] signed bytes,
-// zero beyond cout and k*cin; a tile of up to 16 pixels x 16 channels stays
+// zero beyond cout and k*cin, packed once per model (PackedConvInt8); a tile of up to 16 pixels x 16 channels stays
 // in registers; requantization is the AVX2 8-lane one.
 #include <algorithm>
 #include <cstring>
@@ -65,19 +65,19 @@ bool int8_vnni_available() {
   return ok;
 }
 
-MIXSEG_VNNI_TARGET void conv2d_int8_vnni(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x,
-                                         int8_t* y) {
-  const int k = c.k, pad = k / 2, cin = c.cin, cout = c.cout;
-  if (k > 15 || !int8_vnni_available()) return conv2d_int8_avx2(c, xq, yq, n, h, w, x, y);
-  const int ph = h + 2 * pad, pw = w + 2 * pad;
-  const int kw = k * cin, quads = (kw + 3) / 4;
-  const int blocks = (cout + 15) / 16, padded_cout = blocks * 16;
+std::shared_ptr<const PackedConvInt8> pack_conv_int8_vnni(const QConv& c, QParams xq) {
+  const int k = c.k, kw = k * c.cin, quads = (kw + 3) / 4;
+  const int blocks = (c.cout + 15) / 16;
   const size_t block_size = size_t(k) * quads * 64;
-  std::vector<int8_t> wstore(size_t(blocks) * block_size + 64, 0);
-  int8_t* wpack = reinterpret_cast<int8_t*>((reinterpret_cast<uintptr_t>(wstore.data()) + 63) & ~uintptr_t(63));
-  Requant r = prepare_requant(c, padded_cout);
+  auto pk = std::make_shared<PackedConvInt8>();
+  pk->variant = PackedConvInt8::Variant::vnni;
+  pk->input_zero_point = xq.zero_point;
+  pk->storage.assign(size_t(blocks) * block_size + 64, std::byte{0});
+  pk->offset = (64 - reinterpret_cast<uintptr_t>(pk->storage.data()) % 64) % 64;
+  int8_t* wpack = reinterpret_cast<int8_t*>(pk->storage.data() + pk->offset);
+  pk->requant = prepare_requant(c, blocks * 16);
   const int32_t shift = xq.zero_point + 128;  // the padded value, and what every tap's input is offset by
-  for (int o = 0; o < cout; ++o) {
+  for (int o = 0; o < c.cout; ++o) {
     int32_t sum = 0;
     for (int ky = 0; ky < k; ++ky)
       for (int i = 0; i < kw; ++i) {
@@ -86,8 +86,29 @@ MIXSEG_VNNI_TARGET void conv2d_int8_vnni(const QConv& c, QParams xq, QParams yq,
         wpack[size_t(o / 16) * block_size + (size_t(ky) * quads + size_t(i / 4)) * 64 + size_t(o % 16) * 4 +
               size_t(i % 4)] = v;
       }
-    r.bias[size_t(o)] -= shift * sum;
+    pk->requant.bias[size_t(o)] -= shift * sum;
   }
+  return pk;
+}
+
+MIXSEG_VNNI_TARGET void conv2d_int8_vnni(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x,
+                                         int8_t* y) {
+  const int k = c.k, pad = k / 2, cin = c.cin, cout = c.cout;
+  if (k > 15 || !int8_vnni_available()) return conv2d_int8_avx2(c, xq, yq, n, h, w, x, y);
+  const int ph = h + 2 * pad, pw = w + 2 * pad;
+  const int kw = k * cin, quads = (kw + 3) / 4;
+  const int blocks = (cout + 15) / 16;
+  const size_t block_size = size_t(k) * quads * 64;
+  // The model's packing when it was made for this input zero point, else one now.
+  std::shared_ptr<const PackedConvInt8> local;
+  const PackedConvInt8* pk = c.packed.get();
+  if (!pk || pk->variant != PackedConvInt8::Variant::vnni || pk->input_zero_point != xq.zero_point) {
+    local = pack_conv_int8_vnni(c, xq);
+    pk = local.get();
+  }
+  const int8_t* wpack = pk->weights<int8_t>();
+  const Requant& r = pk->requant;
+  const int32_t shift = xq.zero_point + 128;
 
   // Inputs: u8 = x + 128, border zp + 128, slack for the last quad's over-read.
   // The buffer is kept between calls (no fresh pages each time); every padded
@@ -124,6 +145,7 @@ MIXSEG_VNNI_TARGET void conv2d_int8_vnni(const QConv& c, QParams xq, QParams yq,
 #else
 namespace mixseg {
 bool int8_vnni_available() { return false; }
+std::shared_ptr<const PackedConvInt8> pack_conv_int8_vnni(const QConv& c, QParams xq) { return pack_conv_int8_avx2(c, xq); }
 void conv2d_int8_vnni(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y) {
   conv2d_int8_avx2(c, xq, yq, n, h, w, x, y);
 }

@@ -6,11 +6,45 @@
 // bit-exact, and requantize with the same function.
 #pragma once
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 #include "quant/qmodel.h"
 
 namespace mixseg {
+
+// Per output channel, what the vector kernels' requantization needs, in
+// int32 lanes for channels [0, padded_cout) (zero beyond cout): the bias
+// (with any correction a kernel's input offset needs folded in), the
+// multiplier, and the left and right shifts.
+struct Requant {
+  std::vector<int32_t> bias, multiplier, left, right;
+};
+Requant prepare_requant(const QConv& c, int padded_cout);
+
+// A convolution prepared for one fast kernel: its weights in the kernel's
+// layout and its requantization, made once per model by prepare() (qmodel.h)
+// for the input zero point the convolution sees (VNNI folds it into the
+// bias). A kernel given none, or one for another variant or zero point (a
+// QConv built by hand, as the kernel tests do), packs on the fly.
+struct PackedConvInt8 {
+  enum class Variant { avx2, vnni };
+  Variant variant = Variant::avx2;
+  int32_t input_zero_point = 0;
+  std::vector<std::byte> storage;  // the packed weights start at `offset` (aligned for the kernel's loads)
+  size_t offset = 0;
+  Requant requant;
+  template <class T>
+  const T* weights() const {
+    return reinterpret_cast<const T*>(storage.data() + offset);
+  }
+};
+// The packing for the variant conv2d_int8_fast runs on this CPU (null: the reference).
+std::shared_ptr<const PackedConvInt8> pack_conv_int8_fast(const QConv& c, QParams xq);
+std::shared_ptr<const PackedConvInt8> pack_conv_int8_avx2(const QConv& c, QParams xq);
+std::shared_ptr<const PackedConvInt8> pack_conv_int8_vnni(const QConv& c, QParams xq);
 
 // y[n, h, w, cout] = clamp(requant(sum (x - x_zp) * w + bias) + y_zp), stride
 // 1, SAME padding (taps outside the image contribute nothing).

@@ -10,6 +10,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "quant/kernels_int8.h"
 #include "train/safetensors.h"
 
 namespace mixseg {
@@ -158,6 +159,7 @@ void prepare(QModel& m) {
         }
         c.out_min = c.relu ? std::max(-128, out.q.zero_point) : -128;
         c.out_max = 127;
+        c.packed = pack_conv_int8_fast(c, in.q);
         break;
       }
       case DeployOpKind::maxpool:

@@ -15,6 +15,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,8 @@ struct QTensor {
   QParams q;
 };
 
+struct PackedConvInt8;  // kernels_int8.h
+
 struct QConv {
   int k = 3, cin = 0, cout = 0;
   bool relu = false;
@@ -50,6 +53,8 @@ struct QConv {
   // and the output clamp (ReLU: [max(-128, zero point), 127]).
   std::vector<QuantizedMultiplier> multipliers;
   int32_t out_min = -128, out_max = 127;
+  // Prepared: the weights packed for the fast kernel this CPU runs (shared by copies; immutable).
+  std::shared_ptr<const PackedConvInt8> packed;
 };
 
 struct QModel {

@@ -9,14 +9,9 @@
 #include <cstring>
 #include <vector>
 
-#include "quant/qmodel.h"
+#include "quant/kernels_int8.h"
 
 namespace mixseg {
-
-// Per output channel, what requantization needs, in int32 lanes.
-struct Requant {
-  std::vector<int32_t> bias, multiplier, left, right;
-};
 
 // multiply_by_quantized_multiplier (fixed_point.h) on 8 lanes, each with its
 // own multiplier and shifts. The doubling high multiply rounds half up:
@@ -53,21 +48,6 @@ inline void store8(const int32_t* acc, const Requant& r, int o, int n, int32_t z
     _mm_store_si128(reinterpret_cast<__m128i*>(tmp), b8);
     std::memcpy(y, tmp, size_t(n));
   }
-}
-
-
-// The per-channel lanes for channels [0, padded_cout) (zero beyond cout).
-inline Requant prepare_requant(const QConv& c, int padded_cout) {
-  Requant r;
-  for (auto* v : {&r.bias, &r.multiplier, &r.left, &r.right}) v->assign(size_t(padded_cout), 0);
-  for (int o = 0; o < c.cout; ++o) {
-    const QuantizedMultiplier q = c.multipliers[size_t(o)];
-    r.bias[size_t(o)] = c.bias[size_t(o)];
-    r.multiplier[size_t(o)] = q.multiplier;
-    r.left[size_t(o)] = q.shift > 0 ? q.shift : 0;
-    r.right[size_t(o)] = q.shift > 0 ? 0 : -q.shift;
-  }
-  return r;
 }
 
 }  // namespace mixseg
