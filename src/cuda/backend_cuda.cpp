@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "cuda/conv2d.h"
+#include "cuda/device_buffer.h"
 #include "cuda/device_query.h"
 #include "cuda/kernels.h"
 #include "ops/backend_ref.h"
@@ -41,12 +42,7 @@ void same_dtype(const Tensor& a, const Tensor& b, const char* op) {
 class CudaBackend final : public Backend {
  public:
   CudaBackend() : convs_(nullptr) {}
-  ~CudaBackend() override {
-    cudaStreamSynchronize(stream_);
-    if (scratch_) cudaFree(scratch_);
-    if (target_) cudaFree(target_);
-    if (sums_) cudaFree(sums_);
-  }
+  ~CudaBackend() override { cudaStreamSynchronize(stream_); }
   std::string_view name() const override { return "cuda"; }
   std::vector<std::string> choices() const override { return convs_.chosen_algorithms(); }
   bool host_memory() const override { return false; }
@@ -157,25 +153,20 @@ class CudaBackend final : public Backend {
   LossValue loss(const Tensor& logits, const uint8_t* target, LossWeights w, double grad_scale,
                  const Tensor* dlogits) override {
     const size_t n = logits.numel();
-    if (target_bytes_ < n) {
-      if (target_) check(cudaFree(target_), "free");
-      target_ = nullptr;
-      check(cudaMalloc(&target_, n), "allocation");
-      target_bytes_ = n;
-    }
-    if (!sums_) check(cudaMalloc(&sums_, 4 * sizeof(double)), "allocation");
-    copy_in(target_, target, n);
+    void* target_dev = target_.get(n);
+    void* sums = sums_.get(4 * sizeof(double));
+    copy_in(target_dev, target, n);
     const cuda::FloatType t = float_type(logits.dtype);
-    cuda::loss_sums(t, n, logits.data, static_cast<const uint8_t*>(target_), static_cast<double*>(sums_), stream_);
+    cuda::loss_sums(t, n, logits.data, static_cast<const uint8_t*>(target_dev), static_cast<double*>(sums), stream_);
     double s[4];
-    copy_out(s, sums_, sizeof s);
+    copy_out(s, sums, sizeof s);
     const double m = double(n), den = s[1] + s[2] + kDiceSmooth, num = 2 * s[3] + kDiceSmooth;
     LossValue v;
     v.bce = s[0] / m;
     v.dice = 1.0 - num / den;
     v.total = w.bce * v.bce + w.dice * v.dice;
     if (dlogits)
-      cuda::loss_grad(t, n, logits.data, static_cast<const uint8_t*>(target_), m, den, num, w.bce, w.dice, grad_scale,
+      cuda::loss_grad(t, n, logits.data, static_cast<const uint8_t*>(target_dev), m, den, num, w.bce, w.dice, grad_scale,
                       dlogits->data, stream_);
     return v;
   }
@@ -188,23 +179,12 @@ class CudaBackend final : public Backend {
   void* bn_scratch(int c) {
     if (c > cuda::batchnorm_max_channels())
       fail("BatchNorm on the GPU: {} channels, at most {}", c, cuda::batchnorm_max_channels());
-    const size_t need = cuda::batchnorm_scratch_bytes(c);
-    if (need > scratch_bytes_) {
-      if (scratch_) check(cudaFree(scratch_), "free");
-      scratch_ = nullptr;
-      check(cudaMalloc(&scratch_, need), "allocation");
-      scratch_bytes_ = need;
-    }
-    return scratch_;
+    return bn_scratch_.get(cuda::batchnorm_scratch_bytes(c));
   }
 
   cudaStream_t stream_ = nullptr;  // the legacy default stream: copies and kernels in one order
   CudnnConvolutions convs_;
-  void* scratch_ = nullptr;
-  size_t scratch_bytes_ = 0;
-  void* target_ = nullptr;
-  size_t target_bytes_ = 0;
-  void* sums_ = nullptr;
+  DeviceBuffer bn_scratch_, target_, sums_;
 };
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "cuda/device_buffer.h"
 #include "cuda/kernels.h"
 
 namespace mixseg {
@@ -13,9 +14,6 @@ namespace {
 
 void check(cudnnStatus_t s, const char* what) {
   if (s != CUDNN_STATUS_SUCCESS) fail("cuDNN {}: {}", what, cudnnGetErrorString(s));
-}
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) fail("CUDA {}: {}", what, cudaGetErrorString(e));
 }
 
 cudnnDataType_t cudnn_type(DType t) {
@@ -42,10 +40,8 @@ using Key = std::tuple<int, int, int, int, int, int, int, int>;
 struct CudnnConvolutions::Impl {
   cudaStream_t stream;
   cudnnHandle_t handle = nullptr;
-  void* workspace = nullptr;
-  size_t workspace_bytes = 0;
-  void* dw_scratch = nullptr;  // weight gradient in the storage type, before widening
-  size_t dw_scratch_bytes = 0;
+  DeviceBuffer workspace;
+  DeviceBuffer dw_scratch;  // weight gradient in the storage type, before widening
 
   struct Entry {
     cudnnTensorDescriptor_t x = nullptr, y = nullptr;
@@ -64,8 +60,6 @@ struct CudnnConvolutions::Impl {
       cudnnDestroyFilterDescriptor(e.w);
       cudnnDestroyConvolutionDescriptor(e.conv);
     }
-    if (workspace) cudaFree(workspace);
-    if (dw_scratch) cudaFree(dw_scratch);
     if (handle) cudnnDestroy(handle);
   }
 
@@ -89,16 +83,6 @@ struct CudnnConvolutions::Impl {
     return cache.emplace(key, e).first->second;
   }
 
-  void* grow(void*& buf, size_t& have, size_t need) {
-    if (need > have) {
-      if (buf) check(cudaFree(buf), "free");
-      buf = nullptr;
-      check(cudaMalloc(&buf, need), "workspace allocation");
-      have = need;
-    }
-    return buf;
-  }
-
   // Workspace for cuDNN's Find: room for the algorithms worth trying, capped.
   static constexpr size_t kFindWorkspace = size_t(256) << 20;
 
@@ -107,12 +91,25 @@ struct CudnnConvolutions::Impl {
                               s.cin, s.cout, s.k, algo, math == CUDNN_TENSOR_OP_MATH ? " (tensor cores)" : ""));
   }
 
-  // Picks the fastest successful result of a Find (they come sorted by time).
-  template <class Perf>
-  static const Perf* first_ok(const Perf* perf, int n) {
-    for (int i = 0; i < n; ++i)
-      if (perf[i].status == CUDNN_STATUS_SUCCESS) return &perf[i];
-    return nullptr;
+  // The algorithm of entry e, chosen on its first call: `find` runs cuDNN's
+  // Find for the pass into perf (results sorted by time); the fastest that
+  // succeeded is kept with its workspace size.
+  template <class Perf, class FindFn>
+  void choose_once(Entry& e, Pass pass, const ConvShape& s, DType dt, FindFn find) {
+    if (e.algo >= 0) return;
+    Perf perf[16];
+    int n = 0;
+    void* ws = workspace.get(kFindWorkspace);
+    check(find(perf, 16, &n, ws, workspace.size()), pass_name(pass));
+    const Perf* best = nullptr;
+    for (int i = 0; i < n && !best; ++i)
+      if (perf[i].status == CUDNN_STATUS_SUCCESS) best = &perf[i];
+    if (!best)
+      fail("cuDNN has no {} algorithm for {} {}x{}x{}x{}->{} k{}", pass_name(pass), dtype_name(dt), s.n, s.h, s.w,
+           s.cin, s.cout, s.k);
+    e.algo = int(best->algo);
+    e.workspace = best->memory;
+    note(pass, s, dt, e.algo, best->mathType);
   }
 };
 
@@ -128,20 +125,10 @@ std::vector<std::string> CudnnConvolutions::chosen_algorithms() const { return i
 void CudnnConvolutions::forward(const ConvShape& s, DType dt, const void* x, const void* w, void* y) {
   Impl& m = *impl_;
   Impl::Entry& e = m.entry(Pass::fwd, s, dt);
-  if (e.algo < 0) {
-    cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-    int n = 0;
-    void* ws = m.grow(m.workspace, m.workspace_bytes, Impl::kFindWorkspace);
-    check(cudnnFindConvolutionForwardAlgorithmEx(m.handle, e.x, x, e.w, w, e.conv, e.y, y,
-                                                 CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &n, perf, ws, m.workspace_bytes),
-          "find forward algorithm");
-    const auto* best = Impl::first_ok(perf, n);
-    if (!best) fail("cuDNN has no forward algorithm for {} {}x{}x{}x{}->{}", dtype_name(dt), s.n, s.h, s.w, s.cin, s.cout);
-    e.algo = int(best->algo);
-    e.workspace = best->memory;
-    m.note(Pass::fwd, s, dt, e.algo, best->mathType);
-  }
-  void* ws = m.grow(m.workspace, m.workspace_bytes, e.workspace);
+  m.choose_once<cudnnConvolutionFwdAlgoPerf_t>(e, Pass::fwd, s, dt, [&](auto* perf, int count, int* n, void* ws, size_t bytes) {
+    return cudnnFindConvolutionForwardAlgorithmEx(m.handle, e.x, x, e.w, w, e.conv, e.y, y, count, n, perf, ws, bytes);
+  });
+  void* ws = m.workspace.get(e.workspace);
   const float one = 1.0f, zero = 0.0f;
   check(cudnnConvolutionForward(m.handle, &one, e.x, x, e.w, w, e.conv, cudnnConvolutionFwdAlgo_t(e.algo), ws,
                                 e.workspace, &zero, e.y, y),
@@ -151,21 +138,12 @@ void CudnnConvolutions::forward(const ConvShape& s, DType dt, const void* x, con
 void CudnnConvolutions::backward_data(const ConvShape& s, DType dt, const void* dy, const void* w, void* dx) {
   Impl& m = *impl_;
   Impl::Entry& e = m.entry(Pass::bwd_data, s, dt);
-  if (e.algo < 0) {
-    cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-    int n = 0;
-    void* ws = m.grow(m.workspace, m.workspace_bytes, Impl::kFindWorkspace);
-    check(cudnnFindConvolutionBackwardDataAlgorithmEx(m.handle, e.w, w, e.y, dy, e.conv, e.x, dx,
-                                                      CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &n, perf, ws,
-                                                      m.workspace_bytes),
-          "find backward-data algorithm");
-    const auto* best = Impl::first_ok(perf, n);
-    if (!best) fail("cuDNN has no backward-data algorithm for {} {}x{}x{}x{}->{}", dtype_name(dt), s.n, s.h, s.w, s.cin, s.cout);
-    e.algo = int(best->algo);
-    e.workspace = best->memory;
-    m.note(Pass::bwd_data, s, dt, e.algo, best->mathType);
-  }
-  void* ws = m.grow(m.workspace, m.workspace_bytes, e.workspace);
+  m.choose_once<cudnnConvolutionBwdDataAlgoPerf_t>(
+      e, Pass::bwd_data, s, dt, [&](auto* perf, int count, int* n, void* ws, size_t bytes) {
+        return cudnnFindConvolutionBackwardDataAlgorithmEx(m.handle, e.w, w, e.y, dy, e.conv, e.x, dx, count, n, perf,
+                                                           ws, bytes);
+      });
+  void* ws = m.workspace.get(e.workspace);
   const float one = 1.0f, zero = 0.0f;
   check(cudnnConvolutionBackwardData(m.handle, &one, e.w, w, e.y, dy, e.conv, cudnnConvolutionBwdDataAlgo_t(e.algo),
                                      ws, e.workspace, &zero, e.x, dx),
@@ -177,23 +155,13 @@ void CudnnConvolutions::backward_weights(const ConvShape& s, DType dt, const voi
   Impl::Entry& e = m.entry(Pass::bwd_weights, s, dt);
   // cuDNN writes the weight gradient in the storage type: straight into dw
   // for f32, else into scratch that is widened afterwards.
-  void* out = dw;
-  if (dt != DType::f32) out = m.grow(m.dw_scratch, m.dw_scratch_bytes, s.weight_numel() * dtype_size(dt));
-  if (e.algo < 0) {
-    cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-    int n = 0;
-    void* ws = m.grow(m.workspace, m.workspace_bytes, Impl::kFindWorkspace);
-    check(cudnnFindConvolutionBackwardFilterAlgorithmEx(m.handle, e.x, x, e.y, dy, e.conv, e.w, out,
-                                                        CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &n, perf, ws,
-                                                        m.workspace_bytes),
-          "find backward-filter algorithm");
-    const auto* best = Impl::first_ok(perf, n);
-    if (!best) fail("cuDNN has no backward-filter algorithm for {} {}x{}x{}x{}->{}", dtype_name(dt), s.n, s.h, s.w, s.cin, s.cout);
-    e.algo = int(best->algo);
-    e.workspace = best->memory;
-    m.note(Pass::bwd_weights, s, dt, e.algo, best->mathType);
-  }
-  void* ws = m.grow(m.workspace, m.workspace_bytes, e.workspace);
+  void* out = dt == DType::f32 ? static_cast<void*>(dw) : m.dw_scratch.get(s.weight_numel() * dtype_size(dt));
+  m.choose_once<cudnnConvolutionBwdFilterAlgoPerf_t>(
+      e, Pass::bwd_weights, s, dt, [&](auto* perf, int count, int* n, void* ws, size_t bytes) {
+        return cudnnFindConvolutionBackwardFilterAlgorithmEx(m.handle, e.x, x, e.y, dy, e.conv, e.w, out, count, n,
+                                                             perf, ws, bytes);
+      });
+  void* ws = m.workspace.get(e.workspace);
   const float one = 1.0f, zero = 0.0f;
   check(cudnnConvolutionBackwardFilter(m.handle, &one, e.x, x, e.y, dy, e.conv,
                                        cudnnConvolutionBwdFilterAlgo_t(e.algo), ws, e.workspace, &zero, e.w, out),
