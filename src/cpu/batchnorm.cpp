@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/threads.h"
+#include "cpu/f32_view.h"
 
 namespace mixseg {
 
@@ -39,17 +40,18 @@ void normalize(const BatchNormShape& s, const T* x, const float* scale, const fl
   const size_t blocks = (s.pixels + kBlock - 1) / kBlock;
 #pragma omp parallel
   {
-    std::vector<float> v(kBlock * C);
+    std::vector<float> buf;  // 16-bit: the widened block, normalised in place (same index read, then written)
 #pragma omp for schedule(static)
     for (size_t blk = 0; blk < blocks; ++blk) {
       const size_t p0 = blk * kBlock, n = std::min(kBlock, s.pixels - p0) * C;
-      load_n(x + p0 * C, v.data(), n);
+      const float* v = f32_in(x + p0 * C, n, buf);
+      float* out = f32_out(y + p0 * C, n, buf);
       for (size_t i = 0; i < n; i += C)
         for (int c = 0; c < C; ++c) {
           const float t = v[i + c] * scale[c] + shift[c];
-          v[i + c] = relu ? std::max(t, 0.0f) : t;
+          out[i + c] = relu ? std::max(t, 0.0f) : t;
         }
-      store_n(v.data(), y + p0 * C, n);
+      f32_out_done(out, y + p0 * C, n);
     }
   }
 }
@@ -62,10 +64,9 @@ void batchnorm_fwd_train_fast(const BatchNormShape& s, const T* x, const float* 
                               bool relu) {
   const int C = s.c;
   const std::vector<double> sums = chunked_sums(s, 2, [&](size_t p0, size_t n, double* part) {
-    thread_local std::vector<float> v, acc;
-    v.resize(n * C);
+    thread_local std::vector<float> buf, acc;
     acc.assign(2 * size_t(C), 0.0f);
-    load_n(x + p0 * C, v.data(), n * C);
+    const float* v = f32_in(x + p0 * C, n * C, buf);
     for (size_t i = 0; i < n * C; i += C)
       for (int c = 0; c < C; ++c) {
         acc[c] += v[i + c];
@@ -106,24 +107,18 @@ void batchnorm_bwd_fast(const BatchNormShape& s, const T* dy, const T* x, const 
                         const float* save_invstd, const float* gamma, T* dx, float* dgamma, float* dbeta,
                         const T* relu_y) {
   const int C = s.c;
-  // g = dy masked by ReLU;  sums of g and of g * x per channel.
-  auto load_g = [&](size_t p0, size_t n, float* g) {
-    load_n(dy + p0 * C, g, n);
-    if (relu_y)
-      for (size_t i = 0; i < n; ++i)
-        if (!relu_active(relu_y[p0 * C + i])) g[i] = 0.0f;
-  };
+  // g = dy masked by ReLU (the forward output's zeros);  sums of g and of g * x per channel.
+  auto masked = [&](size_t i, float g) { return relu_y && !relu_active(relu_y[i]) ? 0.0f : g; };
   const std::vector<double> sums = chunked_sums(s, 2, [&](size_t p0, size_t n, double* part) {
-    thread_local std::vector<float> g, v, acc;
-    g.resize(n * C);
-    v.resize(n * C);
+    thread_local std::vector<float> g_buf, x_buf, acc;
     acc.assign(2 * size_t(C), 0.0f);
-    load_g(p0, n * C, g.data());
-    load_n(x + p0 * C, v.data(), n * C);
+    const float* g = f32_in(dy + p0 * C, n * C, g_buf);
+    const float* v = f32_in(x + p0 * C, n * C, x_buf);
     for (size_t i = 0; i < n * C; i += C)
       for (int c = 0; c < C; ++c) {
-        acc[c] += g[i + c];
-        acc[C + c] += g[i + c] * v[i + c];
+        const float gi = masked(p0 * C + i + c, g[i + c]);
+        acc[c] += gi;
+        acc[C + c] += gi * v[i + c];
       }
     for (int k = 0; k < 2 * C; ++k) part[k] += acc[k];
   });
@@ -140,18 +135,19 @@ void batchnorm_bwd_fast(const BatchNormShape& s, const T* dy, const T* x, const 
   const size_t blocks = (s.pixels + kBlock - 1) / kBlock;
 #pragma omp parallel
   {
-    std::vector<float> g(kBlock * C), v(kBlock * C);
+    std::vector<float> g_buf, x_buf;  // 16-bit: dx is computed into x's widened block, in place
 #pragma omp for schedule(static)
     for (size_t blk = 0; blk < blocks; ++blk) {
       const size_t p0 = blk * kBlock, n = std::min(kBlock, s.pixels - p0) * C;
-      load_g(p0, n, g.data());
-      load_n(x + p0 * C, v.data(), n);
+      const float* g = f32_in(dy + p0 * C, n, g_buf);
+      const float* v = f32_in(x + p0 * C, n, x_buf);
+      float* out = f32_out(dx + p0 * C, n, x_buf);
       for (size_t i = 0; i < n; i += C)
         for (int c = 0; c < C; ++c) {
           const float xhat = (v[i + c] - save_mean[c]) * save_invstd[c];
-          v[i + c] = k[c] * (g[i + c] - mean_g[c] - xhat * mean_gxhat[c]);
+          out[i + c] = k[c] * (masked(p0 * C + i + c, g[i + c]) - mean_g[c] - xhat * mean_gxhat[c]);
         }
-      store_n(v.data(), dx + p0 * C, n);
+      f32_out_done(out, dx + p0 * C, n);
     }
   }
 }

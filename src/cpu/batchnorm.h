@@ -1,7 +1,7 @@
 // Fast CPU BatchNorm (+ fused ReLU), forward and backward: two passes over
 // memory each way instead of the reference's four. Pixels are processed in
-// blocks of kBlock rows of C channels, widened to f32 once per pass with the
-// vectorised conversions; statistics are summed in f32 within a block and in
+// blocks of kBlock pixels of C channels, read in place in f32 and widened
+// once per pass for 16-bit storage (cpu/f32_view.h); statistics are summed in f32 within a block and in
 // double across blocks, in fixed chunks added in order, so the results do
 // not depend on the thread count. Same rounding points as the reference
 // (output rounded once); the variance is E[x^2] - mean^2 in double.

@@ -4,40 +4,13 @@
 #include <type_traits>
 #include <vector>
 
+#include "cpu/f32_view.h"
 #include "ops/kernel_types.h"
 #include "ops/maxpool_ref.h"
 
 namespace mixseg {
 
 namespace {
-
-// Row `n` elements of T as f32: the row itself for f32, else widened into buf.
-template <class T>
-const float* row_f32(const T* src, size_t n, std::vector<float>& buf) {
-  if constexpr (std::is_same_v<T, float>) {
-    return src;
-  } else {
-    buf.resize(n);
-    widen(src, buf.data(), n);
-    return buf.data();
-  }
-}
-
-// Where a row of T is written: the destination itself for f32, else buf
-// (rounded into dst by finish_row).
-template <class T>
-float* out_row(T* dst, size_t n, std::vector<float>& buf) {
-  if constexpr (std::is_same_v<T, float>) {
-    return dst;
-  } else {
-    buf.resize(n);
-    return buf.data();
-  }
-}
-template <class T>
-void finish_row(const float* src, T* dst, size_t n) {
-  if constexpr (!std::is_same_v<T, float>) narrow(src, dst, n);
-}
 
 // One window row of C channels: the four inputs a, b (upper row), d, e
 // (lower row) give their gradients from g to the first maximum. Restrict
@@ -84,14 +57,14 @@ void maxpool2x2_fwd_fast(const Shape& s, const T* x, T* y) {
 #pragma omp for schedule(static)
     for (int ny = 0; ny < s.n * oh; ++ny) {
       const T* src = x + size_t(ny) * 2 * in_row;  // rows 2*oy and 2*oy+1 of image n
-      const float* r0 = row_f32(src, in_row, r0b);
-      const float* r1 = row_f32(src + in_row, in_row, r1b);
-      float* o = out_row(y + size_t(ny) * out_row_n, out_row_n, ob);
+      const float* r0 = f32_in(src, in_row, r0b);
+      const float* r1 = f32_in(src + in_row, in_row, r1b);
+      float* o = f32_out(y + size_t(ny) * out_row_n, out_row_n, ob);
       for (int ox = 0; ox < ow; ++ox) {
         const float *a = r0 + size_t(2 * ox) * C, *d = r1 + size_t(2 * ox) * C;
         window_max(C, a, a + C, d, d + C, o + size_t(ox) * C);
       }
-      finish_row(o, y + size_t(ny) * out_row_n, out_row_n);
+      f32_out_done(o, y + size_t(ny) * out_row_n, out_row_n);
     }
   }
 }
@@ -107,18 +80,18 @@ void maxpool2x2_bwd_fast(const Shape& s, const T* x, const T* dy, T* dx) {
 #pragma omp for schedule(static)
     for (int ny = 0; ny < s.n * oh; ++ny) {
       const size_t first = size_t(ny) * 2 * in_row;
-      const float* r0 = row_f32(x + first, in_row, r0b);
-      const float* r1 = row_f32(x + first + in_row, in_row, r1b);
-      const float* g = row_f32(dy + size_t(ny) * out_row_n, out_row_n, gb);
-      float* d0 = out_row(dx + first, in_row, d0b);
-      float* d1 = out_row(dx + first + in_row, in_row, d1b);
+      const float* r0 = f32_in(x + first, in_row, r0b);
+      const float* r1 = f32_in(x + first + in_row, in_row, r1b);
+      const float* g = f32_in(dy + size_t(ny) * out_row_n, out_row_n, gb);
+      float* d0 = f32_out(dx + first, in_row, d0b);
+      float* d1 = f32_out(dx + first + in_row, in_row, d1b);
       for (int ox = 0; ox < ow; ++ox) {
         const size_t i0 = size_t(2 * ox) * C, i1 = i0 + C;
         const float* gg = g + size_t(ox) * C;
         window_grads(C, r0 + i0, r0 + i1, r1 + i0, r1 + i1, gg, d0 + i0, d0 + i1, d1 + i0, d1 + i1);
       }
-      finish_row(d0, dx + first, in_row);
-      finish_row(d1, dx + first + in_row, in_row);
+      f32_out_done(d0, dx + first, in_row);
+      f32_out_done(d1, dx + first + in_row, in_row);
     }
   }
 }
