@@ -284,6 +284,15 @@ TEST(Checkpoint, WrongFilesGiveErrorsNamingThem) {
   const std::string foreign = (dir / "foreign.safetensors").string();
   write_safetensors(foreign, plain);
   mixseg::test::expect_error_containing([&] { load_checkpoint(foreign); }, "not a mixseg checkpoint");
+  // The metadata alone (what is_int8_model reads): the header's, without the
+  // tensor data, and the same errors for junk and a header longer than the file.
+  EXPECT_EQ(read_safetensors_metadata(good), read_safetensors(good).metadata);
+  EXPECT_FALSE(read_safetensors_metadata(good).empty());
+  EXPECT_TRUE(read_safetensors_metadata(foreign).empty());
+  mixseg::test::expect_error_containing([&] { read_safetensors_metadata(junk); }, "junk.safetensors");
+  const std::string header_cut = (dir / "header_cut.safetensors").string();
+  std::ofstream(header_cut, std::ios::binary) << bytes.substr(0, 40);
+  mixseg::test::expect_error_containing([&] { read_safetensors_metadata(header_cut); }, "does not fit");
   // Resuming a run of another size or policy is refused.
   c.optimizer_state = make_optimizer_state({}, net.param_numel);
   auto backend = make_ref_backend();

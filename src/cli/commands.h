@@ -37,6 +37,11 @@ struct DataOptions {
 void add_data_options(CLI::App* c, DataOptions& d);
 // Loads the folder(s) at h x w and prints what was read (layout, count).
 mixseg::Dataset load_data(const DataOptions& d, int h, int w);
+// For commands that take a folder or --synthetic N: throws unless exactly one
+// is given (`what` names the set in the message, e.g. "the representative set: ").
+void check_data_or_synthetic(const DataOptions& d, int synthetic, const char* what = "");
+// The folder(s) at h x w, or N synthetic frames of that size from `seed`.
+mixseg::Dataset load_data_or_synthetic(const DataOptions& d, int synthetic, uint64_t seed, int h, int w);
 
 // Splits "a,b,c" at commas (an empty string gives one empty item).
 std::vector<std::string> split_list(const std::string& s);

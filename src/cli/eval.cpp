@@ -5,7 +5,6 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
-#include "data/synthetic.h"
 #include "quant/engine.h"
 #include "train/trainer.h"
 
@@ -28,8 +27,8 @@ DataOptions with_channels(DataOptions d, int channels) {
 void run_eval_int8(const EvalOptions& o) {
   if (!o.precision.empty() && o.precision != "int8") fail("{} is an int8 model; it evaluates in int8 only", o.checkpoint);
   const QModel m = load_qmodel(o.checkpoint);
-  const Dataset data = o.synthetic > 0 ? make_synthetic({m.height, m.width, o.seed, 0.05}, size_t(o.synthetic))
-                                       : load_data(with_channels(o.data, m.config.in_channels), m.height, m.width);
+  const Dataset data =
+      load_data_or_synthetic(with_channels(o.data, m.config.in_channels), o.synthetic, o.seed, m.height, m.width);
   const SegMetrics s = evaluate_int8(m, data, o.batch);
   fmt::print("int8 model: {} (U-Net f={} depth={}, {}x{}, {})\n", o.checkpoint, m.config.filters, m.config.depth,
              m.height, m.width, m.calibration);
@@ -39,7 +38,7 @@ void run_eval_int8(const EvalOptions& o) {
 }
 
 void run_eval(const EvalOptions& o) {
-  if (o.data.any() == (o.synthetic > 0)) fail("give exactly one of --data DIR, --images DIR --masks DIR, or --synthetic N");
+  check_data_or_synthetic(o.data, o.synthetic);
   if (is_int8_model(o.checkpoint)) return run_eval_int8(o);
   if (o.precision == "int8")
     fail("{} is a float checkpoint: quantize it first (mixseg quantize {} --data DIR --out MODEL), then evaluate MODEL",
@@ -47,8 +46,8 @@ void run_eval(const EvalOptions& o) {
   Checkpoint ck = load_checkpoint(o.checkpoint);
   const UNet net = build_unet(ck.config);
   const Policy policy = o.precision.empty() ? ck.policy : parse_policy(o.precision);
-  const Dataset data = o.synthetic > 0 ? make_synthetic({ck.height, ck.width, o.seed, 0.05}, size_t(o.synthetic))
-                                       : load_data(with_channels(o.data, ck.config.in_channels), ck.height, ck.width);
+  const Dataset data =
+      load_data_or_synthetic(with_channels(o.data, ck.config.in_channels), o.synthetic, o.seed, ck.height, ck.width);
   auto backend = make_backend(o.backend);
   const SegMetrics m = evaluate(net, ck.weights, *backend, policy, data, o.batch);
   fmt::print("checkpoint: {} (U-Net f={} depth={}, trained {} at {}x{}, {} epochs)\n", o.checkpoint, ck.config.filters,

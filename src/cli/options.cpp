@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "data/synthetic.h"
 
 #include <fmt/format.h>
 
@@ -30,6 +31,16 @@ void add_data_options(CLI::App* c, DataOptions& d) {
                 "Foreground = mask value above this (for masks that are not binary); default: masks must be binary")
       ->check(CLI::Range(0, 254));
   c->add_flag("--pad", d.pad, "Pad smaller images (centred, zeros) to --size instead of resizing; larger ones are refused");
+}
+
+void check_data_or_synthetic(const DataOptions& d, int synthetic, const char* what) {
+  if (d.any() == (synthetic > 0))
+    fail("give {}exactly one of --data DIR, --images DIR --masks DIR, or --synthetic N", what);
+}
+
+mixseg::Dataset load_data_or_synthetic(const DataOptions& d, int synthetic, uint64_t seed, int h, int w) {
+  check_data_or_synthetic(d, synthetic);
+  return synthetic > 0 ? mixseg::make_synthetic({h, w, seed, 0.05}, size_t(synthetic)) : load_data(d, h, w);
 }
 
 mixseg::Dataset load_data(const DataOptions& d, int h, int w) {

@@ -7,7 +7,6 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
-#include "data/synthetic.h"
 #include "train/parity.h"
 
 namespace mixseg::cli {
@@ -23,7 +22,7 @@ struct ParityOptions {
 };
 
 void run(const ParityOptions& o) {
-  if (o.data.any() == (o.synthetic > 0)) fail("give exactly one of --data DIR, --images DIR --masks DIR, or --synthetic N");
+  check_data_or_synthetic(o.data, o.synthetic);
   auto [h, w] = parse_size(o.size);
   ParityConfig cfg;
   cfg.train.model = {o.filters, o.depth, o.data.channels, 1};
@@ -40,7 +39,7 @@ void run(const ParityOptions& o) {
   for (int s = 0; s < o.seeds; ++s) cfg.seeds.push_back(uint64_t(s + 1));
   cfg.int8 = !o.no_int8;
   cfg.val_fraction = o.val_fraction;
-  const Dataset data = o.synthetic > 0 ? make_synthetic({h, w, 4242, 0.05}, size_t(o.synthetic)) : load_data(o.data, h, w);
+  const Dataset data = load_data_or_synthetic(o.data, o.synthetic, 4242, h, w);
   auto backend = make_backend(o.backend);
   fmt::print("parity: {} images at {}x{}, U-Net f={} depth={}, {} epochs, {} seeds, backend {}\n", data.size(), h, w,
              o.filters, o.depth, o.epochs, o.seeds, o.backend);

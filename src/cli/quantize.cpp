@@ -8,7 +8,6 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
-#include "data/synthetic.h"
 #include "quant/calibrate.h"
 #include "quant/qmodel.h"
 #include "train/checkpoint.h"
@@ -50,15 +49,14 @@ void print_table(const QModel& m, const DeployNet& d, const Calibration& cal) {
 }
 
 void run_quantize(const QuantizeOptions& o) {
-  if (o.data.any() == (o.synthetic > 0))
-    fail("give the representative set: exactly one of --data DIR, --images DIR --masks DIR, or --synthetic N");
+  check_data_or_synthetic(o.data, o.synthetic, "the representative set: ");
   const Checkpoint ck = load_checkpoint(o.checkpoint);
   const UNet net = build_unet(ck.config);
   auto [h, w] = o.size.empty() ? std::pair{ck.height, ck.width} : parse_size(o.size);
   check_input_size(ck.config, h, w);
   DataOptions data = o.data;
   data.channels = ck.config.in_channels;
-  Dataset set = o.synthetic > 0 ? make_synthetic({h, w, o.seed, 0.05}, size_t(o.synthetic)) : load_data(data, h, w);
+  Dataset set = load_data_or_synthetic(data, o.synthetic, o.seed, h, w);
   if (set.size() > size_t(o.max_images)) {
     std::vector<size_t> idx(size_t(o.max_images));
     for (size_t i = 0; i < idx.size(); ++i) idx[i] = i * set.size() / idx.size();  // evenly over the set

@@ -234,7 +234,7 @@ void save_qmodel(const std::string& path, const QModel& m) {
 }
 
 bool is_int8_model(const std::string& path) {
-  return read_safetensors(path).metadata.count("mixseg_int8") > 0;
+  return read_safetensors_metadata(path).count("mixseg_int8") > 0;  // the header only
 }
 
 QModel load_qmodel(const std::string& path) {

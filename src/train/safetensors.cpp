@@ -100,6 +100,32 @@ SafeTensorsFile parse_safetensors(const std::vector<uint8_t>& bytes, const std::
   return f;
 }
 
+std::map<std::string, std::string> read_safetensors_metadata(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) fail("{}: cannot open checkpoint (no such file or not readable)", path);
+  const uint64_t file_size = uint64_t(in.tellg());
+  in.seekg(0);
+  uint8_t len[8] = {};
+  if (file_size < 8 || !in.read(reinterpret_cast<char*>(len), 8))
+    fail("{}: not a safetensors file (only {} bytes)", path, file_size);
+  uint64_t hlen = 0;
+  for (int i = 0; i < 8; ++i) hlen |= uint64_t(len[i]) << (8 * i);
+  if (hlen > file_size - 8 || hlen > (uint64_t(100) << 20))
+    fail("{}: not a safetensors file (header length {} does not fit the file of {} bytes)", path, hlen, file_size);
+  std::string text(hlen, '\0');
+  if (!in.read(text.data(), std::streamsize(hlen))) fail("{}: cannot read the safetensors header", path);
+  std::map<std::string, std::string> metadata;
+  try {
+    const json header = json::parse(text);
+    if (!header.is_object()) fail("{}: safetensors header is not a JSON object", path);
+    if (header.contains("__metadata__"))
+      for (const auto& [k, v] : header.at("__metadata__").items()) metadata[k] = v.get<std::string>();
+  } catch (const json::exception& e) {
+    fail("{}: malformed safetensors header ({})", path, e.what());
+  }
+  return metadata;
+}
+
 SafeTensorsFile read_safetensors(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot open checkpoint (no such file or not readable)", path);

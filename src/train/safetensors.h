@@ -28,6 +28,8 @@ struct SafeTensorsFile {
 // Written atomically (temp file, fsync, rename).
 void write_safetensors(const std::string& path, const SafeTensorsFile& f);
 SafeTensorsFile read_safetensors(const std::string& path);
+// Only the header's "__metadata__" (reads the header, not the tensor data).
+std::map<std::string, std::string> read_safetensors_metadata(const std::string& path);
 // The same from bytes in memory (path only names the source in errors).
 SafeTensorsFile parse_safetensors(const std::vector<uint8_t>& bytes, const std::string& path);
 
