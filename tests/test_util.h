@@ -17,20 +17,12 @@
 #include "ops/kernel_types.h"
 #include "ops/tolerance.h"
 
-#ifdef MIXSEG_HAVE_CUDA
 #include "cuda/device_query.h"
-#endif
 
 namespace mixseg::test {
 
 // Whether GPU tests can run: a CUDA build that sees a GPU (they skip otherwise).
-inline bool gpu_available() {
-#ifdef MIXSEG_HAVE_CUDA
-  return cuda_device_count() > 0;
-#else
-  return false;
-#endif
-}
+inline bool gpu_available() { return cuda_device_count() > 0; }
 
 // A fresh, empty temporary folder for one test (removed by the caller).
 inline std::filesystem::path temp_dir(const std::string& name) {

@@ -60,17 +60,7 @@ def build(filters, depth, dtype):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--precision", default="fp32", help="comma-separated: fp32, mixed_fp16, mixed_bf16")
-    ap.add_argument("--phase", default="infer,train")
-    ap.add_argument("--filters", default="8")
-    ap.add_argument("--depth", type=int, default=4)
-    ap.add_argument("--batch", default="1")
-    ap.add_argument("--size", default="512x256", help="HxW")
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--min-steps", type=int, default=5)
-    ap.add_argument("--min-time", type=float, default=2.0)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", help="append rows to this CSV")
+    common.add_sweep_args(ap)
     a = ap.parse_args()
     if a.device == "cpu":
         os.environ.setdefault("JAX_PLATFORMS", "cpu")

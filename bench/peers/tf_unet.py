@@ -48,18 +48,8 @@ def build(keras, filters, depth, h, w):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--precision", default="fp32", help="comma-separated: fp32, mixed_fp16, mixed_bf16")
-    ap.add_argument("--phase", default="infer,train")
-    ap.add_argument("--filters", default="8")
-    ap.add_argument("--depth", type=int, default=4)
-    ap.add_argument("--batch", default="1")
-    ap.add_argument("--size", default="512x256", help="HxW")
+    common.add_sweep_args(ap)
     ap.add_argument("--xla", action="store_true", help="compile with XLA (jit_compile=True)")
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--min-steps", type=int, default=5)
-    ap.add_argument("--min-time", type=float, default=2.0)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", help="append rows to this CSV")
     a = ap.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import numpy as np

@@ -20,9 +20,7 @@
 #include "core/threads.h"
 #include "mixseg/mixseg.h"
 
-#ifdef MIXSEG_HAVE_CUDA
 #include "cuda/device_query.h"
-#endif
 
 #ifndef MIXSEG_GIT_COMMIT
 #define MIXSEG_GIT_COMMIT "unknown"
@@ -44,29 +42,6 @@ struct BenchOptions {
   double idle_seconds = 3.0, price_per_kwh = 0.30, grid_gco2_per_kwh = 400.0;
 };
 
-// The GPU, where the build has CUDA and the runtime sees one.
-bool gpu_visible() {
-#ifdef MIXSEG_HAVE_CUDA
-  return cuda_device_count() > 0;
-#else
-  return false;
-#endif
-}
-std::string gpu_name() {
-#ifdef MIXSEG_HAVE_CUDA
-  return cuda_device_name(0);
-#else
-  return "no GPU";
-#endif
-}
-std::string gpu_versions() {
-#ifdef MIXSEG_HAVE_CUDA
-  return cuda_versions();
-#else
-  return "not built with CUDA";
-#endif
-}
-
 double peak_rss_mib() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -86,7 +61,7 @@ nlohmann::json run_metadata(const BenchOptions& o, const std::string& device, co
           {"device_name", device_name},
           {"threads", max_threads()},
           {"onednn_version", fmt::format("{}.{}.{}", v->major, v->minor, v->patch)},
-          {"cuda", device == "cuda" ? gpu_versions() : std::string("not used (CPU benchmark)")},
+          {"cuda", device == "cuda" ? cuda_versions() : std::string("not used (CPU benchmark)")},
           {"seed", o.seed},
           {"settings",
            {{"backend", backend_name}, {"precision", o.precision}, {"phase", o.phase}, {"filters", o.filters},
@@ -127,7 +102,7 @@ void run_bench(const BenchOptions& o) {
   // The device decides the backend: the GPU runs the cuda backend, the CPU
   // the fast one unless --backend says ref (or fast).
   if (o.device != "cpu" && o.device != "cuda" && o.device != "auto") fail("--device must be cpu, cuda or auto, got {}", o.device);
-  const std::string device = o.device == "auto" ? (gpu_visible() ? "cuda" : "cpu") : o.device;
+  const std::string device = o.device == "auto" ? (cuda_device_count() > 0 ? "cuda" : "cpu") : o.device;
   const std::string backend_name = !o.backend.empty() ? o.backend : device == "cuda" ? "cuda" : "fast";
   if (device == "cuda" && backend_name != "cuda")
     fail("--device cuda runs the cuda backend, not --backend {}", backend_name);
@@ -145,7 +120,7 @@ void run_bench(const BenchOptions& o) {
     backend = make_backend(backend_name);
   }
   if (!o.out.empty()) check_results_csv_appendable(o.out);  // before the sweep, not after its first row
-  const std::string device_name = device == "cuda" ? gpu_name() : cpu_model_name();
+  const std::string device_name = device == "cuda" ? cuda_device_name(0) : cpu_model_name();
   // Energy: RAPL on the CPU, NVML on the GPU, with an idle baseline before the sweep.
   std::unique_ptr<EnergyCounter> counter;
   std::string energy_why = "--energy none";
@@ -215,12 +190,12 @@ void run_bench(const BenchOptions& o) {
       const TimingSummary t = summarize(m.step_seconds);
       ResultRow r;
       r.framework = "mixseg";
-      r.framework_version = fmt::format("{} ({})", version(), backend_name);
+      r.framework_version = load ? fmt::format("{} (loader, {} threads)", version(), o.loader_threads)
+                                 : fmt::format("{} ({})", version(), backend_name);
       r.device = device;
       r.device_name = device_name;
       r.precision = load ? "-" : int8 ? "int8" : std::string(policy_info(p).name);
       r.phase = phase;
-      if (load) r.framework_version = fmt::format("{} (loader, {} threads)", version(), o.loader_threads);
       r.filters = f;
       r.depth = o.depth;
       r.batch = b;

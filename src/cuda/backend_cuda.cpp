@@ -14,6 +14,7 @@
 #include "cuda/conv2d.h"
 #include "cuda/device_buffer.h"
 #include "cuda/device_query.h"
+#include "cuda/float_type.h"
 #include "cuda/kernels.h"
 #include "ops/backend_ref.h"
 #include "ops/maxpool_ref.h"
@@ -24,15 +25,6 @@ namespace {
 
 void check(cudaError_t e, const char* what) {
   if (e != cudaSuccess) fail("CUDA {}: {}", what, cudaGetErrorString(e));
-}
-
-cuda::FloatType float_type(DType t) {
-  switch (t) {
-    case DType::f32: return cuda::FloatType::f32;
-    case DType::f16: return cuda::FloatType::f16;
-    case DType::bf16: return cuda::FloatType::bf16;
-    default: fail("the CUDA backend's ops take f32, f16 or bf16 tensors, not {}", dtype_name(t));
-  }
 }
 
 void same_dtype(const Tensor& a, const Tensor& b, const char* op) {

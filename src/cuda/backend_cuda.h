@@ -1,6 +1,6 @@
 // The CUDA backend (backend_cuda.cpp): device memory, cuDNN convolutions
 // (conv2d.h) and the own kernels of kernels.h behind the Backend interface.
-// Present only in CUDA builds (MIXSEG_HAVE_CUDA).
+// Builds without CUDA have only the factory, which says so (core/cuda_absent.cpp).
 #pragma once
 #include <memory>
 

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "cuda/device_buffer.h"
+#include "cuda/float_type.h"
 #include "cuda/kernels.h"
 
 namespace mixseg {
@@ -23,10 +24,6 @@ cudnnDataType_t cudnn_type(DType t) {
     case DType::bf16: return CUDNN_DATA_BFLOAT16;
     default: fail("cuDNN convolutions take f32, f16 or bf16, not {}", dtype_name(t));
   }
-}
-
-cuda::FloatType float_type(DType t) {
-  return t == DType::f16 ? cuda::FloatType::f16 : t == DType::bf16 ? cuda::FloatType::bf16 : cuda::FloatType::f32;
 }
 
 enum class Pass { fwd, bwd_data, bwd_weights };

@@ -1,5 +1,5 @@
-// CUDA device discovery (see device_query.cu); present only in CUDA builds
-// (MIXSEG_HAVE_CUDA defined).
+// CUDA device discovery (device_query.cu; in builds without CUDA,
+// core/cuda_absent.cpp: no devices).
 #pragma once
 #include <string>
 
