@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/threads.h"
+#include "cpu/conv2d_winograd.h"
 #include "ops/conv2d_ref.h"
 
 using namespace mixseg;
@@ -96,6 +98,20 @@ void conv(benchmark::State& state, Pass pass, DType dt, ConvShape s) {
   state.counters["FLOP/s"] = benchmark::Counter(2 * s.macs(), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The own Winograd F(2x2,3x3) kernel alone (inference: bias and ReLU), to
+// set beside conv/infer (the algorithm the backend chose for that shape).
+void conv_winograd_f2(benchmark::State& state, DType dt, ConvShape s) {
+  const size_t es = dtype_size(dt);
+  std::vector<std::byte> x(size_t(s.n) * s.h * s.w * s.cin * es), y(size_t(s.n) * s.h * s.w * s.cout * es);
+  std::vector<std::byte> w(s.weight_numel() * es);
+  std::vector<float> bias(size_t(s.cout));
+  const WinogradF2Weights u = winograd_f2_transform_weights(s, dt, w.data());
+  const ScopedFlushDenormals ftz;
+  conv2d_winograd_f2(s, dt, x.data(), u, bias.data(), y.data(), true);
+  for (auto _ : state) conv2d_winograd_f2(s, dt, x.data(), u, bias.data(), y.data(), true);
+  state.counters["FLOP/s"] = benchmark::Counter(2 * s.macs(), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 // Memory-bound ops: bytes read and written per call as the counter.
 void memory_op(benchmark::State& state, const std::function<void()>& op, double bytes) {
   op();
@@ -112,6 +128,17 @@ void register_all() {
           const std::string name = fmt::format("conv/{}/{}/{}x{}x{}x{}->{}/k{}", pass_name(p), dtype_name(dt), s.n,
                                                s.h, s.w, s.cin, s.cout, s.k);
           benchmark::RegisterBenchmark(name.c_str(), conv, p, dt, s)->Unit(benchmark::kMillisecond)->UseRealTime();
+        }
+  if (winograd_f2_available())
+    for (DType dt : {DType::f32, DType::f16})
+      for (int batch : {1, 4})
+        for (const ConvShape& s : unet_conv_shapes(batch)) {
+          if (!winograd_f2_applies(s, dt)) continue;
+          const std::string name = fmt::format("conv_winograd_f2/infer/{}/{}x{}x{}x{}->{}/k{}", dtype_name(dt), s.n,
+                                               s.h, s.w, s.cin, s.cout, s.k);
+          benchmark::RegisterBenchmark(name.c_str(), conv_winograd_f2, dt, s)
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime();
         }
   for (const char* which : {"fast", "ref"})
     for (DType dt : {DType::f32, DType::f16, DType::bf16})

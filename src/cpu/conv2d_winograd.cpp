@@ -1,0 +1,352 @@
+// Own Winograd F(2x2,3x3) convolution (see conv2d_winograd.h).
+//
+// The image's 2x2 output tiles are numbered (n, ty, tx) and taken kTiles at
+// a time (a chunk, one thread's unit of work). For a chunk:
+//   1. input transform: each tile's 4x4 input patch (zeros outside the
+//      image), per vector of 16 channels, becomes V[xi][tile][ci] = B^T d B;
+//   2. 16 small matrix products M[xi] = V[xi] (kTiles x cin) . U[xi]
+//      (cin x cout_pad), register-blocked R tiles x NB vectors of 16 output
+//      channels (R * NB = 24 accumulators);
+//   3. output transform: Y = A^T M A per tile and 16 output channels, bias,
+//      ReLU, stored (rounded once to f16 where that is the storage type),
+//      outputs beyond odd H or W skipped.
+// V and M of a chunk stay in L1/L2. Every output is computed by one thread
+// in a fixed order: results do not depend on the thread count.
+#include "cpu/conv2d_winograd.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+
+#if defined(__GNUC__) && defined(__x86_64__)
+// GCC 12's AVX-512 intrinsics pass _mm512_undefined_ps() as the unused
+// source of unmasked operations (max, cvtps_ph), which -Wmaybe-uninitialized
+// reports inside the system headers once inlined here: a false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#define MIXSEG_WINOGRAD_AVX512 1
+#define MIXSEG_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
+#endif
+
+namespace mixseg {
+
+namespace {
+constexpr int kMaxLd = 4096;  // the most input channels the kernel takes
+}  // namespace
+
+bool winograd_f2_applies(const ConvShape& s, DType dt) {
+  return s.k == 3 && (dt == DType::f32 || dt == DType::f16) && s.cin >= 1 && s.cin <= kMaxLd && s.cout >= 1;
+}
+
+WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, const void* w_ohwi) {
+  if (s.k != 3) fail("Winograd F(2x2,3x3) takes 3x3 kernels, not {}x{}", s.k, s.k);
+  WinogradF2Weights u;
+  u.cin = s.cin;
+  u.cout = s.cout;
+  u.cout_pad = (s.cout + 15) / 16 * 16;
+  u.u.assign(size_t(16) * s.cin * u.cout_pad, 0.0f);
+  auto weight = [&](int co, int kh, int kw, int ci) -> double {
+    const size_t i = ((size_t(co) * 3 + kh) * 3 + kw) * s.cin + ci;
+    if (dt == DType::f32) return static_cast<const float*>(w_ohwi)[i];
+    if (dt == DType::f16) return to_f32(static_cast<const f16*>(w_ohwi)[i]);
+    fail("Winograd F(2x2,3x3) takes f32 or f16 weights, not {}", dtype_name(dt));
+  };
+  // G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]; U = G g G^T, in double.
+  static constexpr double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+  for (int co = 0; co < s.cout; ++co)
+    for (int ci = 0; ci < s.cin; ++ci) {
+      double g[3][3], gg[4][3];
+      for (int kh = 0; kh < 3; ++kh)
+        for (int kw = 0; kw < 3; ++kw) g[kh][kw] = weight(co, kh, kw, ci);
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 3; ++j) gg[i][j] = G[i][0] * g[0][j] + G[i][1] * g[1][j] + G[i][2] * g[2][j];
+      for (int i = 0; i < 4; ++i)
+        for (int j = 0; j < 4; ++j) {
+          const double v = gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2];
+          u.u[(size_t(4 * i + j) * s.cin + ci) * u.cout_pad + co] = float(v);
+        }
+    }
+  return u;
+}
+
+#ifdef MIXSEG_WINOGRAD_AVX512
+
+bool winograd_f2_available() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+}
+
+namespace {
+
+constexpr int kTiles = 24;  // tiles per chunk: the rows of the 16 matrix products
+
+// Loads and stores of 16 channels (mask: the valid ones) in the storage type.
+MIXSEG_AVX512_TARGET inline __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+MIXSEG_AVX512_TARGET inline __m512 load16(const f16* p, __mmask16 m) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+MIXSEG_AVX512_TARGET inline void store16(float* p, __m512 v, __mmask16 m) { _mm512_mask_storeu_ps(p, m, v); }
+MIXSEG_AVX512_TARGET inline void store16(f16* p, __m512 v, __mmask16 m) {
+  // Round to nearest even, once: the same rounding as narrow<f16>.
+  _mm256_mask_storeu_epi16(p, m, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+inline __mmask16 lanes(int valid) { return valid >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << valid) - 1); }
+
+struct Geometry {
+  int n, h, w, cin, cout, th, tw;  // th x tw tiles per image
+  size_t tiles;                    // n * th * tw
+};
+
+// One column of a tile row's 4-row input band, B^T applied down the column
+// (B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]); rows[i] null: zeros.
+template <class T>
+MIXSEG_AVX512_TARGET inline void column(const T* const rows[4], int xx, int w, int cin, __mmask16 m, __m512 e[4]) {
+  __m512 d[4];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i)
+    d[i] = rows[i] && xx >= 0 && xx < w ? load16(rows[i] + size_t(xx) * cin, m) : _mm512_setzero_ps();
+  e[0] = _mm512_sub_ps(d[0], d[2]);
+  e[1] = _mm512_add_ps(d[1], d[2]);
+  e[2] = _mm512_sub_ps(d[2], d[1]);
+  e[3] = _mm512_sub_ps(d[1], d[3]);
+}
+
+// V[xi][t][ci] (rows ld floats apart, xi stride kTiles * ld) for the tiles
+// tx0 .. tx0 + count - 1 of tile row ty of image n, the first at row t0 of V.
+// Neighbouring tiles share two input columns: each column is loaded and
+// combined once per run, then (B^T d) B takes four columns per tile.
+template <class T>
+MIXSEG_AVX512_TARGET void input_transform(const Geometry& g, const T* x, int n, int ty, int tx0, int count, int t0,
+                                          int ld, float* v) {
+  const int y0 = 2 * ty - 1, x0 = 2 * tx0 - 1;
+  const T* rows[4];
+  for (int i = 0; i < 4; ++i) {
+    const int yy = y0 + i;
+    rows[i] = yy >= 0 && yy < g.h ? x + (size_t(n) * g.h + yy) * g.w * g.cin : nullptr;
+  }
+  const size_t xi_stride = size_t(kTiles) * ld;
+  for (int c0 = 0; c0 < g.cin; c0 += 16) {
+    const __mmask16 m = lanes(g.cin - c0);
+    const T* r[4] = {rows[0] ? rows[0] + c0 : nullptr, rows[1] ? rows[1] + c0 : nullptr,
+                     rows[2] ? rows[2] + c0 : nullptr, rows[3] ? rows[3] + c0 : nullptr};
+    __m512 e[4][4];  // [column of the tile][row of B^T d]
+    column(r, x0, g.w, g.cin, m, e[0]);
+    column(r, x0 + 1, g.w, g.cin, m, e[1]);
+    for (int t = 0; t < count; ++t) {
+      column(r, x0 + 2 * t + 2, g.w, g.cin, m, e[2]);
+      column(r, x0 + 2 * t + 3, g.w, g.cin, m, e[3]);
+      float* o = v + size_t(t0 + t) * ld + c0;
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i, o += 4 * xi_stride) {
+        _mm512_mask_storeu_ps(o, m, _mm512_sub_ps(e[0][i], e[2][i]));
+        _mm512_mask_storeu_ps(o + xi_stride, m, _mm512_add_ps(e[1][i], e[2][i]));
+        _mm512_mask_storeu_ps(o + 2 * xi_stride, m, _mm512_sub_ps(e[2][i], e[1][i]));
+        _mm512_mask_storeu_ps(o + 3 * xi_stride, m, _mm512_sub_ps(e[1][i], e[3][i]));
+      }
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i) {
+        e[0][i] = e[2][i];
+        e[1][i] = e[3][i];
+      }
+    }
+  }
+}
+
+// m (R x 16*NB, row stride ldm) = v (R x cin, row stride LD) . u (cin x
+// 16*NB, row stride ldu). LD is a compile-time constant so that the R
+// broadcast operands are one pointer plus constant offsets (with a run-time
+// stride the 24 row addresses do not fit the general registers and spill);
+// the loops over R and NB are unrolled so that acc stays in registers.
+template <int R, int NB, int LD>
+MIXSEG_AVX512_TARGET void gemm_block(const float* v, int cin, const float* u, int ldu, float* m, int ldm) {
+  __m512 acc[R][NB];
+#pragma GCC unroll 32
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
+  for (int ci = 0; ci < cin; ++ci) {
+    __m512 w[NB];
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) w[b] = _mm512_loadu_ps(u + size_t(ci) * ldu + 16 * b);
+#pragma GCC unroll 32
+    for (int r = 0; r < R; ++r) {
+      const __m512 a = _mm512_set1_ps(v[r * LD + ci]);
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_fmadd_ps(a, w[b], acc[r][b]);
+    }
+  }
+#pragma GCC unroll 32
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) _mm512_storeu_ps(m + size_t(r) * ldm + 16 * b, acc[r][b]);
+}
+
+// The 16 products of a chunk, NB vectors of output channels at a time;
+// V's rows are LD floats apart.
+template <int NB, int LD>
+MIXSEG_AVX512_TARGET void chunk_products(const WinogradF2Weights& u, const float* v, float* m) {
+  constexpr int R = 24 / NB;
+  static_assert(kTiles % R == 0);
+  const int cin = u.cin, cp = u.cout_pad;
+  for (int xi = 0; xi < 16; ++xi) {
+    const float* vx = v + size_t(xi) * kTiles * LD;
+    const float* ux = u.u.data() + size_t(xi) * cin * cp;
+    float* mx = m + size_t(xi) * kTiles * cp;
+    for (int c0 = 0; c0 < cp; c0 += 16 * NB)
+      for (int r0 = 0; r0 < kTiles; r0 += R)
+        gemm_block<R, NB, LD>(vx + r0 * LD, cin, ux + c0, cp, mx + size_t(r0) * cp + c0, cp);
+  }
+}
+
+template <int LD>
+void chunk_products_ld(int nb, const WinogradF2Weights& u, const float* v, float* m) {
+  if (nb == 4)
+    chunk_products<4, LD>(u, v, m);
+  else if (nb == 2)
+    chunk_products<2, LD>(u, v, m);
+  else
+    chunk_products<1, LD>(u, v, m);
+}
+
+// V's row stride: cin rounded up to a power of two from 16 (the
+// instantiated strides, up to kMaxLd).
+int v_stride(int cin) {
+  int ld = 16;
+  while (ld < cin) ld *= 2;
+  return ld;
+}
+
+void products(int ld, int nb, const WinogradF2Weights& u, const float* v, float* m) {
+  switch (ld) {
+    case 16: return chunk_products_ld<16>(nb, u, v, m);
+    case 32: return chunk_products_ld<32>(nb, u, v, m);
+    case 64: return chunk_products_ld<64>(nb, u, v, m);
+    case 128: return chunk_products_ld<128>(nb, u, v, m);
+    case 256: return chunk_products_ld<256>(nb, u, v, m);
+    case 512: return chunk_products_ld<512>(nb, u, v, m);
+    case 1024: return chunk_products_ld<1024>(nb, u, v, m);
+    case 2048: return chunk_products_ld<2048>(nb, u, v, m);
+    case kMaxLd: return chunk_products_ld<kMaxLd>(nb, u, v, m);
+    default: fail("Winograd F(2x2,3x3): no kernel for a row stride of {}", ld);
+  }
+}
+
+// Y = A^T M A (A^T = [1 1 1 0; 0 1 -1 -1]) + bias, ReLU, for the tiles
+// tx0 .. tx0 + count - 1 of tile row ty of image n (rows t0.. of M);
+// outputs beyond odd H or W are not stored.
+template <class T>
+MIXSEG_AVX512_TARGET void output_transform(const Geometry& g, const float* m, int cout_pad, int n, int ty, int tx0,
+                                           int count, int t0, const float* bias, bool relu, T* y) {
+  const int oy = 2 * ty;
+  const bool row1 = oy + 1 < g.h;
+  const size_t xi_stride = size_t(kTiles) * cout_pad, down = size_t(g.w) * g.cout;
+  for (int t = 0; t < count; ++t) {
+    const int ox = 2 * (tx0 + t);
+    const bool col1 = ox + 1 < g.w;
+    const float* mt = m + size_t(t0 + t) * cout_pad;
+    T* y00 = y + ((size_t(n) * g.h + oy) * g.w + ox) * g.cout;
+    for (int c0 = 0; c0 < g.cout; c0 += 16) {
+      const __mmask16 k = lanes(g.cout - c0);
+      __m512 s0[4], s1[4];
+#pragma GCC unroll 4
+      for (int j = 0; j < 4; ++j) {
+        const __m512 m0 = _mm512_loadu_ps(mt + size_t(j) * xi_stride + c0);
+        const __m512 m1 = _mm512_loadu_ps(mt + size_t(4 + j) * xi_stride + c0);
+        const __m512 m2 = _mm512_loadu_ps(mt + size_t(8 + j) * xi_stride + c0);
+        const __m512 m3 = _mm512_loadu_ps(mt + size_t(12 + j) * xi_stride + c0);
+        s0[j] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+        s1[j] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+      }
+      const __m512 b = bias ? _mm512_maskz_loadu_ps(k, bias + c0) : _mm512_setzero_ps();
+      __m512 o[2][2] = {{_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s0[0], s0[1]), s0[2]), b),
+                         _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s0[1], s0[2]), s0[3]), b)},
+                        {_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(s1[0], s1[1]), s1[2]), b),
+                         _mm512_add_ps(_mm512_sub_ps(_mm512_sub_ps(s1[1], s1[2]), s1[3]), b)}};
+      if (relu)
+        for (auto& row : o)
+          for (auto& val : row) val = _mm512_max_ps(val, _mm512_setzero_ps());
+      store16(y00 + c0, o[0][0], k);
+      if (col1) store16(y00 + g.cout + c0, o[0][1], k);
+      if (row1) {
+        store16(y00 + down + c0, o[1][0], k);
+        if (col1) store16(y00 + down + g.cout + c0, o[1][1], k);
+      }
+    }
+  }
+}
+
+// Calls f(n, ty, tx0, count, t0) for each run of a chunk's tiles that lies
+// in one tile row (a chunk may span rows and images).
+template <class F>
+void for_runs(const Geometry& g, size_t first, int count, F&& f) {
+  for (int t = 0; t < count;) {
+    const size_t tile = first + t;
+    const size_t row = tile / g.tw;  // n * th + ty
+    const int tx = int(tile % g.tw), run = std::min(count - t, g.tw - tx);
+    f(int(row / g.th), int(row % g.th), tx, run, t);
+    t += run;
+  }
+}
+
+template <class T>
+void run(const ConvShape& s, const T* x, const WinogradF2Weights& u, const float* bias, T* y, bool relu) {
+  Geometry g{s.n, s.h, s.w, s.cin, s.cout, (s.h + 1) / 2, (s.w + 1) / 2, 0};
+  g.tiles = size_t(s.n) * g.th * g.tw;
+  const int64_t chunks = int64_t((g.tiles + kTiles - 1) / kTiles);
+  const int nblk = u.cout_pad / 16;
+  const int nb = nblk % 4 == 0 ? 4 : nblk % 2 == 0 ? 2 : 1;
+  const int ld = v_stride(s.cin);
+#pragma omp parallel
+  {
+    // Per-thread scratch, kept between calls (grows only; never read before written).
+    thread_local std::vector<float> v_buf, m_buf;
+    const size_t v_need = size_t(16) * kTiles * ld, m_need = size_t(16) * kTiles * u.cout_pad;
+    if (v_buf.size() < v_need) v_buf.resize(v_need);
+    if (m_buf.size() < m_need) m_buf.resize(m_need);
+    float* v = v_buf.data();
+    float* m = m_buf.data();
+#pragma omp for schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const size_t first = size_t(c) * kTiles;
+      const int count = int(std::min<size_t>(kTiles, g.tiles - first));
+      for_runs(g, first, count, [&](int n, int ty, int tx0, int run, int t0) {
+        input_transform(g, x, n, ty, tx0, run, t0, ld, v);
+      });
+      if (count < kTiles)  // the last chunk's unused rows: zeros, not stale data
+        for (int xi = 0; xi < 16; ++xi)
+          std::memset(v + (size_t(xi) * kTiles + count) * ld, 0, sizeof(float) * size_t(kTiles - count) * ld);
+      products(ld, nb, u, v, m);
+      for_runs(g, first, count, [&](int n, int ty, int tx0, int run, int t0) {
+        output_transform(g, m, u.cout_pad, n, ty, tx0, run, t0, bias, relu, y);
+      });
+    }
+  }
+}
+
+}  // namespace
+
+void conv2d_winograd_f2(const ConvShape& s, DType dt, const void* x, const WinogradF2Weights& u, const float* bias,
+                        void* y, bool relu) {
+  if (!winograd_f2_applies(s, dt))
+    fail("Winograd F(2x2,3x3) does not take a {}x{} {} convolution with {} input channels", s.k, s.k, dtype_name(dt),
+         s.cin);
+  if (u.cin != s.cin || u.cout != s.cout) fail("Winograd weights are for {}->{} channels, not {}->{}", u.cin, u.cout, s.cin, s.cout);
+  if (!winograd_f2_available()) fail("this CPU lacks AVX-512 for the Winograd F(2x2,3x3) kernel");
+  if (dt == DType::f32)
+    run(s, static_cast<const float*>(x), u, bias, static_cast<float*>(y), relu);
+  else
+    run(s, static_cast<const f16*>(x), u, bias, static_cast<f16*>(y), relu);
+}
+
+#else
+
+bool winograd_f2_available() { return false; }
+void conv2d_winograd_f2(const ConvShape&, DType, const void*, const WinogradF2Weights&, const float*, void*, bool) {
+  fail("this build has no AVX-512 Winograd F(2x2,3x3) kernel");
+}
+
+#endif
+
+}  // namespace mixseg

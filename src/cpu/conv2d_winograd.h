@@ -1,0 +1,45 @@
+// Own Winograd F(2x2,3x3) forward convolution for the fast CPU backend: 3x3,
+// stride 1, padding 1, NHWC activations in f32 or f16 (f32 arithmetic), an
+// optional f32 bias and ReLU fused into the output transform. AVX-512 only
+// (winograd_f2_available); the caller falls back to oneDNN elsewhere.
+//
+// Why our own: at the U-Net's first levels (8-64 channels at 512x256 and
+// 256x128) oneDNN 2.6's direct kernels reach ~70% of the FMA peak and its
+// Winograd is slower still (docs/performance.md v0.6); and oneDNN 2.6 has no
+// f16 convolution, so f16 went through two extra passes over f32 copies.
+// F(2x2,3x3) does 16 multiplies per 2x2 output tile and channel pair instead
+// of 36 (2.25x fewer), with additions only in the transforms; this kernel
+// reads f16 with the vector conversion in its loads and rounds its output
+// once, so the f16 path costs no extra pass.
+//
+// Numerics: y = A^T [ (G g G^T) . (B^T d B) ] A with the weight transform
+// computed in double and rounded to f32 once (G has halves), input and output
+// transforms and the dot products in f32 (FMA). Against direct summation the
+// error grows by a small constant factor (the transforms' additions), held
+// to the same tolerance (ops/tolerance.h) in the tests.
+#pragma once
+#include <vector>
+
+#include "core/dtype.h"
+#include "ops/conv2d_ref.h"
+
+namespace mixseg {
+
+// The transformed weights U[xi][ci][co] for the 16 points xi of the 4x4
+// tile, output channels padded with zeros to a multiple of 16.
+struct WinogradF2Weights {
+  int cin = 0, cout = 0, cout_pad = 0;
+  std::vector<float> u;
+};
+
+// Whether this CPU runs the kernel (AVX-512 F/BW/VL).
+bool winograd_f2_available();
+// Whether the kernel takes this shape and dtype (3x3, f32 or f16).
+bool winograd_f2_applies(const ConvShape& s, DType dt);
+// From OHWI weights of dtype dt (f32 or f16).
+WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, const void* w_ohwi);
+// y = conv(x, w) (+ bias[co]) (then ReLU); x, y NHWC of dtype dt; bias f32 or null.
+void conv2d_winograd_f2(const ConvShape& s, DType dt, const void* x, const WinogradF2Weights& u, const float* bias,
+                        void* y, bool relu);
+
+}  // namespace mixseg

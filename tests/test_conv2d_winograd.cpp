@@ -1,0 +1,76 @@
+// The own Winograd F(2x2,3x3) kernel (cpu/conv2d_winograd.h) against the
+// double-precision reference convolution, per storage dtype, with the one
+// tolerance function: tile edges (odd H and W, 1-pixel images), batch 1 and
+// several images (chunks of tiles span images), channel counts off the
+// 16-lane vectors on both sides, with and without bias and ReLU.
+#include <gtest/gtest.h>
+
+#include "core/threads.h"
+#include "cpu/conv2d_winograd.h"
+#include "ops/tolerance.h"
+#include "test_util.h"
+
+using namespace mixseg;
+using namespace mixseg::test;
+
+namespace {
+
+template <class T>
+void check_shape(const ConvShape& s, bool with_bias, bool relu, uint64_t seed) {
+  const DType dt = dtype_of<T>();
+  const size_t nx = size_t(s.n) * s.h * s.w * s.cin, ny = size_t(s.n) * s.h * s.w * s.cout;
+  const auto x = rounded<T>(random_vec(nx, seed)), w = rounded<T>(random_vec(s.weight_numel(), seed + 1));
+  const auto bias_d = rounded<float>(random_vec(size_t(s.cout), seed + 2));
+  const std::vector<float> bias(bias_d.begin(), bias_d.end());
+  std::vector<double> ref(ny);
+  conv2d_fwd_ref<double>(s, x.data(), w.data(), ref.data(), with_bias ? bias.data() : nullptr, relu);
+  const auto xs = to_storage<T>(x), ws = to_storage<T>(w);
+  // Output pre-filled with a marker: every element must be written.
+  std::vector<T> y(ny, from_f32<T>(1e4f));
+  const WinogradF2Weights u = winograd_f2_transform_weights(s, dt, ws.data());
+  {
+    const ScopedFlushDenormals ftz;
+    conv2d_winograd_f2(s, dt, xs.data(), u, with_bias ? bias.data() : nullptr, y.data(), relu);
+  }
+  const std::string what = fmt::format("winograd {} {}x{}x{}x{} -> {}{}{}", dtype_name(dt), s.n, s.h, s.w, s.cin,
+                                       s.cout, with_bias ? " +bias" : "", relu ? " +relu" : "");
+  expect_close(to_double(y), ref, Op::conv2d_fwd_bias, dt, size_t(9) * s.cin, what);
+}
+
+template <class T>
+void check_all() {
+  uint64_t seed = 100;
+  for (const ConvShape s : {ConvShape{1, 7, 5, 3, 8, 3}, ConvShape{2, 6, 9, 16, 32, 3}, ConvShape{1, 1, 1, 16, 16, 3},
+                            ConvShape{1, 1, 9, 17, 24, 3}, ConvShape{3, 5, 3, 8, 8, 3}, ConvShape{1, 12, 20, 32, 32, 3},
+                            ConvShape{1, 9, 7, 40, 48, 3}, ConvShape{1, 16, 8, 1, 16, 3}, ConvShape{1, 4, 6, 64, 64, 3},
+                            ConvShape{2, 3, 11, 16, 33, 3}, ConvShape{1, 10, 52, 16, 1, 3}})
+    for (int variant = 0; variant < 3; ++variant)
+      check_shape<T>(s, variant != 1, variant != 0, seed += 7);
+}
+
+}  // namespace
+
+TEST(ConvWinogradF2, MatchesReferenceF32) {
+  if (!winograd_f2_available()) GTEST_SKIP() << "this CPU lacks AVX-512";
+  check_all<float>();
+}
+
+TEST(ConvWinogradF2, MatchesReferenceF16) {
+  if (!winograd_f2_available()) GTEST_SKIP() << "this CPU lacks AVX-512";
+  check_all<f16>();
+}
+
+TEST(ConvWinogradF2, RejectsWhatItDoesNotTake) {
+  const ConvShape one{1, 4, 4, 8, 8, 1};
+  EXPECT_FALSE(winograd_f2_applies(one, DType::f32));
+  EXPECT_FALSE(winograd_f2_applies(ConvShape{1, 4, 4, 8, 8, 3}, DType::bf16));
+  std::vector<float> w(one.weight_numel());
+  expect_error_containing([&] { winograd_f2_transform_weights(one, DType::f32, w.data()); }, "3x3");
+  if (!winograd_f2_available()) return;
+  const ConvShape s{1, 4, 4, 8, 8, 3};
+  std::vector<float> w3(s.weight_numel()), x(size_t(16) * 8), y(size_t(16) * 8);
+  const WinogradF2Weights u = winograd_f2_transform_weights(s, DType::f32, w3.data());
+  const ConvShape other{1, 4, 4, 8, 16, 3};
+  expect_error_containing([&] { conv2d_winograd_f2(other, DType::f32, x.data(), u, nullptr, y.data(), false); },
+                          "8->8");
+}
