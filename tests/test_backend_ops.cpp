@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "core/backend.h"
+#include "cpu/conv2d_winograd.h"
 #include "ops/batchnorm_ref.h"
 #include "ops/concat_ref.h"
 #include "ops/conv2d_ref.h"
@@ -62,9 +63,10 @@ std::vector<double> round_to(DType dt, const std::vector<double>& v) {
 }
 
 std::string case_name(const Case& c) {
-  const char* algo = c.inference == ConvAlgorithm::direct     ? "_direct"
-                     : c.inference == ConvAlgorithm::winograd ? "_winograd"
-                                                              : "";
+  const char* algo = c.inference == ConvAlgorithm::direct        ? "_direct"
+                     : c.inference == ConvAlgorithm::winograd    ? "_winograd"
+                     : c.inference == ConvAlgorithm::winograd_f2 ? "_winograd_f2"
+                                                                 : "";
   return c.backend + "_" + std::string(dtype_name(c.dtype)) + algo;
 }
 
@@ -135,12 +137,16 @@ TEST_P(BackendOps, ConvolutionWithBiasAndRelu) {
     be->conv2d_fwd_bias(X.t, W.t, nullptr, Y.t, true);
     expect_close(Y.download(), y_ref, Op::conv2d_fwd_bias, dt, size_t(s.k) * s.k * s.cin, "conv+relu, no bias");
   }
-  // Forced Winograd must really have run where oneDNN has it (AVX-512 CPUs).
-  if (GetParam().inference == ConvAlgorithm::winograd && __builtin_cpu_supports("avx512f")) {
-    const auto choices = be->choices();
-    EXPECT_TRUE(std::any_of(choices.begin(), choices.end(),
-                            [](const std::string& c) { return c.find("winograd") != std::string::npos; }));
-  }
+  // Forced Winograd must really have run where oneDNN has it (AVX-512 CPUs),
+  // and so must the own kernel where this CPU runs it.
+  const auto choices = be->choices();
+  auto chose = [&](const std::string& what) {
+    return std::any_of(choices.begin(), choices.end(),
+                       [&](const std::string& c) { return c.find(what) != std::string::npos; });
+  };
+  if (GetParam().inference == ConvAlgorithm::winograd && __builtin_cpu_supports("avx512f"))
+    EXPECT_TRUE(chose("winograd"));
+  if (GetParam().inference == ConvAlgorithm::winograd_f2 && winograd_f2_available()) EXPECT_TRUE(chose("winograd_f2"));
 }
 
 TEST_P(BackendOps, BatchNormAndRelu) {
@@ -273,6 +279,8 @@ INSTANTIATE_TEST_SUITE_P(All, BackendOps,
                                            Case{"fast", DType::f32, ConvAlgorithm::direct},
                                            Case{"fast", DType::f32, ConvAlgorithm::winograd},
                                            Case{"fast", DType::f16, ConvAlgorithm::winograd},
+                                           Case{"fast", DType::f32, ConvAlgorithm::winograd_f2},
+                                           Case{"fast", DType::f16, ConvAlgorithm::winograd_f2},
                                            Case{"cuda", DType::f32}, Case{"cuda", DType::f16},
                                            Case{"cuda", DType::bf16}),
                          [](const ::testing::TestParamInfo<Case>& i) { return case_name(i.param); });

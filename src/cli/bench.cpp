@@ -114,6 +114,7 @@ void run_bench(const BenchOptions& o) {
   if (backend_name == "fast") {
     const ConvAlgorithm a = o.conv_algorithm == "direct"     ? ConvAlgorithm::direct
                             : o.conv_algorithm == "winograd" ? ConvAlgorithm::winograd
+                            : o.conv_algorithm == "winograd_f2" ? ConvAlgorithm::winograd_f2
                                                              : ConvAlgorithm::fastest;
     backend = make_fast_backend(a);
   } else {
@@ -284,9 +285,10 @@ void add_bench(CLI::App& app) {
   c->add_option("--grid-gco2-per-kwh", o->grid_gco2_per_kwh, "Grid carbon intensity, for the report's CO2 (recorded)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   c->add_option("--conv-algorithm", o->conv_algorithm,
-                 "Fast backend's convolutions: fastest (timed per shape and pass), direct or winograd")
+                 "Fast backend's convolutions: fastest (timed per shape and pass), direct, winograd (oneDNN's "
+                 "F(4x4,3x3)) or winograd_f2 (the own F(2x2,3x3) kernel, forward passes)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"fastest", "direct", "winograd"}));
+      ->check(CLI::IsMember({"fastest", "direct", "winograd", "winograd_f2"}));
   c->add_flag("--verbose", o->verbose, "Also list the backend's choices (convolution algorithm per shape)");
   c->add_option("--out", o->out, "Append result rows to this CSV file");
   c->callback([o] { run_bench(*o); });

@@ -8,6 +8,7 @@
 #include <dnnl.hpp>
 
 #include "core/error.h"
+#include "cpu/conv2d_winograd.h"
 
 namespace mixseg {
 
@@ -27,7 +28,7 @@ memory::data_type dnnl_type(DType t) {
 
 // fwd: training forward. infer: inference forward with bias and ReLU post-op.
 enum class Kind { fwd, infer, bwd_data, bwd_weights };
-enum class Algo { direct, winograd };
+enum class Algo { direct, winograd, winograd_f2 };  // winograd_f2: the own kernel (conv2d_winograd.h)
 
 const char* kind_name(Kind k) {
   switch (k) {
@@ -82,6 +83,17 @@ struct DnnlConvolutions::Impl {
     std::vector<float> f32;
   };
   std::map<const void*, Widened> widened;
+  // The own Winograd F(2x2,3x3) kernel: whether it runs each (kind, dtype,
+  // shape, bias, relu) of the forward passes (timed against the library
+  // path, conversions included), its transformed weights per user pointer
+  // for inference (kept until invalidate_weights), one buffer for training.
+  std::map<Key, bool> own_chosen;
+  struct OwnWeights {
+    size_t bytes;
+    WinogradF2Weights u;
+  };
+  std::map<const void*, OwnWeights> own_weights;
+  WinogradF2Weights own_training;
 
   memory::desc act(const ConvShape& s, int c, memory::data_type dt, tag t = tag::nhwc) {
     return memory::desc({s.n, c, s.h, s.w}, dt, t);
@@ -341,11 +353,11 @@ struct DnnlConvolutions::Impl {
     dispatch_float(dt, [&]<class T>() { narrow_parallel(buf.data(), static_cast<T*>(dst), buf.size()); });
   }
 
-  // Forward, inference forward or backward-data: activation `in` (cin
-  // channels) and weights w give activation `out` (cout channels); through
-  // f32 scratch when dt has no native primitive.
-  void run_activation_out(Kind kind, const ConvShape& s, DType dt, const void* in, int cin, const void* w, void* out,
-                          int cout, const float* bias = nullptr, bool relu = false) {
+  // Forward, inference forward or backward-data through oneDNN: activation
+  // `in` (cin channels) and weights w give activation `out` (cout channels);
+  // through f32 scratch when dt has no native primitive.
+  void run_library(Kind kind, const ConvShape& s, DType dt, const void* in, int cin, const void* w, void* out, int cout,
+                   const float* bias = nullptr, bool relu = false) {
     const DType run_dt = native(dt) ? dt : DType::f32;
     Entry& e = entry(kind, s, run_dt, bias != nullptr, relu);
     if (run_dt == dt) return run(kind, e, in, w, out, bias);
@@ -370,6 +382,106 @@ struct DnnlConvolutions::Impl {
     run(kind, e, in_f, w_f, scratch_c.data(), bias, kind == Kind::infer);
     narrow_from(scratch_c, dt, out);
   }
+
+  // The same through the own Winograd kernel where it was chosen.
+  void run_activation_out(Kind kind, const ConvShape& s, DType dt, const void* in, int cin, const void* w, void* out,
+                          int cout, const float* bias = nullptr, bool relu = false) {
+    if (use_own(kind, s, dt, bias != nullptr, relu)) return run_own(kind, s, dt, in, w, out, bias, relu);
+    run_library(kind, s, dt, in, cin, w, out, cout, bias, relu);
+  }
+
+  bool own_candidate(Kind kind, const ConvShape& s, DType dt) const {
+    return (kind == Kind::fwd || kind == Kind::infer) && policy != ConvAlgorithm::direct &&
+           policy != ConvAlgorithm::winograd && winograd_f2_applies(s, dt) && winograd_f2_available();
+  }
+
+  void run_own(Kind kind, const ConvShape& s, DType dt, const void* x, const void* w, void* y, const float* bias,
+               bool relu) {
+    if (kind != Kind::infer) {  // training: the weights change between calls
+      own_training = winograd_f2_transform_weights(s, dt, w);
+      return conv2d_winograd_f2(s, dt, x, own_training, bias, y, relu);
+    }
+    auto it = own_weights.find(w);
+    if (it == own_weights.end())
+      it = own_weights.emplace(w, OwnWeights{s.weight_numel() * dtype_size(dt), winograd_f2_transform_weights(s, dt, w)})
+               .first;
+    conv2d_winograd_f2(s, dt, x, it->second.u, bias, y, relu);
+  }
+
+  // Whether the own kernel runs this forward pass: forced, or faster than
+  // the library path (its conversions through f32 included) when both are
+  // timed on zero-filled buffers of the real size (own_is_faster).
+  bool use_own(Kind kind, const ConvShape& s, DType dt, bool bias, bool relu) {
+    if (!own_candidate(kind, s, dt)) return false;
+    const Key key = make_key(kind, dt, Algo::winograd_f2, s, bias, relu);
+    if (auto it = own_chosen.find(key); it != own_chosen.end()) return it->second;
+    const bool own = policy == ConvAlgorithm::winograd_f2 || own_is_faster(kind, s, dt, bias, relu);
+    own_chosen[key] = own;
+    if (own) {  // replaces the library's line for this pass and shape (logged while timing it), if any
+      const std::string what = fmt::format("{} {} {}x{}x{}x{}->{} k{}{}{}: ", kind_name(kind), dtype_name(dt), s.n, s.h,
+                                           s.w, s.cin, s.cout, s.k, bias ? " +bias" : "", relu ? " +relu" : "");
+      auto same = std::find_if(chosen_log.begin(), chosen_log.end(),
+                               [&](const std::string& line) { return line.starts_with(what); });
+      if (same != chosen_log.end()) chosen_log.erase(same);
+      chosen_log.push_back(what + "winograd_f2");
+    }
+    return own;
+  }
+
+  bool own_is_faster(Kind kind, const ConvShape& s, DType dt, bool bias, bool relu) {
+    const size_t es = dtype_size(dt), px = size_t(s.n) * s.h * s.w;
+    std::vector<std::byte> a(px * s.cin * es), c(px * s.cout * es), w(s.weight_numel() * es);
+    std::vector<float> b(size_t(s.cout));
+    const float* bp = bias ? b.data() : nullptr;
+    // Alternated, so that a drift in this machine's speed (other tenants)
+    // does not favour whichever ran first: a warm-up each, then 5 pairs.
+    auto seconds = [](auto&& once) {
+      const auto t0 = std::chrono::steady_clock::now();
+      once();
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    auto own = [&] { run_own(kind, s, dt, a.data(), w.data(), c.data(), bp, relu); };
+    auto lib = [&] { run_library(kind, s, dt, a.data(), s.cin, w.data(), c.data(), s.cout, bp, relu); };
+    own();
+    lib();
+    std::vector<double> t_o, t_l;
+    for (int rep = 0; rep < 5; ++rep) {
+      t_o.push_back(seconds(own));
+      t_l.push_back(seconds(lib));
+    }
+    std::sort(t_o.begin(), t_o.end());
+    std::sort(t_l.begin(), t_l.end());
+    const double t_own = t_o[2], t_lib = t_l[2];
+    forget_weights(w.data(), w.size());
+    return t_own < t_lib;
+  }
+
+  // Drops every cached form of the weights in [begin, begin + bytes)
+  // (bytes = 0: all): widened copies, reordered primitive weights, own
+  // transformed weights.
+  void forget_weights(const void* begin, size_t bytes) {
+    const auto* lo = static_cast<const std::byte*>(begin);
+    auto overlaps = [&](const void* ptr, size_t size) {
+      const auto* p = static_cast<const std::byte*>(ptr);
+      return bytes == 0 || (p < lo + bytes && lo < p + size);
+    };
+    // Widened f32 copies of rewritten 16-bit weights go, and so does any
+    // primitive weight cache made from such a copy (its address may be reused).
+    for (auto it = widened.begin(); it != widened.end();) {
+      if (overlaps(it->first, it->second.bytes)) {
+        const float* f = it->second.f32.data();
+        for (auto& [key, e] : cache)
+          if (e.w_cached == f) e.w_cached = nullptr;
+        it = widened.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto& [key, e] : cache)
+      if (e.w_cached && overlaps(e.w_cached, e.b.get_desc().get_size())) e.w_cached = nullptr;
+    for (auto it = own_weights.begin(); it != own_weights.end();)
+      it = overlaps(it->first, it->second.bytes) ? own_weights.erase(it) : std::next(it);
+  }
 };
 
 DnnlConvolutions::DnnlConvolutions() : impl_(std::make_unique<Impl>()) {}
@@ -380,30 +492,10 @@ std::vector<std::string> DnnlConvolutions::chosen_algorithms() const { return im
 void DnnlConvolutions::set_algorithm(ConvAlgorithm a) {
   impl_->policy = a;
   impl_->chosen.clear();
+  impl_->own_chosen.clear();
 }
 
-void DnnlConvolutions::invalidate_weights(const void* begin, size_t bytes) {
-  const auto* lo = static_cast<const std::byte*>(begin);
-  auto overlaps = [&](const void* ptr, size_t size) {
-    const auto* p = static_cast<const std::byte*>(ptr);
-    return bytes == 0 || (p < lo + bytes && lo < p + size);
-  };
-  Impl& m = *impl_;
-  // Widened f32 copies of rewritten 16-bit weights go, and so does any
-  // primitive weight cache made from such a copy (its address may be reused).
-  for (auto it = m.widened.begin(); it != m.widened.end();) {
-    if (overlaps(it->first, it->second.bytes)) {
-      const float* f = it->second.f32.data();
-      for (auto& [key, e] : m.cache)
-        if (e.w_cached == f) e.w_cached = nullptr;
-      it = m.widened.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  for (auto& [key, e] : m.cache)
-    if (e.w_cached && overlaps(e.w_cached, e.b.get_desc().get_size())) e.w_cached = nullptr;
-}
+void DnnlConvolutions::invalidate_weights(const void* begin, size_t bytes) { impl_->forget_weights(begin, bytes); }
 
 void DnnlConvolutions::forward(const ConvShape& s, DType dt, const void* x, const void* w, void* y) {
   impl_->run_activation_out(Kind::fwd, s, dt, x, s.cin, w, y, s.cout);
