@@ -37,6 +37,26 @@ void check_shape(const ConvShape& s, bool with_bias, bool relu, uint64_t seed) {
   expect_close(to_double(y), ref, Op::conv2d_fwd_bias, dt, size_t(9) * s.cin, what);
 }
 
+// Backward-data as the forward convolution of dy with the transposed,
+// flipped weights.
+template <class T>
+void check_backward_data(const ConvShape& s, uint64_t seed) {
+  const DType dt = dtype_of<T>();
+  const size_t nx = size_t(s.n) * s.h * s.w * s.cin, ny = size_t(s.n) * s.h * s.w * s.cout;
+  const auto dy = rounded<T>(random_vec(ny, seed)), w = rounded<T>(random_vec(s.weight_numel(), seed + 1));
+  std::vector<double> ref(nx);
+  conv2d_bwd_data_ref<double>(s, dy.data(), w.data(), ref.data());
+  const auto dys = to_storage<T>(dy), ws = to_storage<T>(w);
+  std::vector<T> dx(nx, from_f32<T>(1e4f));
+  const WinogradF2Weights u = winograd_f2_transform_weights(s, dt, ws.data(), true);
+  {
+    const ScopedFlushDenormals ftz;
+    conv2d_winograd_f2(ConvShape{s.n, s.h, s.w, s.cout, s.cin, 3}, dt, dys.data(), u, nullptr, dx.data(), false);
+  }
+  expect_close(to_double(dx), ref, Op::conv2d_bwd_data, dt, size_t(9) * s.cout,
+               fmt::format("winograd bwd data {} {}x{}x{}x{} -> {}", dtype_name(dt), s.n, s.h, s.w, s.cin, s.cout));
+}
+
 template <class T>
 void check_all() {
   uint64_t seed = 100;
@@ -44,8 +64,10 @@ void check_all() {
                             ConvShape{1, 1, 9, 17, 24, 3}, ConvShape{3, 5, 3, 8, 8, 3}, ConvShape{1, 12, 20, 32, 32, 3},
                             ConvShape{1, 9, 7, 40, 48, 3}, ConvShape{1, 16, 8, 1, 16, 3}, ConvShape{1, 4, 6, 64, 64, 3},
                             ConvShape{2, 3, 11, 16, 33, 3}, ConvShape{1, 10, 52, 16, 1, 3}})
-    for (int variant = 0; variant < 3; ++variant)
-      check_shape<T>(s, variant != 1, variant != 0, seed += 7);
+  {
+    for (int variant = 0; variant < 3; ++variant) check_shape<T>(s, variant != 1, variant != 0, seed += 7);
+    check_backward_data<T>(s, seed += 7);
+  }
 }
 
 }  // namespace

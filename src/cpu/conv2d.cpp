@@ -84,7 +84,7 @@ struct DnnlConvolutions::Impl {
   };
   std::map<const void*, Widened> widened;
   // The own Winograd F(2x2,3x3) kernel: whether it runs each (kind, dtype,
-  // shape, bias, relu) of the forward passes (timed against the library
+  // shape, bias, relu) of the forward and backward-data passes (timed against the library
   // path, conversions included), its transformed weights per user pointer
   // for inference (kept until invalidate_weights), one buffer for training.
   std::map<Key, bool> own_chosen;
@@ -383,7 +383,9 @@ struct DnnlConvolutions::Impl {
     narrow_from(scratch_c, dt, out);
   }
 
-  // The same through the own Winograd kernel where it was chosen.
+  // The same through the own Winograd kernel where it was chosen
+  // (backward-data as the forward convolution of dy with the transposed,
+  // flipped weights).
   void run_activation_out(Kind kind, const ConvShape& s, DType dt, const void* in, int cin, const void* w, void* out,
                           int cout, const float* bias = nullptr, bool relu = false) {
     if (use_own(kind, s, dt, bias != nullptr, relu)) return run_own(kind, s, dt, in, w, out, bias, relu);
@@ -391,15 +393,18 @@ struct DnnlConvolutions::Impl {
   }
 
   bool own_candidate(Kind kind, const ConvShape& s, DType dt) const {
-    return (kind == Kind::fwd || kind == Kind::infer) && policy != ConvAlgorithm::direct &&
-           policy != ConvAlgorithm::winograd && winograd_f2_applies(s, dt) && winograd_f2_available();
+    const ConvShape run_shape = kind == Kind::bwd_data ? ConvShape{s.n, s.h, s.w, s.cout, s.cin, s.k} : s;
+    return kind != Kind::bwd_weights && policy != ConvAlgorithm::direct && policy != ConvAlgorithm::winograd &&
+           winograd_f2_applies(run_shape, dt) && winograd_f2_available();
   }
 
   void run_own(Kind kind, const ConvShape& s, DType dt, const void* x, const void* w, void* y, const float* bias,
                bool relu) {
     if (kind != Kind::infer) {  // training: the weights change between calls
-      own_training = winograd_f2_transform_weights(s, dt, w);
-      return conv2d_winograd_f2(s, dt, x, own_training, bias, y, relu);
+      const bool bwd = kind == Kind::bwd_data;
+      own_training = winograd_f2_transform_weights(s, dt, w, bwd);
+      const ConvShape run_shape = bwd ? ConvShape{s.n, s.h, s.w, s.cout, s.cin, s.k} : s;
+      return conv2d_winograd_f2(run_shape, dt, x, own_training, bias, y, relu);
     }
     auto it = own_weights.find(w);
     if (it == own_weights.end())
@@ -408,7 +413,7 @@ struct DnnlConvolutions::Impl {
     conv2d_winograd_f2(s, dt, x, it->second.u, bias, y, relu);
   }
 
-  // Whether the own kernel runs this forward pass: forced, or faster than
+  // Whether the own kernel runs this pass: forced, or faster than
   // the library path (its conversions through f32 included) when both are
   // timed on zero-filled buffers of the real size (own_is_faster).
   bool use_own(Kind kind, const ConvShape& s, DType dt, bool bias, bool relu) {
@@ -430,7 +435,8 @@ struct DnnlConvolutions::Impl {
 
   bool own_is_faster(Kind kind, const ConvShape& s, DType dt, bool bias, bool relu) {
     const size_t es = dtype_size(dt), px = size_t(s.n) * s.h * s.w;
-    std::vector<std::byte> a(px * s.cin * es), c(px * s.cout * es), w(s.weight_numel() * es);
+    const int cin = kind == Kind::bwd_data ? s.cout : s.cin, cout = kind == Kind::bwd_data ? s.cin : s.cout;
+    std::vector<std::byte> a(px * cin * es), c(px * cout * es), w(s.weight_numel() * es);
     std::vector<float> b(size_t(s.cout));
     const float* bp = bias ? b.data() : nullptr;
     // Alternated, so that a drift in this machine's speed (other tenants)
@@ -441,7 +447,7 @@ struct DnnlConvolutions::Impl {
       return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     };
     auto own = [&] { run_own(kind, s, dt, a.data(), w.data(), c.data(), bp, relu); };
-    auto lib = [&] { run_library(kind, s, dt, a.data(), s.cin, w.data(), c.data(), s.cout, bp, relu); };
+    auto lib = [&] { run_library(kind, s, dt, a.data(), cin, w.data(), c.data(), cout, bp, relu); };
     own();
     lib();
     std::vector<double> t_o, t_l;

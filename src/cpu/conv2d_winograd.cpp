@@ -39,23 +39,27 @@ bool winograd_f2_applies(const ConvShape& s, DType dt) {
   return s.k == 3 && (dt == DType::f32 || dt == DType::f16) && s.cin >= 1 && s.cin <= kMaxLd && s.cout >= 1;
 }
 
-WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, const void* w_ohwi) {
+WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, const void* w_ohwi,
+                                                bool for_backward_data) {
   if (s.k != 3) fail("Winograd F(2x2,3x3) takes 3x3 kernels, not {}x{}", s.k, s.k);
   WinogradF2Weights u;
-  u.cin = s.cin;
-  u.cout = s.cout;
-  u.cout_pad = (s.cout + 15) / 16 * 16;
-  u.u.assign(size_t(16) * s.cin * u.cout_pad, 0.0f);
+  u.cin = for_backward_data ? s.cout : s.cin;
+  u.cout = for_backward_data ? s.cin : s.cout;
+  u.cout_pad = (u.cout + 15) / 16 * 16;
+  u.u.assign(size_t(16) * u.cin * u.cout_pad, 0.0f);
+  // Tap (kh, kw) from output channel co to input channel ci of the
+  // convolution u describes.
   auto weight = [&](int co, int kh, int kw, int ci) -> double {
-    const size_t i = ((size_t(co) * 3 + kh) * 3 + kw) * s.cin + ci;
+    const size_t i = for_backward_data ? ((size_t(ci) * 3 + (2 - kh)) * 3 + (2 - kw)) * s.cin + co
+                                       : ((size_t(co) * 3 + kh) * 3 + kw) * s.cin + ci;
     if (dt == DType::f32) return static_cast<const float*>(w_ohwi)[i];
     if (dt == DType::f16) return to_f32(static_cast<const f16*>(w_ohwi)[i]);
     fail("Winograd F(2x2,3x3) takes f32 or f16 weights, not {}", dtype_name(dt));
   };
   // G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]; U = G g G^T, in double.
   static constexpr double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-  for (int co = 0; co < s.cout; ++co)
-    for (int ci = 0; ci < s.cin; ++ci) {
+  for (int co = 0; co < u.cout; ++co)
+    for (int ci = 0; ci < u.cin; ++ci) {
       double g[3][3], gg[4][3];
       for (int kh = 0; kh < 3; ++kh)
         for (int kw = 0; kw < 3; ++kw) g[kh][kw] = weight(co, kh, kw, ci);
@@ -64,7 +68,7 @@ WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, co
       for (int i = 0; i < 4; ++i)
         for (int j = 0; j < 4; ++j) {
           const double v = gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2];
-          u.u[(size_t(4 * i + j) * s.cin + ci) * u.cout_pad + co] = float(v);
+          u.u[(size_t(4 * i + j) * u.cin + ci) * u.cout_pad + co] = float(v);
         }
     }
   return u;

@@ -36,8 +36,12 @@ struct WinogradF2Weights {
 bool winograd_f2_available();
 // Whether the kernel takes this shape and dtype (3x3, f32 or f16).
 bool winograd_f2_applies(const ConvShape& s, DType dt);
-// From OHWI weights of dtype dt (f32 or f16).
-WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, const void* w_ohwi);
+// From OHWI weights of dtype dt (f32 or f16) of the convolution s. With
+// for_backward_data, the weights of the convolution that computes s's
+// backward-data pass instead: dx = conv(dy, w') over s.cout -> s.cin
+// channels, w'[ci][kh][kw][co] = w[co][2-kh][2-kw][ci] (transposed, flipped).
+WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, const void* w_ohwi,
+                                                bool for_backward_data = false);
 // y = conv(x, w) (+ bias[co]) (then ReLU); x, y NHWC of dtype dt; bias f32 or null.
 void conv2d_winograd_f2(const ConvShape& s, DType dt, const void* x, const WinogradF2Weights& u, const float* bias,
                         void* y, bool relu);
