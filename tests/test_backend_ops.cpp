@@ -144,9 +144,12 @@ TEST_P(BackendOps, ConvolutionWithBiasAndRelu) {
     return std::any_of(choices.begin(), choices.end(),
                        [&](const std::string& c) { return c.find(what) != std::string::npos; });
   };
-  if (GetParam().inference == ConvAlgorithm::winograd && __builtin_cpu_supports("avx512f"))
+  if (GetParam().inference == ConvAlgorithm::winograd && __builtin_cpu_supports("avx512f")) {
     EXPECT_TRUE(chose("winograd"));
-  if (GetParam().inference == ConvAlgorithm::winograd_f2 && winograd_f2_available()) EXPECT_TRUE(chose("winograd_f2"));
+  }
+  if (GetParam().inference == ConvAlgorithm::winograd_f2 && winograd_f2_available()) {
+    EXPECT_TRUE(chose("winograd_f2"));
+  }
 }
 
 TEST_P(BackendOps, BatchNormAndRelu) {

@@ -1,10 +1,10 @@
 // Own Winograd F(2x2,3x3) convolution (see conv2d_winograd.h).
 //
-// The image's 2x2 output tiles are numbered (n, ty, tx) and taken kTiles at
+// The image's 2x2 output tiles are numbered (n, ty, tx) and taken 12 or 24 at
 // a time (a chunk, one thread's unit of work). For a chunk:
 //   1. input transform: each tile's 4x4 input patch (zeros outside the
 //      image), per vector of 16 channels, becomes V[xi][tile][ci] = B^T d B;
-//   2. 16 small matrix products M[xi] = V[xi] (kTiles x cin) . U[xi]
+//   2. 16 small matrix products M[xi] = V[xi] (tiles x cin) . U[xi]
 //      (cin x cout_pad), register-blocked R tiles x NB vectors of 16 output
 //      channels (R * NB = 24 accumulators);
 //   3. output transform: Y = A^T M A per tile and 16 output channels, bias,
@@ -83,8 +83,6 @@ bool winograd_f2_available() {
 
 namespace {
 
-constexpr int kTiles = 24;  // tiles per chunk: the rows of the 16 matrix products
-
 // Loads and stores of 16 channels (mask: the valid ones) in the storage type.
 MIXSEG_AVX512_TARGET inline __m512 load16(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
 MIXSEG_AVX512_TARGET inline __m512 load16(const f16* p, __mmask16 m) {
@@ -117,20 +115,20 @@ MIXSEG_AVX512_TARGET inline void column(const T* const rows[4], int xx, int w, i
   e[3] = _mm512_sub_ps(d[1], d[3]);
 }
 
-// V[xi][t][ci] (rows ld floats apart, xi stride kTiles * ld) for the tiles
+// V[xi][t][ci] (rows ld floats apart, xi stride tiles * ld) for the tiles
 // tx0 .. tx0 + count - 1 of tile row ty of image n, the first at row t0 of V.
 // Neighbouring tiles share two input columns: each column is loaded and
 // combined once per run, then (B^T d) B takes four columns per tile.
 template <class T>
 MIXSEG_AVX512_TARGET void input_transform(const Geometry& g, const T* x, int n, int ty, int tx0, int count, int t0,
-                                          int ld, float* v) {
+                                          int ld, int tiles, float* v) {
   const int y0 = 2 * ty - 1, x0 = 2 * tx0 - 1;
   const T* rows[4];
   for (int i = 0; i < 4; ++i) {
     const int yy = y0 + i;
     rows[i] = yy >= 0 && yy < g.h ? x + (size_t(n) * g.h + yy) * g.w * g.cin : nullptr;
   }
-  const size_t xi_stride = size_t(kTiles) * ld;
+  const size_t xi_stride = size_t(tiles) * ld;
   for (int c0 = 0; c0 < g.cin; c0 += 16) {
     const __mmask16 m = lanes(g.cin - c0);
     const T* r[4] = {rows[0] ? rows[0] + c0 : nullptr, rows[1] ? rows[1] + c0 : nullptr,
@@ -188,30 +186,34 @@ MIXSEG_AVX512_TARGET void gemm_block(const float* v, int cin, const float* u, in
 }
 
 // The 16 products of a chunk, NB vectors of output channels at a time;
-// V's rows are LD floats apart.
-template <int NB, int LD>
-MIXSEG_AVX512_TARGET void chunk_products(const WinogradF2Weights& u, const float* v, float* m) {
-  constexpr int R = 24 / NB;
-  static_assert(kTiles % R == 0);
+// V's rows are LD floats apart, M[xi] starts at m + xi * m_xi (M may
+// overwrite V, see run).
+template <int R, int NB, int LD>
+MIXSEG_AVX512_TARGET void chunk_products(const WinogradF2Weights& u, int tiles, const float* v, float* m,
+                                         size_t m_xi) {
   const int cin = u.cin, cp = u.cout_pad;
   for (int xi = 0; xi < 16; ++xi) {
-    const float* vx = v + size_t(xi) * kTiles * LD;
+    const float* vx = v + size_t(xi) * tiles * LD;
     const float* ux = u.u.data() + size_t(xi) * cin * cp;
-    float* mx = m + size_t(xi) * kTiles * cp;
+    float* mx = m + xi * m_xi;
     for (int c0 = 0; c0 < cp; c0 += 16 * NB)
-      for (int r0 = 0; r0 < kTiles; r0 += R)
+      for (int r0 = 0; r0 < tiles; r0 += R)
         gemm_block<R, NB, LD>(vx + r0 * LD, cin, ux + c0, cp, mx + size_t(r0) * cp + c0, cp);
   }
 }
 
+// 24 accumulators: 24 or 12 tiles x 16 channels, 12 x 32, 6 x 64 (the
+// chunk's tiles a multiple of the rows).
 template <int LD>
-void chunk_products_ld(int nb, const WinogradF2Weights& u, const float* v, float* m) {
+void chunk_products_ld(int nb, const WinogradF2Weights& u, int tiles, const float* v, float* m, size_t m_xi) {
   if (nb == 4)
-    chunk_products<4, LD>(u, v, m);
+    chunk_products<6, 4, LD>(u, tiles, v, m, m_xi);
   else if (nb == 2)
-    chunk_products<2, LD>(u, v, m);
+    chunk_products<12, 2, LD>(u, tiles, v, m, m_xi);
+  else if (tiles == 12)
+    chunk_products<12, 1, LD>(u, tiles, v, m, m_xi);
   else
-    chunk_products<1, LD>(u, v, m);
+    chunk_products<24, 1, LD>(u, tiles, v, m, m_xi);
 }
 
 // V's row stride: cin rounded up to a power of two from 16 (the
@@ -222,17 +224,24 @@ int v_stride(int cin) {
   return ld;
 }
 
-void products(int ld, int nb, const WinogradF2Weights& u, const float* v, float* m) {
+// Tiles per chunk (the rows of the 16 products). V of a 24-tile chunk is
+// 16 x 24 x ld floats: 24 KB at ld = 16, 48 KB (all of L1) at ld = 32,
+// where chunks of 12 tiles measured 3-13% faster (32->16, 32->32; paired
+// in one process); at 64 channels and more the products dominate and 12
+// tiles measured 2-10% slower.
+int chunk_tiles(int ld) { return ld == 32 ? 12 : 24; }
+
+void products(int ld, int nb, const WinogradF2Weights& u, int tiles, const float* v, float* m, size_t m_xi) {
   switch (ld) {
-    case 16: return chunk_products_ld<16>(nb, u, v, m);
-    case 32: return chunk_products_ld<32>(nb, u, v, m);
-    case 64: return chunk_products_ld<64>(nb, u, v, m);
-    case 128: return chunk_products_ld<128>(nb, u, v, m);
-    case 256: return chunk_products_ld<256>(nb, u, v, m);
-    case 512: return chunk_products_ld<512>(nb, u, v, m);
-    case 1024: return chunk_products_ld<1024>(nb, u, v, m);
-    case 2048: return chunk_products_ld<2048>(nb, u, v, m);
-    case kMaxLd: return chunk_products_ld<kMaxLd>(nb, u, v, m);
+    case 16: return chunk_products_ld<16>(nb, u, tiles, v, m, m_xi);
+    case 32: return chunk_products_ld<32>(nb, u, tiles, v, m, m_xi);
+    case 64: return chunk_products_ld<64>(nb, u, tiles, v, m, m_xi);
+    case 128: return chunk_products_ld<128>(nb, u, tiles, v, m, m_xi);
+    case 256: return chunk_products_ld<256>(nb, u, tiles, v, m, m_xi);
+    case 512: return chunk_products_ld<512>(nb, u, tiles, v, m, m_xi);
+    case 1024: return chunk_products_ld<1024>(nb, u, tiles, v, m, m_xi);
+    case 2048: return chunk_products_ld<2048>(nb, u, tiles, v, m, m_xi);
+    case kMaxLd: return chunk_products_ld<kMaxLd>(nb, u, tiles, v, m, m_xi);
     default: fail("Winograd F(2x2,3x3): no kernel for a row stride of {}", ld);
   }
 }
@@ -241,11 +250,11 @@ void products(int ld, int nb, const WinogradF2Weights& u, const float* v, float*
 // tx0 .. tx0 + count - 1 of tile row ty of image n (rows t0.. of M);
 // outputs beyond odd H or W are not stored.
 template <class T>
-MIXSEG_AVX512_TARGET void output_transform(const Geometry& g, const float* m, int cout_pad, int n, int ty, int tx0,
-                                           int count, int t0, const float* bias, bool relu, T* y) {
+MIXSEG_AVX512_TARGET void output_transform(const Geometry& g, const float* m, int cout_pad, size_t m_xi, int n,
+                                           int ty, int tx0, int count, int t0, const float* bias, bool relu, T* y) {
   const int oy = 2 * ty;
   const bool row1 = oy + 1 < g.h;
-  const size_t xi_stride = size_t(kTiles) * cout_pad, down = size_t(g.w) * g.cout;
+  const size_t xi_stride = m_xi, down = size_t(g.w) * g.cout;
   for (int t = 0; t < count; ++t) {
     const int ox = 2 * (tx0 + t);
     const bool col1 = ox + 1 < g.w;
@@ -298,32 +307,38 @@ template <class T>
 void run(const ConvShape& s, const T* x, const WinogradF2Weights& u, const float* bias, T* y, bool relu) {
   Geometry g{s.n, s.h, s.w, s.cin, s.cout, (s.h + 1) / 2, (s.w + 1) / 2, 0};
   g.tiles = size_t(s.n) * g.th * g.tw;
-  const int64_t chunks = int64_t((g.tiles + kTiles - 1) / kTiles);
+  const int ld = v_stride(s.cin), tiles = chunk_tiles(ld);
+  const int64_t chunks = int64_t((g.tiles + tiles - 1) / tiles);
   const int nblk = u.cout_pad / 16;
   const int nb = nblk % 4 == 0 ? 4 : nblk % 2 == 0 ? 2 : 1;
-  const int ld = v_stride(s.cin);
 #pragma omp parallel
   {
     // Per-thread scratch, kept between calls (grows only; never read before written).
     thread_local std::vector<float> v_buf, m_buf;
-    const size_t v_need = size_t(16) * kTiles * ld, m_need = size_t(16) * kTiles * u.cout_pad;
+    const size_t v_need = size_t(16) * tiles * ld, m_need = size_t(16) * tiles * u.cout_pad;
     if (v_buf.size() < v_need) v_buf.resize(v_need);
-    if (m_buf.size() < m_need) m_buf.resize(m_need);
+    if (m_buf.size() < m_need && !(u.cout_pad == 16 * nb && u.cout_pad <= ld)) m_buf.resize(m_need);
     float* v = v_buf.data();
-    float* m = m_buf.data();
+    // M overwrites V where each product block's output rows lie within the
+    // V rows it has just read (one block of output channels, cout_pad <=
+    // ld): the chunk's scratch halves, and V + M of the first levels' convs
+    // (2 x 24 KB) no longer fill L1 (measured 5-12% there).
+    const bool in_place = u.cout_pad == 16 * nb && u.cout_pad <= ld;
+    float* m = in_place ? v : m_buf.data();
+    const size_t m_xi = size_t(tiles) * (in_place ? ld : u.cout_pad);
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
-      const size_t first = size_t(c) * kTiles;
-      const int count = int(std::min<size_t>(kTiles, g.tiles - first));
+      const size_t first = size_t(c) * tiles;
+      const int count = int(std::min<size_t>(tiles, g.tiles - first));
       for_runs(g, first, count, [&](int n, int ty, int tx0, int run, int t0) {
-        input_transform(g, x, n, ty, tx0, run, t0, ld, v);
+        input_transform(g, x, n, ty, tx0, run, t0, ld, tiles, v);
       });
-      if (count < kTiles)  // the last chunk's unused rows: zeros, not stale data
+      if (count < tiles)  // the last chunk's unused rows: zeros, not stale data
         for (int xi = 0; xi < 16; ++xi)
-          std::memset(v + (size_t(xi) * kTiles + count) * ld, 0, sizeof(float) * size_t(kTiles - count) * ld);
-      products(ld, nb, u, v, m);
+          std::memset(v + (size_t(xi) * tiles + count) * ld, 0, sizeof(float) * size_t(tiles - count) * ld);
+      products(ld, nb, u, tiles, v, m, m_xi);
       for_runs(g, first, count, [&](int n, int ty, int tx0, int run, int t0) {
-        output_transform(g, m, u.cout_pad, n, ty, tx0, run, t0, bias, relu, y);
+        output_transform(g, m, u.cout_pad, m_xi, n, ty, tx0, run, t0, bias, relu, y);
       });
     }
   }
