@@ -261,6 +261,29 @@ TEST_P(BackendOps, UpsampleConcatFused) {
   }
 }
 
+// Inference's decoder step: upsample + concat + conv + bias + ReLU in one op
+// (fused where the backend has a kernel for it, the default elsewhere).
+TEST_P(BackendOps, UpsampleConcatConvolution) {
+  const DType dt = GetParam().dtype;
+  for (const auto& [cx, cs, cout] : {std::tuple{16, 16, 16}, std::tuple{8, 8, 8}, std::tuple{5, 7, 3}}) {
+    const Shape xs{2, 3, 5, cx}, ss{2, 6, 10, cs}, cat_s{2, 6, 10, cx + cs}, ys{2, 6, 10, cout};
+    const ConvShape c{2, 6, 10, cx + cs, cout, 3};
+    const Shape ws_shape{cout, 3, 3, cx + cs};
+    const auto x = round_to(dt, random_vec(xs.numel(), 31)), sk = round_to(dt, random_vec(ss.numel(), 32));
+    const auto w = round_to(dt, random_vec(ws_shape.numel(), 33));
+    const auto bias_d = round_to(DType::f32, random_vec(size_t(cout), 34));
+    const std::vector<float> bias(bias_d.begin(), bias_d.end());
+    DeviceTensor X(*be, dt, xs, x), S(*be, dt, ss, sk), CAT(*be, dt, cat_s), W(*be, dt, ws_shape, w), Y(*be, dt, ys),
+        B(*be, DType::f32, {1, 1, 1, cout}, bias_d);
+    std::vector<double> cat(cat_s.numel()), y_ref(ys.numel());
+    upsample2x_concat_fwd_ref<double>(xs, x.data(), sk.data(), cs, cat.data());
+    conv2d_fwd_ref<double>(c, cat.data(), w.data(), y_ref.data(), bias.data(), true);
+    be->upsample_concat_conv2d_fwd_bias(X.t, S.t, CAT.t, W.t, B.t.as<float>(), Y.t, true);
+    expect_close(Y.download(), y_ref, Op::conv2d_fwd_bias, dt, size_t(9) * (cx + cs),
+                 "upsample+concat+conv " + std::to_string(cx) + "+" + std::to_string(cs) + " -> " + std::to_string(cout));
+  }
+}
+
 TEST_P(BackendOps, Loss) {
   const DType dt = GetParam().dtype;
   const Shape s{2, 9, 7, 1};

@@ -8,6 +8,7 @@
 #include "core/threads.h"
 #include "cpu/conv2d_winograd.h"
 #include "ops/tolerance.h"
+#include "ops/upsample_ref.h"
 #include "test_util.h"
 
 using namespace mixseg;
@@ -57,6 +58,32 @@ void check_backward_data(const ConvShape& s, uint64_t seed) {
                fmt::format("winograd bwd data {} {}x{}x{}x{} -> {}", dtype_name(dt), s.n, s.h, s.w, s.cin, s.cout));
 }
 
+// The decoder's fused form against upsample+concat then convolution.
+template <class T>
+void check_upsample_concat(int n, int h, int w, int c_low, int c_skip, int cout, uint64_t seed) {
+  const DType dt = dtype_of<T>();
+  const ConvShape s{n, h, w, c_low + c_skip, cout, 3};
+  const Shape low_shape{n, h / 2, w / 2, c_low};
+  const auto low = rounded<T>(random_vec(low_shape.numel(), seed));
+  const auto skip = rounded<T>(random_vec(size_t(n) * h * w * c_skip, seed + 1));
+  const auto wts = rounded<T>(random_vec(s.weight_numel(), seed + 2));
+  const auto bias_d = rounded<float>(random_vec(size_t(cout), seed + 3));
+  const std::vector<float> bias(bias_d.begin(), bias_d.end());
+  std::vector<double> cat(size_t(n) * h * w * s.cin), ref(size_t(n) * h * w * cout);
+  upsample2x_concat_fwd_ref<double>(low_shape, low.data(), skip.data(), c_skip, cat.data());
+  conv2d_fwd_ref<double>(s, cat.data(), wts.data(), ref.data(), bias.data(), true);
+  const auto lows = to_storage<T>(low), skips = to_storage<T>(skip), ws = to_storage<T>(wts);
+  std::vector<T> y(ref.size(), from_f32<T>(1e4f));
+  const WinogradF2Weights u = winograd_f2_transform_weights(s, dt, ws.data());
+  {
+    const ScopedFlushDenormals ftz;
+    conv2d_winograd_f2_upsample_concat(s, dt, lows.data(), c_low, skips.data(), u, bias.data(), y.data(), true);
+  }
+  expect_close(to_double(y), ref, Op::conv2d_fwd_bias, dt, size_t(9) * s.cin,
+               fmt::format("winograd upsample+concat {} {}x{}x{} ({}+{}) -> {}", dtype_name(dt), n, h, w, c_low,
+                           c_skip, cout));
+}
+
 template <class T>
 void check_all() {
   uint64_t seed = 100;
@@ -80,6 +107,19 @@ TEST(ConvWinogradF2, MatchesReferenceF32) {
 TEST(ConvWinogradF2, MatchesReferenceF16) {
   if (!winograd_f2_available()) GTEST_SKIP() << "this CPU lacks AVX-512";
   check_all<f16>();
+}
+
+TEST(ConvWinogradF2, UpsampleConcatMatchesReference) {
+  if (!winograd_f2_available()) GTEST_SKIP() << "this CPU lacks AVX-512";
+  // Splits at, below and inside a 16-channel vector; batch 1 and 2; tiles
+  // chunked across rows.
+  check_upsample_concat<float>(1, 6, 10, 16, 16, 16, 300);
+  check_upsample_concat<float>(2, 4, 8, 8, 8, 8, 310);
+  check_upsample_concat<float>(1, 10, 6, 5, 7, 3, 320);
+  check_upsample_concat<float>(1, 8, 12, 24, 24, 33, 330);
+  check_upsample_concat<f16>(1, 6, 10, 16, 16, 16, 340);
+  check_upsample_concat<f16>(2, 4, 8, 8, 8, 8, 350);
+  check_upsample_concat<f16>(1, 8, 12, 24, 24, 33, 360);
 }
 
 TEST(ConvWinogradF2, RejectsWhatItDoesNotTake) {

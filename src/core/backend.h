@@ -104,6 +104,15 @@ class Backend {
   virtual void concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) = 0;
   // y = concat(upsample(x), skip) in one pass (the decoder's two ops fused).
   virtual void upsample_concat_fwd(const Tensor& x, const Tensor& skip, const Tensor& y) = 0;
+  // Inference, the decoder's three ops: y = conv2d_fwd_bias(concat(
+  // upsample(x), skip), w, bias, relu). cat is the concat buffer; this
+  // default fills it and runs the convolution, a backend with a fused kernel
+  // may leave it unwritten.
+  virtual void upsample_concat_conv2d_fwd_bias(const Tensor& x, const Tensor& skip, const Tensor& cat, const Tensor& w,
+                                               const float* bias, const Tensor& y, bool relu) {
+    upsample_concat_fwd(x, skip, cat);
+    conv2d_fwd_bias(cat, w, bias, y, relu);
+  }
   virtual void concat_bwd(const Tensor& dy, const Tensor& da, const Tensor& db) = 0;
   // Loss of logits against 0/1 targets (same element count); writes the
   // gradient times grad_scale into dlogits when it is non-null.

@@ -2,7 +2,8 @@
 // by oneDNN's (see cpu/conv2d.h) and BatchNorm+ReLU by fused two-pass kernels
 // (cpu/batchnorm.h), max pooling by row-wise vectorised kernels
 // (cpu/maxpool.h), inference convolutions with the folded BatchNorm's bias
-// and the ReLU as oneDNN post-ops. The other ops are the reference kernels,
+// and the ReLU as oneDNN post-ops (or the own Winograd kernel, which also
+// reads the decoder's upsample+concat on the fly). The other ops are the reference kernels,
 // which are vectorised and threaded already. Denormals are flushed to zero
 // during its convolution and BatchNorm ops (see core/threads.h).
 #include "core/error.h"
@@ -40,6 +41,19 @@ class FastBackend final : public RefBackend {
     const ScopedFlushDenormals ftz;
     if (x.dtype != w.dtype) fail("conv2d_fwd_bias: dtype mismatch ({} vs {})", dtype_name(x.dtype), dtype_name(w.dtype));
     convs_.forward_bias(conv_shape(x, w), x.dtype, x.data, w.data, bias, y.data, relu);
+  }
+  void upsample_concat_conv2d_fwd_bias(const Tensor& x, const Tensor& skip, const Tensor& cat, const Tensor& w,
+                                       const float* bias, const Tensor& y, bool relu) override {
+    {
+      const ScopedFlushDenormals ftz;
+      if (x.dtype == w.dtype && x.dtype == skip.dtype && cat.shape.c == x.shape.c + skip.shape.c &&
+          cat.shape.h == 2 * x.shape.h && cat.shape.w == 2 * x.shape.w && skip.shape.h == cat.shape.h &&
+          skip.shape.w == cat.shape.w &&
+          convs_.forward_bias_upsample_concat(conv_shape(cat, w), x.dtype, x.data, x.shape.c, skip.data, w.data,
+                                              bias, y.data, relu))
+        return;
+    }
+    RefBackend::upsample_concat_conv2d_fwd_bias(x, skip, cat, w, bias, y, relu);  // checks and reports bad shapes
   }
   void conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) override {
     const ScopedFlushDenormals ftz;

@@ -425,11 +425,16 @@ struct DnnlConvolutions::Impl {
       const ConvShape run_shape = bwd ? ConvShape{s.n, s.h, s.w, s.cout, s.cin, s.k} : s;
       return conv2d_winograd_f2(run_shape, dt, x, own_training, bias, y, relu);
     }
+    conv2d_winograd_f2(s, dt, x, own_inference_weights(s, dt, w), bias, y, relu);
+  }
+
+  // Inference weights transformed once per weight pointer.
+  const WinogradF2Weights& own_inference_weights(const ConvShape& s, DType dt, const void* w) {
     auto it = own_weights.find(w);
     if (it == own_weights.end())
       it = own_weights.emplace(w, OwnWeights{s.weight_numel() * dtype_size(dt), winograd_f2_transform_weights(s, dt, w)})
                .first;
-    conv2d_winograd_f2(s, dt, x, it->second.u, bias, y, relu);
+    return it->second.u;
   }
 
   // Whether the own kernel runs this pass: forced, or faster than
@@ -529,6 +534,15 @@ void DnnlConvolutions::forward(const ConvShape& s, DType dt, const void* x, cons
 void DnnlConvolutions::forward_bias(const ConvShape& s, DType dt, const void* x, const void* w, const float* bias,
                                     void* y, bool relu) {
   impl_->run_activation_out(Kind::infer, s, dt, x, s.cin, w, y, s.cout, bias, relu);
+}
+
+bool DnnlConvolutions::forward_bias_upsample_concat(const ConvShape& s, DType dt, const void* low, int c_low,
+                                                    const void* skip, const void* w, const float* bias, void* y,
+                                                    bool relu) {
+  Impl& m = *impl_;
+  if (s.h % 2 || s.w % 2 || !m.use_own(Kind::infer, s, dt, bias != nullptr, relu)) return false;
+  conv2d_winograd_f2_upsample_concat(s, dt, low, c_low, skip, m.own_inference_weights(s, dt, w), bias, y, relu);
+  return true;
 }
 
 void DnnlConvolutions::backward_data(const ConvShape& s, DType dt, const void* dy, const void* w, void* dx) {

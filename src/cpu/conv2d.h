@@ -45,6 +45,11 @@ class DnnlConvolutions {
   void forward(const ConvShape& s, DType dt, const void* x, const void* w, void* y);
   // Inference: y = conv(x, w) + bias (f32 [Cout], or null), then ReLU if relu.
   void forward_bias(const ConvShape& s, DType dt, const void* x, const void* w, const float* bias, void* y, bool relu);
+  // Inference on concat(upsample2x(low), skip) (c_low channels of low, the
+  // rest of s.cin from skip) without storing that input, where the own
+  // Winograd kernel runs this shape; false (nothing done) elsewhere.
+  bool forward_bias_upsample_concat(const ConvShape& s, DType dt, const void* low, int c_low, const void* skip,
+                                    const void* w, const float* bias, void* y, bool relu);
   void backward_data(const ConvShape& s, DType dt, const void* dy, const void* w, void* dx);
   void backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw);
   // Whether convolutions of this dtype run natively in oneDNN (else through f32).

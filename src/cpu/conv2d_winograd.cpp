@@ -15,6 +15,7 @@
 #include "cpu/conv2d_winograd.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "core/error.h"
@@ -101,44 +102,96 @@ struct Geometry {
   size_t tiles;                    // n * th * tw
 };
 
-// One column of a tile row's 4-row input band, B^T applied down the column
-// (B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]); rows[i] null: zeros.
+// The convolution's input: x itself, or (the decoder's fused form)
+// concat(upsample2x(a), b) read on the fly: channels [0, ca) from a at half
+// resolution (nearest), [ca, cin) from b. Plain: a = x, ca = cin, b null.
 template <class T>
-MIXSEG_AVX512_TARGET inline void column(const T* const rows[4], int xx, int w, int cin, __mmask16 m, __m512 e[4]) {
+struct Input {
+  const T* a;
+  int ca;
+  const T* b;  // null: plain
+  int cb;
+};
+
+// The 16 lanes from channel c0 of one input pixel: lanes below ca - c0 from
+// a's pixel pa (mask ma), the rest from b's pixel pb (mask mb); pb is
+// addressed as if lane 0 were b's channel c0 - ca (lanes outside mb are not
+// read, so the address may lie before the pixel).
+MIXSEG_AVX512_TARGET inline __m512 load16_two(const float* pa, __mmask16 ma, const float* pb, __mmask16 mb) {
+  return _mm512_mask_loadu_ps(_mm512_maskz_loadu_ps(ma, pa), mb, pb);
+}
+MIXSEG_AVX512_TARGET inline __m512 load16_two(const f16* pa, __mmask16 ma, const f16* pb, __mmask16 mb) {
+  return _mm512_cvtph_ps(_mm256_mask_loadu_epi16(_mm256_maskz_loadu_epi16(ma, pa), mb, pb));
+}
+
+// One column of a tile row's 4-row input band, B^T applied down the column
+// (B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]); ra[i] null: zeros.
+// Plain input: ra[i] is row i at channel c0. Fused: ra[i] / rb[i] are the
+// rows of a (half resolution) and b, at channel c0 and c0 - ca.
+template <class T, bool kFused>
+MIXSEG_AVX512_TARGET inline void column(const T* const ra[4], const T* const rb[4], int ca, int cb, int xx, int w,
+                                        __mmask16 ma, __mmask16 mb, __m512 e[4]) {
   __m512 d[4];
+  const bool inside = xx >= 0 && xx < w;
 #pragma GCC unroll 4
-  for (int i = 0; i < 4; ++i)
-    d[i] = rows[i] && xx >= 0 && xx < w ? load16(rows[i] + size_t(xx) * cin, m) : _mm512_setzero_ps();
+  for (int i = 0; i < 4; ++i) {
+    if (!ra[i] || !inside)
+      d[i] = _mm512_setzero_ps();
+    else if constexpr (kFused)
+      d[i] = load16_two(ra[i] + size_t(xx / 2) * ca, ma, rb[i] + size_t(xx) * cb, mb);
+    else
+      d[i] = load16(ra[i] + size_t(xx) * ca, ma);
+  }
   e[0] = _mm512_sub_ps(d[0], d[2]);
   e[1] = _mm512_add_ps(d[1], d[2]);
   e[2] = _mm512_sub_ps(d[2], d[1]);
   e[3] = _mm512_sub_ps(d[1], d[3]);
 }
 
+// p moved by `elements` (possibly negative) without forming the pointer
+// arithmetic C++ forbids outside an object: only masked lanes inside b's
+// pixel are ever read through it.
+template <class T>
+const T* shifted(const T* p, ptrdiff_t elements) {
+  return reinterpret_cast<const T*>(reinterpret_cast<uintptr_t>(p) + uintptr_t(elements * ptrdiff_t(sizeof(T))));
+}
+
 // V[xi][t][ci] (rows ld floats apart, xi stride tiles * ld) for the tiles
 // tx0 .. tx0 + count - 1 of tile row ty of image n, the first at row t0 of V.
 // Neighbouring tiles share two input columns: each column is loaded and
 // combined once per run, then (B^T d) B takes four columns per tile.
-template <class T>
-MIXSEG_AVX512_TARGET void input_transform(const Geometry& g, const T* x, int n, int ty, int tx0, int count, int t0,
-                                          int ld, int tiles, float* v) {
+template <class T, bool kFused>
+MIXSEG_AVX512_TARGET void input_transform(const Geometry& g, const Input<T>& in, int n, int ty, int tx0, int count,
+                                          int t0, int ld, int tiles, float* v) {
   const int y0 = 2 * ty - 1, x0 = 2 * tx0 - 1;
-  const T* rows[4];
+  const T* rows_a[4];
+  const T* rows_b[4] = {nullptr, nullptr, nullptr, nullptr};
   for (int i = 0; i < 4; ++i) {
     const int yy = y0 + i;
-    rows[i] = yy >= 0 && yy < g.h ? x + (size_t(n) * g.h + yy) * g.w * g.cin : nullptr;
+    const bool inside = yy >= 0 && yy < g.h;
+    if (!kFused) {
+      rows_a[i] = inside ? in.a + (size_t(n) * g.h + yy) * g.w * in.ca : nullptr;
+    } else {
+      rows_a[i] = inside ? in.a + (size_t(n) * (g.h / 2) + yy / 2) * (g.w / 2) * in.ca : nullptr;
+      rows_b[i] = inside ? in.b + (size_t(n) * g.h + yy) * g.w * in.cb : nullptr;
+    }
   }
   const size_t xi_stride = size_t(tiles) * ld;
   for (int c0 = 0; c0 < g.cin; c0 += 16) {
-    const __mmask16 m = lanes(g.cin - c0);
-    const T* r[4] = {rows[0] ? rows[0] + c0 : nullptr, rows[1] ? rows[1] + c0 : nullptr,
-                     rows[2] ? rows[2] + c0 : nullptr, rows[3] ? rows[3] + c0 : nullptr};
+    const int a_lanes = std::clamp(in.ca - c0, 0, 16), all_lanes = std::min(g.cin - c0, 16);
+    const __mmask16 m = lanes(all_lanes), ma = lanes(a_lanes), mb = __mmask16(m & ~ma);
+    const T* ra[4];
+    const T* rb[4];
+    for (int i = 0; i < 4; ++i) {
+      ra[i] = rows_a[i] ? rows_a[i] + std::min(c0, in.ca) : nullptr;
+      rb[i] = kFused && rows_b[i] ? shifted(rows_b[i], ptrdiff_t(c0) - in.ca) : nullptr;
+    }
     __m512 e[4][4];  // [column of the tile][row of B^T d]
-    column(r, x0, g.w, g.cin, m, e[0]);
-    column(r, x0 + 1, g.w, g.cin, m, e[1]);
+    column<T, kFused>(ra, rb, in.ca, in.cb, x0, g.w, ma, mb, e[0]);
+    column<T, kFused>(ra, rb, in.ca, in.cb, x0 + 1, g.w, ma, mb, e[1]);
     for (int t = 0; t < count; ++t) {
-      column(r, x0 + 2 * t + 2, g.w, g.cin, m, e[2]);
-      column(r, x0 + 2 * t + 3, g.w, g.cin, m, e[3]);
+      column<T, kFused>(ra, rb, in.ca, in.cb, x0 + 2 * t + 2, g.w, ma, mb, e[2]);
+      column<T, kFused>(ra, rb, in.ca, in.cb, x0 + 2 * t + 3, g.w, ma, mb, e[3]);
       float* o = v + size_t(t0 + t) * ld + c0;
 #pragma GCC unroll 4
       for (int i = 0; i < 4; ++i, o += 4 * xi_stride) {
@@ -303,8 +356,8 @@ void for_runs(const Geometry& g, size_t first, int count, F&& f) {
   }
 }
 
-template <class T>
-void run(const ConvShape& s, const T* x, const WinogradF2Weights& u, const float* bias, T* y, bool relu) {
+template <class T, bool kFused>
+void run(const ConvShape& s, const Input<T>& in, const WinogradF2Weights& u, const float* bias, T* y, bool relu) {
   Geometry g{s.n, s.h, s.w, s.cin, s.cout, (s.h + 1) / 2, (s.w + 1) / 2, 0};
   g.tiles = size_t(s.n) * g.th * g.tw;
   const int ld = v_stride(s.cin), tiles = chunk_tiles(ld);
@@ -331,7 +384,7 @@ void run(const ConvShape& s, const T* x, const WinogradF2Weights& u, const float
       const size_t first = size_t(c) * tiles;
       const int count = int(std::min<size_t>(tiles, g.tiles - first));
       for_runs(g, first, count, [&](int n, int ty, int tx0, int run, int t0) {
-        input_transform(g, x, n, ty, tx0, run, t0, ld, tiles, v);
+        input_transform<T, kFused>(g, in, n, ty, tx0, run, t0, ld, tiles, v);
       });
       if (count < tiles)  // the last chunk's unused rows: zeros, not stale data
         for (int xi = 0; xi < 16; ++xi)
@@ -354,15 +407,37 @@ void conv2d_winograd_f2(const ConvShape& s, DType dt, const void* x, const Winog
   if (u.cin != s.cin || u.cout != s.cout) fail("Winograd weights are for {}->{} channels, not {}->{}", u.cin, u.cout, s.cin, s.cout);
   if (!winograd_f2_available()) fail("this CPU lacks AVX-512 for the Winograd F(2x2,3x3) kernel");
   if (dt == DType::f32)
-    run(s, static_cast<const float*>(x), u, bias, static_cast<float*>(y), relu);
+    run<float, false>(s, {static_cast<const float*>(x), s.cin, nullptr, 0}, u, bias, static_cast<float*>(y), relu);
   else
-    run(s, static_cast<const f16*>(x), u, bias, static_cast<f16*>(y), relu);
+    run<f16, false>(s, {static_cast<const f16*>(x), s.cin, nullptr, 0}, u, bias, static_cast<f16*>(y), relu);
+}
+
+void conv2d_winograd_f2_upsample_concat(const ConvShape& s, DType dt, const void* low, int c_low, const void* skip,
+                                        const WinogradF2Weights& u, const float* bias, void* y, bool relu) {
+  if (!winograd_f2_applies(s, dt))
+    fail("Winograd F(2x2,3x3) does not take a {}x{} {} convolution with {} input channels", s.k, s.k, dtype_name(dt),
+         s.cin);
+  if (u.cin != s.cin || u.cout != s.cout) fail("Winograd weights are for {}->{} channels, not {}->{}", u.cin, u.cout, s.cin, s.cout);
+  if (s.h % 2 || s.w % 2) fail("upsample+concat+conv: {}x{} is not twice the low-resolution input", s.h, s.w);
+  if (c_low < 1 || c_low >= s.cin) fail("upsample+concat+conv: {} upsampled of {} input channels", c_low, s.cin);
+  if (!winograd_f2_available()) fail("this CPU lacks AVX-512 for the Winograd F(2x2,3x3) kernel");
+  const int cb = s.cin - c_low;
+  if (dt == DType::f32)
+    run<float, true>(s, {static_cast<const float*>(low), c_low, static_cast<const float*>(skip), cb}, u, bias,
+                     static_cast<float*>(y), relu);
+  else
+    run<f16, true>(s, {static_cast<const f16*>(low), c_low, static_cast<const f16*>(skip), cb}, u, bias,
+                   static_cast<f16*>(y), relu);
 }
 
 #else
 
 bool winograd_f2_available() { return false; }
 void conv2d_winograd_f2(const ConvShape&, DType, const void*, const WinogradF2Weights&, const float*, void*, bool) {
+  fail("this build has no AVX-512 Winograd F(2x2,3x3) kernel");
+}
+void conv2d_winograd_f2_upsample_concat(const ConvShape&, DType, const void*, int, const void*,
+                                        const WinogradF2Weights&, const float*, void*, bool) {
   fail("this build has no AVX-512 Winograd F(2x2,3x3) kernel");
 }
 

@@ -46,4 +46,10 @@ WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, co
 void conv2d_winograd_f2(const ConvShape& s, DType dt, const void* x, const WinogradF2Weights& u, const float* bias,
                         void* y, bool relu);
 
+// The decoder's upsample, concat and convolution in one pass: the input
+// concat(upsample2x(low), skip) is read on the fly, never stored. low:
+// [N, H/2, W/2, c_low], skip: [N, H, W, s.cin - c_low], H and W even.
+void conv2d_winograd_f2_upsample_concat(const ConvShape& s, DType dt, const void* low, int c_low, const void* skip,
+                                        const WinogradF2Weights& u, const float* bias, void* y, bool relu);
+
 }  // namespace mixseg

@@ -215,6 +215,16 @@ void forward(const UNet& net, Weights& wt, Workspace& ws) {
       i = size_t(b);
       continue;
     }
+    if (upsample_feeds_concat(net, i) && i + 2 < net.layers.size() && ws.folded_bn[i + 2] >= 0 &&
+        net.layers[i + 2].in0 == net.layers[i + 1].out) {  // inference: upsample + concat + conv (+ folded BN) in one op
+      const Layer& cat = net.layers[i + 1];
+      const Layer& conv = net.layers[i + 2];
+      const int b = ws.folded_bn[i + 2];
+      be.upsample_concat_conv2d_fwd_bias(x, ws.act[cat.in1], ws.act[cat.out], ws.conv_w[conv.param],
+                                         ws.conv_bias[conv.param].as<float>(), ws.act[net.layers[size_t(b)].out], true);
+      i = size_t(b);
+      continue;
+    }
     if (upsample_feeds_concat(net, i)) {  // the decoder's upsample + concat in one pass
       const Layer& cat = net.layers[i + 1];
       be.upsample_concat_fwd(x, ws.act[cat.in1], ws.act[cat.out]);
