@@ -411,19 +411,22 @@ struct DnnlConvolutions::Impl {
     run_library(kind, s, dt, in, cin, w, out, cout, bias, relu);
   }
 
+  // The convolution the own kernel runs for this pass: backward-data's
+  // goes from s.cout to s.cin channels.
+  static ConvShape own_shape(Kind kind, const ConvShape& s) {
+    return kind == Kind::bwd_data ? ConvShape{s.n, s.h, s.w, s.cout, s.cin, s.k} : s;
+  }
+
   bool own_candidate(Kind kind, const ConvShape& s, DType dt) const {
-    const ConvShape run_shape = kind == Kind::bwd_data ? ConvShape{s.n, s.h, s.w, s.cout, s.cin, s.k} : s;
     return kind != Kind::bwd_weights && policy != ConvAlgorithm::direct && policy != ConvAlgorithm::winograd &&
-           winograd_f2_applies(run_shape, dt) && winograd_f2_available();
+           winograd_f2_applies(own_shape(kind, s), dt) && winograd_f2_available();
   }
 
   void run_own(Kind kind, const ConvShape& s, DType dt, const void* x, const void* w, void* y, const float* bias,
                bool relu) {
     if (kind != Kind::infer) {  // training: the weights change between calls
-      const bool bwd = kind == Kind::bwd_data;
-      own_training = winograd_f2_transform_weights(s, dt, w, bwd);
-      const ConvShape run_shape = bwd ? ConvShape{s.n, s.h, s.w, s.cout, s.cin, s.k} : s;
-      return conv2d_winograd_f2(run_shape, dt, x, own_training, bias, y, relu);
+      own_training = winograd_f2_transform_weights(s, dt, w, kind == Kind::bwd_data);
+      return conv2d_winograd_f2(own_shape(kind, s), dt, x, own_training, bias, y, relu);
     }
     conv2d_winograd_f2(s, dt, x, own_inference_weights(s, dt, w), bias, y, relu);
   }
@@ -459,7 +462,7 @@ struct DnnlConvolutions::Impl {
 
   bool own_is_faster(Kind kind, const ConvShape& s, DType dt, bool bias, bool relu) {
     const size_t es = dtype_size(dt), px = size_t(s.n) * s.h * s.w;
-    const int cin = kind == Kind::bwd_data ? s.cout : s.cin, cout = kind == Kind::bwd_data ? s.cin : s.cout;
+    const int cin = own_shape(kind, s).cin, cout = own_shape(kind, s).cout;
     std::vector<std::byte> a(px * cin * es), c(px * cout * es), w(s.weight_numel() * es);
     std::vector<float> b(size_t(s.cout));
     const float* bp = bias ? b.data() : nullptr;
