@@ -279,9 +279,9 @@ int v_stride(int cin) {
 
 // Tiles per chunk (the rows of the 16 products). V of a 24-tile chunk is
 // 16 x 24 x ld floats: 24 KB at ld = 16, 48 KB (all of L1) at ld = 32,
-// where chunks of 12 tiles measured 3-13% faster (32->16, 32->32; paired
-// in one process); at 64 channels and more the products dominate and 12
-// tiles measured 2-10% slower.
+// where chunks of 12 tiles measured 0.87-1.04x the time (32->16, 32->32,
+// paired in one process, 10 of 12 below 0.99); at 64 channels the
+// products dominate and 12 tiles measured 1.02-1.10x.
 int chunk_tiles(int ld) { return ld == 32 ? 12 : 24; }
 
 void products(int ld, int nb, const WinogradF2Weights& u, int tiles, const float* v, float* m, size_t m_xi) {
@@ -370,7 +370,7 @@ void run(const ConvShape& s, const Input<T>& in, const WinogradF2Weights& u, con
     // M overwrites V where each product block's output rows lie within the
     // V rows it has just read (one block of output channels, cout_pad <=
     // ld): the chunk's scratch halves, and V + M of the first levels' convs
-    // (2 x 24 KB) no longer fill L1 (16->16: 0.81-0.96x the time, paired).
+    // (2 x 24 KB) no longer fill L1 (16->16: 0.81-1.03x the time, paired).
     const bool in_place = u.cout_pad == 16 * nb && u.cout_pad <= ld;
     thread_local std::vector<float> v_buf, m_buf;
     const size_t v_need = size_t(16) * tiles * ld, m_need = size_t(16) * tiles * u.cout_pad;
