@@ -58,6 +58,27 @@ void check_backward_data(const ConvShape& s, uint64_t seed) {
                fmt::format("winograd bwd data {} {}x{}x{}x{} -> {}", dtype_name(dt), s.n, s.h, s.w, s.cin, s.cout));
 }
 
+// Weight gradient (F(3x3,2x2) on the same input transform), f32 result.
+// Returns the gradient for the determinism check.
+template <class T>
+std::vector<float> check_backward_weights(const ConvShape& s, uint64_t seed) {
+  const DType dt = dtype_of<T>();
+  const size_t nx = size_t(s.n) * s.h * s.w * s.cin, ny = size_t(s.n) * s.h * s.w * s.cout;
+  const auto x = rounded<T>(random_vec(nx, seed)), dy = rounded<T>(random_vec(ny, seed + 1));
+  std::vector<double> ref(s.weight_numel());
+  conv2d_bwd_weights_ref<double>(s, x.data(), dy.data(), ref.data());
+  const auto xs = to_storage<T>(x), dys = to_storage<T>(dy);
+  std::vector<float> dw(ref.size(), 1e4f);  // overwritten, not accumulated into
+  {
+    const ScopedFlushDenormals ftz;
+    conv2d_winograd_f2_backward_weights(s, dt, xs.data(), dys.data(), dw.data());
+  }
+  expect_close(std::vector<double>(dw.begin(), dw.end()), ref, Op::conv2d_bwd_weights, DType::f32,
+               size_t(s.n) * s.h * s.w,
+               fmt::format("winograd bwd weights {} {}x{}x{}x{} -> {}", dtype_name(dt), s.n, s.h, s.w, s.cin, s.cout));
+  return dw;
+}
+
 // The decoder's fused form against upsample+concat then convolution.
 template <class T>
 void check_upsample_concat(int n, int h, int w, int c_low, int c_skip, int cout, uint64_t seed) {
@@ -94,7 +115,15 @@ void check_all() {
   {
     for (int variant = 0; variant < 3; ++variant) check_shape<T>(s, variant != 1, variant != 0, seed += 7);
     check_backward_data<T>(s, seed += 7);
+    check_backward_weights<T>(s, seed += 7);
   }
+  // Weight gradients over many tiles: several tile groups, chunks that end
+  // inside a group and span tile rows and images, odd sizes; output
+  // channels in one to three slices (up to 64 channels each, the last narrower).
+  for (const ConvShape s : {ConvShape{2, 41, 70, 16, 16, 3}, ConvShape{1, 64, 47, 3, 16, 3},
+                            ConvShape{1, 33, 33, 32, 32, 3}, ConvShape{3, 20, 21, 24, 80, 3},
+                            ConvShape{1, 24, 30, 40, 160, 3}})
+    check_backward_weights<T>(s, seed += 7);
 }
 
 }  // namespace
@@ -120,6 +149,20 @@ TEST(ConvWinogradF2, UpsampleConcatMatchesReference) {
   check_upsample_concat<f16>(1, 6, 10, 16, 16, 16, 340);
   check_upsample_concat<f16>(2, 4, 8, 8, 8, 8, 350);
   check_upsample_concat<f16>(1, 8, 12, 24, 24, 33, 360);
+}
+
+// The weight gradient's summation order is fixed by the shape: the same
+// bits with one thread and with several.
+TEST(ConvWinogradF2, WeightGradientIndependentOfThreads) {
+  if (!winograd_f2_available()) GTEST_SKIP() << "this CPU lacks AVX-512";
+  const ConvShape s{2, 50, 66, 16, 48, 3};
+  const int before = max_threads();
+  set_threads(1);
+  const std::vector<float> one = check_backward_weights<float>(s, 500);
+  set_threads(3);
+  const std::vector<float> three = check_backward_weights<float>(s, 500);
+  set_threads(before);
+  EXPECT_EQ(one, three);
 }
 
 TEST(ConvWinogradF2, RejectsWhatItDoesNotTake) {

@@ -286,7 +286,7 @@ void add_bench(CLI::App& app) {
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   c->add_option("--conv-algorithm", o->conv_algorithm,
                  "Fast backend's convolutions: fastest (timed per shape and pass), direct, winograd (oneDNN's "
-                 "F(4x4,3x3)) or winograd_f2 (the own F(2x2,3x3) kernel, forward and backward-data passes)")
+                 "F(4x4,3x3)) or winograd_f2 (the own Winograd kernels, all three passes)")
       ->capture_default_str()
       ->check(CLI::IsMember({"fastest", "direct", "winograd", "winograd_f2"}));
   c->add_flag("--verbose", o->verbose, "Also list the backend's choices (convolution algorithm per shape)");

@@ -124,9 +124,9 @@ class Backend {
 // How the fast backend picks its convolutions: by timing each candidate once
 // per shape and pass (fastest), or always one of them (tests, comparisons):
 // oneDNN's direct or Winograd F(4x4,3x3) kernels, or the own Winograd
-// F(2x2,3x3) kernel for the forward and backward-data passes
-// (cpu/conv2d_winograd.h; backward-weights and the shapes it does not take
-// fall back to the fastest of oneDNN's).
+// kernels, F(2x2,3x3) for the forward and backward-data passes and
+// F(3x3,2x2) for backward-weights (cpu/conv2d_winograd.h; the shapes they
+// do not take fall back to the fastest of oneDNN's).
 enum class ConvAlgorithm { fastest, direct, winograd, winograd_f2 };
 
 std::unique_ptr<Backend> make_ref_backend();

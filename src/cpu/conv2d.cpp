@@ -98,9 +98,9 @@ struct DnnlConvolutions::Impl {
     std::vector<float> f32;
   };
   std::map<const void*, Widened> widened;
-  // The own Winograd F(2x2,3x3) kernel: whether it runs each (kind, dtype,
-  // shape, bias, relu) of the forward and backward-data passes (timed against the library
-  // path, conversions included), its transformed weights per user pointer
+  // The own Winograd kernels: whether they run each (kind, dtype, shape,
+  // bias, relu) of every pass (timed against the library path, conversions
+  // included), its transformed weights per user pointer
   // for inference (kept until invalidate_weights), one buffer for training.
   std::map<Key, bool> own_chosen;
   struct OwnWeights {
@@ -418,8 +418,18 @@ struct DnnlConvolutions::Impl {
   }
 
   bool own_candidate(Kind kind, const ConvShape& s, DType dt) const {
-    return kind != Kind::bwd_weights && policy != ConvAlgorithm::direct && policy != ConvAlgorithm::winograd &&
+    return policy != ConvAlgorithm::direct && policy != ConvAlgorithm::winograd &&
            winograd_f2_applies(own_shape(kind, s), dt) && winograd_f2_available();
+  }
+
+  // Backward-weights through oneDNN (f32 weight gradient; 16-bit
+  // activations widened to f32 scratch where oneDNN has no such primitive).
+  void library_backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw) {
+    if (native(dt)) return run(Kind::bwd_weights, entry(Kind::bwd_weights, s, dt), x, dw, dy);
+    const size_t nx = size_t(s.n) * s.h * s.w * s.cin, ny = size_t(s.n) * s.h * s.w * s.cout;
+    const float* xf = widen_into(scratch_a, dt, x, nx);
+    const float* gf = widen_into(scratch_c, dt, dy, ny);
+    run(Kind::bwd_weights, entry(Kind::bwd_weights, s, DType::f32), xf, dw, gf);
   }
 
   void run_own(Kind kind, const ConvShape& s, DType dt, const void* x, const void* w, void* y, const float* bias,
@@ -463,7 +473,11 @@ struct DnnlConvolutions::Impl {
   bool own_is_faster(Kind kind, const ConvShape& s, DType dt, bool bias, bool relu) {
     const size_t es = dtype_size(dt), px = size_t(s.n) * s.h * s.w;
     const int cin = own_shape(kind, s).cin, cout = own_shape(kind, s).cout;
-    std::vector<std::byte> a(px * cin * es), c(px * cout * es), w(s.weight_numel() * es);
+    // a: the activation read (x, or dy for backward-data); c: the one written
+    // (read too, as dy, by backward-weights); w: weights (f32 gradient for
+    // backward-weights).
+    const bool wgrad = kind == Kind::bwd_weights;
+    std::vector<std::byte> a(px * cin * es), c(px * cout * es), w(s.weight_numel() * (wgrad ? sizeof(float) : es));
     std::vector<float> b(size_t(s.cout));
     const float* bp = bias ? b.data() : nullptr;
     // Alternated, so that a drift in this machine's speed (other tenants)
@@ -473,8 +487,15 @@ struct DnnlConvolutions::Impl {
       once();
       return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     };
-    auto own = [&] { run_own(kind, s, dt, a.data(), w.data(), c.data(), bp, relu); };
-    auto lib = [&] { run_library(kind, s, dt, a.data(), cin, w.data(), c.data(), cout, bp, relu); };
+    auto* dw = reinterpret_cast<float*>(w.data());
+    auto own = [&] {
+      if (wgrad) return conv2d_winograd_f2_backward_weights(s, dt, a.data(), c.data(), dw);
+      run_own(kind, s, dt, a.data(), w.data(), c.data(), bp, relu);
+    };
+    auto lib = [&] {
+      if (wgrad) return library_backward_weights(s, dt, a.data(), c.data(), dw);
+      run_library(kind, s, dt, a.data(), cin, w.data(), c.data(), cout, bp, relu);
+    };
     own();
     lib();
     std::vector<double> t_o, t_l;
@@ -554,11 +575,8 @@ void DnnlConvolutions::backward_data(const ConvShape& s, DType dt, const void* d
 
 void DnnlConvolutions::backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw) {
   Impl& m = *impl_;
-  if (m.native(dt)) return m.run(Kind::bwd_weights, m.entry(Kind::bwd_weights, s, dt), x, dw, dy);
-  const size_t nx = size_t(s.n) * s.h * s.w * s.cin, ny = size_t(s.n) * s.h * s.w * s.cout;
-  const float* xf = m.widen_into(m.scratch_a, dt, x, nx);
-  const float* gf = m.widen_into(m.scratch_c, dt, dy, ny);
-  m.run(Kind::bwd_weights, m.entry(Kind::bwd_weights, s, DType::f32), xf, dw, gf);
+  if (m.use_own(Kind::bwd_weights, s, dt, false, false)) return conv2d_winograd_f2_backward_weights(s, dt, x, dy, dw);
+  m.library_backward_weights(s, dt, x, dy, dw);
 }
 
 }  // namespace mixseg

@@ -16,10 +16,10 @@
 // candidates on that shape (like cudnn.benchmark): direct convolution on the
 // NHWC tensors, or Winograd F(4x4,3x3) (f32 on AVX-512 only) in oneDNN's
 // blocked layout with the reorders to and from NHWC counted in its time.
-// The forward passes (training and inference) and backward-data also time
-// the own Winograd F(2x2,3x3) kernel (cpu/conv2d_winograd.h), which reads
-// and writes f16 directly, against that whole path (for f16: conversions
-// included).
+// Every pass also times the own Winograd kernels (cpu/conv2d_winograd.h:
+// F(2x2,3x3) forward and backward-data, F(3x3,2x2) backward-weights), which
+// read and write f16 directly, against that whole path (for f16:
+// conversions included).
 // Winograd's transforms add rounding error; the tests hold it to the same
 // tolerance as direct convolution (ops/tolerance.h).
 #pragma once

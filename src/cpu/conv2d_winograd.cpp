@@ -1,4 +1,5 @@
-// Own Winograd F(2x2,3x3) convolution (see conv2d_winograd.h).
+// Own Winograd F(2x2,3x3) convolution and its F(3x3,2x2) weight gradient
+// (see conv2d_winograd.h); the weight gradient's plan is further down.
 //
 // The image's 2x2 output tiles are numbered (n, ty, tx) and taken 12 or 24 at
 // a time (a chunk, one thread's unit of work). For a chunk:
@@ -160,6 +161,8 @@ const T* shifted(const T* p, ptrdiff_t elements) {
 // tx0 .. tx0 + count - 1 of tile row ty of image n, the first at row t0 of V.
 // Neighbouring tiles share two input columns: each column is loaded and
 // combined once per run, then (B^T d) B takes four columns per tile.
+// Whole vectors are stored: channels from cin up to the next multiple of 16
+// (ld is at least that) hold zeros, since the masked loads read zeros there.
 template <class T, bool kFused>
 MIXSEG_AVX512_TARGET void input_transform(const Geometry& g, const Input<T>& in, int n, int ty, int tx0, int count,
                                           int t0, int ld, int tiles, float* v) {
@@ -195,10 +198,10 @@ MIXSEG_AVX512_TARGET void input_transform(const Geometry& g, const Input<T>& in,
       float* o = v + size_t(t0 + t) * ld + c0;
 #pragma GCC unroll 4
       for (int i = 0; i < 4; ++i, o += 4 * xi_stride) {
-        _mm512_mask_storeu_ps(o, m, _mm512_sub_ps(e[0][i], e[2][i]));
-        _mm512_mask_storeu_ps(o + xi_stride, m, _mm512_add_ps(e[1][i], e[2][i]));
-        _mm512_mask_storeu_ps(o + 2 * xi_stride, m, _mm512_sub_ps(e[2][i], e[1][i]));
-        _mm512_mask_storeu_ps(o + 3 * xi_stride, m, _mm512_sub_ps(e[1][i], e[3][i]));
+        _mm512_storeu_ps(o, _mm512_sub_ps(e[0][i], e[2][i]));
+        _mm512_storeu_ps(o + xi_stride, _mm512_add_ps(e[1][i], e[2][i]));
+        _mm512_storeu_ps(o + 2 * xi_stride, _mm512_sub_ps(e[2][i], e[1][i]));
+        _mm512_storeu_ps(o + 3 * xi_stride, _mm512_sub_ps(e[1][i], e[3][i]));
       }
 #pragma GCC unroll 4
       for (int i = 0; i < 4; ++i) {
@@ -397,6 +400,166 @@ void run(const ConvShape& s, const Input<T>& in, const WinogradF2Weights& u, con
   }
 }
 
+// ---- Weight gradient: dw = sum over tiles of G^T [(A g A^T) . (B^T d B)] G ----
+//
+// By the transpose principle the forward formula turns into the gradient's:
+// for one tile, sum_pq g[p][q] y[p][q] = sum_ij (A g A^T)[i][j] (G w G^T)[i][j]
+// (B^T d B)[i][j], so the tile's contribution to dw is G^T [(A g A^T) .
+// (B^T d B)] G with the same V = B^T d B as the forward pass. Summed over
+// tiles this is 16 matrix products M[xi] (cin x cout) = sum_t V[xi][t][ci]
+// DY[xi][t][co] with DY = A g A^T, reduced over the tiles: 16 multiplies per
+// tile and channel pair instead of 36. G^T M G takes M back to 3x3 once, in
+// double.
+//
+// Work is split into tasks (tile group, slice of output channels); a task
+// owns its slice of its group's partial M and accumulates it in f32 over
+// the group's tiles, chunk by chunk; the partials are summed in group order
+// in double. Groups and chunks depend on the shape only: the result does
+// not depend on the thread count.
+
+// DY[xi][t][c] = A g A^T (rows ld floats apart, xi stride tiles * ld) for
+// output channels co0 .. co0 + width - 1 (width a multiple of 16; channels
+// from cout on give zeros) of the tiles tx0 .. tx0 + count - 1 of tile row
+// ty of image n, the first at row t0. Outputs beyond odd H or W count as
+// zero gradients. A = [1 0; 1 1; 1 -1; 0 -1].
+template <class T>
+MIXSEG_AVX512_TARGET void gradient_transform(const Geometry& g, const T* dy, int n, int ty, int tx0, int count,
+                                             int t0, int co0, int width, int ld, int tiles, float* d) {
+  const int oy = 2 * ty;
+  const bool row1 = oy + 1 < g.h;
+  const size_t xi_stride = size_t(tiles) * ld, down = size_t(g.w) * g.cout;
+  for (int c = 0; c < width; c += 16) {
+    const __mmask16 k = lanes(std::clamp(g.cout - (co0 + c), 0, 16));
+    for (int t = 0; t < count; ++t) {
+      const int ox = 2 * (tx0 + t);
+      const bool col1 = ox + 1 < g.w;
+      const T* p = dy + ((size_t(n) * g.h + oy) * g.w + ox) * g.cout + co0 + c;
+      const __m512 zero = _mm512_setzero_ps();
+      const __m512 g00 = load16(p, k), g01 = col1 ? load16(p + g.cout, k) : zero;
+      const __m512 g10 = row1 ? load16(p + down, k) : zero, g11 = row1 && col1 ? load16(p + down + g.cout, k) : zero;
+      // A g (4 rows x 2 columns), then (A g) A^T along each row.
+      const __m512 r[4][2] = {{g00, g01},
+                              {_mm512_add_ps(g00, g10), _mm512_add_ps(g01, g11)},
+                              {_mm512_sub_ps(g00, g10), _mm512_sub_ps(g01, g11)},
+                              {_mm512_sub_ps(zero, g10), _mm512_sub_ps(zero, g11)}};
+      float* o = d + size_t(t0 + t) * ld + c;
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i, o += 4 * xi_stride) {
+        _mm512_storeu_ps(o, r[i][0]);
+        _mm512_storeu_ps(o + xi_stride, _mm512_add_ps(r[i][0], r[i][1]));
+        _mm512_storeu_ps(o + 2 * xi_stride, _mm512_sub_ps(r[i][0], r[i][1]));
+        _mm512_storeu_ps(o + 3 * xi_stride, _mm512_sub_ps(zero, r[i][1]));
+      }
+    }
+  }
+}
+
+// m (R x 16*NB, row stride ldm) += v^T . d over count tiles: v is count rows
+// of R input channels (row stride ldv), d count rows of 16*NB output
+// channels (row stride ldd); first: m starts from zero instead. The R
+// operands of a tile are adjacent floats, broadcast from memory.
+template <int R, int NB>
+MIXSEG_AVX512_TARGET void gradient_block(const float* v, int ldv, const float* d, int ldd, int count, float* m,
+                                         int ldm, bool first) {
+  __m512 acc[R][NB];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b)
+      acc[r][b] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(m + size_t(r) * ldm + 16 * b);
+  for (int t = 0; t < count; ++t, v += ldv, d += ldd) {
+    __m512 w[NB];
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) w[b] = _mm512_loadu_ps(d + 16 * b);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const __m512 a = _mm512_set1_ps(v[r]);
+#pragma GCC unroll 4
+      for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_fmadd_ps(a, w[b], acc[r][b]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) _mm512_storeu_ps(m + size_t(r) * ldm + 16 * b, acc[r][b]);
+}
+
+// The 16 products of one chunk into a task's slice of M (16 accumulators:
+// 16 input channels x 16 output channels, 8 x 32 or 4 x 64).
+template <int R, int NB>
+void gradient_products(int ci_pad, int width, int tiles, int count, const float* v, const float* d, float* m,
+                       int ldm, bool first) {
+  for (int xi = 0; xi < 16; ++xi) {
+    const float* vx = v + size_t(xi) * tiles * ci_pad;
+    const float* dx = d + size_t(xi) * tiles * width;
+    float* mx = m + size_t(xi) * ci_pad * ldm;
+    for (int ci0 = 0; ci0 < ci_pad; ci0 += R)
+      for (int c0 = 0; c0 < width; c0 += 16 * NB)
+        gradient_block<R, NB>(vx + ci0, ci_pad, dx + c0, width, count, mx + size_t(ci0) * ldm + c0, ldm, first);
+  }
+}
+
+template <class T>
+void run_backward_weights(const ConvShape& s, const T* x, const T* dy, float* dw) {
+  Geometry g{s.n, s.h, s.w, s.cin, s.cout, (s.h + 1) / 2, (s.w + 1) / 2, 0};
+  g.tiles = size_t(s.n) * g.th * g.tw;
+  const int ci_pad = (s.cin + 15) / 16 * 16, co_pad = (s.cout + 15) / 16 * 16;
+  // Output-channel slices of up to 64 (the last one may be narrower).
+  const int slice = std::min(co_pad, 64), slices = (co_pad + slice - 1) / slice;
+  // Tile groups: ~256 tiles or more each, at most 64, their partials at
+  // most 32 MB together.
+  const size_t partial = size_t(16) * ci_pad * co_pad;
+  const int groups = int(std::clamp<size_t>(
+      std::min<size_t>(g.tiles / 256, (size_t(8) << 20) / partial), 1, 64));
+  // Tiles per chunk: V and DY of one xi (tiles x (ci_pad + slice) floats)
+  // within 32 KB of L1.
+  const int chunk = std::clamp(8192 / (ci_pad + slice), 8, 64);
+  std::vector<float> m(size_t(groups) * partial);
+  const int64_t tasks = int64_t(groups) * slices;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t task = 0; task < tasks; ++task) {
+    const int grp = int(task / slices), co0 = int(task % slices) * slice, width = std::min(slice, co_pad - co0);
+    const size_t begin = g.tiles * grp / groups, end = g.tiles * (grp + 1) / groups;
+    thread_local std::vector<float> v_buf, d_buf;  // grow only; rows read are always written first
+    if (v_buf.size() < size_t(16) * chunk * ci_pad) v_buf.resize(size_t(16) * chunk * ci_pad);
+    if (d_buf.size() < size_t(16) * chunk * slice) d_buf.resize(size_t(16) * chunk * slice);
+    float* mp = m.data() + grp * partial + co0;
+    const Input<T> in{x, s.cin, nullptr, 0};
+    for (size_t first = begin; first < end; first += chunk) {
+      const int count = int(std::min<size_t>(chunk, end - first));
+      for_runs(g, first, count, [&](int n, int ty, int tx0, int run, int t0) {
+        input_transform<T, false>(g, in, n, ty, tx0, run, t0, ci_pad, chunk, v_buf.data());
+        gradient_transform<T>(g, dy, n, ty, tx0, run, t0, co0, width, width, chunk, d_buf.data());
+      });
+      const bool zero = first == begin;
+      if (width % 64 == 0)
+        gradient_products<4, 4>(ci_pad, width, chunk, count, v_buf.data(), d_buf.data(), mp, co_pad, zero);
+      else if (width % 32 == 0)
+        gradient_products<8, 2>(ci_pad, width, chunk, count, v_buf.data(), d_buf.data(), mp, co_pad, zero);
+      else
+        gradient_products<16, 1>(ci_pad, width, chunk, count, v_buf.data(), d_buf.data(), mp, co_pad, zero);
+    }
+  }
+  // dw[co][kh][kw][ci] = G^T (sum over groups of M) G, in double;
+  // G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
+  static constexpr double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
+#pragma omp parallel for schedule(static)
+  for (int co = 0; co < s.cout; ++co)
+    for (int ci = 0; ci < s.cin; ++ci) {
+      double sum[4][4] = {};
+      for (int grp = 0; grp < groups; ++grp)
+        for (int xi = 0; xi < 16; ++xi)
+          sum[xi / 4][xi % 4] += m[grp * partial + (size_t(xi) * ci_pad + ci) * co_pad + co];
+      for (int kh = 0; kh < 3; ++kh)
+        for (int kw = 0; kw < 3; ++kw) {
+          double acc = 0;
+          for (int i = 0; i < 4; ++i)
+            for (int j = 0; j < 4; ++j) acc += G[i][kh] * sum[i][j] * G[j][kw];
+          dw[((size_t(co) * 3 + kh) * 3 + kw) * s.cin + ci] = float(acc);
+        }
+    }
+}
+
 // What both entry points require of the call.
 void check_call(const ConvShape& s, DType dt, const WinogradF2Weights& u) {
   if (!winograd_f2_applies(s, dt))
@@ -432,9 +595,23 @@ void conv2d_winograd_f2_upsample_concat(const ConvShape& s, DType dt, const void
                    static_cast<f16*>(y), relu);
 }
 
+void conv2d_winograd_f2_backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw) {
+  if (!winograd_f2_applies(s, dt))
+    fail("Winograd F(2x2,3x3) weight gradient does not take a {}x{} {} convolution with {} input channels", s.k, s.k,
+         dtype_name(dt), s.cin);
+  if (!winograd_f2_available()) fail("this CPU lacks AVX-512 for the Winograd F(2x2,3x3) kernel");
+  if (dt == DType::f32)
+    run_backward_weights<float>(s, static_cast<const float*>(x), static_cast<const float*>(dy), dw);
+  else
+    run_backward_weights<f16>(s, static_cast<const f16*>(x), static_cast<const f16*>(dy), dw);
+}
+
 #else
 
 bool winograd_f2_available() { return false; }
+void conv2d_winograd_f2_backward_weights(const ConvShape&, DType, const void*, const void*, float*) {
+  fail("this build has no AVX-512 Winograd F(2x2,3x3) kernel");
+}
 void conv2d_winograd_f2(const ConvShape&, DType, const void*, const WinogradF2Weights&, const float*, void*, bool) {
   fail("this build has no AVX-512 Winograd F(2x2,3x3) kernel");
 }

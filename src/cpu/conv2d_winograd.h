@@ -1,6 +1,7 @@
-// Own Winograd F(2x2,3x3) forward convolution for the fast CPU backend: 3x3,
+// Own Winograd F(2x2,3x3) convolution for the fast CPU backend: 3x3,
 // stride 1, padding 1, NHWC activations in f32 or f16 (f32 arithmetic), an
-// optional f32 bias and ReLU fused into the output transform. AVX-512 only
+// optional f32 bias and ReLU fused into the output transform; and the
+// weight gradient by F(3x3,2x2) on the same 4x4 tiles. AVX-512 only
 // (winograd_f2_available); the caller falls back to oneDNN elsewhere.
 //
 // Why our own: at the U-Net's first levels (8-64 channels at 512x256 and
@@ -45,6 +46,13 @@ WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, co
 // y = conv(x, w) (+ bias[co]) (then ReLU); x, y NHWC of dtype dt; bias f32 or null.
 void conv2d_winograd_f2(const ConvShape& s, DType dt, const void* x, const WinogradF2Weights& u, const float* bias,
                         void* y, bool relu);
+
+// The weight gradient of the convolution s: dw (f32, OHWI, overwritten) =
+// sum over pixels of dy x x, by Winograd F(3x3,2x2) on the same input
+// transform (see conv2d_winograd.cpp). x [N,H,W,cin], dy [N,H,W,cout] of
+// dtype dt. The summation order depends on the shape only, not on the
+// thread count.
+void conv2d_winograd_f2_backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw);
 
 // The decoder's upsample, concat and convolution in one pass: the input
 // concat(upsample2x(low), skip) is read on the fly, never stored. low:
