@@ -112,6 +112,18 @@ void conv_winograd_f2(benchmark::State& state, DType dt, ConvShape s) {
   state.counters["FLOP/s"] = benchmark::Counter(2 * s.macs(), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The own Winograd F(3x3,2x2) weight gradient alone, beside
+// conv/bwd_weights (the algorithm the backend chose for that shape).
+void conv_winograd_f2_bwd_weights(benchmark::State& state, DType dt, ConvShape s) {
+  const size_t es = dtype_size(dt);
+  std::vector<std::byte> x(size_t(s.n) * s.h * s.w * s.cin * es), dy(size_t(s.n) * s.h * s.w * s.cout * es);
+  std::vector<float> dw(s.weight_numel());
+  const ScopedFlushDenormals ftz;
+  conv2d_winograd_f2_backward_weights(s, dt, x.data(), dy.data(), dw.data());
+  for (auto _ : state) conv2d_winograd_f2_backward_weights(s, dt, x.data(), dy.data(), dw.data());
+  state.counters["FLOP/s"] = benchmark::Counter(2 * s.macs(), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 // Memory-bound ops: bytes read and written per call as the counter.
 void memory_op(benchmark::State& state, const std::function<void()>& op, double bytes) {
   op();
@@ -137,6 +149,11 @@ void register_all() {
           const std::string name = fmt::format("conv_winograd_f2/infer/{}/{}x{}x{}x{}->{}/k{}", dtype_name(dt), s.n,
                                                s.h, s.w, s.cin, s.cout, s.k);
           benchmark::RegisterBenchmark(name.c_str(), conv_winograd_f2, dt, s)
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime();
+          const std::string wname = fmt::format("conv_winograd_f2/bwd_weights/{}/{}x{}x{}x{}->{}/k{}", dtype_name(dt),
+                                                s.n, s.h, s.w, s.cin, s.cout, s.k);
+          benchmark::RegisterBenchmark(wname.c_str(), conv_winograd_f2_bwd_weights, dt, s)
               ->Unit(benchmark::kMillisecond)
               ->UseRealTime();
         }

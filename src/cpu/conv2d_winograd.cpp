@@ -157,7 +157,7 @@ const T* shifted(const T* p, ptrdiff_t elements) {
   return reinterpret_cast<const T*>(reinterpret_cast<uintptr_t>(p) + uintptr_t(elements * ptrdiff_t(sizeof(T))));
 }
 
-// V[xi][t][ci] (rows ld floats apart, xi stride tiles * ld) for the tiles
+// V[xi][t][ci] (rows ld floats apart, xi_stride apart) for the tiles
 // tx0 .. tx0 + count - 1 of tile row ty of image n, the first at row t0 of V.
 // Neighbouring tiles share two input columns: each column is loaded and
 // combined once per run, then (B^T d) B takes four columns per tile.
@@ -165,7 +165,7 @@ const T* shifted(const T* p, ptrdiff_t elements) {
 // (ld is at least that) hold zeros, since the masked loads read zeros there.
 template <class T, bool kFused>
 MIXSEG_AVX512_TARGET void input_transform(const Geometry& g, const Input<T>& in, int n, int ty, int tx0, int count,
-                                          int t0, int ld, int tiles, float* v) {
+                                          int t0, int ld, size_t xi_stride, float* v) {
   const int y0 = 2 * ty - 1, x0 = 2 * tx0 - 1;
   const T* rows_a[4];
   const T* rows_b[4] = {nullptr, nullptr, nullptr, nullptr};
@@ -179,7 +179,6 @@ MIXSEG_AVX512_TARGET void input_transform(const Geometry& g, const Input<T>& in,
       rows_b[i] = inside ? in.b + (size_t(n) * g.h + yy) * g.w * in.cb : nullptr;
     }
   }
-  const size_t xi_stride = size_t(tiles) * ld;
   for (int c0 = 0; c0 < g.cin; c0 += 16) {
     const int a_lanes = std::clamp(in.ca - c0, 0, 16), all_lanes = std::min(g.cin - c0, 16);
     const __mmask16 m = lanes(all_lanes), ma = lanes(a_lanes), mb = __mmask16(m & ~ma);
@@ -387,7 +386,7 @@ void run(const ConvShape& s, const Input<T>& in, const WinogradF2Weights& u, con
       const size_t first = size_t(c) * tiles;
       const int count = int(std::min<size_t>(tiles, g.tiles - first));
       for_runs(g, first, count, [&](int n, int ty, int tx0, int run, int t0) {
-        input_transform<T, kFused>(g, in, n, ty, tx0, run, t0, ld, tiles, v);
+        input_transform<T, kFused>(g, in, n, ty, tx0, run, t0, ld, size_t(tiles) * ld, v);
       });
       if (count < tiles)  // the last chunk's unused rows: zeros, not stale data
         for (int xi = 0; xi < 16; ++xi)
@@ -417,17 +416,17 @@ void run(const ConvShape& s, const Input<T>& in, const WinogradF2Weights& u, con
 // in double. Groups and chunks depend on the shape only: the result does
 // not depend on the thread count.
 
-// DY[xi][t][c] = A g A^T (rows ld floats apart, xi stride tiles * ld) for
+// DY[xi][t][c] = A g A^T (rows ld floats apart, xi_stride apart) for
 // output channels co0 .. co0 + width - 1 (width a multiple of 16; channels
 // from cout on give zeros) of the tiles tx0 .. tx0 + count - 1 of tile row
 // ty of image n, the first at row t0. Outputs beyond odd H or W count as
 // zero gradients. A = [1 0; 1 1; 1 -1; 0 -1].
 template <class T>
 MIXSEG_AVX512_TARGET void gradient_transform(const Geometry& g, const T* dy, int n, int ty, int tx0, int count,
-                                             int t0, int co0, int width, int ld, int tiles, float* d) {
+                                             int t0, int co0, int width, int ld, size_t xi_stride, float* d) {
   const int oy = 2 * ty;
   const bool row1 = oy + 1 < g.h;
-  const size_t xi_stride = size_t(tiles) * ld, down = size_t(g.w) * g.cout;
+  const size_t down = size_t(g.w) * g.cout;
   for (int c = 0; c < width; c += 16) {
     const __mmask16 k = lanes(std::clamp(g.cout - (co0 + c), 0, 16));
     for (int t = 0; t < count; ++t) {
@@ -487,11 +486,11 @@ MIXSEG_AVX512_TARGET void gradient_block(const float* v, int ldv, const float* d
 // The 16 products of one chunk into a task's slice of M (16 accumulators:
 // 16 input channels x 16 output channels, 8 x 32 or 4 x 64).
 template <int R, int NB>
-void gradient_products(int ci_pad, int width, int tiles, int count, const float* v, const float* d, float* m,
-                       int ldm, bool first) {
+void gradient_products(int ci_pad, int width, size_t v_xi, size_t d_xi, int count, const float* v, const float* d,
+                       float* m, int ldm, bool first) {
   for (int xi = 0; xi < 16; ++xi) {
-    const float* vx = v + size_t(xi) * tiles * ci_pad;
-    const float* dx = d + size_t(xi) * tiles * width;
+    const float* vx = v + xi * v_xi;
+    const float* dx = d + xi * d_xi;
     float* mx = m + size_t(xi) * ci_pad * ldm;
     for (int ci0 = 0; ci0 < ci_pad; ci0 += R)
       for (int c0 = 0; c0 < width; c0 += 16 * NB)
@@ -511,53 +510,71 @@ void run_backward_weights(const ConvShape& s, const T* x, const T* dy, float* dw
   const size_t partial = size_t(16) * ci_pad * co_pad;
   const int groups = int(std::clamp<size_t>(
       std::min<size_t>(g.tiles / 256, (size_t(8) << 20) / partial), 1, 64));
-  // Tiles per chunk: V and DY of one xi (tiles x (ci_pad + slice) floats)
-  // within 32 KB of L1.
-  const int chunk = std::clamp(8192 / (ci_pad + slice), 8, 64);
-  std::vector<float> m(size_t(groups) * partial);
+  // Tiles per chunk. At 16 + 16 channels, 16 tiles: the whole chunk's V and
+  // DY (32 KB) stay in L1 (0.76x the time of 64-tile chunks, one profiled
+  // run each); wider, V and DY of one xi within 32 KB, so that the partial
+  // M is loaded and stored once per 16 to 64 tiles (at 128 -> 128, one run
+  // each: 4-tile chunks 3.3-3.7x the time of 64-tile ones, 10-tile 1.7x;
+  // 128 or 256 tiles no faster from 32 to 256 channels).
+  const int chunk = ci_pad + slice <= 32 ? 16 : std::clamp(8192 / (ci_pad + slice), 16, 64);
+  // V's and DY's 16 planes xi are a chunk's rows apart plus one cache line:
+  // at 64 tiles x 16 channels a plane is 4 KB, and the 16 stores of one
+  // tile, 4 KB apart, all fell in one L1 set (12 ways): the transforms took
+  // as long as the products.
+  const size_t v_xi = size_t(chunk) * ci_pad + 16, d_xi = size_t(chunk) * slice + 16;
+  // The partials, in the calling thread's scratch (grows only; each written
+  // before it is read). Inside the parallel regions only the pointer is
+  // used: there a thread_local name would mean each worker's own.
+  thread_local std::vector<float> m_buf;
+  if (m_buf.size() < size_t(groups) * partial) m_buf.resize(size_t(groups) * partial);
+  float* const m = m_buf.data();
   const int64_t tasks = int64_t(groups) * slices;
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t task = 0; task < tasks; ++task) {
     const int grp = int(task / slices), co0 = int(task % slices) * slice, width = std::min(slice, co_pad - co0);
     const size_t begin = g.tiles * grp / groups, end = g.tiles * (grp + 1) / groups;
     thread_local std::vector<float> v_buf, d_buf;  // grow only; rows read are always written first
-    if (v_buf.size() < size_t(16) * chunk * ci_pad) v_buf.resize(size_t(16) * chunk * ci_pad);
-    if (d_buf.size() < size_t(16) * chunk * slice) d_buf.resize(size_t(16) * chunk * slice);
-    float* mp = m.data() + grp * partial + co0;
+    if (v_buf.size() < 16 * v_xi) v_buf.resize(16 * v_xi);
+    if (d_buf.size() < 16 * d_xi) d_buf.resize(16 * d_xi);
+    float* mp = m + grp * partial + co0;
     const Input<T> in{x, s.cin, nullptr, 0};
     for (size_t first = begin; first < end; first += chunk) {
       const int count = int(std::min<size_t>(chunk, end - first));
       for_runs(g, first, count, [&](int n, int ty, int tx0, int run, int t0) {
-        input_transform<T, false>(g, in, n, ty, tx0, run, t0, ci_pad, chunk, v_buf.data());
-        gradient_transform<T>(g, dy, n, ty, tx0, run, t0, co0, width, width, chunk, d_buf.data());
+        input_transform<T, false>(g, in, n, ty, tx0, run, t0, ci_pad, v_xi, v_buf.data());
+        gradient_transform<T>(g, dy, n, ty, tx0, run, t0, co0, width, width, d_xi, d_buf.data());
       });
       const bool zero = first == begin;
       if (width % 64 == 0)
-        gradient_products<4, 4>(ci_pad, width, chunk, count, v_buf.data(), d_buf.data(), mp, co_pad, zero);
+        gradient_products<4, 4>(ci_pad, width, v_xi, d_xi, count, v_buf.data(), d_buf.data(), mp, co_pad, zero);
       else if (width % 32 == 0)
-        gradient_products<8, 2>(ci_pad, width, chunk, count, v_buf.data(), d_buf.data(), mp, co_pad, zero);
+        gradient_products<8, 2>(ci_pad, width, v_xi, d_xi, count, v_buf.data(), d_buf.data(), mp, co_pad, zero);
       else
-        gradient_products<16, 1>(ci_pad, width, chunk, count, v_buf.data(), d_buf.data(), mp, co_pad, zero);
+        gradient_products<16, 1>(ci_pad, width, v_xi, d_xi, count, v_buf.data(), d_buf.data(), mp, co_pad, zero);
     }
   }
-  // dw[co][kh][kw][ci] = G^T (sum over groups of M) G, in double;
-  // G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
+  // dw[co][kh][kw][ci] = G^T (sum over groups of M) G, in double, one input
+  // channel at a time (the groups' rows summed in group order, contiguous
+  // over output channels); G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
   static constexpr double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
 #pragma omp parallel for schedule(static)
-  for (int co = 0; co < s.cout; ++co)
-    for (int ci = 0; ci < s.cin; ++ci) {
-      double sum[4][4] = {};
-      for (int grp = 0; grp < groups; ++grp)
-        for (int xi = 0; xi < 16; ++xi)
-          sum[xi / 4][xi % 4] += m[grp * partial + (size_t(xi) * ci_pad + ci) * co_pad + co];
+  for (int ci = 0; ci < s.cin; ++ci) {
+    std::vector<double> sum(size_t(16) * s.cout, 0.0);  // [xi][co]
+    for (int grp = 0; grp < groups; ++grp)
+      for (int xi = 0; xi < 16; ++xi) {
+        const float* row = m + grp * partial + (size_t(xi) * ci_pad + ci) * co_pad;
+        double* out = sum.data() + size_t(xi) * s.cout;
+        for (int co = 0; co < s.cout; ++co) out[co] += row[co];
+      }
+    for (int co = 0; co < s.cout; ++co)
       for (int kh = 0; kh < 3; ++kh)
         for (int kw = 0; kw < 3; ++kw) {
           double acc = 0;
           for (int i = 0; i < 4; ++i)
-            for (int j = 0; j < 4; ++j) acc += G[i][kh] * sum[i][j] * G[j][kw];
+            for (int j = 0; j < 4; ++j) acc += G[i][kh] * sum[size_t(4 * i + j) * s.cout + co] * G[j][kw];
           dw[((size_t(co) * 3 + kh) * 3 + kw) * s.cin + ci] = float(acc);
         }
-    }
+  }
 }
 
 // What both entry points require of the call.
