@@ -13,7 +13,8 @@
 # PYPI_TORCH=0 skips it; TF=0 skips TensorFlow, JAX=0 skips JAX).
 # This 2-core VM's speed drifts by up to ~50% over minutes (other tenants),
 # so the frameworks run interleaved per model size and the whole sweep is
-# repeated ROUNDS times; compare.py takes each framework's median.
+# repeated ROUNDS times; compare.py gives the ratio of medians and the
+# ratio paired round by round (each comparison's sides run back to back).
 #   scripts/bench-cpu.sh [out-dir]     (FILTERS="8 16 32" PRECISION_FILTERS="8 16" BATCHES=1,4 MIN_TIME=2
 #                                       ROUNDS=3 to change the sweep)
 set -euo pipefail
@@ -63,18 +64,23 @@ for round in $(seq "$ROUNDS"); do
     fi
     PRECISIONS=fp32
     case " $PRECISION_FILTERS " in *" $f "*) PRECISIONS=fp32,mixed_fp16,mixed_bf16,int8 ;; esac
-    build/mixseg bench --phase infer,train --precision "$PRECISIONS" --filters "$f" --batch "$BATCHES" "${COMMON[@]}" \
+    # Each comparison's two sides run next to each other, since this
+    # machine's speed drifts over minutes: mixseg's inference, then
+    # onnxruntime's; PyTorch (inference, then training), then mixseg's training.
+    build/mixseg bench --phase infer --precision "$PRECISIONS" --filters "$f" --batch "$BATCHES" "${COMMON[@]}" \
       --out "$CSV"
+    .venv/bin/python bench/peers/ort_unet.py --model "$OUT/unet_f$f.onnx" --model-source "PyTorch export" \
+      --filters "$f" --batch "$BATCHES" "${COMMON[@]}" --out "$CSV"
+    .venv/bin/python bench/peers/ort_unet.py --model "$OUT/mixseg_f$f.onnx" --model-source "mixseg export" \
+      --filters "$f" --batch "$BATCHES" "${COMMON[@]}" --out "$CSV"
     /usr/bin/python3 bench/peers/torch_unet.py --device cpu --phase infer,train --filters "$f" --batch "$BATCHES" \
       "${COMMON[@]}" --out "$CSV" 2>/dev/null
     if [ "$PYPI_TORCH" = 1 ]; then
       .venv/bin/python bench/peers/torch_unet.py --device cpu --phase infer,train --filters "$f" --batch "$BATCHES" \
         "${COMMON[@]}" --out "$CSV" 2>/dev/null
     fi
-    .venv/bin/python bench/peers/ort_unet.py --model "$OUT/unet_f$f.onnx" --model-source "PyTorch export" \
-      --filters "$f" --batch "$BATCHES" "${COMMON[@]}" --out "$CSV"
-    .venv/bin/python bench/peers/ort_unet.py --model "$OUT/mixseg_f$f.onnx" --model-source "mixseg export" \
-      --filters "$f" --batch "$BATCHES" "${COMMON[@]}" --out "$CSV"
+    build/mixseg bench --phase train --precision "$PRECISIONS" --filters "$f" --batch "$BATCHES" "${COMMON[@]}" \
+      --out "$CSV"
     if [ "$TF" = 1 ]; then
       .venv/bin/python bench/peers/tf_unet.py --phase infer,train --filters "$f" --batch "$BATCHES" \
         "${COMMON[@]}" --out "$CSV" 2>/dev/null

@@ -79,6 +79,17 @@ if command -v python3 >/dev/null; then
   python3 "$(dirname "$0")/../bench/peers/compare.py" "$T/rounds.csv" >"$T/compare.txt" &&
     grep -Eq "^cpu +infer +mixed_bf16 +2 +1 +[0-9.]+x .* n2$" "$T/compare.txt" &&
     ok "compare.py: bf16 over fp32 from 2 paired rounds" || bad "compare.py: $(cat "$T/compare.txt")"
+  # Against peers: medians 22.5 / 12.5 = 1.80x; paired by round, 10/8 and 35/20: 1.50x (1.25-1.75).
+  {
+    head -1 "$T/bench.csv"
+    for row in "mixseg,0 10" "a,1 5" "b,1 8" "mixseg,0 35" "a,1 20" "b,1 10"; do
+      set -- $row
+      echo "$1,cpu,X,fp32,infer,2,2,1,32,32,$2,1,1,1,0,,unavailable,1,1,1,x,t"
+    done
+  } >"$T/peers.csv"
+  python3 "$(dirname "$0")/../bench/peers/compare.py" "$T/peers.csv" >"$T/peers.txt" &&
+    grep -Eq "^cpu +infer +fp32 +2 +1 .* 1\.80x +1\.50x 1\.25-1\.75 n2$" "$T/peers.txt" &&
+    ok "compare.py: ratio of medians and the round-paired ratio" || bad "compare.py peers: $(cat "$T/peers.txt")"
 fi
 echo "other,header" >"$T/other.csv"
 # Energy from a (fake) powercap tree: the rows say rapl, the metadata has the baseline and the method.

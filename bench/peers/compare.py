@@ -3,7 +3,11 @@
 filters, batch) from one CSV of the design's schema: img/s of each and their
 ratio. A framework measured several times (rounds of one sweep) counts with
 the median of its rows; `n` says how many. Rows of one sweep only: give the
-CSV one run of scripts/bench-cpu.sh wrote.
+CSV one run of scripts/bench-cpu.sh wrote. `paired` pairs the rounds
+instead: in round k, mixseg's k-th row over the fastest peer's k-th row
+(scripts/bench-cpu.sh runs both sides of a comparison next to each other),
+and gives the median of those ratios with their range; on a machine whose
+speed drifts between rounds this is the steadier figure.
 
 Then mixseg's other precisions against its own fp32: the k-th row of a
 precision is paired with the k-th fp32 row of the same configuration (the
@@ -32,7 +36,7 @@ def main():
             key = (r["device"], r["phase"], r["precision"], int(r["filters"]), int(r["batch"]))
             groups[key].append(r)
     print(f"{'device':<6} {'phase':<6} {'precision':<11} {'f':>3} {'batch':>5} {'mixseg img/s':>13} "
-          f"{'GFLOP/s':>8} {'best peer (median)':<32} {'img/s':>8} {'ratio':>6}")
+          f"{'GFLOP/s':>8} {'best peer (median)':<32} {'img/s':>8} {'ratio':>6} {'paired (range)':>20}")
     for key in sorted(groups):
         rows = groups[key]
         ours = [r for r in rows if r["framework"] == "mixseg"]
@@ -46,11 +50,24 @@ def main():
                 by_fw[f"{r['framework']} {r['framework_version']}"].append(r)
             name, (pi, _, pn) = max(((k, median_of(v)) for k, v in by_fw.items()), key=lambda kv: kv[1][0])
             print(f"{key[0]:<6} {key[1]:<6} {key[2]:<11} {key[3]:>3} {key[4]:>5} {mi:>10.2f} n{n:<2} "
-                  f"{m_gflops:>8.1f} {name[:32]:<32} {pi:>8.2f} {mi / pi:>5.2f}x")
+                  f"{m_gflops:>8.1f} {name[:32]:<32} {pi:>8.2f} {mi / pi:>5.2f}x {paired(ours, by_fw):>20}")
         else:
             print(f"{key[0]:<6} {key[1]:<6} {key[2]:<11} {key[3]:>3} {key[4]:>5} {mi:>10.2f} n{n:<2} "
                   f"{m_gflops:>8.1f} {'(no peer row)':<32} {'':>8} {'':>6}")
     precision_ratios(groups)
+
+
+def paired(ours, by_fw):
+    """Median and range over rounds k of mixseg's k-th row over the fastest
+    peer's k-th row, for the rounds every framework has."""
+    rounds = min([len(ours)] + [len(v) for v in by_fw.values()])
+    ratios = sorted(float(ours[k]["img_per_s"]) / max(float(v[k]["img_per_s"]) for v in by_fw.values())
+                    for k in range(rounds))
+    if not ratios:
+        return ""
+    mid = len(ratios) // 2
+    med = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+    return f"{med:.2f}x {ratios[0]:.2f}-{ratios[-1]:.2f} n{len(ratios)}"
 
 
 def precision_ratios(groups):
