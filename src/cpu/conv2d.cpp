@@ -100,7 +100,7 @@ struct DnnlConvolutions::Impl {
   std::map<const void*, Widened> widened;
   // The own Winograd kernels: whether they run each (kind, dtype, shape,
   // bias, relu) of every pass (timed against the library path, conversions
-  // included), its transformed weights per user pointer
+  // included); the forward kernel's transformed weights per user pointer
   // for inference (kept until invalidate_weights), one buffer for training.
   std::map<Key, bool> own_chosen;
   struct OwnWeights {
