@@ -211,6 +211,34 @@ MIXSEG_AVX512_TARGET void input_transform(const Geometry& g, const Input<T>& in,
   }
 }
 
+// One step of a register-blocked product: acc[r][b] += a[r * kStride] *
+// w[16 b .. 16 b + 15], the R operands broadcast (from memory, one pointer
+// plus constant offsets), the NB vectors loaded once. Always inlined: the
+// accumulators must stay in registers.
+template <int R, int NB, int kStride>
+[[gnu::always_inline]] MIXSEG_AVX512_TARGET inline void rank1_update(__m512 (&acc)[R][NB], const float* a,
+                                                                  const float* w) {
+  __m512 wv[NB];
+#pragma GCC unroll 4
+  for (int b = 0; b < NB; ++b) wv[b] = _mm512_loadu_ps(w + 16 * b);
+#pragma GCC unroll 32
+  for (int r = 0; r < R; ++r) {
+    const __m512 av = _mm512_set1_ps(a[r * kStride]);
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_fmadd_ps(av, wv[b], acc[r][b]);
+  }
+}
+
+// Stores an R x 16*NB block of accumulators at m, rows ldm apart.
+template <int R, int NB>
+[[gnu::always_inline]] MIXSEG_AVX512_TARGET inline void store_block(const __m512 (&acc)[R][NB], float* m,
+                                                                 int ldm) {
+#pragma GCC unroll 32
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) _mm512_storeu_ps(m + size_t(r) * ldm + 16 * b, acc[r][b]);
+}
+
 // m (R x 16*NB, row stride ldm) = v (R x cin, row stride LD) . u (cin x
 // 16*NB, row stride ldu). LD is a compile-time constant so that the R
 // broadcast operands are one pointer plus constant offsets (with a run-time
@@ -223,21 +251,8 @@ MIXSEG_AVX512_TARGET void gemm_block(const float* v, int cin, const float* u, in
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
     for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
-  for (int ci = 0; ci < cin; ++ci) {
-    __m512 w[NB];
-#pragma GCC unroll 4
-    for (int b = 0; b < NB; ++b) w[b] = _mm512_loadu_ps(u + size_t(ci) * ldu + 16 * b);
-#pragma GCC unroll 32
-    for (int r = 0; r < R; ++r) {
-      const __m512 a = _mm512_set1_ps(v[r * LD + ci]);
-#pragma GCC unroll 4
-      for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_fmadd_ps(a, w[b], acc[r][b]);
-    }
-  }
-#pragma GCC unroll 32
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int b = 0; b < NB; ++b) _mm512_storeu_ps(m + size_t(r) * ldm + 16 * b, acc[r][b]);
+  for (int ci = 0; ci < cin; ++ci) rank1_update<R, NB, LD>(acc, v + ci, u + size_t(ci) * ldu);
+  store_block<R, NB>(acc, m, ldm);
 }
 
 // The 16 products of a chunk, NB vectors of output channels at a time;
@@ -466,21 +481,8 @@ MIXSEG_AVX512_TARGET void gradient_block(const float* v, int ldv, const float* d
 #pragma GCC unroll 4
     for (int b = 0; b < NB; ++b)
       acc[r][b] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(m + size_t(r) * ldm + 16 * b);
-  for (int t = 0; t < count; ++t, v += ldv, d += ldd) {
-    __m512 w[NB];
-#pragma GCC unroll 4
-    for (int b = 0; b < NB; ++b) w[b] = _mm512_loadu_ps(d + 16 * b);
-#pragma GCC unroll 16
-    for (int r = 0; r < R; ++r) {
-      const __m512 a = _mm512_set1_ps(v[r]);
-#pragma GCC unroll 4
-      for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_fmadd_ps(a, w[b], acc[r][b]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int b = 0; b < NB; ++b) _mm512_storeu_ps(m + size_t(r) * ldm + 16 * b, acc[r][b]);
+  for (int t = 0; t < count; ++t, v += ldv, d += ldd) rank1_update<R, NB, 1>(acc, v, d);
+  store_block<R, NB>(acc, m, ldm);
 }
 
 // The 16 products of one chunk into a task's slice of M (16 accumulators:
