@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <dnnl.hpp>
+#include <functional>
 
 #include "core/error.h"
 #include "cpu/conv2d_winograd.h"
@@ -45,6 +46,31 @@ using Key = std::tuple<int, int, int, int, int, int, int, int, int, bool, bool>;
 
 Key make_key(Kind kind, DType dt, Algo algo, const ConvShape& s, bool bias, bool relu) {
   return {int(kind), int(dt), int(algo), s.n, s.h, s.w, s.cin, s.cout, s.k, bias, relu};
+}
+
+// The index of the fastest of runs: a warm-up each, then 5 rounds in which
+// each runs once, in turn; the lowest median wins. Alternated, so that a
+// drift in this machine's speed (other tenants) does not favour whichever
+// ran first.
+size_t fastest_alternated(const std::vector<std::function<void()>>& runs) {
+  for (const auto& once : runs) once();
+  std::vector<std::vector<double>> t(runs.size());
+  for (int round = 0; round < 5; ++round)
+    for (size_t i = 0; i < runs.size(); ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      runs[i]();
+      t[i].push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+  size_t best = 0;
+  double best_t = 1e300;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    std::sort(t[i].begin(), t[i].end());
+    if (t[i][2] < best_t) {
+      best_t = t[i][2];
+      best = i;
+    }
+  }
+  return best;
 }
 
 }  // namespace
@@ -304,7 +330,8 @@ struct DnnlConvolutions::Impl {
   }
 
   // The algorithm for this (kind, dtype, shape, bias, relu), chosen on first
-  // use by timing each candidate on zero-filled buffers of the real size
+  // use by timing the candidates in turn (fastest_alternated) on
+  // zero-filled buffers of the real size
   // (zeros: no denormals to slow a candidate down by accident). Winograd is
   // a candidate for f32 3x3 convolutions with at least 16 channels in and
   // out (below that it never won here, and timing it costs startup time).
@@ -330,22 +357,14 @@ struct DnnlConvolutions::Impl {
       std::vector<std::byte> c(px * size_t(kind == Kind::bwd_data ? s.cin : s.cout) * es);
       std::vector<std::byte> w(s.weight_numel() * (kind == Kind::bwd_weights ? sizeof(float) : es));
       std::vector<float> b(size_t(s.cout));
-      double best_t = 1e30;
+      // The warm-up also reorders inference weights, as in use.
+      std::vector<std::function<void()>> runs;
       for (Algo algo : candidates) {
-        Entry& e = get(kind, s, dt, algo, bias, relu);
-        std::vector<double> t;
-        for (int rep = 0; rep < 4; ++rep) {  // rep 0 warms up (and reorders inference weights, as in use)
-          const auto t0 = std::chrono::steady_clock::now();
-          run(kind, e, a.data(), w.data(), c.data(), b.data());
-          if (rep > 0) t.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-        }
-        e.w_cached = nullptr;  // the scratch weights are freed below
-        std::sort(t.begin(), t.end());
-        if (t[1] < best_t) {  // the median of 3
-          best_t = t[1];
-          best = algo;
-        }
+        Entry* e = &get(kind, s, dt, algo, bias, relu);
+        runs.push_back([&, e] { run(kind, *e, a.data(), w.data(), c.data(), b.data()); });
       }
+      best = candidates[fastest_alternated(runs)];
+      for (Algo algo : candidates) get(kind, s, dt, algo, bias, relu).w_cached = nullptr;  // scratch weights go
     }
     chosen[key] = best;
     chosen_log.push_back(fmt::format("{} {} {}x{}x{}x{}->{} k{}{}{}: {}", kind_name(kind), dtype_name(dt), s.n, s.h, s.w,
@@ -480,13 +499,6 @@ struct DnnlConvolutions::Impl {
     std::vector<std::byte> a(px * cin * es), c(px * cout * es), w(s.weight_numel() * (wgrad ? sizeof(float) : es));
     std::vector<float> b(size_t(s.cout));
     const float* bp = bias ? b.data() : nullptr;
-    // Alternated, so that a drift in this machine's speed (other tenants)
-    // does not favour whichever ran first: a warm-up each, then 5 pairs.
-    auto seconds = [](auto&& once) {
-      const auto t0 = std::chrono::steady_clock::now();
-      once();
-      return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    };
     auto* dw = reinterpret_cast<float*>(w.data());
     auto own = [&] {
       if (wgrad) return conv2d_winograd_f2_backward_weights(s, dt, a.data(), c.data(), dw);
@@ -496,18 +508,9 @@ struct DnnlConvolutions::Impl {
       if (wgrad) return library_backward_weights(s, dt, a.data(), c.data(), dw);
       run_library(kind, s, dt, a.data(), cin, w.data(), c.data(), cout, bp, relu);
     };
-    own();
-    lib();
-    std::vector<double> t_o, t_l;
-    for (int rep = 0; rep < 5; ++rep) {
-      t_o.push_back(seconds(own));
-      t_l.push_back(seconds(lib));
-    }
-    std::sort(t_o.begin(), t_o.end());
-    std::sort(t_l.begin(), t_l.end());
-    const double t_own = t_o[2], t_lib = t_l[2];
+    const bool own_wins = fastest_alternated({own, lib}) == 0;
     forget_weights(w.data(), w.size());
-    return t_own < t_lib;
+    return own_wins;
   }
 
   // Drops every cached form of the weights in [begin, begin + bytes)
