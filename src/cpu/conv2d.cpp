@@ -358,13 +358,14 @@ struct DnnlConvolutions::Impl {
       std::vector<std::byte> w(s.weight_numel() * (kind == Kind::bwd_weights ? sizeof(float) : es));
       std::vector<float> b(size_t(s.cout));
       // The warm-up also reorders inference weights, as in use.
+      std::vector<Entry*> entries;
       std::vector<std::function<void()>> runs;
       for (Algo algo : candidates) {
-        Entry* e = &get(kind, s, dt, algo, bias, relu);
+        Entry* e = entries.emplace_back(&get(kind, s, dt, algo, bias, relu));
         runs.push_back([&, e] { run(kind, *e, a.data(), w.data(), c.data(), b.data()); });
       }
       best = candidates[fastest_alternated(runs)];
-      for (Algo algo : candidates) get(kind, s, dt, algo, bias, relu).w_cached = nullptr;  // scratch weights go
+      for (Entry* e : entries) e->w_cached = nullptr;  // the scratch weights are freed below
     }
     chosen[key] = best;
     chosen_log.push_back(fmt::format("{} {} {}x{}x{}x{}->{} k{}{}{}: {}", kind_name(kind), dtype_name(dt), s.n, s.h, s.w,
@@ -491,7 +492,8 @@ struct DnnlConvolutions::Impl {
 
   bool own_is_faster(Kind kind, const ConvShape& s, DType dt, bool bias, bool relu) {
     const size_t es = dtype_size(dt), px = size_t(s.n) * s.h * s.w;
-    const int cin = own_shape(kind, s).cin, cout = own_shape(kind, s).cout;
+    const ConvShape os = own_shape(kind, s);
+    const int cin = os.cin, cout = os.cout;
     // a: the activation read (x, or dy for backward-data); c: the one written
     // (read too, as dy, by backward-weights); w: weights (f32 gradient for
     // backward-weights).

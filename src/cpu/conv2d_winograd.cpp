@@ -431,14 +431,14 @@ void run(const ConvShape& s, const Input<T>& in, const WinogradF2Weights& u, con
 // in double. Groups and chunks depend on the shape only: the result does
 // not depend on the thread count.
 
-// DY[xi][t][c] = A g A^T (rows ld floats apart, xi_stride apart) for
+// DY[xi][t][c] = A g A^T (rows width floats apart, xi_stride apart) for
 // output channels co0 .. co0 + width - 1 (width a multiple of 16; channels
 // from cout on give zeros) of the tiles tx0 .. tx0 + count - 1 of tile row
 // ty of image n, the first at row t0. Outputs beyond odd H or W count as
 // zero gradients. A = [1 0; 1 1; 1 -1; 0 -1].
 template <class T>
 MIXSEG_AVX512_TARGET void gradient_transform(const Geometry& g, const T* dy, int n, int ty, int tx0, int count,
-                                             int t0, int co0, int width, int ld, size_t xi_stride, float* d) {
+                                             int t0, int co0, int width, size_t xi_stride, float* d) {
   const int oy = 2 * ty;
   const bool row1 = oy + 1 < g.h;
   const size_t down = size_t(g.w) * g.cout;
@@ -456,7 +456,7 @@ MIXSEG_AVX512_TARGET void gradient_transform(const Geometry& g, const T* dy, int
                               {_mm512_add_ps(g00, g10), _mm512_add_ps(g01, g11)},
                               {_mm512_sub_ps(g00, g10), _mm512_sub_ps(g01, g11)},
                               {_mm512_sub_ps(zero, g10), _mm512_sub_ps(zero, g11)}};
-      float* o = d + size_t(t0 + t) * ld + c;
+      float* o = d + size_t(t0 + t) * width + c;
 #pragma GCC unroll 4
       for (int i = 0; i < 4; ++i, o += 4 * xi_stride) {
         _mm512_storeu_ps(o, r[i][0]);
@@ -531,6 +531,7 @@ void run_backward_weights(const ConvShape& s, const T* x, const T* dy, float* dw
   if (m_buf.size() < size_t(groups) * partial) m_buf.resize(size_t(groups) * partial);
   float* const m = m_buf.data();
   const int64_t tasks = int64_t(groups) * slices;
+  const Input<T> in{x, s.cin, nullptr, 0};
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t task = 0; task < tasks; ++task) {
     const int grp = int(task / slices), co0 = int(task % slices) * slice, width = std::min(slice, co_pad - co0);
@@ -539,12 +540,11 @@ void run_backward_weights(const ConvShape& s, const T* x, const T* dy, float* dw
     if (v_buf.size() < 16 * v_xi) v_buf.resize(16 * v_xi);
     if (d_buf.size() < 16 * d_xi) d_buf.resize(16 * d_xi);
     float* mp = m + grp * partial + co0;
-    const Input<T> in{x, s.cin, nullptr, 0};
     for (size_t first = begin; first < end; first += chunk) {
       const int count = int(std::min<size_t>(chunk, end - first));
       for_runs(g, first, count, [&](int n, int ty, int tx0, int run, int t0) {
         input_transform<T, false>(g, in, n, ty, tx0, run, t0, ci_pad, v_xi, v_buf.data());
-        gradient_transform<T>(g, dy, n, ty, tx0, run, t0, co0, width, width, d_xi, d_buf.data());
+        gradient_transform<T>(g, dy, n, ty, tx0, run, t0, co0, width, d_xi, d_buf.data());
       });
       const bool zero = first == begin;
       if (width % 64 == 0)
@@ -559,34 +559,42 @@ void run_backward_weights(const ConvShape& s, const T* x, const T* dy, float* dw
   // channel at a time (the groups' rows summed in group order, contiguous
   // over output channels); G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
   static constexpr double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-#pragma omp parallel for schedule(static)
-  for (int ci = 0; ci < s.cin; ++ci) {
-    std::vector<double> sum(size_t(16) * s.cout, 0.0);  // [xi][co]
-    for (int grp = 0; grp < groups; ++grp)
-      for (int xi = 0; xi < 16; ++xi) {
-        const float* row = m + grp * partial + (size_t(xi) * ci_pad + ci) * co_pad;
-        double* out = sum.data() + size_t(xi) * s.cout;
-        for (int co = 0; co < s.cout; ++co) out[co] += row[co];
-      }
-    for (int co = 0; co < s.cout; ++co)
-      for (int kh = 0; kh < 3; ++kh)
-        for (int kw = 0; kw < 3; ++kw) {
-          double acc = 0;
-          for (int i = 0; i < 4; ++i)
-            for (int j = 0; j < 4; ++j) acc += G[i][kh] * sum[size_t(4 * i + j) * s.cout + co] * G[j][kw];
-          dw[((size_t(co) * 3 + kh) * 3 + kw) * s.cin + ci] = float(acc);
+#pragma omp parallel
+  {
+    std::vector<double> sum(size_t(16) * s.cout);  // [xi][co], per thread
+#pragma omp for schedule(static)
+    for (int ci = 0; ci < s.cin; ++ci) {
+      std::fill(sum.begin(), sum.end(), 0.0);
+      for (int grp = 0; grp < groups; ++grp)
+        for (int xi = 0; xi < 16; ++xi) {
+          const float* row = m + grp * partial + (size_t(xi) * ci_pad + ci) * co_pad;
+          double* out = sum.data() + size_t(xi) * s.cout;
+          for (int co = 0; co < s.cout; ++co) out[co] += row[co];
         }
+      for (int co = 0; co < s.cout; ++co)
+        for (int kh = 0; kh < 3; ++kh)
+          for (int kw = 0; kw < 3; ++kw) {
+            double acc = 0;
+            for (int i = 0; i < 4; ++i)
+              for (int j = 0; j < 4; ++j) acc += G[i][kh] * sum[size_t(4 * i + j) * s.cout + co] * G[j][kw];
+            dw[((size_t(co) * 3 + kh) * 3 + kw) * s.cin + ci] = float(acc);
+          }
+    }
   }
 }
 
-// What both entry points require of the call.
-void check_call(const ConvShape& s, DType dt, const WinogradF2Weights& u) {
+// What every entry point requires of the call (what: the kernel's name).
+void check_kernel(const ConvShape& s, DType dt, const char* what) {
   if (!winograd_f2_applies(s, dt))
-    fail("Winograd F(2x2,3x3) does not take a {}x{} {} convolution with {} input channels", s.k, s.k, dtype_name(dt),
-         s.cin);
+    fail("{} does not take a {}x{} {} convolution with {} input channels", what, s.k, s.k, dtype_name(dt), s.cin);
+  if (!winograd_f2_available()) fail("this CPU lacks AVX-512 for the Winograd F(2x2,3x3) kernel");
+}
+
+// What both forward entry points require, the weights included.
+void check_call(const ConvShape& s, DType dt, const WinogradF2Weights& u) {
+  check_kernel(s, dt, "Winograd F(2x2,3x3)");
   if (u.cin != s.cin || u.cout != s.cout)
     fail("Winograd weights are for {}->{} channels, not {}->{}", u.cin, u.cout, s.cin, s.cout);
-  if (!winograd_f2_available()) fail("this CPU lacks AVX-512 for the Winograd F(2x2,3x3) kernel");
 }
 
 }  // namespace
@@ -615,10 +623,7 @@ void conv2d_winograd_f2_upsample_concat(const ConvShape& s, DType dt, const void
 }
 
 void conv2d_winograd_f2_backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw) {
-  if (!winograd_f2_applies(s, dt))
-    fail("Winograd F(2x2,3x3) weight gradient does not take a {}x{} {} convolution with {} input channels", s.k, s.k,
-         dtype_name(dt), s.cin);
-  if (!winograd_f2_available()) fail("this CPU lacks AVX-512 for the Winograd F(2x2,3x3) kernel");
+  check_kernel(s, dt, "Winograd F(2x2,3x3) weight gradient");
   if (dt == DType::f32)
     run_backward_weights<float>(s, static_cast<const float*>(x), static_cast<const float*>(dy), dw);
   else
