@@ -292,10 +292,130 @@ TEST_P(BackendOps, Loss) {
   for (size_t i = 0; i < t.size(); ++i) t[i] = z[i] + 0.3 * std::sin(double(i)) > 0.5;
   DeviceTensor Z(*be, dt, s, z), DZ(*be, dt, s);
   std::vector<double> dz_ref(s.numel());
-  const LossValue v = be->loss(Z.t, t.data(), {}, 1024.0, &DZ.t);
+  const LossValue v = compute_loss(*be, Z.t, t.data(), {}, 1024.0, &DZ.t);
   const LossValue v_ref = bce_dice_ref<double>(s.numel(), z.data(), t.data(), {}, 1024.0, dz_ref.data());
   EXPECT_NEAR(v.total, v_ref.total, 1e-9);
   expect_close(DZ.download(), dz_ref, Op::loss, dt, 1, "loss gradient");
+}
+
+// Conversion f32 -> storage type -> f32, bit for bit against dtype.h's
+// (round to nearest even): ties, values between the two 16-bit types'
+// ranges, f16 subnormals, signed zeros, infinities and a NaN; odd length.
+TEST_P(BackendOps, ConvertRoundsLikeTheReference) {
+  const DType dt = GetParam().dtype;
+  std::vector<float> x;
+  for (double v : random_vec(997, 41, -3, 3)) x.push_back(float(v));
+  const float specials[] = {1.0f + 0x1p-11f, 1.0f + 0x1p-8f,  1.0f + 3 * 0x1p-11f, 65504.0f, 65520.0f, 1e-7f,
+                            -3e-6f,          0x1p-24f,        0.0f,                -0.0f,    1e30f,    -1e30f,
+                            INFINITY,        -INFINITY,       NAN};
+  x.insert(x.begin() + 5, std::begin(specials), std::end(specials));
+  const Shape s{1, 1, 1, int(x.size())};
+  DeviceTensor X(*be, DType::f32, s), Y(*be, dt, s), Z(*be, DType::f32, s);
+  be->copy_in(X.t.data, x.data(), x.size() * sizeof(float));
+  be->convert(X.t, Y.t);
+  be->convert(Y.t, Z.t);
+  dispatch_float(dt, [&]<class T>() {
+    std::vector<T> y(x.size()), y_ref(x.size());
+    std::vector<float> z(x.size()), z_ref(x.size());
+    narrow(x.data(), y_ref.data(), x.size());
+    widen(y_ref.data(), z_ref.data(), x.size());
+    be->copy_out(y.data(), Y.t.data, y.size() * sizeof(T));
+    be->copy_out(z.data(), Z.t.data, z.size() * sizeof(float));
+    for (size_t i = 0; i < x.size(); ++i) {
+      const bool nan = std::isnan(z_ref[i]);
+      if (nan) {
+        EXPECT_TRUE(std::isnan(z[i])) << "element " << i;
+        continue;
+      }
+      EXPECT_EQ(std::memcmp(&y[i], &y_ref[i], sizeof(T)), 0) << dtype_name(dt) << " element " << i << " = " << x[i];
+      EXPECT_EQ(f32_bits(z[i]), f32_bits(z_ref[i])) << dtype_name(dt) << " element " << i << " = " << x[i];
+    }
+  });
+}
+
+namespace {
+
+// Adam in double on the same f32 inputs: the rule of core/step_control.h
+// without its f32 arithmetic (its per-element constants are f32, as there;
+// the bias corrections use the exact betas).
+void adam_double(double lr, double b1, double b2, double eps, int64_t step, double gs, std::vector<double>& p,
+                 const std::vector<double>& g, std::vector<double>& m, std::vector<double>& v) {
+  const double bc1 = 1 - std::pow(b1, double(step)), bc2 = 1 - std::pow(b2, double(step));
+  const double b1f = float(b1), b2f = float(b2), epsf = float(eps);
+  for (size_t i = 0; i < p.size(); ++i) {
+    const double gi = g[i] * gs;
+    m[i] = b1f * m[i] + (1 - b1f) * gi;
+    v[i] = b2f * v[i] + (1 - b2f) * gi * gi;
+    p[i] -= lr / bc1 * m[i] / (std::sqrt(v[i]) / std::sqrt(bc2) + epsf);
+  }
+}
+
+}  // namespace
+
+// The fused optimizer step (Backend::optimizer_step) over a flat buffer of
+// odd length: applied steps against Adam in double (masters and moments),
+// the storage copy equal to the new masters rounded; the loss scaler's
+// decisions (growth after growth_interval clean steps, back-off and a skip
+// leaving every value untouched on an inf gradient or a NaN loss).
+TEST_P(BackendOps, OptimizerStepUpdatesAndDecides) {
+  const DType dt = GetParam().dtype;
+  const size_t n = 1001;
+  const Shape flat{1, 1, 1, int(n)};
+  const auto p0 = round_to(DType::f32, random_vec(n, 51)), g0 = round_to(DType::f32, random_vec(n, 52, -300, 300));
+  DeviceTensor P(*be, DType::f32, flat, p0), G(*be, DType::f32, flat, g0), M(*be, DType::f32, flat, std::vector<double>(n, 0.0)),
+      V(*be, DType::f32, flat, std::vector<double>(n, 0.0)), S(*be, dt, flat),
+      C(*be, DType::u8, {1, 1, 1, int(sizeof(StepControl))});
+  const Tensor storage = dt == DType::f32 ? Tensor{nullptr, dt, flat} : S.t;
+  UpdateRule rule;
+  rule.scaling = 1;
+  rule.growth_interval = 2;
+  StepControl c;
+  c.lr = 1e-2;
+  c.scale = 256;
+  be->copy_in(C.t.data, &c, sizeof c);
+  auto* ctl = static_cast<StepControl*>(C.t.data);
+  auto step = [&] {
+    be->optimizer_step(rule, ctl, P.t.as<float>(), G.t.as<float>(), M.t.as<float>(), V.t.as<float>(), n, storage);
+    be->copy_out(&c, ctl, sizeof c);
+  };
+  std::vector<double> p = p0, m(n, 0.0), v(n, 0.0);
+  for (int k = 1; k <= 3; ++k) {  // three clean steps: the scale grows after the second
+    const double scale = c.scale;
+    step();
+    EXPECT_TRUE(c.applied && !c.nonfinite) << "step " << k;
+    EXPECT_EQ(c.scale_used, scale);
+    EXPECT_EQ(c.optimizer_steps, k);
+    EXPECT_EQ(c.scale, k == 2 ? 512.0 : scale) << "step " << k;
+    adam_double(1e-2, rule.beta1, rule.beta2, rule.eps, k, 1.0 / scale, p, g0, m, v);
+    const std::string what = "Adam step " + std::to_string(k);
+    expect_close(P.download(), p, Op::optimizer_step, DType::f32, 1, what + " masters");
+    expect_close(M.download(), m, Op::optimizer_step, DType::f32, 1, what + " first moment");
+    expect_close(V.download(), v, Op::optimizer_step, DType::f32, 1, what + " second moment");
+    if (storage.data) {
+      const auto masters = P.download();
+      EXPECT_EQ(S.download(), round_to(dt, masters)) << what << " storage copy";
+    }
+  }
+  const auto p_before = P.download(), m_before = M.download();
+  // An inf gradient: skipped, the scale halves, nothing else changes.
+  auto g_bad = g0;
+  g_bad[n / 2] = INFINITY;
+  G.upload(g_bad);
+  step();
+  EXPECT_TRUE(!c.applied && c.nonfinite);
+  EXPECT_EQ(c.scale, 256.0);
+  EXPECT_EQ(c.skipped_steps, 1);
+  EXPECT_EQ(c.optimizer_steps, 3);
+  EXPECT_EQ(P.download(), p_before);
+  EXPECT_EQ(M.download(), m_before);
+  // Finite gradients but a NaN loss: skipped as well.
+  G.upload(g0);
+  c.loss_total = NAN;
+  be->copy_in(ctl, &c, sizeof c);
+  step();
+  EXPECT_TRUE(!c.applied && c.nonfinite);
+  EXPECT_EQ(c.skipped_steps, 2);
+  EXPECT_EQ(P.download(), p_before);
 }
 
 INSTANTIATE_TEST_SUITE_P(All, BackendOps,

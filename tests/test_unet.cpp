@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "model/network.h"
+#include "ops/backend_ref.h"
 #include "ops/batchnorm_ref.h"
 #include "ops/concat_ref.h"
 #include "ops/conv2d_ref.h"
@@ -46,7 +47,7 @@ TEST_P(UNetShapes, ForwardGivesOneLogitPerPixel) {
   auto ws = make_workspace(net, *backend, Policy::fp32, c.batch, c.h, c.w, false);
   upload_weights(net, wt, *ws);
   set_input(net, *ws, random_images(size_t(c.batch) * c.h * c.w, 2).data());
-  forward(net, wt, *ws);
+  forward(net, *ws);
   EXPECT_EQ(ws->act[net.logits].shape, (Shape{c.batch, c.h, c.w, 1}));
   const auto logits = logits_f32(net, *ws);
   ASSERT_EQ(logits.size(), size_t(c.batch) * c.h * c.w);
@@ -125,8 +126,8 @@ TEST(UNet, BackwardEqualsHandComposedKernels) {
   Weights wt_net = wt;
   upload_weights(net, wt_net, *ws);
   set_input(net, *ws, images.data());
-  forward(net, wt_net, *ws);
-  backend->loss(ws->act[net.logits], target.data(), {}, 1.0, &ws->grad[net.logits]);
+  forward(net, *ws);
+  compute_loss(*backend, ws->act[net.logits], target.data(), {}, 1.0, &ws->grad[net.logits]);
   backward(net, *ws);
   const float* g_net = ws->param_grads.as<float>();
 
@@ -197,7 +198,7 @@ TEST(UNet, BackwardEqualsHandComposedKernels) {
   be.conv2d_fwd(T(fin.a, s1), T(wh, ph.shape), T(logits, s0));
   std::vector<float> dlogits(logits.size()), dfin(s1.numel());
   const Tensor dl{dlogits.data(), DType::f32, s0};
-  be.loss(T(logits, s0), target.data(), {}, 1.0, &dl);
+  compute_loss(be, T(logits, s0), target.data(), {}, 1.0, &dl);
   be.conv2d_bwd_weights(T(fin.a, s1), T(dlogits, s0), {grads.data() + ph.offset, DType::f32, ph.shape});
   be.conv2d_bwd_data(T(dlogits, s0), T(wh, ph.shape), T(dfin, s1));
   auto dd1 = block_bwd("final", d1.a, s1, fin, dfin, true);
@@ -312,7 +313,7 @@ TEST(UNet, FoldedInferenceEqualsUnfoldedSchedule) {
       auto ws = make_workspace(net, *backend, p, b, h, w, false);
       upload_weights(net, wt, *ws);
       set_input(net, *ws, images.data());
-      forward(net, wt, *ws);
+      forward(net, *ws);
       const auto got = logits_f32(net, *ws);
       const DType dt = policy_info(p).storage;
       const double tol = tolerance(Op::conv2d_fwd_bias, dt, k_max) * convs;
@@ -320,4 +321,81 @@ TEST(UNet, FoldedInferenceEqualsUnfoldedSchedule) {
                           std::string(name) + " " + std::string(policy_info(p).name) + " folded inference");
     }
   }
+}
+
+namespace {
+
+// A CPU backend that "records" the way a CUDA backend does, for testing the
+// caller's side: ops issued while recording are noted, not counted as run
+// (the test's ops check `recording` themselves); replay counts; end can be
+// made to fail.
+class RecordingBackend final : public RefBackend {
+ public:
+  bool recording = false, fail_end = false;
+  int begun = 0, replays = 0, released = 0;
+  std::vector<int> replayed;
+  bool begin_recording() override {
+    ++begun;
+    return recording = true;
+  }
+  int end_recording() override {
+    recording = false;
+    return fail_end ? -1 : begun;
+  }
+  void replay(int r) override {
+    ++replays;
+    replayed.push_back(r);
+  }
+  void release_recording(int) override { ++released; }
+};
+
+}  // namespace
+
+// run_recorded: the first run as usual (set-up), the second recorded and
+// replayed, later ones replayed; another key records anew; a backend that
+// fails to record gets the ops run as usual, then never asked again.
+TEST(UNet, RunRecordedRecordsTheSecondRunAndReplaysLaterOnes) {
+  RecordingBackend be;
+  int ran = 0, recorded = 0;
+  {
+    Workspace ws;
+    ws.backend = &be;
+    auto ops = [&] { (be.recording ? recorded : ran) += 1; };
+    run_recorded(ws, 7, ops);
+    EXPECT_EQ(ran, 1);
+    EXPECT_EQ(be.begun, 0);
+    run_recorded(ws, 7, ops);
+    EXPECT_EQ(recorded, 1);
+    EXPECT_EQ(be.replays, 1);
+    run_recorded(ws, 7, ops);
+    run_recorded(ws, 7, ops);
+    EXPECT_EQ(ran, 1);
+    EXPECT_EQ(recorded, 1);
+    EXPECT_EQ(be.replays, 3);
+    run_recorded(ws, 8, ops);  // new settings: the old recording goes, a new one is made
+    EXPECT_EQ(be.released, 1);
+    EXPECT_EQ(recorded, 2);
+    EXPECT_EQ(be.replayed.back(), 2);
+  }
+  EXPECT_EQ(be.released, 2);  // the workspace released its recording
+
+  RecordingBackend failing;
+  failing.fail_end = true;
+  Workspace ws;
+  ws.backend = &failing;
+  ran = recorded = 0;
+  auto ops = [&] { (failing.recording ? recorded : ran) += 1; };
+  for (int i = 0; i < 4; ++i) run_recorded(ws, 1, ops);
+  EXPECT_EQ(failing.begun, 1);
+  EXPECT_EQ(recorded, 1);
+  EXPECT_EQ(ran, 4);  // every run's ops ran, the failed recording's included
+  EXPECT_EQ(failing.replays, 0);
+
+  // An error inside the recording ends it and reaches the caller.
+  RecordingBackend throwing;
+  Workspace ws2;
+  ws2.backend = &throwing;
+  run_recorded(ws2, 1, [] {});
+  EXPECT_THROW(run_recorded(ws2, 1, [] { fail("op failed"); }), Error);
+  EXPECT_FALSE(throwing.recording);
 }

@@ -79,7 +79,7 @@ std::vector<float> Predictor::run(const T* pixels, int height, int width, int ch
     p = dequantize_output(*m.int8, run_int8(*m.int8, q.data(), 1));
   } else {
     set_input(m.net, *m.ws, input.data());
-    forward(m.net, m.ckpt.weights, *m.ws);
+    forward(m.net, *m.ws);
     p = logits_f32(m.net, *m.ws);
     for (float& v : p) v = 1.0f / (1.0f + std::exp(-v));
   }

@@ -75,7 +75,7 @@ BenchMeasurement measure(const BenchConfig& cfg, Backend& backend) {
     if (cfg.train)
       train_step(net, state, *ws, input.data(), target.data(), LossWeights{});
     else
-      forward(net, state.weights, *ws);
+      forward(net, *ws);
     backend.synchronize();
   };
 

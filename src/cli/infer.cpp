@@ -71,7 +71,7 @@ void run_float_model(const InferOptions& o, const NpyArray& in) {
   Weights weights = ck.weights;
   upload_weights(net, weights, *ws);
   set_input(net, *ws, reinterpret_cast<const float*>(in.data.data()));
-  forward(net, weights, *ws);
+  forward(net, *ws);
   std::vector<float> p = logits_f32(net, *ws);
   for (float& v : p) v = 1.0f / (1.0f + std::exp(-v));
   NpyArray out{"f4", {n, h, w, ck.config.classes}, std::vector<uint8_t>(p.size() * 4)};

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/step_control.h"
 #include "core/tensor.h"
 #include "ops/loss_ref.h"
 
@@ -37,6 +38,8 @@ enum class Op {
   concat_bwd,
   loss,
   add,
+  convert,
+  optimizer_step,
 };
 
 // BatchNorm's f32 state for one layer (pointers in the backend's memory).
@@ -69,11 +72,19 @@ class Backend {
   virtual void* allocate_host(size_t bytes) { return std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64); }
   virtual void deallocate_host(void* p) { std::free(p); }
   virtual void copy_out(void* host_dst, const void* src, size_t bytes) = 0;
+  // A copy in that may still be running when this returns (a GPU's copy
+  // engine): host_src must stay unchanged until the next synchronize() or
+  // copy_out, which wait for it. The CPU backends copy at once.
+  virtual void copy_in_async(void* dst, const void* host_src, size_t bytes) { copy_in(dst, host_src, bytes); }
   virtual void synchronize() = 0;
   // Whether backend memory is ordinary host memory (the CPU backends), which
   // callers may then read in place (after synchronize) instead of copying out.
   virtual bool host_memory() const { return true; }
   virtual bool supports(Op op, DType dtype) const = 0;
+  // Whether f32 convolutions may round their inputs to TF32 on tensor cores
+  // (the tf32 policy, set by the network before its ops); the CPU backends
+  // compute f32 either way.
+  virtual void allow_tf32(bool /*allowed*/) {}
   // What the backend chose on its own so far (e.g. an algorithm per
   // convolution shape), one line each, for benchmark metadata.
   virtual std::vector<std::string> choices() const { return {}; }
@@ -114,12 +125,47 @@ class Backend {
     conv2d_fwd_bias(cat, w, bias, y, relu);
   }
   virtual void concat_bwd(const Tensor& dy, const Tensor& da, const Tensor& db) = 0;
-  // Loss of logits against 0/1 targets (same element count); writes the
-  // gradient times grad_scale into dlogits when it is non-null.
-  virtual LossValue loss(const Tensor& logits, const uint8_t* target, LossWeights w, double grad_scale,
-                         const Tensor* dlogits) = 0;
+  // Loss of logits against 0/1 targets (same element count, in the
+  // backend's memory), written into the step's control block `ctl` (backend
+  // memory: loss_total, loss_bce, loss_dice and the sums); when dlogits is
+  // non-null, the gradient times ctl->scale (the loss scale) goes there.
+  // No value comes back to the host: a training step never waits for one.
+  virtual void loss(const Tensor& logits, const uint8_t* target, LossWeights w, StepControl* ctl,
+                    const Tensor* dlogits) = 0;
   virtual void add_inplace(const Tensor& x, const Tensor& y) = 0;  // y += x
+  // y = x converted to y's dtype (f32 <-> f16/bf16, rounding to nearest even).
+  virtual void convert(const Tensor& x, const Tensor& y) = 0;
+  // The optimizer step of (mixed-precision) training in one op, on the
+  // backend's memory: the finite check of the n f32 weight gradients (and of
+  // ctl->loss_total), the loss scaler's decision (step_decide), and, when the
+  // step is applied, the update of the f32 masters `params` with the moments
+  // m and v (update_element: the loss scale divided out on the fly) and the
+  // copy of the new masters in `storage`'s dtype (storage.data null: the
+  // masters are the storage, fp32). Skipped steps change only ctl.
+  virtual void optimizer_step(const UpdateRule& rule, StepControl* ctl, float* params, const float* grads, float* m,
+                              float* v, size_t n, const Tensor& storage) = 0;
+
+  // Recording: a backend that can replay a sequence of ops as one unit (CUDA
+  // graphs) records the ops issued between begin_recording() and
+  // end_recording() instead of running them, and replay() runs them again,
+  // on the same buffers, reading their current contents. Recorded ops must
+  // not need the host between them (no copy_out, no synchronize) and must
+  // have run once before (so their one-time set-up is done). The CPU
+  // backends do not record: begin_recording() returns false and the caller
+  // runs the ops as usual.
+  virtual bool begin_recording() { return false; }
+  // The recording's handle, or -1 if it failed (the ops did not run; the
+  // caller runs them as usual).
+  virtual int end_recording() { return -1; }
+  virtual void replay(int /*recording*/) {}
+  virtual void release_recording(int /*recording*/) {}
 };
+
+// The loss on host values, for callers outside a training step (tests,
+// evaluation): copies target in, runs the op with a control block holding
+// grad_scale, and returns the loss (synchronising).
+LossValue compute_loss(Backend& be, const Tensor& logits, const uint8_t* target, LossWeights w, double grad_scale,
+                       const Tensor* dlogits);
 
 // How the fast backend picks its convolutions: by timing each candidate once
 // per shape and pass (fastest), or always one of them (tests, comparisons):

@@ -32,6 +32,18 @@ class FastBackend final : public RefBackend {
     convs_.invalidate_weights(nullptr, 0);
     RefBackend::deallocate(p);
   }
+  // The two ops that may write weights (the updated masters and their
+  // storage copy; a conversion into any tensor) drop the cached forms too.
+  void optimizer_step(const UpdateRule& rule, StepControl* ctl, float* params, const float* grads, float* m, float* v,
+                      size_t n, const Tensor& storage) override {
+    RefBackend::optimizer_step(rule, ctl, params, grads, m, v, n, storage);
+    convs_.invalidate_weights(params, n * sizeof(float));
+    if (storage.data) convs_.invalidate_weights(storage.data, storage.bytes());
+  }
+  void convert(const Tensor& x, const Tensor& y) override {
+    RefBackend::convert(x, y);
+    convs_.invalidate_weights(y.data, y.bytes());
+  }
 
   void conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) override {
     const ScopedFlushDenormals ftz;

@@ -1,14 +1,19 @@
-// The CUDA backend, first version: correct before fast. Every op runs on one
-// stream; memory is device memory (cudaMalloc), staging memory is pinned;
-// copies in and out are synchronous. The op semantics are the reference's
-// (src/ops), checked op by op by the one op-test binary on a GPU. Still to
-// come on a GPU (docs/decisions.md): the fused optimizer on the device,
-// memory planned into one arena, CUDA graphs, zero-copy concat, a fused
-// conv epilogue, TF32 for the tf32 policy.
+// The CUDA backend. Every op runs on one stream of its own; memory is
+// device memory (cudaMalloc), staging memory is pinned; copies in and out
+// are synchronous except copy_in_async. The op semantics are the
+// reference's (src/ops), checked op by op by the one op-test binary on a
+// GPU. The training step's loss, finite check, loss scaler and optimizer run
+// on the device (no value comes back until the step is done), and recorded
+// sequences of ops are CUDA graphs (stream capture), replayed with one launch;
+// MIXSEG_CUDA_GRAPHS=0 turns recording off. Still to come (docs/decisions.md):
+// zero-copy concat, a fused conv epilogue.
 #include "cuda/backend_cuda.h"
 
 #include <cuda_runtime_api.h>
 #include <fmt/format.h>
+
+#include <cstdlib>
+#include <cstring>
 
 #include "core/error.h"
 #include "cuda/conv2d.h"
@@ -31,13 +36,32 @@ void same_dtype(const Tensor& a, const Tensor& b, const char* op) {
   if (a.dtype != b.dtype) fail("{}: dtype mismatch ({} vs {})", op, dtype_name(a.dtype), dtype_name(b.dtype));
 }
 
+cudaStream_t make_stream() {
+  cudaStream_t s = nullptr;
+  check(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking), "stream creation");
+  return s;
+}
+
+// Recording is on unless MIXSEG_CUDA_GRAPHS=0 (to measure what graphs buy,
+// or to rule them out when something looks wrong).
+bool graphs_enabled() {
+  const char* e = std::getenv("MIXSEG_CUDA_GRAPHS");
+  return !e || std::strcmp(e, "0") != 0;
+}
+
 class CudaBackend final : public Backend {
  public:
-  CudaBackend() : convs_(nullptr) {}
-  ~CudaBackend() override { cudaStreamSynchronize(stream_); }
+  CudaBackend() : stream_(make_stream()), convs_(stream_) {}
+  ~CudaBackend() override {
+    cudaStreamSynchronize(stream_);
+    for (cudaGraphExec_t g : graphs_)
+      if (g) cudaGraphExecDestroy(g);
+    cudaStreamDestroy(stream_);
+  }
   std::string_view name() const override { return "cuda"; }
   std::vector<std::string> choices() const override { return convs_.chosen_algorithms(); }
   bool host_memory() const override { return false; }
+  void allow_tf32(bool allowed) override { convs_.allow_tf32(allowed); }
 
   void* allocate(size_t bytes) override {
     void* p = nullptr;
@@ -58,6 +82,9 @@ class CudaBackend final : public Backend {
   void copy_in(void* dst, const void* host_src, size_t bytes) override {
     check(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_), "copy to the device");
     check(cudaStreamSynchronize(stream_), "copy to the device");
+  }
+  void copy_in_async(void* dst, const void* host_src, size_t bytes) override {
+    check(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_), "copy to the device");
   }
   void copy_out(void* host_dst, const void* src, size_t bytes) override {
     check(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "copy from the device");
@@ -142,29 +169,53 @@ class CudaBackend final : public Backend {
     cuda::concat_bwd(float_type(dy.dtype), da.shape.pixels(), da.shape.c, db.shape.c, dy.data, da.data, db.data,
                      stream_);
   }
-  LossValue loss(const Tensor& logits, const uint8_t* target, LossWeights w, double grad_scale,
-                 const Tensor* dlogits) override {
-    const size_t n = logits.numel();
-    void* target_dev = target_.get(n);
-    void* sums = sums_.get(4 * sizeof(double));
-    copy_in(target_dev, target, n);
-    const cuda::FloatType t = float_type(logits.dtype);
-    cuda::loss_sums(t, n, logits.data, static_cast<const uint8_t*>(target_dev), static_cast<double*>(sums), stream_);
-    double s[4];
-    copy_out(s, sums, sizeof s);
-    const double m = double(n), den = s[1] + s[2] + kDiceSmooth, num = 2 * s[3] + kDiceSmooth;
-    LossValue v;
-    v.bce = s[0] / m;
-    v.dice = 1.0 - num / den;
-    v.total = w.bce * v.bce + w.dice * v.dice;
-    if (dlogits)
-      cuda::loss_grad(t, n, logits.data, static_cast<const uint8_t*>(target_dev), m, den, num, w.bce, w.dice, grad_scale,
-                      dlogits->data, stream_);
-    return v;
+  void loss(const Tensor& logits, const uint8_t* target, LossWeights w, StepControl* ctl,
+            const Tensor* dlogits) override {
+    if (dlogits) same_dtype(logits, *dlogits, "loss");
+    cuda::loss(float_type(logits.dtype), logits.numel(), logits.data, target, w.bce, w.dice, kDiceSmooth, ctl,
+               dlogits ? dlogits->data : nullptr, stream_);
   }
   void add_inplace(const Tensor& x, const Tensor& y) override {
     same_dtype(x, y, "add_inplace");
     cuda::add_inplace(float_type(x.dtype), x.numel(), x.data, y.data, stream_);
+  }
+  void convert(const Tensor& x, const Tensor& y) override {
+    if (x.numel() != y.numel()) fail("convert: {} values into {}", x.numel(), y.numel());
+    cuda::convert(float_type(x.dtype), float_type(y.dtype), x.numel(), x.data, y.data, stream_);
+  }
+  void optimizer_step(const UpdateRule& rule, StepControl* ctl, float* params, const float* grads, float* m, float* v,
+                      size_t n, const Tensor& storage) override {
+    cuda::optimizer_step(rule, ctl, params, grads, m, v, n,
+                         storage.data ? float_type(storage.dtype) : cuda::FloatType::f32, storage.data, stream_);
+  }
+
+  bool begin_recording() override {
+    if (!graphs_enabled()) return false;
+    return cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) == cudaSuccess;
+  }
+  int end_recording() override {
+    cudaGraph_t graph = nullptr;
+    const cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+    cudaGraphExec_t exec = nullptr;
+    const bool ok = e == cudaSuccess && graph && cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess;
+    if (graph) cudaGraphDestroy(graph);
+    if (!ok) {
+      cudaGetLastError();  // clear the capture's error: the stream works on as before
+      return -1;
+    }
+    graphs_.push_back(exec);
+    return int(graphs_.size()) - 1;
+  }
+  void replay(int recording) override {
+    if (recording < 0 || size_t(recording) >= graphs_.size() || !graphs_[size_t(recording)])
+      fail("CUDA: no recording {}", recording);
+    check(cudaGraphLaunch(graphs_[size_t(recording)], stream_), "graph launch");
+  }
+  void release_recording(int recording) override {
+    if (recording < 0 || size_t(recording) >= graphs_.size() || !graphs_[size_t(recording)]) return;
+    cudaStreamSynchronize(stream_);  // it may still be running
+    cudaGraphExecDestroy(graphs_[size_t(recording)]);
+    graphs_[size_t(recording)] = nullptr;
   }
 
  private:
@@ -174,9 +225,10 @@ class CudaBackend final : public Backend {
     return bn_scratch_.get(cuda::batchnorm_scratch_bytes(c));
   }
 
-  cudaStream_t stream_ = nullptr;  // the legacy default stream: copies and kernels in one order
+  cudaStream_t stream_;  // one stream for copies and kernels: one order
   CudnnConvolutions convs_;
-  DeviceBuffer bn_scratch_, target_, sums_;
+  DeviceBuffer bn_scratch_;
+  std::vector<cudaGraphExec_t> graphs_;  // recordings by handle (null once released)
 };
 
 }  // namespace

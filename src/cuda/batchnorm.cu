@@ -1,18 +1,25 @@
 // BatchNorm (+ the fused ReLU) on the GPU, forward (training and inference)
 // and backward (kernels.h; ops/batchnorm_ref.h is the reference, whose
 // formulas these follow: two passes for the variance, sums in double).
-// Per-channel sums: each block accumulates its grid-stride share of the
-// elements into shared-memory doubles per channel, then adds them to the
-// global totals (double atomics; the order varies, the double sums do not
-// matter at f32 precision). Small one-block kernels turn the totals into the
-// per-channel scale and shift, then an elementwise pass writes the output.
+// Every kernel over the [pixels, C] tensor uses one tiling (ChannelTiling):
+// a block row of cw = min(C, 256) threads covers consecutive channels of a
+// pixel (coalesced), the block's 256 / cw rows consecutive pixels, and
+// blockIdx.y the chunks of 256 channels when C is larger; each thread keeps
+// one channel and strides over pixels, so it loads that channel's factors
+// once and needs no index division per element.
+// Per-channel sums: each thread accumulates its channel in double registers,
+// the block adds its rows in shared memory, and one double atomic per
+// (block, channel) adds that to the global total (the order varies, the
+// double sums do not matter at f32 precision). Small one-block kernels turn
+// the totals into the per-channel scale and shift, then an elementwise pass
+// writes the output.
 #include "cuda/cuda_types.cuh"
 
 namespace mixseg::cuda {
 
 namespace {
 
-constexpr int kMaxChannels = 3072;  // 2 x C doubles of shared memory per block (48 KiB)
+constexpr int kMaxChannels = 3072 * 16;  // the grid's y dimension: C / 256 chunks (at most 65535)
 
 // Scratch layout: doubles acc0[C], acc1[C], mean[C]; floats f0[C], f1[C], f2[C].
 struct Scratch {
@@ -51,31 +58,75 @@ struct SumGradients {  // g and g * xhat, g = dy masked by the ReLU
   }
 };
 
+// The tiling described at the top; `rows` and the thread's place follow
+// from cw and the block size (kThreads).
+struct ChannelTiling {
+  dim3 grid;
+  int cw;
+};
+
+ChannelTiling channel_tiling(size_t pixels, int c, unsigned max_blocks) {
+  const int cw = c < kThreads ? c : kThreads, rows = kThreads / cw;
+  const unsigned chunks = unsigned((c + cw - 1) / cw);
+  size_t bx = (pixels + size_t(rows) - 1) / size_t(rows);
+  const size_t cap = max_blocks / chunks > 0 ? max_blocks / chunks : 1;
+  if (bx > cap) bx = cap;
+  if (bx == 0) bx = 1;
+  return {dim3(unsigned(bx), chunks), cw};
+}
+
+// This thread's channel and first pixel, and the pixel stride; false for
+// threads outside the tiling (the last rows when cw does not divide the
+// block, channels past C in the last chunk).
+struct ChannelLane {
+  int ch, row, col, rows;
+  size_t first, stride;
+  __device__ ChannelLane(int c, int cw) {
+    rows = int(blockDim.x) / cw;
+    col = int(threadIdx.x) % cw;
+    row = int(threadIdx.x) / cw;
+    ch = int(blockIdx.y) * cw + col;
+    first = size_t(blockIdx.x) * size_t(rows) + size_t(row);
+    stride = size_t(gridDim.x) * size_t(rows);
+  }
+  __device__ bool active(int c) const { return row < rows && ch < c; }
+};
+
 template <class F>
-__global__ void channel_sums_kernel(size_t total, int c, F f, double* out0, double* out1) {
-  extern __shared__ double sh[];  // [2 * c]
-  for (int i = threadIdx.x; i < 2 * c; i += blockDim.x) sh[i] = 0;
-  __syncthreads();
-  MIXSEG_GRID_STRIDE(i, total) {
-    const int ch = int(i % c);
-    double a, b;
-    f(i, ch, a, b);
-    atomicAdd(&sh[ch], a);
-    if (out1) atomicAdd(&sh[c + ch], b);
+__global__ void channel_sums_kernel(size_t pixels, int c, int cw, F f, double* out0, double* out1) {
+  extern __shared__ double sh[];  // [2][rows][cw]
+  const ChannelLane l(c, cw);
+  double a = 0, b = 0;
+  if (l.active(c))
+    for (size_t p = l.first; p < pixels; p += l.stride) {
+      double da, db;
+      f(p * size_t(c) + size_t(l.ch), l.ch, da, db);
+      a += da;
+      b += db;
+    }
+  const int plane = l.rows * cw;
+  if (l.row < l.rows) {
+    sh[l.row * cw + l.col] = a;
+    sh[plane + l.row * cw + l.col] = b;
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < c; i += blockDim.x) {
-    atomicAdd(&out0[i], sh[i]);
-    if (out1) atomicAdd(&out1[i], sh[c + i]);
+  if (l.row == 0 && l.ch < c) {
+    for (int r = 1; r < l.rows; ++r) {
+      a += sh[r * cw + l.col];
+      b += sh[plane + r * cw + l.col];
+    }
+    atomicAdd(&out0[l.ch], a);
+    if (out1) atomicAdd(&out1[l.ch], b);
   }
 }
 
 template <class F>
-void channel_sums(size_t total, int c, F f, double* out0, double* out1, cudaStream_t stream) {
+void channel_sums(size_t pixels, int c, F f, double* out0, double* out1, cudaStream_t stream) {
   cudaMemsetAsync(out0, 0, sizeof(double) * size_t(c), stream);
   if (out1) cudaMemsetAsync(out1, 0, sizeof(double) * size_t(c), stream);
-  const unsigned blocks = blocks_for(total) < 1024 ? blocks_for(total) : 1024;
-  channel_sums_kernel<<<blocks, kThreads, sizeof(double) * 2 * size_t(c), stream>>>(total, c, f, out0, out1);
+  const ChannelTiling t = channel_tiling(pixels, c, 1024);
+  channel_sums_kernel<<<t.grid, kThreads, sizeof(double) * 2 * size_t(kThreads), stream>>>(pixels, c, t.cw, f, out0,
+                                                                                          out1);
   check_launch("batchnorm channel sums");
 }
 
@@ -122,25 +173,34 @@ __global__ void bwd_stats_kernel(int c, double m, const double* sum_g, const dou
 }
 
 template <class T>
-__global__ void normalize_kernel(size_t total, int c, const T* x, const float* scale, const float* shift, bool relu,
-                                 T* y) {
-  MIXSEG_GRID_STRIDE(i, total) {
-    const int ch = int(i % c);
-    const float v = load(x[i]) * scale[ch] + shift[ch];
+__global__ void normalize_kernel(size_t pixels, int c, int cw, const T* x, const float* scale, const float* shift,
+                                 bool relu, T* y) {
+  const ChannelLane l(c, cw);
+  if (!l.active(c)) return;
+  const float sc = scale[l.ch], sh = shift[l.ch];
+  for (size_t p = l.first; p < pixels; p += l.stride) {
+    const size_t i = p * size_t(c) + size_t(l.ch);
+    const float v = load(x[i]) * sc + sh;
     y[i] = store<T>(relu && !(v > 0.0f) ? 0.0f : v);
   }
 }
 
 template <class T>
-__global__ void dx_kernel(size_t total, int c, const T* dy, const T* relu_y, const T* x, const float* mean,
+__global__ void dx_kernel(size_t pixels, int c, int cw, const T* dy, const T* relu_y, const T* x, const float* mean,
                           const float* invstd, const float* k, const float* mean_g, const float* mean_gx, T* dx) {
-  MIXSEG_GRID_STRIDE(i, total) {
-    const int ch = int(i % c);
+  const ChannelLane l(c, cw);
+  if (!l.active(c)) return;
+  const float mu = mean[l.ch], is = invstd[l.ch], kc = k[l.ch], mg = mean_g[l.ch], mgx = mean_gx[l.ch];
+  for (size_t p = l.first; p < pixels; p += l.stride) {
+    const size_t i = p * size_t(c) + size_t(l.ch);
     const float g = relu_y && !relu_active(relu_y[i]) ? 0.0f : load(dy[i]);
-    const float xhat = (load(x[i]) - mean[ch]) * invstd[ch];
-    dx[i] = store<T>(k[ch] * (g - mean_g[ch] - xhat * mean_gx[ch]));
+    const float xhat = (load(x[i]) - mu) * is;
+    dx[i] = store<T>(kc * (g - mg - xhat * mgx));
   }
 }
+
+// Elementwise passes: enough blocks to fill the GPU many times over.
+constexpr unsigned kElementwiseBlocks = 65535u * 16u;
 
 unsigned stats_threads(int c) { return unsigned(c < 1024 ? c : 1024); }
 
@@ -153,17 +213,17 @@ void batchnorm_fwd_train(FloatType t, size_t pixels, int c, double eps, double m
                          const float* gamma, const float* beta, void* y, float* save_mean, float* save_invstd,
                          float* running_mean, float* running_var, bool relu, void* scratch, cudaStream_t stream) {
   const Scratch s = carve(scratch, c);
-  const size_t total = pixels * size_t(c);
   const double m = double(pixels);
+  const ChannelTiling et = channel_tiling(pixels, c, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
     const T* xt = static_cast<const T*>(x);
-    channel_sums(total, c, SumX<T>{xt}, s.acc0, nullptr, stream);
+    channel_sums(pixels, c, SumX<T>{xt}, s.acc0, nullptr, stream);
     mean_kernel<<<1, stats_threads(c), 0, stream>>>(c, m, s.acc0, s.mean);
-    channel_sums(total, c, SumSquaredDeviation<T>{xt, s.mean}, s.acc1, nullptr, stream);
+    channel_sums(pixels, c, SumSquaredDeviation<T>{xt, s.mean}, s.acc1, nullptr, stream);
     train_stats_kernel<<<1, stats_threads(c), 0, stream>>>(c, m, eps, momentum, s.mean, s.acc1, gamma, beta, save_mean,
                                                            save_invstd, running_mean, running_var, s.f0, s.f1);
-    normalize_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(total, c, xt, s.f0, s.f1, relu, static_cast<T*>(y));
+    normalize_kernel<T><<<et.grid, kThreads, 0, stream>>>(pixels, c, et.cw, xt, s.f0, s.f1, relu, static_cast<T*>(y));
   });
   check_launch("batchnorm_fwd_train");
 }
@@ -172,12 +232,12 @@ void batchnorm_fwd_infer(FloatType t, size_t pixels, int c, double eps, const vo
                          const float* beta, const float* running_mean, const float* running_var, void* y, bool relu,
                          void* scratch, cudaStream_t stream) {
   const Scratch s = carve(scratch, c);
-  const size_t total = pixels * size_t(c);
+  const ChannelTiling et = channel_tiling(pixels, c, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
     infer_stats_kernel<<<1, stats_threads(c), 0, stream>>>(c, eps, gamma, beta, running_mean, running_var, s.f0, s.f1);
-    normalize_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(total, c, static_cast<const T*>(x), s.f0, s.f1,
-                                                                    relu, static_cast<T*>(y));
+    normalize_kernel<T><<<et.grid, kThreads, 0, stream>>>(pixels, c, et.cw, static_cast<const T*>(x), s.f0, s.f1, relu,
+                                                          static_cast<T*>(y));
   });
   check_launch("batchnorm_fwd_infer");
 }
@@ -186,15 +246,15 @@ void batchnorm_bwd(FloatType t, size_t pixels, int c, const void* dy, const void
                    const float* save_mean, const float* save_invstd, const float* gamma, void* dx, float* dgamma,
                    float* dbeta, void* scratch, cudaStream_t stream) {
   const Scratch s = carve(scratch, c);
-  const size_t total = pixels * size_t(c);
+  const ChannelTiling et = channel_tiling(pixels, c, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
     const T *dyt = static_cast<const T*>(dy), *ry = static_cast<const T*>(relu_y), *xt = static_cast<const T*>(x);
-    channel_sums(total, c, SumGradients<T>{dyt, ry, xt, save_mean, save_invstd}, s.acc0, s.acc1, stream);
+    channel_sums(pixels, c, SumGradients<T>{dyt, ry, xt, save_mean, save_invstd}, s.acc0, s.acc1, stream);
     bwd_stats_kernel<<<1, stats_threads(c), 0, stream>>>(c, double(pixels), s.acc0, s.acc1, gamma, save_invstd, dgamma,
                                                          dbeta, s.f0, s.f1, s.f2);
-    dx_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(total, c, dyt, ry, xt, save_mean, save_invstd, s.f0, s.f1,
-                                                             s.f2, static_cast<T*>(dx));
+    dx_kernel<T><<<et.grid, kThreads, 0, stream>>>(pixels, c, et.cw, dyt, ry, xt, save_mean, save_invstd, s.f0, s.f1,
+                                                   s.f2, static_cast<T*>(dx));
   });
   check_launch("batchnorm_bwd");
 }

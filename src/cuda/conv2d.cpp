@@ -29,8 +29,16 @@ cudnnDataType_t cudnn_type(DType t) {
 enum class Pass { fwd, bwd_data, bwd_weights };
 const char* pass_name(Pass p) { return p == Pass::fwd ? "fwd" : p == Pass::bwd_data ? "bwd_data" : "bwd_weights"; }
 
-// pass, dtype, n, h, w, cin, cout, k
-using Key = std::tuple<int, int, int, int, int, int, int, int>;
+// pass, dtype, tf32 allowed, n, h, w, cin, cout, k
+using Key = std::tuple<int, int, int, int, int, int, int, int, int>;
+
+// The math a convolution may use: FMA only for f32 (the fp32 policy, TF32
+// off), cuDNN's default for f32 with TF32 allowed (tensor cores on TF32-
+// rounded inputs, the tf32 policy), tensor cores for f16/bf16.
+cudnnMathType_t math_type(DType dt, bool tf32) {
+  if (dt != DType::f32) return CUDNN_TENSOR_OP_MATH;
+  return tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+}
 
 }  // namespace
 
@@ -46,9 +54,11 @@ struct CudnnConvolutions::Impl {
     cudnnConvolutionDescriptor_t conv = nullptr;
     int algo = -1;  // chosen on the first call
     size_t workspace = 0;
+    cudnnMathType_t math = CUDNN_FMA_MATH;
   };
   std::map<Key, Entry> cache;
   std::vector<std::string> log;
+  bool tf32 = false;
 
   ~Impl() {
     for (auto& [key, e] : cache) {
@@ -61,7 +71,8 @@ struct CudnnConvolutions::Impl {
   }
 
   Entry& entry(Pass pass, const ConvShape& s, DType dt) {
-    const Key key{int(pass), int(dt), s.n, s.h, s.w, s.cin, s.cout, s.k};
+    const bool t32 = tf32 && dt == DType::f32;
+    const Key key{int(pass), int(dt), int(t32), s.n, s.h, s.w, s.cin, s.cout, s.k};
     auto it = cache.find(key);
     if (it != cache.end()) return it->second;
     Entry e;
@@ -76,7 +87,8 @@ struct CudnnConvolutions::Impl {
     const int pad = s.k / 2;
     check(cudnnSetConvolution2dDescriptor(e.conv, pad, pad, 1, 1, 1, 1, CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
           "convolution descriptor");
-    check(cudnnSetConvolutionMathType(e.conv, dt == DType::f32 ? CUDNN_FMA_MATH : CUDNN_TENSOR_OP_MATH), "math type");
+    e.math = math_type(dt, t32);
+    check(cudnnSetConvolutionMathType(e.conv, e.math), "math type");
     return cache.emplace(key, e).first->second;
   }
 
@@ -84,8 +96,11 @@ struct CudnnConvolutions::Impl {
   static constexpr size_t kFindWorkspace = size_t(256) << 20;
 
   void note(Pass pass, const ConvShape& s, DType dt, int algo, cudnnMathType_t math) {
+    const char* how = math == CUDNN_FMA_MATH                              ? ""
+                      : math == CUDNN_TENSOR_OP_MATH && dt != DType::f32 ? " (tensor cores)"
+                                                                          : " (tensor cores, TF32 allowed)";
     log.push_back(fmt::format("{} {} {}x{}x{}x{}->{} k{}: algo {}{}", pass_name(pass), dtype_name(dt), s.n, s.h, s.w,
-                              s.cin, s.cout, s.k, algo, math == CUDNN_TENSOR_OP_MATH ? " (tensor cores)" : ""));
+                              s.cin, s.cout, s.k, algo, how));
   }
 
   // The algorithm of entry e, chosen on its first call: `find` runs cuDNN's
@@ -106,7 +121,13 @@ struct CudnnConvolutions::Impl {
            s.cin, s.cout, s.k);
     e.algo = int(best->algo);
     e.workspace = best->memory;
-    note(pass, s, dt, e.algo, best->mathType);
+    // The descriptor takes the math the measured run used (cuDNN may report
+    // a variant of the one asked for), except that FMA-only stays FMA-only.
+    if (e.math != CUDNN_FMA_MATH) {
+      e.math = best->mathType;
+      check(cudnnSetConvolutionMathType(e.conv, e.math), "math type");
+    }
+    note(pass, s, dt, e.algo, e.math);
   }
 };
 
@@ -118,6 +139,7 @@ CudnnConvolutions::CudnnConvolutions(cudaStream_t stream) : impl_(std::make_uniq
 CudnnConvolutions::~CudnnConvolutions() = default;
 
 std::vector<std::string> CudnnConvolutions::chosen_algorithms() const { return impl_->log; }
+void CudnnConvolutions::allow_tf32(bool allowed) { impl_->tf32 = allowed; }
 
 void CudnnConvolutions::forward(const ConvShape& s, DType dt, const void* x, const void* w, void* y) {
   Impl& m = *impl_;
@@ -163,7 +185,7 @@ void CudnnConvolutions::backward_weights(const ConvShape& s, DType dt, const voi
   check(cudnnConvolutionBackwardFilter(m.handle, &one, e.x, x, e.y, dy, e.conv,
                                        cudnnConvolutionBwdFilterAlgo_t(e.algo), ws, e.workspace, &zero, e.w, out),
         "convolution backward filter");
-  if (dt != DType::f32) cuda::widen_f32(float_type(dt), s.weight_numel(), out, dw, m.stream);
+  if (dt != DType::f32) cuda::convert(float_type(dt), cuda::FloatType::f32, s.weight_numel(), out, dw, m.stream);
 }
 
 }  // namespace mixseg

@@ -4,7 +4,8 @@
 // dtype, shape) and cached with the algorithm cuDNN's Find measured fastest
 // on the first call's own buffers (like cudnn.benchmark); the workspace is one
 // device buffer grown to the largest need. Math: FMA only for f32 (TF32 off,
-// the fp32 policy's rule), tensor cores for f16/bf16 with f32 accumulation.
+// the fp32 policy's rule) unless TF32 is allowed (the tf32 policy), tensor
+// cores for f16/bf16 with f32 accumulation.
 // Weight gradients come out of cuDNN in the storage type and are widened to
 // f32 (what mixed-precision frameworks do on GPUs; the CPU computes them in
 // f32 directly).
@@ -33,6 +34,8 @@ class CudnnConvolutions {
   void backward_data(const ConvShape& s, DType dt, const void* dy, const void* w, void* dx);
   // dw: f32 [Cout, K, K, Cin] in device memory, overwritten.
   void backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw);
+  // Whether f32 convolutions from now on may use TF32 tensor cores (the tf32 policy).
+  void allow_tf32(bool allowed);
   // "fwd f16 1x512x256x16->16 k3: algo 1 (tensor cores)", one per shape and pass.
   std::vector<std::string> chosen_algorithms() const;
 

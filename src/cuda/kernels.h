@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/step_control.h"
+
 namespace mixseg::cuda {
 
 enum class FloatType : int { f32 = 0, f16 = 1, bf16 = 2 };
@@ -33,10 +35,8 @@ void upsample_concat_fwd(FloatType t, int n, int h, int w, int c, const void* x,
 // concat.cu: channels of a [pixels, ca] then b [pixels, cb].
 void concat_fwd(FloatType t, size_t pixels, int ca, int cb, const void* a, const void* b, void* y, cudaStream_t stream);
 void concat_bwd(FloatType t, size_t pixels, int ca, int cb, const void* dy, void* da, void* db, cudaStream_t stream);
-// conv2d_epilogue.cu: y = round(max(y + bias, 0)) per channel (bias f32 [c], or null; relu optional);
-// and the widening of a weight gradient computed in the storage type into the f32 one.
+// conv2d_epilogue.cu: y = round(max(y + bias, 0)) per channel (bias f32 [c], or null; relu optional).
 void bias_relu(FloatType t, size_t pixels, int c, const float* bias, bool relu, void* y, cudaStream_t stream);
-void widen_f32(FloatType t, size_t n, const void* x, float* y, cudaStream_t stream);
 
 // batchnorm.cu. scratch: batchnorm_scratch_bytes(c) of device memory.
 size_t batchnorm_scratch_bytes(int c);
@@ -52,11 +52,19 @@ void batchnorm_bwd(FloatType t, size_t pixels, int c, const void* dy, const void
                    const float* save_mean, const float* save_invstd, const float* gamma, void* dx, float* dgamma,
                    float* dbeta, void* scratch, cudaStream_t stream);
 
-// loss.cu: BCE on logits + soft Dice (ops/loss_ref.h). loss_sums writes
-// {sum bce term, sum p, sum t, sum p t} as 4 doubles into sums (zeroed here);
-// loss_grad writes dlogits from the totals (den, num as in the reference).
-void loss_sums(FloatType t, size_t n, const void* logits, const uint8_t* target, double* sums, cudaStream_t stream);
-void loss_grad(FloatType t, size_t n, const void* logits, const uint8_t* target, double m, double den, double num,
-               double w_bce, double w_dice, double grad_scale, void* dlogits, cudaStream_t stream);
+// loss.cu: BCE on logits + soft Dice (ops/loss_ref.h) into the step's
+// control block ctl: the four sums (double atomics), loss_finish on the
+// device, then, when dlogits is non-null, the gradient times ctl->scale.
+void loss(FloatType t, size_t n, const void* logits, const uint8_t* target, double w_bce, double w_dice, double smooth,
+          StepControl* ctl, void* dlogits, cudaStream_t stream);
+
+// convert.cu: y = x converted (f32 <-> f16/bf16, or a copy when the types are equal).
+void convert(FloatType from, FloatType to, size_t n, const void* x, void* y, cudaStream_t stream);
+
+// optimizer_step.cu: Backend::optimizer_step: the finite check, the decision
+// (one thread: step_decide), the update of the masters and, when storage is
+// non-null, their copy in storage_type.
+void optimizer_step(const UpdateRule& rule, StepControl* ctl, float* params, const float* grads, float* m, float* v,
+                    size_t n, FloatType storage_type, void* storage, cudaStream_t stream);
 
 }  // namespace mixseg::cuda

@@ -1,8 +1,10 @@
 // The segmentation loss on the GPU (kernels.h; ops/loss_ref.h is the
-// reference): BCE on logits + soft Dice, every term in double. loss_sums
-// reduces within each block (shared memory tree) and adds the block's four
-// sums to the totals with double atomics; the host turns the totals into the
-// loss and launches loss_grad, which needs them.
+// reference): BCE on logits + soft Dice, every term in double. The sums
+// kernel reduces within each block (shared memory tree) and adds the block's
+// four sums to the control block's with double atomics; one thread turns
+// them into the loss (loss_finish, the reference's own function); the
+// gradient kernel reads Dice's terms and the loss scale from there, so
+// nothing goes through the host.
 #include "cuda/cuda_types.cuh"
 
 namespace mixseg::cuda {
@@ -33,9 +35,14 @@ __global__ void loss_sums_kernel(size_t n, const T* logits, const uint8_t* targe
     for (int j = 0; j < 4; ++j) atomicAdd(&sums[j], sh[j][0]);
 }
 
+__global__ void loss_finish_kernel(StepControl* ctl, double n, double w_bce, double w_dice, double smooth) {
+  loss_finish(*ctl, n, w_bce, w_dice, smooth);
+}
+
 template <class T>
-__global__ void loss_grad_kernel(size_t n, const T* logits, const uint8_t* target, double m, double den, double num,
-                                 double w_bce, double w_dice, double grad_scale, T* dlogits) {
+__global__ void loss_grad_kernel(size_t n, const T* logits, const uint8_t* target, double w_bce, double w_dice,
+                                 const StepControl* ctl, T* dlogits) {
+  const double m = double(n), den = ctl->loss_den, num = ctl->loss_num, grad_scale = ctl->scale;
   const double inv_den2 = 1.0 / (den * den);
   MIXSEG_GRID_STRIDE(k, n) {
     const double z = load(logits[k]), t = target[k] ? 1.0 : 0.0, p = sigmoid(z);
@@ -47,7 +54,9 @@ __global__ void loss_grad_kernel(size_t n, const T* logits, const uint8_t* targe
 
 }  // namespace
 
-void loss_sums(FloatType t, size_t n, const void* logits, const uint8_t* target, double* sums, cudaStream_t stream) {
+void loss(FloatType t, size_t n, const void* logits, const uint8_t* target, double w_bce, double w_dice, double smooth,
+          StepControl* ctl, void* dlogits, cudaStream_t stream) {
+  double* sums = ctl->loss_sums;  // a device address: only offset here, never read
   cudaMemsetAsync(sums, 0, 4 * sizeof(double), stream);
   const unsigned blocks = blocks_for(n) < 1024 ? blocks_for(n) : 1024;
   dispatch(t, [&](auto tag) {
@@ -55,14 +64,13 @@ void loss_sums(FloatType t, size_t n, const void* logits, const uint8_t* target,
     loss_sums_kernel<T><<<blocks, kThreads, 0, stream>>>(n, static_cast<const T*>(logits), target, sums);
   });
   check_launch("loss_sums");
-}
-
-void loss_grad(FloatType t, size_t n, const void* logits, const uint8_t* target, double m, double den, double num,
-               double w_bce, double w_dice, double grad_scale, void* dlogits, cudaStream_t stream) {
+  loss_finish_kernel<<<1, 1, 0, stream>>>(ctl, double(n), w_bce, w_dice, smooth);
+  check_launch("loss_finish");
+  if (!dlogits) return;
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    loss_grad_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(n, static_cast<const T*>(logits), target, m, den, num,
-                                                                w_bce, w_dice, grad_scale, static_cast<T*>(dlogits));
+    loss_grad_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(n, static_cast<const T*>(logits), target, w_bce,
+                                                                w_dice, ctl, static_cast<T*>(dlogits));
   });
   check_launch("loss_grad");
 }

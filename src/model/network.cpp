@@ -2,6 +2,7 @@
 #include "model/network.h"
 
 #include <cmath>
+#include <new>
 
 #include "core/error.h"
 
@@ -68,15 +69,30 @@ void allocate(const UNet& net, Workspace& ws) {
     if (!skip[v]) ws.act[v] = ws.activations.alloc(ws.dtype, s);
     largest = std::max(largest, s.numel());
   }
+  if (ws.dtype != DType::f32) ws.input_f32 = ws.activations.alloc(DType::f32, ws.act[net.input].shape);
+  ws.bn_running = ws.weights.alloc(DType::f32, {1, 1, 1, int(net.running_numel)});
   if (ws.training) {
     for (size_t v = 0; v < net.values.size(); ++v)
       if (int(v) != net.input) ws.grad[v] = ws.activations.alloc(ws.dtype, net.values[v].shape(ws.batch, ws.h, ws.w));
     ws.scratch = ws.activations.alloc(ws.dtype, {1, 1, 1, int(largest)});
     for (size_t b = 0; b < net.bns.size(); ++b) ws.bn_saved[b] = ws.activations.alloc(DType::f32, {1, 1, 2, net.bns[b].channels});
-    ws.param_grads = ws.weights.alloc(DType::f32, {1, 1, 1, int(net.param_numel)});
+    ws.target = ws.activations.alloc(DType::u8, ws.act[net.logits].shape);
+    const Shape flat{1, 1, 1, int(net.param_numel)};
+    ws.masters = ws.weights.alloc(DType::f32, flat);
+    ws.moment1 = ws.weights.alloc(DType::f32, flat);
+    ws.moment2 = ws.weights.alloc(DType::f32, flat);
+    ws.param_grads = ws.weights.alloc(DType::f32, flat);
+    ws.params_storage = ws.dtype == DType::f32 ? Tensor{nullptr, DType::f32, flat} : ws.weights.alloc(ws.dtype, flat);
+    ws.control = ws.weights.alloc(DType::u8, {1, 1, 1, int(sizeof(StepControl))}).as<StepControl>();
+    // The conv weights are views into the storage copy (or the masters).
+    const Tensor& storage = ws.dtype == DType::f32 ? ws.masters : ws.params_storage;
+    for (size_t p = 0; p < net.params.size(); ++p)
+      if (net.params[p].kind == ParamKind::conv_weight && storage.data)
+        ws.conv_w[p] = {static_cast<std::byte*>(storage.data) + net.params[p].offset * size_t(dtype_size(ws.dtype)),
+                        ws.dtype, net.params[p].shape};
+    return;
   }
   ws.bn_affine = ws.weights.alloc(DType::f32, {1, 1, 1, int(net.running_numel)});
-  ws.bn_running = ws.weights.alloc(DType::f32, {1, 1, 1, int(net.running_numel)});
   for (size_t p = 0; p < net.params.size(); ++p)
     if (net.params[p].kind == ParamKind::conv_weight) ws.conv_w[p] = ws.weights.alloc(ws.dtype, net.params[p].shape);
   if (!ws.training)
@@ -87,10 +103,15 @@ void allocate(const UNet& net, Workspace& ws) {
 
 BatchNormState bn_state(const UNet& net, const Layer& l, Workspace& ws) {
   const BatchNormInfo& b = net.bns[l.bn];
-  float* saved = ws.training ? ws.bn_saved[l.bn].as<float>() : nullptr;
-  float* affine = ws.bn_affine.as<float>() + b.running_offset;
   float* running = ws.bn_running.as<float>() + b.running_offset;
-  return {affine, affine + b.channels, running, running + b.channels, saved, saved ? saved + b.channels : nullptr};
+  if (ws.training) {  // gamma and beta straight from the masters
+    const float* masters = ws.masters.as<float>();
+    float* saved = ws.bn_saved[l.bn].as<float>();
+    return {masters + net.params[l.param].offset, masters + net.params[l.param + 1].offset, running,
+            running + b.channels, saved, saved + b.channels};
+  }
+  const float* affine = ws.bn_affine.as<float>() + b.running_offset;
+  return {affine, affine + b.channels, running, running + b.channels, nullptr, nullptr};
 }
 
 Tensor view(const Tensor& t, const Shape& s) { return {t.data, t.dtype, s}; }
@@ -124,6 +145,7 @@ std::unique_ptr<Workspace> make_workspace(const UNet& net, Backend& backend, Pol
   ws->activations.commit(backend);
   ws->weights.commit(backend);
   allocate(net, *ws);
+  if (training) ws->control_host = new (backend.allocate_host(sizeof(StepControl))) StepControl;
   return ws;
 }
 
@@ -144,7 +166,17 @@ std::vector<float> fold_batchnorm(const UNet& net, const Weights& wt, const Laye
 }
 
 void upload_weights(const UNet& net, const Weights& wt, Workspace& ws) {
+  if (wt.params.size() != net.param_numel || wt.running.size() != net.running_numel)
+    fail("weights hold {} parameters and {} statistics, the model has {} and {}", wt.params.size(), wt.running.size(),
+         net.param_numel, net.running_numel);
+  Backend& be = *ws.backend;
+  be.copy_in(ws.bn_running.data, wt.running.data(), wt.running.size() * sizeof(float));
   std::vector<std::byte> tmp;
+  if (ws.training) {  // the masters and their storage copy, whole
+    be.copy_in(ws.masters.data, wt.params.data(), wt.params.size() * sizeof(float));
+    if (ws.params_storage.data) be.convert(ws.masters, ws.params_storage);
+    return;
+  }
   std::vector<float> folded;
   std::vector<int> bn_of_param(net.params.size(), -1);
   for (size_t i = 0; i < net.layers.size(); ++i)
@@ -156,14 +188,14 @@ void upload_weights(const UNet& net, const Weights& wt, Workspace& ws) {
     if (bn_of_param[p] >= 0) {
       folded.assign(src, src + info.numel());
       const std::vector<float> bias = fold_batchnorm(net, wt, net.layers[size_t(bn_of_param[p])], folded);
-      ws.backend->copy_in(ws.conv_bias[p].data, bias.data(), bias.size() * sizeof(float));
+      be.copy_in(ws.conv_bias[p].data, bias.data(), bias.size() * sizeof(float));
       src = folded.data();
     }
     tmp.resize(info.numel() * dtype_size(ws.dtype));
     dispatch_float(ws.dtype, [&]<class T>() { narrow(src, reinterpret_cast<T*>(tmp.data()), info.numel()); });
-    ws.backend->copy_in(ws.conv_w[p].data, tmp.data(), tmp.size());
+    be.copy_in(ws.conv_w[p].data, tmp.data(), tmp.size());
   }
-  // BatchNorm: gamma and beta (flat params) into the running layout, and the running statistics.
+  // BatchNorm: gamma and beta (flat params) into the running layout.
   std::vector<float> affine(net.running_numel);
   for (const Layer& l : net.layers) {
     if (l.kind != LayerKind::bn_relu) continue;
@@ -173,8 +205,7 @@ void upload_weights(const UNet& net, const Weights& wt, Workspace& ws) {
     std::copy_n(gamma, b.channels, affine.begin() + long(b.running_offset));
     std::copy_n(beta, b.channels, affine.begin() + long(b.running_offset + b.channels));
   }
-  ws.backend->copy_in(ws.bn_affine.data, affine.data(), affine.size() * sizeof(float));
-  ws.backend->copy_in(ws.bn_running.data, wt.running.data(), wt.running.size() * sizeof(float));
+  be.copy_in(ws.bn_affine.data, affine.data(), affine.size() * sizeof(float));
 }
 
 const float* host_f32(Workspace& ws, const Tensor& t, std::vector<float>& tmp) {
@@ -188,9 +219,45 @@ const float* host_f32(Workspace& ws, const Tensor& t, std::vector<float>& tmp) {
 
 void set_input(const UNet& net, Workspace& ws, const float* images) {
   const Tensor& in = ws.act[net.input];
-  std::vector<std::byte> tmp(in.bytes());
-  dispatch_float(ws.dtype, [&]<class T>() { narrow(images, reinterpret_cast<T*>(tmp.data()), in.numel()); });
-  ws.backend->copy_in(in.data, tmp.data(), tmp.size());
+  ws.backend->copy_in(ws.input_f32.data ? ws.input_f32.data : in.data, images, in.numel() * sizeof(float));
+  convert_input(net, ws);
+}
+
+void convert_input(const UNet& net, Workspace& ws) {
+  if (ws.input_f32.data) ws.backend->convert(ws.input_f32, ws.act[net.input]);
+}
+
+Workspace::~Workspace() {
+  if (!backend) return;
+  if (recording >= 0) backend->release_recording(recording);
+  if (control_host) backend->deallocate_host(control_host);
+}
+
+void run_recorded(Workspace& ws, uint64_t key, const std::function<void()>& ops) {
+  Backend& be = *ws.backend;
+  if (ws.recording >= 0 && ws.recording_key != key) {
+    be.release_recording(ws.recording);
+    ws.recording = -1;
+  }
+  ++ws.runs;
+  if (ws.recording >= 0) return be.replay(ws.recording);
+  // The first run does the ops' one-time set-up (algorithm search, buffers),
+  // which must not happen inside a recording.
+  if (ws.runs == 1 || ws.recording == -2 || !be.begin_recording()) return ops();
+  try {
+    ops();
+  } catch (...) {  // end the recording before the error goes on
+    const int r = be.end_recording();
+    if (r >= 0) be.release_recording(r);
+    ws.recording = -2;
+    throw;
+  }
+  ws.recording = be.end_recording();
+  ws.recording_key = key;
+  if (ws.recording >= 0)
+    be.replay(ws.recording);
+  else
+    ops(), ws.recording = -2;  // the backend could not record these: run them as usual from now on
 }
 
 std::vector<float> logits_f32(const UNet& net, Workspace& ws) {
@@ -202,8 +269,11 @@ std::vector<float> logits_f32(const UNet& net, Workspace& ws) {
   return out;
 }
 
-void forward(const UNet& net, Weights& wt, Workspace& ws) {
+namespace {
+
+void forward_ops(const UNet& net, Workspace& ws) {
   Backend& be = *ws.backend;
+  be.allow_tf32(ws.policy == Policy::tf32);
   for (size_t i = 0; i < net.layers.size(); ++i) {
     const Layer& l = net.layers[i];
     const Tensor& x = ws.act[l.in0];
@@ -246,8 +316,13 @@ void forward(const UNet& net, Weights& wt, Workspace& ws) {
       case LayerKind::concat: be.concat_fwd(x, ws.act[l.in1], y); break;
     }
   }
-  // Training updated the running statistics in the backend's memory.
-  if (ws.training) be.copy_out(wt.running.data(), ws.bn_running.data, wt.running.size() * sizeof(float));
+}
+
+}  // namespace
+
+void forward(const UNet& net, Workspace& ws) {
+  if (ws.training) return forward_ops(net, ws);  // the training step records the whole step instead
+  run_recorded(ws, 0, [&] { forward_ops(net, ws); });
 }
 
 namespace {
@@ -286,6 +361,7 @@ std::string first_nonfinite(const UNet& net, Workspace& ws) {
 void backward(const UNet& net, Workspace& ws) {
   if (!ws.training) fail("backward() needs a workspace made for training");
   Backend& be = *ws.backend;
+  be.allow_tf32(ws.policy == Policy::tf32);
   std::fill(ws.grad_written.begin(), ws.grad_written.end(), 0);
   ws.grad_written[net.logits] = 1;
   // A value's gradient is written by the first consumer (in reverse order) and

@@ -10,6 +10,7 @@
 // activations are never stored.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,11 @@ struct Weights {
 Weights init_weights(const UNet& net, uint64_t seed);
 
 struct Workspace {
+  Workspace() = default;
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  ~Workspace();  // releases the recording and the host block
+
   Backend* backend = nullptr;
   Policy policy = Policy::fp32;
   DType dtype = DType::f32;  // storage dtype of activations and conv weights
@@ -39,27 +45,46 @@ struct Workspace {
   bool training = false;
 
   Arena activations;  // activations, their gradients, BatchNorm saved statistics, scratch
-  Arena weights;      // the conv weights in the storage dtype, and the f32 weight gradients
+  Arena weights;      // weights (and in training: masters, moments, gradients, the step's control block)
   std::vector<Tensor> act, grad;  // per value
   std::vector<Tensor> conv_w;     // per parameter (only conv weights are set; folded in inference)
   std::vector<Tensor> conv_bias;  // inference: per conv weight parameter followed by BatchNorm, f32 [Cout]
   std::vector<int> folded_bn;     // inference: per layer, the BatchNorm layer folded into this conv, else -1
   std::vector<Tensor> bn_saved;   // per BatchNorm layer: [mean | invstd], f32
-  // BatchNorm state in the backend's memory (f32, laid out like
-  // Weights::running: per BatchNorm [gamma | beta] and [mean | var] at its
-  // running_offset). Weights (host) stay the truth between steps: upload_weights
-  // copies both in, a training forward copies the updated statistics back.
+  // BatchNorm state in the backend's memory: the running statistics (f32,
+  // laid out like Weights::running, per BatchNorm [mean | var] at its
+  // running_offset) and, in inference, gamma and beta in the same layout
+  // (training reads them from the masters).
   Tensor bn_affine, bn_running;
-  Tensor scratch;                 // for gradients that fan in
-  Tensor param_grads;             // f32, UNet::param_numel elements
+  Tensor input_f32;  // 16-bit policies: the f32 images on their way in (converted by the backend)
+  Tensor scratch;    // for gradients that fan in
+
+  // Training: the whole optimizer state lives in the backend's memory, so a
+  // step needs the host only to read its control block back. The masters
+  // (f32, UNet::params' flat layout) with their copy in the storage dtype
+  // (16-bit policies; the conv weights conv_w are views into it, or into the
+  // masters in fp32), the optimizer's moments, the weight gradients, the 0/1
+  // targets, and the step's control block with its host mirror.
+  Tensor masters, params_storage, moment1, moment2;
+  Tensor param_grads;  // f32, UNet::param_numel elements
+  Tensor target;       // u8, the logits' shape
+  StepControl* control = nullptr;
+  StepControl* control_host = nullptr;  // from Backend::allocate_host
+  bool state_uploaded = false;          // masters, moments and control hold the run's state
   std::vector<uint8_t> grad_written;
+
+  // The recorded step (training) or forward pass (inference), see run_recorded.
+  int recording = -1;  // -1: none yet, -2: recording failed (run as usual)
+  uint64_t recording_key = 0;
+  int64_t runs = 0;
 };
 
 // Plans and allocates a workspace. Throws for sizes the network cannot take.
 std::unique_ptr<Workspace> make_workspace(const UNet& net, Backend& backend, Policy policy, int batch, int h, int w,
                                           bool training);
-// Writes the conv weights in the storage dtype from the f32 masters (call
-// after every optimizer step); inference workspaces get them folded with the
+// Writes the weights into the workspace: training workspaces get the f32
+// masters, their storage-dtype copy and the running statistics; inference
+// workspaces the conv weights in the storage dtype folded with the
 // BatchNorm parameters and running statistics.
 void upload_weights(const UNet& net, const Weights& weights, Workspace& ws);
 // Folds BatchNorm layer `bn` (a bn_relu layer) into the conv weights w (OHWI,
@@ -67,8 +92,17 @@ void upload_weights(const UNet& net, const Weights& weights, Workspace& ws);
 std::vector<float> fold_batchnorm(const UNet& net, const Weights& weights, const Layer& bn, std::vector<float>& w);
 // Copies f32 images [batch, h, w, in_channels] into the input, rounding to the storage dtype.
 void set_input(const UNet& net, Workspace& ws, const float* images);
-// Forward pass; in training BatchNorm uses batch statistics and updates weights.running.
-void forward(const UNet& net, Weights& weights, Workspace& ws);
+// The ops that round ws.input_f32 into the input (16-bit policies; none in fp32).
+void convert_input(const UNet& net, Workspace& ws);
+// Forward pass; in training BatchNorm uses batch statistics and updates the
+// running statistics in ws.bn_running. Inference replays a recording of the
+// pass from its second call on where the backend records (run_recorded).
+void forward(const UNet& net, Workspace& ws);
+// Runs ops (a fixed sequence of backend ops on ws's buffers) through ws's
+// recording: the first run as usual, the second recorded and replayed,
+// later ones replayed; a different key (the settings baked into the ops)
+// records anew. Where the backend does not record, ops simply run.
+void run_recorded(Workspace& ws, uint64_t key, const std::function<void()>& ops);
 // Backward pass from ws.grad[net.logits] (already written, e.g. by the loss):
 // fills ws.param_grads (f32, scaled like the loss gradient).
 void backward(const UNet& net, Workspace& ws);

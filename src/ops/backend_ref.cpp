@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 
 #include "core/error.h"
 #include "ops/add_ref.h"
@@ -11,6 +12,7 @@
 #include "ops/conv2d_ref.h"
 #include "ops/loss_ref.h"
 #include "ops/maxpool_ref.h"
+#include "ops/optimizer_step_ref.h"
 #include "ops/relu_ref.h"
 #include "ops/upsample_ref.h"
 #include "cuda/backend_cuda.h"
@@ -119,14 +121,49 @@ void RefBackend::concat_bwd(const Tensor& dy, const Tensor& da, const Tensor& db
     concat_bwd_ref<T>(da.shape.pixels(), da.shape.c, db.shape.c, dy.as<T>(), da.as<T>(), db.as<T>());
   });
 }
-LossValue RefBackend::loss(const Tensor& logits, const uint8_t* target, LossWeights w, double grad_scale,
-                           const Tensor* dlogits) {
-  return dispatch_float(logits.dtype, [&]<class T>() {
-    return bce_dice_ref<T>(logits.numel(), logits.as<T>(), target, w, grad_scale, dlogits ? dlogits->as<T>() : nullptr);
+void RefBackend::loss(const Tensor& logits, const uint8_t* target, LossWeights w, StepControl* ctl,
+                      const Tensor* dlogits) {
+  const size_t n = logits.numel();
+  dispatch_float(logits.dtype, [&]<class T>() {
+    loss_sums_ref<T>(n, logits.as<T>(), target, ctl->loss_sums);
+    loss_finish(*ctl, double(n), w.bce, w.dice, kDiceSmooth);
+    if (dlogits)
+      loss_grad_ref<T>(n, logits.as<T>(), target, ctl->loss_den, ctl->loss_num, w, ctl->scale, dlogits->as<T>());
   });
 }
 void RefBackend::add_inplace(const Tensor& x, const Tensor& y) {
   dispatch_float(x.dtype, [&]<class T>() { add_inplace_ref<T>(x.numel(), x.as<T>(), y.as<T>()); });
+}
+void RefBackend::convert(const Tensor& x, const Tensor& y) {
+  if (x.numel() != y.numel()) fail("convert: {} values into {}", x.numel(), y.numel());
+  if (x.dtype == y.dtype) {
+    std::memcpy(y.data, x.data, x.bytes());
+  } else if (x.dtype == DType::f32) {
+    dispatch_float(y.dtype, [&]<class T>() { narrow_parallel(x.as<float>(), y.as<T>(), x.numel()); });
+  } else if (y.dtype == DType::f32) {
+    dispatch_float(x.dtype, [&]<class T>() { widen_parallel(x.as<T>(), y.as<float>(), x.numel()); });
+  } else {
+    fail("convert: {} to {} (one side must be f32)", dtype_name(x.dtype), dtype_name(y.dtype));
+  }
+}
+void RefBackend::optimizer_step(const UpdateRule& rule, StepControl* ctl, float* params, const float* grads, float* m,
+                                float* v, size_t n, const Tensor& storage) {
+  optimizer_step_ref(rule, *ctl, params, grads, m, v, n, storage);
+}
+
+LossValue compute_loss(Backend& be, const Tensor& logits, const uint8_t* target, LossWeights w, double grad_scale,
+                       const Tensor* dlogits) {
+  const size_t n = logits.numel();
+  auto free_on_exit = [&be](void* p) { be.deallocate(p); };
+  const std::unique_ptr<void, decltype(free_on_exit)> target_mem(be.allocate(n), free_on_exit),
+      ctl_mem(be.allocate(sizeof(StepControl)), free_on_exit);
+  StepControl c;
+  c.scale = grad_scale;
+  be.copy_in(target_mem.get(), target, n);
+  be.copy_in(ctl_mem.get(), &c, sizeof c);
+  be.loss(logits, static_cast<const uint8_t*>(target_mem.get()), w, static_cast<StepControl*>(ctl_mem.get()), dlogits);
+  be.copy_out(&c, ctl_mem.get(), sizeof c);
+  return {c.loss_total, c.loss_bce, c.loss_dice};
 }
 
 std::unique_ptr<Backend> make_ref_backend() { return std::make_unique<RefBackend>(); }

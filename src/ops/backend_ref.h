@@ -35,9 +35,12 @@ class RefBackend : public Backend {
   void concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) override;
   void upsample_concat_fwd(const Tensor& x, const Tensor& skip, const Tensor& y) override;
   void concat_bwd(const Tensor& dy, const Tensor& da, const Tensor& db) override;
-  LossValue loss(const Tensor& logits, const uint8_t* target, LossWeights w, double grad_scale,
-                 const Tensor* dlogits) override;
+  void loss(const Tensor& logits, const uint8_t* target, LossWeights w, StepControl* ctl,
+            const Tensor* dlogits) override;
   void add_inplace(const Tensor& x, const Tensor& y) override;
+  void convert(const Tensor& x, const Tensor& y) override;
+  void optimizer_step(const UpdateRule& rule, StepControl* ctl, float* params, const float* grads, float* m, float* v,
+                      size_t n, const Tensor& storage) override;
 };
 
 // Checks shapes and returns the convolution's dimensions: x [N,H,W,Cin]

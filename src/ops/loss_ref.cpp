@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/step_control.h"
 #include "core/threads.h"
 
 namespace mixseg {
@@ -13,8 +14,7 @@ inline double sigmoid(double z) { return z >= 0 ? 1.0 / (1.0 + std::exp(-z)) : s
 }  // namespace
 
 template <class T>
-LossValue bce_dice_ref(size_t n, const T* logits, const uint8_t* target, LossWeights w, double grad_scale, T* dlogits) {
-  // Fixed-chunk sums (deterministic for any thread count): bce, sum p, sum t, sum p t.
+void loss_sums_ref(size_t n, const T* logits, const uint8_t* target, double sums[4]) {
   std::vector<double> part(size_t(kReduceChunks) * 4, 0.0);
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < kReduceChunks; ++i) {
@@ -30,21 +30,16 @@ LossValue bce_dice_ref(size_t n, const T* logits, const uint8_t* target, LossWei
       acc[3] += p * t;
     }
   }
-  double bce = 0, sp = 0, st = 0, spt = 0;
-  for (int i = 0; i < kReduceChunks; ++i) {
-    bce += part[size_t(i) * 4 + 0];
-    sp += part[size_t(i) * 4 + 1];
-    st += part[size_t(i) * 4 + 2];
-    spt += part[size_t(i) * 4 + 3];
-  }
-  const double m = double(n), den = sp + st + kDiceSmooth, num = 2 * spt + kDiceSmooth;
-  LossValue v;
-  v.bce = bce / m;
-  v.dice = 1.0 - num / den;
-  v.total = w.bce * v.bce + w.dice * v.dice;
-  if (!dlogits) return v;
+  for (int j = 0; j < 4; ++j) sums[j] = 0;
+  for (int i = 0; i < kReduceChunks; ++i)
+    for (int j = 0; j < 4; ++j) sums[j] += part[size_t(i) * 4 + size_t(j)];
+}
+
+template <class T>
+void loss_grad_ref(size_t n, const T* logits, const uint8_t* target, double den, double num, LossWeights w,
+                   double grad_scale, T* dlogits) {
   // d dice / d p_k = -(2 t_k den - num) / den^2;  d p / d z = p (1 - p)
-  const double inv_den2 = 1.0 / (den * den);
+  const double m = double(n), inv_den2 = 1.0 / (den * den);
 #pragma omp parallel for schedule(static)
   for (size_t k = 0; k < n; ++k) {
     const double z = double(load(logits[k])), t = target[k] ? 1.0 : 0.0;
@@ -53,11 +48,21 @@ LossValue bce_dice_ref(size_t n, const T* logits, const uint8_t* target, LossWei
     const double g_dice = -(2 * t * den - num) * inv_den2 * p * (1 - p);
     dlogits[k] = store<T>(acc_t<T>(grad_scale * (w.bce * g_bce + w.dice * g_dice)));
   }
-  return v;
 }
 
-#define INSTANTIATE(T) \
-  template LossValue bce_dice_ref<T>(size_t, const T*, const uint8_t*, LossWeights, double, T*);
+template <class T>
+LossValue bce_dice_ref(size_t n, const T* logits, const uint8_t* target, LossWeights w, double grad_scale, T* dlogits) {
+  StepControl c;
+  loss_sums_ref(n, logits, target, c.loss_sums);
+  loss_finish(c, double(n), w.bce, w.dice, kDiceSmooth);
+  if (dlogits) loss_grad_ref(n, logits, target, c.loss_den, c.loss_num, w, grad_scale, dlogits);
+  return {c.loss_total, c.loss_bce, c.loss_dice};
+}
+
+#define INSTANTIATE(T)                                                                                     \
+  template LossValue bce_dice_ref<T>(size_t, const T*, const uint8_t*, LossWeights, double, T*);           \
+  template void loss_sums_ref<T>(size_t, const T*, const uint8_t*, double[4]);                             \
+  template void loss_grad_ref<T>(size_t, const T*, const uint8_t*, double, double, LossWeights, double, T*);
 MIXSEG_INSTANTIATE_FLOAT_KERNEL(INSTANTIATE)
 
 }  // namespace mixseg

@@ -29,4 +29,14 @@ inline constexpr double kDiceSmooth = 1.0;
 template <class T>
 LossValue bce_dice_ref(size_t n, const T* logits, const uint8_t* target, LossWeights w, double grad_scale, T* dlogits);
 
+// Its two passes (what the backends' loss ops run): the four sums {BCE
+// terms, sum p, sum t, sum p t} in fixed chunks (the same for any thread
+// count), and, from soft Dice's denominator and numerator (loss_finish in
+// core/step_control.h), the gradient times grad_scale.
+template <class T>
+void loss_sums_ref(size_t n, const T* logits, const uint8_t* target, double sums[4]);
+template <class T>
+void loss_grad_ref(size_t n, const T* logits, const uint8_t* target, double den, double num, LossWeights w,
+                   double grad_scale, T* dlogits);
+
 }  // namespace mixseg

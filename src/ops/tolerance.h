@@ -41,7 +41,8 @@ inline double tolerance(Op op, DType dtype, size_t reduction_length) {
     case Op::upsample_fwd:
     case Op::upsample_concat_fwd:
     case Op::concat_fwd:
-    case Op::concat_bwd: return 0.0;
+    case Op::concat_bwd:
+    case Op::convert: return 0.0;
     default: break;
   }
   constexpr double kWinogradGrowth = 4.0;

@@ -1,22 +1,14 @@
-// Dynamic loss scaler update rule (see loss_scaler.h).
+// Dynamic loss scaler update rule (see loss_scaler.h): core/step_control.h's
+// scaler_update, the one definition the training step's kernels use too.
 #include "precision/loss_scaler.h"
 
-#include <algorithm>
+#include "core/step_control.h"
 
 namespace mixseg {
 
 bool LossScaler::update(bool found_nonfinite) {
-  if (found_nonfinite) {
-    ++skipped_steps;
-    clean_steps = 0;
-    if (config.enabled) scale = std::max(config.min_scale, scale * config.backoff_factor);
-    return false;
-  }
-  if (config.enabled && ++clean_steps >= config.growth_interval) {
-    scale = std::min(config.max_scale, scale * config.growth_factor);
-    clean_steps = 0;
-  }
-  return true;
+  return scaler_update(config.enabled, config.growth_interval, config.growth_factor, config.backoff_factor,
+                       config.min_scale, config.max_scale, found_nonfinite, scale, clean_steps, skipped_steps);
 }
 
 }  // namespace mixseg

@@ -58,7 +58,7 @@ Calibration calibrate(const UNet& net, Weights& weights, Backend& backend, const
     input.resize(size_t(b) * data.image_values());
     to_input(data.image(first), input.size(), input.data());
     set_input(net, *ws, input.data());
-    forward(net, weights, *ws);
+    forward(net, *ws);
     for (int v : observed) {
       const Tensor& t = ws->act[size_t(v)];
       if (!t.data) fail("calibration: value {} is not kept by the inference workspace", net.values[size_t(v)].name);

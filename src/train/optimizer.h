@@ -7,6 +7,9 @@
 #include <string_view>
 #include <vector>
 
+#include "core/step_control.h"
+#include "ops/optimizer_step_ref.h"  // all_finite
+
 namespace mixseg {
 
 enum class OptimizerKind { adam, sgd };
@@ -28,12 +31,14 @@ struct OptimizerState {
 };
 
 OptimizerState make_optimizer_state(const OptimizerConfig& c, size_t n);
-// One update of params from grads (already unscaled). grad_scale multiplies
+// The fixed part of c as the update kernels take it (the learning rate goes
+// per step through StepControl; the scaler fields are left at their defaults).
+UpdateRule update_rule(const OptimizerConfig& c);
+
+// One update of params from grads on the host (training steps run the
+// backend's fused optimizer_step instead; same rules). grad_scale multiplies
 // grads on the fly (1 / loss scale), so unscaling costs no extra pass.
 void optimizer_step(const OptimizerConfig& c, OptimizerState& s, float* params, const float* grads, size_t n,
                     double grad_scale = 1.0);
-
-// True when every gradient is finite (no inf or NaN).
-bool all_finite(const float* x, size_t n);
 
 }  // namespace mixseg

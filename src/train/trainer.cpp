@@ -33,41 +33,120 @@ SegMetrics evaluate(const UNet& net, Weights& weights, Backend& backend, Policy 
     input.resize(size_t(b) * data.image_values());
     to_input(data.image(first), input.size(), input.data());
     set_input(net, *ws, input.data());
-    forward(net, weights, *ws);
+    forward(net, *ws);
     const std::vector<float> logits = logits_f32(net, *ws);
     for (int i = 0; i < b; ++i) acc.add_image(logits.data() + size_t(i) * data.pixels(), data.mask(first + i), data.pixels());
   }
   return acc.finish();
 }
 
+namespace {
+
+// The settings a step's ops are recorded with: the optimizer's and the
+// scaler's (the learning rate is not among them: it goes through the control
+// block each step).
+UpdateRule step_rule(const Checkpoint& state) {
+  UpdateRule r = update_rule(state.optimizer);
+  const LossScalerConfig& sc = state.scaler.config;
+  r.scaling = sc.enabled;
+  r.growth_interval = sc.growth_interval;
+  r.growth_factor = sc.growth_factor;
+  r.backoff_factor = sc.backoff_factor;
+  r.min_scale = sc.min_scale;
+  r.max_scale = sc.max_scale;
+  return r;
+}
+
+// FNV-1a over an object's bytes: the key of a recording's settings.
+template <class T>
+uint64_t settings_key(const T& x, uint64_t h = 1469598103934665603ull) {
+  const auto* b = reinterpret_cast<const unsigned char*>(&x);
+  for (size_t i = 0; i < sizeof x; ++i) h = (h ^ b[i]) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
+void upload_training_state(const UNet& net, const Checkpoint& state, Workspace& ws) {
+  if (!ws.training) fail("upload_training_state: the workspace is not for training");
+  const size_t n = net.param_numel;
+  const OptimizerState& o = state.optimizer_state;
+  if (o.m.size() != n || (state.optimizer.kind == OptimizerKind::adam && o.v.size() != n))
+    fail("optimizer state holds {} values, the model has {} parameters", o.m.size(), n);
+  upload_weights(net, state.weights, ws);
+  Backend& be = *ws.backend;
+  be.copy_in(ws.moment1.data, o.m.data(), n * sizeof(float));
+  const std::vector<float> zeros(o.v.empty() ? n : 0, 0.0f);
+  be.copy_in(ws.moment2.data, o.v.empty() ? zeros.data() : o.v.data(), n * sizeof(float));
+  StepControl c;
+  c.lr = state.optimizer.lr;
+  c.scale = c.scale_used = state.scaler.scale;
+  c.clean_steps = state.scaler.clean_steps;
+  c.skipped_steps = state.scaler.skipped_steps;
+  c.optimizer_steps = o.step;
+  *ws.control_host = c;
+  be.copy_in(ws.control, ws.control_host, sizeof c);
+  ws.state_uploaded = true;
+}
+
+void download_training_state(const UNet& net, Workspace& ws, Checkpoint& state) {
+  if (!ws.state_uploaded) return;  // no step ran on this workspace: state is current
+  Backend& be = *ws.backend;
+  be.copy_out(state.weights.params.data(), ws.masters.data, net.param_numel * sizeof(float));
+  be.copy_out(state.weights.running.data(), ws.bn_running.data, net.running_numel * sizeof(float));
+  OptimizerState& o = state.optimizer_state;
+  be.copy_out(o.m.data(), ws.moment1.data, o.m.size() * sizeof(float));
+  if (!o.v.empty()) be.copy_out(o.v.data(), ws.moment2.data, o.v.size() * sizeof(float));
+  be.copy_out(ws.control_host, ws.control, sizeof(StepControl));
+  const StepControl& c = *ws.control_host;
+  state.scaler.scale = c.scale;
+  state.scaler.clean_steps = c.clean_steps;
+  state.scaler.skipped_steps = c.skipped_steps;
+  o.step = c.optimizer_steps;
+}
+
 StepStats train_step(const UNet& net, Checkpoint& state, Workspace& ws, const float* input, const uint8_t* target,
                      const LossWeights& loss) {
-  set_input(net, ws, input);
-  forward(net, state.weights, ws);
-  const double scale = state.scaler.scale;
-  const LossValue lv = ws.backend->loss(ws.act[net.logits], target, loss, scale, &ws.grad[net.logits]);
-  backward(net, ws);
-  thread_local std::vector<float> grads_copy;  // used only where backend memory is not host memory
-  const float* grads = host_f32(ws, ws.param_grads, grads_copy);
-  const bool finite = all_finite(grads, net.param_numel) && std::isfinite(lv.total);
+  if (!ws.state_uploaded) upload_training_state(net, state, ws);
+  Backend& be = *ws.backend;
+  // In: the learning rate, the batch. All three copies are done before the
+  // control block is read back below, so the caller's buffers are free again
+  // when this returns.
+  ws.control_host->lr = state.optimizer.lr;
+  be.copy_in_async(&ws.control->lr, &ws.control_host->lr, sizeof(double));
+  const Tensor& in = ws.act[net.input];
+  be.copy_in_async(ws.input_f32.data ? ws.input_f32.data : in.data, input, in.numel() * sizeof(float));
+  be.copy_in_async(ws.target.data, target, ws.target.numel());
+  // The step: no value comes back to the host until it is done.
+  const UpdateRule rule = step_rule(state);
+  run_recorded(ws, settings_key(loss, settings_key(rule)), [&] {
+    convert_input(net, ws);
+    forward(net, ws);
+    be.loss(ws.act[net.logits], ws.target.as<uint8_t>(), loss, ws.control, &ws.grad[net.logits]);
+    backward(net, ws);
+    const Tensor storage = ws.params_storage;
+    be.optimizer_step(rule, ws.control, ws.masters.as<float>(), ws.param_grads.as<float>(), ws.moment1.as<float>(),
+                      ws.moment2.as<float>(), net.param_numel, storage);
+  });
+  be.copy_out(ws.control_host, ws.control, sizeof(StepControl));
+  const StepControl& c = *ws.control_host;
   // The NaN watch: non-finite values are the loss scaler's business only
   // while it can still back off; otherwise training has diverged, and the
-  // error says where the values first went bad (checkpoints already written
-  // stay as they are).
-  if (!finite && (!state.scaler.config.enabled || state.scaler.scale <= state.scaler.config.min_scale)) {
+  // error says where the values first went bad (the step was not applied;
+  // checkpoints already written stay as they are).
+  const LossScalerConfig& sc = state.scaler.config;
+  if (c.nonfinite && (!sc.enabled || c.scale_used <= sc.min_scale)) {
     const std::string where = first_nonfinite(net, ws);
     fail("training diverged: non-finite {} at step {} (loss {}); first in {}. Lower --lr, or train in a policy with "
          "more range (fp32, mixed_bf16)",
-         std::isfinite(lv.total) ? "gradients" : "loss", state.optimizer_state.step, lv.total,
+         std::isfinite(c.loss_total) ? "gradients" : "loss", c.optimizer_steps, c.loss_total,
          where.empty() ? "the loss" : where);
   }
-  const bool apply = state.scaler.update(!finite);
-  if (apply) {
-    optimizer_step(state.optimizer, state.optimizer_state, state.weights.params.data(), grads, net.param_numel,
-                   1.0 / scale);
-    upload_weights(net, state.weights, ws);
-  }
-  return {0, lv.total, scale, !apply};
+  state.scaler.scale = c.scale;
+  state.scaler.clean_steps = c.clean_steps;
+  state.scaler.skipped_steps = c.skipped_steps;
+  state.optimizer_state.step = c.optimizer_steps;
+  return {0, c.loss_total, c.scale_used, !c.applied};
 }
 
 TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Dataset& val_set, Backend& backend,
@@ -128,7 +207,7 @@ TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Datase
   }
 
   auto ws = make_workspace(net, backend, cfg.policy, cfg.batch, train_set.h, train_set.w, true);
-  upload_weights(net, state.weights, *ws);
+  upload_training_state(net, state, *ws);
   TrainResult result;
   result.activation_bytes = ws->activations.capacity();
   result.weight_bytes = ws->weights.capacity();
@@ -158,6 +237,7 @@ TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Datase
       loss_sum += st.loss;
       if (cb.on_step) cb.on_step(st);
       if (cfg.stop && cfg.stop->load() && s + 1 < steps_per_epoch) {
+        download_training_state(net, *ws, state);
         save("last.safetensors");
         result.interrupted = true;
         result.last = std::move(state);
@@ -173,6 +253,7 @@ TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Datase
     es.seconds = secs;
     es.img_per_s = double(steps_run * size_t(cfg.batch)) / secs;
     es.skipped_steps = state.scaler.skipped_steps - skipped_before;
+    download_training_state(net, *ws, state);
     es.loss_scale = state.scaler.scale;
     es.val = evaluate(net, state.weights, backend, cfg.policy, val_set, cfg.batch);
     state.epoch = epoch + 1;

@@ -1,7 +1,9 @@
 // Training and evaluation loops. One step: images -> input (rounded to the
 // storage dtype), forward, loss (f32, gradient times the loss scale), backward,
 // finite check of the f32 weight gradients, optimizer on the f32 masters with
-// the unscale folded in, 16-bit weight copies refreshed. Batches are drawn
+// the unscale folded in, 16-bit weight copies refreshed: all of it in the
+// backend (one recorded unit where it records, e.g. a CUDA graph), the host
+// reading back only the step's control block. Batches are drawn
 // from a shuffle seeded by (seed, epoch), so a resumed run sees exactly the
 // batches the uninterrupted run would have. The last incomplete batch of an
 // epoch is dropped (BatchNorm statistics of a tiny batch are noise).
@@ -75,10 +77,19 @@ struct TrainCallbacks {
 };
 
 // One step on a batch in host memory (f32 images, 0/1 targets, ws.batch of
-// each): the sequence described at the top of this file, updating state's
-// weights, optimizer and loss scaler. The returned step index is 0.
+// each): the sequence described at the top of this file, run by the backend
+// on the state it holds (the masters, moments and loss scaler in the
+// workspace; the first step on a workspace uploads them from `state`).
+// Returns the step's loss, scale and outcome, and keeps state.scaler and
+// state.optimizer_state.step current; the weights and moments come back to
+// `state` with download_training_state. The returned step index is 0.
 StepStats train_step(const UNet& net, Checkpoint& state, Workspace& ws, const float* input, const uint8_t* target,
                      const LossWeights& loss);
+// The training state between the host (a Checkpoint) and a training
+// workspace: weights, running statistics, optimizer moments and the loss
+// scaler's state.
+void upload_training_state(const UNet& net, const Checkpoint& state, Workspace& ws);
+void download_training_state(const UNet& net, Workspace& ws, Checkpoint& state);
 
 // Trains from scratch, or continues `resume` (its config, policy and size must
 // match). Validation runs after every epoch when val is non-empty.

@@ -1,0 +1,34 @@
+// The reference optimizer step (see optimizer_step_ref.h).
+#include "ops/optimizer_step_ref.h"
+
+#include <cmath>
+
+#include "core/dtype.h"
+
+namespace mixseg {
+
+bool all_finite(const float* x, size_t n) {
+  bool ok = true;
+#pragma omp parallel for reduction(&& : ok) schedule(static)
+  for (size_t i = 0; i < n; ++i) ok = ok && std::isfinite(x[i]);
+  return ok;
+}
+
+void update_params_ref(const UpdateRule& rule, float step_size, float inv_sqrt_bc2, float grad_scale, float* params,
+                       const float* grads, float* m, float* v, size_t n) {
+  float unused = 0;
+#pragma omp parallel for schedule(static) firstprivate(unused)
+  for (size_t i = 0; i < n; ++i)
+    update_element(rule, step_size, inv_sqrt_bc2, grad_scale, params[i], grads[i], m[i], rule.adam ? v[i] : unused);
+}
+
+void optimizer_step_ref(const UpdateRule& rule, StepControl& ctl, float* params, const float* grads, float* m, float* v,
+                        size_t n, const Tensor& storage) {
+  ctl.found_nonfinite = !all_finite(grads, n);
+  step_decide(rule, ctl);
+  if (!ctl.applied) return;
+  update_params_ref(rule, ctl.step_size, ctl.inv_sqrt_bc2, ctl.grad_scale, params, grads, m, v, n);
+  if (storage.data) dispatch_float(storage.dtype, [&]<class T>() { narrow_parallel(params, storage.as<T>(), n); });
+}
+
+}  // namespace mixseg
