@@ -240,6 +240,7 @@ void run_bench(const BenchOptions& o) {
   if (o.verbose)
     for (const auto& line : backend->choices()) fmt::print("  {}\n", line);
   meta["peak_rss_mib"] = peak_rss_mib();
+  meta["backend_choices"] = backend->choices();  // algorithms per shape, CUDA graphs
   if (!o.out.empty()) {
     // One JSON object per run, appended like the rows (the CSV can gather several runs).
     const std::string meta_path = o.out + ".meta.jsonl";

@@ -1,12 +1,10 @@
 // BatchNorm (+ the fused ReLU) on the GPU, forward (training and inference)
 // and backward (kernels.h; ops/batchnorm_ref.h is the reference, whose
 // formulas these follow: two passes for the variance, sums in double).
-// Every kernel over the [pixels, C] tensor uses one tiling (ChannelTiling):
-// a block row of cw = min(C, 256) threads covers consecutive channels of a
-// pixel (coalesced), the block's 256 / cw rows consecutive pixels, and
-// blockIdx.y the chunks of 256 channels when C is larger; each thread keeps
-// one channel and strides over pixels, so it loads that channel's factors
-// once and needs no index division per element.
+// Every kernel over the [pixels, C] tensor uses the channel tiling of
+// cuda_types.cuh: each thread keeps one channel and strides over pixels, so
+// it loads that channel's factors once and needs no index division per
+// element.
 // Per-channel sums: each thread accumulates its channel in double registers,
 // the block adds its rows in shared memory, and one double atomic per
 // (block, channel) adds that to the global total (the order varies, the
@@ -58,44 +56,10 @@ struct SumGradients {  // g and g * xhat, g = dy masked by the ReLU
   }
 };
 
-// The tiling described at the top; `rows` and the thread's place follow
-// from cw and the block size (kThreads).
-struct ChannelTiling {
-  dim3 grid;
-  int cw;
-};
-
-ChannelTiling channel_tiling(size_t pixels, int c, unsigned max_blocks) {
-  const int cw = c < kThreads ? c : kThreads, rows = kThreads / cw;
-  const unsigned chunks = unsigned((c + cw - 1) / cw);
-  size_t bx = (pixels + size_t(rows) - 1) / size_t(rows);
-  const size_t cap = max_blocks / chunks > 0 ? max_blocks / chunks : 1;
-  if (bx > cap) bx = cap;
-  if (bx == 0) bx = 1;
-  return {dim3(unsigned(bx), chunks), cw};
-}
-
-// This thread's channel and first pixel, and the pixel stride; false for
-// threads outside the tiling (the last rows when cw does not divide the
-// block, channels past C in the last chunk).
-struct ChannelLane {
-  int ch, row, col, rows;
-  size_t first, stride;
-  __device__ ChannelLane(int c, int cw) {
-    rows = int(blockDim.x) / cw;
-    col = int(threadIdx.x) % cw;
-    row = int(threadIdx.x) / cw;
-    ch = int(blockIdx.y) * cw + col;
-    first = size_t(blockIdx.x) * size_t(rows) + size_t(row);
-    stride = size_t(gridDim.x) * size_t(rows);
-  }
-  __device__ bool active(int c) const { return row < rows && ch < c; }
-};
-
 template <class F>
 __global__ void channel_sums_kernel(size_t pixels, int c, int cw, F f, double* out0, double* out1) {
   extern __shared__ double sh[];  // [2][rows][cw]
-  const ChannelLane l(c, cw);
+  const ChannelLane l(cw);
   double a = 0, b = 0;
   if (l.active(c))
     for (size_t p = l.first; p < pixels; p += l.stride) {
@@ -175,7 +139,7 @@ __global__ void bwd_stats_kernel(int c, double m, const double* sum_g, const dou
 template <class T>
 __global__ void normalize_kernel(size_t pixels, int c, int cw, const T* x, const float* scale, const float* shift,
                                  bool relu, T* y) {
-  const ChannelLane l(c, cw);
+  const ChannelLane l(cw);
   if (!l.active(c)) return;
   const float sc = scale[l.ch], sh = shift[l.ch];
   for (size_t p = l.first; p < pixels; p += l.stride) {
@@ -188,7 +152,7 @@ __global__ void normalize_kernel(size_t pixels, int c, int cw, const T* x, const
 template <class T>
 __global__ void dx_kernel(size_t pixels, int c, int cw, const T* dy, const T* relu_y, const T* x, const float* mean,
                           const float* invstd, const float* k, const float* mean_g, const float* mean_gx, T* dx) {
-  const ChannelLane l(c, cw);
+  const ChannelLane l(cw);
   if (!l.active(c)) return;
   const float mu = mean[l.ch], is = invstd[l.ch], kc = k[l.ch], mg = mean_g[l.ch], mgx = mean_gx[l.ch];
   for (size_t p = l.first; p < pixels; p += l.stride) {
@@ -198,9 +162,6 @@ __global__ void dx_kernel(size_t pixels, int c, int cw, const T* dy, const T* re
     dx[i] = store<T>(kc * (g - mg - xhat * mgx));
   }
 }
-
-// Elementwise passes: enough blocks to fill the GPU many times over.
-constexpr unsigned kElementwiseBlocks = 65535u * 16u;
 
 unsigned stats_threads(int c) { return unsigned(c < 1024 ? c : 1024); }
 

@@ -97,8 +97,10 @@ struct CudnnConvolutions::Impl {
 
   void note(Pass pass, const ConvShape& s, DType dt, int algo, cudnnMathType_t math) {
     const char* how = math == CUDNN_FMA_MATH                              ? ""
-                      : math == CUDNN_TENSOR_OP_MATH && dt != DType::f32 ? " (tensor cores)"
-                                                                          : " (tensor cores, TF32 allowed)";
+                      : dt == DType::f32                                  ? " (TF32 allowed)"
+                      : math == CUDNN_TENSOR_OP_MATH                      ? " (tensor cores)"
+                      : math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION     ? " (tensor cores, conversion allowed)"
+                                                                          : " (default math)";
     log.push_back(fmt::format("{} {} {}x{}x{}x{}->{} k{}: algo {}{}", pass_name(pass), dtype_name(dt), s.n, s.h, s.w,
                               s.cin, s.cout, s.k, algo, how));
   }

@@ -11,9 +11,13 @@ namespace mixseg::cuda {
 namespace {
 
 template <class T>
-__global__ void bias_relu_kernel(size_t total, int c, const float* bias, bool relu, T* y) {
-  MIXSEG_GRID_STRIDE(i, total) {
-    float v = load(y[i]) + (bias ? bias[i % c] : 0.0f);
+__global__ void bias_relu_kernel(size_t pixels, int c, int cw, const float* bias, bool relu, T* y) {
+  const ChannelLane l(cw);
+  if (!l.active(c)) return;
+  const float b = bias ? bias[l.ch] : 0.0f;
+  for (size_t p = l.first; p < pixels; p += l.stride) {
+    const size_t i = p * size_t(c) + size_t(l.ch);
+    float v = load(y[i]) + b;
     if (relu && !(v > 0.0f)) v = 0.0f;
     y[i] = store<T>(v);
   }
@@ -22,10 +26,10 @@ __global__ void bias_relu_kernel(size_t total, int c, const float* bias, bool re
 }  // namespace
 
 void bias_relu(FloatType t, size_t pixels, int c, const float* bias, bool relu, void* y, cudaStream_t stream) {
-  const size_t total = pixels * size_t(c);
+  const ChannelTiling g = channel_tiling(pixels, c, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    bias_relu_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(total, c, bias, relu, static_cast<T*>(y));
+    bias_relu_kernel<T><<<g.grid, kThreads, 0, stream>>>(pixels, c, g.cw, bias, relu, static_cast<T*>(y));
   });
   check_launch("bias_relu");
 }

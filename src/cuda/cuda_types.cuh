@@ -58,6 +58,47 @@ void dispatch(FloatType t, F f) {
   }
 }
 
+// The channel tiling of kernels over NHWC tensors seen as [pixels, C]: a
+// block row of cw = min(C, 256) threads covers consecutive channels of a
+// pixel (coalesced), the block's 256 / cw rows consecutive pixels, and
+// blockIdx.y the chunks of 256 channels when C is larger. Each thread keeps
+// one channel (its per-channel values in registers) and strides over
+// pixels: no index division per element. At most max_blocks blocks.
+struct ChannelTiling {
+  dim3 grid;
+  int cw;
+};
+
+inline ChannelTiling channel_tiling(size_t pixels, int c, unsigned max_blocks) {
+  const int cw = c < kThreads ? c : kThreads, rows = kThreads / cw;
+  const unsigned chunks = unsigned((c + cw - 1) / cw);
+  size_t bx = (pixels + size_t(rows) - 1) / size_t(rows);
+  const size_t cap = max_blocks / chunks > 0 ? max_blocks / chunks : 1;
+  if (bx > cap) bx = cap;
+  if (bx == 0) bx = 1;
+  return {dim3(unsigned(bx), chunks), cw};
+}
+
+// This thread's channel and first pixel, and the pixel stride; false for
+// threads outside the tiling (the last rows when cw does not divide the
+// block, channels past C in the last chunk).
+struct ChannelLane {
+  int ch, row, col, rows;
+  size_t first, stride;
+  __device__ explicit ChannelLane(int cw) {
+    rows = int(blockDim.x) / cw;
+    col = int(threadIdx.x) % cw;
+    row = int(threadIdx.x) / cw;
+    ch = int(blockIdx.y) * cw + col;
+    first = size_t(blockIdx.x) * size_t(rows) + size_t(row);
+    stride = size_t(gridDim.x) * size_t(rows);
+  }
+  __device__ bool active(int c) const { return row < rows && ch < c; }
+};
+
+// Elementwise passes over the channel tiling: enough blocks to fill the GPU many times over.
+constexpr unsigned kElementwiseBlocks = 65535u * 16u;
+
 #define MIXSEG_GRID_STRIDE(i, n) \
   for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += size_t(gridDim.x) * blockDim.x)
 

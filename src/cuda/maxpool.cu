@@ -1,27 +1,27 @@
 // 2x2 max pooling on the GPU (kernels.h; ops/maxpool_ref.h is the reference):
-// one thread per output element; a later window element wins only if it is
-// strictly greater (so a NaN in front stays, and ties go to the first), which
-// makes both passes equal the reference bit for bit.
+// a later window element wins only if it is strictly greater (so a NaN in
+// front stays, and ties go to the first), which makes both passes equal the
+// reference bit for bit.
 #include "cuda/cuda_types.cuh"
 
 namespace mixseg::cuda {
 
 namespace {
 
-// The offsets of window (n, oy, ox)'s four inputs at channel ch, and the index of its first maximum.
+// The offsets of output pixel q's window's four inputs at channel ch (32-bit
+// coordinate divisions: the host checks the pixel count), and the index of
+// its first maximum.
 template <class T>
-__device__ __forceinline__ int window_argmax(const T* x, int h, int w, int c, size_t o, size_t off[4]) {
-  const int ch = int(o % c);
-  const size_t pix = o / c;
-  const int ow = w / 2, oh = h / 2;
-  const int ox = int(pix % ow), oy = int((pix / ow) % oh);
-  const size_t n = pix / (size_t(ow) * oh);
-  const size_t row = size_t(w) * c;
-  const size_t base = (n * h + 2 * size_t(oy)) * row + size_t(2 * ox) * c + ch;
+__device__ __forceinline__ int window_argmax(const T* x, unsigned h, unsigned w, int c, unsigned q, int ch,
+                                             size_t off[4]) {
+  const unsigned ow = w / 2, oh = h / 2;
+  const unsigned ox = q % ow, t = q / ow, oy = t % oh, n = t / oh;
+  const size_t row = size_t(w) * size_t(c);
+  const size_t base = (size_t(n) * h + 2 * size_t(oy)) * row + 2 * size_t(ox) * size_t(c) + size_t(ch);
   off[0] = base;
-  off[1] = base + c;
+  off[1] = base + size_t(c);
   off[2] = base + row;
-  off[3] = base + row + c;
+  off[3] = base + row + size_t(c);
   int best = 0;
   float m = load(x[off[0]]);
   for (int k = 1; k < 4; ++k) {
@@ -31,41 +31,57 @@ __device__ __forceinline__ int window_argmax(const T* x, int h, int w, int c, si
   return best;
 }
 
+// Over the channel tiling (cuda_types.cuh): one channel per thread, striding over output pixels.
 template <class T>
-__global__ void maxpool_fwd_kernel(size_t total, int h, int w, int c, const T* x, T* y) {
-  MIXSEG_GRID_STRIDE(o, total) {
+__global__ void maxpool_fwd_kernel(size_t out_pixels, unsigned h, unsigned w, int c, int cw, const T* x, T* y) {
+  const ChannelLane l(cw);
+  if (!l.active(c)) return;
+  for (size_t q = l.first; q < out_pixels; q += l.stride) {
     size_t off[4];
-    y[o] = x[off[window_argmax(x, h, w, c, o, off)]];
+    y[q * size_t(c) + size_t(l.ch)] = x[off[window_argmax(x, h, w, c, unsigned(q), l.ch, off)]];
   }
 }
 
 template <class T>
-__global__ void maxpool_bwd_kernel(size_t total, int h, int w, int c, const T* x, const T* dy, T* dx) {
-  MIXSEG_GRID_STRIDE(o, total) {
+__global__ void maxpool_bwd_kernel(size_t out_pixels, unsigned h, unsigned w, int c, int cw, const T* x, const T* dy,
+                                   T* dx) {
+  const ChannelLane l(cw);
+  if (!l.active(c)) return;
+  for (size_t q = l.first; q < out_pixels; q += l.stride) {
     size_t off[4];
-    const int best = window_argmax(x, h, w, c, o, off);
-    for (int k = 0; k < 4; ++k) dx[off[k]] = k == best ? dy[o] : zero<T>();
+    const int best = window_argmax(x, h, w, c, unsigned(q), l.ch, off);
+    const T g = dy[q * size_t(c) + size_t(l.ch)];
+    for (int k = 0; k < 4; ++k) dx[off[k]] = k == best ? g : zero<T>();
   }
+}
+
+size_t output_pixels(int n, int h, int w, const char* what) {
+  const size_t p = size_t(n) * size_t(h / 2) * size_t(w / 2);
+  if (p >= (size_t(1) << 32)) throw std::runtime_error(std::string("CUDA ") + what + ": more than 2^32 pixels");
+  return p;
 }
 
 }  // namespace
 
 void maxpool_fwd(FloatType t, int n, int h, int w, int c, const void* x, void* y, cudaStream_t stream) {
-  const size_t total = size_t(n) * (h / 2) * (w / 2) * c;
+  const size_t out_pixels = output_pixels(n, h, w, "maxpool_fwd");
+  const ChannelTiling g = channel_tiling(out_pixels, c, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    maxpool_fwd_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(total, h, w, c, static_cast<const T*>(x),
-                                                                      static_cast<T*>(y));
+    maxpool_fwd_kernel<T><<<g.grid, kThreads, 0, stream>>>(out_pixels, unsigned(h), unsigned(w), c, g.cw,
+                                                           static_cast<const T*>(x), static_cast<T*>(y));
   });
   check_launch("maxpool_fwd");
 }
 
 void maxpool_bwd(FloatType t, int n, int h, int w, int c, const void* x, const void* dy, void* dx, cudaStream_t stream) {
-  const size_t total = size_t(n) * (h / 2) * (w / 2) * c;
+  const size_t out_pixels = output_pixels(n, h, w, "maxpool_bwd");
+  const ChannelTiling g = channel_tiling(out_pixels, c, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    maxpool_bwd_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(
-        total, h, w, c, static_cast<const T*>(x), static_cast<const T*>(dy), static_cast<T*>(dx));
+    maxpool_bwd_kernel<T><<<g.grid, kThreads, 0, stream>>>(out_pixels, unsigned(h), unsigned(w), c, g.cw,
+                                                           static_cast<const T*>(x), static_cast<const T*>(dy),
+                                                           static_cast<T*>(dx));
   });
   check_launch("maxpool_bwd");
 }

@@ -1,78 +1,111 @@
 // Nearest 2x upsampling on the GPU, forward, backward, and fused with the
-// decoder's concat (kernels.h; ops/upsample_ref.h is the reference). One
-// thread per output element; the backward sums a 2x2 block in the reference's
-// order (upper left, upper right, lower left, lower right) in f32.
+// decoder's concat (kernels.h; ops/upsample_ref.h is the reference), over the
+// channel tiling (cuda_types.cuh): each thread keeps one channel and strides
+// over the input pixels, reading or writing each one's 2x2 output block; the
+// backward sums the block in the reference's order (upper left, upper right,
+// lower left, lower right) in f32. Pixel coordinates come from 32-bit
+// divisions once per input pixel (the host checks the counts fit).
 #include "cuda/cuda_types.cuh"
 
 namespace mixseg::cuda {
 
 namespace {
 
-// Element (b, oy, ox, ch) of the [n, 2h, 2w, c] upsampled x, given output pixel pix.
-template <class T>
-__device__ __forceinline__ T upsampled(const T* x, int h, int w, int c, size_t pix, int ch) {
-  const int ox = int(pix % (2 * size_t(w))), oy = int((pix / (2 * size_t(w))) % (2 * size_t(h)));
-  const size_t b = pix / (4 * size_t(h) * w);
-  return x[((b * h + oy / 2) * w + ox / 2) * c + ch];
+// Offset of channel ch at the upper left of input pixel q's 2x2 block in the
+// [n, 2h, 2w, c_out] output, with the offset of the row below in *row.
+__device__ __forceinline__ size_t block_offset(unsigned q, unsigned h, unsigned w, int c_out, int ch, size_t* row) {
+  const unsigned ix = q % w, t = q / w, iy = t % h, b = t / h;
+  *row = 2 * size_t(w) * size_t(c_out);
+  return ((size_t(b) * 2 * h + 2 * size_t(iy)) * 2 * w + 2 * size_t(ix)) * size_t(c_out) + size_t(ch);
 }
 
+// The upsampled channels of a [n, 2h, 2w, c_out] output (c_out >= c): input
+// channel ch to output channel ch.
 template <class T>
-__global__ void upsample_fwd_kernel(size_t total, int h, int w, int c, const T* x, T* y) {
-  MIXSEG_GRID_STRIDE(o, total) y[o] = upsampled(x, h, w, c, o / c, int(o % c));
-}
-
-template <class T>
-__global__ void upsample_bwd_kernel(size_t total, int h, int w, int c, const T* dy, T* dx) {
-  MIXSEG_GRID_STRIDE(i, total) {
-    const int ch = int(i % c);
-    const size_t pix = i / c;
-    const int ix = int(pix % w), iy = int((pix / w) % h);
-    const size_t b = pix / (size_t(h) * w);
-    const size_t orow = 2 * size_t(w) * c;
-    const size_t a = ((b * 2 * h + 2 * size_t(iy)) * 2 * w + 2 * size_t(ix)) * c + ch;
-    dx[i] = store<T>(load(dy[a]) + load(dy[a + c]) + load(dy[a + orow]) + load(dy[a + orow + c]));
+__device__ __forceinline__ void upsample_channel(const ChannelLane& l, size_t in_pixels, unsigned h, unsigned w, int c,
+                                                 int c_out, const T* x, T* y) {
+  for (size_t q = l.first; q < in_pixels; q += l.stride) {
+    const T v = x[q * size_t(c) + size_t(l.ch)];
+    size_t row;
+    const size_t o = block_offset(unsigned(q), h, w, c_out, l.ch, &row);
+    y[o] = v;
+    y[o + size_t(c_out)] = v;
+    y[o + row] = v;
+    y[o + row + size_t(c_out)] = v;
   }
 }
 
 template <class T>
-__global__ void upsample_concat_kernel(size_t total, int h, int w, int c, const T* x, int cs, const T* skip, T* y) {
+__global__ void upsample_fwd_kernel(size_t in_pixels, unsigned h, unsigned w, int c, int cw, const T* x, T* y) {
+  const ChannelLane l(cw);
+  if (l.active(c)) upsample_channel(l, in_pixels, h, w, c, c, x, y);
+}
+
+template <class T>
+__global__ void upsample_bwd_kernel(size_t in_pixels, unsigned h, unsigned w, int c, int cw, const T* dy, T* dx) {
+  const ChannelLane l(cw);
+  if (!l.active(c)) return;
+  for (size_t q = l.first; q < in_pixels; q += l.stride) {
+    size_t row;
+    const size_t a = block_offset(unsigned(q), h, w, c, l.ch, &row);
+    dx[q * size_t(c) + size_t(l.ch)] =
+        store<T>(load(dy[a]) + load(dy[a + size_t(c)]) + load(dy[a + row]) + load(dy[a + row + size_t(c)]));
+  }
+}
+
+// y [n, 2h, 2w, c + cs]: channels below c upsampled from x, the rest copied from skip.
+template <class T>
+__global__ void upsample_concat_kernel(size_t in_pixels, unsigned h, unsigned w, int c, int cw, const T* x, int cs,
+                                       const T* skip, T* y) {
   const int ct = c + cs;
-  MIXSEG_GRID_STRIDE(o, total) {
-    const int ch = int(o % ct);
-    const size_t pix = o / ct;
-    y[o] = ch < c ? upsampled(x, h, w, c, pix, ch) : skip[pix * cs + (ch - c)];
-  }
+  const ChannelLane l(cw);
+  if (!l.active(ct)) return;
+  if (l.ch < c) return upsample_channel(l, in_pixels, h, w, c, ct, x, y);
+  const size_t out_pixels = 4 * in_pixels, sch = size_t(l.ch - c);
+  for (size_t p = l.first; p < out_pixels; p += l.stride) y[p * size_t(ct) + size_t(l.ch)] = skip[p * size_t(cs) + sch];
+}
+
+void check_pixels(size_t in_pixels, const char* what) {
+  if (4 * in_pixels >= (size_t(1) << 32))
+    throw std::runtime_error(std::string("CUDA ") + what + ": more than 2^32 output pixels");
 }
 
 }  // namespace
 
 void upsample_fwd(FloatType t, int n, int h, int w, int c, const void* x, void* y, cudaStream_t stream) {
-  const size_t total = size_t(n) * 4 * h * w * c;
+  const size_t in_pixels = size_t(n) * size_t(h) * size_t(w);
+  check_pixels(in_pixels, "upsample_fwd");
+  const ChannelTiling g = channel_tiling(in_pixels, c, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    upsample_fwd_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(total, h, w, c, static_cast<const T*>(x),
-                                                                       static_cast<T*>(y));
+    upsample_fwd_kernel<T><<<g.grid, kThreads, 0, stream>>>(in_pixels, unsigned(h), unsigned(w), c, g.cw,
+                                                            static_cast<const T*>(x), static_cast<T*>(y));
   });
   check_launch("upsample_fwd");
 }
 
 void upsample_bwd(FloatType t, int n, int h, int w, int c, const void* dy, void* dx, cudaStream_t stream) {
-  const size_t total = size_t(n) * h * w * c;
+  const size_t in_pixels = size_t(n) * size_t(h) * size_t(w);
+  check_pixels(in_pixels, "upsample_bwd");
+  const ChannelTiling g = channel_tiling(in_pixels, c, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    upsample_bwd_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(total, h, w, c, static_cast<const T*>(dy),
-                                                                       static_cast<T*>(dx));
+    upsample_bwd_kernel<T><<<g.grid, kThreads, 0, stream>>>(in_pixels, unsigned(h), unsigned(w), c, g.cw,
+                                                            static_cast<const T*>(dy), static_cast<T*>(dx));
   });
   check_launch("upsample_bwd");
 }
 
 void upsample_concat_fwd(FloatType t, int n, int h, int w, int c, const void* x, int cs, const void* skip, void* y,
                          cudaStream_t stream) {
-  const size_t total = size_t(n) * 4 * h * w * (c + cs);
+  const size_t in_pixels = size_t(n) * size_t(h) * size_t(w);
+  check_pixels(in_pixels, "upsample_concat_fwd");
+  const ChannelTiling g = channel_tiling(4 * in_pixels, c + cs, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    upsample_concat_kernel<T><<<blocks_for(total), kThreads, 0, stream>>>(
-        total, h, w, c, static_cast<const T*>(x), cs, static_cast<const T*>(skip), static_cast<T*>(y));
+    upsample_concat_kernel<T><<<g.grid, kThreads, 0, stream>>>(in_pixels, unsigned(h), unsigned(w), c, g.cw,
+                                                               static_cast<const T*>(x), cs,
+                                                               static_cast<const T*>(skip), static_cast<T*>(y));
   });
   check_launch("upsample_concat_fwd");
 }
