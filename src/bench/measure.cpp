@@ -69,11 +69,16 @@ BenchMeasurement measure(const BenchConfig& cfg, Backend& backend) {
   sc.enabled = policy_info(cfg.policy).loss_scaling;
   state.scaler = LossScaler::make(sc);
   upload_weights(net, state.weights, *ws);
-  if (!cfg.train) set_input(net, *ws, input.data());
+  // One batch in the workspace, reused every step (the peers keep theirs on
+  // the device too); the step converts it to the storage dtype each time.
+  if (cfg.train)
+    set_batch(net, *ws, input.data(), target.data());
+  else
+    set_input(net, *ws, input.data());
 
   auto step = [&] {
     if (cfg.train)
-      train_step(net, state, *ws, input.data(), target.data(), LossWeights{});
+      train_step(net, state, *ws, LossWeights{});
     else
       forward(net, *ws);
     backend.synchronize();

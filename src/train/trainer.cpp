@@ -105,18 +105,28 @@ void download_training_state(const UNet& net, Workspace& ws, Checkpoint& state) 
   o.step = c.optimizer_steps;
 }
 
-StepStats train_step(const UNet& net, Checkpoint& state, Workspace& ws, const float* input, const uint8_t* target,
-                     const LossWeights& loss) {
-  if (!ws.state_uploaded) upload_training_state(net, state, ws);
+void set_batch(const UNet& net, Workspace& ws, const float* input, const uint8_t* target) {
+  if (!ws.training) fail("set_batch: the workspace is not for training");
   Backend& be = *ws.backend;
-  // In: the learning rate, the batch. All three copies are done before the
-  // control block is read back below, so the caller's buffers are free again
-  // when this returns.
-  ws.control_host->lr = state.optimizer.lr;
-  be.copy_in_async(&ws.control->lr, &ws.control_host->lr, sizeof(double));
   const Tensor& in = ws.act[net.input];
   be.copy_in_async(ws.input_f32.data ? ws.input_f32.data : in.data, input, in.numel() * sizeof(float));
   be.copy_in_async(ws.target.data, target, ws.target.numel());
+}
+
+StepStats train_step(const UNet& net, Checkpoint& state, Workspace& ws, const float* input, const uint8_t* target,
+                     const LossWeights& loss) {
+  set_batch(net, ws, input, target);
+  return train_step(net, state, ws, loss);
+}
+
+StepStats train_step(const UNet& net, Checkpoint& state, Workspace& ws, const LossWeights& loss) {
+  if (!ws.state_uploaded) upload_training_state(net, state, ws);
+  Backend& be = *ws.backend;
+  // In: the learning rate (the batch's copies, if any, are queued before
+  // it). Every copy in is done before the control block is read back below,
+  // so the caller's buffers are free again when this returns.
+  ws.control_host->lr = state.optimizer.lr;
+  be.copy_in_async(&ws.control->lr, &ws.control_host->lr, sizeof(double));
   // The step: no value comes back to the host until it is done.
   const UpdateRule rule = step_rule(state);
   run_recorded(ws, settings_key(loss, settings_key(rule)), [&] {

@@ -85,6 +85,12 @@ struct TrainCallbacks {
 // `state` with download_training_state. The returned step index is 0.
 StepStats train_step(const UNet& net, Checkpoint& state, Workspace& ws, const float* input, const uint8_t* target,
                      const LossWeights& loss);
+// The same in two parts: the batch into the workspace (copies that may
+// still run when this returns: the buffers must stay unchanged until the
+// next train_step returns), and a step on the batch the workspace holds (the
+// benchmark sets one batch and steps on it, as the peers do on theirs).
+void set_batch(const UNet& net, Workspace& ws, const float* input, const uint8_t* target);
+StepStats train_step(const UNet& net, Checkpoint& state, Workspace& ws, const LossWeights& loss);
 // The training state between the host (a Checkpoint) and a training
 // workspace: weights, running statistics, optimizer moments and the loss
 // scaler's state.
