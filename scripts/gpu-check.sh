@@ -9,6 +9,8 @@
 # side-by-side table with ratios last.
 #   scripts/gpu-check.sh            (FILTERS=8,32,64 BATCHES=1,8,32 MIN_TIME=1 to change the sweep;
 #                                    SKIP_BUILD=1 with a carried BUILD_DIR; SKIP_TESTS=1)
+# Prepare here first: scripts/gpu-bundle.sh, then carry .gpu-bundle in the run
+# call (the GPU machine cannot build mixseg itself: see gpu-bundle.sh).
 # The machine's python3 has PyTorch with its own cuDNN: the system cuDNN stays
 # off its library path.
 set -euo pipefail
@@ -23,6 +25,24 @@ mkdir -p "$OUT"
 t0=$(date +%s)
 stamp() { echo "== $1 ($(($(date +%s) - t0)) s)"; }
 
+# The build prepared by scripts/gpu-bundle.sh, when carried: that machine's
+# image lacks the libraries mixseg builds against. Its own libraries go on
+# mixseg's library path only (never PyTorch's: it brings its own cuDNN).
+BUNDLE=${BUNDLE:-.gpu-bundle/mixseg-gpu.tar.xz}
+MIXSEG_LIB=
+if [ -f "$BUNDLE" ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
+  stamp "unpacking the carried build ($BUNDLE, commit $(tar -xJOf "$BUNDLE" mixseg-gpu/COMMIT ))"
+  rm -rf /tmp/mixseg-gpu && tar -C /tmp -xJf "$BUNDLE"
+  BUILD_DIR=/tmp/mixseg-gpu
+  MIXSEG_LIB=/tmp/mixseg-gpu/lib
+  SKIP_BUILD=1
+  if ! LD_LIBRARY_PATH=$MIXSEG_LIB "$BUILD_DIR/mixseg" info >/dev/null; then
+    echo "the carried build does not run here; building from source"
+    BUILD_DIR=build-cuda MIXSEG_LIB= SKIP_BUILD=0
+  fi
+fi
+ms() { LD_LIBRARY_PATH="${MIXSEG_LIB}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"; }
+
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   stamp "build ($BUILD_DIR, CUDA on)"
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMIXSEG_CUDA=ON \
@@ -33,20 +53,20 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit --format=csv
 
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   stamp "GPU tests"
-  "$BUILD_DIR/tests/mixseg_tests" --gtest_filter='*cuda*:*Cuda*' --gtest_brief=1 2>&1 | tail -40 || true
+  ms "$BUILD_DIR/tests/mixseg_tests" --gtest_filter='*cuda*:*Cuda*' --gtest_brief=1 2>&1 | tail -40 || true
 fi
 
 stamp "benchmark: mixseg --device cuda"
 CSV="$OUT/results.csv"
 rm -f "$CSV" "$CSV.meta.jsonl"
-"$BUILD_DIR/mixseg" bench --device cuda --precision fp32,mixed_fp16,mixed_bf16 --phase train,infer \
+ms "$BUILD_DIR/mixseg" bench --device cuda --precision fp32,mixed_fp16,mixed_bf16 --phase train,infer \
   --filters "$FILTERS" --batch "$BATCHES" --size "$SIZE" --min-time "$MIN_TIME" --out "$CSV" --verbose 2>&1 | tail -60 || true
 stamp "benchmark: PyTorch peer"
 env -u LD_LIBRARY_PATH python3 bench/peers/torch_unet.py --device cuda --layout channels_last \
   --precision fp32,mixed_fp16,mixed_bf16 --phase train,infer --filters "$FILTERS" --batch "$BATCHES" --size "$SIZE" \
   --min-time "$MIN_TIME" --out "$CSV" 2>&1 | tail -5 || true
 stamp "mixseg with CUDA graphs off (what recording buys where launches dominate)"
-MIXSEG_CUDA_GRAPHS=0 "$BUILD_DIR/mixseg" bench --device cuda --precision mixed_fp16 --phase train,infer --filters 8 \
+MIXSEG_CUDA_GRAPHS=0 ms "$BUILD_DIR/mixseg" bench --device cuda --precision mixed_fp16 --phase train,infer --filters 8 \
   --batch 1 --size "$SIZE" --min-time "$MIN_TIME" --energy none 2>&1 | tail -3 || true
 stamp "table"
-python3 bench/peers/compare.py "$CSV"
+if [ -f "$CSV" ]; then python3 bench/peers/compare.py "$CSV"; else echo "no results in $CSV (see the errors above)"; fi
