@@ -94,3 +94,32 @@ TEST(CudaTraining, FirstStepsGiveTheReferenceLosses) {
           << policy_info(p).name << " step " << i + 1;
   }
 }
+
+// The training step is recorded on its second run and replayed after: its
+// settings' key stays the same from step to step (a key that changed would
+// record every step); a changed optimizer setting records anew, a new
+// learning rate does not (it goes through the control block).
+TEST(TrainStep, IsRecordedOnceAndReplayed) {
+  test::RecordingBackend be;
+  const UNet net = build_unet({4, 1, 1, 1});
+  const Dataset frames = make_synthetic({16, 16, 3, 0.05}, 2);
+  std::vector<float> input(frames.images.size());
+  to_input(frames.images.data(), input.size(), input.data());
+  Checkpoint state;
+  state.config = net.config;
+  state.policy = Policy::mixed_fp16;
+  state.weights = init_weights(net, 5);
+  state.optimizer_state = make_optimizer_state(state.optimizer, net.param_numel);
+  state.scaler = LossScaler::make({});
+  auto ws = make_workspace(net, be, state.policy, 2, 16, 16, true);
+  for (int step = 0; step < 5; ++step) train_step(net, state, *ws, input.data(), frames.masks.data(), LossWeights{});
+  EXPECT_EQ(be.begun, 1);
+  EXPECT_EQ(be.replays, 4);
+  state.optimizer.lr *= 0.5;
+  train_step(net, state, *ws, input.data(), frames.masks.data(), LossWeights{});
+  EXPECT_EQ(be.begun, 1);
+  state.optimizer.weight_decay = 1e-4;
+  train_step(net, state, *ws, input.data(), frames.masks.data(), LossWeights{});
+  EXPECT_EQ(be.begun, 2);
+  EXPECT_EQ(be.released, 1);
+}

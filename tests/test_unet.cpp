@@ -323,39 +323,12 @@ TEST(UNet, FoldedInferenceEqualsUnfoldedSchedule) {
   }
 }
 
-namespace {
-
-// A CPU backend that "records" the way a CUDA backend does, for testing the
-// caller's side: ops issued while recording are noted, not counted as run
-// (the test's ops check `recording` themselves); replay counts; end can be
-// made to fail.
-class RecordingBackend final : public RefBackend {
- public:
-  bool recording = false, fail_end = false;
-  int begun = 0, replays = 0, released = 0;
-  std::vector<int> replayed;
-  bool begin_recording() override {
-    ++begun;
-    return recording = true;
-  }
-  int end_recording() override {
-    recording = false;
-    return fail_end ? -1 : begun;
-  }
-  void replay(int r) override {
-    ++replays;
-    replayed.push_back(r);
-  }
-  void release_recording(int) override { ++released; }
-};
-
-}  // namespace
 
 // run_recorded: the first run as usual (set-up), the second recorded and
 // replayed, later ones replayed; another key records anew; a backend that
 // fails to record gets the ops run as usual, then never asked again.
 TEST(UNet, RunRecordedRecordsTheSecondRunAndReplaysLaterOnes) {
-  RecordingBackend be;
+  test::RecordingBackend be;
   int ran = 0, recorded = 0;
   {
     Workspace ws;
@@ -379,7 +352,7 @@ TEST(UNet, RunRecordedRecordsTheSecondRunAndReplaysLaterOnes) {
   }
   EXPECT_EQ(be.released, 2);  // the workspace released its recording
 
-  RecordingBackend failing;
+  test::RecordingBackend failing;
   failing.fail_end = true;
   Workspace ws;
   ws.backend = &failing;
@@ -392,7 +365,7 @@ TEST(UNet, RunRecordedRecordsTheSecondRunAndReplaysLaterOnes) {
   EXPECT_EQ(failing.replays, 0);
 
   // An error inside the recording ends it and reaches the caller.
-  RecordingBackend throwing;
+  test::RecordingBackend throwing;
   Workspace ws2;
   ws2.backend = &throwing;
   run_recorded(ws2, 1, [] {});

@@ -14,12 +14,37 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "ops/backend_ref.h"
 #include "ops/kernel_types.h"
 #include "ops/tolerance.h"
 
 #include "cuda/device_query.h"
 
 namespace mixseg::test {
+
+// A CPU backend that "records" the way a CUDA backend does, for testing the
+// caller's side (what is recorded when, what replayed): ops issued while
+// recording still run here (tests that count them check `recording`),
+// replays are only counted, and end_recording can be made to fail.
+class RecordingBackend final : public RefBackend {
+ public:
+  bool recording = false, fail_end = false;
+  int begun = 0, replays = 0, released = 0;
+  std::vector<int> replayed;
+  bool begin_recording() override {
+    ++begun;
+    return recording = true;
+  }
+  int end_recording() override {
+    recording = false;
+    return fail_end ? -1 : begun;
+  }
+  void replay(int r) override {
+    ++replays;
+    replayed.push_back(r);
+  }
+  void release_recording(int) override { ++released; }
+};
 
 // Whether GPU tests can run: a CUDA build that sees a GPU (they skip otherwise).
 inline bool gpu_available() { return cuda_device_count() > 0; }

@@ -23,17 +23,21 @@ namespace mixseg {
 // The fixed settings of a run's updates (host values, passed by value).
 // The optimizer's settings are doubles (as configured); the per-element
 // update rounds them to f32 once, Adam's bias corrections use them as given.
+// No padding bytes (doubles first, int32s filling the last 16 bytes): the
+// training step keys its recording on the struct's bytes.
 struct UpdateRule {
-  int32_t adam = 1;  // else SGD with momentum
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   double momentum = 0.9;
   double weight_decay = 0.0;  // L2 added to the gradient
   // The dynamic loss scaler (precision/loss_scaler.h): disabled means the
   // scale stays 1 and non-finite steps are only skipped.
+  double growth_factor = 2.0, backoff_factor = 0.5, min_scale = 1.0, max_scale = 16777216.0;
+  int32_t adam = 1;  // else SGD with momentum
   int32_t scaling = 0;
   int32_t growth_interval = 2000;
-  double growth_factor = 2.0, backoff_factor = 0.5, min_scale = 1.0, max_scale = 16777216.0;
+  int32_t unused = 0;
 };
+static_assert(sizeof(UpdateRule) == 9 * sizeof(double) + 4 * sizeof(int32_t), "UpdateRule has padding");
 
 struct StepControl {
   // Written by the host before each step.

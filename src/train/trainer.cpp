@@ -2,6 +2,7 @@
 #include "train/trainer.h"
 
 #include <cmath>
+#include <type_traits>
 
 #include "data/loader.h"
 
@@ -57,9 +58,11 @@ UpdateRule step_rule(const Checkpoint& state) {
   return r;
 }
 
-// FNV-1a over an object's bytes: the key of a recording's settings.
+// FNV-1a over an object's bytes: the key of a recording's settings (T
+// without padding bytes, whose values would be arbitrary).
 template <class T>
 uint64_t settings_key(const T& x, uint64_t h = 1469598103934665603ull) {
+  static_assert(sizeof(T) % sizeof(double) == 0 && std::is_trivially_copyable_v<T>);
   const auto* b = reinterpret_cast<const unsigned char*>(&x);
   for (size_t i = 0; i < sizeof x; ++i) h = (h ^ b[i]) * 1099511628211ull;
   return h;
