@@ -1,9 +1,11 @@
 // The one narrow backend interface: memory (allocate/free, copies, sync), a
-// capability query, and the U-Net op set forward and backward. Activations
-// are NHWC tensors of one float dtype (f32, f16 or bf16); conv weights are
-// OHWI tensors of the same dtype; BatchNorm parameters, statistics and all
-// weight gradients are f32. Implementations: the CPU reference (src/ops),
-// later the fast CPU backend (src/cpu) and CUDA (src/cuda).
+// capability query, the U-Net op set forward and backward, the training
+// step's loss and fused optimizer on a control block in backend memory
+// (core/step_control.h), and recording (replaying a fixed op sequence as one
+// unit). Activations are NHWC tensors of one float dtype (f32, f16 or bf16);
+// conv weights are OHWI tensors of the same dtype; BatchNorm parameters,
+// statistics and all weight gradients are f32. Implementations: the CPU
+// reference (src/ops), the fast CPU backend (src/cpu) and CUDA (src/cuda).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -161,8 +163,8 @@ class Backend {
   virtual void release_recording(int /*recording*/) {}
 };
 
-// The loss on host values, for callers outside a training step (tests,
-// evaluation): copies target in, runs the op with a control block holding
+// The loss on host values, for callers outside a training step (tests):
+// copies target in, runs the op with a control block holding
 // grad_scale, and returns the loss (synchronising).
 LossValue compute_loss(Backend& be, const Tensor& logits, const uint8_t* target, LossWeights w, double grad_scale,
                        const Tensor* dlogits);

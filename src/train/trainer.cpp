@@ -137,9 +137,8 @@ StepStats train_step(const UNet& net, Checkpoint& state, Workspace& ws, const Lo
     forward(net, ws);
     be.loss(ws.act[net.logits], ws.target.as<uint8_t>(), loss, ws.control, &ws.grad[net.logits]);
     backward(net, ws);
-    const Tensor storage = ws.params_storage;
     be.optimizer_step(rule, ws.control, ws.masters.as<float>(), ws.param_grads.as<float>(), ws.moment1.as<float>(),
-                      ws.moment2.as<float>(), net.param_numel, storage);
+                      ws.moment2.as<float>(), net.param_numel, ws.params_storage);
   });
   be.copy_out(ws.control_host, ws.control, sizeof(StepControl));
   const StepControl& c = *ws.control_host;
