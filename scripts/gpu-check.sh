@@ -10,7 +10,9 @@
 #   scripts/gpu-check.sh            (FILTERS=8,32,64 BATCHES=1,8,32 MIN_TIME=1 to change the sweep;
 #                                    SKIP_BUILD=1 with a carried BUILD_DIR; SKIP_TESTS=1)
 # Prepare here first: scripts/gpu-bundle.sh, then carry .gpu-bundle in the run
-# call (the GPU machine cannot build mixseg itself: see gpu-bundle.sh).
+# call (the GPU machine cannot build mixseg itself: see gpu-bundle.sh). Full
+# logs go to $OUT (tests.log, bench-*.log: they come back even if the call
+# runs out of time); the conv algorithm lines stay in bench-mixseg.log only.
 # The machine's python3 has PyTorch with its own cuDNN: the system cuDNN stays
 # off its library path.
 set -euo pipefail
@@ -53,18 +55,20 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit --format=csv
 
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   stamp "GPU tests"
-  ms "$BUILD_DIR/tests/mixseg_tests" --gtest_filter='*cuda*:*Cuda*' --gtest_brief=1 2>&1 | tail -40 || true
+  ms "$BUILD_DIR/tests/mixseg_tests" --gtest_filter='*cuda*:*Cuda*' --gtest_brief=1 2>&1 | tee "$OUT/tests.log" |
+    tail -40 || true
 fi
 
 stamp "benchmark: mixseg --device cuda"
 CSV="$OUT/results.csv"
 rm -f "$CSV" "$CSV.meta.jsonl"
 ms "$BUILD_DIR/mixseg" bench --device cuda --precision fp32,mixed_fp16,mixed_bf16 --phase train,infer \
-  --filters "$FILTERS" --batch "$BATCHES" --size "$SIZE" --min-time "$MIN_TIME" --out "$CSV" --verbose 2>&1 | tail -60 || true
+  --filters "$FILTERS" --batch "$BATCHES" --size "$SIZE" --min-time "$MIN_TIME" --out "$CSV" --verbose 2>&1 |
+  tee "$OUT/bench-mixseg.log" | grep -v '^  [fb][wd][d_]' | tail -70 || true
 stamp "benchmark: PyTorch peer"
 env -u LD_LIBRARY_PATH python3 bench/peers/torch_unet.py --device cuda --layout channels_last \
   --precision fp32,mixed_fp16,mixed_bf16 --phase train,infer --filters "$FILTERS" --batch "$BATCHES" --size "$SIZE" \
-  --min-time "$MIN_TIME" --out "$CSV" 2>&1 | tail -5 || true
+  --min-time "$MIN_TIME" --out "$CSV" 2>&1 | tee "$OUT/bench-torch.log" | tail -5 || true
 stamp "mixseg with CUDA graphs off (what recording buys where launches dominate)"
 MIXSEG_CUDA_GRAPHS=0 ms "$BUILD_DIR/mixseg" bench --device cuda --precision mixed_fp16 --phase train,infer --filters 8 \
   --batch 1 --size "$SIZE" --min-time "$MIN_TIME" --energy none 2>&1 | tail -3 || true
