@@ -326,7 +326,8 @@ TEST(UNet, FoldedInferenceEqualsUnfoldedSchedule) {
 
 // run_recorded: the first run as usual (set-up), the second recorded and
 // replayed, later ones replayed; another key records anew; a backend that
-// fails to record gets the ops run as usual, then never asked again.
+// fails to record (or an op that cannot be recorded) gets the ops run as
+// usual, then is never asked again.
 TEST(UNet, RunRecordedRecordsTheSecondRunAndReplaysLaterOnes) {
   test::RecordingBackend be;
   int ran = 0, recorded = 0;
@@ -364,11 +365,25 @@ TEST(UNet, RunRecordedRecordsTheSecondRunAndReplaysLaterOnes) {
   EXPECT_EQ(ran, 4);  // every run's ops ran, the failed recording's included
   EXPECT_EQ(failing.replays, 0);
 
-  // An error inside the recording ends it and reaches the caller.
-  test::RecordingBackend throwing;
+  // An op that fails only while recording: the recording ends, the ops run
+  // as usual, now and from then on.
+  test::RecordingBackend refusing;
   Workspace ws2;
-  ws2.backend = &throwing;
-  run_recorded(ws2, 1, [] {});
-  EXPECT_THROW(run_recorded(ws2, 1, [] { fail("op failed"); }), Error);
+  ws2.backend = &refusing;
+  int ran2 = 0;
+  auto refused = [&] {
+    if (refusing.recording) fail("cannot be recorded");
+    ++ran2;
+  };
+  for (int i = 0; i < 3; ++i) run_recorded(ws2, 1, refused);
+  EXPECT_EQ(ran2, 3);
+  EXPECT_FALSE(refusing.recording);
+  EXPECT_EQ(refusing.begun, 1);
+  // An error that is not the recording's reaches the caller.
+  test::RecordingBackend throwing;
+  Workspace ws3;
+  ws3.backend = &throwing;
+  run_recorded(ws3, 1, [] {});
+  EXPECT_THROW(run_recorded(ws3, 1, [] { fail("op failed"); }), Error);
   EXPECT_FALSE(throwing.recording);
 }

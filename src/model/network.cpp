@@ -246,11 +246,14 @@ void run_recorded(Workspace& ws, uint64_t key, const std::function<void()>& ops)
   if (ws.runs == 1 || ws.recording == -2 || !be.begin_recording()) return ops();
   try {
     ops();
-  } catch (...) {  // end the recording before the error goes on
+  } catch (...) {
+    // An op refused to be recorded (e.g. a library call that synchronises
+    // inside): end the recording and run the ops as usual from now on; an
+    // error that was not the recording's comes again from that run.
     const int r = be.end_recording();
     if (r >= 0) be.release_recording(r);
     ws.recording = -2;
-    throw;
+    return ops();
   }
   ws.recording = be.end_recording();
   ws.recording_key = key;
