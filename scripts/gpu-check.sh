@@ -5,8 +5,9 @@
 # first training steps against the reference's losses, training to Dice 0.9
 # per policy), then mixseg (--device cuda) and the PyTorch peer (eager, AMP,
 # channels_last, cudnn.benchmark) on the same sweep into one CSV, NVML energy
-# on, one launch-bound row again with CUDA graphs off, and prints the
-# side-by-side table with ratios last.
+# on, the GPU time per op kind of one large configuration, one launch-bound
+# row again with CUDA graphs off, and prints the side-by-side table with
+# ratios last.
 #   scripts/gpu-check.sh            (FILTERS=8,32,64 BATCHES=1,8,32 MIN_TIME=1 to change the sweep;
 #                                    SKIP_BUILD=1 with a carried BUILD_DIR; SKIP_TESTS=1)
 # Prepare here first: scripts/gpu-bundle.sh, then carry .gpu-bundle in the run
@@ -69,6 +70,10 @@ stamp "benchmark: PyTorch peer"
 env -u LD_LIBRARY_PATH python3 bench/peers/torch_unet.py --device cuda --layout channels_last \
   --precision fp32,mixed_fp16,mixed_bf16 --phase train,infer --filters "$FILTERS" --batch "$BATCHES" --size "$SIZE" \
   --min-time "$MIN_TIME" --out "$CSV" 2>&1 | tee "$OUT/bench-torch.log" | tail -5 || true
+stamp "where the GPU time goes (MIXSEG_CUDA_PROFILE=1: f=64, batch 8, mixed_fp16 training; all in profile.log)"
+MIXSEG_CUDA_PROFILE=1 ms "$BUILD_DIR/mixseg" bench --device cuda --precision mixed_fp16 --phase train --filters 64 \
+  --batch 8 --size "$SIZE" --min-time "$MIN_TIME" --energy none 2>&1 | tee "$OUT/profile.log" |
+  sed -n '/GPU time per op kind/,/top ops by shape/p' || true
 stamp "mixseg with CUDA graphs off (what recording buys where launches dominate)"
 MIXSEG_CUDA_GRAPHS=0 ms "$BUILD_DIR/mixseg" bench --device cuda --precision mixed_fp16 --phase train,infer --filters 8 \
   --batch 1 --size "$SIZE" --min-time "$MIN_TIME" --energy none 2>&1 | tail -3 || true

@@ -5,7 +5,8 @@
 // GPU. The training step's loss, finite check, loss scaler and optimizer run
 // on the device (no value comes back until the step is done), and recorded
 // sequences of ops are CUDA graphs (stream capture), replayed with one launch;
-// MIXSEG_CUDA_GRAPHS=0 turns recording off. Still to come (docs/decisions.md):
+// MIXSEG_CUDA_GRAPHS=0 turns recording off, MIXSEG_CUDA_PROFILE=1 times every
+// op (op_profile.h). Still to come (docs/decisions.md):
 // zero-copy concat, a fused conv epilogue.
 #include "cuda/backend_cuda.h"
 
@@ -21,6 +22,7 @@
 #include "cuda/device_query.h"
 #include "cuda/float_type.h"
 #include "cuda/kernels.h"
+#include "cuda/op_profile.h"
 #include "ops/backend_ref.h"
 #include "ops/maxpool_ref.h"
 
@@ -47,6 +49,31 @@ struct Stream {
   Stream& operator=(const Stream&) = delete;
 };
 
+// Profile keys: the op, the dtype, channels and the [n, h, w] of a tensor.
+std::string key(const char* op, const Tensor& t) {
+  return fmt::format("{} {} c{} {}x{}x{}", op, dtype_name(t.dtype), t.shape.c, t.shape.n, t.shape.h, t.shape.w);
+}
+std::string conv_key(const char* op, const Tensor& x, const Tensor& w) {
+  return fmt::format("{} {} {}->{} k{} {}x{}x{}", op, dtype_name(x.dtype), w.shape.c, w.shape.n, w.shape.h, x.shape.n,
+                     x.shape.h, x.shape.w);
+}
+
+// Times the op it is declared in when profiling (op_profile.h); the key is
+// only formatted then.
+class Timed {
+ public:
+  template <class MakeKey>
+  Timed(OpProfile& p, MakeKey make_key) : p_(p) {
+    if (p_.enabled()) p_.begin(make_key());
+  }
+  ~Timed() { p_.end(); }
+  Timed(const Timed&) = delete;
+  Timed& operator=(const Timed&) = delete;
+
+ private:
+  OpProfile& p_;
+};
+
 // Recording is on unless MIXSEG_CUDA_GRAPHS=0 (to measure what graphs buy,
 // or to rule them out when something looks wrong).
 bool graphs_enabled() {
@@ -56,7 +83,7 @@ bool graphs_enabled() {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend() : convs_(stream_) {}
+  CudaBackend() : convs_(stream_), profile_(stream_) {}
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
     for (cudaGraphExec_t g : graphs_)
@@ -65,7 +92,8 @@ class CudaBackend final : public Backend {
   std::string_view name() const override { return "cuda"; }
   std::vector<std::string> choices() const override {
     std::vector<std::string> c = convs_.chosen_algorithms();
-    c.push_back(!graphs_enabled()   ? "cuda graphs: off (MIXSEG_CUDA_GRAPHS=0)"
+    c.push_back(!graphs_enabled()     ? "cuda graphs: off (MIXSEG_CUDA_GRAPHS=0)"
+                : profile_.enabled() ? "cuda graphs: off (MIXSEG_CUDA_PROFILE=1)"
                 : graph_failures_ ? fmt::format("cuda graphs: {} recorded, {} captures failed ({})", graphs_.size(),
                                                 graph_failures_, last_graph_error_)
                                   : fmt::format("cuda graphs: {} recorded", graphs_.size()));
@@ -100,74 +128,93 @@ class CudaBackend final : public Backend {
   void copy_out(void* host_dst, const void* src, size_t bytes) override {
     check(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "copy from the device");
     check(cudaStreamSynchronize(stream_), "copy from the device");
+    profile_.collect();
   }
-  void synchronize() override { check(cudaStreamSynchronize(stream_), "synchronize"); }
+  void synchronize() override {
+    check(cudaStreamSynchronize(stream_), "synchronize");
+    profile_.collect();
+  }
   bool supports(Op, DType t) const override { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
 
   void conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) override {
+    const Timed timed(profile_, [&] { return conv_key("conv2d_fwd", x, w); });
     same_dtype(x, w, "conv2d_fwd");
     convs_.forward(conv_shape(x, w), x.dtype, x.data, w.data, y.data);
   }
   void conv2d_fwd_bias(const Tensor& x, const Tensor& w, const float* bias, const Tensor& y, bool relu) override {
+    const Timed timed(profile_, [&] { return conv_key("conv2d_fwd_bias", x, w); });
     same_dtype(x, w, "conv2d_fwd_bias");
     convs_.forward(conv_shape(x, w), x.dtype, x.data, w.data, y.data);
     if (bias || relu) cuda::bias_relu(float_type(y.dtype), y.shape.pixels(), y.shape.c, bias, relu, y.data, stream_);
   }
   void conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) override {
+    const Timed timed(profile_, [&] { return conv_key("conv2d_bwd_data", dx, w); });
     same_dtype(dy, w, "conv2d_bwd_data");
     convs_.backward_data(conv_shape(dx, w), dy.dtype, dy.data, w.data, dx.data);
   }
   void conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Tensor& dw) override {
+    const Timed timed(profile_, [&] { return conv_key("conv2d_bwd_weights", x, dw); });
     same_dtype(x, dy, "conv2d_bwd_weights");
     if (dw.dtype != DType::f32) fail("conv2d_bwd_weights: weight gradients are f32, got {}", dtype_name(dw.dtype));
     convs_.backward_weights(conv_shape(x, dw), x.dtype, x.data, dy.data, dw.as<float>());
   }
 
   void batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override {
+    const Timed timed(profile_, [&] { return key("batchnorm_fwd_train", x); });
     same_dtype(x, y, "batchnorm_fwd_train");
     cuda::batchnorm_fwd_train(float_type(x.dtype), x.shape.pixels(), x.shape.c, kBatchNormEps, kBatchNormMomentum,
                               x.data, bn.gamma, bn.beta, y.data, bn.save_mean, bn.save_invstd, bn.running_mean,
                               bn.running_var, relu, bn_scratch(x.shape.c), stream_);
   }
   void batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override {
+    const Timed timed(profile_, [&] { return key("batchnorm_fwd_infer", x); });
     same_dtype(x, y, "batchnorm_fwd_infer");
     cuda::batchnorm_fwd_infer(float_type(x.dtype), x.shape.pixels(), x.shape.c, kBatchNormEps, x.data, bn.gamma,
                               bn.beta, bn.running_mean, bn.running_var, y.data, relu, bn_scratch(x.shape.c), stream_);
   }
   void batchnorm_bwd(const Tensor& dy, const Tensor* relu_y, const Tensor& x, const BatchNormState& bn,
                      const Tensor& dx, float* dgamma, float* dbeta) override {
+    const Timed timed(profile_, [&] { return key("batchnorm_bwd", x); });
     same_dtype(dy, x, "batchnorm_bwd");
     cuda::batchnorm_bwd(float_type(x.dtype), x.shape.pixels(), x.shape.c, dy.data, relu_y ? relu_y->data : nullptr,
                         x.data, bn.save_mean, bn.save_invstd, bn.gamma, dx.data, dgamma, dbeta, bn_scratch(x.shape.c),
                         stream_);
   }
   void relu_fwd(const Tensor& x, const Tensor& y) override {
+    const Timed timed(profile_, [&] { return key("relu_fwd", x); });
     cuda::relu_fwd(float_type(x.dtype), x.numel(), x.data, y.data, stream_);
   }
   void relu_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override {
+    const Timed timed(profile_, [&] { return key("relu_bwd", dy); });
     cuda::relu_bwd(float_type(dy.dtype), dy.numel(), dy.data, y.data, dx.data, stream_);
   }
   void maxpool_fwd(const Tensor& x, const Tensor& y) override {
+    const Timed timed(profile_, [&] { return key("maxpool_fwd", x); });
     check_maxpool2x2_shape(x.shape);
     cuda::maxpool_fwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, y.data, stream_);
   }
   void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx) override {
+    const Timed timed(profile_, [&] { return key("maxpool_bwd", x); });
     check_maxpool2x2_shape(x.shape);
     cuda::maxpool_bwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, dy.data, dx.data,
                       stream_);
   }
   void upsample_fwd(const Tensor& x, const Tensor& y) override {
+    const Timed timed(profile_, [&] { return key("upsample_fwd", y); });
     cuda::upsample_fwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, y.data, stream_);
   }
   void upsample_bwd(const Tensor& dy, const Tensor& dx) override {
+    const Timed timed(profile_, [&] { return key("upsample_bwd", dy); });
     cuda::upsample_bwd(float_type(dx.dtype), dx.shape.n, dx.shape.h, dx.shape.w, dx.shape.c, dy.data, dx.data,
                        stream_);
   }
   void concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) override {
+    const Timed timed(profile_, [&] { return key("concat_fwd", y); });
     same_dtype(a, b, "concat_fwd");
     cuda::concat_fwd(float_type(a.dtype), a.shape.pixels(), a.shape.c, b.shape.c, a.data, b.data, y.data, stream_);
   }
   void upsample_concat_fwd(const Tensor& x, const Tensor& skip, const Tensor& y) override {
+    const Timed timed(profile_, [&] { return key("upsample_concat_fwd", y); });
     same_dtype(x, skip, "upsample_concat_fwd");
     if (skip.shape.n != x.shape.n || skip.shape.h != 2 * x.shape.h || skip.shape.w != 2 * x.shape.w ||
         y.shape.c != x.shape.c + skip.shape.c)
@@ -177,31 +224,36 @@ class CudaBackend final : public Backend {
                               skip.data, y.data, stream_);
   }
   void concat_bwd(const Tensor& dy, const Tensor& da, const Tensor& db) override {
+    const Timed timed(profile_, [&] { return key("concat_bwd", dy); });
     cuda::concat_bwd(float_type(dy.dtype), da.shape.pixels(), da.shape.c, db.shape.c, dy.data, da.data, db.data,
                      stream_);
   }
   void loss(const Tensor& logits, const uint8_t* target, LossWeights w, StepControl* ctl,
             const Tensor* dlogits) override {
+    const Timed timed(profile_, [&] { return key("loss", logits); });
     if (dlogits) same_dtype(logits, *dlogits, "loss");
     cuda::loss(float_type(logits.dtype), logits.numel(), logits.data, target, w.bce, w.dice, kDiceSmooth, ctl,
                dlogits ? dlogits->data : nullptr, stream_);
   }
   void add_inplace(const Tensor& x, const Tensor& y) override {
+    const Timed timed(profile_, [&] { return key("add", y); });
     same_dtype(x, y, "add_inplace");
     cuda::add_inplace(float_type(x.dtype), x.numel(), x.data, y.data, stream_);
   }
   void convert(const Tensor& x, const Tensor& y) override {
+    const Timed timed(profile_, [&] { return key("convert", y); });
     if (x.numel() != y.numel()) fail("convert: {} values into {}", x.numel(), y.numel());
     cuda::convert(float_type(x.dtype), float_type(y.dtype), x.numel(), x.data, y.data, stream_);
   }
   void optimizer_step(const UpdateRule& rule, StepControl* ctl, float* params, const float* grads, float* m, float* v,
                       size_t n, const Tensor& storage) override {
+    const Timed timed(profile_, [&] { return fmt::format("optimizer_step {} params", n); });
     cuda::optimizer_step(rule, ctl, params, grads, m, v, n,
                          storage.data ? float_type(storage.dtype) : cuda::FloatType::f32, storage.data, stream_);
   }
 
   bool begin_recording() override {
-    if (!graphs_enabled()) return false;
+    if (!graphs_enabled() || profile_.enabled()) return false;
     return cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal) == cudaSuccess;
   }
   int end_recording() override {
@@ -246,6 +298,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = owned_stream_.s;  // one stream for copies and kernels: one order
   CudnnConvolutions convs_;
   DeviceBuffer bn_scratch_;
+  OpProfile profile_;
   std::vector<cudaGraphExec_t> graphs_;  // recordings by handle (null once released)
   int graph_failures_ = 0;
   std::string last_graph_error_;
