@@ -9,7 +9,8 @@
 # row again with CUDA graphs off, and prints the side-by-side table with
 # ratios last.
 #   scripts/gpu-check.sh            (FILTERS=8,32,64 BATCHES=1,8,32 MIN_TIME=1 to change the sweep;
-#                                    SKIP_BUILD=1 with a carried BUILD_DIR; SKIP_TESTS=1)
+#                                    SKIP_BUILD=1 with a carried BUILD_DIR; SKIP_TESTS=1; COMPILE=1 adds
+#                                    torch.compile'd PyTorch rows for f=8 batch 1)
 # Prepare here first: scripts/gpu-bundle.sh, then carry .gpu-bundle in the run
 # call (the GPU machine cannot build mixseg itself: see gpu-bundle.sh). Full
 # logs go to $OUT (tests.log, bench-*.log: they come back even if the call
@@ -70,6 +71,12 @@ stamp "benchmark: PyTorch peer"
 env -u LD_LIBRARY_PATH python3 bench/peers/torch_unet.py --device cuda --layout channels_last \
   --precision fp32,mixed_fp16,mixed_bf16 --phase train,infer --filters "$FILTERS" --batch "$BATCHES" --size "$SIZE" \
   --min-time "$MIN_TIME" --out "$CSV" 2>&1 | tee "$OUT/bench-torch.log" | tail -5 || true
+if [ "${COMPILE:-0}" = 1 ]; then  # torch.compile costs ~1 min of compiling per configuration: one launch-bound row
+  stamp "benchmark: PyTorch peer, torch.compile'd (f=8, batch 1, mixed_fp16)"
+  env -u LD_LIBRARY_PATH python3 bench/peers/torch_unet.py --device cuda --layout channels_last --compile \
+    --precision mixed_fp16 --phase train,infer --filters 8 --batch 1 --size "$SIZE" --min-time "$MIN_TIME" \
+    --out "$CSV" 2>&1 | tee "$OUT/bench-torch-compile.log" | tail -3 || true
+fi
 stamp "where the GPU time goes (MIXSEG_CUDA_PROFILE=1: f=64, batch 8, mixed_fp16 training; all in profile.log)"
 MIXSEG_CUDA_PROFILE=1 ms "$BUILD_DIR/mixseg" bench --device cuda --precision mixed_fp16 --phase train --filters 64 \
   --batch 8 --size "$SIZE" --min-time "$MIN_TIME" --energy none 2>&1 | tee "$OUT/profile.log" |

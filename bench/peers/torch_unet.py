@@ -2,9 +2,11 @@
 """The PyTorch peer: the same U-Net as mixseg (DESIGN.md, "The network"),
 measured the way PyTorch users run it (eager mode; AMP autocast for the
 mixed policies, with GradScaler for fp16 on CUDA; NCHW or channels_last;
-cudnn.benchmark on CUDA), writing rows in mixseg's CSV schema.
+cudnn.benchmark on CUDA; --compile: torch.compile'd instead, its compilation
+in the warm-up steps), writing rows in mixseg's CSV schema.
 
   python3 bench/peers/torch_unet.py --device cpu --filters 8,16 --batch 1,4 --out results.csv
+  python3 bench/peers/torch_unet.py --device cuda --compile --filters 8 --batch 1 --out results.csv
   python3 bench/peers/torch_unet.py --filters 8 --export-onnx unet_f8.onnx   # fp32 ONNX for onnxruntime
 """
 import argparse
@@ -72,6 +74,7 @@ def measure(args, device, precision, layout, train, filters, batch, h, w):
     model = UNet(filters, args.depth).to(device)
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
     model = model.to(memory_format=fmt)
+    net = torch.compile(model) if args.compile else model
     x = torch.rand(batch, 1, h, w, device=device).to(memory_format=fmt)
     target = (torch.rand(batch, 1, h, w, device=device) > 0.8).float()
     amp = AMP_DTYPE[precision]
@@ -88,9 +91,9 @@ def measure(args, device, precision, layout, train, filters, batch, h, w):
             opt.zero_grad(set_to_none=True)
             if autocast:
                 with autocast():
-                    loss = bce_dice_loss(model(x).float(), target)
+                    loss = bce_dice_loss(net(x).float(), target)
             else:
-                loss = bce_dice_loss(model(x), target)
+                loss = bce_dice_loss(net(x), target)
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
@@ -101,9 +104,9 @@ def measure(args, device, precision, layout, train, filters, batch, h, w):
             with torch.inference_mode():
                 if autocast:
                     with autocast():
-                        model(x)
+                        net(x)
                 else:
-                    model(x)
+                    net(x)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times = common.time_steps(step, args.warmup, args.min_steps, args.min_time, sync)
@@ -113,7 +116,7 @@ def measure(args, device, precision, layout, train, filters, batch, h, w):
     else:
         peak = common.peak_rss_mib()  # the process's peak RSS: an upper bound, framework included
         name = common.cpu_model_name()
-    version = f"{torch.__version__} ({layout})"
+    version = f"{torch.__version__} ({layout}{', compiled' if args.compile else ''})"
     return common.make_row("pytorch", version, device.type, name, precision, "train" if train else "infer", filters,
                            args.depth, batch, h, w, times, args.warmup, peak, train)
 
@@ -124,6 +127,8 @@ def main():
     common.add_sweep_args(ap)
     ap.add_argument("--layout", default="nchw,channels_last", help="comma-separated: nchw, channels_last")
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all cores)")
+    ap.add_argument("--compile", action="store_true",
+                    help="torch.compile the model (inductor, default mode); compilation happens in the warm-up")
     ap.add_argument("--export-onnx", metavar="PATH", help="export the fp32 model (--filters, first value) to ONNX and exit")
     args = ap.parse_args()
     h, w = common.parse_size(args.size)
