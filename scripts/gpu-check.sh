@@ -10,7 +10,7 @@
 # ratios last.
 #   scripts/gpu-check.sh            (FILTERS=8,32,64 BATCHES=1,8,32 MIN_TIME=1 to change the sweep;
 #                                    SKIP_BUILD=1 with a carried BUILD_DIR; SKIP_TESTS=1; COMPILE=1 adds
-#                                    torch.compile'd PyTorch rows for f=8 batch 1)
+#                                    torch.compile'd PyTorch rows for f=8 batch 1; JAX=1 the JAX peer)
 # Prepare here first: scripts/gpu-bundle.sh, then carry .gpu-bundle in the run
 # call (the GPU machine cannot build mixseg itself: see gpu-bundle.sh). Full
 # logs go to $OUT (tests.log, bench-*.log: they come back even if the call
@@ -71,6 +71,12 @@ stamp "benchmark: PyTorch peer"
 env -u LD_LIBRARY_PATH python3 bench/peers/torch_unet.py --device cuda --layout channels_last \
   --precision fp32,mixed_fp16,mixed_bf16 --phase train,infer --filters "$FILTERS" --batch "$BATCHES" --size "$SIZE" \
   --min-time "$MIN_TIME" --out "$CSV" 2>&1 | tee "$OUT/bench-torch.log" | tail -5 || true
+if [ "${JAX:-0}" = 1 ]; then  # the JAX/Flax peer (XLA jit), same sweep, NVML energy like the others
+  stamp "benchmark: JAX peer"
+  env -u LD_LIBRARY_PATH python3 bench/peers/jax_unet.py --device cuda --precision fp32,mixed_fp16,mixed_bf16 \
+    --phase train,infer --filters "$FILTERS" --batch "$BATCHES" --size "$SIZE" --min-time "$MIN_TIME" --out "$CSV" \
+    2>&1 | tee "$OUT/bench-jax.log" | tail -3 || true
+fi
 if [ "${COMPILE:-0}" = 1 ]; then  # torch.compile costs ~1 min of compiling per configuration: one launch-bound row
   stamp "benchmark: PyTorch peer, torch.compile'd (f=8, batch 1, mixed_fp16)"
   env -u LD_LIBRARY_PATH python3 bench/peers/torch_unet.py --device cuda --layout channels_last --compile \
@@ -84,5 +90,7 @@ MIXSEG_CUDA_PROFILE=1 ms "$BUILD_DIR/mixseg" bench --device cuda --precision mix
 stamp "mixseg with CUDA graphs off (what recording buys where launches dominate)"
 MIXSEG_CUDA_GRAPHS=0 ms "$BUILD_DIR/mixseg" bench --device cuda --precision mixed_fp16 --phase train,infer --filters 8 \
   --batch 1 --size "$SIZE" --min-time "$MIN_TIME" --energy none 2>&1 | tail -3 || true
+stamp "report (issue 4: speedup, J/img, memory per precision, model size and batch; in $OUT/report)"
+[ -f "$CSV" ] && ms "$BUILD_DIR/mixseg" report "$CSV" --out "$OUT/report" 2>&1 | tail -2 || true
 stamp "table"
 if [ -f "$CSV" ]; then python3 bench/peers/compare.py "$CSV"; else echo "no results in $CSV (see the errors above)"; fi

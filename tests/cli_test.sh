@@ -90,6 +90,29 @@ if command -v python3 >/dev/null; then
   python3 "$(dirname "$0")/../bench/peers/compare.py" "$T/peers.csv" >"$T/peers.txt" &&
     grep -Eq "^cpu +infer +fp32 +2 +1 .* 1\.80x +1\.50x 1\.25-1\.75 n2$" "$T/peers.txt" &&
     ok "compare.py: ratio of medians and the round-paired ratio" || bad "compare.py peers: $(cat "$T/peers.txt")"
+  # The peers' energy (bench/peers/common.py): a fake 50 W counter read around the measured steps, a window of
+  # at least 2 s, J/img net of a 10 W baseline over steps x batch images, the source named; the same CSV row
+  # without a counter says unavailable.
+  if python3 - "$(dirname "$0")/../bench/peers" >"$T/peer_energy.txt" 2>&1 <<'PY'
+import sys, time
+sys.path.insert(0, sys.argv[1])
+import common
+class Fake:
+    source = "fake"
+    def joules(self):
+        return 50.0 * time.perf_counter()
+times, gross, seconds = common.time_steps_with_energy(lambda: time.sleep(0.01), 1, 3, 0.0, lambda: None, Fake())
+assert seconds >= common.MIN_ENERGY_SECONDS and len(times) >= 3, (seconds, len(times))
+assert abs(gross - 50.0 * seconds) < 0.05 * gross, (gross, seconds)
+net = gross - 10.0 * seconds
+row = common.make_row("p", "v", "cuda", "gpu", "fp32", "infer", 8, 4, 2, 32, 32, times, 1, 1.0, False, (net, "fake"))
+assert row["energy_source"] == "fake"
+assert abs(float(row["joules_per_img"]) - net / (2 * len(times))) < 1e-5 * net, row["joules_per_img"]
+plain = common.make_row("p", "v", "cuda", "gpu", "fp32", "infer", 8, 4, 2, 32, 32, times, 1, 1.0, False)
+assert plain["energy_source"] == "unavailable" and plain["joules_per_img"] == ""
+print("ok")
+PY
+  then ok "peers: NVML-style energy window and net J/img"; else bad "peer energy: $(cat "$T/peer_energy.txt")"; fi
 fi
 echo "other,header" >"$T/other.csv"
 # Energy from a (fake) powercap tree: the rows say rapl, the metadata has the baseline and the method.

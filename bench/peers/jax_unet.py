@@ -75,6 +75,7 @@ def main():
     device_name = common.cpu_model_name() if a.device == "cpu" else jax.devices()[0].device_kind
     h, w = common.parse_size(a.size)
     dtypes = {"fp32": jnp.float32, "mixed_bf16": jnp.bfloat16, "mixed_fp16": jnp.float16}
+    counter, idle_w = common.open_gpu_energy(a) if a.device == "cuda" else (None, 0.0)
     print(f"jax {jax.__version__} on {device_name} ({platform}), {h}x{w}")
     print(f"{'phase':<6} {'precision':<11} {'filters':>7} {'batch':>5} {'img/s':>9} {'ms/step':>10} {'p90 ms':>9}")
     rows = []
@@ -118,10 +119,10 @@ def main():
                             nonlocal state
                             state, loss = train_step(state, x, y)
                             loss.block_until_ready()
-                    times = common.time_steps(step, a.warmup, a.min_steps, a.min_time)
+                    times, energy = common.measure_steps(step, a, counter=counter, idle_w=idle_w)
                     row = common.make_row("jax", f"{jax.__version__} (XLA, jit)", a.device, device_name, prec, phase,
                                           f, a.depth, b, h, w, times, a.warmup, common.peak_rss_mib(),
-                                          phase == "train")
+                                          phase == "train", energy)
                     rows.append(row)
                     print(f"{phase:<6} {prec:<11} {f:>7} {b:>5} {row['img_per_s']:>9} {row['ms_per_step_median']:>10} "
                           f"{row['ms_p90']:>9}", flush=True)

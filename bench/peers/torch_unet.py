@@ -69,7 +69,7 @@ def bce_dice_loss(logits, target):
 AMP_DTYPE = {"fp32": None, "mixed_fp16": torch.float16, "mixed_bf16": torch.bfloat16}
 
 
-def measure(args, device, precision, layout, train, filters, batch, h, w):
+def measure(args, device, precision, layout, train, filters, batch, h, w, counter=None, idle_w=0.0):
     torch.manual_seed(args.seed)
     model = UNet(filters, args.depth).to(device)
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
@@ -109,7 +109,7 @@ def measure(args, device, precision, layout, train, filters, batch, h, w):
                     net(x)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    times = common.time_steps(step, args.warmup, args.min_steps, args.min_time, sync)
+    times, energy = common.measure_steps(step, args, sync, counter, idle_w)
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated() / 2**20
         name = torch.cuda.get_device_name(device)
@@ -118,7 +118,7 @@ def measure(args, device, precision, layout, train, filters, batch, h, w):
         name = common.cpu_model_name()
     version = f"{torch.__version__} ({layout}{', compiled' if args.compile else ''})"
     return common.make_row("pytorch", version, device.type, name, precision, "train" if train else "infer", filters,
-                           args.depth, batch, h, w, times, args.warmup, peak, train)
+                           args.depth, batch, h, w, times, args.warmup, peak, train, energy)
 
 
 def main():
@@ -142,8 +142,10 @@ def main():
         print(f"wrote {args.export_onnx}")
         return
     device = torch.device(args.device)
+    counter, idle_w = None, 0.0
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+        counter, idle_w = common.open_gpu_energy(args)
     print(f"pytorch {torch.__version__} on {device.type}, {threads} threads, {h}x{w}")
     print(f"{'phase':<6} {'precision':<11} {'layout':<14} {'filters':>7} {'batch':>5} {'img/s':>9} {'ms/step':>10}")
     for phase in args.phase.split(","):
@@ -152,7 +154,8 @@ def main():
                 for layout in args.layout.split(","):
                     for batch in common.int_list(args.batch):
                         try:
-                            row = measure(args, device, precision, layout, phase == "train", filters, batch, h, w)
+                            row = measure(args, device, precision, layout, phase == "train", filters, batch, h, w,
+                                          counter, idle_w)
                         except RuntimeError as e:  # e.g. fp16 autocast on an old PyTorch's CPU
                             print(f"{phase:<6} {precision:<11} {layout:<14} {filters:>7} {batch:>5} skipped: "
                                   f"{str(e).splitlines()[0][:80]}", flush=True)
