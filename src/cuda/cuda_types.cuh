@@ -96,6 +96,11 @@ struct ChannelLane {
   __device__ bool active(int c) const { return row < rows && ch < c; }
 };
 
+// Kernels that take pixel coordinates apart in 32 bits check the count first.
+inline void check_pixels_fit_32_bits(size_t pixels, const char* what) {
+  if (pixels >= (size_t(1) << 32)) throw std::runtime_error(std::string("CUDA ") + what + ": 2^32 pixels or more");
+}
+
 // Elementwise passes over the channel tiling: enough blocks to fill the GPU many times over.
 constexpr unsigned kElementwiseBlocks = 65535u * 16u;
 

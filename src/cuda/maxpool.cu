@@ -57,7 +57,7 @@ __global__ void maxpool_bwd_kernel(size_t out_pixels, unsigned h, unsigned w, in
 
 size_t output_pixels(int n, int h, int w, const char* what) {
   const size_t p = size_t(n) * size_t(h / 2) * size_t(w / 2);
-  if (p >= (size_t(1) << 32)) throw std::runtime_error(std::string("CUDA ") + what + ": more than 2^32 pixels");
+  check_pixels_fit_32_bits(p, what);
   return p;
 }
 

@@ -65,16 +65,11 @@ __global__ void upsample_concat_kernel(size_t in_pixels, unsigned h, unsigned w,
   for (size_t p = l.first; p < out_pixels; p += l.stride) y[p * size_t(ct) + size_t(l.ch)] = skip[p * size_t(cs) + sch];
 }
 
-void check_pixels(size_t in_pixels, const char* what) {
-  if (4 * in_pixels >= (size_t(1) << 32))
-    throw std::runtime_error(std::string("CUDA ") + what + ": more than 2^32 output pixels");
-}
-
 }  // namespace
 
 void upsample_fwd(FloatType t, int n, int h, int w, int c, const void* x, void* y, cudaStream_t stream) {
   const size_t in_pixels = size_t(n) * size_t(h) * size_t(w);
-  check_pixels(in_pixels, "upsample_fwd");
+  check_pixels_fit_32_bits(4 * in_pixels, "upsample_fwd");
   const ChannelTiling g = channel_tiling(in_pixels, c, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
@@ -86,7 +81,7 @@ void upsample_fwd(FloatType t, int n, int h, int w, int c, const void* x, void* 
 
 void upsample_bwd(FloatType t, int n, int h, int w, int c, const void* dy, void* dx, cudaStream_t stream) {
   const size_t in_pixels = size_t(n) * size_t(h) * size_t(w);
-  check_pixels(in_pixels, "upsample_bwd");
+  check_pixels_fit_32_bits(4 * in_pixels, "upsample_bwd");
   const ChannelTiling g = channel_tiling(in_pixels, c, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
@@ -99,7 +94,7 @@ void upsample_bwd(FloatType t, int n, int h, int w, int c, const void* dy, void*
 void upsample_concat_fwd(FloatType t, int n, int h, int w, int c, const void* x, int cs, const void* skip, void* y,
                          cudaStream_t stream) {
   const size_t in_pixels = size_t(n) * size_t(h) * size_t(w);
-  check_pixels(in_pixels, "upsample_concat_fwd");
+  check_pixels_fit_32_bits(4 * in_pixels, "upsample_concat_fwd");
   const ChannelTiling g = channel_tiling(4 * in_pixels, c + cs, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
