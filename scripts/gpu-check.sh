@@ -8,9 +8,14 @@
 # on, the GPU time per op kind of one large configuration, one launch-bound
 # row again with CUDA graphs off, and prints the side-by-side table with
 # ratios last.
-#   scripts/gpu-check.sh            (FILTERS=8,32,64 BATCHES=1,8,32 MIN_TIME=1 to change the sweep;
+#   scripts/gpu-check.sh            (FILTERS=8,64,32 BATCHES=1,8,32 MIN_TIME=1 to change the sweep;
 #                                    SKIP_BUILD=1 with a carried BUILD_DIR; SKIP_TESTS=1; COMPILE=1 adds
-#                                    torch.compile'd PyTorch rows for f=8 batch 1; JAX=1 the JAX peer)
+#                                    torch.compile'd PyTorch rows for f=8 batch 1; JAX=1 the JAX peer;
+#                                    DEADLINE=480: seconds for the whole script, give the run call ~60 more)
+# Time is scarce on that machine (one call of a few minutes per session), so
+# every stage runs under a timeout cut from what is left of DEADLINE, and the
+# sweep goes one model size at a time, mixseg then PyTorch, in the order of
+# FILTERS: a sweep cut short still leaves matched rows of both.
 # Prepare here first: scripts/gpu-bundle.sh, then carry .gpu-bundle in the run
 # call (the GPU machine cannot build mixseg itself: see gpu-bundle.sh). Full
 # logs go to $OUT (tests.log, bench-*.log: they come back even if the call
@@ -21,13 +26,28 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build-cuda}
 OUT=${OUT:-out/gpu}
-FILTERS=${FILTERS:-8,32,64}
+FILTERS=${FILTERS:-8,64,32}
 BATCHES=${BATCHES:-1,8,32}
 MIN_TIME=${MIN_TIME:-1}
 SIZE=${SIZE:-512x256}
 mkdir -p "$OUT"
+DEADLINE=${DEADLINE:-480}
 t0=$(date +%s)
 stamp() { echo "== $1 ($(($(date +%s) - t0)) s)"; }
+# within CAP RESERVE CMD...: runs CMD under a timeout of CAP seconds, or of
+# what is left of DEADLINE once RESERVE seconds are kept for the later
+# stages, whichever is less (skipped, with a note, when under 5 s are left).
+within() {
+  local cap=$1 reserve=$2 left
+  shift 2
+  left=$((DEADLINE - ($(date +%s) - t0) - reserve))
+  [ "$left" -lt "$cap" ] && cap=$left
+  if [ "$cap" -lt 5 ]; then
+    echo "(skipped: out of time, DEADLINE=$DEADLINE s)"
+    return 0
+  fi
+  timeout -k 5 "$cap" "$@" || echo "(exit $? after at most $cap s)"
+}
 
 # The build prepared by scripts/gpu-bundle.sh, when carried: that machine's
 # image lacks the libraries mixseg builds against. Its own libraries go on
@@ -45,7 +65,7 @@ if [ -f "$BUNDLE" ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
     BUILD_DIR=build-cuda MIXSEG_LIB= SKIP_BUILD=0
   fi
 fi
-ms() { LD_LIBRARY_PATH="${MIXSEG_LIB}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"; }
+MS=(env "LD_LIBRARY_PATH=${MIXSEG_LIB}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")  # mixseg's environment
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   stamp "build ($BUILD_DIR, CUDA on)"
@@ -57,40 +77,48 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,power.limit --format=csv
 
 if [ "${SKIP_TESTS:-0}" != 1 ]; then
   stamp "GPU tests"
-  ms "$BUILD_DIR/tests/mixseg_tests" --gtest_filter='*cuda*:*Cuda*' --gtest_brief=1 2>&1 | tee "$OUT/tests.log" |
-    tail -40 || true
+  within 150 200 "${MS[@]}" "$BUILD_DIR/tests/mixseg_tests" --gtest_filter='*cuda*:*Cuda*:UNet.FoldedInference*' --gtest_brief=1 2>&1 |
+    tee "$OUT/tests.log" | tail -40 || true
 fi
 
-stamp "benchmark: mixseg --device cuda"
 CSV="$OUT/results.csv"
-rm -f "$CSV" "$CSV.meta.jsonl"
-ms "$BUILD_DIR/mixseg" bench --device cuda --precision fp32,mixed_fp16,mixed_bf16 --phase train,infer \
-  --filters "$FILTERS" --batch "$BATCHES" --size "$SIZE" --min-time "$MIN_TIME" --out "$CSV" --verbose 2>&1 |
-  tee "$OUT/bench-mixseg.log" | grep -v '^  [fb][wd][d_]' | tail -70 || true
-stamp "benchmark: PyTorch peer"
-env -u LD_LIBRARY_PATH python3 bench/peers/torch_unet.py --device cuda --layout channels_last \
-  --precision fp32,mixed_fp16,mixed_bf16 --phase train,infer --filters "$FILTERS" --batch "$BATCHES" --size "$SIZE" \
-  --min-time "$MIN_TIME" --out "$CSV" 2>&1 | tee "$OUT/bench-torch.log" | tail -5 || true
+rm -f "$CSV" "$CSV.meta.jsonl" "$OUT/bench-mixseg.log" "$OUT/bench-torch.log"
+IFS=, read -r -a filter_list <<<"$FILTERS"
+for f in "${filter_list[@]}"; do
+  # Model sizes in the order given, each pair complete before the next
+  # starts; mixseg may take half of what is left (~90 s kept back for the
+  # stages after the sweep), PyTorch the rest.
+  share=$(((DEADLINE - ($(date +%s) - t0) - 90) / 2))
+  stamp "benchmark f=$f: mixseg --device cuda (at most ${share} s)"
+  within "$share" 90 "${MS[@]}" "$BUILD_DIR/mixseg" bench --device cuda \
+    --precision fp32,mixed_fp16,mixed_bf16 --phase train,infer --filters "$f" --batch "$BATCHES" \
+    --size "$SIZE" --min-time "$MIN_TIME" --out "$CSV" --verbose 2>&1 | tee -a "$OUT/bench-mixseg.log" |
+    grep -v '^  [fb][wd][d_]' | tail -25 || true
+  stamp "benchmark f=$f: PyTorch peer"
+  within 600 90 env -u LD_LIBRARY_PATH python3 bench/peers/torch_unet.py --device cuda --layout channels_last \
+    --precision fp32,mixed_fp16,mixed_bf16 --phase train,infer --filters "$f" --batch "$BATCHES" --size "$SIZE" \
+    --min-time "$MIN_TIME" --out "$CSV" 2>&1 | tee -a "$OUT/bench-torch.log" | tail -3 || true
+done
 if [ "${JAX:-0}" = 1 ]; then  # the JAX/Flax peer (XLA jit), same sweep, NVML energy like the others
   stamp "benchmark: JAX peer"
-  env -u LD_LIBRARY_PATH python3 bench/peers/jax_unet.py --device cuda --precision fp32,mixed_fp16,mixed_bf16 \
-    --phase train,infer --filters "$FILTERS" --batch "$BATCHES" --size "$SIZE" --min-time "$MIN_TIME" --out "$CSV" \
-    2>&1 | tee "$OUT/bench-jax.log" | tail -3 || true
+  within 600 90 env -u LD_LIBRARY_PATH python3 bench/peers/jax_unet.py --device cuda \
+    --precision fp32,mixed_fp16,mixed_bf16 --phase train,infer --filters "$FILTERS" --batch "$BATCHES" --size "$SIZE" \
+    --min-time "$MIN_TIME" --out "$CSV" 2>&1 | tee "$OUT/bench-jax.log" | tail -3 || true
 fi
 if [ "${COMPILE:-0}" = 1 ]; then  # torch.compile costs ~1 min of compiling per configuration: one launch-bound row
   stamp "benchmark: PyTorch peer, torch.compile'd (f=8, batch 1, mixed_fp16)"
-  env -u LD_LIBRARY_PATH python3 bench/peers/torch_unet.py --device cuda --layout channels_last --compile \
-    --precision mixed_fp16 --phase train,infer --filters 8 --batch 1 --size "$SIZE" --min-time "$MIN_TIME" \
+  within 240 90 env -u LD_LIBRARY_PATH python3 bench/peers/torch_unet.py --device cuda --layout channels_last \
+    --compile --precision mixed_fp16 --phase train,infer --filters 8 --batch 1 --size "$SIZE" --min-time "$MIN_TIME" \
     --out "$CSV" 2>&1 | tee "$OUT/bench-torch-compile.log" | tail -3 || true
 fi
 stamp "where the GPU time goes (MIXSEG_CUDA_PROFILE=1: f=64, batch 8, mixed_fp16 training; all in profile.log)"
-MIXSEG_CUDA_PROFILE=1 ms "$BUILD_DIR/mixseg" bench --device cuda --precision mixed_fp16 --phase train --filters 64 \
-  --batch 8 --size "$SIZE" --min-time "$MIN_TIME" --energy none 2>&1 | tee "$OUT/profile.log" |
-  sed -n '/GPU time per op kind/,/top ops by shape/p' || true
+within 50 40 env MIXSEG_CUDA_PROFILE=1 "${MS[@]}" "$BUILD_DIR/mixseg" bench --device cuda --precision mixed_fp16 \
+  --phase train --filters 64 --batch 8 --size "$SIZE" --min-time "$MIN_TIME" --energy none 2>&1 |
+  tee "$OUT/profile.log" | sed -n '/GPU time per op kind/,/top ops by shape/p; /error/p' || true
 stamp "mixseg with CUDA graphs off (what recording buys where launches dominate)"
-MIXSEG_CUDA_GRAPHS=0 ms "$BUILD_DIR/mixseg" bench --device cuda --precision mixed_fp16 --phase train,infer --filters 8 \
-  --batch 1 --size "$SIZE" --min-time "$MIN_TIME" --energy none 2>&1 | tail -3 || true
+within 25 15 env MIXSEG_CUDA_GRAPHS=0 "${MS[@]}" "$BUILD_DIR/mixseg" bench --device cuda --precision mixed_fp16 \
+  --phase train,infer --filters 8 --batch 1 --size "$SIZE" --min-time "$MIN_TIME" --energy none 2>&1 | tail -3 || true
 stamp "report (issue 4: speedup, J/img, memory per precision, model size and batch; in $OUT/report)"
-[ -f "$CSV" ] && ms "$BUILD_DIR/mixseg" report "$CSV" --out "$OUT/report" 2>&1 | tail -2 || true
+[ -f "$CSV" ] && within 15 0 "${MS[@]}" "$BUILD_DIR/mixseg" report "$CSV" --out "$OUT/report" 2>&1 | tail -2 || true
 stamp "table"
 if [ -f "$CSV" ]; then python3 bench/peers/compare.py "$CSV"; else echo "no results in $CSV (see the errors above)"; fi
