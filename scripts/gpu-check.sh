@@ -5,7 +5,8 @@
 # first training steps against the reference's losses, training to Dice 0.9
 # per policy), then mixseg (--device cuda) and the PyTorch peer (eager, AMP,
 # channels_last, cudnn.benchmark) on the same sweep into one CSV, NVML energy
-# on, the GPU time per op kind of one large configuration, one launch-bound
+# on, each mixseg row also against its convolutions alone (cuDNN's ceiling on
+# those shapes), the GPU time per op kind of one large configuration, one launch-bound
 # row again with CUDA graphs off, and prints the side-by-side table with
 # ratios last.
 #   scripts/gpu-check.sh            (FILTERS=8,64,32 BATCHES=1,8,32 MIN_TIME=1 to change the sweep;
@@ -92,7 +93,7 @@ for f in "${filter_list[@]}"; do
   stamp "benchmark f=$f: mixseg --device cuda (at most ${share} s)"
   within "$share" 90 "${MS[@]}" "$BUILD_DIR/mixseg" bench --device cuda \
     --precision fp32,mixed_fp16,mixed_bf16 --phase train,infer --filters "$f" --batch "$BATCHES" \
-    --size "$SIZE" --min-time "$MIN_TIME" --out "$CSV" --verbose 2>&1 | tee -a "$OUT/bench-mixseg.log" |
+    --size "$SIZE" --min-time "$MIN_TIME" --conv-ceiling --out "$CSV" --verbose 2>&1 | tee -a "$OUT/bench-mixseg.log" |
     grep -v '^  [fb][wd][d_]' | tail -25 || true
   stamp "benchmark f=$f: PyTorch peer"
   within 600 90 env -u LD_LIBRARY_PATH python3 bench/peers/torch_unet.py --device cuda --layout channels_last \

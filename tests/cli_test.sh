@@ -79,6 +79,13 @@ if command -v python3 >/dev/null; then
   python3 "$(dirname "$0")/../bench/peers/compare.py" "$T/rounds.csv" >"$T/compare.txt" &&
     grep -Eq "^cpu +infer +mixed_bf16 +2 +1 +[0-9.]+x .* n2$" "$T/compare.txt" &&
     ok "compare.py: bf16 over fp32 from 2 paired rounds" || bad "compare.py: $(cat "$T/compare.txt")"
+  # --conv-ceiling: the convolutions alone, in the printed row, the metadata and compare.py's last table.
+  expect_ok "$MIXSEG" bench --phase train --filters 2 --depth 2 --batch 1 --size 32x32 --warmup 1 --min-steps 2 --min-time 0 --energy none --conv-ceiling --out "$T/ceiling.csv"
+  grep -q '"conv_ceiling_tflops"' "$T/ceiling.csv.meta.jsonl" && grep -q '"share_of_conv_ceiling"' "$T/ceiling.csv.meta.jsonl" &&
+    ok "bench --conv-ceiling: the metadata has the convolutions-alone figures" || bad "no ceiling: $(cat "$T/ceiling.csv.meta.jsonl")"
+  python3 "$(dirname "$0")/../bench/peers/compare.py" "$T/ceiling.csv" >"$T/ceiling.txt" &&
+    grep -Eq "^cpu +train +fp32 +2 +1 +[0-9.]+ +[0-9.]+ +[0-9]+%  1$" "$T/ceiling.txt" &&
+    ok "compare.py: the step against its convolutions alone" || bad "compare.py ceiling: $(cat "$T/ceiling.txt")"
   # Against peers: medians 22.5 / 12.5 = 1.80x; paired by round, 10/8 and 35/20: 1.50x (1.25-1.75).
   {
     head -1 "$T/bench.csv"

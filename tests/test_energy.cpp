@@ -121,3 +121,33 @@ TEST(Energy, BenchmarkWindowIsNetOfIdle) {
   EXPECT_NEAR(m.energy.gross_joules, 50.0 * m.energy.seconds, 0.05 * 50.0 * m.energy.seconds);
   EXPECT_NEAR(m.energy.net_joules, m.energy.gross_joules - 20.0 * m.energy.seconds, 1e-9);
 }
+
+// --conv-ceiling: the convolutions alone are timed after the steps (at
+// least min_steps times, for half the minimum time), outside the energy
+// window, which holds the steps only.
+TEST(Energy, ConvolutionCeilingIsTimedOutsideTheEnergyWindow) {
+  BenchConfig cfg;
+  cfg.model = {2, 1, 1, 1};
+  cfg.height = cfg.width = 16;
+  cfg.min_seconds = 0;
+  cfg.warmup_steps = 1;
+  auto backend = make_backend("ref");
+  for (bool train : {false, true}) {
+    cfg.train = train;
+    cfg.conv_ceiling = false;
+    EXPECT_TRUE(measure(cfg, *backend).conv_seconds.empty());
+    cfg.conv_ceiling = true;
+    const BenchMeasurement m = measure(cfg, *backend);
+    ASSERT_GE(m.conv_seconds.size(), size_t(cfg.min_steps));
+    for (double s : m.conv_seconds) EXPECT_GT(s, 0.0);
+  }
+  FakeCounter c(50.0);
+  cfg.energy = &c;
+  cfg.min_seconds = 1.0;  // steps: the 2 s energy window; convolutions: 0.5 s after it
+  const BenchMeasurement m = measure(cfg, *backend);
+  double steps = 0, convs = 0;
+  for (double s : m.step_seconds) steps += s;
+  for (double s : m.conv_seconds) convs += s;
+  EXPECT_GE(convs, 0.5);
+  EXPECT_LT(m.energy.seconds, steps + 0.25) << "the window should hold the steps, not the convolutions after them";
+}

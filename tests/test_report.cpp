@@ -92,6 +92,25 @@ TEST(Report, KeyTableFiguresAndWhatWasNotMeasured) {
   EXPECT_NE(make_report(rows, {}, priced).markdown.find("| 3.6 | 0.278 | 1 | 0.5 | 0.1 |"), std::string::npos);
 }
 
+// Runs of `mixseg bench --conv-ceiling`: the step against its convolutions
+// alone, medians over runs per configuration; no section without them.
+TEST(Report, StepAgainstItsConvolutionsAlone) {
+  auto run = [](double ceiling, double share) {
+    return nlohmann::json{{"device_name", "Test GPU"},
+                          {"rows",
+                           {{{"phase", "train"}, {"precision", "mixed_fp16"}, {"filters", 64}, {"batch", 8},
+                             {"conv_ceiling_tflops", ceiling}, {"share_of_conv_ceiling", share}},
+                            {{"phase", "infer"}, {"precision", "fp32"}, {"filters", 8}, {"batch", 1}}}}};
+  };
+  const ReportFiles f = make_report({row("fp32", 10)}, {run(400, 0.5), run(500, 0.6), run(600, 0.1)}, {});
+  EXPECT_NE(f.markdown.find("## Against the convolutions alone"), std::string::npos) << f.markdown;
+  EXPECT_NE(f.markdown.find("| Test GPU | train | mixed_fp16 | 64 | 8 | 200 | 500 | 50% | 3 |"), std::string::npos)
+      << f.markdown;
+  EXPECT_EQ(f.markdown.find("| Test GPU | infer |"), std::string::npos) << "a row without the ceiling is not listed";
+  EXPECT_NE(f.html.find("<h2>Against the convolutions alone</h2>"), std::string::npos);
+  EXPECT_EQ(make_report({row("fp32", 10)}, {}, {}).markdown.find("convolutions alone"), std::string::npos);
+}
+
 TEST(Svg, ChartsHaveTheirSeriesAndEscapeText) {
   EXPECT_EQ(xml_escape("a<b & \"c\" 'd'>"), "a&lt;b &amp; &quot;c&quot; &apos;d&apos;&gt;");
   LineChart lc{"speedup <train>", "batch", "x", {{"f=8 bf16", {{1, 1.5}, {4, 1.8}}}, {"f=8 int8", {{1, 0.5}, {4, 0.6}}}},

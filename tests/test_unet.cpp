@@ -336,6 +336,75 @@ TEST(UNet, FoldedInferenceEqualsUnfoldedSchedule) {
 }
 
 
+// convolutions_only issues the pass's convolutions and nothing else: in
+// training every conv's forward and weight gradient and every data gradient
+// but the input's; in inference every conv's forward, the folded ones through
+// the inference op without bias or ReLU.
+namespace {
+class ConvCountingBackend final : public RefBackend {
+ public:
+  int fwd = 0, fwd_bias = 0, bwd_data = 0, bwd_weights = 0, other = 0;
+  void conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) override {
+    ++fwd;
+    RefBackend::conv2d_fwd(x, w, y);
+  }
+  void conv2d_fwd_bias(const Tensor& x, const Tensor& w, const float* bias, const Tensor& y, bool relu) override {
+    ++fwd_bias;
+    EXPECT_EQ(bias, nullptr);
+    EXPECT_FALSE(relu);
+    RefBackend::conv2d_fwd_bias(x, w, bias, y, relu);
+  }
+  void conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) override {
+    ++bwd_data;
+    RefBackend::conv2d_bwd_data(dy, w, dx);
+  }
+  void conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Tensor& dw) override {
+    ++bwd_weights;
+    RefBackend::conv2d_bwd_weights(x, dy, dw);
+  }
+  void batchnorm_fwd_train(const Tensor&, const BatchNormState&, const Tensor&, bool) override { ++other; }
+  void batchnorm_fwd_infer(const Tensor&, const BatchNormState&, const Tensor&, bool) override { ++other; }
+  void batchnorm_bwd(const Tensor&, const Tensor*, const Tensor&, const BatchNormState&, const Tensor&, float*,
+                     float*) override {
+    ++other;
+  }
+  void maxpool_fwd(const Tensor&, const Tensor&) override { ++other; }
+  void maxpool_bwd(const Tensor&, const Tensor&, const Tensor&) override { ++other; }
+  void upsample_concat_fwd(const Tensor&, const Tensor&, const Tensor&) override { ++other; }
+  void concat_bwd(const Tensor&, const Tensor&, const Tensor&) override { ++other; }
+  void add_inplace(const Tensor&, const Tensor&) override { ++other; }
+};
+}  // namespace
+
+TEST(UNet, ConvolutionsOnlyRunsThePassConvolutionsAndNothingElse) {
+  const UNet net = build_unet({4, 2, 1, 1});
+  int convs = 0, folded = 0;
+  for (size_t i = 0; i < net.layers.size(); ++i)
+    if (net.layers[i].kind == LayerKind::conv) {
+      ++convs;
+      folded += i + 1 < net.layers.size() && net.layers[i + 1].kind == LayerKind::bn_relu;
+    }
+  ASSERT_GT(folded, 0);
+  const Weights wt = init_weights(net, 3);
+  for (bool training : {true, false}) {
+    ConvCountingBackend be;
+    auto ws = make_workspace(net, be, Policy::fp32, 2, 16, 16, training);
+    upload_weights(net, wt, *ws);
+    convolutions_only(net, *ws);
+    EXPECT_EQ(be.other, 0);
+    if (training) {
+      EXPECT_EQ(be.fwd, convs);
+      EXPECT_EQ(be.fwd_bias, 0);
+      EXPECT_EQ(be.bwd_weights, convs);
+      EXPECT_EQ(be.bwd_data, convs - 1);  // not into the input
+    } else {
+      EXPECT_EQ(be.fwd_bias, folded);
+      EXPECT_EQ(be.fwd, convs - folded);
+      EXPECT_EQ(be.bwd_weights + be.bwd_data, 0);
+    }
+  }
+}
+
 // run_recorded: the first run as usual (set-up), the second recorded and
 // replayed, later ones replayed; another key records anew; a backend that
 // fails to record (or an op that cannot be recorded) gets the ops run as

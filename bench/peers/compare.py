@@ -12,8 +12,14 @@ speed drifts between rounds this is the steadier figure.
 Then mixseg's other precisions against its own fp32: the k-th row of a
 precision is paired with the k-th fp32 row of the same configuration (the
 same round of `mixseg bench --rounds`, measured minutes apart at most), and
-the table gives the median of those per-round ratios, with their range."""
+the table gives the median of those per-round ratios, with their range.
+
+Last, where the CSV's metadata (RESULTS.csv.meta.jsonl) has rows of
+`mixseg bench --conv-ceiling`: each step's TFLOP/s against the same
+convolutions run alone, the convolution library's ceiling on those shapes."""
 import csv
+import json
+import os
 import sys
 from collections import defaultdict
 
@@ -55,6 +61,7 @@ def main():
             print(f"{key[0]:<6} {key[1]:<6} {key[2]:<11} {key[3]:>3} {key[4]:>5} {mi:>10.2f} n{n:<2} "
                   f"{m_gflops:>8.1f} {'(no peer row)':<32} {'':>8} {'':>6}")
     precision_ratios(groups)
+    conv_ceilings(sys.argv[1] + ".meta.jsonl")
 
 
 def paired(ours, by_fw):
@@ -97,6 +104,40 @@ def precision_ratios(groups):
         print("mixseg's precisions over its fp32 (median of per-round ratios, range, rounds):")
         print(f"{'device':<6} {'phase':<6} {'precision':<11} {'f':>3} {'batch':>5} {'ratio':>9} {'range':>11}")
         print("\n".join(lines))
+
+
+def median(values):
+    v = sorted(values)
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
+
+
+def conv_ceilings(meta_path):
+    """mixseg's steps against their convolutions alone (medians over runs)."""
+    if not os.path.exists(meta_path):
+        return
+    found = defaultdict(list)
+    with open(meta_path) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            run = json.loads(line)
+            for r in run.get("rows", []):
+                if "conv_ceiling_tflops" in r and "share_of_conv_ceiling" in r:
+                    key = (run.get("device", "?"), r["phase"], r["precision"], int(r["filters"]), int(r["batch"]))
+                    found[key].append((float(r["conv_ceiling_tflops"]), float(r["share_of_conv_ceiling"])))
+    if not found:
+        return
+    print()
+    print("mixseg's step against its convolutions alone (TFLOP/s, medians; the rest of the step is memory-bound "
+          "ops, launches, optimizer):")
+    print(f"{'device':<6} {'phase':<6} {'precision':<11} {'f':>3} {'batch':>5} {'step':>8} {'convs alone':>12} "
+          f"{'share':>6}  n")
+    for key in sorted(found):
+        v = found[key]
+        ceiling, share, step = median([c for c, _ in v]), median([s for _, s in v]), median([c * s for c, s in v])
+        print(f"{key[0]:<6} {key[1]:<6} {key[2]:<11} {key[3]:>3} {key[4]:>5} {step:>8.3f} {ceiling:>12.3f} "
+              f"{100 * share:>5.0f}%  {len(v)}")
 
 
 if __name__ == "__main__":

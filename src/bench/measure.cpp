@@ -88,6 +88,20 @@ BenchMeasurement measure(const BenchConfig& cfg, Backend& backend) {
   m.arena_bytes = ws->activations.capacity() + ws->weights.capacity();
   m.flops_per_image = 2.0 * net.conv_macs_per_image(cfg.height, cfg.width) * (cfg.train ? 3.0 : 1.0);
   time_steps(cfg, step, m);
+  if (cfg.conv_ceiling) {
+    BenchConfig c = cfg;
+    c.energy = nullptr;
+    c.min_seconds = cfg.min_seconds / 2;
+    BenchMeasurement convs;
+    time_steps(
+        c,
+        [&] {
+          convolutions_only(net, *ws);
+          backend.synchronize();
+        },
+        convs);
+    m.conv_seconds = std::move(convs.step_seconds);
+  }
   return m;
 }
 

@@ -25,6 +25,7 @@ struct BenchConfig {
   int min_steps = 5;
   double min_seconds = 2.0;
   uint64_t seed = 0;
+  bool conv_ceiling = false;        // also time the pass's convolutions alone (measure() only)
   EnergyCounter* energy = nullptr;  // read around the measured steps when set
   double idle_watts = 0;            // the idle baseline, subtracted for the net figure
 };
@@ -38,6 +39,11 @@ struct BenchMeasurement {
   size_t arena_bytes = 0;            // mixseg's planned memory: activations (+ gradients) and weights
   double flops_per_image = 0;        // forward convolutions, x3 for a training step (fwd, bwd data, bwd weights)
   EnergyFigure energy;               // over the measured steps ("unavailable" without a counter)
+  // With conv_ceiling: the same pass's convolutions alone (convolutions_only),
+  // timed like the steps right after them (warm-up dropped, no energy, half
+  // the minimum time), so flops_per_image over their median is the ceiling
+  // the convolution library sets on these shapes.
+  std::vector<double> conv_seconds;
 };
 
 // Average power of `counter` over `seconds` of doing nothing (sleeping), in watts.

@@ -35,7 +35,7 @@ struct BenchOptions {
               out, conv_algorithm = "fastest";
   int depth = 4, warmup = 3, min_steps = 5, rounds = 1;
   double min_time = 2.0;
-  bool verbose = false;
+  bool verbose = false, conv_ceiling = false;
   int loader_threads = 1;
   uint64_t seed = 0;
   std::string device = "cpu", energy = "auto", rapl_root = "/sys/class/powercap";
@@ -66,7 +66,8 @@ nlohmann::json run_metadata(const BenchOptions& o, const std::string& device, co
           {"settings",
            {{"backend", backend_name}, {"precision", o.precision}, {"phase", o.phase}, {"filters", o.filters},
             {"depth", o.depth}, {"batch", o.batch}, {"size", o.size}, {"warmup", o.warmup}, {"min_steps", o.min_steps},
-            {"min_time", o.min_time}, {"rounds", o.rounds}, {"conv_algorithm", o.conv_algorithm}, {"loader_threads", o.loader_threads}}},
+            {"min_time", o.min_time}, {"rounds", o.rounds}, {"conv_algorithm", o.conv_algorithm}, {"loader_threads", o.loader_threads},
+            {"conv_ceiling", o.conv_ceiling}}},
           {"energy",
            {{"method", energy_domain.empty() ? std::string("unavailable") : device == "cuda" ? "nvml" : "rapl"},
             {"domain", energy_domain},
@@ -163,8 +164,9 @@ void run_bench(const BenchOptions& o) {
         }
   const size_t total = configs.size() * size_t(o.rounds);
   size_t done = 0;
-  fmt::print("{:>7} {:<6} {:<11} {:>7} {:>5} {:>9} {:>10} {:>9} {:>9} {:>9} {:>8}\n", "", "phase", "precision", "filters",
-             "batch", "img/s", "ms/step", "p90 ms", "GFLOP/s", "mem MiB", "J/img");
+  fmt::print("{:>7} {:<6} {:<11} {:>7} {:>5} {:>9} {:>10} {:>9} {:>9} {:>9} {:>8}{}\n", "", "phase", "precision",
+             "filters", "batch", "img/s", "ms/step", "p90 ms", "GFLOP/s", "mem MiB", "J/img",
+             o.conv_ceiling ? fmt::format(" {:>9} {:>9} {:>7}", "convs ms", "ceil GF/s", "of ceil") : "");
   std::vector<ResultRow> rows;
   for (int round = 0; round < o.rounds; ++round)
     for (const Config& config : configs) {
@@ -187,6 +189,7 @@ void run_bench(const BenchOptions& o) {
       cfg.loader_threads = o.loader_threads;
       cfg.energy = counter.get();
       cfg.idle_watts = idle_w;
+      cfg.conv_ceiling = o.conv_ceiling;
       const BenchMeasurement m = load ? measure_loader(cfg) : int8 ? measure_int8(cfg, *backend) : measure(cfg, *backend);
       const TimingSummary t = summarize(m.step_seconds);
       ResultRow r;
@@ -221,6 +224,18 @@ void run_bench(const BenchOptions& o) {
                               {"gross_joules", m.energy.gross_joules}, {"net_joules", m.energy.net_joules},
                               {"window_seconds", m.energy.seconds}, {"images", images},
                               {"peak_rss_mib", peak_rss_mib()}});
+      std::string ceiling_columns;
+      if (!m.conv_seconds.empty()) {  // the convolutions alone: the library's ceiling on these shapes
+        const double conv_median = summarize(m.conv_seconds).median;
+        const double ceiling = m.flops_per_image * b / conv_median / 1e12;
+        auto& row = meta["rows"].back();
+        row["conv_only_ms_median"] = conv_median * 1e3;
+        row["conv_only_steps"] = m.conv_seconds.size();
+        row["conv_ceiling_tflops"] = ceiling;
+        row["share_of_conv_ceiling"] = r.tflops / ceiling;
+        ceiling_columns = fmt::format(" {:>9.2f} {:>9.1f} {:>6.0f}%", conv_median * 1e3, ceiling * 1e3,
+                                      100 * r.tflops / ceiling);
+      }
       if (device == "cuda") {  // the GPU's state after the row: temperature, SM clock, memory in use (NVML)
         const GpuState g = read_gpu_state(0);
         auto& row = meta["rows"].back();
@@ -229,10 +244,10 @@ void run_bench(const BenchOptions& o) {
         if (g.memory_used_mib) row["gpu_memory_used_mib"] = *g.memory_used_mib;
       }
       ++done;
-      fmt::print("{:>7} {:<6} {:<11} {:>7} {:>5} {:>9.2f} {:>10.2f} {:>9.2f} {:>9.1f} {:>9.1f} {:>8}\n",
+      fmt::print("{:>7} {:<6} {:<11} {:>7} {:>5} {:>9.2f} {:>10.2f} {:>9.2f} {:>9.1f} {:>9.1f} {:>8}{}\n",
                  fmt::format("[{}/{}]", done, total), r.phase, r.precision, f, b, r.img_per_s,
                  r.ms_per_step_median, r.ms_p90, r.tflops * 1e3, r.peak_mem_mib,
-                 r.joules_per_img ? fmt::format("{:.3f}", *r.joules_per_img) : "-");
+                 r.joules_per_img ? fmt::format("{:.3f}", *r.joules_per_img) : "-", ceiling_columns);
       std::fflush(stdout);
       rows.push_back(r);
       if (!o.out.empty()) append_results_csv(o.out, {r});  // row by row: an interrupted sweep keeps its rows
@@ -290,6 +305,10 @@ void add_bench(CLI::App& app) {
                  "F(4x4,3x3)) or winograd_f2 (the own Winograd kernels, all three passes)")
       ->capture_default_str()
       ->check(CLI::IsMember({"fastest", "direct", "winograd", "winograd_f2"}));
+  c->add_flag("--conv-ceiling", o->conv_ceiling,
+              "Also time each configuration's convolutions alone (same shapes and buffers, right after its steps): "
+              "the convolution library's ceiling, and the share of it the whole step reaches (training and "
+              "inference rows of mixseg's backends; not int8)");
   c->add_flag("--verbose", o->verbose, "Also list the backend's choices (convolution algorithm per shape)");
   c->add_option("--out", o->out, "Append result rows to this CSV file");
   c->callback([o] { run_bench(*o); });

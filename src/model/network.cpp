@@ -361,6 +361,35 @@ std::string first_nonfinite(const UNet& net, Workspace& ws) {
   return "";
 }
 
+void convolutions_only(const UNet& net, Workspace& ws) {
+  constexpr uint64_t kKey = 0x636f6e762d6f6e6cull;  // "conv-onl": not a step's settings key
+  Backend& be = *ws.backend;
+  run_recorded(ws, kKey, [&] {
+    be.allow_tf32(ws.policy == Policy::tf32);
+    for (size_t i = 0; i < net.layers.size(); ++i) {
+      const Layer& l = net.layers[i];
+      if (l.kind != LayerKind::conv) continue;
+      if (ws.folded_bn[i] < 0) {
+        be.conv2d_fwd(ws.act[l.in0], ws.conv_w[l.param], ws.act[l.out]);
+        continue;
+      }
+      // Inference: a folded conv through the op the pass uses (the backend's
+      // inference kernels) without its epilogue, into its BatchNorm's output
+      // (the conv's own is not stored).
+      be.conv2d_fwd_bias(ws.act[l.in0], ws.conv_w[l.param], nullptr, ws.act[net.layers[size_t(ws.folded_bn[i])].out],
+                         false);
+    }
+    if (!ws.training) return;
+    float* pg = ws.param_grads.as<float>();
+    for (auto it = net.layers.rbegin(); it != net.layers.rend(); ++it) {
+      if (it->kind != LayerKind::conv) continue;
+      const ParamInfo& p = net.params[it->param];
+      be.conv2d_bwd_weights(ws.act[it->in0], ws.grad[it->out], {pg + p.offset, DType::f32, p.shape});
+      if (it->in0 != net.input) be.conv2d_bwd_data(ws.grad[it->out], ws.conv_w[it->param], ws.grad[it->in0]);
+    }
+  });
+}
+
 void backward(const UNet& net, Workspace& ws) {
   if (!ws.training) fail("backward() needs a workspace made for training");
   Backend& be = *ws.backend;

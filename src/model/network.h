@@ -103,6 +103,17 @@ void forward(const UNet& net, Workspace& ws);
 // later ones replayed; a different key (the settings baked into the ops)
 // records anew. Where the backend does not record, ops simply run.
 void run_recorded(Workspace& ws, uint64_t key, const std::function<void()>& ops);
+// The pass's convolutions alone, on ws's buffers and in the pass's order:
+// in training every conv's forward, then, in reverse, its weight gradient
+// and (except on the input) its data gradient; in inference every conv's
+// forward, the folded ones through the inference op without bias and ReLU
+// (and the decoder's on its stored concat: no upsample fused in). What the
+// convolution library reaches on the network's own shapes: the ceiling of a
+// step made of these convolutions (`mixseg bench --conv-ceiling`). Recorded
+// like a step under its own key; run it after the pass it stands for (whose
+// first run did the set-up, e.g. cuDNN's algorithm search), which it leaves
+// with meaningless values.
+void convolutions_only(const UNet& net, Workspace& ws);
 // Backward pass from ws.grad[net.logits] (already written, e.g. by the loss):
 // fills ws.param_grads (f32, scaled like the loss gradient).
 void backward(const UNet& net, Workspace& ws);

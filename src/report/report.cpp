@@ -183,6 +183,33 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
                             fmt::format("{:.4f}", p.dice_std), fmt::format("{:.4f}", p.iou_mean),
                             fmt::format("{:.4f}", p.iou_std), fmt::format("{:+.4f}", p.dice_vs_fp32)});
 
+  // ---- The convolutions alone (mixseg bench --conv-ceiling) -----------------
+  // Per device, phase, precision, model size and batch: the whole step's
+  // TFLOP/s against the same convolutions run alone (the library's ceiling
+  // on these shapes), medians over the runs that measured it.
+  std::map<std::tuple<std::string, std::string, std::string, int, int>, std::vector<std::pair<double, double>>> ceil;
+  for (const nlohmann::json& m : metas)
+    for (const nlohmann::json& r : m.value("rows", nlohmann::json::array()))
+      if (r.contains("conv_ceiling_tflops") && r.contains("share_of_conv_ceiling"))
+        ceil[{m.value("device_name", "?"), r.value("phase", "?"), r.value("precision", "?"), r.value("filters", 0),
+              r.value("batch", 0)}]
+            .push_back({r["conv_ceiling_tflops"].get<double>(), r["share_of_conv_ceiling"].get<double>()});
+  const std::vector<std::string> ceiling_head = {"device", "phase", "precision", "f", "batch", "step TFLOP/s",
+                                                 "convolutions alone, TFLOP/s", "step / convolutions alone", "runs"};
+  Table ceiling_cells;
+  for (const auto& [k, v] : ceil) {
+    std::vector<double> tf, share, step;
+    for (const auto& [t, s] : v) tf.push_back(t), share.push_back(s), step.push_back(t * s);
+    const auto& [device, phase, precision, f, b] = k;
+    ceiling_cells.push_back({device, phase, precision, std::to_string(f), std::to_string(b), num(median_of(step)),
+                             num(median_of(tf)), fmt::format("{:.0f}%", 100 * median_of(share)),
+                             std::to_string(v.size())});
+  }
+  const std::string ceiling_note =
+      "The step's convolutions run alone on the same shapes and buffers right after the step was measured (forward, "
+      "and in training both gradients; FLOPs counted as for the step): the ceiling the convolution library sets. The "
+      "share is what the whole step reaches of it; the rest is the memory-bound ops, launches and the optimizer.";
+
   // ---- Plots ---------------------------------------------------------------
   std::set<std::string> phases, frameworks;
   for (const Line& l : lines) phases.insert(l.k.phase), frameworks.insert(l.k.framework);
@@ -251,6 +278,8 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
                     "--grid-gco2-per-kwh)\n\n",
                     cfg.price_per_kwh, cfg.grid_gco2_per_kwh);
   md += "## Results\n\n" + markdown_table(head, cells);
+  if (!ceiling_cells.empty())
+    md += "\n## Against the convolutions alone\n\n" + ceiling_note + "\n\n" + markdown_table(ceiling_head, ceiling_cells);
   if (!parity_cells.empty()) md += "\n## Accuracy parity\n\n" + markdown_table(parity_head, parity_cells);
   md += "\n## Plots\n\n";
   for (const auto& [name, svg] : out.svgs) md += fmt::format("![{}]({})\n", name, name);
@@ -274,6 +303,9 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
   h += fmt::format("<li>cost at {} per kWh, CO2 at {} g CO2e per kWh</li>\n</ul>\n", cfg.price_per_kwh,
                    cfg.grid_gco2_per_kwh);
   h += "<h2>Results</h2>\n" + html_table(head, cells);
+  if (!ceiling_cells.empty())
+    h += "<h2>Against the convolutions alone</h2>\n<p>" + xml_escape(ceiling_note) + "</p>\n" +
+         html_table(ceiling_head, ceiling_cells);
   if (!parity_cells.empty()) h += "<h2>Accuracy parity</h2>\n" + html_table(parity_head, parity_cells);
   h += "<h2>Plots</h2>\n<div class=\"plots\">\n";
   for (const auto& [name, svg] : out.svgs) h += svg;
