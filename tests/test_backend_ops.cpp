@@ -78,6 +78,7 @@ class BackendOps : public ::testing::TestWithParam<Case> {
     if (GetParam().backend == "cuda" && !gpu_available()) GTEST_SKIP() << "no CUDA GPU here (or no CUDA build)";
     be = GetParam().backend == "fast" ? make_fast_backend(GetParam().inference) : make_backend(GetParam().backend);
   }
+  void batchnorm_and_relu(const Shape& s);
   std::unique_ptr<Backend> be;
 };
 
@@ -152,17 +153,26 @@ TEST_P(BackendOps, ConvolutionWithBiasAndRelu) {
   }
 }
 
+// Channel counts: 12 (no fast path), 8 and 32 (the fast CPU kernels' compile-time
+// counts); 126 and 130 pixels cross the fast kernels' 64-pixel blocks, ending in a partial one.
 TEST_P(BackendOps, BatchNormAndRelu) {
+  for (const Shape s : {Shape{2, 5, 3, 12}, Shape{2, 9, 7, 8}, Shape{1, 10, 13, 32}}) {
+    SCOPED_TRACE(to_string(s));
+    batchnorm_and_relu(s);
+  }
+}
+
+void BackendOps::batchnorm_and_relu(const Shape& s) {
   const DType dt = GetParam().dtype;
-  const Shape s{2, 5, 3, 12};
+  const int C = s.c;
   const auto x = round_to(dt, random_vec(s.numel(), 4, -2, 3)), g = round_to(dt, random_vec(s.numel(), 5));
   // BatchNorm's f32 state lives in the backend's memory (device memory on a GPU).
-  std::vector<double> gd(12), bd(12);
-  for (int c = 0; c < 12; ++c) gd[c] = 0.5 + 0.1 * c, bd[c] = 0.05 * c - 0.3;
+  std::vector<double> gd(C), bd(C);
+  for (int c = 0; c < C; ++c) gd[c] = 0.5 + 0.1 * c, bd[c] = 0.05 * c - 0.3;
   gd = round_to(DType::f32, gd), bd = round_to(DType::f32, bd);
-  const Shape cs{1, 1, 1, 12};
+  const Shape cs{1, 1, 1, C};
   DeviceTensor GAMMA(*be, DType::f32, cs, gd), BETA(*be, DType::f32, cs, bd),
-      RM(*be, DType::f32, cs, std::vector<double>(12, 0.0)), RV(*be, DType::f32, cs, std::vector<double>(12, 1.0)),
+      RM(*be, DType::f32, cs, std::vector<double>(C, 0.0)), RV(*be, DType::f32, cs, std::vector<double>(C, 1.0)),
       MEAN(*be, DType::f32, cs), INVSTD(*be, DType::f32, cs), DGAMMA(*be, DType::f32, cs), DBETA(*be, DType::f32, cs);
   DeviceTensor X(*be, dt, s, x), G(*be, dt, s, g), Y(*be, dt, s), DX(*be, dt, s);
   const BatchNormState st{GAMMA.t.as<float>(), BETA.t.as<float>(), RM.t.as<float>(),
@@ -172,7 +182,7 @@ TEST_P(BackendOps, BatchNormAndRelu) {
   be->batchnorm_fwd_train(X.t, st, Y.t, false);
   be->batchnorm_bwd(G.t, nullptr, X.t, st, DX.t, dgamma, dbeta);
   const BatchNormShape bs{s.pixels(), s.c};
-  std::vector<double> y_ref(s.numel()), dx_ref(s.numel()), m(12), is(12), dg(12), db(12);
+  std::vector<double> y_ref(s.numel()), dx_ref(s.numel()), m(C), is(C), dg(C), db(C);
   batchnorm_fwd_train_ref<double>(bs, x.data(), gd.data(), bd.data(), y_ref.data(), m.data(), is.data(), nullptr,
                                   nullptr);
   batchnorm_bwd_ref<double>(bs, g.data(), x.data(), m.data(), is.data(), gd.data(), dx_ref.data(), dg.data(),

@@ -159,9 +159,10 @@ void register_all() {
         }
   for (const char* which : {"fast", "ref"})
     for (DType dt : {DType::f32, DType::f16, DType::bf16})
-      for (int c : {16, 32, 64}) {
+      for (int c : {8, 16, 32, 64}) {
         Backend* be = std::string(which) == "fast" ? backend().get() : ref_backend().get();
-        const int h = 512 * 16 / c, w = 256 * 16 / c;  // the level with c channels at f=16
+        // The level with c channels at f=16 (c=8: the first level at f=8).
+        const int h = c == 8 ? 512 : 512 * 16 / c, w = h / 2;
         const double es = dtype_size(dt);
         auto reg = [&](const std::string& op, auto fn, double bytes) {
           const std::string name = fmt::format("{}/{}/{}/1x{}x{}x{}", op, which, dtype_name(dt), h, w, c);
@@ -178,6 +179,13 @@ void register_all() {
         float* p = buffer(DType::f32, {1, 1, 6, c})->t.as<float>();
         const BatchNormState bn{p, p + c, p + 2 * c, p + 3 * c, p + 4 * c, p + 5 * c};
         reg("batchnorm_relu_train", [=] { be->batchnorm_fwd_train(x->t, bn, y->t, true); }, px * c * es * 3);
+        // Backward: dy, x and the ReLU's output read twice (sums, then dx), dx written.
+        Buffer *dy = buffer(dt, {1, h, w, c}), *dx = buffer(dt, {1, h, w, c});
+        float* dgb = buffer(DType::f32, {1, 1, 2, c})->t.as<float>();
+        reg("batchnorm_relu_bwd", [=] { be->batchnorm_bwd(dy->t, &y->t, x->t, bn, dx->t, dgb, dgb + c); },
+            px * c * es * 7);
+        reg("upsample_bwd", [=] { be->upsample_bwd(x->t, half->t); }, px * c * es * 1.25);
+        reg("concat_bwd", [=] { be->concat_bwd(cat->t, x->t, y->t); }, px * c * es * 4);
       }
 }
 
