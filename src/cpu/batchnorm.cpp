@@ -3,12 +3,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <type_traits>
 #include <vector>
 
 #include "core/threads.h"
 #include "cpu/f32_view.h"
+#include "cpu/f32x8.h"
 
 namespace mixseg {
 
@@ -54,65 +54,37 @@ void with_channel_count(size_t c, F f) {
   }
 }
 
-// Eight f32 lanes as a GCC/Clang vector (AVX2 here; other targets lower it).
-// Written out because GCC vectorised the per-pixel channel loops below
-// across pixels, with a permute per load, instead of one vector per 8
-// channels (2-3x slower at 8 channels).
-typedef float f32x8 __attribute__((vector_size(32)));
-inline f32x8 load8(const float* p) {
-  f32x8 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store8(float* p, f32x8 v) { std::memcpy(p, &v, sizeof v); }
+// The block kernels: `pixels` pixels of C channels. Where C is a
+// compile-time multiple of 8 (CN, from with_channel_count) they read and
+// write the storage type T directly, 8 channels to a vector (cpu/f32x8.h:
+// the conversions fold into the loads and stores); otherwise (CN = 0) they
+// run on f32 blocks widened by the caller (cpu/f32_view.h).
 
-// Over one block of `pixels` pixels with C channels (CN = C when non-zero: a
-// compile-time multiple of 8): the per-channel sums of g and g * x (the
-// forward's of x and x^2 with g = x), and the backward's dx from them.
-template <size_t CN>
-void sums_g_gx_block(const float* g, const float* x, size_t pixels, size_t C, float* sum_g, float* sum_gx) {
+// Per channel: sum of x and of x^2.
+template <size_t CN, class T>
+void sums_x_xx_block(const T* x, size_t pixels, size_t C, float* sum, float* sum_sq) {
   if constexpr (CN == 0) {
     for (size_t i = 0; i < pixels * C; i += C)
-      for (size_t c = 0; c < C; ++c) {
-        sum_g[c] += g[i + c];
-        sum_gx[c] += g[i + c] * x[i + c];
-      }
+      for (size_t c = 0; c < C; ++c) sum[c] += x[i + c], sum_sq[c] += x[i + c] * x[i + c];
   } else {
     static_assert(CN % 8 == 0);
     constexpr size_t V = CN / 8;
     f32x8 a[V] = {}, b[V] = {};  // registers up to 32 channels
     for (size_t i = 0; i < pixels * CN; i += CN)
       for (size_t j = 0; j < V; ++j) {
-        const f32x8 gv = load8(g + i + 8 * j);
-        a[j] += gv;
-        b[j] += gv * load8(x + i + 8 * j);
+        const f32x8 v = load8(x + i + 8 * j);
+        a[j] += v;
+        b[j] += v * v;
       }
     for (size_t j = 0; j < V; ++j)
-      for (size_t l = 0; l < 8; ++l) sum_g[8 * j + l] += a[j][l], sum_gx[8 * j + l] += b[j][l];
-  }
-}
-template <size_t CN>
-void batchnorm_dx_block(const float* g, const float* x, size_t pixels, size_t C, const float* mean,
-                        const float* invstd, const float* k, const float* mean_g, const float* mean_gxhat, float* dx) {
-  if constexpr (CN == 0) {
-    for (size_t i = 0; i < pixels * C; i += C)
-      for (size_t c = 0; c < C; ++c) {
-        const float xhat = (x[i + c] - mean[c]) * invstd[c];
-        dx[i + c] = k[c] * (g[i + c] - mean_g[c] - xhat * mean_gxhat[c]);
-      }
-  } else {
-    for (size_t i = 0; i < pixels * CN; i += CN)
-      for (size_t j = 0; j < CN; j += 8) {
-        const f32x8 xhat = (load8(x + i + j) - load8(mean + j)) * load8(invstd + j);
-        store8(dx + i + j, load8(k + j) * (load8(g + i + j) - load8(mean_g + j) - xhat * load8(mean_gxhat + j)));
-      }
+      for (size_t l = 0; l < 8; ++l) sum[8 * j + l] += a[j][l], sum_sq[8 * j + l] += b[j][l];
   }
 }
 
-// y = x * scale + shift per channel (then ReLU: max(t, 0)) over a block.
-template <size_t CN>
-void normalize_block(const float* x, size_t pixels, size_t C, const float* scale, const float* shift, bool relu,
-                     float* y) {
+// y = x * scale + shift per channel, then with relu std::max(t, 0.0f)
+// (NaN and -0 stay, as in the generic loop).
+template <size_t CN, class T>
+void normalize_block(const T* x, size_t pixels, size_t C, const float* scale, const float* shift, bool relu, T* y) {
   if constexpr (CN == 0) {
     for (size_t i = 0; i < pixels * C; i += C)
       for (size_t c = 0; c < C; ++c) {
@@ -124,28 +96,94 @@ void normalize_block(const float* x, size_t pixels, size_t C, const float* scale
     for (size_t i = 0; i < pixels * CN; i += CN)
       for (size_t j = 0; j < CN; j += 8) {
         const f32x8 t = load8(x + i + j) * load8(scale + j) + load8(shift + j);
-        store8(y + i + j, relu ? (t < zero ? zero : t) : t);  // std::max(t, 0.0f)'s lanes: NaN and -0 stay
+        store8(y + i + j, relu ? (t < zero ? zero : t) : t);
       }
   }
+}
+
+// The backward's g: dy where relu_y is active (relu_active), else 0; dy
+// itself without relu_y. CN > 0 only.
+template <class T>
+inline f32x8 masked_g8(const T* dy, const T* relu_y, size_t i) {
+  return relu_y ? select8(relu_active8(relu_y + i), load8(dy + i)) : load8(dy + i);
+}
+
+// Per channel: sum of g and of g * x (g: dy masked by the ReLU, already
+// applied by the caller when CN = 0).
+template <size_t CN, class T>
+void sums_g_gx_block(const T* dy, const T* relu_y, const T* x, size_t pixels, size_t C, float* sum_g,
+                     float* sum_gx) {
+  if constexpr (CN == 0) {
+    for (size_t i = 0; i < pixels * C; i += C)
+      for (size_t c = 0; c < C; ++c) sum_g[c] += dy[i + c], sum_gx[c] += dy[i + c] * x[i + c];
+  } else {
+    constexpr size_t V = CN / 8;
+    f32x8 a[V] = {}, b[V] = {};
+    for (size_t i = 0; i < pixels * CN; i += CN)
+      for (size_t j = 0; j < V; ++j) {
+        const f32x8 g = masked_g8(dy, relu_y, i + 8 * j);
+        a[j] += g;
+        b[j] += g * load8(x + i + 8 * j);
+      }
+    for (size_t j = 0; j < V; ++j)
+      for (size_t l = 0; l < 8; ++l) sum_g[8 * j + l] += a[j][l], sum_gx[8 * j + l] += b[j][l];
+  }
+}
+
+// dx = k (g - mean_g - xhat mean_gxhat), xhat = (x - mean) invstd, per channel.
+template <size_t CN, class T>
+void batchnorm_dx_block(const T* dy, const T* relu_y, const T* x, size_t pixels, size_t C, const float* mean,
+                        const float* invstd, const float* k, const float* mean_g, const float* mean_gxhat, T* dx) {
+  if constexpr (CN == 0) {
+    for (size_t i = 0; i < pixels * C; i += C)
+      for (size_t c = 0; c < C; ++c) {
+        const float xhat = (x[i + c] - mean[c]) * invstd[c];
+        dx[i + c] = k[c] * (dy[i + c] - mean_g[c] - xhat * mean_gxhat[c]);
+      }
+  } else {
+    for (size_t i = 0; i < pixels * CN; i += CN)
+      for (size_t j = 0; j < CN; j += 8) {
+        const f32x8 xhat = (load8(x + i + j) - load8(mean + j)) * load8(invstd + j);
+        store8(dx + i + j, load8(k + j) * (masked_g8(dy, relu_y, i + j) - load8(mean_g + j) - xhat * load8(mean_gxhat + j)));
+      }
+  }
+}
+
+// The ReLU-masked gradient of a block of n values as f32 (the generic path):
+// dy where relu_y is active, else 0; dy itself (f32, no ReLU) or widened into buf.
+template <class T>
+const float* masked_gradient(const T* dy, const T* relu_y, size_t n, std::vector<float>& buf) {
+  const float* g = f32_in(dy, n, buf);
+  if (!relu_y) return g;
+  buf.resize(n);
+  float* __restrict out = buf.data();
+  for (size_t i = 0; i < n; ++i) out[i] = relu_active(relu_y[i]) ? g[i] : 0.0f;
+  return out;
 }
 
 // y = x * scale + shift (then ReLU), block by block.
 template <class T>
 void normalize(const BatchNormShape& s, const T* x, const float* scale, const float* shift, T* y, bool relu) {
-  const int C = s.c;
+  const size_t C = size_t(s.c);
   const size_t blocks = (s.pixels + kBlock - 1) / kBlock;
+  with_channel_count(C, [&](auto cc) {
 #pragma omp parallel
-  {
-    std::vector<float> buf;  // 16-bit: the widened block, normalised in place (same index read, then written)
+    {
+      std::vector<float> buf;  // generic path, 16-bit: the widened block, normalised in place
 #pragma omp for schedule(static)
-    for (size_t blk = 0; blk < blocks; ++blk) {
-      const size_t p0 = blk * kBlock, n = std::min(kBlock, s.pixels - p0) * C;
-      const float* v = f32_in(x + p0 * C, n, buf);
-      float* out = f32_out(y + p0 * C, n, buf);
-      with_channel_count(size_t(C), [&](auto cc) { normalize_block<cc()>(v, n / C, size_t(C), scale, shift, relu, out); });
-      f32_out_done(out, y + p0 * C, n);
+      for (size_t blk = 0; blk < blocks; ++blk) {
+        const size_t p0 = blk * kBlock, px = std::min(kBlock, s.pixels - p0), n = px * C;
+        if constexpr (cc() != 0) {
+          normalize_block<cc()>(x + p0 * C, px, C, scale, shift, relu, y + p0 * C);
+        } else {
+          const float* v = f32_in(x + p0 * C, n, buf);
+          float* out = f32_out(y + p0 * C, n, buf);
+          normalize_block<0>(v, px, C, scale, shift, relu, out);
+          f32_out_done(out, y + p0 * C, n);
+        }
+      }
     }
-  }
+  });
 }
 
 }  // namespace
@@ -154,17 +192,21 @@ template <class T>
 void batchnorm_fwd_train_fast(const BatchNormShape& s, const T* x, const float* gamma, const float* beta, T* y,
                               float* save_mean, float* save_invstd, float* running_mean, float* running_var,
                               bool relu) {
-  const int C = s.c;
+  const size_t C = size_t(s.c);
   const std::vector<double> sums = chunked_sums(s, 2, [&](size_t p0, size_t n, double* part) {
     thread_local std::vector<float> buf, acc;
-    acc.assign(2 * size_t(C), 0.0f);
-    const float* v = f32_in(x + p0 * C, n * C, buf);
-    with_channel_count(size_t(C), [&](auto cc) { sums_g_gx_block<cc()>(v, v, n, size_t(C), acc.data(), acc.data() + C); });
-    for (int k = 0; k < 2 * C; ++k) part[k] += acc[k];
+    acc.assign(2 * C, 0.0f);
+    with_channel_count(C, [&](auto cc) {
+      if constexpr (cc() != 0)
+        sums_x_xx_block<cc()>(x + p0 * C, n, C, acc.data(), acc.data() + C);
+      else
+        sums_x_xx_block<0>(f32_in(x + p0 * C, n * C, buf), n, C, acc.data(), acc.data() + C);
+    });
+    for (size_t k = 0; k < 2 * C; ++k) part[k] += acc[k];
   });
   const double m = double(s.pixels);
   std::vector<float> scale(C), shift(C);
-  for (int c = 0; c < C; ++c) {
+  for (size_t c = 0; c < C; ++c) {
     const double mean = sums[c] / m, var = std::max(0.0, sums[C + c] / m - mean * mean);
     const double invstd = 1.0 / std::sqrt(var + s.eps);
     save_mean[c] = float(mean);
@@ -190,31 +232,25 @@ void batchnorm_fwd_infer_fast(const BatchNormShape& s, const T* x, const float* 
   normalize(s, x, scale.data(), shift.data(), y, relu);
 }
 
-// The ReLU-masked gradient of a block of n values as f32: dy where relu_y
-// is active (relu_active's test, which vectorises on the bits for 16-bit),
-// else 0; dy itself (f32, no ReLU) or widened into buf.
-template <class T>
-const float* masked_gradient(const T* dy, const T* relu_y, size_t n, std::vector<float>& buf) {
-  const float* g = f32_in(dy, n, buf);
-  if (!relu_y) return g;
-  buf.resize(n);
-  float* __restrict out = buf.data();
-  for (size_t i = 0; i < n; ++i) out[i] = relu_active(relu_y[i]) ? g[i] : 0.0f;
-  return out;
-}
-
 template <class T>
 void batchnorm_bwd_fast(const BatchNormShape& s, const T* dy, const T* x, const float* save_mean,
                         const float* save_invstd, const float* gamma, T* dx, float* dgamma, float* dbeta,
                         const T* relu_y) {
   const size_t C = size_t(s.c);
+  auto at = [&](const T* p, size_t p0) { return p ? p + p0 * C : nullptr; };
   // g = dy masked by ReLU (the forward output's zeros); sums of g and of g * x per channel.
   const std::vector<double> sums = chunked_sums(s, 2, [&](size_t p0, size_t n, double* part) {
     thread_local std::vector<float> g_buf, x_buf, acc;
     acc.assign(2 * C, 0.0f);
-    const float* g = masked_gradient(dy + p0 * C, relu_y ? relu_y + p0 * C : nullptr, n * C, g_buf);
-    const float* v = f32_in(x + p0 * C, n * C, x_buf);
-    with_channel_count(C, [&](auto cc) { sums_g_gx_block<cc()>(g, v, n, C, acc.data(), acc.data() + C); });
+    with_channel_count(C, [&](auto cc) {
+      if constexpr (cc() != 0) {
+        sums_g_gx_block<cc()>(dy + p0 * C, at(relu_y, p0), x + p0 * C, n, C, acc.data(), acc.data() + C);
+      } else {
+        const float* g = masked_gradient(dy + p0 * C, at(relu_y, p0), n * C, g_buf);
+        sums_g_gx_block<0>(g, static_cast<const float*>(nullptr), f32_in(x + p0 * C, n * C, x_buf), n, C,
+                           acc.data(), acc.data() + C);
+      }
+    });
     for (size_t k = 0; k < 2 * C; ++k) part[k] += acc[k];
   });
   const double m = double(s.pixels);
@@ -228,20 +264,26 @@ void batchnorm_bwd_fast(const BatchNormShape& s, const T* dy, const T* x, const 
     mean_gxhat[c] = float(sum_gxhat / m);
   }
   const size_t blocks = (s.pixels + kBlock - 1) / kBlock;
+  const float *mu = save_mean, *is = save_invstd, *kc = k.data(), *mg = mean_g.data(), *mgx = mean_gxhat.data();
+  with_channel_count(C, [&](auto cc) {
 #pragma omp parallel
-  {
-    std::vector<float> g_buf, x_buf, out_buf;
+    {
+      std::vector<float> g_buf, x_buf, out_buf;  // the generic path's widened blocks
 #pragma omp for schedule(static)
-    for (size_t blk = 0; blk < blocks; ++blk) {
-      const size_t p0 = blk * kBlock, n = std::min(kBlock, s.pixels - p0) * C;
-      const float* g = masked_gradient(dy + p0 * C, relu_y ? relu_y + p0 * C : nullptr, n, g_buf);
-      const float* v = f32_in(x + p0 * C, n, x_buf);
-      float* out = f32_out(dx + p0 * C, n, out_buf);
-      const float *mu = save_mean, *is = save_invstd, *kc = k.data(), *mg = mean_g.data(), *mgx = mean_gxhat.data();
-      with_channel_count(C, [&](auto cc) { batchnorm_dx_block<cc()>(g, v, n / C, C, mu, is, kc, mg, mgx, out); });
-      f32_out_done(out, dx + p0 * C, n);
+      for (size_t blk = 0; blk < blocks; ++blk) {
+        const size_t p0 = blk * kBlock, px = std::min(kBlock, s.pixels - p0), n = px * C;
+        if constexpr (cc() != 0) {
+          batchnorm_dx_block<cc()>(dy + p0 * C, at(relu_y, p0), x + p0 * C, px, C, mu, is, kc, mg, mgx, dx + p0 * C);
+        } else {
+          const float* g = masked_gradient(dy + p0 * C, at(relu_y, p0), n, g_buf);
+          float* out = f32_out(dx + p0 * C, n, out_buf);
+          batchnorm_dx_block<0>(g, static_cast<const float*>(nullptr), f32_in(x + p0 * C, n, x_buf), px, C, mu, is,
+                                kc, mg, mgx, out);
+          f32_out_done(out, dx + p0 * C, n);
+        }
+      }
     }
-  }
+  });
 }
 
 #define INSTANTIATE(T)                                                                                                 \
