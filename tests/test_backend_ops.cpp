@@ -237,6 +237,15 @@ TEST_P(BackendOps, PoolUpsampleConcatAdd) {
   be->upsample_bwd(GU.t, DX.t);
   upsample2x_bwd_ref<double>(s, gu.data(), du_ref.data());
   expect_close(DX.download(), du_ref, Op::upsample_bwd, dt, 4, "upsample bwd");
+  {  // 16 channels (the fast CPU kernel's 8-channel vectors), two images
+    const Shape s16{2, 3, 4, 16}, u16{2, 6, 8, 16};
+    const auto g16 = round_to(dt, random_vec(u16.numel(), 10));
+    DeviceTensor G16(*be, dt, u16, g16), D16(*be, dt, s16);
+    std::vector<double> d16_ref(s16.numel());
+    be->upsample_bwd(G16.t, D16.t);
+    upsample2x_bwd_ref<double>(s16, g16.data(), d16_ref.data());
+    expect_close(D16.download(), d16_ref, Op::upsample_bwd, dt, 4, "upsample bwd, 16 channels");
+  }
   be->concat_fwd(X.t, DX.t, C.t);
   concat_fwd_ref<double>(s.pixels(), 5, 5, x.data(), DX.download().data(), c_ref.data());
   expect_close(C.download(), c_ref, Op::concat_fwd, dt, 1, "concat");

@@ -1,7 +1,8 @@
 // The fast CPU backend: the reference backend with its convolutions replaced
 // by oneDNN's (see cpu/conv2d.h) and BatchNorm+ReLU by fused two-pass kernels
 // (cpu/batchnorm.h), max pooling by row-wise vectorised kernels
-// (cpu/maxpool.h), inference convolutions with the folded BatchNorm's bias
+// (cpu/maxpool.h), the upsampling's backward by 8-channel vectors
+// (cpu/upsample.h), inference convolutions with the folded BatchNorm's bias
 // and the ReLU as oneDNN post-ops (or the own Winograd kernel, which also
 // reads the decoder's upsample+concat on the fly). The other ops are the reference kernels,
 // which are vectorised and threaded already. Denormals are flushed to zero
@@ -11,6 +12,7 @@
 #include "cpu/batchnorm.h"
 #include "cpu/conv2d.h"
 #include "cpu/maxpool.h"
+#include "cpu/upsample.h"
 #include "ops/backend_ref.h"
 
 namespace mixseg {
@@ -105,6 +107,9 @@ class FastBackend final : public RefBackend {
   }
   void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx) override {
     dispatch_float(x.dtype, [&]<class T>() { maxpool2x2_bwd_fast<T>(x.shape, x.as<T>(), dy.as<T>(), dx.as<T>()); });
+  }
+  void upsample_bwd(const Tensor& dy, const Tensor& dx) override {
+    dispatch_float(dx.dtype, [&]<class T>() { upsample2x_bwd_fast<T>(dx.shape, dy.as<T>(), dx.as<T>()); });
   }
 
  private:

@@ -10,7 +10,10 @@
 namespace mixseg {
 
 namespace {
-inline double sigmoid(double z) { return z >= 0 ? 1.0 / (1.0 + std::exp(-z)) : std::exp(z) / (1.0 + std::exp(z)); }
+// The stable sigmoid, 1 / (1 + exp(-z)) for z >= 0 and exp(z) / (1 + exp(z))
+// below, from e = exp(-|z|), which is exp(-z) and exp(z) there: one exp per
+// element serves the sigmoid and BCE's log1p(exp(-|z|)) alike.
+inline double sigmoid_from(double z, double e) { return z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e); }
 }  // namespace
 
 template <class T>
@@ -22,9 +25,9 @@ void loss_sums_ref(size_t n, const T* logits, const uint8_t* target, double sums
     chunk_range(n, i, b, e);
     double* acc = part.data() + size_t(i) * 4;
     for (size_t k = b; k < e; ++k) {
-      const double z = double(load(logits[k])), t = target[k] ? 1.0 : 0.0;
-      const double p = sigmoid(z);
-      acc[0] += std::max(z, 0.0) - z * t + std::log1p(std::exp(-std::fabs(z)));
+      const double z = double(load(logits[k])), t = target[k] ? 1.0 : 0.0, ez = std::exp(-std::fabs(z));
+      const double p = sigmoid_from(z, ez);
+      acc[0] += std::max(z, 0.0) - z * t + std::log1p(ez);
       acc[1] += p;
       acc[2] += t;
       acc[3] += p * t;
@@ -43,7 +46,7 @@ void loss_grad_ref(size_t n, const T* logits, const uint8_t* target, double den,
 #pragma omp parallel for schedule(static)
   for (size_t k = 0; k < n; ++k) {
     const double z = double(load(logits[k])), t = target[k] ? 1.0 : 0.0;
-    const double p = sigmoid(z);
+    const double p = sigmoid_from(z, std::exp(-std::fabs(z)));
     const double g_bce = (p - t) / m;
     const double g_dice = -(2 * t * den - num) * inv_den2 * p * (1 - p);
     dlogits[k] = store<T>(acc_t<T>(grad_scale * (w.bce * g_bce + w.dice * g_dice)));
