@@ -11,15 +11,17 @@ namespace mixseg::cuda {
 
 namespace {
 
-__device__ __forceinline__ double sigmoid(double z) { return z >= 0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z)); }
+// The stable sigmoid from e = exp(-|z|) (ops/loss_ref.cpp's sigmoid_from):
+// one exp serves it and BCE's log1p(exp(-|z|)).
+__device__ __forceinline__ double sigmoid_from(double z, double e) { return z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e); }
 
 template <class T>
 __global__ void loss_sums_kernel(size_t n, const T* logits, const uint8_t* target, double* sums) {
   __shared__ double sh[4][kThreads];
   double acc[4] = {0, 0, 0, 0};
   MIXSEG_GRID_STRIDE(k, n) {
-    const double z = load(logits[k]), t = target[k] ? 1.0 : 0.0, p = sigmoid(z);
-    acc[0] += fmax(z, 0.0) - z * t + log1p(exp(-fabs(z)));
+    const double z = load(logits[k]), t = target[k] ? 1.0 : 0.0, e = exp(-fabs(z)), p = sigmoid_from(z, e);
+    acc[0] += fmax(z, 0.0) - z * t + log1p(e);
     acc[1] += p;
     acc[2] += t;
     acc[3] += p * t;
@@ -45,7 +47,7 @@ __global__ void loss_grad_kernel(size_t n, const T* logits, const uint8_t* targe
   const double m = double(n), den = ctl->loss_den, num = ctl->loss_num, grad_scale = ctl->scale;
   const double inv_den2 = 1.0 / (den * den);
   MIXSEG_GRID_STRIDE(k, n) {
-    const double z = load(logits[k]), t = target[k] ? 1.0 : 0.0, p = sigmoid(z);
+    const double z = load(logits[k]), t = target[k] ? 1.0 : 0.0, p = sigmoid_from(z, exp(-fabs(z)));
     const double g_bce = (p - t) / m;
     const double g_dice = -(2 * t * den - num) * inv_den2 * p * (1 - p);
     dlogits[k] = store<T>(float(grad_scale * (w_bce * g_bce + w_dice * g_dice)));
