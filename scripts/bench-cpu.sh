@@ -52,6 +52,7 @@ mkdir -p "$OUT"
 CSV="$OUT/results.csv"
 rm -f "$CSV" "$CSV.meta.jsonl" "$OUT"/unet_f*.onnx "$OUT"/mixseg_f*.onnx
 COMMON=(--size "$SIZE" --min-time "$MIN_TIME")
+CEILING=(--conv-ceiling)  # mixseg's rows also against their convolutions alone (metadata, compare.py, report)
 for round in $(seq "$ROUNDS"); do
   echo "== round $round of $ROUNDS"
   for f in $FILTERS; do
@@ -68,7 +69,7 @@ for round in $(seq "$ROUNDS"); do
     # machine's speed drifts over minutes: mixseg's inference, then
     # onnxruntime's; PyTorch (inference, then training), then mixseg's training.
     build/mixseg bench --phase infer --precision "$PRECISIONS" --filters "$f" --batch "$BATCHES" "${COMMON[@]}" \
-      --out "$CSV"
+      "${CEILING[@]}" --out "$CSV"
     .venv/bin/python bench/peers/ort_unet.py --model "$OUT/unet_f$f.onnx" --model-source "PyTorch export" \
       --filters "$f" --batch "$BATCHES" "${COMMON[@]}" --out "$CSV"
     .venv/bin/python bench/peers/ort_unet.py --model "$OUT/mixseg_f$f.onnx" --model-source "mixseg export" \
@@ -80,7 +81,7 @@ for round in $(seq "$ROUNDS"); do
         "${COMMON[@]}" --out "$CSV" 2>/dev/null
     fi
     build/mixseg bench --phase train --precision "$PRECISIONS" --filters "$f" --batch "$BATCHES" "${COMMON[@]}" \
-      --out "$CSV"
+      "${CEILING[@]}" --out "$CSV"
     if [ "$TF" = 1 ]; then
       .venv/bin/python bench/peers/tf_unet.py --phase infer,train --filters "$f" --batch "$BATCHES" \
         "${COMMON[@]}" --out "$CSV" 2>/dev/null

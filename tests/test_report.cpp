@@ -66,13 +66,15 @@ TEST(Report, KeyTableFiguresAndWhatWasNotMeasured) {
   std::vector<ResultRow> all = rows;
   all.push_back(lone);
   const nlohmann::json meta = {{"device_name", "Test CPU"}, {"energy", {{"unavailable_because", "no powercap"}}}};
-  const ReportFiles f = make_report(all, {meta}, {});
+  const ReportFiles f = make_report(all, {meta, meta}, {});  // two runs with the same reason: said once
   EXPECT_NE(f.markdown.find("| fp32 | 10 | 1x | 200 | 220 | 3.6 | 0.278 | 1 | 0.3 | 0.4 | 12.5 | 3 |"), std::string::npos)
       << f.markdown;
   EXPECT_NE(f.markdown.find("| mixed_bf16 | 20 | 2x |"), std::string::npos);
   EXPECT_NE(f.markdown.find("| int8 | 5 | 0.5x |"), std::string::npos);
   EXPECT_NE(f.markdown.find("unavailable"), std::string::npos);
-  EXPECT_NE(f.markdown.find("energy on Test CPU: no powercap"), std::string::npos);
+  const size_t said = f.markdown.find("energy on Test CPU: no powercap");
+  EXPECT_NE(said, std::string::npos);
+  EXPECT_EQ(f.markdown.find("energy on Test CPU: no powercap", said + 1), std::string::npos) << f.markdown;
   EXPECT_NE(f.markdown.find("speedup of mixseg 0.1.0 (fast) infer f=16 batch 2: no fp32 row"), std::string::npos);
   // Versions of one framework are kept apart: another version's fp32 is not this one's baseline.
   ResultRow other = row("mixed_bf16", 40);
@@ -127,6 +129,12 @@ TEST(Svg, ChartsHaveTheirSeriesAndEscapeText) {
   for (size_t p = b.find("<rect x="); p != std::string::npos; p = b.find("<rect x=", p + 1)) ++bars;
   EXPECT_EQ(bars, 3u + 2u);  // three bars (one value missing) and two legend swatches
   EXPECT_NE(render_bar_chart({"t", "y", {}, {}}).find("no data"), std::string::npos);
+  // Short legend names keep the 720 px chart; a long one widens it to fit
+  // (its text starts 32 px into the 200 px legend column, ~7 px per character).
+  EXPECT_NE(b.find("width=\"720\""), std::string::npos);
+  const std::string long_name(60, 'n');
+  const std::string w = render_bar_chart({"t", "img/s", {"a"}, {{long_name, {1}}}});
+  EXPECT_NE(w.find(fmt::format("width=\"{}\"", 720 - 200 + 32 + 7 * 60 + 10)), std::string::npos) << w.substr(0, 200);
 }
 
 // Parity: mean and sample sd over seeds, the per-seed difference to fp32,

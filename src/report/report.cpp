@@ -153,7 +153,9 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
     const nlohmann::json e = m.value("energy", nlohmann::json::object());
     const std::string why = e.value("unavailable_because", "");
     if (!why.empty()) {
-      not_measured.push_back(fmt::format("energy on {}: {}", m.value("device_name", "?"), why));
+      // Once per device and reason: every run of a sweep on one machine gives the same one.
+      const std::string line = fmt::format("energy on {}: {}", m.value("device_name", "?"), why);
+      if (std::find(not_measured.begin(), not_measured.end(), line) == not_measured.end()) not_measured.push_back(line);
     } else {
       methods.insert(fmt::format("{} on {}: {}, idle baseline {:.1f} W measured for {} s before the sweep and "
                                  "subtracted (J/img is net; gross in the run metadata), windows of at least {} s",

@@ -28,12 +28,20 @@ std::string fmt_tick(double v) {
   return fmt::format("{:g}", std::round(v * 1000) / 1000);
 }
 
-std::string header(const std::string& title) {
+// The chart's width: the plot's, widened so the legend's longest name fits
+// (~7 px per character at 12 px sans-serif; names were cut off at kW).
+double chart_width(const std::vector<std::string>& names) {
+  size_t longest = 0;
+  for (const auto& n : names) longest = std::max(longest, n.size());
+  return std::max(kW, kW - kRight + 32 + 7.0 * double(longest) + 10);
+}
+
+std::string header(const std::string& title, double width) {
   return fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" "
       "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"{0}\" height=\"{1}\" fill=\"white\"/>\n"
       "<text x=\"{2}\" y=\"22\" font-size=\"15\" font-weight=\"bold\">{3}</text>\n",
-      kW, kH, kLeft, xml_escape(title));
+      width, kH, kLeft, xml_escape(title));
 }
 
 // The y axis from 0 to hi with gridlines; returns the scale (pixels per unit).
@@ -87,7 +95,9 @@ std::string xml_escape(const std::string& s) {
 }
 
 std::string render_line_chart(const LineChart& c) {
-  std::string s = header(c.title);
+  std::vector<std::string> series_names;
+  for (const auto& ser : c.series) series_names.push_back(ser.name);
+  std::string s = header(c.title, chart_width(series_names));
   double x_lo = INFINITY, x_hi = -INFINITY, y_hi = c.reference_y.value_or(0);
   auto xt = [&](double x) { return c.log2_x ? std::log2(x) : x; };
   for (const auto& ser : c.series)
@@ -115,7 +125,6 @@ std::string render_line_chart(const LineChart& c) {
   if (c.reference_y)
     s += fmt::format("<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#444\" stroke-dasharray=\"5,4\"/>\n",
                      kLeft, py(*c.reference_y), kW - kRight, py(*c.reference_y));
-  std::vector<std::string> names;
   for (size_t i = 0; i < c.series.size(); ++i) {
     auto pts = c.series[i].points;
     std::sort(pts.begin(), pts.end());
@@ -126,13 +135,14 @@ std::string render_line_chart(const LineChart& c) {
       s += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\"/>\n", px(x), py(y), color(i));
     }
     s += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"/>\n", path, color(i));
-    names.push_back(c.series[i].name);
   }
-  return s + legend(names) + "</svg>\n";
+  return s + legend(series_names) + "</svg>\n";
 }
 
 std::string render_bar_chart(const BarChart& c) {
-  std::string s = header(c.title);
+  std::vector<std::string> series_names;
+  for (const auto& ser : c.series) series_names.push_back(ser.name);
+  std::string s = header(c.title, chart_width(series_names));
   double hi = 0;
   for (const auto& ser : c.series)
     for (double v : ser.values)
@@ -154,9 +164,7 @@ std::string render_bar_chart(const BarChart& c) {
     s += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", kLeft + group * (double(k) + 0.5),
                      kH - kBottom + 16, xml_escape(c.categories[k]));
   }
-  std::vector<std::string> names;
-  for (const auto& ser : c.series) names.push_back(ser.name);
-  return s + legend(names) + "</svg>\n";
+  return s + legend(series_names) + "</svg>\n";
 }
 
 }  // namespace mixseg
