@@ -1,7 +1,9 @@
 // Fast CPU BatchNorm (+ fused ReLU), forward and backward: two passes over
 // memory each way instead of the reference's four. Pixels are processed in
-// blocks of kBlock pixels of C channels, read in place in f32 and widened
-// once per pass for 16-bit storage (cpu/f32_view.h); statistics are summed in f32 within a block and in
+// blocks of kBlock pixels of C channels: for the U-Net's channel counts (8 to
+// 1024, powers of two) 8 channels to a vector, reading and writing f16/bf16
+// directly (cpu/f32x8.h); other counts widen each block to f32 once per pass
+// (cpu/f32_view.h). Statistics are summed in f32 within a block and in
 // double across blocks, in fixed chunks added in order, so the results do
 // not depend on the thread count. Same rounding points as the reference
 // (output rounded once); the variance is E[x^2] - mean^2 in double.
