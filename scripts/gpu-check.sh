@@ -12,6 +12,7 @@
 #   scripts/gpu-check.sh            (FILTERS=8,64,32 BATCHES=1,8,32 MIN_TIME=1 to change the sweep;
 #                                    SKIP_BUILD=1 with a carried BUILD_DIR; SKIP_TESTS=1; COMPILE=1 adds
 #                                    torch.compile'd PyTorch rows for f=8 batch 1; JAX=1 the JAX peer;
+#                                    SANITIZE=1 the CUDA op tests under compute-sanitizer memcheck;
 #                                    DEADLINE=480: seconds for the whole script, give the run call ~60 more)
 # Time is scarce on that machine (one call of a few minutes per session), so
 # every stage runs under a timeout cut from what is left of DEADLINE, and the
@@ -80,6 +81,13 @@ if [ "${SKIP_TESTS:-0}" != 1 ]; then
   stamp "GPU tests"
   within 150 200 "${MS[@]}" "$BUILD_DIR/tests/mixseg_tests" --gtest_filter='*cuda*:*Cuda*:UNet.FoldedInference*' --gtest_brief=1 2>&1 |
     tee "$OUT/tests.log" | tail -40 || true
+fi
+
+if [ "${SANITIZE:-0}" = 1 ]; then  # the CUDA op tests under compute-sanitizer's memcheck (out-of-bounds, races in kernels)
+  stamp "GPU op tests under compute-sanitizer memcheck"
+  SANITIZER=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  within 150 200 "${MS[@]}" "$SANITIZER" --tool memcheck --print-limit 20 "$BUILD_DIR/tests/mixseg_tests" \
+    --gtest_filter='All/BackendOps.*cuda*' --gtest_brief=1 2>&1 | tee "$OUT/sanitizer.log" | tail -25 || true
 fi
 
 CSV="$OUT/results.csv"
