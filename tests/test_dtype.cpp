@@ -11,6 +11,8 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "cpu/f32x8.h"
+#include "ops/kernel_types.h"
 
 using namespace mixseg;
 
@@ -172,5 +174,50 @@ TEST(DType, BulkConversionsMatchScalar) {
   for (size_t i = 0; i < x.size(); ++i) {
     ASSERT_EQ(n16[i].bits, f32_to_f16_soft(x[i]).bits) << x[i];
     ASSERT_EQ(nb[i].bits, f32_to_bf16(x[i]).bits) << x[i];
+  }
+}
+
+// cpu/f32x8.h's 8-lane loads, stores and ReLU test equal the scalar
+// conversions bit for bit: every 16-bit pattern widened, and f32 patterns
+// (random, NaN and inf among them, exact ties and their neighbours) rounded.
+TEST(F32x8, MatchesTheScalarConversionsBitForBit) {
+  std::vector<uint16_t> all(65536);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = uint16_t(i);
+  for (size_t i = 0; i < all.size(); i += 8) {
+    const f32x8 b = load8(reinterpret_cast<const bf16*>(all.data() + i));
+    const f32x8 h = load8(reinterpret_cast<const f16*>(all.data() + i));
+    const i32x8 rb = relu_active8(reinterpret_cast<const bf16*>(all.data() + i));
+    for (int l = 0; l < 8; ++l) {
+      ASSERT_EQ(f32_bits(b[l]), f32_bits(bf16_to_f32(bf16{all[i + l]}))) << i + l;
+      ASSERT_EQ(f32_bits(h[l]), f32_bits(f16_to_f32(f16{all[i + l]}))) << i + l;
+      ASSERT_EQ(rb[l] != 0, relu_active(bf16{all[i + l]})) << i + l;
+    }
+  }
+  Rng rng(11);
+  std::vector<float> x;
+  for (int i = 0; i < 100000; ++i) {
+    const uint32_t u = uint32_t(rng.next());
+    for (uint32_t low : {u & 0xffffu, 0x8000u, 0x7fffu, 0x8001u, 0x1000u})  // bf16 ties at 0x8000
+      x.push_back(f32_from_bits((u & 0xffff0000u) | low));
+  }
+  for (float v : {INFINITY, -INFINITY, 0.0f, -0.0f, 65520.0f, 1e-8f, std::numeric_limits<float>::quiet_NaN(),
+                  std::numeric_limits<float>::signaling_NaN(), -std::numeric_limits<float>::quiet_NaN(), 3.0e38f})
+    x.push_back(v);
+  while (x.size() % 8) x.push_back(1.0f);
+  for (size_t i = 0; i < x.size(); i += 8) {
+    bf16 b[8];
+    f16 h[8];
+    float f[8];
+    const f32x8 v = load8(x.data() + i);
+    store8(b, v);
+    store8(h, v);
+    store8(f, v);
+    const i32x8 rf = relu_active8(x.data() + i);
+    for (int l = 0; l < 8; ++l) {
+      ASSERT_EQ(b[l].bits, f32_to_bf16(x[i + l]).bits) << std::hex << f32_bits(x[i + l]);
+      ASSERT_EQ(h[l].bits, f32_to_f16(x[i + l]).bits) << std::hex << f32_bits(x[i + l]);
+      ASSERT_EQ(f32_bits(f[l]), f32_bits(x[i + l]));
+      ASSERT_EQ(rf[l] != 0, relu_active(x[i + l])) << x[i + l];
+    }
   }
 }

@@ -59,7 +59,7 @@ inline void store8(bf16* p, f32x8 v) {
   const u32x8 u = bit_cast_vec<u32x8>(v);
   const u32x8 rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
   const u32x8 nan = (u >> 16) | 0x0040u;
-  const u32x8 r = ((u & 0x7fffffffu) > 0x7f800000u) ? nan : rounded;
+  const u32x8 r = (v != v) ? nan : rounded;  // the NaN lanes: one unordered compare
   const u16x8 h = __builtin_convertvector(r, u16x8);
   std::memcpy(p, &h, sizeof h);
 }
