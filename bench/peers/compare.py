@@ -24,13 +24,17 @@ import sys
 from collections import defaultdict
 
 
+def median(values):
+    v = sorted(values)
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
+
+
 def median_of(rows):
     """(median img/s, median GFLOP/s, count) of a framework's rows for one configuration."""
     ips = sorted(float(r["img_per_s"]) for r in rows)
     gf = sorted(float(r["tflops"]) * 1e3 for r in rows)
-    mid = len(ips) // 2
-    med = (lambda v: v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2)
-    return med(ips), med(gf), len(ips)
+    return median(ips), median(gf), len(ips)
 
 
 def main():
@@ -72,9 +76,7 @@ def paired(ours, by_fw):
                     for k in range(rounds))
     if not ratios:
         return ""
-    mid = len(ratios) // 2
-    med = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
-    return f"{med:.2f}x {ratios[0]:.2f}-{ratios[-1]:.2f} n{len(ratios)}"
+    return f"{median(ratios):.2f}x {ratios[0]:.2f}-{ratios[-1]:.2f} n{len(ratios)}"
 
 
 def precision_ratios(groups):
@@ -95,21 +97,13 @@ def precision_ratios(groups):
             ratios = sorted(a / b for a, b in zip(ips, fp32))
             if not ratios:
                 continue
-            mid = len(ratios) // 2
-            med = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
-            lines.append(f"{key[0]:<6} {key[1]:<6} {precision:<11} {key[2]:>3} {key[3]:>5} {med:>8.2f}x "
+            lines.append(f"{key[0]:<6} {key[1]:<6} {precision:<11} {key[2]:>3} {key[3]:>5} {median(ratios):>8.2f}x "
                          f"{ratios[0]:>6.2f}-{ratios[-1]:.2f}  n{len(ratios)}")
     if lines:
         print()
         print("mixseg's precisions over its fp32 (median of per-round ratios, range, rounds):")
         print(f"{'device':<6} {'phase':<6} {'precision':<11} {'f':>3} {'batch':>5} {'ratio':>9} {'range':>11}")
         print("\n".join(lines))
-
-
-def median(values):
-    v = sorted(values)
-    mid = len(v) // 2
-    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
 
 
 def conv_ceilings(meta_path):
