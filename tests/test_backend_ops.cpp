@@ -66,6 +66,7 @@ std::string case_name(const Case& c) {
   const char* algo = c.inference == ConvAlgorithm::direct        ? "_direct"
                      : c.inference == ConvAlgorithm::winograd    ? "_winograd"
                      : c.inference == ConvAlgorithm::winograd_f2 ? "_winograd_f2"
+                     : c.inference == ConvAlgorithm::direct_banded ? "_direct_banded"
                                                                  : "";
   return c.backend + "_" + std::string(dtype_name(c.dtype)) + algo;
 }
@@ -84,8 +85,12 @@ class BackendOps : public ::testing::TestWithParam<Case> {
 
 TEST_P(BackendOps, Convolutions) {
   const DType dt = GetParam().dtype;
+  // The last two: batch 1 with heights the banded weight gradient cuts
+  // (bands of 1 row: all halo; and 12 rows, which any band count up to 4
+  // and 6 or 12 divide).
   for (const ConvShape s : {ConvShape{1, 7, 5, 3, 8, 3}, ConvShape{2, 6, 9, 16, 32, 3}, ConvShape{1, 5, 3, 24, 1, 1},
-                            ConvShape{3, 4, 4, 5, 7, 3}, ConvShape{1, 16, 8, 1, 8, 3}}) {
+                            ConvShape{3, 4, 4, 5, 7, 3}, ConvShape{1, 16, 8, 1, 8, 3}, ConvShape{1, 2, 5, 4, 4, 3},
+                            ConvShape{1, 12, 7, 8, 16, 3}}) {
     const Shape xs{s.n, s.h, s.w, s.cin}, ys{s.n, s.h, s.w, s.cout}, ws{s.cout, s.k, s.k, s.cin};
     const auto x = round_to(dt, random_vec(xs.numel(), 1)), w = round_to(dt, random_vec(ws.numel(), 2));
     const auto g = round_to(dt, random_vec(ys.numel(), 3));
@@ -102,6 +107,11 @@ TEST_P(BackendOps, Convolutions) {
     expect_close(Y.download(), y_ref, Op::conv2d_fwd, dt, size_t(s.k) * s.k * s.cin, what + " fwd");
     expect_close(DX.download(), dx_ref, Op::conv2d_bwd_data, dt, size_t(s.k) * s.k * s.cout, what + " bwd data");
     expect_close(DW.download(), dw_ref, Op::conv2d_bwd_weights, DType::f32, ys.pixels(), what + " bwd weights");
+  }
+  if (GetParam().inference == ConvAlgorithm::direct_banded) {  // it really ran
+    const auto choices = be->choices();
+    EXPECT_TRUE(std::any_of(choices.begin(), choices.end(),
+                            [](const std::string& c) { return c.find("bwd_weights") == 0 && c.ends_with("direct_banded"); }));
   }
 }
 
@@ -446,6 +456,8 @@ INSTANTIATE_TEST_SUITE_P(All, BackendOps,
                                            Case{"fast", DType::f16, ConvAlgorithm::winograd},
                                            Case{"fast", DType::f32, ConvAlgorithm::winograd_f2},
                                            Case{"fast", DType::f16, ConvAlgorithm::winograd_f2},
+                                           Case{"fast", DType::f32, ConvAlgorithm::direct_banded},
+                                           Case{"fast", DType::bf16, ConvAlgorithm::direct_banded},
                                            Case{"cuda", DType::f32}, Case{"cuda", DType::f16},
                                            Case{"cuda", DType::bf16}),
                          [](const ::testing::TestParamInfo<Case>& i) { return case_name(i.param); });

@@ -116,6 +116,7 @@ void run_bench(const BenchOptions& o) {
     const ConvAlgorithm a = o.conv_algorithm == "direct"     ? ConvAlgorithm::direct
                             : o.conv_algorithm == "winograd" ? ConvAlgorithm::winograd
                             : o.conv_algorithm == "winograd_f2" ? ConvAlgorithm::winograd_f2
+                            : o.conv_algorithm == "direct_banded" ? ConvAlgorithm::direct_banded
                                                              : ConvAlgorithm::fastest;
     backend = make_fast_backend(a);
   } else {
@@ -302,9 +303,10 @@ void add_bench(CLI::App& app) {
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   c->add_option("--conv-algorithm", o->conv_algorithm,
                  "Fast backend's convolutions: fastest (timed per shape and pass), direct, winograd (oneDNN's "
-                 "F(4x4,3x3)) or winograd_f2 (the own Winograd kernels, all three passes)")
+                 "F(4x4,3x3)), winograd_f2 (the own Winograd kernels, all three passes) or direct_banded (direct, "
+                 "backward-weights on the image cut into bands where the batch is below the thread count)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"fastest", "direct", "winograd", "winograd_f2"}));
+      ->check(CLI::IsMember({"fastest", "direct", "winograd", "winograd_f2", "direct_banded"}));
   c->add_flag("--conv-ceiling", o->conv_ceiling,
               "Also time each configuration's convolutions alone (same shapes and buffers, right after its steps): "
               "the convolution library's ceiling, and the share of it the whole step reaches (training and "

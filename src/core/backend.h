@@ -174,8 +174,10 @@ LossValue compute_loss(Backend& be, const Tensor& logits, const uint8_t* target,
 // oneDNN's direct or Winograd F(4x4,3x3) kernels, or the own Winograd
 // kernels, F(2x2,3x3) for the forward and backward-data passes and
 // F(3x3,2x2) for backward-weights (cpu/conv2d_winograd.h; the shapes they
-// do not take fall back to the fastest of oneDNN's).
-enum class ConvAlgorithm { fastest, direct, winograd, winograd_f2 };
+// do not take fall back to the fastest of oneDNN's), or oneDNN's direct
+// kernels with backward-weights run on the image cut into bands at batches
+// below the thread count (direct_banded; cpu/conv2d.cpp).
+enum class ConvAlgorithm { fastest, direct, winograd, winograd_f2, direct_banded };
 
 std::unique_ptr<Backend> make_ref_backend();
 std::unique_ptr<Backend> make_fast_backend(ConvAlgorithm convolutions = ConvAlgorithm::fastest);  // oneDNN (src/cpu)

@@ -5,10 +5,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <dnnl.hpp>
 #include <functional>
 
 #include "core/error.h"
+#include "core/threads.h"
 #include "cpu/conv2d_winograd.h"
 
 namespace mixseg {
@@ -29,7 +31,38 @@ memory::data_type dnnl_type(DType t) {
 
 // fwd: training forward. infer: inference forward with bias and ReLU post-op.
 enum class Kind { fwd, infer, bwd_data, bwd_weights };
-enum class Algo { direct, winograd, winograd_f2 };  // winograd_f2: the own kernel (conv2d_winograd.h)
+// winograd_f2: the own kernel (conv2d_winograd.h); direct_banded: oneDNN's
+// direct backward-weights on the image cut into bands (see band_count).
+enum class Algo { direct, winograd, winograd_f2, direct_banded };
+
+const char* algo_name(Algo a) {
+  switch (a) {
+    case Algo::direct: return "direct";
+    case Algo::winograd: return "winograd";
+    case Algo::winograd_f2: return "winograd_f2";
+    case Algo::direct_banded: return "direct_banded";
+  }
+  return "?";
+}
+
+// Backward-weights at a batch smaller than the thread count: oneDNN splits
+// this pass over images and channel blocks, so at batch 1 with 8-32
+// channels one thread did most of the work (1.0-1.3x from 2 threads,
+// measured at f=8 in f32 and bf16, docs/performance.md v0.11). Banded, each
+// image is cut into B horizontal bands of h/B rows; each band is copied with
+// its k/2 halo rows above and below (zeros past the image's edge) into a
+// batch of n*B short images, and oneDNN runs the pass on that batch without
+// vertical padding. The weight gradient sums over the batch, so it is the
+// same sum in another order; the output gradient's bands are its rows as
+// they lie in memory (NHWC), no copy. B = threads / n (at least 2 where
+// forced), lowered until it divides h; 0 where it does not apply. Like
+// oneDNN's own split, the summation order thus depends on the thread count.
+int band_count(const ConvShape& s, bool forced) {
+  if (s.k != 3 && !forced) return 0;  // 1x1: oneDNN already scales there
+  int b = std::max(max_threads() / s.n, forced ? 2 : 0);
+  while (b >= 2 && (s.h % b || (!forced && s.h / b < 4))) --b;
+  return b >= 2 ? b : 0;
+}
 
 const char* kind_name(Kind k) {
   switch (k) {
@@ -94,6 +127,11 @@ struct DnnlConvolutions::Impl {
     bool a_re = false, c_re = false, w_re = false, has_bias = false;
     bool c_is_input = false;         // backward-weights reads both activations
     const void* w_cached = nullptr;  // inference: the user weights whose reorder w_prim holds
+    // direct_banded: x is copied into bands (see band_count) before the primitive runs.
+    struct Bands {
+      int count = 0, n = 0, h = 0, halo = 0;
+      size_t row_bytes = 0;  // one image row: w * cin elements
+    } bands;
   };
   std::map<Key, Entry> cache;
   std::map<Key, Algo> chosen;  // the algorithm picked per (kind, dtype, shape, bias, relu)
@@ -117,6 +155,7 @@ struct DnnlConvolutions::Impl {
   };
   F32Scratch scratch_a, scratch_b, scratch_c;
   std::vector<std::byte> pool_a, pool_c;               // activations in the primitive's layout
+  std::vector<std::byte> pool_bands;                   // x cut into bands with halos (direct_banded)
   // Inference through f32 scratch: the widened weights per user pointer
   // (16-bit bytes they came from, f32 copy), kept until invalidate_weights.
   struct Widened {
@@ -239,6 +278,28 @@ struct DnnlConvolutions::Impl {
       bind_act(e.a, pd.diff_dst_desc(), e.a_prim, e.a_reorder, e.a_re, true);
       bind_act(e.c, pd.diff_src_desc(), e.c_prim, e.c_reorder, e.c_re, false);
       bind_weights(e, pd.weights_desc(), true);
+    } else if (algo == Algo::direct_banded) {
+      // n*B bands of h/B rows, each read with its halo rows: no vertical padding.
+      const int count = band_count(s, policy == ConvAlgorithm::direct_banded), halo = s.k / 2;
+      if (count < 2) fail("banded backward-weights does not apply to {}x{}x{}x{}", s.n, s.h, s.w, s.cin);
+      const ConvShape bs{s.n * count, s.h / count, s.w, s.cin, s.cout, s.k};
+      const memory::dims band_pad{0, halo};  // none above and below: the halo rows are in the band
+      const memory::desc bx({bs.n, s.cin, bs.h + 2 * halo, s.w}, dt, tag::nhwc), bdy = act(bs, s.cout, dt);
+      const memory::desc bw = weights(s, dt, tag::any), bdw = weights(s, memory::data_type::f32, tag::any);
+      dnnl::convolution_forward::desc hint_d(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct,
+                                             bx, bw, bdy, stride, band_pad, band_pad);
+      dnnl::convolution_forward::primitive_desc hint(hint_d, engine);
+      dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, bx, bdw, bdy, stride, band_pad,
+                                                 band_pad);
+      dnnl::convolution_backward_weights::primitive_desc pd(d, engine, hint);
+      e.prim = dnnl::convolution_backward_weights(pd);
+      e.c_is_input = true;
+      e.a = memory(bx, engine, nullptr);   // x in bands (pool_bands)
+      e.c = memory(bdy, engine, nullptr);  // dy as it is
+      bind_act(e.a, pd.src_desc(), e.a_prim, e.a_reorder, e.a_re, true);
+      bind_act(e.c, pd.diff_dst_desc(), e.c_prim, e.c_reorder, e.c_re, true);
+      bind_weights(e, pd.diff_weights_desc(), false);
+      e.bands = {count, s.n, s.h, halo, size_t(s.w) * s.cin * size_t(memory::data_type_size(dt))};
     } else {
       dnnl::convolution_backward_weights::desc d(alg(algo), act(s, s.cin, dt, act_tag(algo)),
                                                  weights(s, memory::data_type::f32, tag::any),
@@ -284,9 +345,34 @@ struct DnnlConvolutions::Impl {
     return p.data();
   }
 
+  // x (n images of h rows) copied into n * count bands of h / count rows,
+  // each with `halo` rows of its neighbours above and below, zeros past the
+  // image's top and bottom; returns the copy.
+  const void* copy_into_bands(const Entry::Bands& b, const void* x) {
+    const int band_h = b.h / b.count, rows = band_h + 2 * b.halo;
+    const size_t band_bytes = b.row_bytes * size_t(rows);
+    if (pool_bands.size() < band_bytes * size_t(b.n) * b.count) pool_bands.resize(band_bytes * size_t(b.n) * b.count);
+    const auto* src = static_cast<const std::byte*>(x);
+    std::byte* dst = pool_bands.data();
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < b.n * b.count; ++i) {
+      const int image = i / b.count, first = (i % b.count) * band_h - b.halo;  // image row of the band's row 0
+      for (int r = 0; r < rows; ++r) {
+        std::byte* out = dst + size_t(i) * band_bytes + size_t(r) * b.row_bytes;
+        const int row = first + r;
+        if (row < 0 || row >= b.h)
+          std::memset(out, 0, b.row_bytes);
+        else
+          std::memcpy(out, src + (size_t(image) * b.h + row) * b.row_bytes, b.row_bytes);
+      }
+    }
+    return dst;
+  }
+
   // Runs entry e with the user's pointers a, b, c (see Entry) and bias.
   void run(Kind kind, Entry& e, const void* a, const void* b, const void* c, const float* bias = nullptr,
            bool cache_weights = true) {
+    if (e.bands.count) a = copy_into_bands(e.bands, a);
     e.a.set_data_handle(const_cast<void*>(a));
     e.b.set_data_handle(const_cast<void*>(b));
     e.c.set_data_handle(const_cast<void*>(c));
@@ -339,9 +425,13 @@ struct DnnlConvolutions::Impl {
     const Key key = make_key(kind, dt, Algo::direct, s, bias, relu);
     if (auto it = chosen.find(key); it != chosen.end()) return it->second;
     std::vector<Algo> candidates;
-    if (policy != ConvAlgorithm::winograd) candidates.push_back(Algo::direct);
+    const bool banded_forced = policy == ConvAlgorithm::direct_banded;
+    const bool banded = kind == Kind::bwd_weights && (banded_forced || policy == ConvAlgorithm::fastest) &&
+                        band_count(s, banded_forced) >= 2;
+    if (policy != ConvAlgorithm::winograd && !(banded && banded_forced)) candidates.push_back(Algo::direct);
+    if (banded) candidates.push_back(Algo::direct_banded);
     const bool wino_shape = dt == DType::f32 && s.k == 3 && (policy == ConvAlgorithm::winograd || (s.cin >= 16 && s.cout >= 16));
-    if (policy != ConvAlgorithm::direct && wino_shape) {
+    if (policy != ConvAlgorithm::direct && policy != ConvAlgorithm::direct_banded && wino_shape) {
       try {
         get(kind, s, dt, Algo::winograd, bias, relu);
         candidates.push_back(Algo::winograd);
@@ -370,7 +460,7 @@ struct DnnlConvolutions::Impl {
     chosen[key] = best;
     chosen_log.push_back(fmt::format("{} {} {}x{}x{}x{}->{} k{}{}{}: {}", kind_name(kind), dtype_name(dt), s.n, s.h, s.w,
                                      s.cin, s.cout, s.k, bias ? " +bias" : "", relu ? " +relu" : "",
-                                     best == Algo::direct ? "direct" : "winograd"));
+                                     algo_name(best)));
     return best;
   }
 
@@ -439,6 +529,7 @@ struct DnnlConvolutions::Impl {
 
   bool own_candidate(Kind kind, const ConvShape& s, DType dt) const {
     return policy != ConvAlgorithm::direct && policy != ConvAlgorithm::winograd &&
+           policy != ConvAlgorithm::direct_banded &&
            winograd_f2_applies(own_shape(kind, s), dt) && winograd_f2_available();
   }
 
