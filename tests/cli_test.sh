@@ -149,6 +149,9 @@ expect_error "$T/none.safetensors" "$MIXSEG" predict "$T/none.safetensors" "$T/d
 expect_error "100x64" "$MIXSEG" train --synthetic 8 --size 100x64
 expect_error "'fp64'" "$MIXSEG" train --synthetic 8 --size 32x32 --precision fp64
 expect_error "12xq" "$MIXSEG" train --synthetic 8 --size 12xq
+expect_error "--batch: 0 is not a positive number" "$MIXSEG" train --synthetic 8 --size 32x32 --batch 0
+expect_error "--min-time: -1 is not a non-negative number" "$MIXSEG" bench --min-time -1
+expect_error "--lr: 'fast' is not a number" "$MIXSEG" train --synthetic 8 --size 32x32 --lr fast
 expect_error "inference only" "$MIXSEG" train --synthetic 8 --size 32x32 --depth 2 --precision fp16
 touch "$T/afile"
 expect_error "$T/afile/sub" "$MIXSEG" train --synthetic 8 --size 32x32 --depth 2 --filters 2 --batch 4 --epochs 1 --out "$T/afile/sub"

@@ -277,30 +277,30 @@ void add_bench(CLI::App& app) {
       ->capture_default_str();
   c->add_option("--phase", o->phase, "Comma-separated: train, infer, load (the data loader alone)")->capture_default_str();
   c->add_option("--loader-threads", o->loader_threads, "Background threads of the loader (phase load)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(non_negative);
   c->add_option("--filters", o->filters, "Comma-separated model sizes (channels of the first level)")->capture_default_str();
   c->add_option("--batch", o->batch, "Comma-separated batch sizes")->capture_default_str();
   c->add_option("--depth", o->depth, "Number of poolings")->capture_default_str()->check(CLI::Range(1, 8));
   c->add_option("--size", o->size, "Input size HxW")->capture_default_str();
-  c->add_option("--warmup", o->warmup, "Warm-up steps (not measured)")->capture_default_str()->check(CLI::NonNegativeNumber);
-  c->add_option("--min-steps", o->min_steps, "Measured steps at least")->capture_default_str()->check(CLI::PositiveNumber);
-  c->add_option("--min-time", o->min_time, "Measured seconds at least")->capture_default_str()->check(CLI::NonNegativeNumber);
+  c->add_option("--warmup", o->warmup, "Warm-up steps (not measured)")->capture_default_str()->check(non_negative);
+  c->add_option("--min-steps", o->min_steps, "Measured steps at least")->capture_default_str()->check(positive);
+  c->add_option("--min-time", o->min_time, "Measured seconds at least")->capture_default_str()->check(non_negative);
   c->add_option("--rounds", o->rounds,
                  "Measure every configuration this many times, round by round (a row each; compare rounds "
                  "adjacent in time on a machine whose speed drifts)")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(positive);
   c->add_option("--seed", o->seed, "Seed of weights and synthetic frames")->capture_default_str();
   c->add_option("--device", o->device, "cpu, cuda (the GPU) or auto (the GPU when one is visible)")
       ->capture_default_str();
   c->add_option("--energy", o->energy, "auto (RAPL on the CPU, NVML on the GPU, when readable), rapl or nvml (required), or none")->capture_default_str();
   c->add_option("--idle-seconds", o->idle_seconds, "Idle baseline measured before the sweep (0: none, gross = net)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(non_negative);
   c->add_option("--rapl-root", o->rapl_root, "The powercap tree RAPL is read from")->capture_default_str();
   c->add_option("--price-per-kwh", o->price_per_kwh, "Electricity price, for the report's cost (recorded in the metadata)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(non_negative);
   c->add_option("--grid-gco2-per-kwh", o->grid_gco2_per_kwh, "Grid carbon intensity, for the report's CO2 (recorded)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(non_negative);
   c->add_option("--conv-algorithm", o->conv_algorithm,
                  "Fast backend's convolutions: fastest (timed per shape and pass), direct, winograd (oneDNN's "
                  "F(4x4,3x3)), winograd_f2 (the own Winograd kernels, all three passes) or direct_banded (direct, "

@@ -43,6 +43,10 @@ void check_data_or_synthetic(const DataOptions& d, int synthetic, const char* wh
 // The folder(s) at h x w, or N synthetic frames of that size from `seed`.
 mixseg::Dataset load_data_or_synthetic(const DataOptions& d, int synthetic, uint64_t seed, int h, int w);
 
+// Option checks whose errors say what was wanted ("--batch: 0 is not a
+// positive number"; CLI11's PositiveNumber printed the range up to 1.8e308).
+extern const CLI::Validator positive, non_negative;
+
 // Splits "a,b,c" at commas (an empty string gives one empty item).
 std::vector<std::string> split_list(const std::string& s);
 // Parses "1,4,8"; throws naming the option and the bad item.

@@ -64,11 +64,11 @@ void add_eval(CLI::App& app) {
   CLI::App* c = app.add_subcommand("eval", "Dice/IoU of a checkpoint on a folder or synthetic data");
   c->add_option("checkpoint", o->checkpoint, "Checkpoint, or int8 model from `mixseg quantize` (.safetensors)")->required();
   add_data_options(c, o->data);
-  c->add_option("--synthetic", o->synthetic, "Evaluate on N synthetic frames")->check(CLI::PositiveNumber);
+  c->add_option("--synthetic", o->synthetic, "Evaluate on N synthetic frames")->check(positive);
   c->add_option("--seed", o->seed, "Seed of the synthetic frames (differs from training's by default)")->capture_default_str();
   c->add_option("--precision", o->precision, "Run in this precision (default: the training policy's; an int8 model runs in int8)");
   c->add_option("--backend", o->backend, "ref, fast or cuda")->capture_default_str();
-  c->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
+  c->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(positive);
   c->callback([o] { run_eval(*o); });
 }
 

@@ -71,10 +71,10 @@ void add_info(CLI::App& app) {
   auto o = std::make_shared<InfoOptions>();
   CLI::App* c = app.add_subcommand("info", "Model size, FLOPs, memory per policy, precision plan, backends");
   c->add_option("--checkpoint", o->checkpoint, "Describe this checkpoint's model");
-  c->add_option("--filters", o->filters, "Channels of the first level")->capture_default_str()->check(CLI::PositiveNumber);
+  c->add_option("--filters", o->filters, "Channels of the first level")->capture_default_str()->check(positive);
   c->add_option("--depth", o->depth, "Number of poolings")->capture_default_str()->check(CLI::Range(1, 8));
   c->add_option("--size", o->size, "Input size HxW")->capture_default_str();
-  c->add_option("--batch", o->batch, "Batch size for the memory figures")->capture_default_str()->check(CLI::PositiveNumber);
+  c->add_option("--batch", o->batch, "Batch size for the memory figures")->capture_default_str()->check(positive);
   c->add_option("--precision", o->precision, "Policy for --print-precision-plan")->capture_default_str();
   c->add_flag("--print-precision-plan", o->print_plan, "Print every layer's dtypes under --precision");
   c->callback([o] { run_info(*o); });

@@ -1,5 +1,7 @@
 // Shared option parsing for the subcommands.
 #include <charconv>
+#include <cmath>
+#include <cstdlib>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -8,6 +10,23 @@
 #include <fmt/format.h>
 
 namespace mixseg::cli {
+
+namespace {
+
+// The number in s, or an error message naming s.
+std::string number_check(const std::string& s, bool zero_allowed) {
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(v)) return fmt::format("'{}' is not a number", s);
+  if (v < 0 || (v == 0 && !zero_allowed))
+    return fmt::format("{} is not a {} number", s, zero_allowed ? "non-negative" : "positive");
+  return {};
+}
+
+}  // namespace
+
+const CLI::Validator positive([](std::string& s) { return number_check(s, false); }, "POSITIVE");
+const CLI::Validator non_negative([](std::string& s) { return number_check(s, true); }, "NONNEGATIVE");
 
 std::pair<int, int> parse_size(const std::string& s) {
   const auto x = s.find('x');

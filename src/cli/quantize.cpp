@@ -83,9 +83,9 @@ void add_quantize(CLI::App& app) {
   CLI::App* c = app.add_subcommand("quantize", "Post-training int8 quantization of a checkpoint (for export and int8 eval)");
   c->add_option("checkpoint", o->checkpoint, "Float checkpoint (.safetensors)")->required();
   add_data_options(c, o->data);
-  c->add_option("--synthetic", o->synthetic, "Calibrate on N synthetic frames")->check(CLI::PositiveNumber);
+  c->add_option("--synthetic", o->synthetic, "Calibrate on N synthetic frames")->check(positive);
   c->add_option("--max-images", o->max_images, "Use at most this many images, evenly spread over the set")
-      ->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(positive);
   c->add_option("--calibration", o->calibration.method, "minmax or percentile")->capture_default_str();
   c->add_option("--percentile", o->calibration.percentile, "percentile: range [p(100 - P), p(P)] of the values")
       ->capture_default_str();

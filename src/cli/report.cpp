@@ -71,9 +71,9 @@ void add_report(CLI::App& app) {
   c->add_option("--out", o->out, "Output folder")->required();
   c->add_option("--parity", o->parity, "Parity CSV from mixseg parity (the Dice side by side)");
   c->add_option("--price-per-kwh", o->cfg.price_per_kwh, "Electricity price for the cost column")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(non_negative);
   c->add_option("--grid-gco2-per-kwh", o->cfg.grid_gco2_per_kwh, "Grid carbon intensity for the CO2 column")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(non_negative);
   c->callback([o] { run_report(*o); });
 }
 

@@ -41,7 +41,7 @@ void add_synth(CLI::App& app) {
   auto o = std::make_shared<SynthOptions>();
   CLI::App* c = app.add_subcommand("synth", "Write synthetic endoscopy-like frames and masks as a BAGLS-style folder");
   c->add_option("--out", o->out, "Output folder")->required();
-  c->add_option("--count", o->count, "Number of frames")->capture_default_str()->check(CLI::PositiveNumber);
+  c->add_option("--count", o->count, "Number of frames")->capture_default_str()->check(positive);
   c->add_option("--size", o->size, "Frame size HxW")->capture_default_str();
   c->add_option("--seed", o->seed, "Seed")->capture_default_str();
   c->add_option("--closed-fraction", o->closed_fraction, "Fraction of frames with a closed glottis (empty mask)")

@@ -222,25 +222,25 @@ void add_train(CLI::App& app) {
   c->add_flag("--no-augment", o->no_augment, "Train without data augmentation");
   c->add_option("--schedule", o->schedule, "Learning-rate schedule: constant, cosine or step")->capture_default_str();
   c->add_option("--warmup-epochs", o->warmup_epochs, "Linear learning-rate warm-up over this many epochs (fractions too)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(non_negative);
   c->add_option("--min-lr-fraction", o->min_lr_fraction, "cosine: final learning rate as a fraction of --lr")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   c->add_option("--step-epochs", o->step_epochs, "step: multiply the learning rate by --step-gamma every N epochs")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
-  c->add_option("--step-gamma", o->step_gamma, "step: the factor")->capture_default_str()->check(CLI::PositiveNumber);
+      ->capture_default_str()->check(non_negative);
+  c->add_option("--step-gamma", o->step_gamma, "step: the factor")->capture_default_str()->check(positive);
   c->add_option("--loader-threads", o->loader_threads,
                  "Threads preparing and augmenting batches ahead of training (0: on the training thread)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(non_negative);
   c->add_option("--patience", o->patience, "Stop after N epochs without a better validation Dice (0: never)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(non_negative);
   c->add_option("--synthetic", o->synthetic, "Use N synthetic endoscopy-like frames instead of a folder")
-      ->check(CLI::PositiveNumber);
+      ->check(positive);
   c->add_option("--size", o->size, "Input size HxW (multiples of 2^depth); images are resized to it")->capture_default_str();
-  c->add_option("--filters", o->filters, "Channels of the first level")->capture_default_str()->check(CLI::PositiveNumber);
+  c->add_option("--filters", o->filters, "Channels of the first level")->capture_default_str()->check(positive);
   c->add_option("--depth", o->depth, "Number of poolings")->capture_default_str()->check(CLI::Range(1, 8));
-  c->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(CLI::PositiveNumber);
-  c->add_option("--epochs", o->epochs, "Total epochs")->capture_default_str()->check(CLI::NonNegativeNumber);
-  c->add_option("--lr", o->lr, "Learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+  c->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(positive);
+  c->add_option("--epochs", o->epochs, "Total epochs")->capture_default_str()->check(non_negative);
+  c->add_option("--lr", o->lr, "Learning rate")->capture_default_str()->check(positive);
   c->add_option("--optimizer", o->optimizer, "adam or sgd (momentum 0.9)")->capture_default_str();
   c->add_option("--precision", o->precision,
                 "Policy, or a comma-separated list to compare: fp32, tf32, mixed_fp16, mixed_bf16")->capture_default_str();
