@@ -161,18 +161,23 @@ TEST(Conv2dInt8, OnePixelByHand) {
 
 // Every fast variant against the reference, bit-exact, over odd channel
 // counts, the 8/16-channel block edges, pixel tiles and their remainders
-// (up to 16 pixels per tile in VNNI), batch 1 and 2.
+// (up to 16 pixels per tile in VNNI and AMX), batch 1 and 2; for AMX, kernel
+// rows (k * cin bytes) under one 64-byte chunk, of one chunk and a tail
+// (cin 24, 40 at k 3), and of whole chunks (cin 64 at k 1, 3).
 TEST(Conv2dInt8, FastIsBitExactWithReference) {
   using Fn = void (*)(const QConv&, QParams, QParams, int, int, int, const int8_t*, int8_t*);
   std::vector<std::pair<const char*, Fn>> variants = {{"avx2", conv2d_int8_avx2}, {"fast", conv2d_int8_fast}};
   if (int8_vnni_available()) variants.push_back({"vnni", conv2d_int8_vnni});
   else fmt::print("this CPU has no AVX-512 VNNI: the vnni variant is not tested here\n");
+  if (int8_amx_available()) variants.push_back({"amx", conv2d_int8_amx});
+  else fmt::print("this CPU (or OS) has no AMX-INT8: the amx variant is not tested here\n");
   Rng rng(3);
   int cases = 0;
   for (int k : {1, 3})
-    for (int cin : {1, 3, 8, 17})
+    for (int cin : {1, 3, 8, 17, 24, 40, 64})
       for (int cout : {1, 5, 16, 17, 33})
-        for (auto [n, h, w] : {std::array<int, 3>{1, 1, 1}, {1, 2, 7}, {2, 5, 6}, {1, 4, 13}, {1, 3, 12}, {1, 2, 35}}) {
+        for (auto [n, h, w] : {std::array<int, 3>{1, 1, 1}, {1, 2, 7}, {2, 5, 6}, {1, 4, 13}, {1, 3, 12}, {1, 2, 35},
+                               {2, 3, 16}}) {
           const QParams xq{float(rng.uniform(0.01, 0.1)), int32_t(rng.below(256)) - 128};
           const QParams yq{float(rng.uniform(0.05, 0.5)), int32_t(rng.below(256)) - 128};
           QConv c = random_conv(rng, k, cin, cout, cases % 2 == 0, xq, yq);
@@ -199,7 +204,7 @@ TEST(Conv2dInt8, FastIsBitExactWithReference) {
           }
           ++cases;
         }
-  EXPECT_EQ(cases, 240);
+  EXPECT_EQ(cases, 2 * 7 * 5 * 7);
 }
 
 TEST(MovementInt8, PoolUpsampleConcatByHand) {
@@ -215,6 +220,33 @@ TEST(MovementInt8, PoolUpsampleConcatByHand) {
   std::vector<int8_t> y(6);
   concat_int8(2, 2, 1, a.data(), b.data(), y.data());
   EXPECT_EQ(y, (std::vector<int8_t>{1, 2, 9, 3, 4, 8}));
+}
+
+// The channel counts copied in 8-byte words (multiples of 8) and not (12),
+// against the definitions: y[b][2i+di][2j+dj][ch] = x[b][i][j][ch]; concat puts
+// a's channels, then b's, per pixel.
+TEST(MovementInt8, UpsampleAndConcatAtWideChannelCounts) {
+  Rng rng(9);
+  for (int c : {8, 12, 16, 24, 64}) {
+    SCOPED_TRACE(c);
+    const int n = 2, h = 3, w = 5;
+    const std::vector<int8_t> x = random_int8(rng, size_t(n) * h * w * c);
+    std::vector<int8_t> u(size_t(n) * 4 * h * w * c, 0);
+    upsample2x_int8(n, h, w, c, x.data(), u.data());
+    for (int b = 0; b < n; ++b)
+      for (int oy = 0; oy < 2 * h; ++oy)
+        for (int ox = 0; ox < 2 * w; ++ox)
+          for (int ch = 0; ch < c; ++ch)
+            ASSERT_EQ(u[((size_t(b) * 2 * h + oy) * 2 * w + ox) * c + ch],
+                      x[((size_t(b) * h + oy / 2) * w + ox / 2) * c + ch]);
+    const size_t pixels = size_t(n) * h * w;
+    const std::vector<int8_t> a = random_int8(rng, pixels * c), bb = random_int8(rng, pixels * 8);
+    std::vector<int8_t> y(pixels * (c + 8), 0);
+    concat_int8(pixels, c, 8, a.data(), bb.data(), y.data());
+    for (size_t p = 0; p < pixels; ++p)
+      for (int ch = 0; ch < c + 8; ++ch)
+        ASSERT_EQ(y[p * (c + 8) + ch], ch < c ? a[p * c + ch] : bb[p * 8 + ch - c]);
+  }
 }
 
 namespace {

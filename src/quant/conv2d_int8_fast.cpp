@@ -1,4 +1,4 @@
-// The fast int8 convolution: AVX-512 VNNI where the CPU has it, else AVX2
+// The fast int8 convolution: AMX or AVX-512 VNNI where the CPU has them, else AVX2
 // (kernels_int8.h). Both are bit-exact with the reference. Also the packing
 // entry point and the requantization lanes both share.
 #include "quant/kernels_int8.h"
@@ -24,7 +24,7 @@ std::shared_ptr<const PackedConvInt8> pack_conv_int8_fast(const QConv& c, QParam
 }
 
 void conv2d_int8_fast(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y) {
-  if (int8_vnni_available()) return conv2d_int8_vnni(c, xq, yq, n, h, w, x, y);
+  if (int8_vnni_available()) return conv2d_int8_amx(c, xq, yq, n, h, w, x, y);  // VNNI where AMX is not
   conv2d_int8_avx2(c, xq, yq, n, h, w, x, y);
 }
 

@@ -10,11 +10,13 @@
 // once. Integer sums are order-free: bit-exact with the reference.
 // Weights: per block of 16 output channels [ky][quad][lane][4] signed bytes,
 // zero beyond cout and k*cin, packed once per model (PackedConvInt8); a tile of up to 16 pixels x 16 channels stays
-// in registers; requantization is the AVX2 8-lane one.
+// in registers; requantization is the AVX2 8-lane one. conv2d_int8_amx runs
+// the full 16-pixel tiles on AMX instead (amx_tiles.h), the rest as here.
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
+#include "quant/amx_tiles.h"
 #include "quant/kernels_int8.h"
 #include "quant/padded_rows.h"
 
@@ -91,10 +93,12 @@ std::shared_ptr<const PackedConvInt8> pack_conv_int8_vnni(const QConv& c, QParam
   return pk;
 }
 
-MIXSEG_VNNI_TARGET void conv2d_int8_vnni(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x,
-                                         int8_t* y) {
+namespace {
+
+// Both variants: VNNI tiles, or AMX ones (amx_tiles.h) for full 16-pixel tiles.
+MIXSEG_VNNI_TARGET void conv2d_int8_tiles(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x,
+                                          int8_t* y, bool amx) {
   const int k = c.k, pad = k / 2, cin = c.cin, cout = c.cout;
-  if (k > 15 || !int8_vnni_available()) return conv2d_int8_avx2(c, xq, yq, n, h, w, x, y);
   const int ph = h + 2 * pad, pw = w + 2 * pad;
   const int kw = k * cin, quads = (kw + 3) / 4;
   const int blocks = (cout + 15) / 16;
@@ -118,27 +122,48 @@ MIXSEG_VNNI_TARGET void conv2d_int8_vnni(const QConv& c, QParams xq, QParams yq,
   uint8_t* const xbuf =
       padded_rows(xp, x, n, h, w, cin, pad, uint8_t(shift), 64, [](int8_t v) { return uint8_t(uint8_t(v) ^ 0x80); });
 
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int b = 0; b < n; ++b)
-    for (int oy = 0; oy < h; ++oy) {
-      const uint8_t* rows[16];
-      for (int ky = 0; ky < k; ++ky) rows[ky] = xbuf + (size_t(b) * ph + oy + ky) * row_len;
-      alignas(64) int32_t acc[kMaxTile * 16];
-      int8_t* yrow = y + (size_t(b) * h + oy) * w * size_t(cout);
-      for (int blk = 0; blk < blocks; ++blk) {
-        const int o0 = blk * 16, on = std::min(16, cout - o0);
-        for (int ox = 0; ox < w; ox += kMaxTile) {
-          const int P = std::min(kMaxTile, w - ox);
-          kTiles[P](rows, ox, cin, k, quads, wpack + size_t(blk) * block_size, acc);
-          for (int p = 0; p < P; ++p) {
-            int8_t* yp = yrow + size_t(ox + p) * cout + o0;
-            for (int v = 0; v < 2 && v * 8 < on; ++v)
-              store8(acc + p * 16 + v * 8, r, o0 + v * 8, std::min(8, on - v * 8), yq.zero_point, c.out_min, c.out_max,
-                     yp + v * 8);
+#pragma omp parallel
+  {
+    if (amx) amx_tiles_begin(quads);
+#pragma omp for collapse(2) schedule(static)
+    for (int b = 0; b < n; ++b)
+      for (int oy = 0; oy < h; ++oy) {
+        const uint8_t* rows[16];
+        for (int ky = 0; ky < k; ++ky) rows[ky] = xbuf + (size_t(b) * ph + oy + ky) * row_len;
+        alignas(64) int32_t acc[kMaxTile * 16];
+        int8_t* yrow = y + (size_t(b) * h + oy) * w * size_t(cout);
+        for (int blk = 0; blk < blocks; ++blk) {
+          const int o0 = blk * 16, on = std::min(16, cout - o0);
+          for (int ox = 0; ox < w; ox += kMaxTile) {
+            const int P = std::min(kMaxTile, w - ox);
+            if (amx && P == kMaxTile)
+              amx_tile16(rows, ox, cin, k, quads, wpack + size_t(blk) * block_size, acc);
+            else
+              kTiles[P](rows, ox, cin, k, quads, wpack + size_t(blk) * block_size, acc);
+            for (int p = 0; p < P; ++p) {
+              int8_t* yp = yrow + size_t(ox + p) * cout + o0;
+              for (int v = 0; v < 2 && v * 8 < on; ++v)
+                store8(acc + p * 16 + v * 8, r, o0 + v * 8, std::min(8, on - v * 8), yq.zero_point, c.out_min,
+                       c.out_max, yp + v * 8);
+            }
           }
         }
       }
-    }
+    if (amx) amx_tiles_end();
+  }
+}
+
+}  // namespace
+
+void conv2d_int8_vnni(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y) {
+  if (c.k > 15 || !int8_vnni_available()) return conv2d_int8_avx2(c, xq, yq, n, h, w, x, y);
+  conv2d_int8_tiles(c, xq, yq, n, h, w, x, y, false);
+}
+
+void conv2d_int8_amx(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y) {
+  if (!int8_amx_available()) return conv2d_int8_vnni(c, xq, yq, n, h, w, x, y);
+  if (c.k > 15 || !int8_vnni_available()) return conv2d_int8_avx2(c, xq, yq, n, h, w, x, y);
+  conv2d_int8_tiles(c, xq, yq, n, h, w, x, y, true);
 }
 
 }  // namespace mixseg
@@ -147,6 +172,9 @@ namespace mixseg {
 bool int8_vnni_available() { return false; }
 std::shared_ptr<const PackedConvInt8> pack_conv_int8_vnni(const QConv& c, QParams xq) { return pack_conv_int8_avx2(c, xq); }
 void conv2d_int8_vnni(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y) {
+  conv2d_int8_avx2(c, xq, yq, n, h, w, x, y);
+}
+void conv2d_int8_amx(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y) {
   conv2d_int8_avx2(c, xq, yq, n, h, w, x, y);
 }
 }  // namespace mixseg

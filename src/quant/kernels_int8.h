@@ -49,12 +49,18 @@ std::shared_ptr<const PackedConvInt8> pack_conv_int8_vnni(const QConv& c, QParam
 // y[n, h, w, cout] = clamp(requant(sum (x - x_zp) * w + bias) + y_zp), stride
 // 1, SAME padding (taps outside the image contribute nothing).
 void conv2d_int8_ref(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y);
-// The fastest variant this CPU runs (VNNI, else AVX2, else the reference).
+// The fastest variant this CPU runs (AMX, else VNNI, else AVX2, else the reference).
 void conv2d_int8_fast(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y);
 void conv2d_int8_avx2(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y);
 // Falls back to the AVX2 variant on CPUs without AVX-512 VNNI.
 void conv2d_int8_vnni(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y);
 bool int8_vnni_available();
+// VNNI with its full 16-pixel tiles on AMX (quant/amx_tiles.h; same packing,
+// same sums); falls back to VNNI on CPUs or systems without AMX-INT8.
+void conv2d_int8_amx(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y);
+// Whether this CPU has AMX-TILE and AMX-INT8 and the OS grants this process
+// the tile state (Linux: arch_prctl(ARCH_REQ_XCOMP_PERM), asked once).
+bool int8_amx_available();
 
 // 2x2 max-pooling, stride 2 (h, w even; parameters shared, so no requantization).
 void maxpool2x2_int8(int n, int h, int w, int c, const int8_t* x, int8_t* y);
