@@ -10,7 +10,7 @@
 // once. Integer sums are order-free: bit-exact with the reference.
 // Weights: per block of 16 output channels [ky][quad][lane][4] signed bytes,
 // zero beyond cout and k*cin, packed once per model (PackedConvInt8); a tile of up to 16 pixels x 16 channels stays
-// in registers; requantization is the AVX2 8-lane one. conv2d_int8_amx runs
+// in registers; requantization on 16 AVX-512 lanes (requantize_avx512.h). conv2d_int8_amx runs
 // the full 16-pixel tiles on AMX instead (amx_tiles.h), the rest as here.
 #include <algorithm>
 #include <cstring>
@@ -23,9 +23,9 @@
 #if defined(__AVX2__) && defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
 
-#include "quant/requantize_avx2.h"
+#include "quant/requantize_avx512.h"
 
-#define MIXSEG_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni")))
+#define MIXSEG_VNNI_TARGET MIXSEG_AVX512_TARGET
 
 namespace mixseg {
 
@@ -63,7 +63,7 @@ constexpr TileFn kTiles[kMaxTile + 1] = {nullptr,      tile_vnni<1>,  tile_vnni<
 
 bool int8_vnni_available() {
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vnni");
+                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
   return ok;
 }
 
@@ -140,12 +140,8 @@ MIXSEG_VNNI_TARGET void conv2d_int8_tiles(const QConv& c, QParams xq, QParams yq
               amx_tile16(rows, ox, cin, k, quads, wpack + size_t(blk) * block_size, acc);
             else
               kTiles[P](rows, ox, cin, k, quads, wpack + size_t(blk) * block_size, acc);
-            for (int p = 0; p < P; ++p) {
-              int8_t* yp = yrow + size_t(ox + p) * cout + o0;
-              for (int v = 0; v < 2 && v * 8 < on; ++v)
-                store8(acc + p * 16 + v * 8, r, o0 + v * 8, std::min(8, on - v * 8), yq.zero_point, c.out_min,
-                       c.out_max, yp + v * 8);
-            }
+            requantize_tile16(acc, P, r, o0, on, yq.zero_point, c.out_min, c.out_max, yrow + size_t(ox) * cout + o0,
+                              size_t(cout));
           }
         }
       }
