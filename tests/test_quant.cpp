@@ -222,14 +222,28 @@ TEST(MovementInt8, PoolUpsampleConcatByHand) {
   EXPECT_EQ(y, (std::vector<int8_t>{1, 2, 9, 3, 4, 8}));
 }
 
-// The channel counts copied in 8-byte words (multiples of 8) and not (12),
-// against the definitions: y[b][2i+di][2j+dj][ch] = x[b][i][j][ch]; concat puts
+// Wide channel counts, copied in 8-byte words (multiples of 8) and not (12,
+// 27), against the definitions: pooling takes the max of each 2x2
+// window per channel; y[b][2i+di][2j+dj][ch] = x[b][i][j][ch]; concat puts
 // a's channels, then b's, per pixel.
-TEST(MovementInt8, UpsampleAndConcatAtWideChannelCounts) {
+TEST(MovementInt8, PoolUpsampleConcatAtWideChannelCounts) {
   Rng rng(9);
-  for (int c : {8, 12, 16, 24, 64}) {
+  for (int c : {8, 12, 16, 24, 27, 64}) {
     SCOPED_TRACE(c);
     const int n = 2, h = 3, w = 5;
+    const std::vector<int8_t> big = random_int8(rng, size_t(n) * 2 * h * 2 * w * c);
+    std::vector<int8_t> pooled(size_t(n) * h * w * c, 0);
+    maxpool2x2_int8(n, 2 * h, 2 * w, c, big.data(), pooled.data());
+    for (int b = 0; b < n; ++b)
+      for (int oy = 0; oy < h; ++oy)
+        for (int ox = 0; ox < w; ++ox)
+          for (int ch = 0; ch < c; ++ch) {
+            int8_t m = -128;
+            for (int dy = 0; dy < 2; ++dy)
+              for (int dx = 0; dx < 2; ++dx)
+                m = std::max(m, big[((size_t(b) * 2 * h + 2 * oy + dy) * 2 * w + 2 * ox + dx) * c + ch]);
+            ASSERT_EQ(pooled[((size_t(b) * h + oy) * w + ox) * c + ch], m);
+          }
     const std::vector<int8_t> x = random_int8(rng, size_t(n) * h * w * c);
     std::vector<int8_t> u(size_t(n) * 4 * h * w * c, 0);
     upsample2x_int8(n, h, w, c, x.data(), u.data());
