@@ -128,6 +128,7 @@ mkdir -p "$T/pc/intel-rapl:0" && echo package-0 >"$T/pc/intel-rapl:0/name" && ec
 expect_ok "$MIXSEG" bench --phase infer --filters 2 --depth 2 --size 32x32 --warmup 0 --min-steps 1 --min-time 0 --rapl-root "$T/pc" --idle-seconds 0.1 --out "$T/energy.csv"
 grep -q ",rapl," "$T/energy.csv" && ok "bench rows carry the energy source" || bad "no rapl rows: $(cat "$T/energy.csv")"
 grep -q '"idle_baseline_watts"' "$T/energy.csv.meta.jsonl" && grep -q '"onednn_version"' "$T/energy.csv.meta.jsonl" &&
+  grep -Eq '"int8_convolutions":"(amx|avx512_vnni|avx2|reference)"' "$T/energy.csv.meta.jsonl" &&
   ok "bench wrote the run's metadata" || bad "no metadata: $(cat "$T/energy.csv.meta.jsonl")"
 grep -q ",unavailable," "$T/bench.csv" && ok "--energy none: the rows say unavailable" || bad "bench.csv lacks 'unavailable'"
 expect_error "--energy rapl: no powercap interface" "$MIXSEG" bench --energy rapl --rapl-root "$T/nowhere" --filters 2 --depth 2 --size 32x32

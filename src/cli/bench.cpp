@@ -16,6 +16,7 @@
 #include "bench/result_row.h"
 #include "bench/stats.h"
 #include "cli/commands.h"
+#include "quant/kernels_int8.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "mixseg/mixseg.h"
@@ -61,6 +62,7 @@ nlohmann::json run_metadata(const BenchOptions& o, const std::string& device, co
           {"device_name", device_name},
           {"threads", max_threads()},
           {"onednn_version", fmt::format("{}.{}.{}", v->major, v->minor, v->patch)},
+          {"int8_convolutions", int8_conv_variant()},
           {"cuda", device == "cuda" ? cuda_versions() : std::string("not used (CPU benchmark)")},
           {"seed", o.seed},
           {"settings",

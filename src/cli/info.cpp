@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "quant/kernels_int8.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "cpu/conv2d.h"
@@ -53,9 +54,10 @@ void run_info(const InfoOptions& o) {
   }
   if (o.print_plan) fmt::print("{}", precision_plan(net, parse_policy(o.precision)));
   DnnlConvolutions dnnl;
-  fmt::print("backends: ref (CPU reference), fast (oneDNN {}.{}.{}; native f16 convolutions: {}, bf16: {}); {} threads",
+  fmt::print("backends: ref (CPU reference), fast (oneDNN {}.{}.{}; native f16 convolutions: {}, bf16: {}; int8 "
+             "convolutions: {}); {} threads",
              dnnl_version()->major, dnnl_version()->minor, dnnl_version()->patch, dnnl.native(DType::f16) ? "yes" : "no",
-             dnnl.native(DType::bf16) ? "yes" : "no", max_threads());
+             dnnl.native(DType::bf16) ? "yes" : "no", int8_conv_variant(), max_threads());
 #ifdef MIXSEG_HAVE_CUDA
   const int n = cuda_device_count();
   fmt::print("; CUDA build, {} GPU(s){}", n, n > 0 ? ": " + cuda_device_name(0) : "");

@@ -23,6 +23,15 @@ std::shared_ptr<const PackedConvInt8> pack_conv_int8_fast(const QConv& c, QParam
   return pack_conv_int8_avx2(c, xq);
 }
 
+const char* int8_conv_variant() {
+  if (int8_vnni_available()) return int8_amx_available() ? "amx" : "avx512_vnni";
+#ifdef __AVX2__
+  return "avx2";  // the build's baseline
+#else
+  return "reference";
+#endif
+}
+
 void conv2d_int8_fast(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y) {
   if (int8_vnni_available()) return conv2d_int8_amx(c, xq, yq, n, h, w, x, y);  // VNNI where AMX is not
   conv2d_int8_avx2(c, xq, yq, n, h, w, x, y);

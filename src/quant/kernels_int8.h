@@ -61,6 +61,9 @@ void conv2d_int8_amx(const QConv& c, QParams xq, QParams yq, int n, int h, int w
 // Whether this CPU has AMX-TILE and AMX-INT8 and the OS grants this process
 // the tile state (Linux: arch_prctl(ARCH_REQ_XCOMP_PERM), asked once).
 bool int8_amx_available();
+// The variant conv2d_int8_fast runs here: "amx", "avx512_vnni", "avx2" or
+// "reference" (for `mixseg info` and the benchmark's metadata).
+const char* int8_conv_variant();
 
 // 2x2 max-pooling, stride 2 (h, w even; parameters shared, so no requantization).
 void maxpool2x2_int8(int n, int h, int w, int c, const int8_t* x, int8_t* y);
