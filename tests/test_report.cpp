@@ -76,6 +76,17 @@ TEST(Report, KeyTableFiguresAndWhatWasNotMeasured) {
   EXPECT_NE(said, std::string::npos);
   EXPECT_EQ(f.markdown.find("energy on Test CPU: no powercap", said + 1), std::string::npos) << f.markdown;
   EXPECT_NE(f.markdown.find("speedup of mixseg 0.1.0 (fast) infer f=16 batch 2: no fp32 row"), std::string::npos);
+  // The libraries and the int8 convolution from mixseg's run metadata, once per distinct line.
+  nlohmann::json stack = meta;
+  stack["onednn_version"] = "2.6.3";
+  stack["threads"] = 2;
+  stack["int8_convolutions"] = "amx";
+  const std::string sm = make_report(all, {stack, stack}, {}).markdown;
+  const std::string said_stack = "- mixseg on Test CPU: 2 threads, oneDNN 2.6.3, int8 convolutions: amx\n";
+  const size_t at = sm.find(said_stack);
+  EXPECT_NE(at, std::string::npos) << sm;
+  EXPECT_EQ(sm.find(said_stack, at + 1), std::string::npos);
+  EXPECT_EQ(f.markdown.find("- mixseg on "), std::string::npos) << "no such line without the metadata";
   // Versions of one framework are kept apart: another version's fp32 is not this one's baseline.
   ResultRow other = row("mixed_bf16", 40);
   other.framework_version = "0.2.0 (fast)";

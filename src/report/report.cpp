@@ -260,11 +260,23 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
   }
 
   // ---- Markdown -------------------------------------------------------------
-  std::set<std::string> devices, versions;
+  std::set<std::string> devices, versions, stacks;
   for (const ResultRow& r : rows) {
     devices.insert(fmt::format("{} ({})", r.device_name, r.device));
     versions.insert(r.framework + " " + r.framework_version);
   }
+  // What mixseg ran on, from its runs' metadata: the libraries and which
+  // int8 convolution (AMX, VNNI, AVX2) the CPU took, since int8 figures from
+  // two CPUs mean little without it.
+  for (const nlohmann::json& m : metas) {
+    if (!m.contains("onednn_version")) continue;
+    std::string line = fmt::format("mixseg on {}: {} threads, oneDNN {}", m.value("device_name", "?"),
+                                   m.value("threads", 0), m.value("onednn_version", "?"));
+    if (m.contains("int8_convolutions")) line += ", int8 convolutions: " + m.value("int8_convolutions", "?");
+    if (m.value("device", "") == "cuda") line += ", " + m.value("cuda", "?");
+    stacks.insert(line);
+  }
+
   std::string md = "# mixseg benchmark report\n\n";
   md += fmt::format("Sources: {}. {} rows, {} configurations (repeated runs of one configuration are summarised by "
                     "their median).\n\n",
@@ -273,6 +285,7 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
   md += "## Hardware and software\n\n";
   for (const auto& d : devices) md += "- device: " + d + "\n";
   for (const auto& v : versions) md += "- framework: " + v + "\n";
+  for (const auto& l : stacks) md += "- " + l + "\n";
   md += "\n## Energy method\n\n";
   if (methods.empty()) md += "- no energy was measured in these runs (see below)\n";
   for (const auto& m : methods) md += "- " + m + "\n";
@@ -299,6 +312,7 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
   h += "<h2>Hardware and software</h2>\n<ul>\n";
   for (const auto& d : devices) h += "<li>device: " + xml_escape(d) + "</li>\n";
   for (const auto& v : versions) h += "<li>framework: " + xml_escape(v) + "</li>\n";
+  for (const auto& l : stacks) h += "<li>" + xml_escape(l) + "</li>\n";
   h += "</ul>\n<h2>Energy method</h2>\n<ul>\n";
   if (methods.empty()) h += "<li>no energy was measured in these runs (see below)</li>\n";
   for (const auto& m : methods) h += "<li>" + xml_escape(m) + "</li>\n";
