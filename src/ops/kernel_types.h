@@ -60,16 +60,17 @@ inline void store_n(const acc_t<T>* src, T* dst, size_t n) {
     narrow(src, dst, n);
 }
 
-// Copies n values of one pixel's channels. Fixed 32- and 16-byte blocks
+// Copies n values of one pixel's channels. Fixed 32-, 16- and 8-byte blocks
 // compile to vector moves; a plain copy would become a memmove call per
 // pixel, which dominates for the few channels of the U-Net's first level
-// (8 channels of f16/bf16 are one 16-byte move).
+// (8 channels of f16/bf16 are one 16-byte move, of int8 one 8-byte move).
 template <class T>
 inline void copy_channels(const T* src, T* dst, int n) {
-  constexpr int kBlock = int(32 / sizeof(T)), kHalf = kBlock / 2;
+  constexpr int kBlock = int(32 / sizeof(T)), kHalf = kBlock / 2, kQuarter = kBlock / 4;
   int i = 0;
   for (; i + kBlock <= n; i += kBlock) std::memcpy(dst + i, src + i, 32);
   if (i + kHalf <= n) std::memcpy(dst + i, src + i, 16), i += kHalf;
+  if (kQuarter > 0 && i + kQuarter <= n) std::memcpy(dst + i, src + i, 8), i += kQuarter;
   for (; i < n; ++i) dst[i] = src[i];
 }
 

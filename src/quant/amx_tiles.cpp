@@ -43,7 +43,6 @@ struct alignas(64) TileConfig {
 static_assert(sizeof(TileConfig) == 64);
 
 // Tiles: 0 = C; 1, 2 = A, B of a full 64-byte chunk; 3, 4 = A, B of the last, shorter one.
-thread_local int tail_quads = 0;
 
 }  // namespace
 
@@ -67,8 +66,7 @@ MIXSEG_AMX_TARGET void amx_tiles_begin(int quads) {
     cfg.rows[2] = 16;
     cfg.colsb[2] = 64;
   }
-  tail_quads = quads % 16;
-  if (tail_quads) {
+  if (const int tail_quads = quads % 16) {
     cfg.rows[3] = 16;
     cfg.colsb[3] = uint16_t(tail_quads * 4);
     cfg.rows[4] = uint8_t(tail_quads);
@@ -85,7 +83,7 @@ MIXSEG_AMX_TARGET void amx_tiles_end() { _tile_release(); }
 
 MIXSEG_AMX_TARGET void amx_tile16(const uint8_t* const* rows, int ox, int cin, int k, int quads, const int8_t* wblock,
                                   int32_t* out) {
-  const int full = quads / 16;
+  const int full = quads / 16, tail_quads = quads % 16;  // as configured by amx_tiles_begin(quads)
   _tile_zero(0);
   for (int ky = 0; ky < k; ++ky) {
     const uint8_t* a = rows[ky] + size_t(ox) * cin;

@@ -3,21 +3,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include "ops/kernel_types.h"
 #include "quant/kernels_int8.h"
 
 namespace mixseg {
-
-namespace {
-
-// One pixel's c channels. The network's channel counts are multiples of 8:
-// whole 8-byte words, which the compiler turns into plain moves (a libc
-// memcpy call per pixel was ~9% of an int8 inference profile at f=8).
-inline void copy_pixel(int8_t* dst, const int8_t* src, size_t c) {
-  if (c % 8) return (void)std::memcpy(dst, src, c);
-  for (size_t i = 0; i < c; i += 8) std::memcpy(dst + i, src + i, 8);
-}
-
-}  // namespace
 
 void maxpool2x2_int8(int n, int h, int w, int c, const int8_t* x, int8_t* y) {
   const int oh = h / 2, ow = w / 2;
@@ -40,8 +29,8 @@ void upsample2x_int8(int n, int h, int w, int c, const int8_t* x, int8_t* y) {
       const int8_t* row = x + (size_t(b) * h + iy) * w * c;
       int8_t* out = y + (size_t(b) * 2 * h + 2 * iy) * ow * c;
       for (int ix = 0; ix < w; ++ix) {
-        copy_pixel(out + size_t(2 * ix) * c, row + size_t(ix) * c, size_t(c));
-        copy_pixel(out + size_t(2 * ix + 1) * c, row + size_t(ix) * c, size_t(c));
+        copy_channels(row + size_t(ix) * c, out + size_t(2 * ix) * c, c);
+        copy_channels(row + size_t(ix) * c, out + size_t(2 * ix + 1) * c, c);
       }
       std::memcpy(out + size_t(ow) * c, out, size_t(ow) * c);
     }
@@ -51,8 +40,8 @@ void concat_int8(size_t pixels, int ca, int cb, const int8_t* a, const int8_t* b
   const size_t cy = size_t(ca) + size_t(cb);
 #pragma omp parallel for schedule(static)
   for (size_t p = 0; p < pixels; ++p) {
-    copy_pixel(y + p * cy, a + p * size_t(ca), size_t(ca));
-    copy_pixel(y + p * cy + size_t(ca), b + p * size_t(cb), size_t(cb));
+    copy_channels(a + p * size_t(ca), y + p * cy, ca);
+    copy_channels(b + p * size_t(cb), y + p * cy + size_t(ca), cb);
   }
 }
 

@@ -36,6 +36,14 @@ double chart_width(const std::vector<std::string>& names) {
   return std::max(kW, kW - kRight + 32 + 7.0 * double(longest) + 10);
 }
 
+// The series' names, for the legend and the chart's width.
+template <class Series>
+std::vector<std::string> names_of(const std::vector<Series>& series) {
+  std::vector<std::string> names;
+  for (const auto& ser : series) names.push_back(ser.name);
+  return names;
+}
+
 std::string header(const std::string& title, double width) {
   return fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0}\" height=\"{1}\" viewBox=\"0 0 {0} {1}\" "
@@ -95,8 +103,7 @@ std::string xml_escape(const std::string& s) {
 }
 
 std::string render_line_chart(const LineChart& c) {
-  std::vector<std::string> series_names;
-  for (const auto& ser : c.series) series_names.push_back(ser.name);
+  const std::vector<std::string> series_names = names_of(c.series);
   std::string s = header(c.title, chart_width(series_names));
   double x_lo = INFINITY, x_hi = -INFINITY, y_hi = c.reference_y.value_or(0);
   auto xt = [&](double x) { return c.log2_x ? std::log2(x) : x; };
@@ -140,8 +147,7 @@ std::string render_line_chart(const LineChart& c) {
 }
 
 std::string render_bar_chart(const BarChart& c) {
-  std::vector<std::string> series_names;
-  for (const auto& ser : c.series) series_names.push_back(ser.name);
+  const std::vector<std::string> series_names = names_of(c.series);
   std::string s = header(c.title, chart_width(series_names));
   double hi = 0;
   for (const auto& ser : c.series)
