@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(g++ cmake ninja-build pkg-config git libpng-dev libfmt-dev nlohmann-json3-dev libcli11-dev
-          libdnnl-dev libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-dev
+          libdnnl-dev ocl-icd-opencl-dev libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-dev
           flatbuffers-compiler libflatbuffers-dev libonnx-dev libprotobuf-dev protobuf-compiler)
 missing=()
 for p in "${PACKAGES[@]}"; do
