@@ -277,6 +277,10 @@ TEST(Checkpoint, WrongFilesGiveErrorsNamingThem) {
   const std::string other = (dir / "other.safetensors").string();
   write_safetensors(other, f);
   mixseg::test::expect_error_containing([&] { load_checkpoint(other); }, "enc0.0.conv.weight");
+  // A config asking for ~20 billion weights: refused by its first tensor, before any allocation.
+  f.metadata["config"] = R"({"filters": 4096, "depth": 4, "in_channels": 1, "classes": 1})";
+  write_safetensors(other, f);
+  mixseg::test::expect_error_containing([&] { load_checkpoint(other); }, "enc0.0.conv.weight");
   // A safetensors file that is not a mixseg checkpoint.
   SafeTensorsFile plain;
   const std::vector<float> v = {1, 2, 3};

@@ -9,11 +9,14 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/shape_check.h"
 #include "data/dataset.h"
 #include "data/folders.h"
+#include "data/npy.h"
 #include "data/png_io.h"
 #include "data/synthetic.h"
 #include "test_util.h"
+#include "train/safetensors.h"
 
 using namespace mixseg;
 using mixseg::test::temp_dir;
@@ -306,4 +309,41 @@ TEST(Folders, RgbAndSixteenBitImagesKeepChannelsAndPrecision) {
   ASSERT_EQ(g.channels, 1);
   for (size_t p = 0; p < 6; ++p) EXPECT_EQ(g.image(1)[p], g16[p]) << "16-bit precision kept";
   fs::remove_all(dir);
+}
+
+// Shapes read from files: products that would wrap around size_t (2^40 x 2^24
+// = 2^64, i.e. 0 elements, which a zero-byte payload would match) are refused.
+TEST(FileShapes, OverflowingShapesAreRefused) {
+  EXPECT_EQ(checked_numel({2, 3, 4}, 100), std::optional<size_t>(24));
+  EXPECT_EQ(checked_numel({}, 100), std::optional<size_t>(1));
+  EXPECT_EQ(checked_numel({0, 100}, 100), std::optional<size_t>(0));
+  EXPECT_EQ(checked_numel({10, 10}, 100), std::optional<size_t>(100));
+  EXPECT_FALSE(checked_numel({10, 11}, 100));
+  EXPECT_FALSE(checked_numel({0, 101}, 100));
+  EXPECT_FALSE(checked_numel({-1}, 100));
+  EXPECT_FALSE(checked_numel({int64_t(1) << 40, int64_t(1) << 24}, size_t(1) << 40));
+
+  auto bytes = [](const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); };
+  auto safetensors = [&](const std::string& shape) {
+    const std::string header = R"({"t": {"dtype": "F32", "shape": )" + shape + R"(, "data_offsets": [0, 0]}})";
+    std::string file(8, '\0');
+    for (int i = 0; i < 8; ++i) file[size_t(i)] = char((header.size() >> (8 * i)) & 0xff);
+    return bytes(file + header);
+  };
+  EXPECT_EQ(parse_safetensors(safetensors("[0, 3]"), "ok.safetensors").tensors.at("t").numel(), 0u);
+  test::expect_error_containing([&] { parse_safetensors(safetensors("[1099511627776, 16777216]"), "wrap.safetensors"); },
+                                "wrap.safetensors");
+
+  auto npy = [&](const std::string& shape, size_t data_bytes) {
+    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }\n";
+    const std::string len{char(header.size() & 0xff), char(header.size() >> 8)};
+    return bytes(std::string("\x93NUMPY\x01\x00", 8) + len + header + std::string(data_bytes, '\0'));
+  };
+  const NpyArray a = parse_npy(npy("(2, 3)", 24), "ok.npy");
+  EXPECT_EQ(a.shape, (std::vector<int64_t>{2, 3}));
+  EXPECT_EQ(a.data.size(), 24u);
+  test::expect_error_containing([&] { parse_npy(npy("(2, 3)", 20), "short.npy"); }, "short.npy: .npy data has 20 bytes");
+  test::expect_error_containing([&] { parse_npy(npy("(1099511627776, 16777216)", 0), "wrap.npy"); },
+                                "wrap.npy: .npy shape has too many elements");
+  test::expect_error_containing([&] { parse_npy(npy("(99999999999999999999,)", 0), "long.npy"); }, "too large");
 }

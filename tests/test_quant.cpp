@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 
 #include <filesystem>
+#include <functional>
+#include <stdexcept>
 
 #include "core/rng.h"
 #include "data/loader.h"
@@ -372,6 +374,45 @@ TEST(Int8Network, SaveLoadRoundTripAndErrors) {
   save_checkpoint(ck, trained().net, trained().ck);
   test::expect_error_containing([&] { load_qmodel(ck); }, "mixseg quantize");
   std::filesystem::resize_file(path, std::filesystem::file_size(path) / 2);
+  test::expect_error_containing([&] { load_qmodel(path); }, path);
+  std::filesystem::remove_all(dir);
+}
+
+// A model file whose graph the engine could not run safely (sizes that do not
+// follow from the ops, reads before writes, inputs and outputs of the wrong
+// size) is refused when it is prepared or loaded, naming what is wrong.
+TEST(Int8Network, MalformedGraphIsRefused) {
+  const QModel good = quantize_trained("minmax");
+  auto first_op = [&](DeployOpKind k) {
+    for (size_t i = 0; i < good.ops.size(); ++i)
+      if (good.ops[i].kind == k) return i;
+    throw std::runtime_error("no such op");
+  };
+  auto refused = [&](const std::function<void(QModel&)>& change, const std::string& message) {
+    QModel m = good;
+    change(m);
+    test::expect_error_containing([&] { prepare(m); }, message);
+  };
+  QModel copy = good;
+  EXPECT_NO_THROW(prepare(copy));
+  refused([&](QModel& m) { m.tensors[size_t(m.ops[first_op(DeployOpKind::maxpool)].out)].level -= 1; }, "turns level");
+  refused([&](QModel& m) { m.tensors[size_t(m.ops[first_op(DeployOpKind::upsample)].out)].level += 1; }, "turns level");
+  refused([&](QModel& m) { m.tensors[size_t(m.ops[first_op(DeployOpKind::concat)].out)].channels -= 1; }, "turns level");
+  refused([&](QModel& m) { m.tensors[size_t(m.ops[first_op(DeployOpKind::sigmoid)].in0)].channels = 2; }, "channels");
+  refused([&](QModel& m) { std::swap(m.ops[0], m.ops[1]); }, "no earlier op wrote");
+  refused([&](QModel& m) { m.ops[1].out = m.ops[0].out; }, "already written");
+  refused([&](QModel& m) { m.tensors[size_t(m.input)].channels = 3; }, "input tensor");
+  refused([&](QModel& m) { m.output = m.ops[0].out; }, "output tensor");
+  refused([&](QModel& m) { m.tensors[size_t(m.ops[0].out)].level = 9; }, "level 9");
+  refused([&](QModel& m) { m.ops[0].in0 = int(m.tensors.size()); }, "refers to tensor");
+  refused([&](QModel& m) { m.height = 1 << 20; }, "exceeds");
+  refused([&](QModel& m) { m.width = 60; }, "multiple of 2^depth");
+  // Through a file: the loader names it.
+  const auto dir = test::temp_dir("qmodel_bad");
+  const std::string path = (dir / "bad.int8.safetensors").string();
+  QModel bad = good;
+  std::swap(bad.ops[0], bad.ops[1]);
+  save_qmodel(path, bad);
   test::expect_error_containing([&] { load_qmodel(path); }, path);
   std::filesystem::remove_all(dir);
 }

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/shape_check.h"
 
 namespace mixseg {
 
@@ -32,6 +33,10 @@ NpyArray read_npy(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) fail("{}: cannot open", path);
   const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  return parse_npy(bytes, path);
+}
+
+NpyArray parse_npy(const std::vector<uint8_t>& bytes, const std::string& path) {
   if (bytes.size() < 10 || std::string(bytes.begin(), bytes.begin() + 6) != "\x93NUMPY")
     fail("{}: not a .npy file", path);
   const int major = bytes[6];
@@ -52,9 +57,14 @@ NpyArray read_npy(const std::string& path) {
   if (!std::regex_search(header, m, std::regex("'shape':\\s*\\(([0-9,\\s]*)\\)"))) fail("{}: .npy header without a shape", path);
   const std::string dims = m[1];
   const std::regex number("[0-9]+");
-  for (std::sregex_iterator it(dims.begin(), dims.end(), number), end; it != end; ++it)
-    a.shape.push_back(std::stoll(it->str()));
-  const size_t want = a.numel() * isz, have = bytes.size() - start - header_len;
+  for (std::sregex_iterator it(dims.begin(), dims.end(), number), end; it != end; ++it) {
+    const std::string d = it->str();
+    if (d.size() > 15) fail("{}: .npy dimension {} is too large", path, d);
+    a.shape.push_back(std::stoll(d));
+  }
+  const std::optional<size_t> numel = checked_numel(a.shape, size_t(1) << 40);
+  if (!numel) fail("{}: .npy shape has too many elements: {}", path, dims);
+  const size_t want = *numel * isz, have = bytes.size() - start - header_len;
   if (have != want) fail("{}: .npy data has {} bytes, its shape needs {}", path, have, want);
   a.data.assign(bytes.begin() + long(start + header_len), bytes.end());
   return a;

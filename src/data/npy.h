@@ -18,6 +18,8 @@ struct NpyArray {
 // Throws naming the file for anything else (Fortran order, other dtypes, a
 // size that does not match the shape).
 NpyArray read_npy(const std::string& path);
+// The same from the file's bytes (path only names the source in errors).
+NpyArray parse_npy(const std::vector<uint8_t>& bytes, const std::string& path);
 void write_npy(const std::string& path, const NpyArray& a);
 
 }  // namespace mixseg

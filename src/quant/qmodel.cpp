@@ -122,11 +122,69 @@ QModel quantize_unet(const DeployNet& net, const std::vector<Range>& ranges, int
   return m;
 }
 
-void prepare(QModel& m) {
+namespace {
+
+constexpr int kMaxInputSide = 1 << 15;  // a hostile size gets an error, not an allocation of terabytes
+
+// The graph's structure as the engine (engine.cpp) relies on it: every
+// tensor a size the input size divides into, every op reading tensors already
+// written and writing a new one whose size follows from its inputs, the input,
+// logits and output where the engine expects them. A model file that breaks
+// one of these is refused here, not read out of bounds later.
+void check_graph(const QModel& m) {
+  validate(m.config);
+  if (m.height > kMaxInputSide || m.width > kMaxInputSide)
+    fail("int8 model: input size {}x{} exceeds {} per side", m.height, m.width, kMaxInputSide);
+  check_input_size(m.config, m.height, m.width);
   const int nt = int(m.tensors.size());
+  for (const QTensor& t : m.tensors)
+    if (t.level < 0 || t.level > m.config.depth || t.channels < 1 || t.channels > (1 << 16))
+      fail("int8 model: tensor {} has level {} (0..{}) and {} channels", t.name, t.level, m.config.depth, t.channels);
   auto check_id = [&](int t, const DeployOp& op) {
     if (t < 0 || t >= nt) fail("int8 model: op {} refers to tensor {} of {}", op.name, t, nt);
   };
+  if (m.input < 0 || m.input >= nt || m.output < 0 || m.output >= nt || m.logits < 0 || m.logits >= nt)
+    fail("int8 model: input, logits or output tensor missing");
+  const QTensor &in = m.tensors[size_t(m.input)], &logits = m.tensors[size_t(m.logits)],
+                &out = m.tensors[size_t(m.output)];
+  if (in.level != 0 || in.channels != m.config.in_channels)
+    fail("int8 model: input tensor {} is level {} with {} channels, the model takes {} at level 0", in.name, in.level,
+         in.channels, m.config.in_channels);
+  for (const QTensor* t : {&logits, &out})
+    if (t->level != 0 || t->channels != m.config.classes)
+      fail("int8 model: output tensor {} is level {} with {} channels, expected {} at level 0", t->name, t->level,
+           t->channels, m.config.classes);
+  std::vector<bool> written(size_t(nt), false);
+  written[size_t(m.input)] = true;
+  for (const DeployOp& op : m.ops) {
+    const bool two_inputs = op.kind == DeployOpKind::concat;
+    check_id(op.in0, op);
+    if (two_inputs) check_id(op.in1, op);
+    check_id(op.out, op);
+    if (!written[size_t(op.in0)] || (two_inputs && !written[size_t(op.in1)]))
+      fail("int8 model: op {} reads a tensor no earlier op wrote", op.name);
+    if (written[size_t(op.out)]) fail("int8 model: op {} writes tensor {}, already written", op.name, op.out);
+    written[size_t(op.out)] = true;
+    const QTensor &a = m.tensors[size_t(op.in0)], &y = m.tensors[size_t(op.out)];
+    const int level_step = op.kind == DeployOpKind::maxpool ? 1 : op.kind == DeployOpKind::upsample ? -1 : 0;
+    int channels = a.channels;  // what y must have (a conv's are checked against its weights in prepare)
+    if (op.kind == DeployOpKind::conv) channels = y.channels;
+    if (two_inputs) {
+      const QTensor& b = m.tensors[size_t(op.in1)];
+      if (b.level != a.level) fail("int8 model: concat {} joins levels {} and {}", op.name, a.level, b.level);
+      channels = a.channels + b.channels;
+    }
+    if (y.level != a.level + level_step || y.channels != channels)
+      fail("int8 model: op {} ({}) turns level {} with {} channels into level {} with {}", op.name,
+           deploy_op_name(op.kind), a.level, a.channels, y.level, y.channels);
+  }
+  if (!written[size_t(m.output)] || !written[size_t(m.logits)]) fail("int8 model: no op writes the output");
+}
+
+}  // namespace
+
+void prepare(QModel& m) {
+  check_graph(m);
   for (const QTensor& t : m.tensors)
     if (!(t.q.scale > 0) || !std::isfinite(t.q.scale) || t.q.zero_point < -128 || t.q.zero_point > 127)
       fail("int8 model: tensor {} has invalid quantization (scale {}, zero point {})", t.name, t.q.scale, t.q.zero_point);
@@ -138,8 +196,6 @@ void prepare(QModel& m) {
            y.zero_point);
   };
   for (const DeployOp& op : m.ops) {
-    check_id(op.in0, op);
-    check_id(op.out, op);
     switch (op.kind) {
       case DeployOpKind::conv: {
         if (op.conv < 0 || op.conv >= int(m.convs.size())) fail("int8 model: op {} has no convolution parameters", op.name);
@@ -165,7 +221,6 @@ void prepare(QModel& m) {
       case DeployOpKind::maxpool:
       case DeployOpKind::upsample: same(op.in0, op.out, op); break;
       case DeployOpKind::concat:
-        check_id(op.in1, op);
         same(op.in0, op.out, op);
         same(op.in1, op.out, op);
         break;
@@ -186,8 +241,6 @@ void prepare(QModel& m) {
       }
     }
   }
-  if (m.input < 0 || m.input >= nt || m.output < 0 || m.output >= nt || m.logits < 0 || m.logits >= nt)
-    fail("int8 model: input, logits or output tensor missing");
 }
 
 // ---- Saving and loading ------------------------------------------------------
@@ -237,8 +290,10 @@ bool is_int8_model(const std::string& path) {
   return read_safetensors_metadata(path).count("mixseg_int8") > 0;  // the header only
 }
 
-QModel load_qmodel(const std::string& path) {
-  const SafeTensorsFile f = read_safetensors(path);
+namespace {
+
+// The model from a parsed file (path names it in errors).
+QModel qmodel_from(const SafeTensorsFile& f, const std::string& path) {
   auto it = f.metadata.find("mixseg_int8");
   if (it == f.metadata.end()) fail("{}: not an int8 model from `mixseg quantize` (no mixseg_int8 metadata)", path);
   QModel m;
@@ -320,5 +375,13 @@ QModel load_qmodel(const std::string& path) {
   }
   return m;
 }
+
+}  // namespace
+
+QModel parse_qmodel(const std::vector<uint8_t>& bytes, const std::string& path) {
+  return qmodel_from(parse_safetensors(bytes, path), path);
+}
+
+QModel load_qmodel(const std::string& path) { return qmodel_from(read_safetensors(path), path); }
 
 }  // namespace mixseg

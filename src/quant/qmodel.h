@@ -85,6 +85,8 @@ void prepare(QModel& m);
 // scales and zero points, the graph in the metadata); load prepares it.
 void save_qmodel(const std::string& path, const QModel& m);
 QModel load_qmodel(const std::string& path);
+// The same from the file's bytes (path only names the source in errors).
+QModel parse_qmodel(const std::vector<uint8_t>& bytes, const std::string& path);
 // Whether path is a safetensors file written by save_qmodel (false for a float checkpoint).
 bool is_int8_model(const std::string& path);
 

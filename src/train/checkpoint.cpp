@@ -22,7 +22,8 @@ std::vector<int64_t> dims(const Shape& s, bool is_bn) {
 
 std::string fmt_shape(const std::vector<int64_t>& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
 
-// Copies a stored f32 tensor into dst after checking dtype and shape.
+// Copies a stored f32 tensor into dst after checking dtype and shape (only
+// checks when dst is null).
 void take(const SafeTensorsFile& f, const std::string& path, const std::string& name, const std::vector<int64_t>& shape,
           float* dst) {
   auto it = f.tensors.find(name);
@@ -32,7 +33,7 @@ void take(const SafeTensorsFile& f, const std::string& path, const std::string& 
   if (t.shape != shape)
     fail("{}: tensor {} has shape {}, the model expects {} (checkpoint of another model?)", path, name,
          fmt_shape(t.shape), fmt_shape(shape));
-  std::memcpy(dst, t.data.data(), t.data.size());
+  if (dst) std::memcpy(dst, t.data.data(), t.data.size());
 }
 
 const std::string& meta(const SafeTensorsFile& f, const std::string& path, const std::string& key) {
@@ -120,14 +121,26 @@ Checkpoint load_checkpoint(const std::string& path) {
   }
   c.policy = parse_policy(meta(f, path, "policy"));
   const UNet net = build_unet(c.config);
+  // Every weight tensor is checked (present, f32, its shape) before what the
+  // config asks for is allocated: a config that does not match the tensors,
+  // or a hostile one asking for billions of weights, gives an error naming
+  // the file and the tensor, not an allocation failure.
+  auto each_weight = [&](auto&& visit) {
+    for (const auto& p : net.params)
+      visit(p.name, dims(p.shape, p.kind != ParamKind::conv_weight), c.weights.params, p.offset);
+    for (const auto& b : net.bns) {
+      visit(b.name + ".running_mean", std::vector<int64_t>{b.channels}, c.weights.running, b.running_offset);
+      visit(b.name + ".running_var", std::vector<int64_t>{b.channels}, c.weights.running, b.running_offset + b.channels);
+    }
+  };
+  each_weight([&](const std::string& name, const std::vector<int64_t>& shape, std::vector<float>&, size_t) {
+    take(f, path, name, shape, nullptr);
+  });
   c.weights.params.assign(net.param_numel, 0.0f);
   c.weights.running.assign(net.running_numel, 0.0f);
-  for (const auto& p : net.params)
-    take(f, path, p.name, dims(p.shape, p.kind != ParamKind::conv_weight), c.weights.params.data() + p.offset);
-  for (const auto& b : net.bns) {
-    take(f, path, b.name + ".running_mean", {b.channels}, c.weights.running.data() + b.running_offset);
-    take(f, path, b.name + ".running_var", {b.channels}, c.weights.running.data() + b.running_offset + b.channels);
-  }
+  each_weight([&](const std::string& name, const std::vector<int64_t>& shape, std::vector<float>& to, size_t offset) {
+    take(f, path, name, shape, to.data() + offset);
+  });
   const int64_t n = int64_t(net.param_numel);
   if (f.tensors.count("optimizer.m")) {
     c.optimizer_state.m.resize(net.param_numel);

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/shape_check.h"
 
 namespace mixseg {
 
@@ -79,12 +80,9 @@ SafeTensorsFile parse_safetensors(const std::vector<uint8_t>& bytes, const std::
       SafeTensor t;
       t.dtype = parse_dtype(v.at("dtype").get<std::string>());
       t.shape = v.at("shape").get<std::vector<int64_t>>();
-      size_t numel = 1;
-      for (int64_t d : t.shape) {
-        if (d < 0 || d > (int64_t(1) << 40)) fail("{}: tensor {} has a bad dimension {}", path, name, d);
-        numel *= size_t(d);
-        if (numel > (size_t(1) << 40)) fail("{}: tensor {} has too many elements", path, name);
-      }
+      const std::optional<size_t> count = checked_numel(t.shape, size_t(1) << 40);
+      if (!count) fail("{}: tensor {} has a negative dimension or too many elements", path, name);
+      const size_t numel = *count;
       const auto off = v.at("data_offsets").get<std::vector<uint64_t>>();
       if (off.size() != 2 || off[0] > off[1] || off[1] > data_size)
         fail("{}: tensor {} has data offsets outside the file's {} data bytes", path, name, data_size);
