@@ -52,7 +52,14 @@ TEST(ResultsCsv, ReadsBackWhatWasWritten) {
   EXPECT_EQ(back[1].img_per_s, 20);
   EXPECT_EQ(back[1].timestamp, "2026-11-29T00:00:00Z");
   std::ofstream(path, std::ios::app) << "mixseg,x,cpu,y,fp32,infer,8,4,2,64,64,fast!,1,1,1,1,,unavailable,1,1,1,a,b\n";
-  test::expect_error_containing([&] { read_results_csv(path); }, path + ":4: column 12 is not a number");
+  test::expect_error_containing([&] { read_results_csv(path); }, path + ":4: column 12 is not a finite number");
+  // Not finite, or a size that is no whole number (an int conversion of 1e300 would be undefined).
+  for (const char* bad : {"8,4,2,64,64,nan,1", "8,4,2,64,64,inf,1", "1e300,4,2,64,64,5,1", "8,4,2.5,64,64,5,1"}) {
+    append_results_csv(path + ".2", {row("fp32", 10)});
+    std::ofstream(path + ".2", std::ios::app) << "mixseg,x,cpu,y,fp32,infer," << bad << ",1,1,1,,unavailable,1,1,1,a,b\n";
+    test::expect_error_containing([&] { read_results_csv(path + ".2"); }, path + ".2:3: column");
+    std::filesystem::remove(path + ".2");
+  }
   std::filesystem::remove_all(dir);
 }
 

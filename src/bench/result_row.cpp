@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -105,21 +106,27 @@ std::vector<ResultRow> read_results_csv(const std::string& path) {
       try {
         size_t used = 0;
         const double v = std::stod(f[i], &used);
-        if (used != f[i].size()) throw std::invalid_argument(f[i]);
+        if (used != f[i].size() || !std::isfinite(v)) throw std::invalid_argument(f[i]);
         return v;
       } catch (const std::exception&) {
-        fail("{}:{}: column {} is not a number: '{}'", path, n, i + 1, f[i]);
+        fail("{}:{}: column {} is not a finite number: '{}'", path, n, i + 1, f[i]);
       }
+    };
+    auto count = [&](size_t i) {  // sizes and step counts: whole, non-negative, an int
+      const double v = num(i);
+      if (v < 0 || v > 2147483647.0 || v != std::floor(v))
+        fail("{}:{}: column {} is not a whole number: '{}'", path, n, i + 1, f[i]);
+      return int(v);
     };
     ResultRow r;
     r.framework = f[0], r.framework_version = f[1], r.device = f[2], r.device_name = f[3], r.precision = f[4];
     r.phase = f[5];
-    r.filters = int(num(6)), r.depth = int(num(7)), r.batch = int(num(8)), r.height = int(num(9)), r.width = int(num(10));
+    r.filters = count(6), r.depth = count(7), r.batch = count(8), r.height = count(9), r.width = count(10);
     r.img_per_s = num(11), r.ms_per_step_median = num(12), r.ms_p90 = num(13), r.ms_p99 = num(14), r.tflops = num(15);
     if (!f[16].empty()) r.joules_per_img = num(16);
     r.energy_source = f[17];
     r.peak_mem_mib = num(18);
-    r.steps = int(num(19)), r.warmup_steps = int(num(20));
+    r.steps = count(19), r.warmup_steps = count(20);
     r.git_commit = f[21], r.timestamp = f[22];
     rows.push_back(std::move(r));
   }
