@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <stdexcept>
 
 #include "core/rng.h"
@@ -407,6 +408,9 @@ TEST(Int8Network, MalformedGraphIsRefused) {
   refused([&](QModel& m) { m.ops[0].in0 = int(m.tensors.size()); }, "refers to tensor");
   refused([&](QModel& m) { m.height = 1 << 20; }, "exceeds");
   refused([&](QModel& m) { m.width = 60; }, "multiple of 2^depth");
+  // A bias that can take the int32 accumulator past its range (found by fuzz_qmodel: undefined in the reference).
+  refused([&](QModel& m) { m.convs[0].bias[0] = std::numeric_limits<int32_t>::min(); }, "overflow its int32 accumulator");
+  refused([&](QModel& m) { m.convs[0].bias[0] = std::numeric_limits<int32_t>::max() - 1000; }, "channel 0 can overflow");
   // Through a file: the loader names it.
   const auto dir = test::temp_dir("qmodel_bad");
   const std::string path = (dir / "bad.int8.safetensors").string();

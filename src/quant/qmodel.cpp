@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <numeric>
 
@@ -24,6 +25,23 @@ using json = nlohmann::json;
 constexpr double kMinRange = 1e-6;
 
 int8_t saturate_int8(int32_t v) { return int8_t(std::clamp(v, -128, 127)); }
+
+// The largest int32 accumulator value a convolution may reach, less the room
+// the requantization's zero-point add needs.
+constexpr int64_t kMaxAccumulator = std::numeric_limits<int32_t>::max() - 256;
+
+// The largest magnitude of sum(w * (x - zero point)) + bias over all inputs
+// (|x - zero point| <= 255). Every kernel (reference, AVX2, VNNI, AMX) adds
+// the same integers in its own order; wrap-around in between cancels in two's
+// complement, but the result must fit an int32, and so must the
+// requantization's left shift of it and its zero-point add (where TFLite's
+// kernels leave overflow undefined). prepare() refuses a model that could
+// overflow; quantize_unet clamps its biases so that its own never do.
+int64_t accumulator_bound(const int8_t* w, size_t n, int32_t bias) {
+  int64_t l1 = 0;
+  for (size_t i = 0; i < n; ++i) l1 += std::abs(int32_t(w[i]));
+  return 255 * l1 + std::abs(int64_t(bias));
+}
 
 // Disjoint sets over tensor ids: the tensors that must share quantization parameters.
 struct SharedScales {
@@ -114,8 +132,9 @@ QModel quantize_unet(const DeployNet& net, const std::vector<Range>& ranges, int
       for (size_t j = 0; j < per; ++j)
         c.weights[size_t(o) * per + j] = int8_t(std::clamp(std::round(wo[j] / s), -127.0f, 127.0f));
       const double bias_scale = double(in_scale) * double(s);
-      c.bias[size_t(o)] =
-          int32_t(std::clamp(std::round(double(f.bias[size_t(o)]) / bias_scale), -2147483647.0, 2147483647.0));
+      const double bias_limit =
+          std::max(0.0, double(kMaxAccumulator - accumulator_bound(c.weights.data() + size_t(o) * per, per, 0)));
+      c.bias[size_t(o)] = int32_t(std::clamp(std::round(double(f.bias[size_t(o)]) / bias_scale), -bias_limit, bias_limit));
     }
   }
   prepare(m);
@@ -207,11 +226,19 @@ void prepare(QModel& m) {
           fail("int8 model: convolution {} has inconsistent shapes (k {}, {} -> {} channels, tensors {} -> {})", op.name,
                c.k, c.cin, c.cout, in.channels, out.channels);
         c.multipliers.resize(size_t(c.cout));
+        const size_t per_channel = size_t(c.k) * c.k * c.cin;
         for (int o = 0; o < c.cout; ++o) {
           const float ws = c.weight_scales[size_t(o)];
           if (!(ws > 0) || !std::isfinite(ws)) fail("int8 model: convolution {} channel {} has weight scale {}", op.name, o, ws);
           // As TFLite: (input_scale * filter_scale) / output_scale in double from the float32 scales.
-          c.multipliers[size_t(o)] = quantize_multiplier(double(in.q.scale) * double(ws) / double(out.q.scale));
+          const QuantizedMultiplier qm = quantize_multiplier(double(in.q.scale) * double(ws) / double(out.q.scale));
+          c.multipliers[size_t(o)] = qm;
+          const int64_t bound =
+              accumulator_bound(c.weights.data() + size_t(o) * per_channel, per_channel, c.bias[size_t(o)]);
+          if ((bound << std::max(qm.shift, 0)) > kMaxAccumulator)
+            fail("int8 model: convolution {} channel {} can overflow its int32 accumulator (bias {}, weights summing "
+                 "to {} in magnitude, requantization shift {})",
+                 op.name, o, c.bias[size_t(o)], (bound - std::abs(int64_t(c.bias[size_t(o)]))) / 255, qm.shift);
         }
         c.out_min = c.relu ? std::max(-128, out.q.zero_point) : -128;
         c.out_max = 127;
