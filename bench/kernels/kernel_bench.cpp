@@ -1,6 +1,6 @@
 // Google Benchmark over the fast CPU backend's ops at the U-Net's own shapes
 // (512x256 input, f=16 unless the name says otherwise): each convolution
-// pass per storage dtype, max-pooling, upsample+concat and BatchNorm+ReLU,
+// pass per storage dtype, the int8 convolution per kernel variant, max-pooling, upsample+concat and BatchNorm+ReLU,
 // with FLOP/s (convolutions) or bytes/s (memory-bound ops) as counters; the
 // memory-bound ops also through the reference backend, for comparison.
 // It measures kernels alone; `mixseg bench` measures whole steps.
@@ -18,6 +18,7 @@
 #include "core/threads.h"
 #include "cpu/conv2d_winograd.h"
 #include "ops/conv2d_ref.h"
+#include "quant/kernels_int8.h"
 
 using namespace mixseg;
 
@@ -125,6 +126,28 @@ void conv_winograd_f2_bwd_weights(benchmark::State& state, DType dt, ConvShape s
 }
 
 // Memory-bound ops: bytes read and written per call as the counter.
+// The int8 convolution through one kernel variant (kernels_int8.h), weights
+// packed once as a loaded model's are.
+using Int8ConvFn = void (*)(const QConv&, QParams, QParams, int, int, int, const int8_t*, int8_t*);
+void conv_int8(benchmark::State& state, Int8ConvFn fn, ConvShape s) {
+  QConv c;
+  c.k = s.k, c.cin = s.cin, c.cout = s.cout, c.relu = true;
+  c.weights.resize(size_t(s.cout) * s.k * s.k * s.cin);
+  for (size_t i = 0; i < c.weights.size(); ++i) c.weights[i] = int8_t(int(i * 37 % 255) - 127);
+  c.weight_scales.assign(size_t(s.cout), 1.0f);
+  c.bias.assign(size_t(s.cout), 100);
+  c.multipliers.assign(size_t(s.cout), quantize_multiplier(1e-3));
+  c.out_min = -128;
+  const QParams xq{0.05f, 3}, yq{0.1f, -5};
+  c.packed = pack_conv_int8_fast(c, xq);
+  std::vector<int8_t> x(size_t(s.n) * s.h * s.w * s.cin), y(size_t(s.n) * s.h * s.w * s.cout);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = int8_t(int(i * 13 % 255) - 127);
+  fn(c, xq, yq, s.n, s.h, s.w, x.data(), y.data());
+  for (auto _ : state) fn(c, xq, yq, s.n, s.h, s.w, x.data(), y.data());
+  state.counters["MAC/s"] = benchmark::Counter(double(s.n) * s.h * s.w * s.cout * s.k * s.k * s.cin,
+                                               benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void memory_op(benchmark::State& state, const std::function<void()>& op, double bytes) {
   op();
   for (auto _ : state) op();
@@ -157,6 +180,18 @@ void register_all() {
               ->Unit(benchmark::kMillisecond)
               ->UseRealTime();
         }
+  std::vector<std::pair<const char*, Int8ConvFn>> int8_variants = {{"avx2", conv2d_int8_avx2}};
+  if (int8_vnni_available()) int8_variants.push_back({"vnni", conv2d_int8_vnni});
+  if (int8_amx_available()) int8_variants.push_back({"amx", conv2d_int8_amx});
+  std::vector<ConvShape> int8_shapes = unet_conv_shapes(1);
+  for (ConvShape s : {ConvShape{1, 512, 256, 1, 8, 3}, {1, 512, 256, 16, 8, 3}, {1, 512, 256, 8, 1, 1}})
+    int8_shapes.push_back(s);  // the rest of the first level at f=8
+  for (const auto& [variant, fn] : int8_variants)
+    for (const ConvShape& s : int8_shapes) {
+      const std::string name =
+          fmt::format("conv_int8/{}/{}x{}x{}x{}->{}/k{}", variant, s.n, s.h, s.w, s.cin, s.cout, s.k);
+      benchmark::RegisterBenchmark(name.c_str(), conv_int8, fn, s)->Unit(benchmark::kMillisecond)->UseRealTime();
+    }
   for (const char* which : {"fast", "ref"})
     for (DType dt : {DType::f32, DType::f16, DType::bf16})
       for (int c : {8, 16, 32, 64}) {
