@@ -103,7 +103,10 @@ EdgeTpuReport check_edgetpu(const std::vector<uint8_t>& bytes, const std::string
     const auto* ins = op->inputs();
     const auto* outs = op->outputs();
     auto valid = [&](int t) { return t >= 0 && uint32_t(t) < tensors->size(); };
-    if (outs && outs->size() > 0 && valid(outs->Get(0))) e.output = tensors->Get(uint32_t(outs->Get(0)))->name()->str();
+    if (outs && outs->size() > 0 && valid(outs->Get(0))) {
+      const auto* tensor_name = tensors->Get(uint32_t(outs->Get(0)))->name();  // optional in the schema
+      e.output = tensor_name ? tensor_name->str() : "?";
+    }
     // Float edges: QUANTIZE from the graph's float input, DEQUANTIZE to its float output.
     const bool edge_quantize = builtin == tflite::BuiltinOperator_QUANTIZE && ins && ins->size() == 1 &&
                                is_graph_io(ins->Get(0), g->inputs());
