@@ -277,6 +277,14 @@ TEST(Checkpoint, WrongFilesGiveErrorsNamingThem) {
   const std::string other = (dir / "other.safetensors").string();
   write_safetensors(other, f);
   mixseg::test::expect_error_containing([&] { load_checkpoint(other); }, "enc0.0.conv.weight");
+  // Counters out of range (a resumed run indexes by them), a size the model cannot take.
+  for (const auto& [key, value] : {std::pair<const char*, const char*>{"epoch", "-3"}, {"step_in_epoch", "-1"},
+                                   {"batch", "-2"}, {"scaler.scale", "nan"}, {"height", "30"}}) {
+    SafeTensorsFile bad = read_safetensors(good);
+    bad.metadata[key] = value;
+    write_safetensors(other, bad);
+    mixseg::test::expect_error_containing([&] { load_checkpoint(other); }, "other.safetensors: ");
+  }
   // A config asking for ~20 billion weights: refused by its first tensor, before any allocation.
   f.metadata["config"] = R"({"filters": 4096, "depth": 4, "in_channels": 1, "classes": 1})";
   write_safetensors(other, f);

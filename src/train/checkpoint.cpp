@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -120,6 +121,17 @@ Checkpoint load_checkpoint(const std::string& path) {
     fail("{}: malformed checkpoint metadata ({})", path, e.what());
   }
   c.policy = parse_policy(meta(f, path, "policy"));
+  // Counters a resumed run indexes by, and the loss scale it multiplies by.
+  if (c.epoch < 0 || c.step_in_epoch < 0 || c.epochs_since_best < 0 || c.batch < 0 || c.optimizer_state.step < 0 ||
+      c.scaler.clean_steps < 0 || c.scaler.skipped_steps < 0 || !(c.scaler.scale > 0) || !std::isfinite(c.scaler.scale))
+    fail("{}: checkpoint metadata out of range (epoch {}, step in epoch {}, batch {}, optimizer step {}, loss scale {})",
+         path, c.epoch, c.step_in_epoch, c.batch, c.optimizer_state.step, c.scaler.scale);
+  try {
+    validate(c.config);
+    check_input_size(c.config, c.height, c.width);
+  } catch (const Error& e) {
+    fail("{}: {}", path, e.what());
+  }
   const UNet net = build_unet(c.config);
   // Every weight tensor is checked (present, f32, its shape) before what the
   // config asks for is allocated: a config that does not match the tensors,
