@@ -7,6 +7,8 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 
 #include "core/error.h"
 
@@ -91,8 +93,13 @@ std::vector<std::string> split_csv(const std::string& line) {
 }  // namespace
 
 std::vector<ResultRow> read_results_csv(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) fail("{}: cannot open", path);
+  std::ifstream f(path, std::ios::binary);
+  if (!f) fail("{}: cannot open", path);
+  return parse_results_csv(std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>()), path);
+}
+
+std::vector<ResultRow> parse_results_csv(const std::string& text, const std::string& path) {
+  std::istringstream in(text);
   std::string line;
   std::getline(in, line);
   if (!line.empty() && line.back() == '\r') line.pop_back();

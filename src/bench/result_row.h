@@ -32,6 +32,8 @@ void append_results_csv(const std::string& path, const std::vector<ResultRow>& r
 // Reads a results CSV (ours or a peer's): the header must be the schema's;
 // throws naming the file and line for a malformed row.
 std::vector<ResultRow> read_results_csv(const std::string& path);
+// The same from the file's text (path only names the source in errors).
+std::vector<ResultRow> parse_results_csv(const std::string& text, const std::string& path);
 
 // Now, as ISO 8601 UTC (2026-11-28T21:08:16Z).
 std::string utc_timestamp();

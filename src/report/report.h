@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "bench/result_row.h"
-#include "train/parity.h"
+#include "train/parity_results.h"
 
 namespace mixseg {
 
