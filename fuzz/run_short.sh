@@ -8,7 +8,7 @@
 set -euo pipefail
 SRC=$1
 SECONDS_EACH=${2:-15}
-TARGETS=(png safetensors npy tflite report qmodel)
+TARGETS=(png safetensors npy tflite report checkpoint qmodel)
 [ $# -gt 2 ] && TARGETS=("${@:3}")
 command -v clang++ >/dev/null 2>&1 || { echo "clang++ not found: fuzzing skipped"; exit 77; }
 W=$(mktemp -d)
@@ -28,6 +28,9 @@ sources() {  # what each target compiles besides its own file
     tflite) flatc --cpp --gen-mutable -o "$W/generated" "$SRC/third_party/tflite/tflite_schema.fbs" &&
             echo "$s/export/edgetpu_check.cpp -I$W/generated" ;;
     report) echo "$s/report/*.cpp $s/bench/result_row.cpp $s/train/parity_results.cpp $s/core/file_util.cpp" ;;
+    checkpoint) echo "$s/train/checkpoint.cpp $s/train/safetensors.cpp $s/train/optimizer.cpp" \
+                     "$s/ops/optimizer_step_ref.cpp $s/model/unet.cpp $s/precision/*.cpp $s/core/dtype.cpp" \
+                     "$s/core/file_util.cpp" ;;
     qmodel) echo "$(ls "$s"/quant/*.cpp | grep -v calibrate) $s/model/*.cpp $s/precision/*.cpp" \
                  "$s/train/safetensors.cpp $s/train/metrics.cpp $s/data/loader.cpp $s/data/augment.cpp" \
                  "$s/core/dtype.cpp $s/core/file_util.cpp $s/core/threads.cpp $s/core/tensor.cpp $s/core/arena.cpp" \

@@ -84,8 +84,10 @@ void save_checkpoint(const std::string& path, const UNet& net, const Checkpoint&
   write_safetensors(path, f);
 }
 
-Checkpoint load_checkpoint(const std::string& path) {
-  const SafeTensorsFile f = read_safetensors(path);
+namespace {
+
+// The checkpoint in a parsed file (path names it in errors).
+Checkpoint checkpoint_from(const SafeTensorsFile& f, const std::string& path) {
   if (meta(f, path, "format") != kFormat)
     fail("{}: checkpoint format '{}' is not {}", path, meta(f, path, "format"), kFormat);
   Checkpoint c;
@@ -163,6 +165,14 @@ Checkpoint load_checkpoint(const std::string& path) {
     take(f, path, "optimizer.v", {n}, c.optimizer_state.v.data());
   }
   return c;
+}
+
+}  // namespace
+
+Checkpoint load_checkpoint(const std::string& path) { return checkpoint_from(read_safetensors(path), path); }
+
+Checkpoint parse_checkpoint(const std::vector<uint8_t>& bytes, const std::string& path) {
+  return checkpoint_from(parse_safetensors(bytes, path), path);
 }
 
 }  // namespace mixseg

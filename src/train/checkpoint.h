@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "model/network.h"
 #include "precision/loss_scaler.h"
@@ -34,5 +35,7 @@ void save_checkpoint(const std::string& path, const UNet& net, const Checkpoint&
 // Loads and checks a checkpoint: every tensor the model needs must be there
 // with the right dtype and shape; the error names the file and what differs.
 Checkpoint load_checkpoint(const std::string& path);
+// The same from the file's bytes (path only names the source in errors).
+Checkpoint parse_checkpoint(const std::vector<uint8_t>& bytes, const std::string& path);
 
 }  // namespace mixseg
