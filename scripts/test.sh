@@ -4,12 +4,13 @@
 # build-asan, all but the two long training tests; MIXSEG_SANITIZERS=0 skips
 # it), then the whole test suite with ctest: unit tests (GoogleTest), the CLI
 # end to end, the installed package, corpus replay and a short libFuzzer run
-# of the PNG and safetensors readers, the TFLite/ONNX exports run by LiteRT,
+# of every reader of untrusted files (PNG, safetensors, .npy, .tflite, results
+# CSV, checkpoints, int8 models), the TFLite/ONNX exports run by LiteRT,
 # onnxruntime and TensorFlow's converter (installed into .venv by
 # scripts/setup-runtimes.sh, ~1 min the first time), bench -> report, and
 # training to Dice >= 0.90 in every precision policy. GPU tests skip without
-# a GPU. On 2 cores from a clean clone about 13 minutes in all, ctest
-# about 4 of them.
+# a GPU. On 2 cores from a clean clone about 15-20 minutes in all, ctest
+# about 7 of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
