@@ -279,7 +279,8 @@ TEST(Checkpoint, WrongFilesGiveErrorsNamingThem) {
   mixseg::test::expect_error_containing([&] { load_checkpoint(other); }, "enc0.0.conv.weight");
   // Counters out of range (a resumed run indexes by them), a size the model cannot take.
   for (const auto& [key, value] : {std::pair<const char*, const char*>{"epoch", "-3"}, {"step_in_epoch", "-1"},
-                                   {"batch", "-2"}, {"scaler.scale", "nan"}, {"height", "30"}}) {
+                                   {"batch", "-2"}, {"scaler.scale", "nan"}, {"height", "30"},
+                                   {"width", "1048576"}}) {
     SafeTensorsFile bad = read_safetensors(good);
     bad.metadata[key] = value;
     write_safetensors(other, bad);

@@ -407,7 +407,7 @@ TEST(Int8Network, MalformedGraphIsRefused) {
   refused([&](QModel& m) { m.output = m.ops[0].out; }, "output tensor");
   refused([&](QModel& m) { m.tensors[size_t(m.ops[0].out)].level = 9; }, "level 9");
   refused([&](QModel& m) { m.ops[0].in0 = int(m.tensors.size()); }, "refers to tensor");
-  refused([&](QModel& m) { m.height = 1 << 20; }, "exceeds");
+  refused([&](QModel& m) { m.height = 1 << 20; }, "exceeds 32768");
   refused([&](QModel& m) { m.width = 60; }, "multiple of 2^depth");
   // A bias that can take the int32 accumulator past its range (found by fuzz_qmodel: undefined in the reference).
   refused([&](QModel& m) { m.convs[0].bias[0] = std::numeric_limits<int32_t>::min(); }, "overflow its int32 accumulator");

@@ -15,6 +15,8 @@ void validate(const UNetConfig& c) {
 }
 
 void check_input_size(const UNetConfig& c, int h, int w) {
+  if (h > kMaxInputSide || w > kMaxInputSide)
+    fail("input size {}x{} (HxW) exceeds {} per side", h, w, kMaxInputSide);
   const int m = 1 << c.depth;
   if (h <= 0 || w <= 0 || h % m != 0 || w % m != 0)
     fail("input size {}x{} (HxW) is not a multiple of 2^depth = {} (depth {}): use for example {}x{}", h, w, m,

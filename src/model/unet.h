@@ -20,7 +20,10 @@ struct UNetConfig {
 
 // Throws with a clear message for non-positive or unsupported settings.
 void validate(const UNetConfig& c);
-// Throws unless h and w are positive multiples of 2^depth (names the size and the multiple).
+// Throws unless h and w are positive multiples of 2^depth (names the size and
+// the multiple) and at most kMaxInputSide: a size read from a file that asks
+// for terabytes of activations is an error, not an allocation failure.
+inline constexpr int kMaxInputSide = 1 << 15;
 void check_input_size(const UNetConfig& c, int h, int w);
 
 struct Value {

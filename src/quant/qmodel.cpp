@@ -143,8 +143,6 @@ QModel quantize_unet(const DeployNet& net, const std::vector<Range>& ranges, int
 
 namespace {
 
-constexpr int kMaxInputSide = 1 << 15;  // a hostile size gets an error, not an allocation of terabytes
-
 // The graph's structure as the engine (engine.cpp) relies on it: every
 // tensor a size the input size divides into, every op reading tensors already
 // written and writing a new one whose size follows from its inputs, the input,
@@ -152,8 +150,6 @@ constexpr int kMaxInputSide = 1 << 15;  // a hostile size gets an error, not an 
 // one of these is refused here, not read out of bounds later.
 void check_graph(const QModel& m) {
   validate(m.config);
-  if (m.height > kMaxInputSide || m.width > kMaxInputSide)
-    fail("int8 model: input size {}x{} exceeds {} per side", m.height, m.width, kMaxInputSide);
   check_input_size(m.config, m.height, m.width);
   const int nt = int(m.tensors.size());
   for (const QTensor& t : m.tensors)
@@ -235,7 +231,7 @@ void prepare(QModel& m) {
           c.multipliers[size_t(o)] = qm;
           const int64_t bound =
               accumulator_bound(c.weights.data() + size_t(o) * per_channel, per_channel, c.bias[size_t(o)]);
-          if ((bound << std::max(qm.shift, 0)) > kMaxAccumulator)
+          if (bound > kMaxAccumulator || (bound << std::max(qm.shift, 0)) > kMaxAccumulator)  // (no int64 overflow)
             fail("int8 model: convolution {} channel {} can overflow its int32 accumulator (bias {}, weights summing "
                  "to {} in magnitude, requantization shift {})",
                  op.name, o, c.bias[size_t(o)], (bound - std::abs(int64_t(c.bias[size_t(o)]))) / 255, qm.shift);
