@@ -168,6 +168,13 @@ struct DnnlConvolutions::Impl {
   // included); the forward kernel's transformed weights per user pointer
   // for inference (kept until invalidate_weights), one buffer for training.
   std::map<Key, bool> own_chosen;
+  // 16-bit passes that run through f32 although oneDNN has a primitive for
+  // their dtype: timed per (kind, dtype, shape, bias, relu), because on a CPU
+  // without the dtype's instructions (bf16 without AVX512-BF16 or AMX) oneDNN
+  // emulates it, measured 2.8x slower than widening to f32 for a whole
+  // mixed_bf16 training step (docs/performance.md, v0.14). The arithmetic is
+  // the same: 16-bit values, exact in f32, products summed in f32.
+  std::map<Key, bool> f32_chosen;
   struct OwnWeights {
     size_t bytes;
     WinogradF2Weights u;
@@ -486,7 +493,46 @@ struct DnnlConvolutions::Impl {
   // through f32 scratch when dt has no native primitive.
   void run_library(Kind kind, const ConvShape& s, DType dt, const void* in, int cin, const void* w, void* out, int cout,
                    const float* bias = nullptr, bool relu = false) {
-    const DType run_dt = native(dt) ? dt : DType::f32;
+    run_library_as(through_f32(kind, s, dt, bias != nullptr, relu) ? DType::f32 : dt, kind, s, dt, in, cin, w, out,
+                   cout, bias, relu);
+  }
+
+  // Whether this pass of 16-bit dtype dt runs through f32 (f32_chosen):
+  // always without a native primitive, never when an algorithm is forced,
+  // else whichever is faster on zero-filled buffers of the real size.
+  bool through_f32(Kind kind, const ConvShape& s, DType dt, bool bias, bool relu) {
+    if (dt == DType::f32) return false;
+    if (!native(dt)) return true;
+    if (policy != ConvAlgorithm::fastest) return false;
+    const Key key = make_key(kind, dt, Algo::direct, s, bias, relu);
+    if (auto it = f32_chosen.find(key); it != f32_chosen.end()) return it->second;
+    const size_t es = dtype_size(dt), px = size_t(s.n) * s.h * s.w;
+    const bool wgrad = kind == Kind::bwd_weights;
+    const int cin = kind == Kind::bwd_data ? s.cout : s.cin, cout = kind == Kind::bwd_data ? s.cin : s.cout;
+    std::vector<std::byte> a(px * cin * es), c(px * cout * es), w(s.weight_numel() * (wgrad ? sizeof(float) : es));
+    std::vector<float> b(size_t(s.cout));
+    const float* bp = bias ? b.data() : nullptr;
+    auto* dw = reinterpret_cast<float*>(w.data());
+    auto pass = [&](DType run_dt) {
+      if (wgrad) return library_backward_weights_as(run_dt, s, dt, a.data(), c.data(), dw);
+      run_library_as(run_dt, kind, s, dt, a.data(), cin, w.data(), c.data(), cout, bp, relu);
+    };
+    const bool widen = fastest_alternated({[&] { pass(dt); }, [&] { pass(DType::f32); }}) == 1;
+    forget_weights(w.data(), w.size());
+    f32_chosen[key] = widen;
+    if (widen) {  // replaces the line logged while timing dt's own primitive
+      const std::string what = fmt::format("{} {} {}x{}x{}x{}->{} k{}{}{}: ", kind_name(kind), dtype_name(dt), s.n, s.h,
+                                           s.w, s.cin, s.cout, s.k, bias ? " +bias" : "", relu ? " +relu" : "");
+      std::erase_if(chosen_log, [&](const std::string& line) { return line.starts_with(what); });
+      chosen_log.push_back(what + "through f32");
+    }
+    return widen;
+  }
+
+  // run_library's pass with the primitive of run_dt: dt's own, or f32 on
+  // widened copies (the output narrowed back to dt).
+  void run_library_as(DType run_dt, Kind kind, const ConvShape& s, DType dt, const void* in, int cin, const void* w,
+                      void* out, int cout, const float* bias, bool relu) {
     Entry& e = entry(kind, s, run_dt, bias != nullptr, relu);
     if (run_dt == dt) return run(kind, e, in, w, out, bias);
     // Through f32 scratch. Inference widens each weight tensor once (its f32
@@ -536,7 +582,12 @@ struct DnnlConvolutions::Impl {
   // Backward-weights through oneDNN (f32 weight gradient; 16-bit
   // activations widened to f32 scratch where oneDNN has no such primitive).
   void library_backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw) {
-    if (native(dt)) return run(Kind::bwd_weights, entry(Kind::bwd_weights, s, dt), x, dw, dy);
+    library_backward_weights_as(through_f32(Kind::bwd_weights, s, dt, false, false) ? DType::f32 : dt, s, dt, x, dy,
+                                dw);
+  }
+  void library_backward_weights_as(DType run_dt, const ConvShape& s, DType dt, const void* x, const void* dy,
+                                   float* dw) {
+    if (run_dt == dt) return run(Kind::bwd_weights, entry(Kind::bwd_weights, s, dt), x, dw, dy);
     const size_t nx = size_t(s.n) * s.h * s.w * s.cin, ny = size_t(s.n) * s.h * s.w * s.cout;
     const float* xf = widen_into(scratch_a, dt, x, nx);
     const float* gf = widen_into(scratch_c, dt, dy, ny);
