@@ -171,8 +171,8 @@ struct DnnlConvolutions::Impl {
   // 16-bit passes that run through f32 although oneDNN has a primitive for
   // their dtype: timed per (kind, dtype, shape, bias, relu), because on a CPU
   // without the dtype's instructions (bf16 without AVX512-BF16 or AMX) oneDNN
-  // emulates it, measured 2.8x slower than widening to f32 for a whole
-  // mixed_bf16 training step (docs/performance.md, v0.14). The arithmetic is
+  // emulates it, ~3x slower than widening to f32 for a whole mixed_bf16
+  // training step (docs/performance.md, v0.14). The arithmetic is
   // the same: 16-bit values, exact in f32, products summed in f32.
   std::map<Key, bool> f32_chosen;
   struct OwnWeights {
@@ -490,7 +490,8 @@ struct DnnlConvolutions::Impl {
 
   // Forward, inference forward or backward-data through oneDNN: activation
   // `in` (cin channels) and weights w give activation `out` (cout channels);
-  // through f32 scratch when dt has no native primitive.
+  // through f32 scratch when dt has no native primitive or that is faster
+  // (through_f32).
   void run_library(Kind kind, const ConvShape& s, DType dt, const void* in, int cin, const void* w, void* out, int cout,
                    const float* bias = nullptr, bool relu = false) {
     run_library_as(through_f32(kind, s, dt, bias != nullptr, relu) ? DType::f32 : dt, kind, s, dt, in, cin, w, out,
@@ -580,7 +581,8 @@ struct DnnlConvolutions::Impl {
   }
 
   // Backward-weights through oneDNN (f32 weight gradient; 16-bit
-  // activations widened to f32 scratch where oneDNN has no such primitive).
+  // activations widened to f32 scratch where oneDNN has no such primitive,
+  // or where that is faster: through_f32).
   void library_backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw) {
     library_backward_weights_as(through_f32(Kind::bwd_weights, s, dt, false, false) ? DType::f32 : dt, s, dt, x, dy,
                                 dw);
