@@ -2,6 +2,7 @@
 // metadata) must load into a model the engine runs without touching memory
 // it does not own, or give a mixseg::Error. Small models run once, through
 // the reference and the fast kernels, on a zero image.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>

@@ -400,7 +400,8 @@ TEST(Int8Network, MalformedGraphIsRefused) {
   refused([&](QModel& m) { m.tensors[size_t(m.ops[first_op(DeployOpKind::maxpool)].out)].level -= 1; }, "turns level");
   refused([&](QModel& m) { m.tensors[size_t(m.ops[first_op(DeployOpKind::upsample)].out)].level += 1; }, "turns level");
   refused([&](QModel& m) { m.tensors[size_t(m.ops[first_op(DeployOpKind::concat)].out)].channels -= 1; }, "turns level");
-  refused([&](QModel& m) { m.tensors[size_t(m.ops[first_op(DeployOpKind::sigmoid)].in0)].channels = 2; }, "channels");
+  refused([&](QModel& m) { m.tensors[size_t(m.ops[first_op(DeployOpKind::sigmoid)].in0)].channels = 2; },
+          "output tensor head.conv is level 0 with 2 channels");
   refused([&](QModel& m) { std::swap(m.ops[0], m.ops[1]); }, "no earlier op wrote");
   refused([&](QModel& m) { m.ops[1].out = m.ops[0].out; }, "already written");
   refused([&](QModel& m) { m.tensors[size_t(m.input)].channels = 3; }, "input tensor");
