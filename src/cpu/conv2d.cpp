@@ -509,7 +509,8 @@ struct DnnlConvolutions::Impl {
     if (auto it = f32_chosen.find(key); it != f32_chosen.end()) return it->second;
     const size_t es = dtype_size(dt), px = size_t(s.n) * s.h * s.w;
     const bool wgrad = kind == Kind::bwd_weights;
-    const int cin = kind == Kind::bwd_data ? s.cout : s.cin, cout = kind == Kind::bwd_data ? s.cin : s.cout;
+    const ConvShape os = own_shape(kind, s);  // the pass's channels in and out (backward-data's swapped)
+    const int cin = os.cin, cout = os.cout;
     std::vector<std::byte> a(px * cin * es), c(px * cout * es), w(s.weight_numel() * (wgrad ? sizeof(float) : es));
     std::vector<float> b(size_t(s.cout));
     const float* bp = bias ? b.data() : nullptr;
