@@ -180,7 +180,13 @@ expect_error "percentile" "$MIXSEG" quantize "$T/run/last.safetensors" --synthet
 expect_error "$T/run/last.safetensors" "$MIXSEG" edgetpu-check "$T/run/last.safetensors"
 expect_ok "$MIXSEG" export "$T/run/last.safetensors" --precision fp32 --out "$T/f32.tflite"
 expect_error "op 0 (CONV_2D" "$MIXSEG" edgetpu-check "$T/f32.tflite"
-expect_error "$T/missing.tflite: cannot open" "$MIXSEG" edgetpu-check "$T/missing.tflite"
+expect_error "$T/missing.tflite: no such file" "$MIXSEG" edgetpu-check "$T/missing.tflite"
+# A folder where a file belongs is named as one, in every reader (not the
+# stream library's exception, nor a "malformed file" from an empty read).
+expect_error "$T/data: is a folder" "$MIXSEG" edgetpu-check "$T/data"
+expect_error "$T/data: is a folder" "$MIXSEG" eval "$T/data" --data "$T/data"
+expect_error "$T/data: is a folder" "$MIXSEG" report "$T/data" --out "$T/rep-folder"
+expect_error "$T/data: is a folder" "$MIXSEG" bench --phase load --min-time 0.1 --out "$T/data"
 
 if [ "$fails" -ne 0 ]; then echo "$fails CLI checks failed"; exit 1; fi
 echo "all CLI checks passed"

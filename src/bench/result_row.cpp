@@ -7,10 +7,10 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/file_util.h"
 
 namespace mixseg {
 
@@ -46,6 +46,7 @@ bool check_results_csv_appendable(const std::string& path) {
   std::error_code ec;
   const bool fresh = !std::filesystem::exists(path, ec) || std::filesystem::file_size(path, ec) == 0;
   if (!fresh) {
+    check_readable_file(path);  // a folder, say, is named as one
     std::ifstream in(path);
     if (!in) fail("{}: cannot open for reading its header", path);
     std::string first;
@@ -93,9 +94,7 @@ std::vector<std::string> split_csv(const std::string& line) {
 }  // namespace
 
 std::vector<ResultRow> read_results_csv(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("{}: cannot open", path);
-  return parse_results_csv(std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>()), path);
+  return parse_results_csv(read_file_text(path), path);
 }
 
 std::vector<ResultRow> parse_results_csv(const std::string& text, const std::string& path) {

@@ -1,12 +1,11 @@
 // `mixseg edgetpu-check`: the Edge TPU preflight of a .tflite file (export/edgetpu_check.h).
 #include <fmt/format.h>
 
-#include <fstream>
-#include <iterator>
 #include <memory>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/file_util.h"
 #include "export/edgetpu_check.h"
 
 namespace mixseg::cli {
@@ -17,10 +16,7 @@ void add_edgetpu_check(CLI::App& app) {
                                    "Check a .tflite file against the Edge TPU's rules; exits 1 if an op would fall back to the CPU");
   c->add_option("model", *path, "The .tflite file")->required();
   c->callback([path] {
-    std::ifstream f(*path, std::ios::binary);
-    if (!f) fail("{}: cannot open", *path);
-    const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    const EdgeTpuReport r = check_edgetpu(bytes, *path);
+    const EdgeTpuReport r = check_edgetpu(read_file_bytes(*path), *path);
     fmt::print("{:>4}  {:<24} {:<16} {:<11} {}\n", "op", "type", "output", "runs on", "why");
     for (const EdgeTpuOp& op : r.ops)
       fmt::print("{:>4}  {:<24} {:<16} {:<11} {}\n", op.index, op.op, op.output, op.where, op.reason);

@@ -4,7 +4,6 @@
 #include <fmt/format.h>
 
 #include <fstream>
-#include <iterator>
 #include <regex>
 
 #include "core/error.h"
@@ -30,10 +29,7 @@ size_t NpyArray::numel() const {
 }
 
 NpyArray read_npy(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) fail("{}: cannot open", path);
-  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  return parse_npy(bytes, path);
+  return parse_npy(read_file_bytes(path), path);
 }
 
 NpyArray parse_npy(const std::vector<uint8_t>& bytes, const std::string& path) {

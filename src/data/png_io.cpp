@@ -5,30 +5,14 @@
 
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 
 #include "core/error.h"
 #include "core/file_util.h"
 
 namespace mixseg {
 
-namespace {
-
-std::vector<uint8_t> read_file(const std::string& path) {
-  if (!std::filesystem::exists(path)) fail("{}: no such file", path);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open (not readable)", path);
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) fail("{}: read error", path);
-  return bytes;
-}
-
-}  // namespace
-
 GrayImage read_png_gray(const std::string& path) {
-  const std::vector<uint8_t> bytes = read_file(path);
+  const std::vector<uint8_t> bytes = read_file_bytes(path);
   return decode_png_gray(bytes.data(), bytes.size(), path);
 }
 
@@ -75,7 +59,7 @@ GrayImage decode_png_gray(const uint8_t* data, size_t size, const std::string& n
 }
 
 Image read_png(const std::string& path, int channels) {
-  const std::vector<uint8_t> bytes = read_file(path);
+  const std::vector<uint8_t> bytes = read_file_bytes(path);
   return decode_png(bytes.data(), bytes.size(), path, channels);
 }
 

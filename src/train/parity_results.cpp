@@ -26,8 +26,7 @@ void write_parity_csv(const std::string& path, const std::vector<ParityRow>& row
 }
 
 std::vector<ParityRow> read_parity_csv(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) fail("{}: cannot open", path);
+  std::istringstream f(read_file_text(path));
   std::string line;
   std::getline(f, line);
   if (line != "seed,precision,dice,iou,dice_pooled,iou_pooled,pixel_accuracy,images")

@@ -3,7 +3,6 @@
 
 #include <cstring>
 #include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -99,8 +98,9 @@ SafeTensorsFile parse_safetensors(const std::vector<uint8_t>& bytes, const std::
 }
 
 std::map<std::string, std::string> read_safetensors_metadata(const std::string& path) {
+  check_readable_file(path);
   std::ifstream in(path, std::ios::binary | std::ios::ate);
-  if (!in) fail("{}: cannot open checkpoint (no such file or not readable)", path);
+  if (!in) fail("{}: cannot open", path);
   const uint64_t file_size = uint64_t(in.tellg());
   in.seekg(0);
   uint8_t len[8] = {};
@@ -125,10 +125,7 @@ std::map<std::string, std::string> read_safetensors_metadata(const std::string& 
 }
 
 SafeTensorsFile read_safetensors(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("{}: cannot open checkpoint (no such file or not readable)", path);
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return parse_safetensors(bytes, path);
+  return parse_safetensors(read_file_bytes(path), path);
 }
 
 }  // namespace mixseg
