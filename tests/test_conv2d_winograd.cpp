@@ -1,9 +1,11 @@
 // The own Winograd F(2x2,3x3) kernel (cpu/conv2d_winograd.h) against the
-// double-precision reference convolution, per storage dtype, with the one
+// double-precision reference convolution, per storage dtype (f32, f16, bf16), with the one
 // tolerance function: tile edges (odd H and W, 1-pixel images), batch 1 and
 // several images (chunks of tiles span images), channel counts off the
 // 16-lane vectors on both sides, with and without bias and ReLU.
 #include <gtest/gtest.h>
+
+#include <limits>
 
 #include "core/threads.h"
 #include "cpu/conv2d_winograd.h"
@@ -138,6 +140,11 @@ TEST(ConvWinogradF2, MatchesReferenceF16) {
   check_all<f16>();
 }
 
+TEST(ConvWinogradF2, MatchesReferenceBF16) {
+  if (!winograd_f2_available()) GTEST_SKIP() << "this CPU lacks AVX-512";
+  check_all<bf16>();
+}
+
 TEST(ConvWinogradF2, UpsampleConcatMatchesReference) {
   if (!winograd_f2_available()) GTEST_SKIP() << "this CPU lacks AVX-512";
   // Splits at, below and inside a 16-channel vector; batch 1 and 2; tiles
@@ -149,6 +156,30 @@ TEST(ConvWinogradF2, UpsampleConcatMatchesReference) {
   check_upsample_concat<f16>(1, 6, 10, 16, 16, 16, 340);
   check_upsample_concat<f16>(2, 4, 8, 8, 8, 8, 350);
   check_upsample_concat<f16>(1, 8, 12, 24, 24, 33, 360);
+  check_upsample_concat<bf16>(1, 6, 10, 16, 16, 16, 370);
+  check_upsample_concat<bf16>(1, 10, 6, 5, 7, 3, 380);
+}
+
+// The kernel's bf16 store rounds as f32_to_bf16 does, bit for bit: ties to
+// even both ways, a carry into the exponent, overflow to inf, NaN kept NaN.
+// A 1x1-pixel convolution with one centre tap of 1 passes x through the
+// transforms exactly (B, G and A hold 0, +-1 and 1/2 on this path).
+TEST(ConvWinogradF2, Bf16RoundingMatchesTheScalarConversion) {
+  if (!winograd_f2_available()) GTEST_SKIP() << "this CPU lacks AVX-512";
+  const ConvShape s{1, 1, 1, 1, 1, 3};
+  std::vector<float> w(9, 0.0f);
+  w[4] = 1.0f;
+  const std::vector<bf16> wb = to_storage<bf16>(std::vector<double>(w.begin(), w.end()));
+  const WinogradF2Weights u = winograd_f2_transform_weights(s, DType::bf16, wb.data());
+  // The bias carries the value to round (x = 0): y = bias exactly in f32.
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (const float v : {1.0f + 0x1p-8f, 1.0f + 0x1p-8f + 0x1p-7f, 1.0f + 0x1p-8f + 0x1p-20f, 1.0f - 0x1p-25f,
+                        -3.0f - 0x1p-7f - 0x1p-9f, 0x1.ffffp127f, 1e-40f, inf, -inf, nan}) {
+    const bf16 x = f32_to_bf16(0.0f);
+    bf16 y{};
+    conv2d_winograd_f2(s, DType::bf16, &x, u, &v, &y, false);
+    EXPECT_EQ(y.bits, f32_to_bf16(v).bits) << v;
+  }
 }
 
 // The weight gradient's summation order is fixed by the shape: the same
@@ -168,7 +199,7 @@ TEST(ConvWinogradF2, WeightGradientIndependentOfThreads) {
 TEST(ConvWinogradF2, RejectsWhatItDoesNotTake) {
   const ConvShape one{1, 4, 4, 8, 8, 1};
   EXPECT_FALSE(winograd_f2_applies(one, DType::f32));
-  EXPECT_FALSE(winograd_f2_applies(ConvShape{1, 4, 4, 8, 8, 3}, DType::bf16));
+  EXPECT_FALSE(winograd_f2_applies(ConvShape{1, 4, 4, 8, 8, 3}, DType::i8));
   std::vector<float> w(one.weight_numel());
   expect_error_containing([&] { winograd_f2_transform_weights(one, DType::f32, w.data()); }, "3x3");
   if (!winograd_f2_available()) return;

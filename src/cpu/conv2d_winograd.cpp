@@ -9,7 +9,8 @@
 //      (cin x cout_pad), register-blocked R tiles x NB vectors of 16 output
 //      channels (R * NB = 24 accumulators);
 //   3. output transform: Y = A^T M A per tile and 16 output channels, bias,
-//      ReLU, stored (rounded once to f16 where that is the storage type),
+//      ReLU, stored (rounded once to f16 or bf16 where that is the storage
+//      type),
 //      outputs beyond odd H or W skipped.
 // V and M of a chunk stay in L1/L2. Every output is computed by one thread
 // in a fixed order: results do not depend on the thread count.
@@ -19,6 +20,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/dtype_dispatch.h"
 #include "core/error.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
@@ -38,7 +40,8 @@ constexpr int kMaxLd = 4096;  // the most input channels the kernel takes
 }  // namespace
 
 bool winograd_f2_applies(const ConvShape& s, DType dt) {
-  return s.k == 3 && (dt == DType::f32 || dt == DType::f16) && s.cin >= 1 && s.cin <= kMaxLd && s.cout >= 1;
+  return s.k == 3 && (dt == DType::f32 || dt == DType::f16 || dt == DType::bf16) && s.cin >= 1 && s.cin <= kMaxLd &&
+         s.cout >= 1;
 }
 
 WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, const void* w_ohwi,
@@ -51,12 +54,14 @@ WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, co
   u.u.assign(size_t(16) * u.cin * u.cout_pad, 0.0f);
   // Tap (kh, kw) from output channel co to input channel ci of the
   // convolution u describes.
+  if (dt != DType::f32 && dt != DType::f16 && dt != DType::bf16)
+    fail("Winograd F(2x2,3x3) takes f32, f16 or bf16 weights, not {}", dtype_name(dt));
   auto weight = [&](int co, int kh, int kw, int ci) -> double {
     const size_t i = for_backward_data ? ((size_t(ci) * 3 + (2 - kh)) * 3 + (2 - kw)) * s.cin + co
                                        : ((size_t(co) * 3 + kh) * 3 + kw) * s.cin + ci;
     if (dt == DType::f32) return static_cast<const float*>(w_ohwi)[i];
     if (dt == DType::f16) return to_f32(static_cast<const f16*>(w_ohwi)[i]);
-    fail("Winograd F(2x2,3x3) takes f32 or f16 weights, not {}", dtype_name(dt));
+    return to_f32(static_cast<const bf16*>(w_ohwi)[i]);
   };
   // G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]; U = G g G^T, in double.
   static constexpr double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
@@ -90,10 +95,27 @@ MIXSEG_AVX512_TARGET inline __m512 load16(const float* p, __mmask16 m) { return 
 MIXSEG_AVX512_TARGET inline __m512 load16(const f16* p, __mmask16 m) {
   return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
 }
+// bf16 is the upper half of an f32: widening is a shift (no instruction needed
+// beyond AVX-512 F/BW, so the kernel runs bf16 on CPUs without AVX512_BF16).
+MIXSEG_AVX512_TARGET inline __m512 widen_bf16(__m256i h) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+MIXSEG_AVX512_TARGET inline __m512 load16(const bf16* p, __mmask16 m) {
+  return widen_bf16(_mm256_maskz_loadu_epi16(m, p));
+}
 MIXSEG_AVX512_TARGET inline void store16(float* p, __m512 v, __mmask16 m) { _mm512_mask_storeu_ps(p, m, v); }
 MIXSEG_AVX512_TARGET inline void store16(f16* p, __m512 v, __mmask16 m) {
   // Round to nearest even, once: the same rounding as narrow<f16>.
   _mm256_mask_storeu_epi16(p, m, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+MIXSEG_AVX512_TARGET inline void store16(bf16* p, __m512 v, __mmask16 m) {
+  // Round to nearest even, once, NaN kept quiet: f32_to_bf16 in 16 lanes.
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), 16);
+  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  r = _mm512_mask_or_epi32(r, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x0040));
+  _mm256_mask_storeu_epi16(p, m, _mm512_cvtepi32_epi16(r));
 }
 
 inline __mmask16 lanes(int valid) { return valid >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << valid) - 1); }
@@ -123,6 +145,9 @@ MIXSEG_AVX512_TARGET inline __m512 load16_two(const float* pa, __mmask16 ma, con
 }
 MIXSEG_AVX512_TARGET inline __m512 load16_two(const f16* pa, __mmask16 ma, const f16* pb, __mmask16 mb) {
   return _mm512_cvtph_ps(_mm256_mask_loadu_epi16(_mm256_maskz_loadu_epi16(ma, pa), mb, pb));
+}
+MIXSEG_AVX512_TARGET inline __m512 load16_two(const bf16* pa, __mmask16 ma, const bf16* pb, __mmask16 mb) {
+  return widen_bf16(_mm256_mask_loadu_epi16(_mm256_maskz_loadu_epi16(ma, pa), mb, pb));
 }
 
 // One column of a tile row's 4-row input band, B^T applied down the column
@@ -602,10 +627,9 @@ void check_call(const ConvShape& s, DType dt, const WinogradF2Weights& u) {
 void conv2d_winograd_f2(const ConvShape& s, DType dt, const void* x, const WinogradF2Weights& u, const float* bias,
                         void* y, bool relu) {
   check_call(s, dt, u);
-  if (dt == DType::f32)
-    run<float, false>(s, {static_cast<const float*>(x), s.cin, nullptr, 0}, u, bias, static_cast<float*>(y), relu);
-  else
-    run<f16, false>(s, {static_cast<const f16*>(x), s.cin, nullptr, 0}, u, bias, static_cast<f16*>(y), relu);
+  dispatch_float(dt, [&]<class T>() {
+    run<T, false>(s, {static_cast<const T*>(x), s.cin, nullptr, 0}, u, bias, static_cast<T*>(y), relu);
+  });
 }
 
 void conv2d_winograd_f2_upsample_concat(const ConvShape& s, DType dt, const void* low, int c_low, const void* skip,
@@ -614,20 +638,15 @@ void conv2d_winograd_f2_upsample_concat(const ConvShape& s, DType dt, const void
   if (s.h % 2 || s.w % 2) fail("upsample+concat+conv: {}x{} is not twice the low-resolution input", s.h, s.w);
   if (c_low < 1 || c_low >= s.cin) fail("upsample+concat+conv: {} upsampled of {} input channels", c_low, s.cin);
   const int cb = s.cin - c_low;
-  if (dt == DType::f32)
-    run<float, true>(s, {static_cast<const float*>(low), c_low, static_cast<const float*>(skip), cb}, u, bias,
-                     static_cast<float*>(y), relu);
-  else
-    run<f16, true>(s, {static_cast<const f16*>(low), c_low, static_cast<const f16*>(skip), cb}, u, bias,
-                   static_cast<f16*>(y), relu);
+  dispatch_float(dt, [&]<class T>() {
+    run<T, true>(s, {static_cast<const T*>(low), c_low, static_cast<const T*>(skip), cb}, u, bias, static_cast<T*>(y),
+                 relu);
+  });
 }
 
 void conv2d_winograd_f2_backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw) {
   check_kernel(s, dt, "Winograd F(2x2,3x3) weight gradient");
-  if (dt == DType::f32)
-    run_backward_weights<float>(s, static_cast<const float*>(x), static_cast<const float*>(dy), dw);
-  else
-    run_backward_weights<f16>(s, static_cast<const f16*>(x), static_cast<const f16*>(dy), dw);
+  dispatch_float(dt, [&]<class T>() { run_backward_weights<T>(s, static_cast<const T*>(x), static_cast<const T*>(dy), dw); });
 }
 
 #else

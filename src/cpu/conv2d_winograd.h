@@ -1,5 +1,5 @@
 // Own Winograd F(2x2,3x3) convolution for the fast CPU backend: 3x3,
-// stride 1, padding 1, NHWC activations in f32 or f16 (f32 arithmetic), an
+// stride 1, padding 1, NHWC activations in f32, f16 or bf16 (f32 arithmetic), an
 // optional f32 bias and ReLU fused into the output transform; and the
 // weight gradient by F(3x3,2x2) on the same 4x4 tiles. AVX-512 only
 // (winograd_f2_available); the caller falls back to oneDNN elsewhere.
@@ -11,7 +11,9 @@
 // F(2x2,3x3) does 16 multiplies per 2x2 output tile and channel pair instead
 // of 36 (2.25x fewer), with additions only in the transforms; this kernel
 // reads f16 with the vector conversion in its loads and rounds its output
-// once, so the f16 path costs no extra pass.
+// once, so the f16 path costs no extra pass. bf16 likewise (a shift to widen,
+// rounding in integer lanes): on CPUs without AVX512_BF16, where oneDNN only
+// emulates bf16, it is the one bf16 convolution that needs no f32 copies.
 //
 // Numerics: y = A^T [ (G g G^T) . (B^T d B) ] A with the weight transform
 // computed in double and rounded to f32 once (G has halves), input and output
@@ -35,9 +37,9 @@ struct WinogradF2Weights {
 
 // Whether this CPU runs the kernel (AVX-512 F/BW/VL).
 bool winograd_f2_available();
-// Whether the kernel takes this shape and dtype (3x3, f32 or f16).
+// Whether the kernel takes this shape and dtype (3x3, f32, f16 or bf16).
 bool winograd_f2_applies(const ConvShape& s, DType dt);
-// From OHWI weights of dtype dt (f32 or f16) of the convolution s. With
+// From OHWI weights of dtype dt (f32, f16 or bf16) of the convolution s. With
 // for_backward_data, the weights of the convolution that computes s's
 // backward-data pass instead: dx = conv(dy, w') over s.cout -> s.cin
 // channels, w'[ci][kh][kw][co] = w[co][2-kh][2-kw][ci] (transposed, flipped).
