@@ -17,6 +17,7 @@ done
 [ -s "$T/b.csv.meta.jsonl" ] || { echo "missing metadata"; exit 1; }
 grep -q "energy on .*: --energy none" "$T/report/report.md" || { echo "report does not say energy was not measured"; exit 1; }
 grep -q "^| int8 | 2 |" "$T/report/report.md" || { echo "report lacks the parity table"; exit 1; }
+grep -q "^## Mixed precision over fp32" "$T/report/report.md" || { echo "report lacks the speedup table"; exit 1; }
 "$MIXSEG" advise "$T/b.csv" --parity "$T/parity.csv" --filters 2 --phase infer --dice-tolerance 1 >"$T/advice.txt"
 grep -q "^advice for U-Net f=2 infer: " "$T/advice.txt" && grep -q "ranked by images per second" "$T/advice.txt" ||
   { cat "$T/advice.txt"; echo "advise gave no advice"; exit 1; }

@@ -112,6 +112,75 @@ TEST(Report, KeyTableFiguresAndWhatWasNotMeasured) {
   EXPECT_NE(make_report(rows, {}, priced).markdown.find("| 3.6 | 0.278 | 1 | 0.5 | 0.1 |"), std::string::npos);
 }
 
+// The paper's two comparisons as compact tables: each precision over the
+// same framework's fp32 per configuration (frameworks measured in fp32 alone
+// left out), J/img against fp32's where measured, and mixseg against the
+// fastest other framework in the same precision and configuration.
+TEST(Report, MixedOverFp32AndFrameworksSideBySide) {
+  auto peer = [](const std::string& framework, const std::string& precision, double img_per_s,
+                 std::optional<double> joules = {}) {
+    ResultRow r = row(precision, img_per_s, joules);
+    r.framework = framework;
+    r.framework_version = "1.0";
+    return r;
+  };
+  ResultRow big = row("fp32", 4, 2.0), big_bf16 = row("mixed_bf16", 10, 0.5);
+  big.filters = big_bf16.filters = 32;
+  const std::vector<ResultRow> rows = {row("fp32", 10, 4.0),           row("fp32", 12, 4.0),
+                                       row("mixed_bf16", 33, 1.0),     row("int8", 44),
+                                       big,                            big_bf16,
+                                       peer("pytorch", "fp32", 5, 8.0), peer("pytorch", "fp32", 7, 8.0),
+                                       peer("jax", "fp32", 8),          peer("pytorch", "mixed_bf16", 20, 2.0)};
+  const ReportFiles f = make_report(rows, {}, {});
+  const std::string& md = f.markdown;
+  const size_t mixed = md.find("## Mixed precision over fp32"), energy = md.find("## Energy per image against fp32"),
+               peers = md.find("## Frameworks side by side"), all = md.find("## All results");
+  ASSERT_NE(mixed, std::string::npos) << md;
+  ASSERT_NE(energy, std::string::npos) << md;
+  ASSERT_NE(peers, std::string::npos) << md;
+  ASSERT_NE(all, std::string::npos) << md;
+  EXPECT_TRUE(mixed < energy && energy < peers && peers < all) << md;
+  const std::string mixed_md = md.substr(mixed, energy - mixed), energy_md = md.substr(energy, peers - energy),
+                    peers_md = md.substr(peers, all - peers);
+  // fp32 median of 10 and 12 is 11: bf16 33 / 11 = 3x, int8 44 / 11 = 4x; PyTorch 20 / 6 = 3.33x.
+  EXPECT_NE(mixed_md.find("| device | framework | phase | size | f | batch | fp32 img/s | mixed_bf16 | int8 |"),
+            std::string::npos)
+      << mixed_md;
+  const std::string dev = "Test CPU, \"quoted\"";
+  EXPECT_NE(mixed_md.find("| " + dev + " | mixseg 0.1.0 (fast) | infer | 64x64 | 8 | 2 | 11 | 3x | 4x |"),
+            std::string::npos)
+      << mixed_md;
+  EXPECT_NE(mixed_md.find("| " + dev + " | mixseg 0.1.0 (fast) | infer | 64x64 | 32 | 2 | 4 | 2.5x | - |"),
+            std::string::npos)
+      << mixed_md;
+  EXPECT_NE(mixed_md.find("| pytorch 1.0 | infer | 64x64 | 8 | 2 | 6 | 3.33x | - |"), std::string::npos) << mixed_md;
+  EXPECT_EQ(mixed_md.find("jax"), std::string::npos) << "a framework measured in fp32 alone has no row";
+  // J/img and its ratio to fp32's; int8 measured no energy.
+  EXPECT_NE(energy_md.find("| mixseg 0.1.0 (fast) | infer | 64x64 | 8 | 2 | 4 | 1 (0.25x) | - |"), std::string::npos)
+      << energy_md;
+  EXPECT_NE(energy_md.find("| mixseg 0.1.0 (fast) | infer | 64x64 | 32 | 2 | 2 | 0.5 (0.25x) | - |"), std::string::npos)
+      << energy_md;
+  // fp32: the fastest other framework is JAX (8) over PyTorch's median 6; bf16: PyTorch alone.
+  EXPECT_NE(peers_md.find("| " + dev + " | infer | fp32 | 64x64 | 8 | 2 | mixseg 0.1.0 (fast) | 11 | jax 1.0 | 8 | 1.38x | 4 | unavailable |"),
+            std::string::npos)
+      << peers_md;
+  EXPECT_NE(peers_md.find("| infer | mixed_bf16 | 64x64 | 8 | 2 | mixseg 0.1.0 (fast) | 33 | pytorch 1.0 | 20 | 1.65x | 1 | 2 |"),
+            std::string::npos)
+      << peers_md;
+  EXPECT_EQ(peers_md.find("| 32 |"), std::string::npos) << "no other framework measured f=32";
+  EXPECT_EQ(peers_md.find("int8"), std::string::npos) << "no other framework measured int8";
+  EXPECT_NE(f.html.find("<h2>Frameworks side by side</h2>"), std::string::npos);
+  // Without any energy figure the energy table and columns are left out.
+  const std::string plain = make_report({row("fp32", 10), row("mixed_fp16", 15), peer("pytorch", "fp32", 5)}, {}, {})
+                                .markdown;
+  EXPECT_EQ(plain.find("## Energy per image"), std::string::npos) << plain;
+  EXPECT_NE(plain.find("| mixseg 0.1.0 (fast) | 10 | pytorch 1.0 | 5 | 2x |\n"), std::string::npos) << plain;
+  // Nothing to set side by side: neither section.
+  const std::string alone = make_report({row("fp32", 10)}, {}, {}).markdown;
+  EXPECT_EQ(alone.find("## Mixed precision over fp32"), std::string::npos);
+  EXPECT_EQ(alone.find("## Frameworks side by side"), std::string::npos);
+}
+
 // Runs of `mixseg bench --conv-ceiling`: the step against its convolutions
 // alone, medians over runs per configuration; no section without them.
 TEST(Report, StepAgainstItsConvolutionsAlone) {

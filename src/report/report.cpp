@@ -147,6 +147,85 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
                      num(l.s.mem_mib), std::to_string(l.s.runs)});
   }
 
+  // ---- The paper's two comparisons, compact ---------------------------------
+  // Mixed precision over fp32: per framework and configuration, each other
+  // precision's speedup over the same framework's fp32 (and J/img against
+  // fp32's where measured). Frameworks side by side: per precision and
+  // configuration, mixseg against the fastest other framework measured on
+  // the same device. These are the tables docs/results.md quotes.
+  std::vector<std::string> other_precisions;
+  for (const Line& l : lines)
+    if (l.k.precision != "fp32" &&
+        std::find(other_precisions.begin(), other_precisions.end(), l.k.precision) == other_precisions.end())
+      other_precisions.push_back(l.k.precision);
+  std::sort(other_precisions.begin(), other_precisions.end(),
+            [](const std::string& a, const std::string& b) { return precision_order_key(a) < precision_order_key(b); });
+  auto size_of = [](const Key& k) { return fmt::format("{}x{}", k.height, k.width); };
+  std::vector<std::string> headline_head = {"device", "framework", "phase", "size", "f", "batch", "fp32 img/s"};
+  for (const std::string& p : other_precisions) headline_head.push_back(p);
+  std::vector<std::string> energy_head = {"device", "framework", "phase", "size", "f", "batch", "fp32 J/img"};
+  for (const std::string& p : other_precisions) energy_head.push_back(p + " J/img (x fp32)");
+  Table headline_cells, energy_cells;
+  for (const Line& l : lines) {
+    if (l.k.precision != "fp32") continue;
+    std::vector<std::string> sp = {l.k.device_name, l.k.framework, l.k.phase, size_of(l.k), std::to_string(l.k.filters),
+                                   std::to_string(l.k.batch), num(l.s.img_per_s)};
+    std::vector<std::string> en = sp;
+    const std::optional<double>& j32 = l.s.joules_per_img;
+    en.back() = j32 ? num(*j32) : "unavailable";
+    for (const std::string& p : other_precisions) {
+      auto it = table.find(l.k.with_precision(p));
+      const bool have = it != table.end() && l.s.img_per_s > 0;
+      sp.push_back(have ? num(it->second.img_per_s / l.s.img_per_s) + "x" : "-");
+      const std::optional<double> j = have ? it->second.joules_per_img : std::nullopt;
+      en.push_back(!j ? "-" : j32 && *j32 > 0 ? fmt::format("{} ({}x)", num(*j), num(*j / *j32)) : num(*j));
+    }
+    // Only frameworks measured in another precision too (the CPU peers ran fp32 alone).
+    if (std::any_of(sp.begin() + 7, sp.end(), [](const std::string& c) { return c != "-"; })) {
+      headline_cells.push_back(sp);
+      if (j32 || std::any_of(en.begin() + 7, en.end(), [](const std::string& c) { return c != "-"; }))
+        energy_cells.push_back(en);
+    }
+  }
+  auto is_mixseg = [](const std::string& framework) { return framework.rfind("mixseg ", 0) == 0; };
+  std::vector<std::string> peers_head = {"device", "phase", "precision", "size", "f", "batch", "mixseg",
+                                         "img/s", "fastest other framework", "img/s", "mixseg / other",
+                                         "mixseg J/img", "other J/img"};
+  Table peers_cells;
+  std::vector<const Line*> ours;
+  for (const Line& l : lines)
+    if (is_mixseg(l.k.framework)) ours.push_back(&l);
+  std::sort(ours.begin(), ours.end(), [](const Line* a, const Line* b) {
+    return std::tuple(a->k.device_name, a->k.phase, precision_order_key(a->k.precision), a->k.filters, a->k.batch,
+                      a->k.framework) < std::tuple(b->k.device_name, b->k.phase, precision_order_key(b->k.precision),
+                                                   b->k.filters, b->k.batch, b->k.framework);
+  });
+  for (const Line* m : ours) {
+    const Line* best = nullptr;
+    for (const Line& o : lines)
+      if (!is_mixseg(o.k.framework) && o.k.device_name == m->k.device_name && o.k.phase == m->k.phase &&
+          o.k.precision == m->k.precision && o.k.filters == m->k.filters && o.k.batch == m->k.batch &&
+          o.k.height == m->k.height && o.k.width == m->k.width && (!best || o.s.img_per_s > best->s.img_per_s))
+        best = &o;
+    if (!best || best->s.img_per_s <= 0) continue;
+    const auto& jm = m->s.joules_per_img;
+    const auto& jo = best->s.joules_per_img;
+    peers_cells.push_back({m->k.device_name, m->k.phase, m->k.precision, size_of(m->k), std::to_string(m->k.filters),
+                           std::to_string(m->k.batch), m->k.framework, num(m->s.img_per_s), best->k.framework,
+                           num(best->s.img_per_s), num(m->s.img_per_s / best->s.img_per_s) + "x",
+                           jm ? num(*jm) : "unavailable", jo ? num(*jo) : "unavailable"});
+  }
+  if (!any_energy) {  // the energy columns would say "unavailable" throughout
+    peers_head.resize(peers_head.size() - 2);
+    for (auto& r : peers_cells) r.resize(r.size() - 2);
+  }
+  const std::string headline_note =
+      "Each precision's throughput over the same framework's fp32 on the same device, model size (f), batch and "
+      "input size (the paper's headline: what mixed precision buys per model size and batch size).";
+  const std::string peers_note =
+      "mixseg against the fastest other framework measured in the same precision, configuration and device "
+      "(medians of repeated runs; a framework's variants, e.g. PyTorch NCHW and channels_last, count separately).";
+
   // ---- Energy method and what was not measured ------------------------------
   std::set<std::string> methods;
   for (const nlohmann::json& m : metas) {
@@ -292,7 +371,16 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
   md += fmt::format("- cost at {} per kWh and CO2 at {} g CO2e per kWh (set with --price-per-kwh and "
                     "--grid-gco2-per-kwh)\n\n",
                     cfg.price_per_kwh, cfg.grid_gco2_per_kwh);
-  md += "## Results\n\n" + markdown_table(head, cells);
+  if (!headline_cells.empty())
+    md += "## Mixed precision over fp32\n\n" + headline_note + "\n\n" + markdown_table(headline_head, headline_cells) +
+          "\n";
+  if (!energy_cells.empty())
+    md += "## Energy per image against fp32\n\nNet joules per image (idle baseline subtracted), and in brackets the "
+          "ratio to fp32's.\n\n" +
+          markdown_table(energy_head, energy_cells) + "\n";
+  if (!peers_cells.empty())
+    md += "## Frameworks side by side\n\n" + peers_note + "\n\n" + markdown_table(peers_head, peers_cells) + "\n";
+  md += "## All results\n\n" + markdown_table(head, cells);
   if (!ceiling_cells.empty())
     md += "\n## Against the convolutions alone\n\n" + ceiling_note + "\n\n" + markdown_table(ceiling_head, ceiling_cells);
   if (!parity_cells.empty()) md += "\n## Accuracy parity\n\n" + markdown_table(parity_head, parity_cells);
@@ -318,7 +406,16 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
   for (const auto& m : methods) h += "<li>" + xml_escape(m) + "</li>\n";
   h += fmt::format("<li>cost at {} per kWh, CO2 at {} g CO2e per kWh</li>\n</ul>\n", cfg.price_per_kwh,
                    cfg.grid_gco2_per_kwh);
-  h += "<h2>Results</h2>\n" + html_table(head, cells);
+  if (!headline_cells.empty())
+    h += "<h2>Mixed precision over fp32</h2>\n<p>" + xml_escape(headline_note) + "</p>\n" +
+         html_table(headline_head, headline_cells);
+  if (!energy_cells.empty())
+    h += "<h2>Energy per image against fp32</h2>\n<p>Net joules per image (idle baseline subtracted), and in "
+         "brackets the ratio to fp32's.</p>\n" +
+         html_table(energy_head, energy_cells);
+  if (!peers_cells.empty())
+    h += "<h2>Frameworks side by side</h2>\n<p>" + xml_escape(peers_note) + "</p>\n" + html_table(peers_head, peers_cells);
+  h += "<h2>All results</h2>\n" + html_table(head, cells);
   if (!ceiling_cells.empty())
     h += "<h2>Against the convolutions alone</h2>\n<p>" + xml_escape(ceiling_note) + "</p>\n" +
          html_table(ceiling_head, ceiling_cells);

@@ -2,7 +2,10 @@
 // schema) and the runs' metadata, the paper's comparisons with our figures:
 // throughput and speedup over fp32 per precision, model size and batch size;
 // images per joule, kWh, cost and CO2 per million images where energy was
-// measured; peak memory; frameworks side by side. Markdown plus a
+// measured; peak memory; frameworks side by side. The two comparisons come
+// first as compact tables (each precision over the same framework's fp32 per
+// configuration, with J/img against fp32's; mixseg over the fastest other
+// framework per precision and configuration), then every row. Markdown plus a
 // self-contained HTML page (well-formed XHTML with the SVG plots inline),
 // and each plot as an .svg file. What could not be measured is listed, never
 // filled in.
