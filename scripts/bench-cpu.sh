@@ -7,7 +7,8 @@
 # and JAX/XLA (PyPI jax, flax, optax in .venv-jax, kept apart from the pinned
 # test runtimes), 512x256, fp32
 # inference and training, with mixseg's 16-bit policies and int8 in the same
-# rounds (f in PRECISION_FILTERS); ends with the comparison tables (peers;
+# rounds (f in PRECISION_FILTERS), and the peers' mixed_bf16 (autocast,
+# Keras and JAX policies) beside their fp32 for f in PEER_PRECISION_FILTERS; ends with the comparison tables (peers;
 # 16-bit over fp32 paired round by round) and `mixseg report` (OUT/report). Installs what is
 # missing (scripts/setup.sh, apt, pip; PyPI's torch is a ~4 GB download:
 # PYPI_TORCH=0 skips it; TF=0 skips TensorFlow, JAX=0 skips JAX).
@@ -16,7 +17,8 @@
 # repeated ROUNDS times; compare.py gives the ratio of medians and the
 # ratio paired round by round (each comparison's sides run back to back).
 #   scripts/bench-cpu.sh [out-dir]     (FILTERS="8 16 32" PRECISION_FILTERS="8 16" BATCHES=1,4 MIN_TIME=2
-#                                       ROUNDS=3 to change the sweep)
+#                                       ROUNDS=3 PEER_PRECISIONS=fp32,mixed_bf16 PEER_PRECISION_FILTERS="8"
+#                                       to change the sweep)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-out/bench-cpu}
@@ -26,6 +28,8 @@ MIN_TIME=${MIN_TIME:-2}
 SIZE=${SIZE:-512x256}
 ROUNDS=${ROUNDS:-3}
 PRECISION_FILTERS=${PRECISION_FILTERS:-"8 16"}
+PEER_PRECISIONS=${PEER_PRECISIONS:-fp32,mixed_bf16}
+PEER_PRECISION_FILTERS=${PEER_PRECISION_FILTERS:-"8"}
 
 bash scripts/setup.sh
 if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
@@ -65,6 +69,8 @@ for round in $(seq "$ROUNDS"); do
     fi
     PRECISIONS=fp32
     case " $PRECISION_FILTERS " in *" $f "*) PRECISIONS=fp32,mixed_fp16,mixed_bf16,int8 ;; esac
+    PEER=fp32  # the peers' 16-bit runs are slow where the CPU only emulates bf16: a subset of the sizes
+    case " $PEER_PRECISION_FILTERS " in *" $f "*) PEER=$PEER_PRECISIONS ;; esac
     # Each comparison's two sides run next to each other, since this
     # machine's speed drifts over minutes: mixseg's inference, then
     # onnxruntime's; PyTorch (inference, then training), then mixseg's training.
@@ -74,21 +80,21 @@ for round in $(seq "$ROUNDS"); do
       --filters "$f" --batch "$BATCHES" "${COMMON[@]}" --out "$CSV"
     .venv/bin/python bench/peers/ort_unet.py --model "$OUT/mixseg_f$f.onnx" --model-source "mixseg export" \
       --filters "$f" --batch "$BATCHES" "${COMMON[@]}" --out "$CSV"
-    /usr/bin/python3 bench/peers/torch_unet.py --device cpu --phase infer,train --filters "$f" --batch "$BATCHES" \
-      "${COMMON[@]}" --out "$CSV" 2>/dev/null
+    /usr/bin/python3 bench/peers/torch_unet.py --device cpu --phase infer,train --precision "$PEER" --filters "$f" \
+      --batch "$BATCHES" "${COMMON[@]}" --out "$CSV" 2>/dev/null
     if [ "$PYPI_TORCH" = 1 ]; then
-      .venv/bin/python bench/peers/torch_unet.py --device cpu --phase infer,train --filters "$f" --batch "$BATCHES" \
-        "${COMMON[@]}" --out "$CSV" 2>/dev/null
+      .venv/bin/python bench/peers/torch_unet.py --device cpu --phase infer,train --precision "$PEER" --filters "$f" \
+        --batch "$BATCHES" "${COMMON[@]}" --out "$CSV" 2>/dev/null
     fi
     build/mixseg bench --phase train --precision "$PRECISIONS" --filters "$f" --batch "$BATCHES" "${COMMON[@]}" \
       "${CEILING[@]}" --out "$CSV"
     if [ "$TF" = 1 ]; then
-      .venv/bin/python bench/peers/tf_unet.py --phase infer,train --filters "$f" --batch "$BATCHES" \
-        "${COMMON[@]}" --out "$CSV" 2>/dev/null
+      .venv/bin/python bench/peers/tf_unet.py --phase infer,train --precision "$PEER" --filters "$f" \
+        --batch "$BATCHES" "${COMMON[@]}" --out "$CSV" 2>/dev/null
     fi
     if [ "$JAX" = 1 ]; then
-      .venv-jax/bin/python bench/peers/jax_unet.py --device cpu --phase infer,train --filters "$f" --batch "$BATCHES" \
-        "${COMMON[@]}" --out "$CSV" 2>/dev/null
+      .venv-jax/bin/python bench/peers/jax_unet.py --device cpu --phase infer,train --precision "$PEER" --filters "$f" \
+        --batch "$BATCHES" "${COMMON[@]}" --out "$CSV" 2>/dev/null
     fi
   done
 done
