@@ -161,11 +161,13 @@ TEST(Report, MixedOverFp32AndFrameworksSideBySide) {
   EXPECT_NE(energy_md.find("| mixseg 0.1.0 (fast) | infer | 64x64 | 32 | 2 | 2 | 0.5 (0.25x) | - |"), std::string::npos)
       << energy_md;
   // fp32: the fastest other framework is JAX (8) over PyTorch's median 6; bf16: PyTorch alone.
-  EXPECT_NE(peers_md.find("| " + dev + " | infer | fp32 | 64x64 | 8 | 2 | mixseg 0.1.0 (fast) | 11 | jax 1.0 | 8 | 1.38x | 4 | unavailable |"),
+  EXPECT_NE(peers_md.find("| " + dev +
+                          " | infer | fp32 | 64x64 | 8 | 2 | mixseg 0.1.0 (fast) | 11 | jax 1.0 | 8 | 1.38x | 4 | unavailable |"),
             std::string::npos)
       << peers_md;
-  EXPECT_NE(peers_md.find("| infer | mixed_bf16 | 64x64 | 8 | 2 | mixseg 0.1.0 (fast) | 33 | pytorch 1.0 | 20 | 1.65x | 1 | 2 |"),
-            std::string::npos)
+  EXPECT_NE(
+      peers_md.find("| infer | mixed_bf16 | 64x64 | 8 | 2 | mixseg 0.1.0 (fast) | 33 | pytorch 1.0 | 20 | 1.65x | 1 | 2 |"),
+      std::string::npos)
       << peers_md;
   EXPECT_EQ(peers_md.find("| 32 |"), std::string::npos) << "no other framework measured f=32";
   EXPECT_EQ(peers_md.find("int8"), std::string::npos) << "no other framework measured int8";

@@ -33,7 +33,9 @@ using File = std::unique_ptr<std::FILE, FileCloser>;
 File open_for_reading(const std::string& path) {
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
-  if (!fs::exists(st)) fail("{}: no such file", path);
+  // not_found only: a status that could not be read (a folder above it not
+  // searchable) is left to fopen, whose error then says why.
+  if (st.type() == fs::file_type::not_found) fail("{}: no such file", path);
   if (fs::is_directory(st)) fail("{}: is a folder, not a file", path);
   File f(std::fopen(path.c_str(), "rb"));
   if (!f) fail("{}: cannot open ({})", path, std::strerror(errno));

@@ -10,8 +10,7 @@
 //      channels (R * NB = 24 accumulators);
 //   3. output transform: Y = A^T M A per tile and 16 output channels, bias,
 //      ReLU, stored (rounded once to f16 or bf16 where that is the storage
-//      type),
-//      outputs beyond odd H or W skipped.
+//      type), outputs beyond odd H or W skipped.
 // V and M of a chunk stay in L1/L2. Every output is computed by one thread
 // in a fixed order: results do not depend on the thread count.
 #include "cpu/conv2d_winograd.h"
@@ -646,7 +645,9 @@ void conv2d_winograd_f2_upsample_concat(const ConvShape& s, DType dt, const void
 
 void conv2d_winograd_f2_backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw) {
   check_kernel(s, dt, "Winograd F(2x2,3x3) weight gradient");
-  dispatch_float(dt, [&]<class T>() { run_backward_weights<T>(s, static_cast<const T*>(x), static_cast<const T*>(dy), dw); });
+  dispatch_float(dt, [&]<class T>() {
+    run_backward_weights<T>(s, static_cast<const T*>(x), static_cast<const T*>(dy), dw);
+  });
 }
 
 #else

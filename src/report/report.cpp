@@ -414,7 +414,8 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
          "brackets the ratio to fp32's.</p>\n" +
          html_table(energy_head, energy_cells);
   if (!peers_cells.empty())
-    h += "<h2>Frameworks side by side</h2>\n<p>" + xml_escape(peers_note) + "</p>\n" + html_table(peers_head, peers_cells);
+    h += "<h2>Frameworks side by side</h2>\n<p>" + xml_escape(peers_note) + "</p>\n" +
+         html_table(peers_head, peers_cells);
   h += "<h2>All results</h2>\n" + html_table(head, cells);
   if (!ceiling_cells.empty())
     h += "<h2>Against the convolutions alone</h2>\n<p>" + xml_escape(ceiling_note) + "</p>\n" +
