@@ -297,7 +297,38 @@ TEST(Advise, LeastEnergyWithinTheDiceTolerance) {
   const Advice t = advise(no_energy, {}, cfg);
   EXPECT_EQ(t.goal_used, "throughput");
   EXPECT_EQ(t.ranked.front().precision, "mixed_bf16");
-  EXPECT_EQ(t.notes.size(), 2u);  // energy missing, accuracy not checked
+  ASSERT_EQ(t.notes.size(), 3u);  // energy missing, accuracy not checked, one run each
+  EXPECT_NE(t.notes[2].find("one run"), std::string::npos) << t.notes[2];
   cfg.filters = 99;
   test::expect_error_containing([&] { advise(rows, parity, cfg); }, "filters 99");
+}
+
+// Several runs per configuration: the runner-up is said not to be told
+// apart when its runs overlap the winner's, and nothing is said when they
+// are apart.
+TEST(Advise, SaysWhenTheRunnerUpIsNotToldApart) {
+  auto at = [](const std::string& p, double ips) {
+    ResultRow r = row(p, ips);
+    r.phase = "train";
+    return r;
+  };
+  AdviseConfig cfg;
+  cfg.goal = "throughput";
+  // bf16 median 20 (runs 17-21), fp32 median 18 (runs 16-19): overlap.
+  const std::vector<ResultRow> close = {at("mixed_bf16", 17), at("mixed_bf16", 20), at("mixed_bf16", 21),
+                                        at("fp32", 16),       at("fp32", 18),       at("fp32", 19)};
+  const Advice a = advise(close, {}, cfg);
+  EXPECT_EQ(a.ranked.front().precision, "mixed_bf16");
+  EXPECT_EQ(a.ranked.front().img_per_s_runs.size(), 3u);
+  const auto said = std::find_if(a.notes.begin(), a.notes.end(),
+                                 [](const std::string& n) { return n.find("not told apart") != std::string::npos; });
+  ASSERT_NE(said, a.notes.end());
+  EXPECT_NE(said->find("fp32 at batch 2, is not told apart: its runs (16-19 img/s) overlap the recommended one's (17-21)"),
+            std::string::npos)
+      << *said;
+  // Apart: bf16 runs 25-27 against fp32's 16-19.
+  const std::vector<ResultRow> apart = {at("mixed_bf16", 25), at("mixed_bf16", 26), at("mixed_bf16", 27),
+                                        at("fp32", 16),       at("fp32", 18),       at("fp32", 19)};
+  for (const std::string& n : advise(apart, {}, cfg).notes)
+    EXPECT_TRUE(n.find("told apart") == std::string::npos && n.find("one run") == std::string::npos) << n;
 }

@@ -33,11 +33,13 @@ void add_advise(CLI::App& app) {
     }
     const std::vector<ParityRow> parity = o->parity.empty() ? std::vector<ParityRow>{} : read_parity_csv(o->parity);
     const Advice a = advise(rows, parity, o->cfg);
-    fmt::print("{:<11} {:>5} {:>10} {:>9} {:>12}  {}\n", "precision", "batch", "img/s", "J/img", "Dice - fp32", "");
+    fmt::print("{:<11} {:>5} {:>10} {:>9} {:>12} {:>5}  {}\n", "precision", "batch", "img/s", "J/img", "Dice - fp32",
+               "runs", "");
     for (const AdviseCandidate& k : a.ranked)
-      fmt::print("{:<11} {:>5} {:>10.2f} {:>9} {:>12}  {}\n", k.precision, k.batch, k.img_per_s,
+      fmt::print("{:<11} {:>5} {:>10.2f} {:>9} {:>12} {:>5}  {}\n", k.precision, k.batch, k.img_per_s,
                  k.joules_per_img ? fmt::format("{:.4g}", *k.joules_per_img) : "-",
-                 k.dice_vs_fp32 ? fmt::format("{:+.4f}", *k.dice_vs_fp32) : "-", k.allowed ? "" : "left out: " + k.why_not);
+                 k.dice_vs_fp32 ? fmt::format("{:+.4f}", *k.dice_vs_fp32) : "-", k.img_per_s_runs.size(),
+                 k.allowed ? "" : "left out: " + k.why_not);
     for (const auto& n : a.notes) fmt::print("note: {}\n", n);
     const AdviseCandidate& best = a.ranked.front();
     if (!best.allowed) fail("nothing to recommend: no candidate is within the Dice tolerance {}", o->cfg.dice_tolerance);

@@ -37,6 +37,7 @@ Advice advise(const std::vector<ResultRow>& rows, const std::vector<ParityRow>& 
     }
     c.img_per_s = median(ips);
     if (!j.empty()) c.joules_per_img = median(j);
+    c.img_per_s_runs = ips, c.joules_runs = j;
     all_energy = all_energy && c.joules_per_img && *c.joules_per_img > 0;
     if (!parity.empty()) {
       auto it = dice_diff.find(c.precision);
@@ -65,6 +66,24 @@ Advice advise(const std::vector<ResultRow>& rows, const std::vector<ParityRow>& 
     return x.img_per_s > y.img_per_s;
   });
   if (!a.ranked.front().allowed) a.notes.push_back("no candidate is within the Dice tolerance");
+  // Is the winner told apart from the runner-up? Only the runs can say.
+  if (a.ranked.size() >= 2 && a.ranked[0].allowed && a.ranked[1].allowed) {
+    const bool energy = a.goal_used == "energy";
+    const AdviseCandidate &best = a.ranked[0], &next = a.ranked[1];
+    const std::vector<double>& b = energy ? best.joules_runs : best.img_per_s_runs;
+    const std::vector<double>& n = energy ? next.joules_runs : next.img_per_s_runs;
+    const auto [b_lo, b_hi] = std::minmax_element(b.begin(), b.end());
+    const auto [n_lo, n_hi] = std::minmax_element(n.begin(), n.end());
+    const char* unit = energy ? "J/img" : "img/s";
+    if (b.size() < 2 || n.size() < 2)
+      a.notes.push_back("one run of the best or the runner-up: whether they differ by more than this machine's "
+                        "run-to-run spread is unknown (mixseg bench --rounds 3)");
+    else if (*b_lo <= *n_hi && *n_lo <= *b_hi)
+      a.notes.push_back(fmt::format(
+          "the runner-up, {} at batch {}, is not told apart: its runs ({:.4g}-{:.4g} {}) overlap the recommended "
+          "one's ({:.4g}-{:.4g}): measure more rounds to separate them, or take either",
+          next.precision, next.batch, *n_lo, *n_hi, unit, *b_lo, *b_hi));
+  }
   return a;
 }
 

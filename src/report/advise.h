@@ -3,6 +3,9 @@
 // second) for one model size and phase, among the precisions whose Dice is
 // within a tolerance of fp32's. Without energy figures it says so and ranks
 // by throughput; without parity results it says accuracy was not checked.
+// Where a configuration was measured several times (mixseg bench --rounds),
+// it says when the runner-up's runs overlap the recommended one's: on a
+// machine whose speed drifts the two are then not told apart.
 #pragma once
 #include <optional>
 #include <string>
@@ -25,6 +28,7 @@ struct AdviseCandidate {
   int batch = 0;
   double img_per_s = 0;
   std::optional<double> joules_per_img;
+  std::vector<double> img_per_s_runs, joules_runs;  // every run's figure (the medians above are of these)
   std::optional<double> dice_vs_fp32;  // from parity, when given
   bool allowed = true;
   std::string why_not;  // for a candidate left out
