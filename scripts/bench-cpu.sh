@@ -2,7 +2,8 @@
 # The CPU benchmark against the peers, in one run: mixseg (fast backend),
 # PyTorch (Debian's python3-torch 1.13, and a current torch from PyPI in
 # .venv; NCHW and channels_last each) and onnxruntime (PyPI, in .venv, on
-# mixseg's own fp32 ONNX export and on the PyTorch peer's; the faster counts), TensorFlow/Keras (the paper's other
+# mixseg's own fp32 ONNX export and on the PyTorch peer's; the faster counts),
+# LiteRT (XNNPACK) on mixseg's int8 TFLite export, TensorFlow/Keras (the paper's other
 # framework; PyPI tensorflow-cpu, in .venv through scripts/setup-runtimes.sh)
 # and JAX/XLA (PyPI jax, flax, optax in .venv-jax, kept apart from the pinned
 # test runtimes), 512x256, fp32
@@ -54,7 +55,7 @@ cmake --preset release >/dev/null && cmake --build build >/dev/null
 
 mkdir -p "$OUT"
 CSV="$OUT/results.csv"
-rm -f "$CSV" "$CSV.meta.jsonl" "$OUT"/unet_f*.onnx "$OUT"/mixseg_f*.onnx
+rm -f "$CSV" "$CSV.meta.jsonl" "$OUT"/unet_f*.onnx "$OUT"/mixseg_f*.onnx "$OUT"/mixseg_f*_int8.tflite
 COMMON=(--size "$SIZE" --min-time "$MIN_TIME")
 CEILING=(--conv-ceiling)  # mixseg's rows also against their convolutions alone (metadata, compare.py, report)
 for round in $(seq "$ROUNDS"); do
@@ -80,6 +81,15 @@ for round in $(seq "$ROUNDS"); do
       --filters "$f" --batch "$BATCHES" "${COMMON[@]}" --out "$CSV"
     .venv/bin/python bench/peers/ort_unet.py --model "$OUT/mixseg_f$f.onnx" --model-source "mixseg export" \
       --filters "$f" --batch "$BATCHES" "${COMMON[@]}" --out "$CSV"
+    case " $PRECISION_FILTERS " in *" $f "*)  # int8: LiteRT (XNNPACK) on mixseg's Edge TPU export
+      if [ ! -f "$OUT/mixseg_f${f}_int8.tflite" ]; then
+        build/mixseg quantize "$OUT/ckpt_f$f/last.safetensors" --synthetic 16 --size "$SIZE" \
+          --out "$OUT/q_f$f.safetensors" >/dev/null
+        build/mixseg export "$OUT/q_f$f.safetensors" --out "$OUT/mixseg_f${f}_int8.tflite" >/dev/null
+      fi
+      .venv/bin/python bench/peers/litert_unet.py --model "$OUT/mixseg_f${f}_int8.tflite" --filters "$f" \
+        --batch "$BATCHES" "${COMMON[@]}" --out "$CSV" 2>/dev/null ;;
+    esac
     /usr/bin/python3 bench/peers/torch_unet.py --device cpu --phase infer,train --precision "$PEER" --filters "$f" \
       --batch "$BATCHES" "${COMMON[@]}" --out "$CSV" 2>/dev/null
     if [ "$PYPI_TORCH" = 1 ]; then

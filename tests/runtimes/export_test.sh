@@ -41,3 +41,26 @@ if "$PY" -c "import tensorflow" 2>/dev/null; then
 else
   echo "note: no TensorFlow in $PY: the cross-check of the quantization against TensorFlow's was not run"
 fi
+# The LiteRT peer (bench/peers/litert_unet.py) on the int8 and fp32 exports,
+# beside mixseg bench's int8 rows: the design's CSV schema, the precision
+# read off the model, a batch other than the export's 1, and mixseg report
+# setting the int8 engine beside LiteRT.
+for m in int8 fp32; do
+  "$PY" "$HERE/../../bench/peers/litert_unet.py" --model "$WORK/m_$m.tflite" --filters 8 --depth 3 --size 64x64 \
+    --batch 1,2 --warmup 1 --min-steps 2 --min-time 0 --out "$WORK/peers.csv" >"$WORK/litert_$m.log" 2>&1 ||
+    { cat "$WORK/litert_$m.log"; exit 1; }
+done
+"$MIXSEG" bench --phase infer --precision int8 --filters 8 --depth 3 --size 64x64 --batch 1,2 --warmup 1 \
+  --min-steps 2 --min-time 0 --energy none --out "$WORK/peers.csv" >/dev/null
+"$MIXSEG" report "$WORK/peers.csv" --out "$WORK/peers-report" >/dev/null
+"$PY" - "$WORK/peers.csv" "$WORK/peers-report/report.md" <<'PY'
+import csv, re, sys
+rows = [r for r in csv.DictReader(open(sys.argv[1])) if r["framework"] == "litert"]
+got = sorted((r["precision"], int(r["batch"]), r["height"], r["width"]) for r in rows)
+assert got == [("fp32", 1, "64", "64"), ("fp32", 2, "64", "64"), ("int8", 1, "64", "64"), ("int8", 2, "64", "64")], got
+assert all(float(r["img_per_s"]) > 0 for r in rows), rows
+report = open(sys.argv[2]).read()
+side = report[report.index("## Frameworks side by side"):report.index("## All results")]
+assert re.search(r"\| infer \| int8 \| 64x64 \| 8 \| 2 \| mixseg [^|]+ \| [0-9.e+]+ \| litert [^|]+ \|", side), side
+print("LiteRT peer: int8 and fp32 rows, set beside mixseg's int8 engine in the report")
+PY
