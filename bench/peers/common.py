@@ -171,6 +171,13 @@ def make_row(framework, version, device, device_name, precision, phase, filters,
     }
 
 
+def emit_inference_row(label, row, out):
+    """Prints one inference row's throughput after label, and appends the row to out (if given)."""
+    print(f"{label}: {float(row['img_per_s']):.2f} img/s, {float(row['ms_per_step_median']):.2f} ms/step", flush=True)
+    if out:
+        append_rows(out, [row])
+
+
 def append_rows(path, rows):
     fresh = not os.path.exists(path) or os.path.getsize(path) == 0
     if not fresh:

@@ -67,10 +67,7 @@ def main():
         times = common.time_steps(it.invoke, args.warmup, args.min_steps, args.min_time)
         row = common.make_row("litert", version, "cpu", common.cpu_model_name(), precision, "infer", args.filters,
                               args.depth, batch, int(h), int(w), times, args.warmup, common.peak_rss_mib(), False)
-        print(f"litert {version} {precision} f={args.filters} batch {batch}: {float(row['img_per_s']):.2f} img/s, "
-              f"{float(row['ms_per_step_median']):.2f} ms/step", flush=True)
-        if args.out:
-            common.append_rows(args.out, [row])
+        common.emit_inference_row(f"litert {version} {precision} f={args.filters} batch {batch}", row, args.out)
 
 
 if __name__ == "__main__":

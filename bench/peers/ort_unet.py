@@ -47,10 +47,7 @@ def main():
         version = f"{ort.__version__} ({args.model_source})" if args.model_source else ort.__version__
         row = common.make_row("onnxruntime", version, "cpu", common.cpu_model_name(), "fp32", "infer",
                               args.filters, args.depth, batch, h, w, times, args.warmup, common.peak_rss_mib(), False)
-        print(f"onnxruntime {ort.__version__} f={args.filters} batch {batch}: {float(row['img_per_s']):.2f} img/s, "
-              f"{float(row['ms_per_step_median']):.2f} ms/step", flush=True)
-        if args.out:
-            common.append_rows(args.out, [row])
+        common.emit_inference_row(f"onnxruntime {ort.__version__} f={args.filters} batch {batch}", row, args.out)
 
 
 if __name__ == "__main__":
