@@ -81,15 +81,15 @@ for round in $(seq "$ROUNDS"); do
       --filters "$f" --batch "$BATCHES" "${COMMON[@]}" --out "$CSV"
     .venv/bin/python bench/peers/ort_unet.py --model "$OUT/mixseg_f$f.onnx" --model-source "mixseg export" \
       --filters "$f" --batch "$BATCHES" "${COMMON[@]}" --out "$CSV"
-    case " $PRECISION_FILTERS " in *" $f "*)  # int8: LiteRT (XNNPACK) on mixseg's Edge TPU export
+    if [ "$PRECISIONS" != fp32 ]; then  # int8 measured: LiteRT (XNNPACK) on mixseg's Edge TPU export
       if [ ! -f "$OUT/mixseg_f${f}_int8.tflite" ]; then
         build/mixseg quantize "$OUT/ckpt_f$f/last.safetensors" --synthetic 16 --size "$SIZE" \
           --out "$OUT/q_f$f.safetensors" >/dev/null
         build/mixseg export "$OUT/q_f$f.safetensors" --out "$OUT/mixseg_f${f}_int8.tflite" >/dev/null
       fi
       .venv/bin/python bench/peers/litert_unet.py --model "$OUT/mixseg_f${f}_int8.tflite" --filters "$f" \
-        --batch "$BATCHES" "${COMMON[@]}" --out "$CSV" 2>/dev/null ;;
-    esac
+        --batch "$BATCHES" "${COMMON[@]}" --out "$CSV" 2>/dev/null
+    fi
     /usr/bin/python3 bench/peers/torch_unet.py --device cpu --phase infer,train --precision "$PEER" --filters "$f" \
       --batch "$BATCHES" "${COMMON[@]}" --out "$CSV" 2>/dev/null
     if [ "$PYPI_TORCH" = 1 ]; then

@@ -39,7 +39,7 @@ def main():
     ap.add_argument("--out", help="append rows to this CSV")
     args = ap.parse_args()
     threads = args.threads or os.cpu_count()
-    version = (f"{importlib.metadata.version('ai-edge-litert')} ({args.kernels}, {args.model_source})")
+    version = f"{importlib.metadata.version('ai-edge-litert')} ({args.kernels}, {args.model_source})"
     for batch in common.int_list(args.batch):
         it = Interpreter(model_path=args.model, num_threads=threads,
                          experimental_op_resolver_type=RESOLVERS[args.kernels])

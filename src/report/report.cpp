@@ -170,6 +170,7 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
     if (l.k.precision != "fp32") continue;
     std::vector<std::string> sp = {l.k.device_name, l.k.framework, l.k.phase, size_of(l.k), std::to_string(l.k.filters),
                                    std::to_string(l.k.batch), num(l.s.img_per_s)};
+    const size_t prefix = sp.size();  // the columns before the other precisions'
     std::vector<std::string> en = sp;
     const std::optional<double>& j32 = l.s.joules_per_img;
     en.back() = j32 ? num(*j32) : "unavailable";
@@ -181,16 +182,19 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
       en.push_back(!j ? "-" : j32 && *j32 > 0 ? fmt::format("{} ({}x)", num(*j), num(*j / *j32)) : num(*j));
     }
     // Only frameworks measured in another precision too (the CPU peers ran fp32 alone).
-    if (std::any_of(sp.begin() + 7, sp.end(), [](const std::string& c) { return c != "-"; })) {
+    auto measured = [prefix](const std::vector<std::string>& row) {
+      return std::any_of(row.begin() + long(prefix), row.end(), [](const std::string& c) { return c != "-"; });
+    };
+    if (measured(sp)) {
       headline_cells.push_back(sp);
-      if (j32 || std::any_of(en.begin() + 7, en.end(), [](const std::string& c) { return c != "-"; }))
-        energy_cells.push_back(en);
+      if (j32 || measured(en)) energy_cells.push_back(en);
     }
   }
   auto is_mixseg = [](const std::string& framework) { return framework.rfind("mixseg ", 0) == 0; };
+  // The energy columns only where some row measured energy (else "unavailable" throughout).
   std::vector<std::string> peers_head = {"device", "phase", "precision", "size", "f", "batch", "mixseg",
-                                         "img/s", "fastest other framework", "img/s", "mixseg / other",
-                                         "mixseg J/img", "other J/img"};
+                                         "img/s", "fastest other framework", "img/s", "mixseg / other"};
+  if (any_energy) peers_head.insert(peers_head.end(), {"mixseg J/img", "other J/img"});
   Table peers_cells;
   std::vector<const Line*> ours;
   for (const Line& l : lines)
@@ -210,18 +214,18 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
     if (!best || best->s.img_per_s <= 0) continue;
     const auto& jm = m->s.joules_per_img;
     const auto& jo = best->s.joules_per_img;
-    peers_cells.push_back({m->k.device_name, m->k.phase, m->k.precision, size_of(m->k), std::to_string(m->k.filters),
-                           std::to_string(m->k.batch), m->k.framework, num(m->s.img_per_s), best->k.framework,
-                           num(best->s.img_per_s), num(m->s.img_per_s / best->s.img_per_s) + "x",
-                           jm ? num(*jm) : "unavailable", jo ? num(*jo) : "unavailable"});
-  }
-  if (!any_energy) {  // the energy columns would say "unavailable" throughout
-    peers_head.resize(peers_head.size() - 2);
-    for (auto& r : peers_cells) r.resize(r.size() - 2);
+    std::vector<std::string> row = {m->k.device_name, m->k.phase, m->k.precision, size_of(m->k),
+                                    std::to_string(m->k.filters), std::to_string(m->k.batch), m->k.framework,
+                                    num(m->s.img_per_s), best->k.framework, num(best->s.img_per_s),
+                                    num(m->s.img_per_s / best->s.img_per_s) + "x"};
+    if (any_energy) row.insert(row.end(), {jm ? num(*jm) : "unavailable", jo ? num(*jo) : "unavailable"});
+    peers_cells.push_back(row);
   }
   const std::string headline_note =
       "Each precision's throughput over the same framework's fp32 on the same device, model size (f), batch and "
       "input size (the paper's headline: what mixed precision buys per model size and batch size).";
+  const std::string energy_note =
+      "Net joules per image (idle baseline subtracted), and in brackets the ratio to fp32's.";
   const std::string peers_note =
       "mixseg against the fastest other framework measured in the same precision, configuration and device "
       "(medians of repeated runs; a framework's variants, e.g. PyTorch NCHW and channels_last, count separately).";
@@ -375,9 +379,7 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
     md += "## Mixed precision over fp32\n\n" + headline_note + "\n\n" + markdown_table(headline_head, headline_cells) +
           "\n";
   if (!energy_cells.empty())
-    md += "## Energy per image against fp32\n\nNet joules per image (idle baseline subtracted), and in brackets the "
-          "ratio to fp32's.\n\n" +
-          markdown_table(energy_head, energy_cells) + "\n";
+    md += "## Energy per image against fp32\n\n" + energy_note + "\n\n" + markdown_table(energy_head, energy_cells) + "\n";
   if (!peers_cells.empty())
     md += "## Frameworks side by side\n\n" + peers_note + "\n\n" + markdown_table(peers_head, peers_cells) + "\n";
   md += "## All results\n\n" + markdown_table(head, cells);
@@ -410,8 +412,7 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
     h += "<h2>Mixed precision over fp32</h2>\n<p>" + xml_escape(headline_note) + "</p>\n" +
          html_table(headline_head, headline_cells);
   if (!energy_cells.empty())
-    h += "<h2>Energy per image against fp32</h2>\n<p>Net joules per image (idle baseline subtracted), and in "
-         "brackets the ratio to fp32's.</p>\n" +
+    h += "<h2>Energy per image against fp32</h2>\n<p>" + xml_escape(energy_note) + "</p>\n" +
          html_table(energy_head, energy_cells);
   if (!peers_cells.empty())
     h += "<h2>Frameworks side by side</h2>\n<p>" + xml_escape(peers_note) + "</p>\n" +

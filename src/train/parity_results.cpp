@@ -13,10 +13,14 @@
 
 namespace mixseg {
 
+namespace {
+constexpr const char* kParityHeader = "seed,precision,dice,iou,dice_pooled,iou_pooled,pixel_accuracy,images";
+}  // namespace
+
 void write_parity_csv(const std::string& path, const std::vector<ParityRow>& rows) {
   write_atomically(path, [&](const std::string& tmp) {
     std::ofstream f(tmp);
-    f << "seed,precision,dice,iou,dice_pooled,iou_pooled,pixel_accuracy,images\n";
+    f << kParityHeader << "\n";
     for (const ParityRow& r : rows)
       f << fmt::format("{},{},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{}\n", r.seed, r.precision, r.val.dice_mean,
                        r.val.iou_mean, r.val.dice_pooled, r.val.iou_pooled, r.val.pixel_accuracy, r.val.images);
@@ -29,7 +33,7 @@ std::vector<ParityRow> read_parity_csv(const std::string& path) {
   std::istringstream f(read_file_text(path));
   std::string line;
   std::getline(f, line);
-  if (line != "seed,precision,dice,iou,dice_pooled,iou_pooled,pixel_accuracy,images")
+  if (line != kParityHeader)
     fail("{}: not a parity CSV from mixseg parity (first line: '{}')", path, line);
   std::vector<ParityRow> rows;
   for (int n = 2; std::getline(f, line); ++n) {
