@@ -135,7 +135,18 @@ expect_error "--energy rapl: no powercap interface" "$MIXSEG" bench --energy rap
 if ! nvidia-smi -L >/dev/null 2>&1; then  # without a GPU (or without a CUDA build) the GPU is refused, clearly
   expect_error "CUDA backend" "$MIXSEG" bench --device cuda --filters 2 --depth 2 --size 32x32
   expect_error "CUDA backend" "$MIXSEG" train --backend cuda --synthetic 8 --size 32x32 --filters 2 --depth 2 --out "$T/gpu"
+  expect_error "CUDA backend" "$MIXSEG" train --device cuda --synthetic 8 --size 32x32 --filters 2 --depth 2 --out "$T/gpu"
+  expect_error "CUDA" "$MIXSEG" predict "$T/run/last.safetensors" "$T/data/0.png" --device cuda --out "$T/gpu"
+  # auto without a GPU is the CPU.
+  expect_ok "$MIXSEG" eval "$T/run/last.safetensors" --data "$T/data" --device auto
+  grep -q "dice" "$T/out" && ok "eval --device auto ran on the CPU" || bad "eval --device auto: $(cat "$T/out")"
 fi
+# --device and --backend: unknown names and contradictions are refused before any work.
+expect_error "--device 'gpu' is not cpu, cuda or auto" "$MIXSEG" eval "$T/run/last.safetensors" --data "$T/data" --device gpu
+expect_error "--backend 'gpu' is not ref, fast or cuda" "$MIXSEG" train --synthetic 8 --size 32x32 --backend gpu
+expect_error "--device cuda runs the cuda backend, not --backend ref" "$MIXSEG" parity --synthetic 8 --device cuda --backend ref
+expect_error "needs --device cuda or auto" "$MIXSEG" bench --device cpu --backend cuda --filters 2 --depth 2 --size 32x32
+expect_ok "$MIXSEG" eval "$T/run/last.safetensors" --data "$T/data" --device cpu --backend ref
 expect_error "another header" "$MIXSEG" bench --filters 2 --depth 2 --size 32x32 --warmup 0 --min-steps 1 --min-time 0 --out "$T/other.csv"
 
 # Bad input: clear errors naming the file or value.
@@ -167,6 +178,8 @@ grep -q "clipped" "$T/out" && grep -q "percentile 99.99 over 12 images" "$T/out"
 expect_ok "$MIXSEG" eval "$T/q.safetensors" --data "$T/data"
 grep -q "evaluated in int8" "$T/out" && ok "eval ran the int8 model" || bad "eval did not run int8: $(cat "$T/out")"
 expect_ok "$MIXSEG" predict "$T/q.safetensors" "$T/data/0.png" --out "$T/qmasks"
+expect_error "int8 model: it runs on the CPU's int8 engine" "$MIXSEG" eval "$T/q.safetensors" --data "$T/data" --device cuda
+expect_error "int8 model: it runs on the CPU's int8 engine" "$MIXSEG" predict "$T/q.safetensors" "$T/data/0.png" --device cuda --out "$T/gpu"
 [ -f "$T/qmasks/0_mask.png" ] && ok "int8 predict wrote a mask" || bad "int8 predict wrote no mask"
 expect_ok "$MIXSEG" export "$T/q.safetensors" --out "$T/q.tflite"
 expect_ok "$MIXSEG" edgetpu-check "$T/q.tflite"

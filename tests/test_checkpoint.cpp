@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "cuda/device_query.h"
 #include "data/synthetic.h"
 #include "train/checkpoint.h"
 #include "train/safetensors.h"
@@ -252,6 +253,18 @@ TEST(Checkpoint, RgbModelTrainsAndPredicts) {
   ASSERT_EQ(a.size(), 40u * 24);
   for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-6);  // same image at 8 and 16 bits
   test::expect_error_containing([&] { p.probabilities(img8.data(), 40, 24); }, "takes 3 input channels, the image has 1");
+  EXPECT_EQ(p.info().device, "cpu");  // the default
+  test::expect_error_containing([&] { Predictor::load((dir / "run" / "last.safetensors").string(), "fp32", "gpu"); },
+                                "device 'gpu' is not cpu, cuda or auto");
+  if (cuda_device_count() == 0) {  // auto is the CPU then, and cuda is refused with the reason
+    Predictor q = Predictor::load((dir / "run" / "last.safetensors").string(), "fp32", "auto");
+    EXPECT_EQ(q.info().device, "cpu");
+    const auto c = q.probabilities(img8.data(), 40, 24, 3);
+    ASSERT_EQ(c.size(), a.size());
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], c[i], 1e-5);  // the same CPU (algorithms chosen by timing)
+    test::expect_error_containing([&] { Predictor::load((dir / "run" / "last.safetensors").string(), "fp32", "cuda"); },
+                                  "CUDA");
+  }
   fs::remove_all(dir);
 }
 

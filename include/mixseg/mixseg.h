@@ -16,6 +16,7 @@ struct ModelInfo {
   int height = 0, width = 0;  // the size the model was trained at
   std::string trained_precision;
   std::string precision;      // the precision this predictor runs in
+  std::string device;         // where it runs: "cpu" or "cuda"
   size_t parameters = 0;
 };
 
@@ -24,9 +25,12 @@ class Predictor {
   // precision: "fp32" (default), "fp16", "bf16", or the name of a training
   // policy (runs in its storage dtype). An int8 model written by `mixseg
   // quantize` runs in int8 (TFLite's integer semantics) whatever precision
-  // says. Throws mixseg::Error naming the file if the checkpoint is missing,
-  // corrupt or not a mixseg model.
-  static Predictor load(const std::string& checkpoint_path, const std::string& precision = "fp32");
+  // says. device: "cpu" (default), "cuda" (the GPU; an error without one or
+  // in a build without CUDA) or "auto" (the GPU when one is visible); an int8
+  // model runs on the CPU. Throws mixseg::Error naming the file if the
+  // checkpoint is missing, corrupt or not a mixseg model.
+  static Predictor load(const std::string& checkpoint_path, const std::string& precision = "fp32",
+                        const std::string& device = "cpu");
 
   Predictor(Predictor&&) noexcept;
   Predictor& operator=(Predictor&&) noexcept;

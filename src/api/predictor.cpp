@@ -1,5 +1,5 @@
 // The public Predictor (see include/mixseg/mixseg.h): a checkpoint, the fast
-// backend and an inference workspace for batch 1; or an int8 model from
+// backend (or the GPU's) and an inference workspace for batch 1; or an int8 model from
 // `mixseg quantize`, run by the int8 engine.
 #include <algorithm>
 #include <cmath>
@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "core/error.h"
+#include "cuda/device_query.h"
 #include "data/dataset.h"
 #include "mixseg/mixseg.h"
 #include "model/network.h"
@@ -30,9 +31,11 @@ Predictor::Predictor(Predictor&&) noexcept = default;
 Predictor& Predictor::operator=(Predictor&&) noexcept = default;
 Predictor::~Predictor() = default;
 
-Predictor Predictor::load(const std::string& path, const std::string& precision) {
+Predictor Predictor::load(const std::string& path, const std::string& precision, const std::string& device) {
+  if (device != "cpu" && device != "cuda" && device != "auto") fail("device '{}' is not cpu, cuda or auto", device);
   auto impl = std::make_unique<Impl>();
   if (is_int8_model(path)) {  // runs in int8 whatever `precision` says, as quantized
+    if (device == "cuda") fail("{} is an int8 model: it runs on the CPU's int8 engine, not on cuda", path);
     impl->int8 = load_qmodel(path);
     return Predictor(std::move(impl));
   }
@@ -41,7 +44,8 @@ Predictor Predictor::load(const std::string& path, const std::string& precision)
   impl->ckpt = load_checkpoint(path);
   impl->net = build_unet(impl->ckpt.config);
   impl->policy = parse_policy(precision);
-  impl->backend = make_fast_backend();
+  const bool gpu = device == "cuda" || (device == "auto" && cuda_device_count() > 0);
+  impl->backend = gpu ? make_backend("cuda") : make_fast_backend();
   impl->ws = make_workspace(impl->net, *impl->backend, impl->policy, 1, impl->ckpt.height, impl->ckpt.width, false);
   upload_weights(impl->net, impl->ckpt.weights, *impl->ws);
   return Predictor(std::move(impl));
@@ -111,11 +115,11 @@ ModelInfo Predictor::info() const {
     size_t params = 0;
     for (const QConv& c : q.convs) params += c.weights.size() + c.bias.size();
     return {q.config.filters, q.config.depth, q.config.in_channels, q.config.classes, q.height, q.width,
-            "int8 (" + q.calibration + ")", "int8", params};
+            "int8 (" + q.calibration + ")", "int8", "cpu", params};
   }
   return {m.ckpt.config.filters, m.ckpt.config.depth, m.ckpt.config.in_channels, m.ckpt.config.classes,
           m.ckpt.height, m.ckpt.width, std::string(policy_info(m.ckpt.policy).name),
-          std::string(policy_info(m.policy).name), m.net.param_numel};
+          std::string(policy_info(m.policy).name), m.backend->name() == "cuda" ? "cuda" : "cpu", m.net.param_numel};
 }
 
 const char* version() { return MIXSEG_VERSION; }

@@ -32,14 +32,15 @@ namespace mixseg::cli {
 namespace {
 
 struct BenchOptions {
-  std::string backend, precision = "fp32", phase = "infer,train", filters = "8", batch = "1", size = "512x256",
+  DeviceOptions where;
+  std::string precision = "fp32", phase = "infer,train", filters = "8", batch = "1", size = "512x256",
               out, conv_algorithm = "fastest";
   int depth = 4, warmup = 3, min_steps = 5, rounds = 1;
   double min_time = 2.0;
   bool verbose = false, conv_ceiling = false;
   int loader_threads = 1;
   uint64_t seed = 0;
-  std::string device = "cpu", energy = "auto", rapl_root = "/sys/class/powercap";
+  std::string energy = "auto", rapl_root = "/sys/class/powercap";
   double idle_seconds = 3.0, price_per_kwh = 0.30, grid_gco2_per_kwh = 400.0;
 };
 
@@ -104,12 +105,8 @@ void run_bench(const BenchOptions& o) {
 
   // The device decides the backend: the GPU runs the cuda backend, the CPU
   // the fast one unless --backend says ref (or fast).
-  if (o.device != "cpu" && o.device != "cuda" && o.device != "auto") fail("--device must be cpu, cuda or auto, got {}", o.device);
-  const std::string device = o.device == "auto" ? (cuda_device_count() > 0 ? "cuda" : "cpu") : o.device;
-  const std::string backend_name = !o.backend.empty() ? o.backend : device == "cuda" ? "cuda" : "fast";
-  if (device == "cuda" && backend_name != "cuda")
-    fail("--device cuda runs the cuda backend, not --backend {}", backend_name);
-  if (device == "cpu" && backend_name == "cuda") fail("--backend cuda needs --device cuda (or auto)");
+  const DeviceChoice where = resolve_device(o.where);
+  const std::string &device = where.device, &backend_name = where.backend;
   if (device == "cuda")
     for (const auto& p : precisions)
       if (p == "int8") fail("--precision int8 is the CPU's int8 engine; benchmark it with --device cpu");
@@ -274,7 +271,7 @@ void run_bench(const BenchOptions& o) {
 void add_bench(CLI::App& app) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* c = app.add_subcommand("bench", "Measure training and inference throughput (steady state, CSV rows)");
-  c->add_option("--backend", o->backend, "ref or fast on the CPU (default fast), cuda on the GPU (the default there)");
+  add_device_options(c, o->where);
   c->add_option("--precision", o->precision, "Comma-separated policies, and int8 (inference, the int8 engine)")
       ->capture_default_str();
   c->add_option("--phase", o->phase, "Comma-separated: train, infer, load (the data loader alone)")->capture_default_str();
@@ -293,8 +290,6 @@ void add_bench(CLI::App& app) {
       ->capture_default_str()
       ->check(positive);
   c->add_option("--seed", o->seed, "Seed of weights and synthetic frames")->capture_default_str();
-  c->add_option("--device", o->device, "cpu, cuda (the GPU) or auto (the GPU when one is visible)")
-      ->capture_default_str();
   c->add_option("--energy", o->energy, "auto (RAPL on the CPU, NVML on the GPU, when readable), rapl or nvml (required), or none")->capture_default_str();
   c->add_option("--idle-seconds", o->idle_seconds, "Idle baseline measured before the sweep (0: none, gross = net)")
       ->capture_default_str()->check(non_negative);

@@ -43,6 +43,23 @@ void check_data_or_synthetic(const DataOptions& d, int synthetic, const char* wh
 // The folder(s) at h x w, or N synthetic frames of that size from `seed`.
 mixseg::Dataset load_data_or_synthetic(const DataOptions& d, int synthetic, uint64_t seed, int h, int w);
 
+// Where a command runs: --device cpu|cuda|auto and, on the CPU, --backend
+// ref|fast. `--backend cuda` alone still means the GPU (it did before
+// --device existed).
+struct DeviceOptions {
+  std::string device;   // empty: not given (the CPU, unless --backend cuda)
+  std::string backend;  // empty: the device's own (fast on the CPU, cuda on the GPU)
+};
+// Adds --device and, when with_backend, --backend to c.
+void add_device_options(CLI::App* c, DeviceOptions& d, bool with_backend = true);
+struct DeviceChoice {
+  std::string device;   // "cpu" or "cuda"
+  std::string backend;  // "ref", "fast" or "cuda"
+};
+// The device and backend that d asks for, with auto settled (the GPU when one
+// is visible); throws naming the option for an unknown or conflicting value.
+DeviceChoice resolve_device(const DeviceOptions& d);
+
 // Option checks whose errors say what was wanted ("--batch: 0 is not a
 // positive number"; CLI11's PositiveNumber printed the range up to 1.8e308).
 extern const CLI::Validator positive, non_negative;

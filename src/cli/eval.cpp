@@ -13,7 +13,8 @@ namespace mixseg::cli {
 namespace {
 
 struct EvalOptions {
-  std::string checkpoint, precision, backend = "fast";
+  std::string checkpoint, precision;
+  DeviceOptions where;
   DataOptions data;
   int synthetic = 0, batch = 8;
   uint64_t seed = 12345;
@@ -39,7 +40,11 @@ void run_eval_int8(const EvalOptions& o) {
 
 void run_eval(const EvalOptions& o) {
   check_data_or_synthetic(o.data, o.synthetic);
-  if (is_int8_model(o.checkpoint)) return run_eval_int8(o);
+  const DeviceChoice where = resolve_device(o.where);  // a bad --device fails before any work
+  if (is_int8_model(o.checkpoint)) {
+    if (where.device == "cuda") fail("{} is an int8 model: it runs on the CPU's int8 engine, not --device cuda", o.checkpoint);
+    return run_eval_int8(o);
+  }
   if (o.precision == "int8")
     fail("{} is a float checkpoint: quantize it first (mixseg quantize {} --data DIR --out MODEL), then evaluate MODEL",
          o.checkpoint, o.checkpoint);
@@ -48,7 +53,7 @@ void run_eval(const EvalOptions& o) {
   const Policy policy = o.precision.empty() ? ck.policy : parse_policy(o.precision);
   const Dataset data =
       load_data_or_synthetic(with_channels(o.data, ck.config.in_channels), o.synthetic, o.seed, ck.height, ck.width);
-  auto backend = make_backend(o.backend);
+  auto backend = make_backend(where.backend);
   const SegMetrics m = evaluate(net, ck.weights, *backend, policy, data, o.batch);
   fmt::print("checkpoint: {} (U-Net f={} depth={}, trained {} at {}x{}, {} epochs)\n", o.checkpoint, ck.config.filters,
              ck.config.depth, policy_info(ck.policy).name, ck.height, ck.width, ck.epoch);
@@ -67,7 +72,7 @@ void add_eval(CLI::App& app) {
   c->add_option("--synthetic", o->synthetic, "Evaluate on N synthetic frames")->check(positive);
   c->add_option("--seed", o->seed, "Seed of the synthetic frames (differs from training's by default)")->capture_default_str();
   c->add_option("--precision", o->precision, "Run in this precision (default: the training policy's; an int8 model runs in int8)");
-  c->add_option("--backend", o->backend, "ref, fast or cuda")->capture_default_str();
+  add_device_options(c, o->where);
   c->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(positive);
   c->callback([o] { run_eval(*o); });
 }

@@ -22,7 +22,8 @@ namespace mixseg::cli {
 namespace {
 
 struct InferOptions {
-  std::string model, input, out, precision, backend = "fast", int8_kernels = "fast", all_tensors;
+  DeviceOptions where;
+  std::string model, input, out, precision, int8_kernels = "fast", all_tensors;
 };
 
 void check_shape(const NpyArray& a, const std::string& path, int h, int w, int c) {
@@ -57,7 +58,7 @@ void run_int8_model(const InferOptions& o, const NpyArray& in) {
   write_npy(o.out, out);
 }
 
-void run_float_model(const InferOptions& o, const NpyArray& in) {
+void run_float_model(const InferOptions& o, const NpyArray& in, const DeviceChoice& where) {
   const Checkpoint ck = load_checkpoint(o.model);
   const UNet net = build_unet(ck.config);
   if (in.dtype != "f4") fail("{}: a float checkpoint takes float32 input in [0, 1], not {}", o.input, in.dtype);
@@ -66,7 +67,7 @@ void run_float_model(const InferOptions& o, const NpyArray& in) {
   check_input_size(ck.config, h, w);
   check_shape(in, o.input, h, w, ck.config.in_channels);
   const Policy policy = o.precision.empty() ? Policy::fp32 : parse_policy(o.precision);
-  auto backend = make_backend(o.backend);
+  auto backend = make_backend(where.backend);
   auto ws = make_workspace(net, *backend, policy, n, h, w, false);
   Weights weights = ck.weights;
   upload_weights(net, weights, *ws);
@@ -88,14 +89,19 @@ void add_infer(CLI::App& app) {
   c->add_option("--input", o->input, "Input .npy")->required();
   c->add_option("--out", o->out, "Output .npy")->required();
   c->add_option("--precision", o->precision, "Float checkpoint: fp32, fp16 or bf16 (default fp32)");
-  c->add_option("--backend", o->backend, "Float checkpoint: ref, fast or cuda")->capture_default_str();
+  add_device_options(c, o->where);
   c->add_option("--int8-kernels", o->int8_kernels, "int8 model: ref (TFLite's reference loops) or fast")
       ->capture_default_str();
   c->add_option("--all-tensors", o->all_tensors, "int8 model: also write every tensor as DIR/NAME.npy (NHWC int8)");
   c->callback([o] {
+    const DeviceChoice where = resolve_device(o->where);
     const NpyArray in = read_npy(o->input);
-    if (is_int8_model(o->model)) run_int8_model(*o, in);
-    else run_float_model(*o, in);
+    if (is_int8_model(o->model)) {
+      if (where.device == "cuda") fail("{} is an int8 model: it runs on the CPU's int8 engine, not --device cuda", o->model);
+      run_int8_model(*o, in);
+    } else {
+      run_float_model(*o, in, where);
+    }
   });
 }
 

@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "cuda/device_query.h"
 #include "data/synthetic.h"
 
 #include <fmt/format.h>
@@ -72,6 +73,28 @@ mixseg::Dataset load_data(const DataOptions& d, int h, int w) {
              d.data.empty() ? d.images + " + " + d.masks : d.data, mixseg::folder_layout_name(layout),
              d.pad ? "padded (centred, zeros)" : "resized (bilinear images, nearest masks)", ds.h, ds.w);
   return ds;
+}
+
+void add_device_options(CLI::App* c, DeviceOptions& d, bool with_backend) {
+  c->add_option("--device", d.device, "cpu (the default), cuda (the GPU) or auto (the GPU when one is visible)");
+  if (with_backend)
+    c->add_option("--backend", d.backend,
+                  "On the CPU: fast (oneDNN and own kernels, the default) or ref (reference kernels); cuda means "
+                  "--device cuda");
+}
+
+DeviceChoice resolve_device(const DeviceOptions& d) {
+  if (!d.backend.empty() && d.backend != "ref" && d.backend != "fast" && d.backend != "cuda")
+    fail("--backend '{}' is not ref, fast or cuda", d.backend);
+  if (!d.device.empty() && d.device != "cpu" && d.device != "cuda" && d.device != "auto")
+    fail("--device '{}' is not cpu, cuda or auto", d.device);
+  const bool cpu_backend = d.backend == "ref" || d.backend == "fast";
+  std::string device = d.device;
+  if (device.empty()) device = d.backend == "cuda" ? "cuda" : "cpu";
+  if (device == "auto") device = d.backend == "cuda" || (d.backend.empty() && cuda_device_count() > 0) ? "cuda" : "cpu";
+  if (device == "cuda" && cpu_backend) fail("--device cuda runs the cuda backend, not --backend {}", d.backend);
+  if (device == "cpu" && d.backend == "cuda") fail("--backend cuda is the GPU's; it needs --device cuda or auto, not cpu");
+  return {device, !d.backend.empty() ? d.backend : device == "cuda" ? "cuda" : "fast"};
 }
 
 std::vector<std::string> split_list(const std::string& s) {

@@ -15,13 +15,15 @@ namespace {
 
 struct ParityOptions {
   DataOptions data;
+  DeviceOptions where;
   int synthetic = 0, seeds = 3, epochs = 5, filters = 8, depth = 4, batch = 8;
-  std::string size = "128x128", precision = "fp32,mixed_fp16,mixed_bf16", out, backend = "fast", schedule = "cosine";
+  std::string size = "128x128", precision = "fp32,mixed_fp16,mixed_bf16", out, schedule = "cosine";
   double lr = 3e-3, val_fraction = 0.2;
   bool no_int8 = false, no_augment = false;
 };
 
 void run(const ParityOptions& o) {
+  const DeviceChoice where = resolve_device(o.where);
   check_data_or_synthetic(o.data, o.synthetic);
   auto [h, w] = parse_size(o.size);
   ParityConfig cfg;
@@ -40,9 +42,9 @@ void run(const ParityOptions& o) {
   cfg.int8 = !o.no_int8;
   cfg.val_fraction = o.val_fraction;
   const Dataset data = load_data_or_synthetic(o.data, o.synthetic, 4242, h, w);
-  auto backend = make_backend(o.backend);
+  auto backend = make_backend(where.backend);
   fmt::print("parity: {} images at {}x{}, U-Net f={} depth={}, {} epochs, {} seeds, backend {}\n", data.size(), h, w,
-             o.filters, o.depth, o.epochs, o.seeds, o.backend);
+             o.filters, o.depth, o.epochs, o.seeds, backend->name());
   const std::vector<ParityRow> rows = run_parity(cfg, data, *backend, [](const ParityRow& r) {
     fmt::print("  seed {}  {:<11} dice {:.4f}  iou {:.4f}\n", r.seed, r.precision, r.val.dice_mean, r.val.iou_mean);
     std::fflush(stdout);
@@ -77,7 +79,7 @@ void add_parity(CLI::App& app) {
   c->add_option("--schedule", o->schedule, "constant, cosine or step")->capture_default_str();
   c->add_flag("--no-augment", o->no_augment, "Train without augmentation");
   c->add_option("--val-fraction", o->val_fraction, "Held-out fraction")->capture_default_str();
-  c->add_option("--backend", o->backend, "ref, fast or cuda")->capture_default_str();
+  add_device_options(c, o->where);
   c->add_option("--out", o->out, "CSV of every (seed, precision) result, for mixseg report --parity");
   c->callback([o] { run(*o); });
 }

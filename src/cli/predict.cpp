@@ -18,6 +18,7 @@ namespace {
 
 struct PredictOptions {
   std::string checkpoint, input, out, precision = "fp32";
+  DeviceOptions where;
   float threshold = 0.5f;
 };
 
@@ -34,7 +35,7 @@ void run_predict(const PredictOptions& o) {
   } else {
     fail("{}: no such image or folder", o.input);
   }
-  Predictor predictor = Predictor::load(o.checkpoint, o.precision);
+  Predictor predictor = Predictor::load(o.checkpoint, o.precision, o.where.device.empty() ? "cpu" : o.where.device);
   ensure_writable_dir(o.out);
   for (const auto& f : files) {
     const Image img = read_png(f.string(), predictor.info().in_channels);  // 16-bit scale, the model's channels
@@ -57,6 +58,7 @@ void add_predict(CLI::App& app) {
   c->add_option("input", o->input, "A PNG image or a folder of PNGs")->required();
   c->add_option("--out", o->out, "Output folder for NAME_mask.png")->required();
   c->add_option("--precision", o->precision, "fp32, fp16 or bf16 (or a training policy's name); an int8 model runs in int8")->capture_default_str();
+  add_device_options(c, o->where, false);
   c->add_option("--threshold", o->threshold, "Foreground probability threshold")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   c->callback([o] { run_predict(*o); });
 }

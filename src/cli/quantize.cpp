@@ -17,7 +17,8 @@ namespace mixseg::cli {
 namespace {
 
 struct QuantizeOptions {
-  std::string checkpoint, out, size, backend = "fast";
+  std::string checkpoint, out, size;
+  DeviceOptions where;
   DataOptions data;
   int synthetic = 0, max_images = 200;
   CalibrationConfig calibration;
@@ -49,6 +50,7 @@ void print_table(const QModel& m, const DeployNet& d, const Calibration& cal) {
 }
 
 void run_quantize(const QuantizeOptions& o) {
+  const DeviceChoice where = resolve_device(o.where);
   check_data_or_synthetic(o.data, o.synthetic, "the representative set: ");
   const Checkpoint ck = load_checkpoint(o.checkpoint);
   const UNet net = build_unet(ck.config);
@@ -64,7 +66,7 @@ void run_quantize(const QuantizeOptions& o) {
   }
   if (set.size() < 100)
     fmt::print("note: {} calibration images; 100 or more give steadier ranges\n", set.size());
-  auto backend = make_backend(o.backend);
+  auto backend = make_backend(where.backend);
   Weights weights = ck.weights;
   const Calibration cal = calibrate(net, weights, *backend, set, o.calibration);
   const DeployNet d = fold_unet(net, ck.weights);
@@ -90,8 +92,7 @@ void add_quantize(CLI::App& app) {
   c->add_option("--percentile", o->calibration.percentile, "percentile: range [p(100 - P), p(P)] of the values")
       ->capture_default_str();
   c->add_option("--size", o->size, "Input size HxW of the int8 model (default: the training size)");
-  c->add_option("--backend", o->backend, "Backend running the float network in calibration: ref, fast or cuda")
-      ->capture_default_str();
+  add_device_options(c, o->where);  // where the float network runs in calibration
   c->add_option("--out", o->out, "The int8 model to write (.safetensors)")->required();
   c->callback([o] { run_quantize(*o); });
 }

@@ -28,7 +28,8 @@ namespace {
 struct TrainOptions {
   DataOptions data, val_data;
   bool no_augment = false;
-  std::string size = "128x128", precision = "fp32", out, resume, optimizer = "adam", backend = "fast";
+  std::string size = "128x128", precision = "fp32", out, resume, optimizer = "adam";
+  DeviceOptions where;
   int synthetic = 0, filters = 8, depth = 4, batch = 8, epochs = 10;
   double lr = 1e-3, val_fraction = 0.2, bce_weight = 1.0, dice_weight = 1.0;
   std::string schedule = "constant";
@@ -57,6 +58,7 @@ void run_train(const TrainOptions& o) {
   if (o.data.any() == (o.synthetic > 0)) fail("give exactly one of --data DIR, --images DIR --masks DIR, or --synthetic N");
   const std::vector<std::string> policies = split_list(o.precision);
   for (const auto& p : policies) check_trainable(parse_policy(p));  // reject bad names before any work
+  const DeviceChoice where = resolve_device(o.where);
   auto [h, w] = parse_size(o.size);
   if (o.synthetic > 0 && o.channels != 1) fail("synthetic frames are gray: --channels 3 needs a data folder");
   DataOptions data = o.data, val_data = o.val_data;
@@ -110,7 +112,7 @@ void run_train(const TrainOptions& o) {
   fmt::print("model: U-Net filters={} depth={}, {} parameters, {:.2f} GFLOP per image forward\n", o.filters, o.depth,
              net.param_numel, 2 * net.conv_macs_per_image(h, w) / 1e9);
 
-  auto backend = make_backend(o.backend);
+  auto backend = make_backend(where.backend);
   std::vector<PolicyRun> runs;
   for (const auto& p : policies) {
     cfg.policy = parse_policy(p);
@@ -248,7 +250,7 @@ void add_train(CLI::App& app) {
   c->add_option("--val-fraction", o->val_fraction, "Fraction of images held out for validation")->capture_default_str();
   c->add_option("--bce-weight", o->bce_weight, "Weight of binary cross-entropy in the loss")->capture_default_str();
   c->add_option("--dice-weight", o->dice_weight, "Weight of soft Dice in the loss")->capture_default_str();
-  c->add_option("--backend", o->backend, "ref (reference kernels), fast (oneDNN convolutions) or cuda (the GPU: cuDNN and own kernels)")->capture_default_str();
+  add_device_options(c, o->where);
   c->add_option("--out", o->out, "Output folder for checkpoints, train_log.csv and summary.json");
   c->add_option("--resume", o->resume, "Continue from this checkpoint (last.safetensors) up to --epochs");
   c->add_flag("--print-precision-plan", o->print_plan, "Print the dtype of every layer's input, weights, accumulator, output");

@@ -309,7 +309,7 @@ class CudaBackend final : public Backend {
 std::unique_ptr<Backend> make_cuda_backend() {
   if (cuda_device_count() == 0)
     fail("the CUDA backend needs a GPU, and the CUDA runtime sees none (no NVIDIA driver, or no device visible); "
-         "use --backend fast for the CPU");
+         "use --device cpu (the default)");
   return std::make_unique<CudaBackend>();
 }
 
