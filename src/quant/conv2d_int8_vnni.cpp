@@ -9,9 +9,10 @@
 // cancel), so the correction (zp + 128) * sum w goes into each channel's bias
 // once. Integer sums are order-free: bit-exact with the reference.
 // Weights: per block of 16 output channels [ky][quad][lane][4] signed bytes,
-// zero beyond cout and k*cin, packed once per model (PackedConvInt8); a tile of up to 16 pixels x 16 channels stays
-// in registers; requantization on 16 AVX-512 lanes (requantize_avx512.h). conv2d_int8_amx runs
-// the full 16-pixel tiles on AMX instead (amx_tiles.h), the rest as here.
+// zero beyond cout and k*cin, packed once per model (PackedConvInt8); a tile of up to 12 pixels x 32 channels
+// (two blocks; an odd last block: 16 pixels x 16 channels) stays in registers; requantization on 16 AVX-512
+// lanes (requantize_avx512.h). conv2d_int8_amx runs the full 16-pixel tiles of single blocks on AMX instead
+// (amx_tiles.h), the rest as here.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -53,7 +54,44 @@ MIXSEG_VNNI_TARGET void tile_vnni(const uint8_t* const* rows, int ox, int cin, i
   for (int p = 0; p < P; ++p) _mm512_store_si512(out + p * 16, acc[p]);
 }
 
+// Two 16-channel blocks at once: each broadcast input quad feeds two
+// vpdpbusd, so a tile of P pixels loads P + 2 vectors per 2P instructions
+// instead of P + 1 per P (the one-block tile is bound by loads: two a cycle
+// feed under two vpdpbusd). 2 x 12 accumulators, two weight vectors and the
+// broadcast fit in the 32 registers.
+constexpr int kMaxTile2 = 12;
+
+template <int P>
+MIXSEG_VNNI_TARGET void tile2_vnni(const uint8_t* const* rows, int ox, int cin, int k, int quads, const int8_t* wblock0,
+                                   const int8_t* wblock1, int32_t* out0, int32_t* out1) {
+  __m512i acc0[P], acc1[P];
+  for (int p = 0; p < P; ++p) acc0[p] = acc1[p] = _mm512_setzero_si512();
+  for (int ky = 0; ky < k; ++ky) {
+    const uint8_t* row = rows[ky] + size_t(ox) * cin;
+    const int8_t* wp0 = wblock0 + size_t(ky) * quads * 64;
+    const int8_t* wp1 = wblock1 + size_t(ky) * quads * 64;
+    for (int j = 0; j < quads; ++j) {
+      const __m512i w0 = _mm512_load_si512(wp0 + size_t(j) * 64), w1 = _mm512_load_si512(wp1 + size_t(j) * 64);
+      for (int p = 0; p < P; ++p) {
+        int32_t quad;
+        std::memcpy(&quad, row + size_t(p) * cin + 4 * size_t(j), sizeof quad);
+        const __m512i u = _mm512_set1_epi32(quad);
+        acc0[p] = _mm512_dpbusd_epi32(acc0[p], u, w0);
+        acc1[p] = _mm512_dpbusd_epi32(acc1[p], u, w1);
+      }
+    }
+  }
+  for (int p = 0; p < P; ++p) {
+    _mm512_store_si512(out0 + p * 16, acc0[p]);
+    _mm512_store_si512(out1 + p * 16, acc1[p]);
+  }
+}
+
 using TileFn = void (*)(const uint8_t* const*, int, int, int, int, const int8_t*, int32_t*);
+using Tile2Fn = void (*)(const uint8_t* const*, int, int, int, int, const int8_t*, const int8_t*, int32_t*, int32_t*);
+constexpr Tile2Fn kTiles2[kMaxTile2 + 1] = {nullptr,       tile2_vnni<1>, tile2_vnni<2>,  tile2_vnni<3>, tile2_vnni<4>,
+                                            tile2_vnni<5>, tile2_vnni<6>, tile2_vnni<7>,  tile2_vnni<8>, tile2_vnni<9>,
+                                            tile2_vnni<10>, tile2_vnni<11>, tile2_vnni<12>};
 constexpr TileFn kTiles[kMaxTile + 1] = {nullptr,      tile_vnni<1>,  tile_vnni<2>,  tile_vnni<3>,  tile_vnni<4>,
                                          tile_vnni<5>,  tile_vnni<6>,  tile_vnni<7>,  tile_vnni<8>,  tile_vnni<9>,
                                          tile_vnni<10>, tile_vnni<11>, tile_vnni<12>, tile_vnni<13>, tile_vnni<14>,
@@ -130,9 +168,22 @@ MIXSEG_VNNI_TARGET void conv2d_int8_tiles(const QConv& c, QParams xq, QParams yq
       for (int oy = 0; oy < h; ++oy) {
         const uint8_t* rows[16];
         for (int ky = 0; ky < k; ++ky) rows[ky] = xbuf + (size_t(b) * ph + oy + ky) * row_len;
-        alignas(64) int32_t acc[kMaxTile * 16];
+        alignas(64) int32_t acc[kMaxTile * 16], acc1[kMaxTile2 * 16];
         int8_t* yrow = y + (size_t(b) * h + oy) * w * size_t(cout);
-        for (int blk = 0; blk < blocks; ++blk) {
+        int blk = 0;
+        if (!amx)  // pairs of blocks (the last one of an odd count alone, below)
+          for (; blk + 1 < blocks; blk += 2) {
+            const int o0 = blk * 16, on1 = std::min(16, cout - o0 - 16);
+            const int8_t* w0 = wpack + size_t(blk) * block_size;
+            for (int ox = 0; ox < w; ox += kMaxTile2) {
+              const int P = std::min(kMaxTile2, w - ox);
+              kTiles2[P](rows, ox, cin, k, quads, w0, w0 + block_size, acc, acc1);
+              int8_t* yt = yrow + size_t(ox) * cout + o0;
+              requantize_tile16(acc, P, r, o0, 16, yq.zero_point, c.out_min, c.out_max, yt, size_t(cout));
+              requantize_tile16(acc1, P, r, o0 + 16, on1, yq.zero_point, c.out_min, c.out_max, yt + 16, size_t(cout));
+            }
+          }
+        for (; blk < blocks; ++blk) {
           const int o0 = blk * 16, on = std::min(16, cout - o0);
           for (int ox = 0; ox < w; ox += kMaxTile) {
             const int P = std::min(kMaxTile, w - ox);
