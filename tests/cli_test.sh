@@ -147,6 +147,18 @@ expect_error "--backend 'gpu' is not ref, fast or cuda" "$MIXSEG" train --synthe
 expect_error "--device cuda runs the cuda backend, not --backend ref" "$MIXSEG" parity --synthetic 8 --device cuda --backend ref
 expect_error "needs --device cuda or auto" "$MIXSEG" bench --device cpu --backend cuda --filters 2 --depth 2 --size 32x32
 expect_ok "$MIXSEG" eval "$T/run/last.safetensors" --data "$T/data" --device cpu --backend ref
+# A configuration too large for memory is skipped and the sweep goes on (the address space is capped, so
+# this holds whatever the kernel's overcommit policy); the report lists it under what was not measured.
+(ulimit -v 4000000 && "$MIXSEG" bench --phase infer --filters 2 --depth 2 --size 32x32 --batch 1,2000000 --warmup 0 \
+  --min-steps 1 --min-time 0 --energy none --out "$T/oom.csv") >"$T/out" 2>"$T/err"
+grep -q "skipped: out of memory: the fast backend could not allocate .* GiB: the inference workspace at batch 2000000" "$T/out" &&
+  [ "$(wc -l <"$T/oom.csv")" = 2 ] && grep -q '"skipped":\[{"batch":2000000' "$T/oom.csv.meta.jsonl" &&
+  ok "bench skips a configuration that does not fit" || bad "out of memory in a sweep: $(cat "$T/out" "$T/err")"
+expect_ok "$MIXSEG" report "$T/oom.csv" --out "$T/oom_report"
+grep -q "infer fp32 f=2 batch 2000000 on .*: out of memory" "$T/oom_report/report.md" &&
+  ok "the report lists the skipped configuration" || bad "report lacks the skipped configuration"
+expect_error "the training workspace at batch 1, 2048x2048, fp32 needs" sh -c 'ulimit -v 4000000 && exec "$0" "$@"' \
+  "$MIXSEG" train --synthetic 2 --size 2048x2048 --filters 64 --batch 1 --epochs 1 --val-fraction 0.5
 expect_error "another header" "$MIXSEG" bench --filters 2 --depth 2 --size 32x32 --warmup 0 --min-steps 1 --min-time 0 --out "$T/other.csv"
 
 # Bad input: clear errors naming the file or value.

@@ -83,6 +83,13 @@ TEST(Report, KeyTableFiguresAndWhatWasNotMeasured) {
   EXPECT_NE(said, std::string::npos);
   EXPECT_EQ(f.markdown.find("energy on Test CPU: no powercap", said + 1), std::string::npos) << f.markdown;
   EXPECT_NE(f.markdown.find("speedup of mixseg 0.1.0 (fast) infer f=16 batch 2: no fp32 row"), std::string::npos);
+  // A configuration the sweep skipped (out of memory) is listed once, though two runs skipped it.
+  nlohmann::json skipped = meta;
+  skipped["skipped"] = {{{"phase", "train"}, {"precision", "fp32"}, {"filters", 64}, {"batch", 32}, {"reason", "x"}}};
+  const std::string sk = make_report(all, {skipped, skipped}, {}).markdown;
+  const std::string said_oom = "- train fp32 f=64 batch 32 on Test CPU: out of memory\n";
+  EXPECT_NE(sk.find(said_oom), std::string::npos) << sk;
+  EXPECT_EQ(sk.find(said_oom, sk.find(said_oom) + 1), std::string::npos);
   // The libraries and the int8 convolution from mixseg's run metadata, once per distinct line.
   nlohmann::json stack = meta;
   stack["onednn_version"] = "2.6.3";

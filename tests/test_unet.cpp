@@ -236,6 +236,36 @@ TEST(UNet, SixteenBitPoliciesHalveActivationMemory) {
   EXPECT_THROW(parse_policy("fp64"), Error);
 }
 
+// A backend with a memory limit: allocations past it fail, as a device's do.
+class LimitedBackend : public RefBackend {
+ public:
+  explicit LimitedBackend(size_t limit) : limit_(limit) {}
+  void* allocate(size_t bytes) override { return bytes > limit_ ? nullptr : RefBackend::allocate(bytes); }
+
+ private:
+  size_t limit_;
+};
+
+TEST(UNet, WorkspaceTooLargeForTheBackendSaysHowMuchAndWhat) {
+  const UNet net = build_unet({8, 2, 1, 1});
+  auto probe = make_ref_backend();
+  const size_t need = make_workspace(net, *probe, Policy::fp32, 4, 64, 32, true)->activations.capacity();
+  LimitedBackend fits(need), short_of(need - 64);
+  EXPECT_NO_THROW(make_workspace(net, fits, Policy::fp32, 4, 64, 32, true));
+  try {
+    make_workspace(net, short_of, Policy::fp32, 4, 64, 32, true);
+    ADD_FAILURE() << "no error";
+  } catch (const OutOfMemory& e) {  // a benchmark sweep skips such a configuration on this type
+    const std::string m = e.what();
+    EXPECT_NE(m.find(fmt::format("could not allocate {:.1f} MiB", double(need) / (1 << 20))), std::string::npos) << m;
+    EXPECT_NE(m.find(fmt::format("needs {:.1f} MiB of activations", double(need) / (1 << 20))), std::string::npos) << m;
+    EXPECT_NE(m.find("the training workspace at batch 4, 64x32, fp32"), std::string::npos) << m;
+    EXPECT_NE(m.find("or a 16-bit policy"), std::string::npos) << m;
+  }
+  // A 16-bit policy needs about half, so it fits where fp32 did not.
+  EXPECT_NO_THROW(make_workspace(net, short_of, Policy::mixed_bf16, 4, 64, 32, true));
+}
+
 TEST(UNet, PrecisionPlanShowsEveryLayer) {
   const UNet net = build_unet({8, 2, 1, 1});
   const std::string plan = precision_plan(net, Policy::mixed_fp16);

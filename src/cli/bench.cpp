@@ -190,7 +190,18 @@ void run_bench(const BenchOptions& o) {
       cfg.energy = counter.get();
       cfg.idle_watts = idle_w;
       cfg.conv_ceiling = o.conv_ceiling;
-      const BenchMeasurement m = load ? measure_loader(cfg) : int8 ? measure_int8(cfg, *backend) : measure(cfg, *backend);
+      BenchMeasurement m;
+      try {
+        m = load ? measure_loader(cfg) : int8 ? measure_int8(cfg, *backend) : measure(cfg, *backend);
+      } catch (const OutOfMemory& e) {  // a configuration too large for the device: noted, and the sweep goes on
+        ++done;
+        fmt::print("{:>7} {:<6} {:<11} {:>7} {:>5} skipped: {}\n", fmt::format("[{}/{}]", done, total), phase, precision, f,
+                   b, e.what());
+        std::fflush(stdout);
+        meta["skipped"].push_back({{"phase", phase}, {"precision", precision}, {"filters", f}, {"batch", b},
+                                   {"round", round + 1}, {"reason", e.what()}});
+        continue;
+      }
       const TimingSummary t = summarize(m.step_seconds);
       ResultRow r;
       r.framework = "mixseg";
@@ -252,6 +263,10 @@ void run_bench(const BenchOptions& o) {
       rows.push_back(r);
       if (!o.out.empty()) append_results_csv(o.out, {r});  // row by row: an interrupted sweep keeps its rows
     }
+  if (meta.contains("skipped")) {
+    if (rows.empty()) fail("every configuration ran out of memory (above)");
+    fmt::print("{} of {} measurements skipped: out of memory\n", meta["skipped"].size(), total);
+  }
   if (o.verbose)
     for (const auto& line : backend->choices()) fmt::print("  {}\n", line);
   meta["peak_rss_mib"] = peak_rss_mib();

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <new>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -33,6 +34,10 @@ int main(int argc, char** argv) {
   } catch (const mixseg::Error& e) {
     std::fflush(stdout);
     fmt::print(stderr, "mixseg: error: {}\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {  // an allocation with no context of its own (the workspace's says more)
+    std::fflush(stdout);
+    fmt::print(stderr, "mixseg: error: out of memory\n");
     return 1;
   } catch (const std::exception& e) {
     std::fflush(stdout);

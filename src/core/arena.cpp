@@ -2,12 +2,17 @@
 #include "core/arena.h"
 
 #include <cstdlib>
-#include <new>
 
 #include "core/backend.h"
 #include "core/error.h"
 
 namespace mixseg {
+
+std::string memory_size_text(size_t bytes) {
+  if (bytes >= (size_t(1) << 30)) return fmt::format("{:.2f} GiB", double(bytes) / double(size_t(1) << 30));
+  if (bytes >= (size_t(1) << 20)) return fmt::format("{:.1f} MiB", double(bytes) / double(size_t(1) << 20));
+  return fmt::format("{} bytes", bytes);
+}
 
 Arena::~Arena() {
   if (block_) backend_->deallocate(block_);
@@ -29,7 +34,7 @@ void Arena::commit(Backend& backend) {
   backend_ = &backend;
   capacity_ = peak_;
   void* p = backend.allocate(capacity_ == 0 ? kAlign : capacity_);
-  if (!p) throw std::bad_alloc();
+  if (!p) fail("out of memory: the {} backend could not allocate {}", backend.name(), memory_size_text(capacity_));
   block_ = static_cast<std::byte*>(p);
   planning_ = false;
   offset_ = 0;

@@ -3,12 +3,16 @@
 // high-water mark is the exact activation memory. Reset frees everything.
 #pragma once
 #include <cstddef>
+#include <string>
 
 #include "core/tensor.h"
 
 namespace mixseg {
 
 class Backend;
+
+// "1.50 GiB", "12.3 MiB" or "512 bytes": a memory size in messages.
+std::string memory_size_text(size_t bytes);
 
 class Arena {
  public:
@@ -19,9 +23,12 @@ class Arena {
   // Two passes: first plan (reserve sizes, capacity 0), then commit() allocates
   // exactly the planned size, and the same sequence of alloc calls gets memory.
   Tensor alloc(DType dtype, Shape shape);
-  void commit(Backend& backend);  // allocates the planned capacity from the backend
+  // Allocates the planned capacity from the backend; an error saying how much
+  // when the backend has not that much.
+  void commit(Backend& backend);
   void reset();            // forget all allocations (keeps the block)
   size_t capacity() const { return capacity_; }
+  size_t planned_bytes() const { return peak_; }  // what commit() asks for
 
  private:
   static constexpr size_t kAlign = 64;

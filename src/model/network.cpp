@@ -142,8 +142,16 @@ std::unique_ptr<Workspace> make_workspace(const UNet& net, Backend& backend, Pol
   ws->bn_saved.resize(net.bns.size());
   ws->grad_written.assign(net.values.size(), 0);
   allocate(net, *ws);
-  ws->activations.commit(backend);
-  ws->weights.commit(backend);
+  try {
+    ws->activations.commit(backend);
+    ws->weights.commit(backend);
+  } catch (const Error& e) {  // say what needed the memory and what needs less
+    throw OutOfMemory(fmt::format("{}: the {} workspace at batch {}, {}x{}, {} needs {} of activations and {} of weights; "
+         "a smaller batch, input size or model{} needs less",
+         e.what(), training ? "training" : "inference", batch, h, w, pi.name,
+         memory_size_text(ws->activations.planned_bytes()), memory_size_text(ws->weights.planned_bytes()),
+         pi.storage == DType::f32 ? ", or a 16-bit policy," : ""));
+  }
   allocate(net, *ws);
   if (training) ws->control_host = new (backend.allocate_host(sizeof(StepControl))) StepControl;
   return ws;

@@ -105,6 +105,9 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
   const std::map<Key, Summary> table = summarise(rows);
   ReportFiles out;
   std::vector<std::string> not_measured;
+  auto note_once = [&](const std::string& line) {  // sweeps repeat the same reason per row and run
+    if (std::find(not_measured.begin(), not_measured.end(), line) == not_measured.end()) not_measured.push_back(line);
+  };
 
   // ---- The key table ------------------------------------------------------
   struct Line {
@@ -237,8 +240,7 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
     const std::string why = e.value("unavailable_because", "");
     if (!why.empty()) {
       // Once per device and reason: every run of a sweep on one machine gives the same one.
-      const std::string line = fmt::format("energy on {}: {}", m.value("device_name", "?"), why);
-      if (std::find(not_measured.begin(), not_measured.end(), line) == not_measured.end()) not_measured.push_back(line);
+      note_once(fmt::format("energy on {}: {}", m.value("device_name", "?"), why));
     } else {
       methods.insert(fmt::format("{} on {}: {}, idle baseline {:.1f} W measured for {} s before the sweep and "
                                  "subtracted (J/img is net; gross in the run metadata), windows of at least {} s",
@@ -247,6 +249,10 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
                                  e.value("window_seconds_min", 2.0)));
     }
   }
+  for (const nlohmann::json& m : metas)  // configurations a sweep skipped: too large for the device's memory
+    for (const nlohmann::json& k : m.value("skipped", nlohmann::json::array()))
+      note_once(fmt::format("{} {} f={} batch {} on {}: out of memory", k.value("phase", "?"), k.value("precision", "?"),
+                            k.value("filters", 0), k.value("batch", 0), m.value("device_name", "?")));
   if (!any_energy && metas.empty()) not_measured.push_back("energy: no row has a measured value and no run metadata says why");
   if (cfg.parity.empty())
     not_measured.push_back("Dice parity across precisions: no parity results given (mixseg parity --out FILE, then "
