@@ -259,9 +259,9 @@ TEST(Checkpoint, RgbModelTrainsAndPredicts) {
   if (cuda_device_count() == 0) {  // auto is the CPU then, and cuda is refused with the reason
     Predictor q = Predictor::load((dir / "run" / "last.safetensors").string(), "fp32", "auto");
     EXPECT_EQ(q.info().device, "cpu");
-    const auto c = q.probabilities(img8.data(), 40, 24, 3);
-    ASSERT_EQ(c.size(), a.size());
-    for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], c[i], 1e-5);  // the same CPU (algorithms chosen by timing)
+    const auto on_auto = q.probabilities(img8.data(), 40, 24, 3);
+    ASSERT_EQ(on_auto.size(), a.size());
+    for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], on_auto[i], 1e-5);  // the same CPU (algorithms chosen by timing)
     test::expect_error_containing([&] { Predictor::load((dir / "run" / "last.safetensors").string(), "fp32", "cuda"); },
                                   "CUDA");
   }

@@ -65,6 +65,7 @@ class Backend {
   // Backend memory is written only by copy_in and the ops below (never
   // through a raw pointer, even where it is host memory): backends may cache
   // derived data, such as transformed inference weights, until then.
+  // Null when the memory is not there (callers say how much, and for what).
   virtual void* allocate(size_t bytes) = 0;
   virtual void deallocate(void* p) = 0;
   virtual void copy_in(void* dst, const void* host_src, size_t bytes) = 0;

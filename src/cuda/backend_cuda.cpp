@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "core/arena.h"
 #include "core/error.h"
 #include "cuda/conv2d.h"
 #include "cuda/device_buffer.h"
@@ -104,7 +105,13 @@ class CudaBackend final : public Backend {
 
   void* allocate(size_t bytes) override {
     void* p = nullptr;
-    check(cudaMalloc(&p, bytes ? bytes : 1), "allocation");
+    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
+      // Out of memory is not sticky, but it stays the runtime's last error,
+      // which the next kernel's launch check would report as its own: clear it
+      // (a benchmark sweep goes on after a configuration that did not fit).
+      cudaGetLastError();
+      return nullptr;  // the arena says how much and for what
+    }
     return p;
   }
   void deallocate(void* p) override {
@@ -112,7 +119,11 @@ class CudaBackend final : public Backend {
   }
   void* allocate_host(size_t bytes) override {
     void* p = nullptr;
-    check(cudaMallocHost(&p, bytes ? bytes : 1), "pinned host allocation");
+    const cudaError_t e = cudaMallocHost(&p, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
+      cudaGetLastError();  // as in allocate
+      fail("CUDA pinned host allocation of {}: {}", memory_size_text(bytes), cudaGetErrorString(e));
+    }
     return p;
   }
   void deallocate_host(void* p) override {

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 
+#include "core/arena.h"
 #include "core/error.h"
 
 namespace mixseg {
@@ -25,7 +26,10 @@ class DeviceBuffer {
       p_ = nullptr;
       size_ = 0;
       const cudaError_t e = cudaMalloc(&p_, bytes);
-      if (e != cudaSuccess) fail("CUDA: cannot allocate {} bytes of device memory: {}", bytes, cudaGetErrorString(e));
+      if (e != cudaSuccess) {
+        cudaGetLastError();  // clear it, or the next kernel's launch check reports it as its own
+        fail("CUDA: cannot allocate {} of device memory: {}", memory_size_text(bytes), cudaGetErrorString(e));
+      }
       size_ = bytes;
     }
     return p_;

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <memory>
 
+#include "core/arena.h"
 #include "core/error.h"
 #include "ops/add_ref.h"
 #include "ops/batchnorm_ref.h"
@@ -157,6 +158,7 @@ LossValue compute_loss(Backend& be, const Tensor& logits, const uint8_t* target,
   auto free_on_exit = [&be](void* p) { be.deallocate(p); };
   const std::unique_ptr<void, decltype(free_on_exit)> target_mem(be.allocate(n), free_on_exit),
       ctl_mem(be.allocate(sizeof(StepControl)), free_on_exit);
+  if (!target_mem || !ctl_mem) fail("out of memory: the {} backend could not allocate the loss's {}", be.name(), memory_size_text(n));
   StepControl c;
   c.scale = grad_scale;
   be.copy_in(target_mem.get(), target, n);
