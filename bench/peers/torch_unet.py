@@ -156,7 +156,9 @@ def main():
                         try:
                             row = measure(args, device, precision, layout, phase == "train", filters, batch, h, w,
                                           counter, idle_w)
-                        except RuntimeError as e:  # e.g. fp16 autocast on an old PyTorch's CPU
+                        except RuntimeError as e:  # e.g. fp16 autocast on an old PyTorch's CPU, or out of memory
+                            if device.type == "cuda":
+                                torch.cuda.empty_cache()  # what the failed configuration held
                             print(f"{phase:<6} {precision:<11} {layout:<14} {filters:>7} {batch:>5} skipped: "
                                   f"{str(e).splitlines()[0][:80]}", flush=True)
                             continue
