@@ -134,6 +134,33 @@ TEST(Bagls, ReadsImagePairsAndResizes) {
   fs::remove_all(dir);
 }
 
+// The parallel reader: items of several sizes land in their slots in the
+// folder's order, each fitted as alone; of two bad files the first in that
+// order is named.
+TEST(Bagls, ManyItemsReadInParallelKeepTheirOrder) {
+  const fs::path dir = temp_dir("bagls_many");
+  const int n = 40;
+  for (int i = 0; i < n; ++i) {
+    const int h = 12 + 4 * (i % 3), w = 8 + 2 * (i % 5);
+    GrayImage g = gradient(h, w);
+    for (auto& v : g.pixels) v = uint8_t(v + i);  // each image its own
+    write_png_gray((dir / fmt::format("{:02}.png", i)).string(), g);
+    write_png_gray((dir / fmt::format("{:02}_seg.png", i)).string(), binary_mask(h, w));
+  }
+  const Dataset d = load_bagls_folder(dir.string(), 16, 12);
+  ASSERT_EQ(d.size(), size_t(n));
+  for (int i = 0; i < n; ++i) {
+    ASSERT_EQ(d.names[size_t(i)], fmt::format("{:02}", i));
+    const Image alone = read_png((dir / fmt::format("{:02}.png", i)).string(), 1);
+    const std::vector<uint16_t> fitted = resize_bilinear(alone.values.data(), alone.h, alone.w, 16, 12, 1);
+    ASSERT_TRUE(std::equal(fitted.begin(), fitted.end(), d.image(size_t(i)))) << i;
+  }
+  std::ofstream((dir / "31.png").string()) << "garbage";
+  std::ofstream((dir / "17_seg.png").string()) << "garbage";
+  mixseg::test::expect_error_containing([&] { load_bagls_folder(dir.string(), 16, 12); }, "17_seg.png");
+  fs::remove_all(dir);
+}
+
 TEST(Bagls, BadFoldersGiveErrorsNamingTheFile) {
   const fs::path dir = temp_dir("baglsbad");
   mixseg::test::expect_error_containing([&] { load_bagls_folder((dir / "nope").string(), 0, 0); }, "nope");
@@ -161,6 +188,19 @@ TEST(Dataset, SplitIsSeededAndDisjoint) {
   EXPECT_NE(b.names, b3.names);
   for (const auto& n : b.names) EXPECT_EQ(std::find(a.names.begin(), a.names.end(), n), a.names.end());
   EXPECT_THROW(split(d, 1.0, 0), Error);
+  // Every item keeps its image and mask; in place (from an rvalue) gives the same sets.
+  for (const Dataset* part : {&a, &b})
+    for (size_t k = 0; k < part->size(); ++k) {
+      const size_t i = size_t(std::find(d.names.begin(), d.names.end(), part->names[k]) - d.names.begin());
+      ASSERT_LT(i, d.size());
+      ASSERT_TRUE(std::equal(d.image(i), d.image(i) + d.image_values(), part->image(k)));
+      ASSERT_TRUE(std::equal(d.mask(i), d.mask(i) + d.pixels(), part->mask(k)));
+    }
+  auto [a4, b4] = split(Dataset(d), 0.2, 7);
+  EXPECT_EQ(a4.names, a.names);
+  EXPECT_EQ(a4.images, a.images);
+  EXPECT_EQ(a4.masks, a.masks);
+  EXPECT_EQ(b4.images, b.images);
 }
 
 TEST(Dataset, ResizeKeepsConstantsAndMasksBinary) {

@@ -78,7 +78,7 @@ void run_train(const TrainOptions& o) {
     val_set = load_data(val_data, h, w);
     fmt::print("validation: the {} images of the validation folder\n", val_set.size());
   } else {
-    std::tie(train_set, val_set) = split(all, o.val_fraction, o.seed);
+    std::tie(train_set, val_set) = split(std::move(all), o.val_fraction, o.seed);
     fmt::print("split: {} training, {} validation images (seed {})\n", train_set.size(), val_set.size(), o.seed);
   }
 

@@ -52,6 +52,8 @@ Dataset subset(const Dataset& d, const std::vector<size_t>& idx) {
   s.h = d.h;
   s.w = d.w;
   s.channels = d.channels;
+  s.images.reserve(idx.size() * d.image_values());  // sized once: a full BAGLS set is ~20 GB
+  s.masks.reserve(idx.size() * d.pixels());
   for (size_t i : idx) {
     s.names.push_back(d.names.at(i));
     s.images.insert(s.images.end(), d.image(i), d.image(i) + d.image_values());
@@ -61,6 +63,10 @@ Dataset subset(const Dataset& d, const std::vector<size_t>& idx) {
 }
 
 std::pair<Dataset, Dataset> split(const Dataset& d, double val_fraction, uint64_t seed) {
+  return split(Dataset(d), val_fraction, seed);
+}
+
+std::pair<Dataset, Dataset> split(Dataset&& d, double val_fraction, uint64_t seed) {
   if (val_fraction < 0 || val_fraction >= 1) fail("validation fraction must be in [0, 1), got {}", val_fraction);
   std::vector<size_t> idx(d.size());
   for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
@@ -72,7 +78,21 @@ std::pair<Dataset, Dataset> split(const Dataset& d, double val_fraction, uint64_
   std::vector<size_t> val(idx.begin(), idx.begin() + long(nval)), train(idx.begin() + long(nval), idx.end());
   std::sort(val.begin(), val.end());
   std::sort(train.begin(), train.end());
-  return {subset(d, train), subset(d, val)};
+  // The validation items are copied out; the training items then move down
+  // in place (train[k] >= k, so no item is overwritten before it moves): the
+  // set is never held twice.
+  Dataset v = subset(d, val);
+  for (size_t k = 0; k < train.size(); ++k) {
+    const size_t i = train[k];
+    if (i == k) continue;
+    d.names[k] = std::move(d.names[i]);
+    std::copy(d.image(i), d.image(i) + d.image_values(), d.images.begin() + std::ptrdiff_t(k * d.image_values()));
+    std::copy(d.mask(i), d.mask(i) + d.pixels(), d.masks.begin() + std::ptrdiff_t(k * d.pixels()));
+  }
+  d.names.resize(train.size());
+  d.images.resize(train.size() * d.image_values());
+  d.masks.resize(train.size() * d.pixels());
+  return {std::move(d), std::move(v)};
 }
 
 }  // namespace mixseg

@@ -25,8 +25,12 @@ struct Dataset {
 // Picks the items at the given indices.
 Dataset subset(const Dataset& d, const std::vector<size_t>& idx);
 
-// A seeded split: returns (train, validation) with round(fraction * n) validation items (at least 1 if fraction > 0).
+// A seeded split: returns (train, validation) with round(fraction * n)
+// validation items (at least 1 if fraction > 0), each in the set's order.
+// From an rvalue the training set is the given one, compacted in place (a
+// large set is not held twice).
 std::pair<Dataset, Dataset> split(const Dataset& d, double val_fraction, uint64_t seed);
+std::pair<Dataset, Dataset> split(Dataset&& d, double val_fraction, uint64_t seed);
 
 // Resizes an image of c interleaved channels (bilinear, half-pixel centres;
 // integer results are rounded) or a mask (nearest). T is uint8_t, uint16_t
