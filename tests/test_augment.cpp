@@ -4,6 +4,7 @@
 // a disabled config changes nothing.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <numeric>
 
@@ -33,7 +34,54 @@ Sample make_sample(int h, int w) {
   return s;
 }
 
+// rotate_scale by its definition: the inverse map per pixel, the mask's
+// nearest neighbour by lround, bilinear taps checked one by one.
+void rotate_scale_reference(int h, int w, int ch, double degrees, double scale, float* image, uint8_t* mask) {
+  const std::vector<float> img(image, image + size_t(h) * w * size_t(ch));
+  const std::vector<uint8_t> msk(mask, mask + size_t(h) * w);
+  const double a = degrees * 3.14159265358979323846 / 180.0, ca = std::cos(a) / scale, sa = std::sin(a) / scale;
+  const double cy = (h - 1) / 2.0, cx = (w - 1) / 2.0;
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      const double dy = y - cy, dx = x - cx;
+      const double sy = cy + ca * dy - sa * dx, sx = cx + sa * dy + ca * dx;
+      const size_t o = size_t(y) * w + x;
+      const long ny = std::lround(sy), nx = std::lround(sx);
+      mask[o] = (ny >= 0 && ny < h && nx >= 0 && nx < w) ? msk[size_t(ny) * w + size_t(nx)] : 0;
+      const int y0 = int(std::floor(sy)), x0 = int(std::floor(sx));
+      const double fy = sy - y0, fx = sx - x0;
+      for (int k = 0; k < ch; ++k) {
+        auto at = [&](int yy, int xx) -> double {
+          return (yy >= 0 && yy < h && xx >= 0 && xx < w) ? img[(size_t(yy) * w + size_t(xx)) * size_t(ch) + size_t(k)]
+                                                          : 0.0;
+        };
+        image[o * size_t(ch) + size_t(k)] = float((1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1)) +
+                                                  fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1)));
+      }
+    }
+}
+
 }  // namespace
+
+// The fast rotate_scale (no per-tap checks inside the frame, no libm
+// rounding) against the definition: masks equal, images within f32 rounding,
+// over angles, scales (zooming out brings the border in), odd sizes and 1 or 3 channels.
+TEST(Augment, RotateScaleMatchesItsDefinition) {
+  Rng rng(11);
+  for (auto [h, w, ch] : {std::array<int, 3>{64, 48, 1}, {17, 33, 3}, {5, 4, 1}, {31, 31, 3}})
+    for (int t = 0; t < 6; ++t) {
+      const double deg = t == 0 ? 0.0 : rng.uniform(-40, 40), sc = t == 0 ? 1.0 : rng.uniform(0.6, 1.4);
+      Sample s = make_sample(h, w);
+      std::vector<float> img(size_t(h) * w * size_t(ch));
+      for (size_t i = 0; i < img.size(); ++i) img[i] = float(rng.uniform());
+      std::vector<float> ref_img = img;
+      std::vector<uint8_t> ref_mask = s.mask;
+      rotate_scale(h, w, ch, deg, sc, img.data(), s.mask.data());
+      rotate_scale_reference(h, w, ch, deg, sc, ref_img.data(), ref_mask.data());
+      ASSERT_EQ(s.mask, ref_mask) << h << "x" << w << " deg " << deg << " scale " << sc;
+      for (size_t i = 0; i < img.size(); ++i) ASSERT_NEAR(img[i], ref_img[i], 1e-6) << i << " deg " << deg;
+    }
+}
 
 TEST(Augment, FlipsAndRotationsMoveImageAndMaskTogether) {
   const Sample s = make_sample(12, 12);
@@ -132,6 +180,28 @@ TEST(Augment, IntensityTransformsChangeTheImageOnly) {
   double ss = 0;
   for (float v : a.image) ss += (v - 0.5) * (v - 0.5);
   EXPECT_NEAR(std::sqrt(ss / a.image.size()), 0.05, 0.01);
+}
+
+// Gamma alone (through its interpolation table): every pixel is v^g for the
+// one g the sample drew, within the table's error (~1e-4; an 8-bit step is 4e-3).
+TEST(Augment, GammaIsAPowerWithinTheTableError) {
+  AugmentConfig c;
+  c.flips = c.rotate90 = false;
+  c.affine_p = 0;
+  c.brightness = c.contrast = c.noise_std = 0;
+  c.gamma = 0.2;
+  std::vector<float> v(4096);
+  for (size_t i = 0; i < v.size(); ++i) v[i] = float(i) / float(v.size() - 1);
+  for (uint64_t sample = 0; sample < 6; ++sample) {
+    std::vector<float> out = v;
+    std::vector<uint8_t> mask(v.size());
+    Rng rng = augment_rng(3, 0, sample);
+    augment(c, rng, 64, 64, 1, out.data(), mask.data());
+    const double g = std::log(double(out[2048])) / std::log(double(v[2048]));
+    EXPECT_GE(g, 0.8 - 1e-3);
+    EXPECT_LE(g, 1.2 + 1e-3);
+    for (size_t i = 0; i < v.size(); ++i) ASSERT_NEAR(out[i], std::pow(double(v[i]), g), 2e-4) << i << " g " << g;
+  }
 }
 
 TEST(Augment, ReproducibleForASeedAndOffWhenDisabled) {
