@@ -3,7 +3,7 @@
 # under 10 minutes: builds with CUDA (or uses a build carried in BUILD_DIR),
 # runs the GPU tests (every CUDA op against the CPU reference per dtype, the
 # first training steps against the reference's losses, training to Dice 0.9
-# per policy), then mixseg (--device cuda) and the PyTorch peer (eager, AMP,
+# per policy), a short `mixseg train` and `eval` with --device cuda, then mixseg (--device cuda) and the PyTorch peer (eager, AMP,
 # channels_last, cudnn.benchmark) on the same sweep into one CSV, NVML energy
 # on, each mixseg row also against its convolutions alone (cuDNN's ceiling on
 # those shapes), the GPU time per op kind of one large configuration, one launch-bound
@@ -89,6 +89,12 @@ if [ "${SANITIZE:-0}" = 1 ]; then  # the CUDA op tests under compute-sanitizer's
   within 150 200 "${MS[@]}" "$SANITIZER" --tool memcheck --print-limit 20 "$BUILD_DIR/tests/mixseg_tests" \
     --gtest_filter='All/BackendOps.*cuda*' --gtest_brief=1 2>&1 | tee "$OUT/sanitizer.log" | tail -25 || true
 fi
+
+stamp "the user's path: mixseg train, then eval, with --device cuda (loader threads, pinned batches, checkpoints)"
+within 30 180 "${MS[@]}" "$BUILD_DIR/mixseg" train --device cuda --synthetic 48 --size 256x128 --filters 8 --batch 8 \
+  --epochs 1 --precision mixed_fp16 --out "$OUT/train-cuda" 2>&1 | tee "$OUT/train-cuda.log" | tail -4 || true
+[ -f "$OUT/train-cuda/best.safetensors" ] && within 10 170 "${MS[@]}" "$BUILD_DIR/mixseg" eval --device cuda \
+  "$OUT/train-cuda/best.safetensors" --synthetic 16 2>&1 | tail -1 || true
 
 CSV="$OUT/results.csv"
 rm -f "$CSV" "$CSV.meta.jsonl" "$OUT/bench-mixseg.log" "$OUT/bench-torch.log"
