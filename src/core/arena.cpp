@@ -31,6 +31,7 @@ Tensor Arena::alloc(DType dtype, Shape shape) {
 
 void Arena::commit(Backend& backend) {
   if (block_) backend_->deallocate(block_);
+  block_ = nullptr;  // nothing left to free if the allocation below fails
   backend_ = &backend;
   capacity_ = peak_;
   void* p = backend.allocate(capacity_ == 0 ? kAlign : capacity_);
