@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "core/error.h"
 #include "core/file_util.h"
 #include "data/png_io.h"
 #include "data/synthetic.h"
@@ -25,13 +26,26 @@ void run_synth(const SynthOptions& o) {
   const auto [h, w] = parse_size(o.size);
   ensure_writable_dir(o.out);
   const SyntheticConfig c{h, w, o.seed, o.closed_fraction};
-  GrayImage img{h, w, std::vector<uint8_t>(size_t(h) * w), {}}, mask = img;
-  for (int i = 0; i < o.count; ++i) {
-    synthetic_frame(c, uint64_t(i), img.pixels.data(), mask.pixels.data());
-    for (auto& v : mask.pixels) v = v ? 255 : 0;
-    write_png_gray((std::filesystem::path(o.out) / fmt::format("{}.png", i)).string(), img);
-    write_png_gray((std::filesystem::path(o.out) / fmt::format("{}_seg.png", i)).string(), mask);
+  // Frames are independent (each from its own seeded stream): generated and
+  // written in parallel; the first failure in frame order is reported.
+  std::vector<std::string> errors(size_t(o.count));
+#pragma omp parallel
+  {
+    GrayImage img{h, w, std::vector<uint8_t>(size_t(h) * w), {}}, mask = img;
+#pragma omp for schedule(dynamic)
+    for (int i = 0; i < o.count; ++i) {
+      try {
+        synthetic_frame(c, uint64_t(i), img.pixels.data(), mask.pixels.data());
+        for (auto& v : mask.pixels) v = v ? 255 : 0;
+        write_png_gray((std::filesystem::path(o.out) / fmt::format("{}.png", i)).string(), img);
+        write_png_gray((std::filesystem::path(o.out) / fmt::format("{}_seg.png", i)).string(), mask);
+      } catch (const std::exception& e) {
+        errors[size_t(i)] = e.what();
+      }
+    }
   }
+  for (const std::string& e : errors)
+    if (!e.empty()) fail("{}", e);
   fmt::print("wrote {} synthetic {}x{} frames with masks to {}\n", o.count, h, w, o.out);
 }
 
