@@ -232,9 +232,10 @@ TEST(Checkpoint, RgbModelTrainsAndPredicts) {
   Dataset gray = make_synthetic({32, 32, 3, 0.05}, 12);
   Dataset rgb = gray;
   rgb.channels = 3;
-  rgb.images.clear();
-  for (uint16_t v : gray.images)
-    for (int k = 0; k < 3; ++k) rgb.images.push_back(uint16_t(v / (k + 1)));
+  rgb.images8.clear();
+  for (size_t i = 0; i < gray.size(); ++i)
+    for (size_t p = 0; p < gray.pixels(); ++p)
+      for (int k = 0; k < 3; ++k) rgb.images16.push_back(uint16_t(gray.value(i, p) / (k + 1)));
   auto [tr, val] = split(rgb, 0.25, 1);
   auto backend = make_ref_backend();
   TrainConfig c = small_config(Policy::fp32, 1);

@@ -127,8 +127,10 @@ TEST(Bagls, ReadsImagePairsAndResizes) {
   EXPECT_EQ(d.h, 16);
   EXPECT_EQ(d.w, 8);
   EXPECT_EQ(d.names[0], "0");
-  for (size_t i = 0; i < d.pixels(); ++i) ASSERT_EQ(d.mask(0)[i], d.image(0)[i] > 100 * 257 ? 1 : 0);  // 8-bit values x 257
+  for (size_t i = 0; i < d.pixels(); ++i) ASSERT_EQ(d.mask(0)[i], d.value(0, i) > 100 * 257 ? 1 : 0);  // 8-bit values x 257
+  EXPECT_FALSE(d.sixteen_bit()) << "8-bit files at their own size: stored in 8 bits";
   const Dataset r = load_bagls_folder(dir.string(), 32, 16);
+  EXPECT_TRUE(r.sixteen_bit()) << "resized: the interpolated values keep 16 bits";
   EXPECT_EQ(r.h, 32);
   for (size_t i = 0; i < r.pixels() * r.size(); ++i) ASSERT_LE(r.masks[i], 1);
   fs::remove_all(dir);
@@ -153,7 +155,7 @@ TEST(Bagls, ManyItemsReadInParallelKeepTheirOrder) {
     ASSERT_EQ(d.names[size_t(i)], fmt::format("{:02}", i));
     const Image alone = read_png((dir / fmt::format("{:02}.png", i)).string(), 1);
     const std::vector<uint16_t> fitted = resize_bilinear(alone.values.data(), alone.h, alone.w, 16, 12, 1);
-    ASSERT_TRUE(std::equal(fitted.begin(), fitted.end(), d.image(size_t(i)))) << i;
+    EXPECT_EQ(d.image16(size_t(i)), fitted) << i;
   }
   std::ofstream((dir / "31.png").string()) << "garbage";
   std::ofstream((dir / "17_seg.png").string()) << "garbage";
@@ -177,6 +179,18 @@ TEST(Bagls, BadFoldersGiveErrorsNamingTheFile) {
   fs::remove_all(dir);
 }
 
+// 8-bit storage feeds the network exactly the floats the 16-bit scale does.
+TEST(Dataset, EightBitValuesGiveTheSameInputAsTheirSixteenBitScale) {
+  std::vector<uint8_t> v8(256);
+  std::vector<uint16_t> v16(256);
+  for (int v = 0; v < 256; ++v) v8[size_t(v)] = uint8_t(v), v16[size_t(v)] = uint16_t(v * 257);
+  std::vector<float> a(256), b(256);
+  to_input(v8.data(), 256, a.data());
+  to_input(v16.data(), 256, b.data());
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a[255], 1.0f);
+}
+
 TEST(Dataset, SplitIsSeededAndDisjoint) {
   const Dataset d = make_synthetic({16, 16, 1, 0.0}, 50);
   auto [a, b] = split(d, 0.2, 7);
@@ -193,14 +207,15 @@ TEST(Dataset, SplitIsSeededAndDisjoint) {
     for (size_t k = 0; k < part->size(); ++k) {
       const size_t i = size_t(std::find(d.names.begin(), d.names.end(), part->names[k]) - d.names.begin());
       ASSERT_LT(i, d.size());
-      ASSERT_TRUE(std::equal(d.image(i), d.image(i) + d.image_values(), part->image(k)));
+      ASSERT_EQ(d.image16(i), part->image16(k));
       ASSERT_TRUE(std::equal(d.mask(i), d.mask(i) + d.pixels(), part->mask(k)));
     }
   auto [a4, b4] = split(Dataset(d), 0.2, 7);
   EXPECT_EQ(a4.names, a.names);
-  EXPECT_EQ(a4.images, a.images);
+  EXPECT_EQ(a4.images8, a.images8);
   EXPECT_EQ(a4.masks, a.masks);
-  EXPECT_EQ(b4.images, b.images);
+  EXPECT_EQ(b4.images8, b.images8);
+  EXPECT_FALSE(a.sixteen_bit());  // synthetic frames are 8-bit, and stay so through the split
 }
 
 TEST(Dataset, ResizeKeepsConstantsAndMasksBinary) {
@@ -214,10 +229,10 @@ TEST(Dataset, ResizeKeepsConstantsAndMasksBinary) {
 TEST(Synthetic, DeterministicWithExactMasksAndVariety) {
   const SyntheticConfig c{64, 48, 5, 0.1};
   const Dataset a = make_synthetic(c, 40), b = make_synthetic(c, 40);
-  EXPECT_EQ(a.images, b.images);
+  EXPECT_EQ(a.images8, b.images8);
   EXPECT_EQ(a.masks, b.masks);
   const Dataset other = make_synthetic({64, 48, 6, 0.1}, 40);
-  EXPECT_NE(a.images, other.images);
+  EXPECT_NE(a.images8, other.images8);
   size_t empty = 0;
   std::vector<double> fractions;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -225,7 +240,7 @@ TEST(Synthetic, DeterministicWithExactMasksAndVariety) {
     for (size_t p = 0; p < a.pixels(); ++p) {
       ASSERT_LE(a.mask(i)[p], 1);
       fg += a.mask(i)[p];
-      (a.mask(i)[p] ? in_sum : out_sum) += a.image(i)[p];
+      (a.mask(i)[p] ? in_sum : out_sum) += a.value(i, p);
     }
     if (fg == 0) {
       ++empty;
@@ -263,7 +278,7 @@ TEST(Folders, NnUNetLayoutIsRecognisedAndRead) {
   EXPECT_EQ(items[0].stem, "case_001");
   const Dataset d = load_dataset({dir.string(), "", "", -1}, 0, 0);
   ASSERT_EQ(d.size(), 2u);
-  for (size_t i = 0; i < d.pixels(); ++i) ASSERT_EQ(d.mask(1)[i], d.image(1)[i] > 100 * 257 ? 1 : 0);
+  for (size_t i = 0; i < d.pixels(); ++i) ASSERT_EQ(d.mask(1)[i], d.value(1, i) > 100 * 257 ? 1 : 0);
   fs::remove(dir / "labelsTr" / "case_002.png");
   mixseg::test::expect_error_containing([&] { list_items({dir.string(), "", "", -1}); },
                                         "case_002_0000.png: image without its mask");
@@ -320,7 +335,7 @@ TEST(Folders, PaddingCentresSmallerImagesAndRefusesLargerOnes) {
     for (int x = 0; x < 10; ++x) {
       const bool inside = y >= 2 && y < 6 && x >= 2 && x < 8;
       const size_t src = size_t(y - 2) * 6 + size_t(x - 2);
-      ASSERT_EQ(d.image(0)[size_t(y) * 10 + x], inside ? g.pixels[src] * 257 : 0) << y << "," << x;
+      ASSERT_EQ(d.value(0, size_t(y) * 10 + x), inside ? g.pixels[src] * 257 : 0) << y << "," << x;
       ASSERT_EQ(d.mask(0)[size_t(y) * 10 + x], inside ? (m.pixels[src] != 0) : 0);
     }
   mixseg::test::expect_error_containing([&] { load_dataset({dir.string(), "", "", -1, Fit::pad}, 2, 10); },
@@ -341,13 +356,13 @@ TEST(Folders, RgbAndSixteenBitImagesKeepChannelsAndPrecision) {
   write_png_gray((dir / "b_seg.png").string(), binary_mask(2, 3));
   const Dataset d = load_dataset({dir.string(), "", "", -1, Fit::resize, 3}, 2, 3);
   ASSERT_EQ(d.channels, 3);
-  ASSERT_EQ(d.images.size(), 2u * 6 * 3);
-  for (size_t i = 0; i < rgb.size(); ++i) EXPECT_EQ(d.image(0)[i], rgb[i] * 257) << i;
+  ASSERT_EQ(d.images16.size(), 2u * 6 * 3);  // a 16-bit file in the set: all in 16 bits
+  for (size_t i = 0; i < rgb.size(); ++i) EXPECT_EQ(d.value(0, i), rgb[i] * 257) << i;
   for (size_t p = 0; p < 6; ++p)
-    for (int k = 0; k < 3; ++k) EXPECT_EQ(d.image(1)[p * 3 + size_t(k)], g16[p]) << "16-bit gray replicated, raw";
+    for (int k = 0; k < 3; ++k) EXPECT_EQ(d.value(1, p * 3 + size_t(k)), g16[p]) << "16-bit gray replicated, raw";
   const Dataset g = load_dataset({dir.string(), "", "", -1, Fit::resize, 1}, 2, 3);
   ASSERT_EQ(g.channels, 1);
-  for (size_t p = 0; p < 6; ++p) EXPECT_EQ(g.image(1)[p], g16[p]) << "16-bit precision kept";
+  for (size_t p = 0; p < 6; ++p) EXPECT_EQ(g.value(1, p), g16[p]) << "16-bit precision kept";
   fs::remove_all(dir);
 }
 

@@ -42,7 +42,7 @@ PoisonedRun make_run(Policy p, const std::string& poisoned) {
   const Dataset d = make_synthetic({16, 16, 2, 0.05}, 2);
   r.input.resize(2 * 256);
   r.target.assign(d.masks.begin(), d.masks.end());
-  to_input(d.images.data(), r.input.size(), r.input.data());
+  d.input_f32(0, 2, r.input.data());
   return r;
 }
 

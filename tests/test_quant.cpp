@@ -309,7 +309,7 @@ QModel quantize_trained(const std::string& method) {
 
 std::vector<int8_t> quantized_images(const QModel& m, const Dataset& d) {
   std::vector<float> f(d.size() * d.image_values());
-  to_input(d.images.data(), f.size(), f.data());
+  d.input_f32(0, d.size(), f.data());
   return quantize_input(m, f.data(), f.size());
 }
 

@@ -68,8 +68,8 @@ TEST(CudaTraining, FirstStepsGiveTheReferenceLosses) {
   if (!test::gpu_available()) GTEST_SKIP() << "no CUDA GPU here (or no CUDA build)";
   const UNet net = build_unet({8, 3, 1, 1});
   const Dataset frames = make_synthetic({64, 64, 3, 0.05}, 2);
-  std::vector<float> input(frames.images.size());
-  to_input(frames.images.data(), input.size(), input.data());
+  std::vector<float> input(frames.size() * frames.image_values());
+  frames.input_f32(0, frames.size(), input.data());
   for (Policy p : {Policy::fp32, Policy::mixed_fp16, Policy::mixed_bf16}) {
     std::vector<std::vector<double>> losses;
     for (const char* name : {"ref", "cuda"}) {
@@ -103,8 +103,8 @@ TEST(TrainStep, IsRecordedOnceAndReplayed) {
   test::RecordingBackend be;
   const UNet net = build_unet({4, 1, 1, 1});
   const Dataset frames = make_synthetic({16, 16, 3, 0.05}, 2);
-  std::vector<float> input(frames.images.size());
-  to_input(frames.images.data(), input.size(), input.data());
+  std::vector<float> input(frames.size() * frames.image_values());
+  frames.input_f32(0, frames.size(), input.data());
   Checkpoint state;
   state.config = net.config;
   state.policy = Policy::mixed_fp16;

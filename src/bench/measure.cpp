@@ -56,8 +56,8 @@ BenchMeasurement measure(const BenchConfig& cfg, Backend& backend) {
   // Synthetic frames with their masks, one batch, reused every step.
   const Dataset frames = make_synthetic({cfg.height, cfg.width, cfg.seed, 0.05}, size_t(cfg.batch));
   if (cfg.model.in_channels != frames.channels) fail("benchmark frames are gray: in_channels must be 1");
-  std::vector<float> input(frames.images.size());
-  to_input(frames.images.data(), input.size(), input.data());
+  std::vector<float> input(frames.size() * frames.image_values());
+  frames.input_f32(0, frames.size(), input.data());
   const std::vector<uint8_t>& target = frames.masks;
 
   Checkpoint state;
@@ -113,8 +113,8 @@ BenchMeasurement measure_int8(const BenchConfig& cfg, Backend& calibration_backe
                                     make_synthetic({cfg.height, cfg.width, cfg.seed + 1, 0.05}, 2), {});
   const QModel q = quantize_unet(fold_unet(net, weights), cal.ranges, cfg.height, cfg.width, cal.description);
   const Dataset frames = make_synthetic({cfg.height, cfg.width, cfg.seed, 0.05}, size_t(cfg.batch));
-  std::vector<float> input(frames.images.size());
-  to_input(frames.images.data(), input.size(), input.data());
+  std::vector<float> input(frames.size() * frames.image_values());
+  frames.input_f32(0, frames.size(), input.data());
   const std::vector<int8_t> x = quantize_input(q, input.data(), input.size());
   BenchMeasurement m;
   for (const QTensor& t : q.tensors)

@@ -9,6 +9,53 @@
 
 namespace mixseg {
 
+void to_input(const uint16_t* values, size_t n, float* out) {
+  for (size_t i = 0; i < n; ++i) out[i] = float(values[i]) * (1.0f / 65535.0f);
+}
+void to_input(const uint8_t* values, size_t n, float* out) {
+  for (size_t i = 0; i < n; ++i) out[i] = float(uint32_t(values[i]) * 257u) * (1.0f / 65535.0f);
+}
+
+std::vector<uint16_t> Dataset::image16(size_t i) const {
+  std::vector<uint16_t> v(image_values());
+  for (size_t k = 0; k < v.size(); ++k) v[k] = value(i, k);
+  return v;
+}
+
+void Dataset::input_f32(size_t first, size_t count, float* out) const {
+  if (first + count > size()) fail("dataset: images {}..{} asked of {}", first, first + count, size());
+  const size_t at = first * image_values(), n = count * image_values();
+  if (sixteen_bit()) to_input(images16.data() + at, n, out);
+  else to_input(images8.data() + at, n, out);
+}
+
+namespace {
+
+// Copies image and mask `from` of src to slot `to` of dst (same size and
+// storage; dst sized already). src and dst may be the same set, with to <= from.
+void copy_item(const Dataset& src, size_t from, Dataset& dst, size_t to) {
+  const size_t iv = src.image_values(), px = src.pixels();
+  if (src.sixteen_bit())
+    std::copy_n(src.images16.begin() + std::ptrdiff_t(from * iv), iv, dst.images16.begin() + std::ptrdiff_t(to * iv));
+  else
+    std::copy_n(src.images8.begin() + std::ptrdiff_t(from * iv), iv, dst.images8.begin() + std::ptrdiff_t(to * iv));
+  std::copy_n(src.masks.begin() + std::ptrdiff_t(from * px), px, dst.masks.begin() + std::ptrdiff_t(to * px));
+}
+
+// Sizes d's values and masks for n items in its storage (8 or 16 bits).
+void resize_items(Dataset& d, size_t n, bool sixteen_bit) {
+  if (sixteen_bit) {
+    d.images8.clear();
+    d.images16.resize(n * d.image_values());
+  } else {
+    d.images16.clear();
+    d.images8.resize(n * d.image_values());
+  }
+  d.masks.resize(n * d.pixels());
+}
+
+}  // namespace
+
 
 template <class T>
 std::vector<T> resize_bilinear(const T* src, int sh, int sw, int dh, int dw, int c) {
@@ -52,12 +99,10 @@ Dataset subset(const Dataset& d, const std::vector<size_t>& idx) {
   s.h = d.h;
   s.w = d.w;
   s.channels = d.channels;
-  s.images.reserve(idx.size() * d.image_values());  // sized once: a full BAGLS set is ~20 GB
-  s.masks.reserve(idx.size() * d.pixels());
-  for (size_t i : idx) {
-    s.names.push_back(d.names.at(i));
-    s.images.insert(s.images.end(), d.image(i), d.image(i) + d.image_values());
-    s.masks.insert(s.masks.end(), d.mask(i), d.mask(i) + d.pixels());
+  resize_items(s, idx.size(), d.sixteen_bit());  // sized once: a full BAGLS set is ~15 GB
+  for (size_t k = 0; k < idx.size(); ++k) {
+    s.names.push_back(d.names.at(idx[k]));
+    copy_item(d, idx[k], s, k);
   }
   return s;
 }
@@ -86,12 +131,10 @@ std::pair<Dataset, Dataset> split(Dataset&& d, double val_fraction, uint64_t see
     const size_t i = train[k];
     if (i == k) continue;
     d.names[k] = std::move(d.names[i]);
-    std::copy(d.image(i), d.image(i) + d.image_values(), d.images.begin() + std::ptrdiff_t(k * d.image_values()));
-    std::copy(d.mask(i), d.mask(i) + d.pixels(), d.masks.begin() + std::ptrdiff_t(k * d.pixels()));
+    copy_item(d, i, d, k);
   }
   d.names.resize(train.size());
-  d.images.resize(train.size() * d.image_values());
-  d.masks.resize(train.size() * d.pixels());
+  resize_items(d, train.size(), d.sixteen_bit());
   return {std::move(d), std::move(v)};
 }
 

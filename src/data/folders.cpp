@@ -194,22 +194,44 @@ LoadedItem load_item(const DataItem& it, int h, int w, int mask_threshold, Fit f
 
 }  // namespace
 
+namespace {
+
+// Whether every value is a whole 8-bit step on the 16-bit scale (v * 257).
+bool whole_8bit_steps(const std::vector<uint16_t>& v) {
+  return std::all_of(v.begin(), v.end(), [](uint16_t x) { return x % 257 == 0; });
+}
+
+}  // namespace
+
 Dataset load_items(const std::vector<DataItem>& items, int h, int w, int mask_threshold, Fit fit, int channels) {
   if (items.empty()) fail("no images to load");
-  // The first item fixes the size when none is given; then every item is
-  // decoded straight into its slot, in parallel (decoding dominates: a full
-  // BAGLS set is ~56k PNGs), into storage sized once (no growth copies).
+  // The first item fixes the size when none is given, and the storage: 8
+  // bits while the values are whole 8-bit steps (8-bit files at their own
+  // size), else 16. Then every item is decoded straight into its slot, in
+  // parallel (decoding dominates: a full BAGLS set is ~56k PNGs), into
+  // storage sized once (no growth copies).
   LoadedItem first = load_item(items[0], h, w, mask_threshold, fit, channels);
   Dataset d;
   d.h = first.img.h;
   d.w = first.img.w;
   d.channels = channels;
   for (const DataItem& it : items) d.names.push_back(it.stem);
-  d.images.resize(items.size() * d.image_values());
-  d.masks.resize(items.size() * d.pixels());
-  auto place = [&d](size_t i, const LoadedItem& r) {
-    std::copy(r.img.values.begin(), r.img.values.end(), d.images.begin() + std::ptrdiff_t(i * d.image_values()));
-    std::copy(r.fg.begin(), r.fg.end(), d.masks.begin() + std::ptrdiff_t(i * d.pixels()));
+  const size_t iv = d.image_values(), px = d.pixels();
+  const bool eight = whole_8bit_steps(first.img.values);
+  if (eight) d.images8.resize(items.size() * iv);
+  else d.images16.resize(items.size() * iv);
+  d.masks.resize(items.size() * px);
+  // Items that do not fit 8 bits in an 8-bit set wait here, then the set widens.
+  std::vector<std::vector<uint16_t>> wide(items.size());
+  auto place = [&](size_t i, LoadedItem& r) {
+    std::copy(r.fg.begin(), r.fg.end(), d.masks.begin() + std::ptrdiff_t(i * px));
+    if (!eight) {
+      std::copy(r.img.values.begin(), r.img.values.end(), d.images16.begin() + std::ptrdiff_t(i * iv));
+    } else if (whole_8bit_steps(r.img.values)) {
+      for (size_t k = 0; k < iv; ++k) d.images8[i * iv + k] = uint8_t(r.img.values[k] / 257);
+    } else {
+      wide[i] = std::move(r.img.values);
+    }
   };
   place(0, first);
   // The first failure in item order is reported, as a serial loop would.
@@ -217,13 +239,21 @@ Dataset load_items(const std::vector<DataItem>& items, int h, int w, int mask_th
 #pragma omp parallel for schedule(dynamic, 16)
   for (size_t i = 1; i < items.size(); ++i) {
     try {
-      place(i, load_item(items[i], d.h, d.w, mask_threshold, fit, channels));
+      LoadedItem r = load_item(items[i], d.h, d.w, mask_threshold, fit, channels);
+      place(i, r);
     } catch (const std::exception& e) {
       errors[i] = e.what();
     }
   }
   for (const std::string& e : errors)
     if (!e.empty()) fail("{}", e);
+  if (std::any_of(wide.begin(), wide.end(), [](const auto& v) { return !v.empty(); })) {  // a mixed set: 16 bits
+    d.images16.resize(items.size() * iv);
+    for (size_t i = 0; i < items.size(); ++i)
+      for (size_t k = 0; k < iv; ++k)
+        d.images16[i * iv + k] = wide[i].empty() ? uint16_t(d.images8[i * iv + k] * 257u) : wide[i][k];
+    d.images8 = {};
+  }
   return d;
 }
 

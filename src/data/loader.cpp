@@ -8,10 +8,6 @@
 
 namespace mixseg {
 
-void to_input(const uint16_t* values, size_t n, float* out) {
-  for (size_t i = 0; i < n; ++i) out[i] = float(values[i]) * (1.0f / 65535.0f);
-}
-
 std::vector<size_t> epoch_order(size_t n, uint64_t seed, int epoch) {
   std::vector<size_t> order(n);
   for (size_t i = 0; i < n; ++i) order[i] = i;
@@ -27,7 +23,7 @@ void prepare_batch(const Dataset& data, const AugmentConfig& aug, uint64_t seed,
     const size_t pos = step * size_t(batch) + size_t(b);
     const size_t i = order.at(pos);
     float* in = input + size_t(b) * nv;
-    to_input(data.image(i), nv, in);
+    data.input_f32(i, 1, in);
     std::copy_n(data.mask(i), px, target + size_t(b) * px);
     Rng arng = augment_rng(seed, epoch, pos);
     augment(aug, arng, data.h, data.w, data.channels, in, target + size_t(b) * px);

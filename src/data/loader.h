@@ -19,7 +19,6 @@
 namespace mixseg {
 
 // Converts image values (16-bit scale) to the network's f32 input: v / 65535.
-void to_input(const uint16_t* values, size_t n, float* out);
 
 // The epoch's sample order: a Fisher-Yates shuffle seeded by (seed, epoch).
 std::vector<size_t> epoch_order(size_t n, uint64_t seed, int epoch);

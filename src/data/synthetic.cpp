@@ -78,14 +78,12 @@ Dataset make_synthetic(const SyntheticConfig& c, size_t count) {
   Dataset d;
   d.h = c.h;
   d.w = c.w;
-  d.images.resize(count * d.pixels());
+  d.images8.resize(count * d.pixels());  // 8-bit, like the PNGs `mixseg synth` writes
   d.masks.resize(count * d.pixels());
   d.names.resize(count);
 #pragma omp parallel for schedule(dynamic)
   for (size_t i = 0; i < count; ++i) {
-    std::vector<uint8_t> frame(d.pixels());  // 8-bit like the PNGs `mixseg synth` writes
-    synthetic_frame(c, i, frame.data(), d.masks.data() + i * d.pixels());
-    for (size_t p = 0; p < frame.size(); ++p) d.images[i * d.pixels() + p] = uint16_t(frame[p] * 257);
+    synthetic_frame(c, i, d.images8.data() + i * d.pixels(), d.masks.data() + i * d.pixels());
     d.names[i] = "synthetic_" + std::to_string(i);
   }
   return d;

@@ -56,7 +56,7 @@ Calibration calibrate(const UNet& net, Weights& weights, Backend& backend, const
       upload_weights(net, weights, *ws);
     }
     input.resize(size_t(b) * data.image_values());
-    to_input(data.image(first), input.size(), input.data());
+    data.input_f32(first, size_t(b), input.data());
     set_input(net, *ws, input.data());
     forward(net, *ws);
     for (int v : observed) {

@@ -87,7 +87,7 @@ SegMetrics evaluate_int8(const QModel& m, const Dataset& data, int batch, bool f
   for (size_t first = 0; first < data.size(); first += size_t(batch)) {
     const int b = int(std::min<size_t>(size_t(batch), data.size() - first));
     input.resize(size_t(b) * data.image_values());
-    to_input(data.image(first), input.size(), input.data());
+    data.input_f32(first, size_t(b), input.data());
     const std::vector<int8_t> q = quantize_input(m, input.data(), input.size());
     const std::vector<float> p = dequantize_output(m, run_int8(m, q.data(), b, fast));
     // Foreground where p > 1/2, i.e. where p - 1/2 is positive, as a logit would be.

@@ -32,7 +32,7 @@ SegMetrics evaluate(const UNet& net, Weights& weights, Backend& backend, Policy 
       upload_weights(net, weights, *ws);
     }
     input.resize(size_t(b) * data.image_values());
-    to_input(data.image(first), input.size(), input.data());
+    data.input_f32(first, size_t(b), input.data());
     set_input(net, *ws, input.data());
     forward(net, *ws);
     const std::vector<float> logits = logits_f32(net, *ws);
