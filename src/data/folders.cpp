@@ -192,10 +192,6 @@ LoadedItem load_item(const DataItem& it, int h, int w, int mask_threshold, Fit f
   return r;
 }
 
-}  // namespace
-
-namespace {
-
 // Whether every value is a whole 8-bit step on the 16-bit scale (v * 257).
 bool whole_8bit_steps(const std::vector<uint16_t>& v) {
   return std::all_of(v.begin(), v.end(), [](uint16_t x) { return x % 257 == 0; });
