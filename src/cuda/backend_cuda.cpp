@@ -105,12 +105,14 @@ class CudaBackend final : public Backend {
 
   void* allocate(size_t bytes) override {
     void* p = nullptr;
-    if (cudaMalloc(&p, bytes ? bytes : 1) != cudaSuccess) {
+    const cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+    if (e != cudaSuccess) {
       // Out of memory is not sticky, but it stays the runtime's last error,
       // which the next kernel's launch check would report as its own: clear it
       // (a benchmark sweep goes on after a configuration that did not fit).
       cudaGetLastError();
-      return nullptr;  // the arena says how much and for what
+      if (e == cudaErrorMemoryAllocation) return nullptr;  // the arena says how much and for what
+      fail("CUDA allocation of {}: {}", memory_size_text(bytes), cudaGetErrorString(e));
     }
     return p;
   }
