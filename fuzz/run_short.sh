@@ -35,7 +35,7 @@ sources() {  # what each target compiles besides its own file
                      "$s/ops/optimizer_step_ref.cpp $s/model/unet.cpp $s/precision/*.cpp $s/core/dtype.cpp" \
                      "$s/core/file_util.cpp" ;;
     qmodel) echo "$(ls "$s"/quant/*.cpp | grep -v calibrate) $s/model/*.cpp $s/precision/*.cpp" \
-                 "$s/train/safetensors.cpp $s/train/metrics.cpp $s/data/loader.cpp $s/data/augment.cpp" \
+                 "$s/train/safetensors.cpp $s/train/metrics.cpp $s/data/loader.cpp $s/data/augment.cpp $s/data/dataset.cpp" \
                  "$s/core/dtype.cpp $s/core/file_util.cpp $s/core/threads.cpp $s/core/tensor.cpp $s/core/arena.cpp" \
                  "-fopenmp" ;;
     *) echo "unknown fuzz target $1" >&2; exit 2 ;;
