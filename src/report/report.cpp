@@ -381,18 +381,27 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
   md += fmt::format("- cost at {} per kWh and CO2 at {} g CO2e per kWh (set with --price-per-kwh and "
                     "--grid-gco2-per-kwh)\n\n",
                     cfg.price_per_kwh, cfg.grid_gco2_per_kwh);
-  if (!headline_cells.empty())
-    md += "## Mixed precision over fp32\n\n" + headline_note + "\n\n" + markdown_table(headline_head, headline_cells) +
-          "\n";
-  if (!energy_cells.empty())
-    md += "## Energy per image against fp32\n\n" + energy_note + "\n\n" + markdown_table(energy_head, energy_cells) + "\n";
-  if (!peers_cells.empty())
-    md += "## Frameworks side by side\n\n" + peers_note + "\n\n" + markdown_table(peers_head, peers_cells) + "\n";
-  md += "## All results\n\n" + markdown_table(head, cells);
-  if (!ceiling_cells.empty())
-    md += "\n## Against the convolutions alone\n\n" + ceiling_note + "\n\n" + markdown_table(ceiling_head, ceiling_cells);
-  if (!parity_cells.empty()) md += "\n## Accuracy parity\n\n" + markdown_table(parity_head, parity_cells);
-  md += "\n## Plots\n\n";
+  // The tables, in order, each with its note (empty: none); a table without
+  // rows is left out (all results always has some).
+  struct Section {
+    const char* title;
+    const std::string& note;
+    const std::vector<std::string>& head;
+    const Table& cells;
+  };
+  const std::string no_note;
+  const std::vector<Section> sections = {
+      {"Mixed precision over fp32", headline_note, headline_head, headline_cells},
+      {"Energy per image against fp32", energy_note, energy_head, energy_cells},
+      {"Frameworks side by side", peers_note, peers_head, peers_cells},
+      {"All results", no_note, head, cells},
+      {"Against the convolutions alone", ceiling_note, ceiling_head, ceiling_cells},
+      {"Accuracy parity", no_note, parity_head, parity_cells}};
+  for (const Section& t : sections)
+    if (!t.cells.empty())
+      md += fmt::format("## {}\n\n{}", t.title, t.note.empty() ? "" : t.note + "\n\n") + markdown_table(t.head, t.cells) +
+            "\n";
+  md += "## Plots\n\n";
   for (const auto& [name, svg] : out.svgs) md += fmt::format("![{}]({})\n", name, name);
   md += "\n## Not measured\n\n";
   for (const auto& n : not_measured) md += "- " + n + "\n";
@@ -414,20 +423,10 @@ ReportFiles make_report(const std::vector<ResultRow>& rows, const std::vector<nl
   for (const auto& m : methods) h += "<li>" + xml_escape(m) + "</li>\n";
   h += fmt::format("<li>cost at {} per kWh, CO2 at {} g CO2e per kWh</li>\n</ul>\n", cfg.price_per_kwh,
                    cfg.grid_gco2_per_kwh);
-  if (!headline_cells.empty())
-    h += "<h2>Mixed precision over fp32</h2>\n<p>" + xml_escape(headline_note) + "</p>\n" +
-         html_table(headline_head, headline_cells);
-  if (!energy_cells.empty())
-    h += "<h2>Energy per image against fp32</h2>\n<p>" + xml_escape(energy_note) + "</p>\n" +
-         html_table(energy_head, energy_cells);
-  if (!peers_cells.empty())
-    h += "<h2>Frameworks side by side</h2>\n<p>" + xml_escape(peers_note) + "</p>\n" +
-         html_table(peers_head, peers_cells);
-  h += "<h2>All results</h2>\n" + html_table(head, cells);
-  if (!ceiling_cells.empty())
-    h += "<h2>Against the convolutions alone</h2>\n<p>" + xml_escape(ceiling_note) + "</p>\n" +
-         html_table(ceiling_head, ceiling_cells);
-  if (!parity_cells.empty()) h += "<h2>Accuracy parity</h2>\n" + html_table(parity_head, parity_cells);
+  for (const Section& t : sections)
+    if (!t.cells.empty())
+      h += fmt::format("<h2>{}</h2>\n{}", t.title, t.note.empty() ? "" : "<p>" + xml_escape(t.note) + "</p>\n") +
+           html_table(t.head, t.cells);
   h += "<h2>Plots</h2>\n<div class=\"plots\">\n";
   for (const auto& [name, svg] : out.svgs) h += svg;
   h += "</div>\n<h2>Not measured</h2>\n<ul>\n";
