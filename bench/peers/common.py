@@ -197,6 +197,13 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def add_timing_args(ap):
+    """Steady-state timing, as mixseg bench names it: warm-up steps dropped, then at least so many steps and seconds."""
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--min-steps", type=int, default=5)
+    ap.add_argument("--min-time", type=float, default=2.0)
+
+
 def add_sweep_args(ap):
     """The sweep options every training+inference peer takes, as mixseg bench names them."""
     ap.add_argument("--precision", default="fp32", help="comma-separated: fp32, mixed_fp16, mixed_bf16")
@@ -205,9 +212,7 @@ def add_sweep_args(ap):
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--batch", default="1")
     ap.add_argument("--size", default="512x256", help="HxW")
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--min-steps", type=int, default=5)
-    ap.add_argument("--min-time", type=float, default=2.0)
+    add_timing_args(ap)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--idle-seconds", type=float, default=3.0,
                     help="GPU peers: idle baseline for the net energy (0: none, net = gross)")

@@ -25,9 +25,7 @@ def main():
     ap.add_argument("--batch", default="1")
     ap.add_argument("--size", default="512x256", help="HxW")
     ap.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = all cores)")
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--min-steps", type=int, default=5)
-    ap.add_argument("--min-time", type=float, default=2.0)
+    common.add_timing_args(ap)
     ap.add_argument("--model-source", default="",
                     help="where the ONNX file came from (e.g. 'mixseg export'), added to the framework version "
                          "so rows of different exports stay apart")
