@@ -14,11 +14,11 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/threads.h"
 #include "data/synthetic.h"
 #include "precision/plan.h"
 #include "train/trainer.h"
@@ -104,9 +104,9 @@ void run_train(const TrainOptions& o) {
   cfg.patience = o.patience;
   // The CPU backend computes on every core, so one loader thread (~600 img/s
   // at 512x256) is plenty there; a GPU step can outrun one, and the CPU is
-  // idle otherwise: up to 8 threads, half the cores.
+  // idle otherwise: up to 8 threads, half of the CPU threads (--threads).
   cfg.loader_threads = o.loader_threads >= 0     ? o.loader_threads
-                       : where.device == "cuda" ? std::clamp(int(std::thread::hardware_concurrency()) / 2, 1, 8)
+                       : where.device == "cuda" ? std::clamp(max_threads() / 2, 1, 8)
                                                 : 1;
   cfg.stop = &g_stop;
   std::signal(SIGINT, on_stop_signal);
@@ -240,7 +240,7 @@ void add_train(CLI::App& app) {
   c->add_option("--step-gamma", o->step_gamma, "step: the factor")->capture_default_str()->check(positive);
   c->add_option("--loader-threads", o->loader_threads,
                  "Threads preparing and augmenting batches ahead of training (0: on the training thread; "
-                 "default: 1 on the CPU, half the cores up to 8 with --device cuda)")
+                 "default: 1 on the CPU, half the CPU threads up to 8 with --device cuda)")
       ->check(non_negative);
   c->add_option("--patience", o->patience, "Stop after N epochs without a better validation Dice (0: never)")
       ->capture_default_str()->check(non_negative);
