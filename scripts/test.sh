@@ -9,7 +9,9 @@
 # onnxruntime and TensorFlow's converter (installed into .venv by
 # scripts/setup-runtimes.sh, ~1 min the first time), bench -> report, and
 # training to Dice >= 0.90 in every precision policy. GPU tests skip without
-# a GPU. On 2 cores from a clean clone about 15-20 minutes in all, ctest
+# a GPU; the CUDA backend's tests also run on an emulated GPU (the backend's
+# code and kernels on the CPU, tests/cuda_emulation) wherever the CUDA
+# toolkit's headers are. On 2 cores from a clean clone about 15-20 minutes in all, ctest
 # about 7 of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."

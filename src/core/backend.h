@@ -99,7 +99,9 @@ class Backend {
   // backend's memory, or null.
   virtual void conv2d_fwd_bias(const Tensor& x, const Tensor& w, const float* bias, const Tensor& y, bool relu) = 0;
   virtual void conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) = 0;
-  // dw: f32, OHWI [Cout,K,K,Cin], overwritten.
+  // dw: f32, OHWI [Cout,K,K,Cin], overwritten. Summed in f32; the CUDA
+  // backend's pass through x's storage type on the way (cuDNN writes dw in
+  // the inputs' type, as in other frameworks' mixed precision on GPUs).
   virtual void conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Tensor& dw) = 0;
   // BatchNorm, fused with the ReLU that follows it in every convblock when
   // relu is true: y = max(batchnorm(x), 0).

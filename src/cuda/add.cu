@@ -13,7 +13,7 @@ __global__ void add_kernel(size_t n, const T* x, T* y) {
 void add_inplace(FloatType t, size_t n, const void* x, void* y, cudaStream_t stream) {
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    add_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(n, static_cast<const T*>(x), static_cast<T*>(y));
+    launch(add_kernel<T>, blocks_for(n), kThreads, 0, stream, n, static_cast<const T*>(x), static_cast<T*>(y));
   });
   check_launch("add_inplace");
 }

@@ -53,7 +53,7 @@ struct SumGradients {  // g and g * xhat, g = dy masked by the ReLU
 
 template <class F>
 __global__ void channel_sums_kernel(size_t pixels, int c, int cw, F f, double* out0, double* out1) {
-  extern __shared__ double sh[];  // [2][rows][cw]
+  double* sh = dynamic_shared_memory<double>();  // [2][rows][cw]
   const ChannelLane l(cw);
   double a = 0, b = 0;
   if (l.active(c))
@@ -84,8 +84,8 @@ void channel_sums(size_t pixels, int c, F f, double* out0, double* out1, cudaStr
   cudaMemsetAsync(out0, 0, sizeof(double) * size_t(c), stream);
   if (out1) cudaMemsetAsync(out1, 0, sizeof(double) * size_t(c), stream);
   const ChannelTiling t = channel_tiling(pixels, c, 1024);
-  channel_sums_kernel<<<t.grid, kThreads, sizeof(double) * 2 * size_t(kThreads), stream>>>(pixels, c, t.cw, f, out0,
-                                                                                          out1);
+  launch(channel_sums_kernel<F>, t.grid, kThreads, sizeof(double) * 2 * size_t(kThreads), stream, pixels, c, t.cw, f,
+         out0, out1);
   check_launch("batchnorm channel sums");
 }
 
@@ -174,9 +174,10 @@ void batchnorm_fwd_train(FloatType t, size_t pixels, int c, double eps, double m
     using T = decltype(tag);
     const T* xt = static_cast<const T*>(x);
     channel_sums(pixels, c, SumXAndSquares<T>{xt}, s.acc0, s.acc1, stream);
-    train_stats_kernel<<<1, stats_threads(c), 0, stream>>>(c, m, eps, momentum, s.acc0, s.acc1, gamma, beta, save_mean,
-                                                           save_invstd, running_mean, running_var, s.f0, s.f1);
-    normalize_kernel<T><<<et.grid, kThreads, 0, stream>>>(pixels, c, et.cw, xt, s.f0, s.f1, relu, static_cast<T*>(y));
+    launch(train_stats_kernel, 1, stats_threads(c), 0, stream, c, m, eps, momentum, s.acc0, s.acc1, gamma, beta,
+           save_mean, save_invstd, running_mean, running_var, s.f0, s.f1);
+    launch(normalize_kernel<T>, et.grid, kThreads, 0, stream, pixels, c, et.cw, xt, s.f0, s.f1, relu,
+           static_cast<T*>(y));
   });
   check_launch("batchnorm_fwd_train");
 }
@@ -188,9 +189,10 @@ void batchnorm_fwd_infer(FloatType t, size_t pixels, int c, double eps, const vo
   const ChannelTiling et = channel_tiling(pixels, c, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    infer_stats_kernel<<<1, stats_threads(c), 0, stream>>>(c, eps, gamma, beta, running_mean, running_var, s.f0, s.f1);
-    normalize_kernel<T><<<et.grid, kThreads, 0, stream>>>(pixels, c, et.cw, static_cast<const T*>(x), s.f0, s.f1, relu,
-                                                          static_cast<T*>(y));
+    launch(infer_stats_kernel, 1, stats_threads(c), 0, stream, c, eps, gamma, beta, running_mean, running_var, s.f0,
+           s.f1);
+    launch(normalize_kernel<T>, et.grid, kThreads, 0, stream, pixels, c, et.cw, static_cast<const T*>(x), s.f0, s.f1,
+           relu, static_cast<T*>(y));
   });
   check_launch("batchnorm_fwd_infer");
 }
@@ -204,10 +206,10 @@ void batchnorm_bwd(FloatType t, size_t pixels, int c, const void* dy, const void
     using T = decltype(tag);
     const T *dyt = static_cast<const T*>(dy), *ry = static_cast<const T*>(relu_y), *xt = static_cast<const T*>(x);
     channel_sums(pixels, c, SumGradients<T>{dyt, ry, xt, save_mean, save_invstd}, s.acc0, s.acc1, stream);
-    bwd_stats_kernel<<<1, stats_threads(c), 0, stream>>>(c, double(pixels), s.acc0, s.acc1, gamma, save_invstd, dgamma,
-                                                         dbeta, s.f0, s.f1, s.f2);
-    dx_kernel<T><<<et.grid, kThreads, 0, stream>>>(pixels, c, et.cw, dyt, ry, xt, save_mean, save_invstd, s.f0, s.f1,
-                                                   s.f2, static_cast<T*>(dx));
+    launch(bwd_stats_kernel, 1, stats_threads(c), 0, stream, c, double(pixels), s.acc0, s.acc1, gamma, save_invstd,
+           dgamma, dbeta, s.f0, s.f1, s.f2);
+    launch(dx_kernel<T>, et.grid, kThreads, 0, stream, pixels, c, et.cw, dyt, ry, xt, save_mean, save_invstd, s.f0,
+           s.f1, s.f2, static_cast<T*>(dx));
   });
   check_launch("batchnorm_bwd");
 }

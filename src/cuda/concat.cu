@@ -32,12 +32,13 @@ __global__ void concat_bwd_kernel(size_t pixels, int ca, int cb, int cw, const T
 
 }  // namespace
 
-void concat_fwd(FloatType t, size_t pixels, int ca, int cb, const void* a, const void* b, void* y, cudaStream_t stream) {
+void concat_fwd(FloatType t, size_t pixels, int ca, int cb, const void* a, const void* b, void* y,
+                cudaStream_t stream) {
   const ChannelTiling g = channel_tiling(pixels, ca + cb, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    concat_fwd_kernel<T><<<g.grid, kThreads, 0, stream>>>(pixels, ca, cb, g.cw, static_cast<const T*>(a),
-                                                          static_cast<const T*>(b), static_cast<T*>(y));
+    launch(concat_fwd_kernel<T>, g.grid, kThreads, 0, stream, pixels, ca, cb, g.cw, static_cast<const T*>(a),
+           static_cast<const T*>(b), static_cast<T*>(y));
   });
   check_launch("concat_fwd");
 }
@@ -46,8 +47,8 @@ void concat_bwd(FloatType t, size_t pixels, int ca, int cb, const void* dy, void
   const ChannelTiling g = channel_tiling(pixels, ca + cb, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    concat_bwd_kernel<T><<<g.grid, kThreads, 0, stream>>>(pixels, ca, cb, g.cw, static_cast<const T*>(dy),
-                                                          static_cast<T*>(da), static_cast<T*>(db));
+    launch(concat_bwd_kernel<T>, g.grid, kThreads, 0, stream, pixels, ca, cb, g.cw, static_cast<const T*>(dy),
+           static_cast<T*>(da), static_cast<T*>(db));
   });
   check_launch("concat_bwd");
 }

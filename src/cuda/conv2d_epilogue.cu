@@ -29,7 +29,7 @@ void bias_relu(FloatType t, size_t pixels, int c, const float* bias, bool relu, 
   const ChannelTiling g = channel_tiling(pixels, c, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    bias_relu_kernel<T><<<g.grid, kThreads, 0, stream>>>(pixels, c, g.cw, bias, relu, static_cast<T*>(y));
+    launch(bias_relu_kernel<T>, g.grid, kThreads, 0, stream, pixels, c, g.cw, bias, relu, static_cast<T*>(y));
   });
   check_launch("bias_relu");
 }

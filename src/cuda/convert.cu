@@ -25,8 +25,8 @@ void convert(FloatType from, FloatType to, size_t n, const void* x, void* y, cud
     using From = decltype(from_tag);
     dispatch(to, [&](auto to_tag) {
       using To = decltype(to_tag);
-      convert_kernel<From, To><<<blocks_for(n), kThreads, 0, stream>>>(n, static_cast<const From*>(x),
-                                                                       static_cast<To*>(y));
+      launch(convert_kernel<From, To>, blocks_for(n), kThreads, 0, stream, n, static_cast<const From*>(x),
+             static_cast<To*>(y));
     });
   });
   check_launch("convert");

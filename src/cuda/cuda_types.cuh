@@ -1,8 +1,13 @@
 // Device-side helpers of the CUDA kernels: loads that widen each storage
 // type to f32 and stores that round once (to nearest even), the ReLU test of
 // the reference (16-bit: positive non-zero bit patterns), the dispatch from
-// FloatType to the kernel template, and launch sizes.
+// FloatType to the kernel template, launch sizes and the launch itself.
+// Under MIXSEG_CUDA_EMULATION the same kernels compile as C++ for the tests'
+// CPU emulation of the GPU (tests/cuda_emulation), which runs every launch.
 #pragma once
+#if defined(MIXSEG_CUDA_EMULATION)
+#include "cuda_emulation/device.h"
+#endif
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -10,6 +15,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "cuda/kernels.h"
 
@@ -39,6 +45,28 @@ constexpr int kThreads = 256;
 inline unsigned blocks_for(size_t n) {
   const size_t b = (n + kThreads - 1) / kThreads;
   return unsigned(b < 65535u * 16u ? (b ? b : 1) : 65535u * 16u);  // grid-stride loops cover the rest
+}
+
+// Launches kernel k on stream with the arguments converted to its
+// parameters (as <<<>>> does); the CPU emulation runs it in its place.
+template <class... P, class... A>
+void launch(void (*k)(P...), dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream, A&&... args) {
+#if defined(MIXSEG_CUDA_EMULATION)
+  cuda_emulation::launch(k, grid, block, shared_bytes, stream, std::forward<A>(args)...);
+#else
+  k<<<grid, block, shared_bytes, stream>>>(std::forward<A>(args)...);
+#endif
+}
+
+// The block's dynamic shared memory (the launch's shared_bytes), as T.
+template <class T>
+__device__ __forceinline__ T* dynamic_shared_memory() {
+#if defined(MIXSEG_CUDA_EMULATION)
+  return static_cast<T*>(cuda_emulation::dynamic_shared_memory());
+#else
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  return reinterpret_cast<T*>(shared_bytes);
+#endif
 }
 
 // Throws with the kernel's name when the launch failed (bad configuration).

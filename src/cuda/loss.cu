@@ -63,16 +63,16 @@ void loss(FloatType t, size_t n, const void* logits, const uint8_t* target, doub
   const unsigned blocks = blocks_for(n) < 1024 ? blocks_for(n) : 1024;
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    loss_sums_kernel<T><<<blocks, kThreads, 0, stream>>>(n, static_cast<const T*>(logits), target, sums);
+    launch(loss_sums_kernel<T>, blocks, kThreads, 0, stream, n, static_cast<const T*>(logits), target, sums);
   });
   check_launch("loss_sums");
-  loss_finish_kernel<<<1, 1, 0, stream>>>(ctl, double(n), w_bce, w_dice, smooth);
+  launch(loss_finish_kernel, 1, 1, 0, stream, ctl, double(n), w_bce, w_dice, smooth);
   check_launch("loss_finish");
   if (!dlogits) return;
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    loss_grad_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(n, static_cast<const T*>(logits), target, w_bce,
-                                                                w_dice, ctl, static_cast<T*>(dlogits));
+    launch(loss_grad_kernel<T>, blocks_for(n), kThreads, 0, stream, n, static_cast<const T*>(logits), target, w_bce,
+           w_dice, ctl, static_cast<T*>(dlogits));
   });
   check_launch("loss_grad");
 }

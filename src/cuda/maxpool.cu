@@ -68,20 +68,20 @@ void maxpool_fwd(FloatType t, int n, int h, int w, int c, const void* x, void* y
   const ChannelTiling g = channel_tiling(out_pixels, c, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    maxpool_fwd_kernel<T><<<g.grid, kThreads, 0, stream>>>(out_pixels, unsigned(h), unsigned(w), c, g.cw,
-                                                           static_cast<const T*>(x), static_cast<T*>(y));
+    launch(maxpool_fwd_kernel<T>, g.grid, kThreads, 0, stream, out_pixels, unsigned(h), unsigned(w), c, g.cw,
+           static_cast<const T*>(x), static_cast<T*>(y));
   });
   check_launch("maxpool_fwd");
 }
 
-void maxpool_bwd(FloatType t, int n, int h, int w, int c, const void* x, const void* dy, void* dx, cudaStream_t stream) {
+void maxpool_bwd(FloatType t, int n, int h, int w, int c, const void* x, const void* dy, void* dx,
+                 cudaStream_t stream) {
   const size_t out_pixels = output_pixels(n, h, w, "maxpool_bwd");
   const ChannelTiling g = channel_tiling(out_pixels, c, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    maxpool_bwd_kernel<T><<<g.grid, kThreads, 0, stream>>>(out_pixels, unsigned(h), unsigned(w), c, g.cw,
-                                                           static_cast<const T*>(x), static_cast<const T*>(dy),
-                                                           static_cast<T*>(dx));
+    launch(maxpool_bwd_kernel<T>, g.grid, kThreads, 0, stream, out_pixels, unsigned(h), unsigned(w), c, g.cw,
+           static_cast<const T*>(x), static_cast<const T*>(dy), static_cast<T*>(dx));
   });
   check_launch("maxpool_bwd");
 }

@@ -41,14 +41,14 @@ void optimizer_step(const UpdateRule& rule, StepControl* ctl, float* params, con
                     size_t n, FloatType storage_type, void* storage, cudaStream_t stream) {
   const cudaError_t e = cudaMemsetAsync(&ctl->found_nonfinite, 0, sizeof(int32_t), stream);
   if (e != cudaSuccess) throw std::runtime_error(std::string("CUDA optimizer_step: ") + cudaGetErrorString(e));
-  finite_check_kernel<<<blocks_for(n), kThreads, 0, stream>>>(n, grads, ctl);
+  launch(finite_check_kernel, blocks_for(n), kThreads, 0, stream, n, grads, ctl);
   check_launch("finite_check");
-  decide_kernel<<<1, 1, 0, stream>>>(rule, ctl);
+  launch(decide_kernel, 1, 1, 0, stream, rule, ctl);
   check_launch("optimizer_decide");
   dispatch(storage_type, [&](auto tag) {
     using T = decltype(tag);
-    update_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(rule, ctl, params, grads, m, v, n,
-                                                             static_cast<T*>(storage));
+    launch(update_kernel<T>, blocks_for(n), kThreads, 0, stream, rule, ctl, params, grads, m, v, n,
+           static_cast<T*>(storage));
   });
   check_launch("optimizer_update");
 }

@@ -20,7 +20,7 @@ __global__ void relu_bwd_kernel(size_t n, const T* dy, const T* y, T* dx) {
 void relu_fwd(FloatType t, size_t n, const void* x, void* y, cudaStream_t stream) {
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    relu_fwd_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(n, static_cast<const T*>(x), static_cast<T*>(y));
+    launch(relu_fwd_kernel<T>, blocks_for(n), kThreads, 0, stream, n, static_cast<const T*>(x), static_cast<T*>(y));
   });
   check_launch("relu_fwd");
 }
@@ -28,8 +28,8 @@ void relu_fwd(FloatType t, size_t n, const void* x, void* y, cudaStream_t stream
 void relu_bwd(FloatType t, size_t n, const void* dy, const void* y, void* dx, cudaStream_t stream) {
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    relu_bwd_kernel<T><<<blocks_for(n), kThreads, 0, stream>>>(n, static_cast<const T*>(dy), static_cast<const T*>(y),
-                                                               static_cast<T*>(dx));
+    launch(relu_bwd_kernel<T>, blocks_for(n), kThreads, 0, stream, n, static_cast<const T*>(dy),
+           static_cast<const T*>(y), static_cast<T*>(dx));
   });
   check_launch("relu_bwd");
 }

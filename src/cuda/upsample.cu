@@ -73,8 +73,8 @@ void upsample_fwd(FloatType t, int n, int h, int w, int c, const void* x, void* 
   const ChannelTiling g = channel_tiling(in_pixels, c, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    upsample_fwd_kernel<T><<<g.grid, kThreads, 0, stream>>>(in_pixels, unsigned(h), unsigned(w), c, g.cw,
-                                                            static_cast<const T*>(x), static_cast<T*>(y));
+    launch(upsample_fwd_kernel<T>, g.grid, kThreads, 0, stream, in_pixels, unsigned(h), unsigned(w), c, g.cw,
+           static_cast<const T*>(x), static_cast<T*>(y));
   });
   check_launch("upsample_fwd");
 }
@@ -85,8 +85,8 @@ void upsample_bwd(FloatType t, int n, int h, int w, int c, const void* dy, void*
   const ChannelTiling g = channel_tiling(in_pixels, c, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    upsample_bwd_kernel<T><<<g.grid, kThreads, 0, stream>>>(in_pixels, unsigned(h), unsigned(w), c, g.cw,
-                                                            static_cast<const T*>(dy), static_cast<T*>(dx));
+    launch(upsample_bwd_kernel<T>, g.grid, kThreads, 0, stream, in_pixels, unsigned(h), unsigned(w), c, g.cw,
+           static_cast<const T*>(dy), static_cast<T*>(dx));
   });
   check_launch("upsample_bwd");
 }
@@ -98,9 +98,8 @@ void upsample_concat_fwd(FloatType t, int n, int h, int w, int c, const void* x,
   const ChannelTiling g = channel_tiling(4 * in_pixels, c + cs, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    upsample_concat_kernel<T><<<g.grid, kThreads, 0, stream>>>(in_pixels, unsigned(h), unsigned(w), c, g.cw,
-                                                               static_cast<const T*>(x), cs,
-                                                               static_cast<const T*>(skip), static_cast<T*>(y));
+    launch(upsample_concat_kernel<T>, g.grid, kThreads, 0, stream, in_pixels, unsigned(h), unsigned(w), c, g.cw,
+           static_cast<const T*>(x), cs, static_cast<const T*>(skip), static_cast<T*>(y));
   });
   check_launch("upsample_concat_fwd");
 }

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The user's GPU path end to end on the emulated GPU (tests/cuda_emulation):
+# train in every training policy, eval and predict with --device cuda and
+# auto, parity, bench (training and inference, the convolutions' ceiling,
+# CUDA graphs recorded and replayed), report; a configuration that does not
+# fit the device memory skipped; the int8 model refused on the GPU.
+# Usage: cli_test.sh PATH/TO/mixseg_cuda_emulated_cli
+set -u
+MIXSEG=$1
+. "$(dirname "$0")/../cli_helpers.sh"
+
+expect_ok "$MIXSEG" synth --out "$T/data" --count 8 --size 32x32 --seed 3
+expect_ok "$MIXSEG" train --device cuda --data "$T/data" --size 32x32 --filters 2 --depth 2 --batch 4 --epochs 2 \
+  --precision fp32,tf32,mixed_fp16,mixed_bf16 --val-fraction 0.25 --out "$T/run"
+for p in fp32 tf32 mixed_fp16 mixed_bf16; do
+  grep -q "training $p on the cuda backend" "$T/out" && [ -f "$T/run/$p/last.safetensors" ] &&
+    ok "train --device cuda: $p on the GPU, checkpoint written" || bad "train $p: $(cat "$T/out")"
+done
+expect_ok "$MIXSEG" eval "$T/run/mixed_fp16/last.safetensors" --data "$T/data" --device auto
+grep -q "dice" "$T/out" && ok "eval --device auto" || bad "eval: $(cat "$T/out")"
+expect_ok "$MIXSEG" predict "$T/run/mixed_bf16/last.safetensors" "$T/data/0.png" --device cuda --out "$T/pred"
+[ -f "$T/pred/0_mask.png" ] && ok "predict --device cuda wrote the mask" || bad "no mask: $(ls "$T/pred")"
+expect_ok "$MIXSEG" parity --device cuda --synthetic 8 --size 32x32 --filters 2 --depth 2 --batch 4 --epochs 1 \
+  --seeds 1 --no-int8 --out "$T/parity.csv"
+grep -q "mixed_bf16" "$T/parity.csv" && ok "parity --device cuda" || bad "parity: $(cat "$T/parity.csv")"
+
+expect_ok "$MIXSEG" bench --device cuda --precision fp32,mixed_fp16 --phase train,infer --filters 2 --depth 2 \
+  --batch 1,2 --size 32x32 --warmup 2 --min-steps 2 --min-time 0 --conv-ceiling --verbose --out "$T/b.csv"
+rows=$(grep -c ",cuda," "$T/b.csv")
+[ "$rows" = 8 ] && ok "bench --device cuda: 8 rows" || bad "bench rows: $rows: $(cat "$T/b.csv")"
+grep -q "cuda graphs: [1-9][0-9]* recorded" "$T/out" && ! grep -q "captures failed" "$T/out" &&
+  ok "bench: the steps were recorded as CUDA graphs" || bad "graphs: $(grep -i graph "$T/out")"
+expect_ok "$MIXSEG" report "$T/b.csv" --out "$T/rep"
+[ -f "$T/rep/report.html" ] && ok "report of the GPU rows" || bad "no report"
+# 300 MB of device memory: batch 1 fits, batch 64 does not and is skipped.
+expect_ok env MIXSEG_CUDA_EMULATION_MEMORY=300000000 "$MIXSEG" bench --device cuda --precision mixed_fp16 \
+  --phase train --filters 8 --depth 2 --batch 1,64 --size 128x128 --warmup 1 --min-steps 1 --min-time 0 \
+  --out "$T/oom.csv"
+grep -q "skipped: out of memory" "$T/out" && [ "$(grep -c ",cuda," "$T/oom.csv")" = 1 ] &&
+  ok "bench skips what does not fit the GPU" || bad "out of memory: $(cat "$T/out" "$T/err")"
+
+expect_ok "$MIXSEG" quantize "$T/run/fp32/last.safetensors" --data "$T/data" --out "$T/q.safetensors"
+expect_error "int8 model: it runs on the CPU's int8 engine" "$MIXSEG" eval "$T/q.safetensors" --data "$T/data" \
+  --device cuda
+
+if [ "$fails" -ne 0 ]; then echo "$fails emulated-GPU CLI checks failed"; exit 1; fi
+echo "all emulated-GPU CLI checks passed"
