@@ -166,9 +166,10 @@ TEST_P(BackendOps, ConvolutionWithBiasAndRelu) {
 }
 
 // Channel counts: 12 (no fast path), 8 and 32 (the fast CPU kernels' compile-time
-// counts); 126 and 130 pixels cross the fast kernels' 64-pixel blocks, ending in a partial one.
+// counts); 126 and 130 pixels cross the fast kernels' 64-pixel blocks, ending in a partial one;
+// 300 channels take two chunks of the CUDA kernels' 256-channel tiling, the second partial.
 TEST_P(BackendOps, BatchNormAndRelu) {
-  for (const Shape s : {Shape{2, 5, 3, 12}, Shape{2, 9, 7, 8}, Shape{1, 10, 13, 32}}) {
+  for (const Shape s : {Shape{2, 5, 3, 12}, Shape{2, 9, 7, 8}, Shape{1, 10, 13, 32}, Shape{1, 3, 5, 300}}) {
     SCOPED_TRACE(to_string(s));
     batchnorm_and_relu(s);
   }
@@ -272,10 +273,11 @@ TEST_P(BackendOps, PoolUpsampleConcatAdd) {
 }
 
 // The decoder's fused upsample + concat against the two reference ops, and
-// concat alone, with channel counts across the 32-byte copy blocks.
+// concat alone, with channel counts across the 32-byte copy blocks (and 300,
+// two chunks of the CUDA kernels' channel tiling).
 TEST_P(BackendOps, UpsampleConcatFused) {
   const DType dt = GetParam().dtype;
-  for (const auto& [cx, cs] : {std::pair{13, 24}, std::pair{1, 7}, std::pair{32, 16}}) {
+  for (const auto& [cx, cs] : {std::pair{13, 24}, std::pair{1, 7}, std::pair{32, 16}, std::pair{200, 100}}) {
     const Shape xs{2, 3, 5, cx}, us{2, 6, 10, cx}, ss{2, 6, 10, cs}, ys{2, 6, 10, cx + cs};
     const auto x = round_to(dt, random_vec(xs.numel(), 21)), sk = round_to(dt, random_vec(ss.numel(), 22));
     DeviceTensor X(*be, dt, xs, x), S(*be, dt, ss, sk), Y(*be, dt, ys), U(*be, dt, us, round_to(dt, random_vec(us.numel(), 23))),

@@ -265,6 +265,14 @@ TEST(Checkpoint, RgbModelTrainsAndPredicts) {
     for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], on_auto[i], 1e-5);  // the same CPU (algorithms chosen by timing)
     test::expect_error_containing([&] { Predictor::load((dir / "run" / "last.safetensors").string(), "fp32", "cuda"); },
                                   "CUDA");
+  } else {  // a GPU (or the emulated one): cuda and auto run there and give the CPU's probabilities
+    for (const char* device : {"cuda", "auto"}) {
+      Predictor q = Predictor::load((dir / "run" / "last.safetensors").string(), "fp32", device);
+      EXPECT_EQ(q.info().device, "cuda") << device;
+      const auto on_gpu = q.probabilities(img8.data(), 40, 24, 3);
+      ASSERT_EQ(on_gpu.size(), a.size());
+      for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], on_gpu[i], 1e-4) << device;  // fp32, other sum orders
+    }
   }
   fs::remove_all(dir);
 }
