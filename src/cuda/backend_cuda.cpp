@@ -310,7 +310,7 @@ class CudaBackend final : public Backend {
   Stream owned_stream_;
   cudaStream_t stream_ = owned_stream_.s;  // one stream for copies and kernels: one order
   CudnnConvolutions convs_;
-  DeviceBuffer bn_scratch_;
+  DeviceBuffer bn_scratch_{"BatchNorm scratch"};
   OpProfile profile_;
   std::vector<cudaGraphExec_t> graphs_;  // recordings by handle (null once released)
   int graph_failures_ = 0;

@@ -45,8 +45,8 @@ cudnnMathType_t math_type(DType dt, bool tf32) {
 struct CudnnConvolutions::Impl {
   cudaStream_t stream;
   cudnnHandle_t handle = nullptr;
-  DeviceBuffer workspace;
-  DeviceBuffer dw_scratch;  // weight gradient in the storage type, before widening
+  DeviceBuffer workspace{"cuDNN workspace"};
+  DeviceBuffer dw_scratch{"weight gradient in 16 bits"};  // before widening
 
   struct Entry {
     cudnnTensorDescriptor_t x = nullptr, y = nullptr;
@@ -92,8 +92,19 @@ struct CudnnConvolutions::Impl {
     return cache.emplace(key, e).first->second;
   }
 
-  // Workspace for cuDNN's Find: room for the algorithms worth trying, capped.
+  // Workspace for cuDNN's Find: room for the algorithms worth trying, capped;
+  // an eighth of it, or none, where the device has not that much left (Find
+  // then tries the algorithms that fit).
   static constexpr size_t kFindWorkspace = size_t(256) << 20;
+  void* find_workspace() {
+    for (size_t bytes : {kFindWorkspace, kFindWorkspace / 8}) {
+      try {
+        return workspace.get(bytes);
+      } catch (const OutOfMemory&) {
+      }
+    }
+    return workspace.get(0);
+  }
 
   void note(Pass pass, const ConvShape& s, DType dt, int algo, cudnnMathType_t math) {
     const char* how = math == CUDNN_FMA_MATH                              ? ""
@@ -113,7 +124,7 @@ struct CudnnConvolutions::Impl {
     if (e.algo >= 0) return;
     Perf perf[16];
     int n = 0;
-    void* ws = workspace.get(kFindWorkspace);
+    void* ws = find_workspace();
     check(find(perf, 16, &n, ws, workspace.size()), pass_name(pass));
     const Perf* best = nullptr;
     for (int i = 0; i < n && !best; ++i)

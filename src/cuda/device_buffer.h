@@ -1,10 +1,15 @@
 // A device buffer that grows to the largest size asked of it (cuDNN
 // workspaces, scratch): freeing the old one synchronises the device, so no
-// kernel still uses it. Host-side code (the .cpp files of src/cuda).
+// kernel still uses it. Running out of device memory is an OutOfMemory
+// naming the buffer (a benchmark sweep skips the configuration); other
+// failures are errors. Host-side code (the .cpp files of src/cuda).
 #pragma once
 #include <cuda_runtime_api.h>
 
+#include <fmt/format.h>
+
 #include <cstddef>
+#include <string>
 
 #include "core/arena.h"
 #include "core/error.h"
@@ -13,7 +18,7 @@ namespace mixseg {
 
 class DeviceBuffer {
  public:
-  DeviceBuffer() = default;
+  explicit DeviceBuffer(const char* what) : what_(what) {}
   ~DeviceBuffer() {
     if (p_) cudaFree(p_);
   }
@@ -28,7 +33,10 @@ class DeviceBuffer {
       const cudaError_t e = cudaMalloc(&p_, bytes);
       if (e != cudaSuccess) {
         cudaGetLastError();  // clear it, or the next kernel's launch check reports it as its own
-        fail("CUDA: cannot allocate {} of device memory: {}", memory_size_text(bytes), cudaGetErrorString(e));
+        const std::string text = fmt::format("CUDA: cannot allocate {} of device memory for the {}: {}",
+                                             memory_size_text(bytes), what_, cudaGetErrorString(e));
+        if (e == cudaErrorMemoryAllocation) throw OutOfMemory(text);
+        throw Error(text);
       }
       size_ = bytes;
     }
@@ -37,6 +45,7 @@ class DeviceBuffer {
   size_t size() const { return size_; }
 
  private:
+  const char* what_;
   void* p_ = nullptr;
   size_t size_ = 0;
 };

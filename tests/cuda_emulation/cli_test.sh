@@ -38,6 +38,11 @@ expect_ok env MIXSEG_CUDA_EMULATION_MEMORY=300000000 "$MIXSEG" bench --device cu
   --out "$T/oom.csv"
 grep -q "skipped: out of memory" "$T/out" && [ "$(grep -c ",cuda," "$T/oom.csv")" = 1 ] &&
   ok "bench skips what does not fit the GPU" || bad "out of memory: $(cat "$T/out" "$T/err")"
+# 20 MB: the network fits, cuDNN's Find does with less workspace than it asks for.
+expect_ok env MIXSEG_CUDA_EMULATION_MEMORY=20000000 "$MIXSEG" bench --device cuda --precision mixed_fp16 \
+  --phase train --filters 2 --depth 2 --batch 2 --size 32x32 --warmup 1 --min-steps 1 --min-time 0 --out "$T/small.csv"
+[ "$(grep -c ",cuda," "$T/small.csv")" = 1 ] && ok "bench on a nearly full GPU: Find with a smaller workspace" ||
+  bad "small device: $(cat "$T/out" "$T/err")"
 
 expect_ok "$MIXSEG" quantize "$T/run/fp32/last.safetensors" --data "$T/data" --out "$T/q.safetensors"
 expect_error "int8 model: it runs on the CPU's int8 engine" "$MIXSEG" eval "$T/q.safetensors" --data "$T/data" \
