@@ -142,9 +142,8 @@ void run_block_in_fibers(unsigned threads, const std::function<void()>& body) {
     if (waiting == 0) return;
     g_barrier_seen = true;
     if (done > 0)
-      throw std::runtime_error("CUDA emulation: " + std::to_string(done) + " threads of block (" +
-                               std::to_string(g_position.block.x) + ", " + std::to_string(g_position.block.y) +
-                               ") ended while " + std::to_string(waiting) +
+      throw std::runtime_error(std::to_string(done) + " threads of block (" + std::to_string(g_position.block.x) +
+                               ", " + std::to_string(g_position.block.y) + ") ended while " + std::to_string(waiting) +
                                " waited at __syncthreads() (every thread of a block must reach it)");
   }
 }
@@ -187,7 +186,7 @@ const ThreadPosition& position() { return g_position; }
 void sync_threads() {
   if (!g_current)
     throw std::logic_error(
-        "CUDA emulation: __syncthreads() in a kernel whose first launch never reached one (its threads run without "
+        "__syncthreads() in a kernel whose first launch never reached one (its threads run without "
         "fibers)");
   g_current->at_barrier = true;
   mixseg_emulation_switch(&g_current->sp, g_scheduler_sp);

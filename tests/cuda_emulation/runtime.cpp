@@ -1,8 +1,16 @@
 // The CUDA runtime API calls of the backend (src/cuda), emulated on the CPU
-// for the tests: one device whose memory is host memory, streams that run
-// their work at once, stream capture into graphs that replay it, events,
-// and the runtime's errors. Only the calls mixseg makes are here; the
-// emulated library links these instead of libcudart.
+// for the tests: one device whose memory is host memory, streams, stream
+// capture into graphs that replay it, events, and the runtime's errors.
+// Only the calls mixseg makes are here; the emulated library links these
+// instead of libcudart.
+//
+// Work on a stream runs as late as a GPU may run it: queued, in order, until
+// something waits for it (cudaStreamSynchronize, cudaFree, a copy into
+// pageable host memory). Host code that reuses a buffer before the copy
+// from it has run, or reads a result before waiting for it, sees what a
+// slow GPU would make it see. Copies from pageable host memory take their
+// bytes at the call, as CUDA stages them; pinned memory is read when the
+// copy runs. MIXSEG_CUDA_EMULATION_SYNC=1 runs all work at once instead.
 //
 // What it checks that a GPU would only show by crashing or by wrong
 // results: device memory starts as 0xff bytes (NaN in every float type, so
@@ -20,9 +28,12 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -62,6 +73,7 @@ std::map<const unsigned char*, Allocation> g_allocations;  // by start
 size_t g_device_bytes = 0;
 cudaError_t g_last_error = cudaSuccess, g_sticky_error = cudaSuccess;
 CUstream_st g_default_stream;
+std::vector<std::function<void()>> g_queued;    // stream work not run yet, in order (one queue: one order)
 thread_local CUstream_st* t_capture = nullptr;  // the stream this thread captures
 
 size_t page_size() { return size_t(sysconf(_SC_PAGESIZE)); }
@@ -111,6 +123,42 @@ const Allocation* find(const void* p, const unsigned char** start) {
 
 CUstream_st* stream_of(cudaStream_t s) { return s ? s : &g_default_stream; }
 
+bool run_at_once() {
+  static const bool sync = [] {
+    const char* e = std::getenv("MIXSEG_CUDA_EMULATION_SYNC");
+    return e && std::strcmp(e, "0") != 0;
+  }();
+  return sync;
+}
+
+// Runs one piece of stream work. A kernel the emulator stops (a barrier
+// not every thread reaches, __syncthreads() where it was not expected) is
+// the GPU's sticky launch failure, with the reason on stderr; work after a
+// sticky error does not run.
+void run(const std::function<void()>& op) {
+  if (g_sticky_error != cudaSuccess) return;
+  try {
+    op();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "CUDA emulation: %s\n", e.what());
+    set_last_error(cudaErrorLaunchFailure);
+  }
+}
+
+// Runs the queued work (what waiting for the device does).
+void finish_queued() {
+  std::vector<std::function<void()>> ops;
+  ops.swap(g_queued);
+  for (const auto& op : ops) run(op);
+}
+
+bool pinned(const void* p) {
+  std::lock_guard lock(g_mutex);
+  const unsigned char* start = nullptr;
+  const Allocation* a = find(p, &start);
+  return a && a->pinned;
+}
+
 cudaError_t fail(cudaError_t e) {
   set_last_error(e);
   return e;
@@ -135,8 +183,10 @@ void submit(cudaStream_t stream, std::function<void()> op) {
   CUstream_st* s = stream_of(stream);
   if (s->capturing)
     s->captured.push_back(std::move(op));
+  else if (run_at_once())
+    run(op);
   else
-    op();
+    g_queued.push_back(std::move(op));
 }
 
 bool capturing() { return t_capture != nullptr; }
@@ -146,7 +196,8 @@ void invalidate_capture() {
 
 void set_last_error(cudaError_t e) {
   g_last_error = e;
-  if (e == cudaErrorIllegalAddress) g_sticky_error = e;  // the context is lost, as on a GPU
+  if (e == cudaErrorIllegalAddress || e == cudaErrorLaunchFailure)
+    g_sticky_error = e;  // the context is lost, as on a GPU
 }
 
 bool in_device_memory(const void* p, size_t bytes) {
@@ -212,6 +263,8 @@ const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorInvalidDevice: return "invalid device ordinal";
     case cudaErrorIllegalAddress: return "an illegal memory access was encountered";
     case cudaErrorIllegalState: return "operation not permitted in this state";
+    case cudaErrorNotReady: return "device not ready";
+    case cudaErrorLaunchFailure: return "unspecified launch failure";
     case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
     case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
     default: return "CUDA error (emulation)";
@@ -241,6 +294,7 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
 cudaError_t cudaFree(void* p) {
   if (!p) return cudaSuccess;
   if (refused_while_capturing()) return cudaErrorStreamCaptureUnsupported;
+  finish_queued();  // cudaFree waits for the device
   if (!guards_intact()) set_last_error(cudaErrorIllegalAddress);
   std::lock_guard lock(g_mutex);
   auto it = g_allocations.find(static_cast<unsigned char*>(p));
@@ -265,6 +319,7 @@ cudaError_t cudaMallocHost(void** p, size_t bytes) {
 cudaError_t cudaFreeHost(void* p) {
   if (!p) return cudaSuccess;
   if (refused_while_capturing()) return cudaErrorStreamCaptureUnsupported;
+  finish_queued();
   std::lock_guard lock(g_mutex);
   auto it = g_allocations.find(static_cast<unsigned char*>(p));
   if (it == g_allocations.end() || !it->second.pinned) return fail(cudaErrorInvalidValue);
@@ -279,6 +334,21 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpy
   if ((to_device && !in_device_memory(dst, bytes)) || (from_device && !in_device_memory(src, bytes)) ||
       kind == cudaMemcpyDefault)
     return fail(cudaErrorInvalidValue);
+  if (!stream_of(stream)->capturing && !run_at_once()) {
+    if (kind == cudaMemcpyDeviceToHost && !pinned(dst)) {  // into pageable memory: the call waits for the copy
+      finish_queued();
+      if (bytes) std::memcpy(dst, src, bytes);
+      return cudaSuccess;
+    }
+    if (kind == cudaMemcpyHostToDevice && !pinned(src)) {  // from pageable memory: staged at the call
+      auto staged = std::make_shared<std::vector<unsigned char>>(static_cast<const unsigned char*>(src),
+                                                                 static_cast<const unsigned char*>(src) + bytes);
+      submit(stream, [=] {
+        if (bytes) std::memcpy(dst, staged->data(), bytes);
+      });
+      return cudaSuccess;
+    }
+  }
   submit(stream, [=] {
     if (bytes) std::memcpy(dst, src, bytes);
   });
@@ -298,6 +368,7 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int) {
 
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
   if (s && s->capturing) return fail(cudaErrorIllegalState);
+  finish_queued();
   delete s;
   return cudaSuccess;
 }
@@ -307,6 +378,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
     invalidate_capture();
     return fail(cudaErrorStreamCaptureUnsupported);
   }
+  finish_queued();
   if (!guards_intact()) set_last_error(cudaErrorIllegalAddress);
   return g_sticky_error;
 }
@@ -341,8 +413,8 @@ cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsig
 
 cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
   if (!exec) return fail(cudaErrorInvalidValue);
-  submit(stream, [exec] {
-    for (const auto& op : exec->ops) op();
+  submit(stream, [ops = exec->ops] {  // a copy: the graph may be destroyed before this runs, as CUDA allows
+    for (const auto& op : ops) op();
   });
   return cudaSuccess;
 }
@@ -372,7 +444,7 @@ cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
   return cudaSuccess;
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
-  if (!start->recorded || !end->recorded) return fail(cudaErrorInvalidValue);
+  if (!start->recorded || !end->recorded) return fail(cudaErrorNotReady);
   *ms = std::chrono::duration<float, std::milli>(end->when - start->when).count();
   return cudaSuccess;
 }

@@ -1,7 +1,8 @@
 // The CPU emulation of the GPU itself (tests/cuda_emulation): barriers make
 // every thread's writes visible to the block, a barrier some threads skip is
 // an error, writes past an allocation are the GPU's illegal address, kernels
-// cannot take host pointers, fresh device memory reads as NaN, captured
+// cannot take host pointers, fresh device memory reads as NaN, work runs
+// when the host waits for it (pinned memory read then), captured
 // work runs at replay (not at capture) with the data of the replay, and
 // what a capture cannot hold invalidates it. Compiled like the kernels
 // (MIXSEG_CUDA_EMULATION), so these kernels go through the same launch.
@@ -68,15 +69,15 @@ TEST(CudaEmulation, BarriersShowEveryThreadsWritesToTheBlock) {
   cudaFree(dsums);
 }
 
-TEST(CudaEmulation, ABarrierSomeThreadsNeverReachIsAnError) {
-  float* y = device_alloc<float>(64);
-  try {
-    launch(half_the_block_returns_kernel, 1, 64, 0, nullptr, y);
-    FAIL() << "no error";
-  } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("__syncthreads"), std::string::npos) << e.what();
-  }
-  cudaFree(y);
+TEST(CudaEmulation, ABarrierSomeThreadsNeverReachIsALaunchFailure) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(  // in a child process: the error is sticky, as on a GPU
+      {
+        float* y = device_alloc<float>(64);
+        launch(half_the_block_returns_kernel, 1, 64, 0, nullptr, y);
+        std::exit(cudaStreamSynchronize(nullptr) == cudaErrorLaunchFailure ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "ended while 32 waited at __syncthreads");
 }
 
 TEST(CudaEmulation, KernelsCannotTakeHostPointers) {
@@ -124,15 +125,36 @@ TEST(CudaEmulation, WritingPastAnAllocationIsAnIllegalAddress) {
       {
         float* d = device_alloc<float>(5);  // 20 bytes: guard bytes up to 256
         launch(write_at_kernel, 1, 1, 0, nullptr, d, size_t(5));
-        std::exit(cudaGetLastError() == cudaErrorIllegalAddress ? 0 : 1);
+        std::exit(cudaStreamSynchronize(nullptr) == cudaErrorIllegalAddress ? 0 : 1);
       },
       ::testing::ExitedWithCode(0), "");
   EXPECT_DEATH(
       {
         float* d = device_alloc<float>(64);  // 256 bytes: the unmapped page follows
         launch(write_at_kernel, 1, 1, 0, nullptr, d, size_t(64));
+        cudaStreamSynchronize(nullptr);
       },
       "illegal address");
+}
+
+TEST(CudaEmulation, WorkRunsWhenTheHostWaitsForIt) {
+  // As late as a GPU may: a pinned buffer is read when the copy runs, a
+  // pageable one when the copy is issued (CUDA stages it).
+  void* pinned = nullptr;
+  ASSERT_EQ(cudaMallocHost(&pinned, sizeof(float)), cudaSuccess);
+  float pageable = 1.0f, out[2] = {0, 0};
+  *static_cast<float*>(pinned) = 1.0f;
+  float* d = device_alloc<float>(2);
+  ASSERT_EQ(cudaMemcpyAsync(d, pinned, sizeof(float), cudaMemcpyHostToDevice, nullptr), cudaSuccess);
+  ASSERT_EQ(cudaMemcpyAsync(d + 1, &pageable, sizeof(float), cudaMemcpyHostToDevice, nullptr), cudaSuccess);
+  launch(scale_kernel, 1, kThreads, 0, nullptr, size_t(2), 3.0f, d, d);
+  *static_cast<float*>(pinned) = 2.0f;  // before the device ran the copy
+  pageable = 2.0f;
+  ASSERT_EQ(cudaMemcpyAsync(out, d, sizeof out, cudaMemcpyDeviceToHost, nullptr), cudaSuccess);  // waits
+  EXPECT_EQ(out[0], 6.0f);
+  EXPECT_EQ(out[1], 3.0f);
+  cudaFree(d);
+  cudaFreeHost(pinned);
 }
 
 TEST(CudaEmulation, CapturedWorkRunsAtEachReplayOnTheDataOfThatReplay) {
