@@ -227,6 +227,20 @@ void BackendOps::batchnorm_and_relu(const Shape& s) {
                             yf.data());
   expect_close(DXF.download(), dxf_ref, Op::batchnorm_bwd, dt, s.pixels(), "batchnorm+relu bwd");
   expect_close(DBETA.download(), db, Op::batchnorm_bwd, DType::f32, s.pixels(), "dbeta (fused)");
+  // With room for the forward's factors (as training workspaces give), a
+  // backend may take the mask from x and them instead of the output: the
+  // same forward and the same gradients, bit for bit.
+  const auto dxf = DXF.download(), dgf = DGAMMA.download(), dbf = DBETA.download();
+  DeviceTensor SCALE(*be, DType::f32, cs), SHIFT(*be, DType::f32, cs), DXK(*be, dt, s), YK(*be, dt, s);
+  BatchNormState kept = st;
+  kept.save_scale = SCALE.t.as<float>();
+  kept.save_shift = SHIFT.t.as<float>();
+  be->batchnorm_fwd_train(X.t, kept, YK.t, true);
+  EXPECT_EQ(YK.download(), yf) << "forward with the factors kept";
+  be->batchnorm_bwd(G.t, &YK.t, X.t, kept, DXK.t, dgamma, dbeta);
+  EXPECT_EQ(DXK.download(), dxf) << "backward, mask from the factors";
+  EXPECT_EQ(DGAMMA.download(), dgf);
+  EXPECT_EQ(DBETA.download(), dbf);
 }
 
 TEST_P(BackendOps, PoolUpsampleConcatAdd) {

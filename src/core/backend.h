@@ -52,6 +52,13 @@ struct BatchNormState {
   float* running_var;
   float* save_mean;    // batch mean, kept for the backward pass
   float* save_invstd;  // 1 / sqrt(batch var + eps)
+  // Training, optional: room for the forward's per-channel factors (f32;
+  // before the ReLU y = x * scale + shift, one fused multiply-add, rounded
+  // once). A backend may keep them there and take the fused ReLU's mask in
+  // the backward from x and these instead of reading the forward's output
+  // (the CUDA backend: two reads of a tensor less per BatchNorm backward).
+  float* save_scale = nullptr;
+  float* save_shift = nullptr;
 };
 
 inline constexpr double kBatchNormEps = 1e-5;

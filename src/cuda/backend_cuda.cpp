@@ -177,7 +177,7 @@ class CudaBackend final : public Backend {
     same_dtype(x, y, "batchnorm_fwd_train");
     cuda::batchnorm_fwd_train(float_type(x.dtype), x.shape.pixels(), x.shape.c, kBatchNormEps, kBatchNormMomentum,
                               x.data, bn.gamma, bn.beta, y.data, bn.save_mean, bn.save_invstd, bn.running_mean,
-                              bn.running_var, relu, bn_scratch(x.shape.c), stream_);
+                              bn.running_var, bn.save_scale, bn.save_shift, relu, bn_scratch(x.shape.c), stream_);
   }
   void batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override {
     const Timed timed(profile_, [&] { return key("batchnorm_fwd_infer", x); });
@@ -190,8 +190,8 @@ class CudaBackend final : public Backend {
     const Timed timed(profile_, [&] { return key("batchnorm_bwd", x); });
     same_dtype(dy, x, "batchnorm_bwd");
     cuda::batchnorm_bwd(float_type(x.dtype), x.shape.pixels(), x.shape.c, dy.data, relu_y ? relu_y->data : nullptr,
-                        x.data, bn.save_mean, bn.save_invstd, bn.gamma, dx.data, dgamma, dbeta, bn_scratch(x.shape.c),
-                        stream_);
+                        x.data, bn.save_mean, bn.save_invstd, bn.save_scale, bn.save_shift, bn.gamma, dx.data, dgamma,
+                        dbeta, bn_scratch(x.shape.c), stream_);
   }
   void relu_fwd(const Tensor& x, const Tensor& y) override {
     const Timed timed(profile_, [&] { return key("relu_fwd", x); });

@@ -6,6 +6,12 @@
 // cuda_types.cuh: each thread keeps one channel and strides over pixels, so
 // it loads that channel's factors once and needs no index division per
 // element.
+// The fused ReLU's mask in the backward comes from x and the forward's
+// factors where the forward kept them (ReluMask): the forward's
+// pre-activation fma(x, scale, shift) recomputed, positive and positive once
+// rounded to the storage type exactly when the forward's output is, so the
+// mask is the same bit for bit and the output is not read again (two reads
+// of a tensor less per backward; see performance.md v0.18).
 // Per-channel sums: each thread accumulates its channel in double registers,
 // the block adds its rows in shared memory, and one double atomic per
 // (block, channel) adds that to the global total (the order varies, the
@@ -40,14 +46,33 @@ struct SumXAndSquares {  // x and x^2: both exact in double for every storage ty
     a = v, b = v * v;
   }
 };
+// Whether the fused ReLU passed element i (channel ch, input value xv): no
+// ReLU, the forward's output, or recomputed from the forward's factors.
+template <class T>
+struct ReluMask {
+  const T* relu_y;
+  const float *scale, *shift;
+  __device__ bool active(size_t i, float xv, float sc, float sh) const {
+    if (scale) {
+      const float v = fmaf(xv, sc, sh);  // as normalize_kernel computed it
+      return v > 0.0f && relu_active(store<T>(v));
+    }
+    return !relu_y || relu_active(relu_y[i]);
+  }
+  __device__ float scale_of(int ch) const { return scale ? scale[ch] : 0.0f; }
+  __device__ float shift_of(int ch) const { return scale ? shift[ch] : 0.0f; }
+};
+
 template <class T>
 struct SumGradients {  // g and g * xhat, g = dy masked by the ReLU
-  const T *dy, *relu_y, *x;
+  const T *dy, *x;
+  ReluMask<T> mask;
   const float *mean, *invstd;
   __device__ void operator()(size_t i, int ch, double& a, double& b) const {
-    const float g = relu_y && !relu_active(relu_y[i]) ? 0.0f : load(dy[i]);
+    const float xv = load(x[i]);
+    const float g = mask.active(i, xv, mask.scale_of(ch), mask.shift_of(ch)) ? load(dy[i]) : 0.0f;
     a = g;
-    b = double(g) * (double(load(x[i])) - mean[ch]) * invstd[ch];
+    b = double(g) * (double(xv) - mean[ch]) * invstd[ch];
   }
 };
 
@@ -138,21 +163,23 @@ __global__ void normalize_kernel(size_t pixels, int c, int cw, const T* x, const
   const float sc = scale[l.ch], sh = shift[l.ch];
   for (size_t p = l.first; p < pixels; p += l.stride) {
     const size_t i = p * size_t(c) + size_t(l.ch);
-    const float v = load(x[i]) * sc + sh;
+    const float v = fmaf(load(x[i]), sc, sh);  // ReluMask recomputes this
     y[i] = store<T>(relu && !(v > 0.0f) ? 0.0f : v);
   }
 }
 
 template <class T>
-__global__ void dx_kernel(size_t pixels, int c, int cw, const T* dy, const T* relu_y, const T* x, const float* mean,
+__global__ void dx_kernel(size_t pixels, int c, int cw, const T* dy, ReluMask<T> mask, const T* x, const float* mean,
                           const float* invstd, const float* k, const float* mean_g, const float* mean_gx, T* dx) {
   const ChannelLane l(cw);
   if (!l.active(c)) return;
   const float mu = mean[l.ch], is = invstd[l.ch], kc = k[l.ch], mg = mean_g[l.ch], mgx = mean_gx[l.ch];
+  const float sc = mask.scale_of(l.ch), sh = mask.shift_of(l.ch);
   for (size_t p = l.first; p < pixels; p += l.stride) {
     const size_t i = p * size_t(c) + size_t(l.ch);
-    const float g = relu_y && !relu_active(relu_y[i]) ? 0.0f : load(dy[i]);
-    const float xhat = (load(x[i]) - mu) * is;
+    const float xv = load(x[i]);
+    const float g = mask.active(i, xv, sc, sh) ? load(dy[i]) : 0.0f;
+    const float xhat = (xv - mu) * is;
     dx[i] = store<T>(kc * (g - mg - xhat * mgx));
   }
 }
@@ -166,8 +193,12 @@ int batchnorm_max_channels() { return kMaxChannels; }
 
 void batchnorm_fwd_train(FloatType t, size_t pixels, int c, double eps, double momentum, const void* x,
                          const float* gamma, const float* beta, void* y, float* save_mean, float* save_invstd,
-                         float* running_mean, float* running_var, bool relu, void* scratch, cudaStream_t stream) {
+                         float* running_mean, float* running_var, float* save_scale, float* save_shift, bool relu,
+                         void* scratch, cudaStream_t stream) {
   const Scratch s = carve(scratch, c);
+  const bool keep = save_scale && save_shift;  // the factors where the backward finds them, else in scratch
+  float* scale = keep ? save_scale : s.f0;
+  float* shift = keep ? save_shift : s.f1;
   const double m = double(pixels);
   const ChannelTiling et = channel_tiling(pixels, c, kElementwiseBlocks);
   dispatch(t, [&](auto tag) {
@@ -175,8 +206,8 @@ void batchnorm_fwd_train(FloatType t, size_t pixels, int c, double eps, double m
     const T* xt = static_cast<const T*>(x);
     channel_sums(pixels, c, SumXAndSquares<T>{xt}, s.acc0, s.acc1, stream);
     launch(train_stats_kernel, 1, stats_threads(c), 0, stream, c, m, eps, momentum, s.acc0, s.acc1, gamma, beta,
-           save_mean, save_invstd, running_mean, running_var, s.f0, s.f1);
-    launch(normalize_kernel<T>, et.grid, kThreads, 0, stream, pixels, c, et.cw, xt, s.f0, s.f1, relu,
+           save_mean, save_invstd, running_mean, running_var, scale, shift);
+    launch(normalize_kernel<T>, et.grid, kThreads, 0, stream, pixels, c, et.cw, xt, scale, shift, relu,
            static_cast<T*>(y));
   });
   check_launch("batchnorm_fwd_train");
@@ -198,17 +229,21 @@ void batchnorm_fwd_infer(FloatType t, size_t pixels, int c, double eps, const vo
 }
 
 void batchnorm_bwd(FloatType t, size_t pixels, int c, const void* dy, const void* relu_y, const void* x,
-                   const float* save_mean, const float* save_invstd, const float* gamma, void* dx, float* dgamma,
-                   float* dbeta, void* scratch, cudaStream_t stream) {
+                   const float* save_mean, const float* save_invstd, const float* save_scale,
+                   const float* save_shift, const float* gamma, void* dx, float* dgamma, float* dbeta, void* scratch,
+                   cudaStream_t stream) {
   const Scratch s = carve(scratch, c);
   const ChannelTiling et = channel_tiling(pixels, c, kElementwiseBlocks);
+  const bool recompute = relu_y && save_scale && save_shift;
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
-    const T *dyt = static_cast<const T*>(dy), *ry = static_cast<const T*>(relu_y), *xt = static_cast<const T*>(x);
-    channel_sums(pixels, c, SumGradients<T>{dyt, ry, xt, save_mean, save_invstd}, s.acc0, s.acc1, stream);
+    const T *dyt = static_cast<const T*>(dy), *xt = static_cast<const T*>(x);
+    const ReluMask<T> mask{recompute ? nullptr : static_cast<const T*>(relu_y), recompute ? save_scale : nullptr,
+                           recompute ? save_shift : nullptr};
+    channel_sums(pixels, c, SumGradients<T>{dyt, xt, mask, save_mean, save_invstd}, s.acc0, s.acc1, stream);
     launch(bwd_stats_kernel, 1, stats_threads(c), 0, stream, c, double(pixels), s.acc0, s.acc1, gamma, save_invstd,
            dgamma, dbeta, s.f0, s.f1, s.f2);
-    launch(dx_kernel<T>, et.grid, kThreads, 0, stream, pixels, c, et.cw, dyt, ry, xt, save_mean, save_invstd, s.f0,
+    launch(dx_kernel<T>, et.grid, kThreads, 0, stream, pixels, c, et.cw, dyt, mask, xt, save_mean, save_invstd, s.f0,
            s.f1, s.f2, static_cast<T*>(dx));
   });
   check_launch("batchnorm_bwd");

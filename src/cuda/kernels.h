@@ -41,16 +41,22 @@ void bias_relu(FloatType t, size_t pixels, int c, const float* bias, bool relu, 
 // batchnorm.cu. scratch: batchnorm_scratch_bytes(c) of device memory.
 size_t batchnorm_scratch_bytes(int c);
 int batchnorm_max_channels();
+// save_scale, save_shift: null, or where the forward keeps its factors (y = fma(x, scale, shift) before
+// the ReLU) for the backward's mask.
 void batchnorm_fwd_train(FloatType t, size_t pixels, int c, double eps, double momentum, const void* x,
                          const float* gamma, const float* beta, void* y, float* save_mean, float* save_invstd,
-                         float* running_mean, float* running_var, bool relu, void* scratch, cudaStream_t stream);
+                         float* running_mean, float* running_var, float* save_scale, float* save_shift, bool relu,
+                         void* scratch, cudaStream_t stream);
 void batchnorm_fwd_infer(FloatType t, size_t pixels, int c, double eps, const void* x, const float* gamma,
                          const float* beta, const float* running_mean, const float* running_var, void* y, bool relu,
                          void* scratch, cudaStream_t stream);
-// relu_y: null, or the fused forward's output whose non-positive entries mask dy.
+// relu_y: null, or the fused forward's output whose non-positive entries mask dy; with the
+// forward's factors (non-null save_scale, save_shift) the mask is recomputed from x instead, bit
+// for bit the same, and relu_y is not read.
 void batchnorm_bwd(FloatType t, size_t pixels, int c, const void* dy, const void* relu_y, const void* x,
-                   const float* save_mean, const float* save_invstd, const float* gamma, void* dx, float* dgamma,
-                   float* dbeta, void* scratch, cudaStream_t stream);
+                   const float* save_mean, const float* save_invstd, const float* save_scale,
+                   const float* save_shift, const float* gamma, void* dx, float* dgamma, float* dbeta, void* scratch,
+                   cudaStream_t stream);
 
 // loss.cu: BCE on logits + soft Dice (ops/loss_ref.h) into the step's
 // control block ctl: the four sums (double atomics), loss_finish on the

@@ -75,7 +75,7 @@ void allocate(const UNet& net, Workspace& ws) {
     for (size_t v = 0; v < net.values.size(); ++v)
       if (int(v) != net.input) ws.grad[v] = ws.activations.alloc(ws.dtype, net.values[v].shape(ws.batch, ws.h, ws.w));
     ws.scratch = ws.activations.alloc(ws.dtype, {1, 1, 1, int(largest)});
-    for (size_t b = 0; b < net.bns.size(); ++b) ws.bn_saved[b] = ws.activations.alloc(DType::f32, {1, 1, 2, net.bns[b].channels});
+    for (size_t b = 0; b < net.bns.size(); ++b) ws.bn_saved[b] = ws.activations.alloc(DType::f32, {1, 1, 4, net.bns[b].channels});
     ws.target = ws.activations.alloc(DType::u8, ws.act[net.logits].shape);
     const Shape flat{1, 1, 1, int(net.param_numel)};
     ws.masters = ws.weights.alloc(DType::f32, flat);
@@ -108,7 +108,7 @@ BatchNormState bn_state(const UNet& net, const Layer& l, Workspace& ws) {
     const float* masters = ws.masters.as<float>();
     float* saved = ws.bn_saved[l.bn].as<float>();
     return {masters + net.params[l.param].offset, masters + net.params[l.param + 1].offset, running,
-            running + b.channels, saved, saved + b.channels};
+            running + b.channels, saved, saved + b.channels, saved + 2 * b.channels, saved + 3 * b.channels};
   }
   const float* affine = ws.bn_affine.as<float>() + b.running_offset;
   return {affine, affine + b.channels, running, running + b.channels, nullptr, nullptr};

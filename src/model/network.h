@@ -50,7 +50,7 @@ struct Workspace {
   std::vector<Tensor> conv_w;     // per parameter (only conv weights are set; folded in inference)
   std::vector<Tensor> conv_bias;  // inference: per conv weight parameter followed by BatchNorm, f32 [Cout]
   std::vector<int> folded_bn;     // inference: per layer, the BatchNorm layer folded into this conv, else -1
-  std::vector<Tensor> bn_saved;   // per BatchNorm layer: [mean | invstd], f32
+  std::vector<Tensor> bn_saved;   // per BatchNorm layer: [mean | invstd | scale | shift], f32
   // BatchNorm state in the backend's memory: the running statistics (f32,
   // laid out like Weights::running, per BatchNorm [mean | var] at its
   // running_offset) and, in inference, gamma and beta in the same layout
