@@ -46,8 +46,9 @@ struct SumXAndSquares {  // x and x^2: both exact in double for every storage ty
     a = v, b = v * v;
   }
 };
-// Whether the fused ReLU passed element i (channel ch, input value xv): no
-// ReLU, the forward's output, or recomputed from the forward's factors.
+// Whether the fused ReLU passed element i, whose input is xv and whose
+// channel's kept factors are sc, sh: always without a ReLU, else from the
+// forward's output or recomputed from the factors.
 template <class T>
 struct ReluMask {
   const T* relu_y;

@@ -3,18 +3,19 @@
 // by src/cuda/cuda_types.cuh): the execution-space markers mean nothing, the
 // built-in thread and block indices are the emulator's, __syncthreads() is a
 // barrier of the block's threads, atomics are plain adds (one thread runs at
-// a time), and a launch hands the kernel with its arguments to the emulator
-// (grid.cpp), which runs every thread of every block, or records the launch
-// while its stream is being captured (runtime.cpp).
+// a time), and a launch hands the kernel with its arguments to the emulator:
+// queued on its stream, or recorded while the stream is being captured
+// (runtime.cpp), it runs every thread of every block when its turn comes
+// (grid.cpp).
 //
 // The storage types are CUDA's own (cuda_fp16.h, cuda_bf16.h compile for the
 // host too), so loads and rounding stores are exactly the kernels'.
 #pragma once
 
 // Before the CUDA headers define them: host functions everywhere, and
-// __shared__ variables static, since the threads of a block run one after
-// another on one CPU thread (blocks too, so a block finds them as the last left them:
-// uninitialised, as on the GPU).
+// __shared__ variables static: the threads of a block, and the blocks, run
+// one after another on one CPU thread, so one copy serves them all (a block
+// finds what the previous one left there: as good as uninitialised).
 #define __host__
 #define __device__
 #define __global__
@@ -49,8 +50,9 @@ void* dynamic_shared_memory();
 // or points into device memory or pinned host memory (which a GPU reaches too).
 void check_kernel_pointer(const void* p, int parameter);
 
-// Runs thread_body once for every thread of the grid, now or, while stream is
-// being captured, at every replay of the graph. kernel identifies the kernel
+// Runs thread_body once for every thread of the grid when stream's work
+// runs (at every replay of the graph while stream is being captured); a bad
+// configuration is the launch's error. kernel identifies the kernel
 // (whether it has used __syncthreads() before).
 void submit_kernel(const void* kernel, dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
                    std::function<void()> thread_body);

@@ -11,8 +11,9 @@
 
 namespace mixseg::cuda_emulation {
 
-// Runs op now (every stream is synchronous here), or appends it to the graph
-// being captured on stream, to run at each replay.
+// Queues op on stream, to run when the host waits for the device (at once
+// with MIXSEG_CUDA_EMULATION_SYNC=1), or appends it to the graph being
+// captured on stream, to run at each replay.
 void submit(cudaStream_t stream, std::function<void()> op);
 
 // Whether the calling thread is capturing a stream; an operation a capture
