@@ -32,4 +32,17 @@ bool reachable_by_device(const void* p);
 // false when a write past the end has changed them.
 bool guards_intact();
 
+// The APIs' create and destroy calls, for each kind of object: ok is the
+// API's success status.
+template <auto ok, class T>
+auto make(T** p) {
+  *p = new T;
+  return ok;
+}
+template <auto ok, class T>
+auto destroy(T* p) {
+  delete p;
+  return ok;
+}
+
 }  // namespace mixseg::cuda_emulation

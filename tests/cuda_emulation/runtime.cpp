@@ -361,10 +361,7 @@ cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t strea
   return cudaSuccess;
 }
 
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int) {
-  *s = new CUstream_st;
-  return cudaSuccess;
-}
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int) { return make<cudaSuccess>(s); }
 
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
   if (s && s->capturing) return fail(cudaErrorIllegalState);
@@ -419,23 +416,10 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
   return cudaSuccess;
 }
 
-cudaError_t cudaGraphDestroy(cudaGraph_t g) {
-  delete g;
-  return cudaSuccess;
-}
-cudaError_t cudaGraphExecDestroy(cudaGraphExec_t g) {
-  delete g;
-  return cudaSuccess;
-}
-
-cudaError_t cudaEventCreate(cudaEvent_t* e) {
-  *e = new CUevent_st;
-  return cudaSuccess;
-}
-cudaError_t cudaEventDestroy(cudaEvent_t e) {
-  delete e;
-  return cudaSuccess;
-}
+cudaError_t cudaGraphDestroy(cudaGraph_t g) { return destroy<cudaSuccess>(g); }
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t g) { return destroy<cudaSuccess>(g); }
+cudaError_t cudaEventCreate(cudaEvent_t* e) { return make<cudaSuccess>(e); }
+cudaError_t cudaEventDestroy(cudaEvent_t e) { return destroy<cudaSuccess>(e); }
 cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t stream) {
   submit(stream, [e] {
     e->when = std::chrono::steady_clock::now();
