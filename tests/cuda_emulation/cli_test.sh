@@ -4,9 +4,13 @@
 # auto, parity, bench (training and inference, the convolutions' ceiling,
 # CUDA graphs recorded and replayed), report; a configuration that does not
 # fit the device memory skipped; the int8 model refused on the GPU.
-# Usage: cli_test.sh PATH/TO/mixseg_cuda_emulated_cli
+# With a stand-in NVML (the driver's libnvidia-ml.so.1, tests/cuda_emulation/
+# nvml.cpp), the GPU's energy path too: rows with NVML joules, the GPU's
+# state in the metadata, the report's energy table.
+# Usage: cli_test.sh PATH/TO/mixseg_cuda_emulated_cli FOLDER/OF/the/fake/libnvidia-ml.so.1
 set -u
 MIXSEG=$1
+NVML_DIR=$2
 . "$(dirname "$0")/../cli_helpers.sh"
 
 expect_ok "$MIXSEG" synth --out "$T/data" --count 8 --size 32x32 --seed 3
@@ -43,6 +47,21 @@ expect_ok env MIXSEG_CUDA_EMULATION_MEMORY=20000000 "$MIXSEG" bench --device cud
   --phase train --filters 2 --depth 2 --batch 2 --size 32x32 --warmup 1 --min-steps 1 --min-time 0 --out "$T/small.csv"
 [ "$(grep -c ",cuda," "$T/small.csv")" = 1 ] && ok "bench on a nearly full GPU: Find with a smaller workspace" ||
   bad "small device: $(cat "$T/out" "$T/err")"
+
+# Energy through NVML: an idle baseline, net J/img per row, the GPU's state per row, the report's energy table.
+expect_ok env LD_LIBRARY_PATH="$NVML_DIR" "$MIXSEG" bench --device cuda --energy nvml --idle-seconds 0.5 \
+  --precision fp32,mixed_fp16 --phase train --filters 2 --depth 2 --batch 2 --size 32x32 --warmup 1 --min-time 2 \
+  --out "$T/e.csv"
+awk -F, 'NR > 1 && $18 == "nvml" && $17 > 0 { n++ } END { exit n == 2 ? 0 : 1 }' "$T/e.csv" &&
+  ok "bench --energy nvml: both rows carry NVML joules per image" || bad "NVML rows: $(cat "$T/e.csv")"
+grep -q '"idle_baseline_watts"' "$T/e.csv.meta.jsonl" && grep -q '"gpu_temperature_c":47' "$T/e.csv.meta.jsonl" &&
+  grep -q '"gpu_sm_clock_mhz":1980' "$T/e.csv.meta.jsonl" && ok "metadata: idle baseline and the GPU's state" ||
+  bad "NVML metadata: $(cat "$T/e.csv.meta.jsonl")"
+expect_ok "$MIXSEG" report "$T/e.csv" --out "$T/erep"
+grep -q "Energy per image against fp32" "$T/erep/report.md" && grep -q "nvml" "$T/erep/report.md" &&
+  ok "report: the GPU's energy per image" || bad "report energy: $(grep -i -A5 energy "$T/erep/report.md")"
+expect_error "--energy nvml: no NVIDIA driver library" env LD_LIBRARY_PATH= "$MIXSEG" bench --device cuda \
+  --energy nvml --filters 2 --depth 2 --size 32x32
 
 expect_ok "$MIXSEG" quantize "$T/run/fp32/last.safetensors" --data "$T/data" --out "$T/q.safetensors"
 expect_error "int8 model: it runs on the CPU's int8 engine" "$MIXSEG" eval "$T/q.safetensors" --data "$T/data" \
