@@ -9,7 +9,8 @@
 # those shapes), the GPU time per op kind of one large configuration, one launch-bound
 # row again with CUDA graphs off, and prints the side-by-side table with
 # ratios last.
-#   scripts/gpu-check.sh            (FILTERS=8,64,32 BATCHES=1,8,32 MIN_TIME=1 to change the sweep;
+#   scripts/gpu-check.sh            (FILTERS=8,64,32 BATCHES=1,8,32 MIN_TIME=1
+#                                    PRECISIONS=fp32,tf32,mixed_fp16,mixed_bf16 to change the sweep;
 #                                    SKIP_BUILD=1 with a carried BUILD_DIR; SKIP_TESTS=1; COMPILE=1 adds
 #                                    torch.compile'd PyTorch rows for f=8 batch 1; JAX=1 the JAX peer;
 #                                    SANITIZE=1 the CUDA op tests under compute-sanitizer memcheck;
@@ -31,6 +32,9 @@ OUT=${OUT:-out/gpu}
 FILTERS=${FILTERS:-8,64,32}
 BATCHES=${BATCHES:-1,8,32}
 MIN_TIME=${MIN_TIME:-1}
+# fp32 is IEEE float32 in mixseg and in the peers (the peers turn off the TF32
+# their frameworks allow by default on GPUs); tf32 allows it in both.
+PRECISIONS=${PRECISIONS:-fp32,tf32,mixed_fp16,mixed_bf16}
 SIZE=${SIZE:-512x256}
 mkdir -p "$OUT"
 DEADLINE=${DEADLINE:-480}
@@ -106,18 +110,18 @@ for f in "${filter_list[@]}"; do
   share=$(((DEADLINE - ($(date +%s) - t0) - 90) / 2))
   stamp "benchmark f=$f: mixseg --device cuda (at most ${share} s)"
   within "$share" 90 "${MS[@]}" "$BUILD_DIR/mixseg" bench --device cuda \
-    --precision fp32,mixed_fp16,mixed_bf16 --phase train,infer --filters "$f" --batch "$BATCHES" \
+    --precision "$PRECISIONS" --phase train,infer --filters "$f" --batch "$BATCHES" \
     --size "$SIZE" --min-time "$MIN_TIME" --conv-ceiling --out "$CSV" --verbose 2>&1 | tee -a "$OUT/bench-mixseg.log" |
     grep -v '^  [fb][wd][d_]' | tail -25 || true
   stamp "benchmark f=$f: PyTorch peer"
   within 600 90 env -u LD_LIBRARY_PATH python3 bench/peers/torch_unet.py --device cuda --layout channels_last \
-    --precision fp32,mixed_fp16,mixed_bf16 --phase train,infer --filters "$f" --batch "$BATCHES" --size "$SIZE" \
+    --precision "$PRECISIONS" --phase train,infer --filters "$f" --batch "$BATCHES" --size "$SIZE" \
     --min-time "$MIN_TIME" --out "$CSV" 2>&1 | tee -a "$OUT/bench-torch.log" | tail -3 || true
 done
 if [ "${JAX:-0}" = 1 ]; then  # the JAX/Flax peer (XLA jit), same sweep, NVML energy like the others
   stamp "benchmark: JAX peer"
   within 600 90 env -u LD_LIBRARY_PATH python3 bench/peers/jax_unet.py --device cuda \
-    --precision fp32,mixed_fp16,mixed_bf16 --phase train,infer --filters "$FILTERS" --batch "$BATCHES" --size "$SIZE" \
+    --precision "$PRECISIONS" --phase train,infer --filters "$FILTERS" --batch "$BATCHES" --size "$SIZE" \
     --min-time "$MIN_TIME" --out "$CSV" 2>&1 | tee "$OUT/bench-jax.log" | tail -3 || true
 fi
 if [ "${COMPILE:-0}" = 1 ]; then  # torch.compile costs ~1 min of compiling per configuration: one launch-bound row

@@ -6,7 +6,9 @@ Network: per level two (conv 3x3 -> BatchNorm -> ReLU) blocks and a 2x2 max
 pool; a bottleneck block; per level up a block, nearest 2x upsampling,
 concatenation with the skip, a block; a final block; a 1x1 head. NHWC.
 Training step: BCE on logits + soft Dice, Adam (optax), BatchNorm with batch
-statistics, jitted. Precisions: fp32; mixed_bf16 (compute in bfloat16,
+statistics, jitted. Precisions: fp32 (float32 convolutions: XLA's default
+precision would let them use TF32 on a GPU); tf32 (TF32 allowed);
+mixed_bf16 (compute in bfloat16,
 parameters and optimizer in float32); mixed_fp16 (compute in float16 with a
 static loss scale of 2^12: JAX has no built-in dynamic scaler, a documented
 difference from mixseg's and PyTorch's). Inference: BatchNorm with running
@@ -74,7 +76,7 @@ def main():
         raise SystemExit(f"--device cuda: JAX sees no GPU (platform {platform})")
     device_name = common.cpu_model_name() if a.device == "cpu" else jax.devices()[0].device_kind
     h, w = common.parse_size(a.size)
-    dtypes = {"fp32": jnp.float32, "mixed_bf16": jnp.bfloat16, "mixed_fp16": jnp.float16}
+    dtypes = {"fp32": jnp.float32, "tf32": jnp.float32, "mixed_bf16": jnp.bfloat16, "mixed_fp16": jnp.float16}
     counter, idle_w = common.open_gpu_energy(a) if a.device == "cuda" else (None, 0.0)
     print(f"jax {jax.__version__} on {device_name} ({platform}), {h}x{w}")
     print(f"{'phase':<6} {'precision':<11} {'filters':>7} {'batch':>5} {'img/s':>9} {'ms/step':>10} {'p90 ms':>9}")
@@ -83,7 +85,9 @@ def main():
         for f in common.int_list(a.filters):
             for prec in a.precision.split(","):
                 if prec not in dtypes:
-                    raise SystemExit(f"--precision: {prec} is not fp32, mixed_fp16 or mixed_bf16")
+                    raise SystemExit(f"--precision: {prec} is not fp32, tf32, mixed_fp16 or mixed_bf16")
+                # float32 convolutions and matmuls at full precision but in the tf32 policy (traced under it).
+                jax.config.update("jax_default_matmul_precision", "tensorfloat32" if prec == "tf32" else "float32")
                 model = build(f, a.depth, dtypes[prec])
                 for b in common.int_list(a.batch):
                     rng = np.random.default_rng(a.seed)

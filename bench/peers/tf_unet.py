@@ -4,7 +4,8 @@ the way mixseg bench measures itself: same network, sweep and CSV schema.
 Network: per level two (conv 3x3 -> BatchNorm -> ReLU) blocks and a 2x2 max
 pool; a bottleneck block; per level up a block, nearest 2x upsampling,
 concatenation with the skip, a block; a final block; a 1x1 head with float32
-logits. NHWC. Precisions through Keras' mixed-precision policies: fp32,
+logits. NHWC. Precisions through Keras' mixed-precision policies: fp32
+(TF32 off: TensorFlow enables it by default on GPUs), tf32 (on),
 mixed_fp16 ("mixed_float16": float16 compute, float32 variables, Keras'
 dynamic loss scaling), mixed_bf16 ("mixed_bfloat16"). Training step:
 train_on_batch with BCE on logits + soft Dice and Adam; inference:
@@ -18,7 +19,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
-POLICIES = {"fp32": "float32", "mixed_fp16": "mixed_float16", "mixed_bf16": "mixed_bfloat16"}
+POLICIES = {"fp32": "float32", "tf32": "float32", "mixed_fp16": "mixed_float16", "mixed_bf16": "mixed_bfloat16"}
 
 
 def build(keras, filters, depth, h, w):
@@ -72,7 +73,8 @@ def main():
         for f in common.int_list(a.filters):
             for prec in a.precision.split(","):
                 if prec not in POLICIES:
-                    raise SystemExit(f"--precision: {prec} is not fp32, mixed_fp16 or mixed_bf16")
+                    raise SystemExit(f"--precision: {prec} is not fp32, tf32, mixed_fp16 or mixed_bf16")
+                tf.config.experimental.enable_tensor_float_32_execution(prec == "tf32")
                 keras.mixed_precision.set_global_policy(POLICIES[prec])
                 keras.utils.set_random_seed(a.seed)
                 model = build(keras, f, a.depth, h, w)

@@ -3,7 +3,10 @@
 measured the way PyTorch users run it (eager mode; AMP autocast for the
 mixed policies, with GradScaler for fp16 on CUDA; NCHW or channels_last;
 cudnn.benchmark on CUDA; --compile: torch.compile'd instead, its compilation
-in the warm-up steps), writing rows in mixseg's CSV schema.
+in the warm-up steps), writing rows in mixseg's CSV schema. fp32 is IEEE
+float32 arithmetic (TF32 off for convolutions and matmuls, mixseg's fp32
+policy); tf32 lets cuDNN and cuBLAS use TF32 tensor cores, which is what
+PyTorch's own default does for convolutions on a GPU.
 
   python3 bench/peers/torch_unet.py --device cpu --filters 8,16 --batch 1,4 --out results.csv
   python3 bench/peers/torch_unet.py --device cuda --compile --filters 8 --batch 1 --out results.csv
@@ -66,7 +69,14 @@ def bce_dice_loss(logits, target):
     return bce + dice
 
 
-AMP_DTYPE = {"fp32": None, "mixed_fp16": torch.float16, "mixed_bf16": torch.bfloat16}
+AMP_DTYPE = {"fp32": None, "tf32": None, "mixed_fp16": torch.float16, "mixed_bf16": torch.bfloat16}
+
+
+def allow_tf32(allowed):
+    """TF32 for float32 convolutions and matmuls: only in the tf32 policy (PyTorch's
+    default allows it for cuDNN convolutions, which would make "fp32" TF32)."""
+    torch.backends.cudnn.allow_tf32 = allowed
+    torch.backends.cuda.matmul.allow_tf32 = allowed
 
 
 def measure(args, device, precision, layout, train, filters, batch, h, w, counter=None, idle_w=0.0):
@@ -77,6 +87,9 @@ def measure(args, device, precision, layout, train, filters, batch, h, w, counte
     net = torch.compile(model) if args.compile else model
     x = torch.rand(batch, 1, h, w, device=device).to(memory_format=fmt)
     target = (torch.rand(batch, 1, h, w, device=device) > 0.8).float()
+    if precision not in AMP_DTYPE:
+        raise SystemExit(f"--precision: {precision} is not one of {', '.join(AMP_DTYPE)}")
+    allow_tf32(precision == "tf32")
     amp = AMP_DTYPE[precision]
     autocast = (lambda: torch.autocast(device_type=device.type, dtype=amp)) if amp else None
     sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
