@@ -94,15 +94,21 @@ struct CudnnConvolutions::Impl {
 
   // Workspace for cuDNN's Find: room for the algorithms worth trying, capped;
   // an eighth of it, or none, where the device has not that much left (Find
-  // then tries the algorithms that fit).
+  // then tries the algorithms that fit). What the first Find got is what
+  // every later one asks for, so the buffer does not grow again (the chosen
+  // algorithms need no more than their Find had).
   static constexpr size_t kFindWorkspace = size_t(256) << 20;
+  size_t find_bytes = kFindWorkspace;
   void* find_workspace() {
-    for (size_t bytes : {kFindWorkspace, kFindWorkspace / 8}) {
+    for (size_t bytes : {find_bytes, find_bytes / 8}) {
       try {
-        return workspace.get(bytes);
+        void* p = workspace.get(bytes);
+        find_bytes = bytes;
+        return p;
       } catch (const OutOfMemory&) {
       }
     }
+    find_bytes = 0;
     return workspace.get(0);
   }
 

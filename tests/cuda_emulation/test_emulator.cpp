@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "cuda/cuda_types.cuh"
+#include "cuda/device_buffer.h"
+#include "cuda_emulation/emulation.h"
 
 using namespace mixseg::cuda;
 
@@ -214,4 +216,21 @@ TEST(CudaEmulation, DeviceMemoryCanBeCapped) {
   cudaFree(p);
   unsetenv("MIXSEG_CUDA_EMULATION_MEMORY");
   cudaGetLastError();
+}
+
+// The backend's growing buffers (cuDNN workspace, scratch) keep every
+// pointer they handed out until they go: a recorded graph replays them.
+TEST(CudaEmulation, DeviceBuffersKeepThePointersTheyHandedOut) {
+  using mixseg::cuda_emulation::in_device_memory;
+  void* first = nullptr;
+  {
+    mixseg::DeviceBuffer b("test buffer");
+    first = b.get(64);
+    void* second = b.get(4096);
+    EXPECT_NE(second, first);
+    EXPECT_TRUE(in_device_memory(first, 64));
+    EXPECT_EQ(b.get(100), second);
+    EXPECT_EQ(b.size(), 4096u);
+  }
+  EXPECT_FALSE(in_device_memory(first, 64));  // freed with the buffer
 }
