@@ -10,6 +10,12 @@
 // error, as it is undefined on the GPU. Which kernels need fibers is learnt
 // on each kernel's first launch, which always uses them.
 //
+// Blocks, and the threads of a block, run in one order on one launch and in
+// the reverse order on the next: a GPU promises no order, so a kernel whose
+// result depends on one (a block reading what another wrote, a thread what
+// a neighbour wrote without a barrier) gives different results on the two
+// and fails its test.
+//
 // Fibers switch by a few lines of x86-64 assembly (callee-saved registers,
 // the stack pointer, MXCSR and the x87 control word), ~100x cheaper than
 // swapcontext, which makes a system call per switch.
@@ -84,6 +90,10 @@ void* g_scheduler_sp = nullptr;
 Fiber* g_current = nullptr;  // null outside fibers
 const std::function<void()>* g_body = nullptr;
 bool g_barrier_seen = false;
+bool g_reverse = false;  // this launch's order (alternates)
+
+// The i-th of n in this launch's order.
+unsigned long long in_order(unsigned long long i, unsigned long long n) { return g_reverse ? n - 1 - i : i; }
 
 [[noreturn]] void fiber_main() {
   Fiber* f = g_current;
@@ -131,7 +141,8 @@ void run_block_in_fibers(unsigned threads, const std::function<void()>& body) {
   g_body = &body;
   for (;;) {
     unsigned waiting = 0, done = 0;
-    for (Fiber& f : fibers) {
+    for (unsigned i = 0; i < threads; ++i) {
+      Fiber& f = fibers[in_order(i, threads)];
       if (f.done) continue;
       f.at_barrier = false;
       resume(f);
@@ -161,21 +172,22 @@ void run_grid(const void* kernel, dim3 grid, dim3 block, size_t shared_bytes, co
   g_barrier_seen = false;
   g_position.block_dim = block;
   g_position.grid_dim = grid;
+  g_reverse = !g_reverse;
   const unsigned threads = block.x * block.y * block.z;
-  for (unsigned z = 0; z < grid.z; ++z)
-    for (unsigned y = 0; y < grid.y; ++y)
-      for (unsigned x = 0; x < grid.x; ++x) {
-        g_position.block = {x, y, z};
-        g_shared.assign(shared_bytes, 0xff);  // NaN in every float type: reads before writes show
-        if (fibers) {
-          run_block_in_fibers(threads, body);
-        } else {
-          for (unsigned t = 0; t < threads; ++t) {
-            g_position.thread = thread_index(t, block);
-            body();
-          }
-        }
+  const unsigned long long blocks = 1ull * grid.x * grid.y * grid.z;
+  for (unsigned long long i = 0; i < blocks; ++i) {
+    const unsigned long long b = in_order(i, blocks);
+    g_position.block = {unsigned(b % grid.x), unsigned(b / grid.x % grid.y), unsigned(b / (1ull * grid.x * grid.y))};
+    g_shared.assign(shared_bytes, 0xff);  // NaN in every float type: reads before writes show
+    if (fibers) {
+      run_block_in_fibers(threads, body);
+    } else {
+      for (unsigned t = 0; t < threads; ++t) {
+        g_position.thread = thread_index(unsigned(in_order(t, threads)), block);
+        body();
       }
+    }
+  }
   if (known == uses_barriers.end()) uses_barriers[kernel] = g_barrier_seen;
 }
 

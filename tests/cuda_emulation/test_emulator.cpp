@@ -2,12 +2,14 @@
 // every thread's writes visible to the block, a barrier some threads skip is
 // an error, writes past an allocation are the GPU's illegal address, kernels
 // cannot take host pointers, fresh device memory reads as NaN, work runs
-// when the host waits for it (pinned memory read then), captured
+// when the host waits for it (pinned memory read then), launches alternate
+// the order of blocks and threads, captured
 // work runs at replay (not at capture) with the data of the replay, and
 // what a capture cannot hold invalidates it. Compiled like the kernels
 // (MIXSEG_CUDA_EMULATION), so these kernels go through the same launch.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -41,6 +43,8 @@ __global__ void scale_kernel(size_t n, float a, const float* x, float* y) { MIXS
 
 __global__ void write_at_kernel(float* p, size_t i) { p[i] = 1.0f; }
 
+__global__ void last_writer_kernel(unsigned* out) { *out = blockIdx.x * blockDim.x + threadIdx.x; }
+
 template <class T>
 T* device_alloc(size_t n) {
   void* p = nullptr;
@@ -69,6 +73,20 @@ TEST(CudaEmulation, BarriersShowEveryThreadsWritesToTheBlock) {
   }
   cudaFree(dx);
   cudaFree(dsums);
+}
+
+TEST(CudaEmulation, ConsecutiveLaunchesRunBlocksAndThreadsInOppositeOrders) {
+  // A race (every thread writes one word) ends with a different winner, as
+  // any order dependence would show a different result.
+  unsigned* d = device_alloc<unsigned>(1);
+  unsigned winners[2];
+  for (unsigned& w : winners) {
+    launch(last_writer_kernel, 3, 64, 0, nullptr, d);
+    ASSERT_EQ(cudaMemcpyAsync(&w, d, sizeof w, cudaMemcpyDeviceToHost, nullptr), cudaSuccess);
+  }
+  EXPECT_EQ(std::min(winners[0], winners[1]), 0u);
+  EXPECT_EQ(std::max(winners[0], winners[1]), 3u * 64 - 1);
+  cudaFree(d);
 }
 
 TEST(CudaEmulation, ABarrierSomeThreadsNeverReachIsALaunchFailure) {
