@@ -16,18 +16,20 @@ Convolutions count FLOPs only (cuDNN's own traffic is inside its rate).
 import argparse
 
 
-def step_floor(f, batch, size, storage_bytes, bn_bwd_passes, depth=4):
+def step_floor(f, size, storage_bytes, bn_bwd_passes, depth=4):
+    """Training FLOPs, bytes moved by kind (per image) and parameters."""
     h, w = size
     e = storage_bytes
-    flops = 0.0
+    flops, params = 0.0, 0
     moved = {}
 
     def add(kind, n):
         moved[kind] = moved.get(kind, 0.0) + n
 
-    def convblock(cin, cout, pixels, k=3, bn=True):
-        nonlocal flops
+    def convblock(cin, cout, pixels, k=3, bn=True):  # conv (+ BatchNorm + ReLU); the 1x1 head has weights only
+        nonlocal flops, params
         flops += 2 * k * k * cin * cout * pixels
+        params += k * k * cin * cout + (2 * cout if bn else 0)
         if bn:
             n = pixels * cout
             add("BatchNorm forward", e * 3 * n)
@@ -54,22 +56,7 @@ def step_floor(f, batch, size, storage_bytes, bn_bwd_passes, depth=4):
     convblock(c[0], c[0], px[0])  # final
     convblock(c[0], 1, px[0], k=1, bn=False)  # head
     add("loss", e * 3 * px[0])
-    return 3 * flops, moved
-
-
-def parameters(f, depth=4):
-    c = [f << l for l in range(depth + 1)]
-    p, x = 0, 1
-    conv = lambda cin, cout, k=3, bn=True: k * k * cin * cout + (2 * cout if bn else cout)  # noqa: E731
-    for l in range(depth):
-        p += conv(x, c[l]) + conv(c[l], c[l])
-        x = c[l]
-    p += conv(c[depth - 1], c[depth])
-    x = c[depth]
-    for l in reversed(range(depth)):
-        p += conv(x, c[l]) + conv(2 * c[l], c[l])
-        x = c[l]
-    return p + conv(c[0], c[0]) + c[0]  # the 1x1 head: weights only
+    return 3 * flops, moved, params
 
 
 def main():
@@ -84,12 +71,12 @@ def main():
     a = ap.parse_args()
     h, w = map(int, a.size.split("x"))
     lo, hi = (float(t) * 1e12 for t in a.conv_tflops.split(","))
-    print(f"| f | batch | training GFLOP/img | own kernels MB/img | own ms/img | convs ms/img | floor img/s |")
+    print("| f | batch | training GFLOP/img | own kernels MB/img | own ms/img | convs ms/img | floor img/s |")
     print("|---|---|---|---|---|---|---|")
     for f in map(int, a.filters.split(",")):
+        flops, moved, params = step_floor(f, (h, w), a.bytes, a.bn_bwd)
         for b in map(int, a.batch.split(",")):
-            flops, moved = step_floor(f, b, (h, w), a.bytes, a.bn_bwd)
-            own = sum(moved.values()) + parameters(f) * 34 / b  # Adam: masters, grads, moments, 16-bit copy
+            own = sum(moved.values()) + params * 34 / b  # Adam: masters, grads, moments, 16-bit copy
             t_own = own / a.bandwidth
             t_hi, t_lo = flops / lo, flops / hi
             print(f"| {f} | {b} | {flops / 1e9:.1f} | {own / 1e6:.0f} | {t_own * 1e3:.3f} | "

@@ -2,7 +2,8 @@
 // device memory (cudaMalloc), staging memory is pinned; copies in and out
 // are synchronous except copy_in_async. The op semantics are the
 // reference's (src/ops), checked op by op by the one op-test binary on a
-// GPU, and in CI on the tests' emulated GPU (tests/cuda_emulation). The training step's loss, finite check, loss scaler and optimizer run
+// GPU, and in CI on the tests' emulated GPU (tests/cuda_emulation). The
+// training step's loss, finite check, loss scaler and optimizer run
 // on the device (no value comes back until the step is done), and recorded
 // sequences of ops are CUDA graphs (stream capture), replayed with one launch;
 // MIXSEG_CUDA_GRAPHS=0 turns recording off, MIXSEG_CUDA_PROFILE=1 times every
