@@ -11,7 +11,7 @@
 # training to Dice >= 0.90 in every precision policy. GPU tests skip without
 # a GPU; the CUDA backend's tests also run on an emulated GPU (the backend's
 # code and kernels on the CPU, tests/cuda_emulation) wherever the CUDA
-# toolkit's headers are. On 2 cores from a clean clone about 15-20 minutes in all, ctest
+# toolkit is (nvcc, under /usr/local/cuda on these machines). On 2 cores from a clean clone about 20-25 minutes in all, ctest
 # about 7 of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
