@@ -286,6 +286,94 @@ TEST_P(BackendOps, PoolUpsampleConcatAdd) {
   expect_close(DB.download(), sum, Op::add, dt, 2, "add");
 }
 
+// The ops listed under Op::channel_slices, on channel slices of a wider
+// tensor (how a training workspace keeps a skip connection and the upsampled
+// tensor inside their concat buffer): bit for bit what the same backend
+// computes on dense tensors (checked against the reference above), and the
+// wider tensor's other channels untouched. Slices at channel 3 of 13, and
+// 260 channels at 20 of 300 (two chunks of the CUDA channel tiling).
+TEST_P(BackendOps, ChannelSlices) {
+  const DType dt = GetParam().dtype;
+  if (!be->supports(Op::channel_slices, dt)) GTEST_SKIP() << "this backend takes dense tensors only";
+  for (const auto& [c0, c, wide] : {std::tuple{3, 5, 13}, std::tuple{20, 260, 300}}) {
+    SCOPED_TRACE("channels " + std::to_string(c0) + ".." + std::to_string(c0 + c) + " of " + std::to_string(wide));
+    const Shape s{2, 6, 10, c}, sw{2, 6, 10, wide}, low{2, 3, 5, c};
+    uint64_t seed = 40;
+    auto values = [&](const Shape& sh) { return round_to(dt, random_vec(sh.numel(), ++seed, -2, 2)); };
+    // The slice's values of a wide tensor's contents, and those contents with the slice's replaced.
+    auto slice_of = [&](const std::vector<double>& w) {
+      std::vector<double> v(s.numel());
+      for (size_t p = 0; p < s.pixels(); ++p)
+        for (int k = 0; k < c; ++k) v[p * size_t(c) + size_t(k)] = w[p * size_t(wide) + size_t(c0 + k)];
+      return v;
+    };
+    auto with_slice = [&](std::vector<double> w, const std::vector<double>& v) {
+      for (size_t p = 0; p < s.pixels(); ++p)
+        for (int k = 0; k < c; ++k) w[p * size_t(wide) + size_t(c0 + k)] = v[p * size_t(c) + size_t(k)];
+      return w;
+    };
+    const auto x = values(s), dy = values(s), dlow = values(low), xlow = values(low), w0 = values(sw), w1 = values(sw);
+    DeviceTensor XW(*be, dt, sw, with_slice(w0, x)), DYW(*be, dt, sw, with_slice(w1, dy)), X(*be, dt, s, x),
+        DY(*be, dt, s, dy), DLOW(*be, dt, low, dlow), XLOW(*be, dt, low, xlow);
+    const Tensor xs = XW.t.channels(c0, c), dys = DYW.t.channels(c0, c);
+    {  // max pooling reads x through the slice
+      DeviceTensor PD(*be, dt, low), PS(*be, dt, low), DXD(*be, dt, s), DXS(*be, dt, s);
+      be->maxpool_fwd(X.t, PD.t);
+      be->maxpool_fwd(xs, PS.t);
+      EXPECT_EQ(PS.download(), PD.download()) << "maxpool_fwd";
+      be->maxpool_bwd(X.t, DLOW.t, DXD.t);
+      be->maxpool_bwd(xs, DLOW.t, DXS.t);
+      EXPECT_EQ(DXS.download(), DXD.download()) << "maxpool_bwd";
+    }
+    {  // upsampling writes its output into the slice and reads its gradient from one
+      DeviceTensor UD(*be, dt, s), UW(*be, dt, sw, w0), DD(*be, dt, low), DS(*be, dt, low);
+      be->upsample_fwd(XLOW.t, UD.t);
+      be->upsample_fwd(XLOW.t, UW.t.channels(c0, c));
+      EXPECT_EQ(UW.download(), with_slice(w0, UD.download())) << "upsample_fwd";
+      be->upsample_bwd(DY.t, DD.t);
+      be->upsample_bwd(dys, DS.t);
+      EXPECT_EQ(DS.download(), DD.download()) << "upsample_bwd";
+    }
+    {  // the gradient add accumulates into a slice
+      DeviceTensor YD(*be, dt, s, dy), YW(*be, dt, sw, with_slice(w1, dy));
+      be->add_inplace(X.t, YD.t);
+      be->add_inplace(X.t, YW.t.channels(c0, c));
+      EXPECT_EQ(YW.download(), with_slice(w1, YD.download())) << "add";
+    }
+    // BatchNorm + ReLU writes its output into the slice; its backward reads
+    // dy (and the output for the mask) through slices, with and without the
+    // forward's factors kept.
+    std::vector<double> gd(static_cast<size_t>(c)), bd(static_cast<size_t>(c));
+    for (int k = 0; k < c; ++k) gd[size_t(k)] = 0.5 + 0.01 * k, bd[size_t(k)] = 0.2 - 0.003 * k;
+    const Shape cs{1, 1, 1, c};
+    DeviceTensor GAMMA(*be, DType::f32, cs, round_to(DType::f32, gd)),
+        BETA(*be, DType::f32, cs, round_to(DType::f32, bd)),
+        RM(*be, DType::f32, cs, std::vector<double>(size_t(c), 0.0)),
+        RV(*be, DType::f32, cs, std::vector<double>(size_t(c), 1.0)), MEAN(*be, DType::f32, cs),
+        INVSTD(*be, DType::f32, cs), SCALE(*be, DType::f32, cs), SHIFT(*be, DType::f32, cs), DG(*be, DType::f32, cs),
+        DB(*be, DType::f32, cs);
+    for (const bool keep : {false, true}) {
+      SCOPED_TRACE(keep ? "factors kept" : "mask from the output");
+      BatchNormState st{GAMMA.t.as<float>(), BETA.t.as<float>(), RM.t.as<float>(),
+                        RV.t.as<float>(),    MEAN.t.as<float>(), INVSTD.t.as<float>()};
+      if (keep) st.save_scale = SCALE.t.as<float>(), st.save_shift = SHIFT.t.as<float>();
+      DeviceTensor YD(*be, dt, s), YW(*be, dt, sw, w0), DXD(*be, dt, s), DXS(*be, dt, s);
+      be->batchnorm_fwd_train(X.t, st, YD.t, true);
+      be->batchnorm_fwd_train(X.t, st, YW.t.channels(c0, c), true);
+      const auto yd = YD.download();
+      EXPECT_EQ(YW.download(), with_slice(w0, yd)) << "batchnorm_fwd_train";
+      be->batchnorm_bwd(DY.t, &YD.t, X.t, st, DXD.t, DG.t.as<float>(), DB.t.as<float>());
+      const auto dgd = DG.download(), dbd = DB.download();
+      const Tensor ys = YW.t.channels(c0, c);
+      be->batchnorm_bwd(dys, &ys, X.t, st, DXS.t, DG.t.as<float>(), DB.t.as<float>());
+      EXPECT_EQ(DXS.download(), DXD.download()) << "batchnorm_bwd dx";
+      EXPECT_EQ(DG.download(), dgd) << "batchnorm_bwd dgamma";
+      EXPECT_EQ(DB.download(), dbd) << "batchnorm_bwd dbeta";
+      EXPECT_EQ(slice_of(YW.download()), yd);
+    }
+  }
+}
+
 // The decoder's fused upsample + concat against the two reference ops, and
 // concat alone, with channel counts across the 32-byte copy blocks (and 300,
 // two chunks of the CUDA kernels' channel tiling).

@@ -219,6 +219,129 @@ TEST(UNet, BackwardEqualsHandComposedKernels) {
       ASSERT_EQ(g_net[p.offset + i], grads[p.offset + i]) << p.name << " element " << i;
 }
 
+// Another backend's ops, with dense tensors only (Op::channel_slices not
+// supported): the network as it runs there without its zero-copy concats.
+class DenseOnly final : public Backend {
+ public:
+  explicit DenseOnly(Backend& b) : b_(b) {}
+  std::string_view name() const override { return b_.name(); }
+  void* allocate(size_t n) override { return b_.allocate(n); }
+  void deallocate(void* p) override { b_.deallocate(p); }
+  void copy_in(void* d, const void* s, size_t n) override { b_.copy_in(d, s, n); }
+  void* allocate_host(size_t n) override { return b_.allocate_host(n); }
+  void deallocate_host(void* p) override { b_.deallocate_host(p); }
+  void copy_out(void* d, const void* s, size_t n) override { b_.copy_out(d, s, n); }
+  void copy_in_async(void* d, const void* s, size_t n) override { b_.copy_in_async(d, s, n); }
+  void synchronize() override { b_.synchronize(); }
+  bool host_memory() const override { return b_.host_memory(); }
+  bool supports(Op op, DType t) const override { return op != Op::channel_slices && b_.supports(op, t); }
+  void allow_tf32(bool a) override { b_.allow_tf32(a); }
+  void conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) override { b_.conv2d_fwd(x, w, y); }
+  void conv2d_fwd_bias(const Tensor& x, const Tensor& w, const float* bias, const Tensor& y, bool relu) override {
+    b_.conv2d_fwd_bias(x, w, bias, y, relu);
+  }
+  void conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) override { b_.conv2d_bwd_data(dy, w, dx); }
+  void conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Tensor& dw) override {
+    b_.conv2d_bwd_weights(x, dy, dw);
+  }
+  void batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override {
+    b_.batchnorm_fwd_train(x, bn, y, relu);
+  }
+  void batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override {
+    b_.batchnorm_fwd_infer(x, bn, y, relu);
+  }
+  void batchnorm_bwd(const Tensor& dy, const Tensor* relu_y, const Tensor& x, const BatchNormState& bn,
+                     const Tensor& dx, float* dgamma, float* dbeta) override {
+    b_.batchnorm_bwd(dy, relu_y, x, bn, dx, dgamma, dbeta);
+  }
+  void relu_fwd(const Tensor& x, const Tensor& y) override { b_.relu_fwd(x, y); }
+  void relu_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override { b_.relu_bwd(dy, y, dx); }
+  void maxpool_fwd(const Tensor& x, const Tensor& y) override { b_.maxpool_fwd(x, y); }
+  void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx) override { b_.maxpool_bwd(x, dy, dx); }
+  void upsample_fwd(const Tensor& x, const Tensor& y) override { b_.upsample_fwd(x, y); }
+  void upsample_bwd(const Tensor& dy, const Tensor& dx) override { b_.upsample_bwd(dy, dx); }
+  void concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) override { b_.concat_fwd(a, b, y); }
+  void upsample_concat_fwd(const Tensor& x, const Tensor& skip, const Tensor& y) override {
+    b_.upsample_concat_fwd(x, skip, y);
+  }
+  void concat_bwd(const Tensor& dy, const Tensor& da, const Tensor& db) override { b_.concat_bwd(dy, da, db); }
+  void loss(const Tensor& logits, const uint8_t* target, LossWeights w, StepControl* ctl,
+            const Tensor* dlogits) override {
+    b_.loss(logits, target, w, ctl, dlogits);
+  }
+  void add_inplace(const Tensor& x, const Tensor& y) override { b_.add_inplace(x, y); }
+  void convert(const Tensor& x, const Tensor& y) override { b_.convert(x, y); }
+  void optimizer_step(const UpdateRule& rule, StepControl* ctl, float* params, const float* grads, float* m, float* v,
+                      size_t n, const Tensor& storage) override {
+    b_.optimizer_step(rule, ctl, params, grads, m, v, n, storage);
+  }
+
+ private:
+  Backend& b_;
+};
+
+// Training on a backend that takes channel slices keeps each concat's inputs
+// (the skip connection, the upsampled tensor) and their gradients inside the
+// concat's buffers, so nothing is copied and less memory is used; the step's
+// logits, weight gradients and running statistics are bit for bit those of
+// the same backend copying (the same kernels on the same values, the
+// convolution algorithms cached per shape in the one backend).
+TEST(UNet, ZeroCopyConcatEqualsCopiedConcat) {
+  std::vector<std::string> backends;
+  for (const std::string name : {"ref", "fast", "cuda"}) {
+    if (name == "cuda" && !test::gpu_available()) continue;
+    if (make_backend(name)->supports(Op::channel_slices, DType::f32)) backends.push_back(name);
+  }
+  if (backends.empty()) GTEST_SKIP() << "no backend here takes channel slices (the CUDA backend does)";
+  const int f = 4, b = 2, h = 16, w = 24;
+  const UNet net = build_unet({f, 2, 1, 1});
+  const Weights wt = init_weights(net, 5);
+  const auto images = random_images(size_t(b) * h * w, 6);
+  std::vector<uint8_t> target(images.size());
+  for (size_t i = 0; i < target.size(); ++i) target[i] = images[i] > 0.5f;
+  for (const std::string& name : backends)
+    for (Policy p : {Policy::fp32, Policy::mixed_fp16}) {
+      SCOPED_TRACE(name + " " + std::string(policy_info(p).name));
+      auto backend = make_backend(name);
+      DenseOnly dense(*backend);
+      auto step = [&](Backend& be, std::vector<float>& grads, std::vector<float>& running) {
+        auto ws = make_workspace(net, be, p, b, h, w, true);
+        upload_weights(net, wt, *ws);
+        set_input(net, *ws, images.data());
+        forward(net, *ws);
+        compute_loss(be, ws->act[net.logits], target.data(), {}, 1.0, &ws->grad[net.logits]);
+        backward(net, *ws);
+        std::vector<float> tmp;
+        const float* g = host_f32(*ws, ws->param_grads, tmp);
+        grads.assign(g, g + net.param_numel);
+        const float* r = host_f32(*ws, ws->bn_running, tmp);
+        running.assign(r, r + net.running_numel);
+        return ws;
+      };
+      std::vector<float> g_slices, g_dense, r_slices, r_dense;
+      const auto ws_slices = step(*backend, g_slices, r_slices);
+      const auto ws_dense = step(dense, g_dense, r_dense);
+      int concats = 0;
+      for (const Layer& l : net.layers) {
+        if (l.kind != LayerKind::concat) continue;
+        ++concats;
+        const Tensor &cat = ws_slices->act[size_t(l.out)], &up = ws_slices->act[size_t(l.in0)],
+                     &skip = ws_slices->act[size_t(l.in1)];
+        EXPECT_EQ(up.data, cat.data) << l.name;
+        EXPECT_EQ(skip.data, static_cast<std::byte*>(cat.data) + size_t(up.shape.c) * dtype_size(cat.dtype)) << l.name;
+        EXPECT_EQ(skip.stride(), cat.shape.c) << l.name;
+        EXPECT_EQ(ws_slices->grad[size_t(l.in1)].stride(), cat.shape.c) << l.name;
+        EXPECT_TRUE(ws_dense->act[size_t(l.in1)].dense()) << l.name;
+      }
+      EXPECT_EQ(concats, 2);
+      EXPECT_LT(ws_slices->activations.capacity(), ws_dense->activations.capacity());
+      EXPECT_EQ(logits_f32(net, *ws_slices), logits_f32(net, *ws_dense));
+      EXPECT_EQ(g_slices, g_dense);
+      EXPECT_EQ(r_slices, r_dense);
+      EXPECT_EQ(first_nonfinite(net, *ws_slices), "");
+    }
+}
+
 TEST(UNet, SixteenBitPoliciesHalveActivationMemory) {
   const UNet net = build_unet({8, 4, 1, 1});
   auto backend = make_ref_backend();

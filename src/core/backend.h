@@ -42,6 +42,13 @@ enum class Op {
   add,
   convert,
   optimizer_step,
+  // Not an op: whether the ops a U-Net skip connection passes through take
+  // channel slices (Tensor::pixel_stride) where they appear: batchnorm_fwd_train's
+  // y, batchnorm_bwd's dy and relu_y, maxpool_fwd's and maxpool_bwd's x,
+  // upsample_fwd's y, upsample_bwd's dy, add's y. A training workspace then
+  // keeps the skip and the upsampled tensor in their concat buffer, and their
+  // gradients in its gradient's (network.cpp): no concat copies.
+  channel_slices,
 };
 
 // BatchNorm's f32 state for one layer (pointers in the backend's memory).

@@ -7,8 +7,9 @@
 // on the device (no value comes back until the step is done), and recorded
 // sequences of ops are CUDA graphs (stream capture), replayed with one launch;
 // MIXSEG_CUDA_GRAPHS=0 turns recording off, MIXSEG_CUDA_PROFILE=1 times every
-// op (op_profile.h). Still to come (docs/decisions.md):
-// zero-copy concat, a fused conv epilogue.
+// op (op_profile.h). The skip connections' ops take channel slices
+// (Op::channel_slices: training keeps concat inputs in the concat buffer,
+// network.cpp). Still to come (docs/decisions.md): a fused conv epilogue.
 #include "cuda/backend_cuda.h"
 
 #include <cuda_runtime_api.h>
@@ -38,6 +39,12 @@ void check(cudaError_t e, const char* what) {
 
 void same_dtype(const Tensor& a, const Tensor& b, const char* op) {
   if (a.dtype != b.dtype) fail("{}: dtype mismatch ({} vs {})", op, dtype_name(a.dtype), dtype_name(b.dtype));
+}
+
+// Ops outside Op::channel_slices' list take dense tensors only.
+void dense(const Tensor& t, const char* op) {
+  if (!t.dense())
+    fail("internal error: {} got a channel slice ({} of pixel stride {})", op, to_string(t.shape), t.stride());
 }
 
 // The backend's stream, destroyed after everything that uses it (declared first).
@@ -149,26 +156,31 @@ class CudaBackend final : public Backend {
     profile_.collect();
   }
   bool supports(Op, DType t) const override { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
+  // (Op::channel_slices included: the ops it lists take slices; the others check dense().)
 
   void conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) override {
     const Timed timed(profile_, [&] { return conv_key("conv2d_fwd", x, w); });
     same_dtype(x, w, "conv2d_fwd");
+    dense(x, "conv2d_fwd"), dense(y, "conv2d_fwd");
     convs_.forward(conv_shape(x, w), x.dtype, x.data, w.data, y.data);
   }
   void conv2d_fwd_bias(const Tensor& x, const Tensor& w, const float* bias, const Tensor& y, bool relu) override {
     const Timed timed(profile_, [&] { return conv_key("conv2d_fwd_bias", x, w); });
     same_dtype(x, w, "conv2d_fwd_bias");
+    dense(x, "conv2d_fwd_bias"), dense(y, "conv2d_fwd_bias");
     convs_.forward(conv_shape(x, w), x.dtype, x.data, w.data, y.data);
     if (bias || relu) cuda::bias_relu(float_type(y.dtype), y.shape.pixels(), y.shape.c, bias, relu, y.data, stream_);
   }
   void conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) override {
     const Timed timed(profile_, [&] { return conv_key("conv2d_bwd_data", dx, w); });
     same_dtype(dy, w, "conv2d_bwd_data");
+    dense(dy, "conv2d_bwd_data"), dense(dx, "conv2d_bwd_data");
     convs_.backward_data(conv_shape(dx, w), dy.dtype, dy.data, w.data, dx.data);
   }
   void conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Tensor& dw) override {
     const Timed timed(profile_, [&] { return conv_key("conv2d_bwd_weights", x, dw); });
     same_dtype(x, dy, "conv2d_bwd_weights");
+    dense(x, "conv2d_bwd_weights"), dense(dy, "conv2d_bwd_weights");
     if (dw.dtype != DType::f32) fail("conv2d_bwd_weights: weight gradients are f32, got {}", dtype_name(dw.dtype));
     convs_.backward_weights(conv_shape(x, dw), x.dtype, x.data, dy.data, dw.as<float>());
   }
@@ -176,13 +188,16 @@ class CudaBackend final : public Backend {
   void batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override {
     const Timed timed(profile_, [&] { return key("batchnorm_fwd_train", x); });
     same_dtype(x, y, "batchnorm_fwd_train");
+    dense(x, "batchnorm_fwd_train");
     cuda::batchnorm_fwd_train(float_type(x.dtype), x.shape.pixels(), x.shape.c, kBatchNormEps, kBatchNormMomentum,
-                              x.data, bn.gamma, bn.beta, y.data, bn.save_mean, bn.save_invstd, bn.running_mean,
-                              bn.running_var, bn.save_scale, bn.save_shift, relu, bn_scratch(x.shape.c), stream_);
+                              x.data, bn.gamma, bn.beta, y.data, y.stride(), bn.save_mean, bn.save_invstd,
+                              bn.running_mean, bn.running_var, bn.save_scale, bn.save_shift, relu,
+                              bn_scratch(x.shape.c), stream_);
   }
   void batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override {
     const Timed timed(profile_, [&] { return key("batchnorm_fwd_infer", x); });
     same_dtype(x, y, "batchnorm_fwd_infer");
+    dense(x, "batchnorm_fwd_infer"), dense(y, "batchnorm_fwd_infer");
     cuda::batchnorm_fwd_infer(float_type(x.dtype), x.shape.pixels(), x.shape.c, kBatchNormEps, x.data, bn.gamma,
                               bn.beta, bn.running_mean, bn.running_var, y.data, relu, bn_scratch(x.shape.c), stream_);
   }
@@ -190,46 +205,58 @@ class CudaBackend final : public Backend {
                      const Tensor& dx, float* dgamma, float* dbeta) override {
     const Timed timed(profile_, [&] { return key("batchnorm_bwd", x); });
     same_dtype(dy, x, "batchnorm_bwd");
-    cuda::batchnorm_bwd(float_type(x.dtype), x.shape.pixels(), x.shape.c, dy.data, relu_y ? relu_y->data : nullptr,
-                        x.data, bn.save_mean, bn.save_invstd, bn.save_scale, bn.save_shift, bn.gamma, dx.data, dgamma,
-                        dbeta, bn_scratch(x.shape.c), stream_);
+    dense(x, "batchnorm_bwd"), dense(dx, "batchnorm_bwd");
+    cuda::batchnorm_bwd(float_type(x.dtype), x.shape.pixels(), x.shape.c, dy.data, dy.stride(),
+                        relu_y ? relu_y->data : nullptr, relu_y ? relu_y->stride() : 0, x.data, bn.save_mean,
+                        bn.save_invstd, bn.save_scale, bn.save_shift, bn.gamma, dx.data, dgamma, dbeta,
+                        bn_scratch(x.shape.c), stream_);
   }
   void relu_fwd(const Tensor& x, const Tensor& y) override {
     const Timed timed(profile_, [&] { return key("relu_fwd", x); });
+    dense(x, "relu_fwd"), dense(y, "relu_fwd");
     cuda::relu_fwd(float_type(x.dtype), x.numel(), x.data, y.data, stream_);
   }
   void relu_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override {
     const Timed timed(profile_, [&] { return key("relu_bwd", dy); });
+    dense(dy, "relu_bwd"), dense(y, "relu_bwd"), dense(dx, "relu_bwd");
     cuda::relu_bwd(float_type(dy.dtype), dy.numel(), dy.data, y.data, dx.data, stream_);
   }
   void maxpool_fwd(const Tensor& x, const Tensor& y) override {
     const Timed timed(profile_, [&] { return key("maxpool_fwd", x); });
     check_maxpool2x2_shape(x.shape);
-    cuda::maxpool_fwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, y.data, stream_);
+    dense(y, "maxpool_fwd");
+    cuda::maxpool_fwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, x.stride(), y.data,
+                      stream_);
   }
   void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx) override {
     const Timed timed(profile_, [&] { return key("maxpool_bwd", x); });
     check_maxpool2x2_shape(x.shape);
-    cuda::maxpool_bwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, dy.data, dx.data,
-                      stream_);
+    dense(dy, "maxpool_bwd"), dense(dx, "maxpool_bwd");
+    cuda::maxpool_bwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, x.stride(), dy.data,
+                      dx.data, stream_);
   }
   void upsample_fwd(const Tensor& x, const Tensor& y) override {
     const Timed timed(profile_, [&] { return key("upsample_fwd", y); });
-    cuda::upsample_fwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, y.data, stream_);
+    dense(x, "upsample_fwd");
+    cuda::upsample_fwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, y.data, y.stride(),
+                       stream_);
   }
   void upsample_bwd(const Tensor& dy, const Tensor& dx) override {
     const Timed timed(profile_, [&] { return key("upsample_bwd", dy); });
-    cuda::upsample_bwd(float_type(dx.dtype), dx.shape.n, dx.shape.h, dx.shape.w, dx.shape.c, dy.data, dx.data,
-                       stream_);
+    dense(dx, "upsample_bwd");
+    cuda::upsample_bwd(float_type(dx.dtype), dx.shape.n, dx.shape.h, dx.shape.w, dx.shape.c, dy.data, dy.stride(),
+                       dx.data, stream_);
   }
   void concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) override {
     const Timed timed(profile_, [&] { return key("concat_fwd", y); });
     same_dtype(a, b, "concat_fwd");
+    dense(a, "concat_fwd"), dense(b, "concat_fwd"), dense(y, "concat_fwd");
     cuda::concat_fwd(float_type(a.dtype), a.shape.pixels(), a.shape.c, b.shape.c, a.data, b.data, y.data, stream_);
   }
   void upsample_concat_fwd(const Tensor& x, const Tensor& skip, const Tensor& y) override {
     const Timed timed(profile_, [&] { return key("upsample_concat_fwd", y); });
     same_dtype(x, skip, "upsample_concat_fwd");
+    dense(x, "upsample_concat_fwd"), dense(skip, "upsample_concat_fwd"), dense(y, "upsample_concat_fwd");
     if (skip.shape.n != x.shape.n || skip.shape.h != 2 * x.shape.h || skip.shape.w != 2 * x.shape.w ||
         y.shape.c != x.shape.c + skip.shape.c)
       fail("upsample_concat_fwd: shapes {} (x2) + {} do not make {}", to_string(x.shape), to_string(skip.shape),
@@ -239,6 +266,7 @@ class CudaBackend final : public Backend {
   }
   void concat_bwd(const Tensor& dy, const Tensor& da, const Tensor& db) override {
     const Timed timed(profile_, [&] { return key("concat_bwd", dy); });
+    dense(dy, "concat_bwd"), dense(da, "concat_bwd"), dense(db, "concat_bwd");
     cuda::concat_bwd(float_type(dy.dtype), da.shape.pixels(), da.shape.c, db.shape.c, dy.data, da.data, db.data,
                      stream_);
   }
@@ -246,17 +274,21 @@ class CudaBackend final : public Backend {
             const Tensor* dlogits) override {
     const Timed timed(profile_, [&] { return key("loss", logits); });
     if (dlogits) same_dtype(logits, *dlogits, "loss");
+    dense(logits, "loss");
     cuda::loss(float_type(logits.dtype), logits.numel(), logits.data, target, w.bce, w.dice, kDiceSmooth, ctl,
                dlogits ? dlogits->data : nullptr, stream_);
   }
   void add_inplace(const Tensor& x, const Tensor& y) override {
     const Timed timed(profile_, [&] { return key("add", y); });
     same_dtype(x, y, "add_inplace");
-    cuda::add_inplace(float_type(x.dtype), x.numel(), x.data, y.data, stream_);
+    dense(x, "add_inplace");
+    if (x.shape != y.shape) fail("add_inplace: shapes {} and {}", to_string(x.shape), to_string(y.shape));
+    cuda::add_inplace(float_type(x.dtype), x.shape.pixels(), x.shape.c, x.data, y.data, y.stride(), stream_);
   }
   void convert(const Tensor& x, const Tensor& y) override {
     const Timed timed(profile_, [&] { return key("convert", y); });
     if (x.numel() != y.numel()) fail("convert: {} values into {}", x.numel(), y.numel());
+    dense(x, "convert"), dense(y, "convert");
     cuda::convert(float_type(x.dtype), float_type(y.dtype), x.numel(), x.data, y.data, stream_);
   }
   void optimizer_step(const UpdateRule& rule, StepControl* ctl, float* params, const float* grads, float* m, float* v,

@@ -12,6 +12,9 @@
 // rounded to the storage type exactly when the forward's output is, so the
 // mask is the same bit for bit and the output is not read again (two reads
 // of a tensor less per backward; see performance.md v0.18).
+// The forward's output y and the backward's dy (and relu_y) may be channel
+// slices of a wider tensor (a skip connection inside its concat buffer): they
+// are addressed with their own pixel stride; x and dx are dense.
 // Per-channel sums: each thread accumulates its channel in double registers,
 // the block adds its rows in shared memory, and one double atomic per
 // (block, channel) adds that to the global total (the order varies, the
@@ -37,41 +40,46 @@ Scratch carve(void* p, int c) {
   return {d, d + c, f, f + c, f + 2 * c};
 }
 
-// What each element contributes to the two sums of its channel.
+// What the element at pixel p, channel ch contributes to the two sums of its channel.
 template <class T>
 struct SumXAndSquares {  // x and x^2: both exact in double for every storage type
   const T* x;
-  __device__ void operator()(size_t i, int, double& a, double& b) const {
-    const double v = load(x[i]);
+  int c;
+  __device__ void operator()(size_t p, int ch, double& a, double& b) const {
+    const double v = load(x[p * size_t(c) + size_t(ch)]);
     a = v, b = v * v;
   }
 };
-// Whether the fused ReLU passed element i, whose input is xv and whose
-// channel's kept factors are sc, sh: always without a ReLU, else from the
-// forward's output or recomputed from the factors.
+// Whether the fused ReLU passed the element at pixel p, channel ch, whose
+// input is xv and whose channel's kept factors are sc, sh: always without a
+// ReLU, else from the forward's output (pixel stride ys) or recomputed from
+// the factors.
 template <class T>
 struct ReluMask {
   const T* relu_y;
+  int ys;
   const float *scale, *shift;
-  __device__ bool active(size_t i, float xv, float sc, float sh) const {
+  __device__ bool active(size_t p, int ch, float xv, float sc, float sh) const {
     if (scale) {
       const float v = fmaf(xv, sc, sh);  // as normalize_kernel computed it
       return v > 0.0f && relu_active(store<T>(v));
     }
-    return !relu_y || relu_active(relu_y[i]);
+    return !relu_y || relu_active(relu_y[p * size_t(ys) + size_t(ch)]);
   }
   __device__ float scale_of(int ch) const { return scale ? scale[ch] : 0.0f; }
   __device__ float shift_of(int ch) const { return scale ? shift[ch] : 0.0f; }
 };
 
 template <class T>
-struct SumGradients {  // g and g * xhat, g = dy masked by the ReLU
+struct SumGradients {  // g and g * xhat, g = dy (pixel stride dys) masked by the ReLU
   const T *dy, *x;
+  int c, dys;
   ReluMask<T> mask;
   const float *mean, *invstd;
-  __device__ void operator()(size_t i, int ch, double& a, double& b) const {
-    const float xv = load(x[i]);
-    const float g = mask.active(i, xv, mask.scale_of(ch), mask.shift_of(ch)) ? load(dy[i]) : 0.0f;
+  __device__ void operator()(size_t p, int ch, double& a, double& b) const {
+    const float xv = load(x[p * size_t(c) + size_t(ch)]);
+    const bool on = mask.active(p, ch, xv, mask.scale_of(ch), mask.shift_of(ch));
+    const float g = on ? load(dy[p * size_t(dys) + size_t(ch)]) : 0.0f;
     a = g;
     b = double(g) * (double(xv) - mean[ch]) * invstd[ch];
   }
@@ -85,7 +93,7 @@ __global__ void channel_sums_kernel(size_t pixels, int c, int cw, F f, double* o
   if (l.active(c))
     for (size_t p = l.first; p < pixels; p += l.stride) {
       double da, db;
-      f(p * size_t(c) + size_t(l.ch), l.ch, da, db);
+      f(p, l.ch, da, db);
       a += da;
       b += db;
     }
@@ -158,20 +166,19 @@ __global__ void bwd_stats_kernel(int c, double m, const double* sum_g, const dou
 
 template <class T>
 __global__ void normalize_kernel(size_t pixels, int c, int cw, const T* x, const float* scale, const float* shift,
-                                 bool relu, T* y) {
+                                 bool relu, T* y, int ys) {
   const ChannelLane l(cw);
   if (!l.active(c)) return;
   const float sc = scale[l.ch], sh = shift[l.ch];
   for (size_t p = l.first; p < pixels; p += l.stride) {
-    const size_t i = p * size_t(c) + size_t(l.ch);
-    const float v = fmaf(load(x[i]), sc, sh);  // ReluMask recomputes this
-    y[i] = store<T>(relu && !(v > 0.0f) ? 0.0f : v);
+    const float v = fmaf(load(x[p * size_t(c) + size_t(l.ch)]), sc, sh);  // ReluMask recomputes this
+    y[p * size_t(ys) + size_t(l.ch)] = store<T>(relu && !(v > 0.0f) ? 0.0f : v);
   }
 }
 
 template <class T>
-__global__ void dx_kernel(size_t pixels, int c, int cw, const T* dy, ReluMask<T> mask, const T* x, const float* mean,
-                          const float* invstd, const float* k, const float* mean_g, const float* mean_gx, T* dx) {
+__global__ void dx_kernel(size_t pixels, int c, int cw, const T* dy, int dys, ReluMask<T> mask, const T* x,
+                          const float* mean, const float* invstd, const float* k, const float* mean_g, const float* mean_gx, T* dx) {
   const ChannelLane l(cw);
   if (!l.active(c)) return;
   const float mu = mean[l.ch], is = invstd[l.ch], kc = k[l.ch], mg = mean_g[l.ch], mgx = mean_gx[l.ch];
@@ -179,7 +186,7 @@ __global__ void dx_kernel(size_t pixels, int c, int cw, const T* dy, ReluMask<T>
   for (size_t p = l.first; p < pixels; p += l.stride) {
     const size_t i = p * size_t(c) + size_t(l.ch);
     const float xv = load(x[i]);
-    const float g = mask.active(i, xv, sc, sh) ? load(dy[i]) : 0.0f;
+    const float g = mask.active(p, l.ch, xv, sc, sh) ? load(dy[p * size_t(dys) + size_t(l.ch)]) : 0.0f;
     const float xhat = (xv - mu) * is;
     dx[i] = store<T>(kc * (g - mg - xhat * mgx));
   }
@@ -193,9 +200,9 @@ size_t batchnorm_scratch_bytes(int c) { return size_t(c) * (2 * sizeof(double) +
 int batchnorm_max_channels() { return kMaxChannels; }
 
 void batchnorm_fwd_train(FloatType t, size_t pixels, int c, double eps, double momentum, const void* x,
-                         const float* gamma, const float* beta, void* y, float* save_mean, float* save_invstd,
-                         float* running_mean, float* running_var, float* save_scale, float* save_shift, bool relu,
-                         void* scratch, cudaStream_t stream) {
+                         const float* gamma, const float* beta, void* y, int y_stride, float* save_mean,
+                         float* save_invstd, float* running_mean, float* running_var, float* save_scale,
+                         float* save_shift, bool relu, void* scratch, cudaStream_t stream) {
   const Scratch s = carve(scratch, c);
   const bool keep = save_scale && save_shift;  // the factors where the backward finds them, else in scratch
   float* scale = keep ? save_scale : s.f0;
@@ -205,11 +212,11 @@ void batchnorm_fwd_train(FloatType t, size_t pixels, int c, double eps, double m
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
     const T* xt = static_cast<const T*>(x);
-    channel_sums(pixels, c, SumXAndSquares<T>{xt}, s.acc0, s.acc1, stream);
+    channel_sums(pixels, c, SumXAndSquares<T>{xt, c}, s.acc0, s.acc1, stream);
     launch(train_stats_kernel, 1, stats_threads(c), 0, stream, c, m, eps, momentum, s.acc0, s.acc1, gamma, beta,
            save_mean, save_invstd, running_mean, running_var, scale, shift);
     launch(normalize_kernel<T>, et.grid, kThreads, 0, stream, pixels, c, et.cw, xt, scale, shift, relu,
-           static_cast<T*>(y));
+           static_cast<T*>(y), y_stride);
   });
   check_launch("batchnorm_fwd_train");
 }
@@ -224,27 +231,28 @@ void batchnorm_fwd_infer(FloatType t, size_t pixels, int c, double eps, const vo
     launch(infer_stats_kernel, 1, stats_threads(c), 0, stream, c, eps, gamma, beta, running_mean, running_var, s.f0,
            s.f1);
     launch(normalize_kernel<T>, et.grid, kThreads, 0, stream, pixels, c, et.cw, static_cast<const T*>(x), s.f0, s.f1,
-           relu, static_cast<T*>(y));
+           relu, static_cast<T*>(y), c);
   });
   check_launch("batchnorm_fwd_infer");
 }
 
-void batchnorm_bwd(FloatType t, size_t pixels, int c, const void* dy, const void* relu_y, const void* x,
-                   const float* save_mean, const float* save_invstd, const float* save_scale,
-                   const float* save_shift, const float* gamma, void* dx, float* dgamma, float* dbeta, void* scratch,
-                   cudaStream_t stream) {
+void batchnorm_bwd(FloatType t, size_t pixels, int c, const void* dy, int dy_stride, const void* relu_y,
+                   int relu_y_stride, const void* x, const float* save_mean, const float* save_invstd,
+                   const float* save_scale, const float* save_shift, const float* gamma, void* dx, float* dgamma,
+                   float* dbeta, void* scratch, cudaStream_t stream) {
   const Scratch s = carve(scratch, c);
   const ChannelTiling et = channel_tiling(pixels, c, kElementwiseBlocks);
   const bool recompute = relu_y && save_scale && save_shift;
   dispatch(t, [&](auto tag) {
     using T = decltype(tag);
     const T *dyt = static_cast<const T*>(dy), *xt = static_cast<const T*>(x);
-    const ReluMask<T> mask{recompute ? nullptr : static_cast<const T*>(relu_y), recompute ? save_scale : nullptr,
-                           recompute ? save_shift : nullptr};
-    channel_sums(pixels, c, SumGradients<T>{dyt, xt, mask, save_mean, save_invstd}, s.acc0, s.acc1, stream);
+    const ReluMask<T> mask{recompute ? nullptr : static_cast<const T*>(relu_y), relu_y_stride,
+                           recompute ? save_scale : nullptr, recompute ? save_shift : nullptr};
+    channel_sums(pixels, c, SumGradients<T>{dyt, xt, c, dy_stride, mask, save_mean, save_invstd}, s.acc0, s.acc1,
+                 stream);
     launch(bwd_stats_kernel, 1, stats_threads(c), 0, stream, c, double(pixels), s.acc0, s.acc1, gamma, save_invstd,
            dgamma, dbeta, s.f0, s.f1, s.f2);
-    launch(dx_kernel<T>, et.grid, kThreads, 0, stream, pixels, c, et.cw, dyt, mask, xt, save_mean, save_invstd, s.f0,
+    launch(dx_kernel<T>, et.grid, kThreads, 0, stream, pixels, c, et.cw, dyt, dy_stride, mask, xt, save_mean, save_invstd, s.f0,
            s.f1, s.f2, static_cast<T*>(dx));
   });
   check_launch("batchnorm_bwd");

@@ -21,15 +21,20 @@ enum class FloatType : int { f32 = 0, f16 = 1, bf16 = 2 };
 // relu.cu: y = x where x > 0 (for 16-bit: positive non-zero bits), else +0; dx likewise masked by y.
 void relu_fwd(FloatType t, size_t n, const void* x, void* y, cudaStream_t stream);
 void relu_bwd(FloatType t, size_t n, const void* dy, const void* y, void* dx, cudaStream_t stream);
-// add.cu: y = round(y + x).
-void add_inplace(FloatType t, size_t n, const void* x, void* y, cudaStream_t stream);
+// The *_stride arguments: elements from one pixel to the next in a tensor
+// that may be a channel slice of a wider one (Tensor::pixel_stride; the
+// tensor's own channel count where it is dense).
+// add.cu: y [pixels, c] = round(y + x).
+void add_inplace(FloatType t, size_t pixels, int c, const void* x, void* y, int y_stride, cudaStream_t stream);
 // maxpool.cu: 2x2, stride 2, x [n, h, w, c] (h, w even); the first maximum of a window gets the gradient.
-void maxpool_fwd(FloatType t, int n, int h, int w, int c, const void* x, void* y, cudaStream_t stream);
-void maxpool_bwd(FloatType t, int n, int h, int w, int c, const void* x, const void* dy, void* dx, cudaStream_t stream);
+void maxpool_fwd(FloatType t, int n, int h, int w, int c, const void* x, int x_stride, void* y, cudaStream_t stream);
+void maxpool_bwd(FloatType t, int n, int h, int w, int c, const void* x, int x_stride, const void* dy, void* dx,
+                 cudaStream_t stream);
 // upsample.cu: nearest 2x of x [n, h, w, c]; the backward sums each 2x2 block of dy [n, 2h, 2w, c];
 // upsample_concat: y [n, 2h, 2w, c + cs] = concat(upsample(x), skip [n, 2h, 2w, cs]).
-void upsample_fwd(FloatType t, int n, int h, int w, int c, const void* x, void* y, cudaStream_t stream);
-void upsample_bwd(FloatType t, int n, int h, int w, int c, const void* dy, void* dx, cudaStream_t stream);
+void upsample_fwd(FloatType t, int n, int h, int w, int c, const void* x, void* y, int y_stride, cudaStream_t stream);
+void upsample_bwd(FloatType t, int n, int h, int w, int c, const void* dy, int dy_stride, void* dx,
+                  cudaStream_t stream);
 void upsample_concat_fwd(FloatType t, int n, int h, int w, int c, const void* x, int cs, const void* skip, void* y,
                          cudaStream_t stream);
 // concat.cu: channels of a [pixels, ca] then b [pixels, cb].
@@ -44,19 +49,19 @@ int batchnorm_max_channels();
 // save_scale, save_shift: null, or where the forward keeps its factors (y = fma(x, scale, shift) before
 // the ReLU) for the backward's mask.
 void batchnorm_fwd_train(FloatType t, size_t pixels, int c, double eps, double momentum, const void* x,
-                         const float* gamma, const float* beta, void* y, float* save_mean, float* save_invstd,
-                         float* running_mean, float* running_var, float* save_scale, float* save_shift, bool relu,
-                         void* scratch, cudaStream_t stream);
+                         const float* gamma, const float* beta, void* y, int y_stride, float* save_mean,
+                         float* save_invstd, float* running_mean, float* running_var, float* save_scale,
+                         float* save_shift, bool relu, void* scratch, cudaStream_t stream);
 void batchnorm_fwd_infer(FloatType t, size_t pixels, int c, double eps, const void* x, const float* gamma,
                          const float* beta, const float* running_mean, const float* running_var, void* y, bool relu,
                          void* scratch, cudaStream_t stream);
 // relu_y: null, or the fused forward's output whose non-positive entries mask dy; with the
 // forward's factors (non-null save_scale, save_shift) the mask is recomputed from x instead, bit
 // for bit the same, and relu_y is not read.
-void batchnorm_bwd(FloatType t, size_t pixels, int c, const void* dy, const void* relu_y, const void* x,
-                   const float* save_mean, const float* save_invstd, const float* save_scale,
-                   const float* save_shift, const float* gamma, void* dx, float* dgamma, float* dbeta, void* scratch,
-                   cudaStream_t stream);
+void batchnorm_bwd(FloatType t, size_t pixels, int c, const void* dy, int dy_stride, const void* relu_y,
+                   int relu_y_stride, const void* x, const float* save_mean, const float* save_invstd,
+                   const float* save_scale, const float* save_shift, const float* gamma, void* dx, float* dgamma,
+                   float* dbeta, void* scratch, cudaStream_t stream);
 
 // loss.cu: BCE on logits + soft Dice (ops/loss_ref.h) into the step's
 // control block ctl: the four sums (double atomics), loss_finish on the

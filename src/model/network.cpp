@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <new>
+#include <tuple>
 
 #include "core/error.h"
 
@@ -52,6 +53,42 @@ bool upsample_feeds_concat(const UNet& net, size_t i) {
          net.layers[i + 1].kind == LayerKind::concat && net.layers[i + 1].in0 == net.layers[i].out;
 }
 
+// Zero-copy concat (training, on backends with Op::channel_slices): per
+// value, the concat layer that holds it as a channel slice of its output
+// (and its gradient as one of the output's gradient), else -1. The U-Net's
+// skip connection (a bn_relu's output, also max-pooled) and the decoder's
+// upsampled tensor qualify: their producers write their slice in place, the
+// concat's forward copies nothing, and its backward is the decoder conv's
+// data gradient itself, read in place by the upsample's backward and the
+// skip's BatchNorm backward. Both inputs of a concat qualify or neither: each
+// made by a bn_relu or upsample, read by slice-taking ops only (max pooling,
+// this concat), and every other reader before the concat in the schedule, so
+// in the backward the concat's gradient is complete before they add to it.
+std::vector<int> concat_slices(const UNet& net, const Workspace& ws) {
+  std::vector<int> in_concat(net.values.size(), -1);
+  if (!ws.training || !ws.backend->supports(Op::channel_slices, ws.dtype)) return in_concat;
+  std::vector<int> producer(net.values.size(), -1);
+  for (size_t i = 0; i < net.layers.size(); ++i) producer[size_t(net.layers[i].out)] = int(i);
+  auto qualifies = [&](int v, size_t cat) {
+    const int p = producer[size_t(v)];
+    if (v == net.input || p < 0 ||
+        (net.layers[size_t(p)].kind != LayerKind::bn_relu && net.layers[size_t(p)].kind != LayerKind::upsample))
+      return false;
+    for (size_t i = 0; i < net.layers.size(); ++i) {
+      const Layer& l = net.layers[i];
+      if (i == cat || (l.in0 != v && l.in1 != v)) continue;
+      if (l.kind != LayerKind::maxpool || i > cat) return false;
+    }
+    return true;
+  };
+  for (size_t i = 0; i < net.layers.size(); ++i) {
+    const Layer& l = net.layers[i];
+    if (l.kind == LayerKind::concat && l.in0 != l.in1 && qualifies(l.in0, i) && qualifies(l.in1, i))
+      in_concat[size_t(l.in0)] = in_concat[size_t(l.in1)] = int(i);
+  }
+  return in_concat;
+}
+
 // Allocates everything a workspace holds from its two arenas; called twice
 // (plan, then commit and allocate for real).
 void allocate(const UNet& net, Workspace& ws) {
@@ -66,14 +103,24 @@ void allocate(const UNet& net, Workspace& ws) {
   size_t largest = 0;
   for (size_t v = 0; v < net.values.size(); ++v) {
     const Shape s = net.values[v].shape(ws.batch, ws.h, ws.w);
-    if (!skip[v]) ws.act[v] = ws.activations.alloc(ws.dtype, s);
+    if (!skip[v] && ws.in_concat[v] < 0) ws.act[v] = ws.activations.alloc(ws.dtype, s);
     largest = std::max(largest, s.numel());
   }
   if (ws.dtype != DType::f32) ws.input_f32 = ws.activations.alloc(DType::f32, ws.act[net.input].shape);
   ws.bn_running = ws.weights.alloc(DType::f32, {1, 1, 1, int(net.running_numel)});
   if (ws.training) {
     for (size_t v = 0; v < net.values.size(); ++v)
-      if (int(v) != net.input) ws.grad[v] = ws.activations.alloc(ws.dtype, net.values[v].shape(ws.batch, ws.h, ws.w));
+      if (int(v) != net.input && ws.in_concat[v] < 0)
+        ws.grad[v] = ws.activations.alloc(ws.dtype, net.values[v].shape(ws.batch, ws.h, ws.w));
+    for (size_t i = 0; i < net.layers.size(); ++i) {  // the zero-copy concats' inputs: slices of the output
+      const Layer& l = net.layers[i];
+      if (l.kind != LayerKind::concat || ws.in_concat[size_t(l.in0)] != int(i)) continue;
+      const int ca = net.values[size_t(l.in0)].channels, cb = net.values[size_t(l.in1)].channels;
+      for (auto [v, c0, c] : {std::tuple{l.in0, 0, ca}, std::tuple{l.in1, ca, cb}}) {
+        ws.act[size_t(v)] = ws.act[size_t(l.out)].channels(c0, c);
+        ws.grad[size_t(v)] = ws.grad[size_t(l.out)].channels(c0, c);
+      }
+    }
     ws.scratch = ws.activations.alloc(ws.dtype, {1, 1, 1, int(largest)});
     for (size_t b = 0; b < net.bns.size(); ++b) ws.bn_saved[b] = ws.activations.alloc(DType::f32, {1, 1, 4, net.bns[b].channels});
     ws.target = ws.activations.alloc(DType::u8, ws.act[net.logits].shape);
@@ -141,6 +188,7 @@ std::unique_ptr<Workspace> make_workspace(const UNet& net, Backend& backend, Pol
   ws->folded_bn = training ? std::vector<int>(net.layers.size(), -1) : foldable_bns(net);
   ws->bn_saved.resize(net.bns.size());
   ws->grad_written.assign(net.values.size(), 0);
+  ws->in_concat = concat_slices(net, *ws);
   allocate(net, *ws);
   try {
     ws->activations.commit(backend);
@@ -308,7 +356,10 @@ void forward_ops(const UNet& net, Workspace& ws) {
     }
     if (upsample_feeds_concat(net, i)) {  // the decoder's upsample + concat in one pass
       const Layer& cat = net.layers[i + 1];
-      be.upsample_concat_fwd(x, ws.act[cat.in1], ws.act[cat.out]);
+      if (ws.in_concat[size_t(l.out)] >= 0)
+        be.upsample_fwd(x, y);  // into its slice, beside the skip already there
+      else
+        be.upsample_concat_fwd(x, ws.act[cat.in1], ws.act[cat.out]);
       ++i;
       continue;
     }
@@ -324,7 +375,9 @@ void forward_ops(const UNet& net, Workspace& ws) {
       }
       case LayerKind::maxpool: be.maxpool_fwd(x, y); break;
       case LayerKind::upsample: be.upsample_fwd(x, y); break;
-      case LayerKind::concat: be.concat_fwd(x, ws.act[l.in1], y); break;
+      case LayerKind::concat:
+        if (ws.in_concat[size_t(l.in0)] < 0) be.concat_fwd(x, ws.act[l.in1], y);  // else the inputs are in place
+        break;
     }
   }
 }
@@ -340,12 +393,17 @@ namespace {
 
 bool tensor_finite(Workspace& ws, const Tensor& t) {
   if (!t.data) return true;  // not stored (folded or fused away)
-  std::vector<std::byte> tmp(t.bytes());
+  // A channel slice: the span from its first to its last value, then its channels of each pixel.
+  const size_t es = dtype_size(t.dtype), stride = size_t(t.stride()), c = size_t(t.shape.c);
+  std::vector<std::byte> tmp(((t.shape.pixels() - 1) * stride + c) * es);
   ws.backend->copy_out(tmp.data(), t.data, tmp.size());
-  std::vector<float> f(t.numel());
-  dispatch_float(t.dtype, [&]<class T>() { widen(reinterpret_cast<const T*>(tmp.data()), f.data(), f.size()); });
-  for (float v : f)
-    if (!std::isfinite(v)) return false;
+  std::vector<float> f(c);
+  for (size_t p = 0; p < t.shape.pixels(); ++p) {
+    dispatch_float(t.dtype,
+                   [&]<class T>() { widen(reinterpret_cast<const T*>(tmp.data()) + p * stride, f.data(), c); });
+    for (float v : f)
+      if (!std::isfinite(v)) return false;
+  }
   return true;
 }
 
@@ -456,6 +514,10 @@ void backward(const UNet& net, Workspace& ws) {
         break;
       }
       case LayerKind::concat: {
+        if (ws.in_concat[size_t(l.in0)] >= 0) {  // the inputs' gradients are slices of dy: written
+          ws.grad_written[size_t(l.in0)] = ws.grad_written[size_t(l.in1)] = 1;
+          break;
+        }
         const Tensor da = target(l.in0);
         const Tensor db = target(l.in1);
         be.concat_bwd(dy, da, db);

@@ -46,7 +46,11 @@ struct Workspace {
 
   Arena activations;  // activations, their gradients, BatchNorm saved statistics, scratch
   Arena weights;      // weights (and in training: masters, moments, gradients, the step's control block)
-  std::vector<Tensor> act, grad;  // per value
+  std::vector<Tensor> act, grad;  // per value (channel slices of their concat's where concat_slices says)
+  // Training on a backend with Op::channel_slices: per value, the concat
+  // layer whose buffer holds it as a channel slice (its gradient likewise
+  // in the concat's gradient), else -1; see concat_slices in network.cpp.
+  std::vector<int> in_concat;
   std::vector<Tensor> conv_w;     // per parameter (only conv weights are set; folded in inference)
   std::vector<Tensor> conv_bias;  // inference: per conv weight parameter followed by BatchNorm, f32 [Cout]
   std::vector<int> folded_bn;     // inference: per layer, the BatchNorm layer folded into this conv, else -1
