@@ -75,7 +75,7 @@ MS=(env "LD_LIBRARY_PATH=${MIXSEG_LIB}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")  #
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   stamp "build ($BUILD_DIR, CUDA on)"
-  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMIXSEG_CUDA=ON \
+  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMIXSEG_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 \
     -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc >/dev/null
   cmake --build "$BUILD_DIR" -j "$(nproc)" --target mixseg_cli mixseg_tests >/dev/null
 fi
