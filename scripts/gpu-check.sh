@@ -6,7 +6,8 @@
 # per policy), a short `mixseg train` and `eval` with --device cuda, then mixseg (--device cuda) and the PyTorch peer (eager, AMP,
 # channels_last, cudnn.benchmark) on the same sweep into one CSV, NVML energy
 # on, each mixseg row also against its convolutions alone (cuDNN's ceiling on
-# those shapes), the GPU time per op kind of one large configuration, one launch-bound
+# those shapes), the GPU time per op kind of one large configuration, that
+# configuration again with channel vectors off, one launch-bound
 # row again with CUDA graphs off, and prints the side-by-side table with
 # ratios last.
 #   scripts/gpu-check.sh            (FILTERS=8,64,32 BATCHES=1,8,32 MIN_TIME=1
@@ -105,35 +106,38 @@ rm -f "$CSV" "$CSV.meta.jsonl" "$OUT/bench-mixseg.log" "$OUT/bench-torch.log"
 IFS=, read -r -a filter_list <<<"$FILTERS"
 for f in "${filter_list[@]}"; do
   # Model sizes in the order given, each pair complete before the next
-  # starts; mixseg may take half of what is left (~90 s kept back for the
+  # starts; mixseg may take half of what is left (~120 s kept back for the
   # stages after the sweep), PyTorch the rest.
-  share=$(((DEADLINE - ($(date +%s) - t0) - 90) / 2))
+  share=$(((DEADLINE - ($(date +%s) - t0) - 120) / 2))
   stamp "benchmark f=$f: mixseg --device cuda (at most ${share} s)"
-  within "$share" 90 "${MS[@]}" "$BUILD_DIR/mixseg" bench --device cuda \
+  within "$share" 120 "${MS[@]}" "$BUILD_DIR/mixseg" bench --device cuda \
     --precision "$PRECISIONS" --phase train,infer --filters "$f" --batch "$BATCHES" \
     --size "$SIZE" --min-time "$MIN_TIME" --conv-ceiling --out "$CSV" --verbose 2>&1 | tee -a "$OUT/bench-mixseg.log" |
     grep -v '^  [fb][wd][d_]' | tail -25 || true
   stamp "benchmark f=$f: PyTorch peer"
-  within 600 90 env -u LD_LIBRARY_PATH python3 bench/peers/torch_unet.py --device cuda --layout channels_last \
+  within 600 120 env -u LD_LIBRARY_PATH python3 bench/peers/torch_unet.py --device cuda --layout channels_last \
     --precision "$PRECISIONS" --phase train,infer --filters "$f" --batch "$BATCHES" --size "$SIZE" \
     --min-time "$MIN_TIME" --out "$CSV" 2>&1 | tee -a "$OUT/bench-torch.log" | tail -3 || true
 done
 if [ "${JAX:-0}" = 1 ]; then  # the JAX/Flax peer (XLA jit), same sweep, NVML energy like the others
   stamp "benchmark: JAX peer"
-  within 600 90 env -u LD_LIBRARY_PATH python3 bench/peers/jax_unet.py --device cuda \
+  within 600 120 env -u LD_LIBRARY_PATH python3 bench/peers/jax_unet.py --device cuda \
     --precision "$PRECISIONS" --phase train,infer --filters "$FILTERS" --batch "$BATCHES" --size "$SIZE" \
     --min-time "$MIN_TIME" --out "$CSV" 2>&1 | tee "$OUT/bench-jax.log" | tail -3 || true
 fi
 if [ "${COMPILE:-0}" = 1 ]; then  # torch.compile costs ~1 min of compiling per configuration: one launch-bound row
   stamp "benchmark: PyTorch peer, torch.compile'd (f=8, batch 1, mixed_fp16)"
-  within 240 90 env -u LD_LIBRARY_PATH python3 bench/peers/torch_unet.py --device cuda --layout channels_last \
+  within 240 120 env -u LD_LIBRARY_PATH python3 bench/peers/torch_unet.py --device cuda --layout channels_last \
     --compile --precision mixed_fp16 --phase train,infer --filters 8 --batch 1 --size "$SIZE" --min-time "$MIN_TIME" \
     --out "$CSV" 2>&1 | tee "$OUT/bench-torch-compile.log" | tail -3 || true
 fi
 stamp "where the GPU time goes (MIXSEG_CUDA_PROFILE=1: f=64, batch 8, mixed_fp16 training; all in profile.log)"
-within 50 40 env MIXSEG_CUDA_PROFILE=1 "${MS[@]}" "$BUILD_DIR/mixseg" bench --device cuda --precision mixed_fp16 \
+within 50 70 env MIXSEG_CUDA_PROFILE=1 "${MS[@]}" "$BUILD_DIR/mixseg" bench --device cuda --precision mixed_fp16 \
   --phase train --filters 64 --batch 8 --size "$SIZE" --min-time "$MIN_TIME" --energy none 2>&1 |
   tee "$OUT/profile.log" | sed -n '/GPU time per op kind/,/top ops by shape/p; /error/p' || true
+stamp "mixseg with channel vectors off (MIXSEG_CUDA_VECTORS=0: one 2-byte access per thread; what 16-byte accesses buy)"
+within 30 40 env MIXSEG_CUDA_VECTORS=0 "${MS[@]}" "$BUILD_DIR/mixseg" bench --device cuda --precision mixed_fp16 \
+  --phase train,infer --filters 64 --batch 8 --size "$SIZE" --min-time "$MIN_TIME" --energy none 2>&1 | tail -3 || true
 stamp "mixseg with CUDA graphs off (what recording buys where launches dominate)"
 within 25 15 env MIXSEG_CUDA_GRAPHS=0 "${MS[@]}" "$BUILD_DIR/mixseg" bench --device cuda --precision mixed_fp16 \
   --phase train,infer --filters 8 --batch 1 --size "$SIZE" --min-time "$MIN_TIME" --energy none 2>&1 | tail -3 || true

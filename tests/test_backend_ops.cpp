@@ -80,6 +80,7 @@ class BackendOps : public ::testing::TestWithParam<Case> {
     be = GetParam().backend == "fast" ? make_fast_backend(GetParam().inference) : make_backend(GetParam().backend);
   }
   void batchnorm_and_relu(const Shape& s);
+  void pool_upsample_concat_add(int channels);
   std::unique_ptr<Backend> be;
 };
 
@@ -243,9 +244,18 @@ void BackendOps::batchnorm_and_relu(const Shape& s) {
   EXPECT_EQ(DBETA.download(), dbf);
 }
 
+// 5 channels (one at a time in CUDA) and 16 (whole CUDA channel vectors, the
+// fast CPU kernels' 8-channel vectors).
 TEST_P(BackendOps, PoolUpsampleConcatAdd) {
+  for (const int ch : {5, 16}) {
+    SCOPED_TRACE(std::to_string(ch) + " channels");
+    pool_upsample_concat_add(ch);
+  }
+}
+
+void BackendOps::pool_upsample_concat_add(int ch) {
   const DType dt = GetParam().dtype;
-  const Shape s{1, 6, 10, 5}, p{1, 3, 5, 5}, u{1, 12, 20, 5}, c{1, 6, 10, 10};
+  const Shape s{1, 6, 10, ch}, p{1, 3, 5, ch}, u{1, 12, 20, ch}, c{1, 6, 10, 2 * ch};
   const auto x = round_to(dt, random_vec(s.numel(), 6)), gp = round_to(dt, random_vec(p.numel(), 7));
   const auto gu = round_to(dt, random_vec(u.numel(), 8)), gc = round_to(dt, random_vec(c.numel(), 9));
   DeviceTensor X(*be, dt, s, x), GP(*be, dt, p, gp), GU(*be, dt, u, gu), GC(*be, dt, c, gc), P(*be, dt, p),
@@ -274,10 +284,10 @@ TEST_P(BackendOps, PoolUpsampleConcatAdd) {
     expect_close(D16.download(), d16_ref, Op::upsample_bwd, dt, 4, "upsample bwd, 16 channels");
   }
   be->concat_fwd(X.t, DX.t, C.t);
-  concat_fwd_ref<double>(s.pixels(), 5, 5, x.data(), DX.download().data(), c_ref.data());
+  concat_fwd_ref<double>(s.pixels(), ch, ch, x.data(), DX.download().data(), c_ref.data());
   expect_close(C.download(), c_ref, Op::concat_fwd, dt, 1, "concat");
   be->concat_bwd(GC.t, DA.t, DB.t);
-  concat_bwd_ref<double>(s.pixels(), 5, 5, gc.data(), da_ref.data(), db_ref.data());
+  concat_bwd_ref<double>(s.pixels(), ch, ch, gc.data(), da_ref.data(), db_ref.data());
   expect_close(DA.download(), da_ref, Op::concat_bwd, dt, 1, "concat bwd a");
   expect_close(DB.download(), db_ref, Op::concat_bwd, dt, 1, "concat bwd b");
   auto sum = da_ref;
@@ -290,12 +300,16 @@ TEST_P(BackendOps, PoolUpsampleConcatAdd) {
 // tensor (how a training workspace keeps a skip connection and the upsampled
 // tensor inside their concat buffer): bit for bit what the same backend
 // computes on dense tensors (checked against the reference above), and the
-// wider tensor's other channels untouched. Slices at channel 3 of 13, and
-// 260 channels at 20 of 300 (two chunks of the CUDA channel tiling).
+// wider tensor's other channels untouched. Slices at channel 3 of 13, 260
+// channels at 20 of 300 (two chunks of the CUDA channel tiling; whole CUDA
+// channel vectors in f32 only), 32 at 16 of 64 (whole vectors in every
+// dtype) and 8 at 4 of 24 (whole vectors, but 16-bit ones start off their
+// 16-byte alignment: CUDA takes them one channel at a time).
 TEST_P(BackendOps, ChannelSlices) {
   const DType dt = GetParam().dtype;
   if (!be->supports(Op::channel_slices, dt)) GTEST_SKIP() << "this backend takes dense tensors only";
-  for (const auto& [c0, c, wide] : {std::tuple{3, 5, 13}, std::tuple{20, 260, 300}}) {
+  for (const auto& [c0, c, wide] :
+       {std::tuple{3, 5, 13}, std::tuple{20, 260, 300}, std::tuple{16, 32, 64}, std::tuple{4, 8, 24}}) {
     SCOPED_TRACE("channels " + std::to_string(c0) + ".." + std::to_string(c0 + c) + " of " + std::to_string(wide));
     const Shape s{2, 6, 10, c}, sw{2, 6, 10, wide}, low{2, 3, 5, c};
     uint64_t seed = 40;

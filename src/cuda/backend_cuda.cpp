@@ -101,6 +101,7 @@ class CudaBackend final : public Backend {
   std::string_view name() const override { return "cuda"; }
   std::vector<std::string> choices() const override {
     std::vector<std::string> c = convs_.chosen_algorithms();
+    if (!cuda::vectors_enabled()) c.push_back("cuda channel vectors: off (MIXSEG_CUDA_VECTORS=0)");
     c.push_back(!graphs_enabled()     ? "cuda graphs: off (MIXSEG_CUDA_GRAPHS=0)"
                 : profile_.enabled() ? "cuda graphs: off (MIXSEG_CUDA_PROFILE=1)"
                 : graph_failures_ ? fmt::format("cuda graphs: {} recorded, {} captures failed ({})", graphs_.size(),

@@ -3,9 +3,10 @@
 // formulas these follow with sums in double; the variance from one pass over
 // x, see train_stats_kernel).
 // Every kernel over the [pixels, C] tensor uses the channel tiling of
-// cuda_types.cuh: each thread keeps one channel and strides over pixels, so
-// it loads that channel's factors once and needs no index division per
-// element.
+// cuda_types.cuh in channel vectors: each thread keeps V channels (one
+// 16-byte access where the sizes allow, else one channel) and strides over
+// pixels, so it loads those channels' factors once and needs no index
+// division per element.
 // The fused ReLU's mask in the backward comes from x and the forward's
 // factors where the forward kept them (ReluMask): the forward's
 // pre-activation fma(x, scale, shift) recomputed, positive and positive once
@@ -15,7 +16,7 @@
 // The forward's output y and the backward's dy (and relu_y) may be channel
 // slices of a wider tensor (a skip connection inside its concat buffer): they
 // are addressed with their own pixel stride; x and dx are dense.
-// Per-channel sums: each thread accumulates its channel in double registers,
+// Per-channel sums: each thread accumulates its channels in double registers,
 // the block adds its rows in shared memory, and one double atomic per
 // (block, channel) adds that to the global total (the order varies, the
 // double sums do not matter at f32 precision). Small one-block kernels turn
@@ -40,86 +41,100 @@ Scratch carve(void* p, int c) {
   return {d, d + c, f, f + c, f + 2 * c};
 }
 
-// What the element at pixel p, channel ch contributes to the two sums of its channel.
-template <class T>
+// What a pixel p contributes to the two sums of channels ch..ch+V-1.
+template <class T, int V>
 struct SumXAndSquares {  // x and x^2: both exact in double for every storage type
   const T* x;
   int c;
-  __device__ void operator()(size_t p, int ch, double& a, double& b) const {
-    const double v = load(x[p * size_t(c) + size_t(ch)]);
-    a = v, b = v * v;
+  __device__ void operator()(size_t p, int ch, double (&a)[V], double (&b)[V]) const {
+    float v[V];
+    load_f32<V>(x + p * size_t(c) + size_t(ch), v);
+    for (int i = 0; i < V; ++i) a[i] = v[i], b[i] = double(v[i]) * v[i];
   }
 };
-// Whether the fused ReLU passed the element at pixel p, channel ch, whose
-// input is xv and whose channel's kept factors are sc, sh: always without a
-// ReLU, else from the forward's output (pixel stride ys) or recomputed from
-// the factors.
-template <class T>
+// The fused ReLU's mask on the gradient g of pixel p, channels ch..ch+V-1
+// (inputs xv, the channels' kept factors sc, sh): g where the ReLU passed,
+// else 0; g unchanged without a ReLU. The mask comes from the forward's
+// output (pixel stride ys) or is recomputed from the factors.
+template <class T, int V>
 struct ReluMask {
   const T* relu_y;
   int ys;
   const float *scale, *shift;
-  __device__ bool active(size_t p, int ch, float xv, float sc, float sh) const {
+  __device__ void apply(size_t p, int ch, const float (&xv)[V], const float (&sc)[V], const float (&sh)[V],
+                        float (&g)[V]) const {
     if (scale) {
-      const float v = fmaf(xv, sc, sh);  // as normalize_kernel computed it
-      return v > 0.0f && relu_active(store<T>(v));
+      for (int i = 0; i < V; ++i) {
+        const float v = fmaf(xv[i], sc[i], sh[i]);  // as normalize_kernel computed it
+        if (!(v > 0.0f && relu_active(store<T>(v)))) g[i] = 0.0f;
+      }
+    } else if (relu_y) {
+      const Pack<T, V> y = load_pack<V>(relu_y + p * size_t(ys) + size_t(ch));
+      for (int i = 0; i < V; ++i)
+        if (!relu_active(y.v[i])) g[i] = 0.0f;
     }
-    return !relu_y || relu_active(relu_y[p * size_t(ys) + size_t(ch)]);
   }
-  __device__ float scale_of(int ch) const { return scale ? scale[ch] : 0.0f; }
-  __device__ float shift_of(int ch) const { return scale ? shift[ch] : 0.0f; }
+  __device__ void factors(int ch, float (&sc)[V], float (&sh)[V]) const {
+    for (int i = 0; i < V; ++i) sc[i] = scale ? scale[ch + i] : 0.0f, sh[i] = scale ? shift[ch + i] : 0.0f;
+  }
 };
 
-template <class T>
+template <class T, int V>
 struct SumGradients {  // g and g * xhat, g = dy (pixel stride dys) masked by the ReLU
   const T *dy, *x;
   int c, dys;
-  ReluMask<T> mask;
+  ReluMask<T, V> mask;
   const float *mean, *invstd;
-  __device__ void operator()(size_t p, int ch, double& a, double& b) const {
-    const float xv = load(x[p * size_t(c) + size_t(ch)]);
-    const bool on = mask.active(p, ch, xv, mask.scale_of(ch), mask.shift_of(ch));
-    const float g = on ? load(dy[p * size_t(dys) + size_t(ch)]) : 0.0f;
-    a = g;
-    b = double(g) * (double(xv) - mean[ch]) * invstd[ch];
+  __device__ void operator()(size_t p, int ch, double (&a)[V], double (&b)[V]) const {
+    float xv[V], g[V], sc[V], sh[V];
+    load_f32<V>(x + p * size_t(c) + size_t(ch), xv);
+    load_f32<V>(dy + p * size_t(dys) + size_t(ch), g);
+    mask.factors(ch, sc, sh);
+    mask.apply(p, ch, xv, sc, sh, g);
+    for (int i = 0; i < V; ++i) a[i] = g[i], b[i] = double(g[i]) * (double(xv[i]) - mean[ch + i]) * invstd[ch + i];
   }
 };
 
-template <class F>
+// Over the channel tiling in vectors of V channels: each thread sums its
+// vector's channels over its pixels, the block adds its rows in shared
+// memory ([2][rows][cw * V] doubles), row 0 adds them to the totals.
+template <class F, int V>
 __global__ void channel_sums_kernel(size_t pixels, int c, int cw, F f, double* out0, double* out1) {
-  double* sh = dynamic_shared_memory<double>();  // [2][rows][cw]
+  double* sh = dynamic_shared_memory<double>();
   const ChannelLane l(cw);
-  double a = 0, b = 0;
-  if (l.active(c))
+  double a[V] = {}, b[V] = {};
+  if (l.active(c / V))
     for (size_t p = l.first; p < pixels; p += l.stride) {
-      double da, db;
-      f(p, l.ch, da, db);
-      a += da;
-      b += db;
+      double da[V], db[V];
+      f(p, l.ch * V, da, db);
+      for (int i = 0; i < V; ++i) a[i] += da[i], b[i] += db[i];
     }
-  const int plane = l.rows * cw;
-  if (l.row < l.rows) {
-    sh[l.row * cw + l.col] = a;
-    sh[plane + l.row * cw + l.col] = b;
-  }
+  const int row_len = cw * V, plane = l.rows * row_len;
+  if (l.row < l.rows)
+    for (int i = 0; i < V; ++i) {
+      sh[l.row * row_len + l.col * V + i] = a[i];
+      sh[plane + l.row * row_len + l.col * V + i] = b[i];
+    }
   __syncthreads();
-  if (l.row == 0 && l.ch < c) {
-    for (int r = 1; r < l.rows; ++r) {
-      a += sh[r * cw + l.col];
-      b += sh[plane + r * cw + l.col];
+  if (l.row == 0 && l.ch < c / V)
+    for (int i = 0; i < V; ++i) {
+      double sa = a[i], sb = b[i];
+      for (int r = 1; r < l.rows; ++r) {
+        sa += sh[r * row_len + l.col * V + i];
+        sb += sh[plane + r * row_len + l.col * V + i];
+      }
+      atomicAdd(&out0[l.ch * V + i], sa);
+      if (out1) atomicAdd(&out1[l.ch * V + i], sb);
     }
-    atomicAdd(&out0[l.ch], a);
-    if (out1) atomicAdd(&out1[l.ch], b);
-  }
 }
 
-template <class F>
+template <int V, class F>
 void channel_sums(size_t pixels, int c, F f, double* out0, double* out1, cudaStream_t stream) {
   cudaMemsetAsync(out0, 0, sizeof(double) * size_t(c), stream);
   if (out1) cudaMemsetAsync(out1, 0, sizeof(double) * size_t(c), stream);
-  const ChannelTiling t = channel_tiling(pixels, c, 1024);
-  launch(channel_sums_kernel<F>, t.grid, kThreads, sizeof(double) * 2 * size_t(kThreads), stream, pixels, c, t.cw, f,
-         out0, out1);
+  const ChannelTiling t = channel_tiling(pixels, c / V, 1024);
+  launch(channel_sums_kernel<F, V>, t.grid, kThreads, sizeof(double) * 2 * size_t(kThreads) * V, stream, pixels, c,
+         t.cw, f, out0, out1);
   check_launch("batchnorm channel sums");
 }
 
@@ -164,31 +179,46 @@ __global__ void bwd_stats_kernel(int c, double m, const double* sum_g, const dou
   }
 }
 
-template <class T>
+template <class T, int V>
 __global__ void normalize_kernel(size_t pixels, int c, int cw, const T* x, const float* scale, const float* shift,
                                  bool relu, T* y, int ys) {
   const ChannelLane l(cw);
-  if (!l.active(c)) return;
-  const float sc = scale[l.ch], sh = shift[l.ch];
+  if (!l.active(c / V)) return;
+  const int ch = l.ch * V;
+  float sc[V], sh[V];
+  for (int i = 0; i < V; ++i) sc[i] = scale[ch + i], sh[i] = shift[ch + i];
   for (size_t p = l.first; p < pixels; p += l.stride) {
-    const float v = fmaf(load(x[p * size_t(c) + size_t(l.ch)]), sc, sh);  // ReluMask recomputes this
-    y[p * size_t(ys) + size_t(l.ch)] = store<T>(relu && !(v > 0.0f) ? 0.0f : v);
+    float v[V];
+    load_f32<V>(x + p * size_t(c) + size_t(ch), v);
+    for (int i = 0; i < V; ++i) {
+      v[i] = fmaf(v[i], sc[i], sh[i]);  // ReluMask recomputes this
+      if (relu && !(v[i] > 0.0f)) v[i] = 0.0f;
+    }
+    store_f32<V>(y + p * size_t(ys) + size_t(ch), v);
   }
 }
 
-template <class T>
-__global__ void dx_kernel(size_t pixels, int c, int cw, const T* dy, int dys, ReluMask<T> mask, const T* x,
-                          const float* mean, const float* invstd, const float* k, const float* mean_g, const float* mean_gx, T* dx) {
+template <class T, int V>
+__global__ void dx_kernel(size_t pixels, int c, int cw, const T* dy, int dys, ReluMask<T, V> mask, const T* x,
+                          const float* mean, const float* invstd, const float* k, const float* mean_g,
+                          const float* mean_gx, T* dx) {
   const ChannelLane l(cw);
-  if (!l.active(c)) return;
-  const float mu = mean[l.ch], is = invstd[l.ch], kc = k[l.ch], mg = mean_g[l.ch], mgx = mean_gx[l.ch];
-  const float sc = mask.scale_of(l.ch), sh = mask.shift_of(l.ch);
+  if (!l.active(c / V)) return;
+  const int ch = l.ch * V;
+  float mu[V], is[V], kc[V], mg[V], mgx[V], sc[V], sh[V];
+  for (int i = 0; i < V; ++i)
+    mu[i] = mean[ch + i], is[i] = invstd[ch + i], kc[i] = k[ch + i], mg[i] = mean_g[ch + i], mgx[i] = mean_gx[ch + i];
+  mask.factors(ch, sc, sh);
   for (size_t p = l.first; p < pixels; p += l.stride) {
-    const size_t i = p * size_t(c) + size_t(l.ch);
-    const float xv = load(x[i]);
-    const float g = mask.active(p, l.ch, xv, sc, sh) ? load(dy[p * size_t(dys) + size_t(l.ch)]) : 0.0f;
-    const float xhat = (xv - mu) * is;
-    dx[i] = store<T>(kc * (g - mg - xhat * mgx));
+    float xv[V], g[V], out[V];
+    load_f32<V>(x + p * size_t(c) + size_t(ch), xv);
+    load_f32<V>(dy + p * size_t(dys) + size_t(ch), g);
+    mask.apply(p, ch, xv, sc, sh, g);
+    for (int i = 0; i < V; ++i) {
+      const float xhat = (xv[i] - mu[i]) * is[i];
+      out[i] = kc[i] * (g[i] - mg[i] - xhat * mgx[i]);
+    }
+    store_f32<V>(dx + p * size_t(c) + size_t(ch), out);
   }
 }
 
@@ -208,14 +238,15 @@ void batchnorm_fwd_train(FloatType t, size_t pixels, int c, double eps, double m
   float* scale = keep ? save_scale : s.f0;
   float* shift = keep ? save_shift : s.f1;
   const double m = double(pixels);
-  const ChannelTiling et = channel_tiling(pixels, c, kElementwiseBlocks);
-  dispatch(t, [&](auto tag) {
+  dispatch_vector(t, vector_width(t, c, {x, y}, {y_stride}), [&](auto tag, auto vec) {
     using T = decltype(tag);
+    constexpr int V = decltype(vec)::value;
     const T* xt = static_cast<const T*>(x);
-    channel_sums(pixels, c, SumXAndSquares<T>{xt, c}, s.acc0, s.acc1, stream);
+    channel_sums<V>(pixels, c, SumXAndSquares<T, V>{xt, c}, s.acc0, s.acc1, stream);
     launch(train_stats_kernel, 1, stats_threads(c), 0, stream, c, m, eps, momentum, s.acc0, s.acc1, gamma, beta,
            save_mean, save_invstd, running_mean, running_var, scale, shift);
-    launch(normalize_kernel<T>, et.grid, kThreads, 0, stream, pixels, c, et.cw, xt, scale, shift, relu,
+    const ChannelTiling et = channel_tiling(pixels, c / V, kElementwiseBlocks);
+    launch(normalize_kernel<T, V>, et.grid, kThreads, 0, stream, pixels, c, et.cw, xt, scale, shift, relu,
            static_cast<T*>(y), y_stride);
   });
   check_launch("batchnorm_fwd_train");
@@ -225,13 +256,14 @@ void batchnorm_fwd_infer(FloatType t, size_t pixels, int c, double eps, const vo
                          const float* beta, const float* running_mean, const float* running_var, void* y, bool relu,
                          void* scratch, cudaStream_t stream) {
   const Scratch s = carve(scratch, c);
-  const ChannelTiling et = channel_tiling(pixels, c, kElementwiseBlocks);
-  dispatch(t, [&](auto tag) {
+  dispatch_vector(t, vector_width(t, c, {x, y}), [&](auto tag, auto vec) {
     using T = decltype(tag);
+    constexpr int V = decltype(vec)::value;
     launch(infer_stats_kernel, 1, stats_threads(c), 0, stream, c, eps, gamma, beta, running_mean, running_var, s.f0,
            s.f1);
-    launch(normalize_kernel<T>, et.grid, kThreads, 0, stream, pixels, c, et.cw, static_cast<const T*>(x), s.f0, s.f1,
-           relu, static_cast<T*>(y), c);
+    const ChannelTiling et = channel_tiling(pixels, c / V, kElementwiseBlocks);
+    launch(normalize_kernel<T, V>, et.grid, kThreads, 0, stream, pixels, c, et.cw, static_cast<const T*>(x), s.f0,
+           s.f1, relu, static_cast<T*>(y), c);
   });
   check_launch("batchnorm_fwd_infer");
 }
@@ -241,19 +273,23 @@ void batchnorm_bwd(FloatType t, size_t pixels, int c, const void* dy, int dy_str
                    const float* save_scale, const float* save_shift, const float* gamma, void* dx, float* dgamma,
                    float* dbeta, void* scratch, cudaStream_t stream) {
   const Scratch s = carve(scratch, c);
-  const ChannelTiling et = channel_tiling(pixels, c, kElementwiseBlocks);
   const bool recompute = relu_y && save_scale && save_shift;
-  dispatch(t, [&](auto tag) {
+  const void* mask_y = recompute ? nullptr : relu_y;
+  const int v = mask_y ? vector_width(t, c, {dy, x, dx, mask_y}, {dy_stride, relu_y_stride})
+                       : vector_width(t, c, {dy, x, dx}, {dy_stride});
+  dispatch_vector(t, v, [&](auto tag, auto vec) {
     using T = decltype(tag);
+    constexpr int V = decltype(vec)::value;
     const T *dyt = static_cast<const T*>(dy), *xt = static_cast<const T*>(x);
-    const ReluMask<T> mask{recompute ? nullptr : static_cast<const T*>(relu_y), relu_y_stride,
-                           recompute ? save_scale : nullptr, recompute ? save_shift : nullptr};
-    channel_sums(pixels, c, SumGradients<T>{dyt, xt, c, dy_stride, mask, save_mean, save_invstd}, s.acc0, s.acc1,
-                 stream);
+    const ReluMask<T, V> mask{static_cast<const T*>(mask_y), relu_y_stride, recompute ? save_scale : nullptr,
+                              recompute ? save_shift : nullptr};
+    channel_sums<V>(pixels, c, SumGradients<T, V>{dyt, xt, c, dy_stride, mask, save_mean, save_invstd}, s.acc0,
+                    s.acc1, stream);
     launch(bwd_stats_kernel, 1, stats_threads(c), 0, stream, c, double(pixels), s.acc0, s.acc1, gamma, save_invstd,
            dgamma, dbeta, s.f0, s.f1, s.f2);
-    launch(dx_kernel<T>, et.grid, kThreads, 0, stream, pixels, c, et.cw, dyt, dy_stride, mask, xt, save_mean, save_invstd, s.f0,
-           s.f1, s.f2, static_cast<T*>(dx));
+    const ChannelTiling et = channel_tiling(pixels, c / V, kElementwiseBlocks);
+    launch(dx_kernel<T, V>, et.grid, kThreads, 0, stream, pixels, c, et.cw, dyt, dy_stride, mask, xt, save_mean,
+           save_invstd, s.f0, s.f1, s.f2, static_cast<T*>(dx));
   });
   check_launch("batchnorm_bwd");
 }

@@ -13,8 +13,10 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "cuda/kernels.h"
@@ -123,6 +125,79 @@ struct ChannelLane {
   }
   __device__ bool active(int c) const { return row < rows && ch < c; }
 };
+
+// Channel vectors. A thread of the channel tiling takes V consecutive
+// channels of a pixel in one 16-byte access (V = 8 for 16-bit types, 4 for
+// f32) where the channel count, the pixel strides and the pointers allow it
+// (vector_width), else one (V = 1); the tiling then counts vectors, not
+// channels. Why: a memory-bound kernel needs ~25 KB in flight per SM to
+// approach the bandwidth (4.8 TB/s x ~700 ns over 132 SMs), and one 2-byte
+// load per thread, 2048 threads per SM, keeps 4 KB there (performance.md
+// v0.20; HOPPER.md: 16-byte accesses per thread).
+template <class T, int V>
+struct alignas(sizeof(T) * V) Pack {
+  T v[V];
+};
+
+template <class T>
+constexpr int kVector = int(16 / sizeof(T));
+
+template <int V, class T>
+__device__ __forceinline__ Pack<T, V> load_pack(const T* p) {
+#if defined(MIXSEG_CUDA_EMULATION)  // a GPU faults on a misaligned vector access: so does the emulation
+  if (reinterpret_cast<uintptr_t>(p) % sizeof(Pack<T, V>) != 0)
+    throw std::runtime_error("misaligned address: a " + std::to_string(sizeof(Pack<T, V>)) + "-byte load");
+#endif
+  return *reinterpret_cast<const Pack<T, V>*>(p);
+}
+template <int V, class T>
+__device__ __forceinline__ void store_pack(T* p, const Pack<T, V>& k) {
+#if defined(MIXSEG_CUDA_EMULATION)
+  if (reinterpret_cast<uintptr_t>(p) % sizeof(Pack<T, V>) != 0)
+    throw std::runtime_error("misaligned address: a " + std::to_string(sizeof(Pack<T, V>)) + "-byte store");
+#endif
+  *reinterpret_cast<Pack<T, V>*>(p) = k;
+}
+// The same, widened to f32 and rounded back.
+template <int V, class T>
+__device__ __forceinline__ void load_f32(const T* p, float (&out)[V]) {
+  const Pack<T, V> k = load_pack<V>(p);
+  for (int i = 0; i < V; ++i) out[i] = load(k.v[i]);
+}
+template <int V, class T>
+__device__ __forceinline__ void store_f32(T* p, const float (&in)[V]) {
+  Pack<T, V> k;
+  for (int i = 0; i < V; ++i) k.v[i] = store<T>(in[i]);
+  store_pack<V>(p, k);
+}
+
+// The vector width for type t over c channels of tensors at these pointers
+// with these pixel strides (in elements): kVector when c and every stride
+// are multiples of it and every pointer is 16-byte aligned, else 1.
+inline int vector_width(FloatType t, int c, std::initializer_list<const void*> pointers,
+                        std::initializer_list<int> strides = {}) {
+  if (!vectors_enabled()) return 1;
+  const int v = t == FloatType::f32 ? 4 : 8;
+  if (c % v != 0) return 1;
+  for (int s : strides)
+    if (s % v != 0) return 1;
+  for (const void* p : pointers)
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return 1;
+  return v;
+}
+
+// Calls f(T{}, std::integral_constant<int, V>{}) for the storage type t and
+// the vector width v (1 or kVector<T>, from vector_width).
+template <class F>
+void dispatch_vector(FloatType t, int v, F f) {
+  dispatch(t, [&](auto tag) {
+    using T = decltype(tag);
+    if (v == 1)
+      f(tag, std::integral_constant<int, 1>{});
+    else
+      f(tag, std::integral_constant<int, kVector<T>>{});
+  });
+}
 
 // Kernels that take pixel coordinates apart in 32 bits check the count first.
 inline void check_pixels_fit_32_bits(size_t pixels, const char* what) {

@@ -11,12 +11,25 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "core/step_control.h"
 
 namespace mixseg::cuda {
 
 enum class FloatType : int { f32 = 0, f16 = 1, bf16 = 2 };
+
+// The kernels over NHWC tensors take 16-byte channel vectors where the sizes
+// allow (cuda_types.cuh) unless MIXSEG_CUDA_VECTORS=0 (to measure what they
+// buy on a GPU: gpu-check.sh runs one configuration both ways).
+inline bool vectors_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("MIXSEG_CUDA_VECTORS");
+    return !e || std::strcmp(e, "0") != 0;
+  }();
+  return on;
+}
 
 // relu.cu: y = x where x > 0 (for 16-bit: positive non-zero bits), else +0; dx likewise masked by y.
 void relu_fwd(FloatType t, size_t n, const void* x, void* y, cudaStream_t stream);

@@ -1,8 +1,10 @@
 // 2x2 max pooling on the GPU (kernels.h; ops/maxpool_ref.h is the reference):
 // a later window element wins only if it is strictly greater (so a NaN in
 // front stays, and ties go to the first), which makes both passes equal the
-// reference bit for bit. x may be a channel slice of a wider tensor (pixel
-// stride xs: a skip connection inside its concat buffer); y, dy, dx are dense.
+// reference bit for bit. Each thread takes a vector of V channels
+// (cuda_types.cuh: 16-byte accesses where the sizes allow). x may be a
+// channel slice of a wider tensor (pixel stride xs: a skip connection inside
+// its concat buffer); y, dy, dx are dense.
 #include "cuda/cuda_types.cuh"
 
 namespace mixseg::cuda {
@@ -10,11 +12,8 @@ namespace mixseg::cuda {
 namespace {
 
 // The input pixels of output pixel q's window (32-bit coordinate divisions:
-// the host checks the pixel count), and the index of the first maximum of
-// channel ch among them in x (pixel stride xs).
-template <class T>
-__device__ __forceinline__ int window_argmax(const T* x, int xs, unsigned h, unsigned w, unsigned q, int ch,
-                                             size_t px[4]) {
+// the host checks the pixel count).
+__device__ __forceinline__ void window_pixels(unsigned h, unsigned w, unsigned q, size_t px[4]) {
   const unsigned ow = w / 2, oh = h / 2;
   const unsigned ox = q % ow, t = q / ow, oy = t % oh, n = t / oh;
   const size_t base = (size_t(n) * h + 2 * size_t(oy)) * w + 2 * size_t(ox);
@@ -22,38 +21,62 @@ __device__ __forceinline__ int window_argmax(const T* x, int xs, unsigned h, uns
   px[1] = base + 1;
   px[2] = base + w;
   px[3] = base + w + 1;
-  int best = 0;
-  float m = load(x[px[0] * size_t(xs) + size_t(ch)]);
-  for (int k = 1; k < 4; ++k) {
-    const float v = load(x[px[k] * size_t(xs) + size_t(ch)]);
-    if (v > m) m = v, best = k;
-  }
-  return best;
 }
 
-// Over the channel tiling (cuda_types.cuh): one channel per thread, striding over output pixels.
-template <class T>
+// Per channel ch..ch+V-1 of x (pixel stride xs): the window's first maximum
+// and its index (the four inputs indexed by constants only, so the compiler
+// keeps them in registers).
+template <class T, int V>
+__device__ __forceinline__ void window_argmax(const T* x, int xs, const size_t px[4], int ch, Pack<T, V>& max,
+                                              int (&best)[V]) {
+  Pack<T, V> in[4];
+  for (int k = 0; k < 4; ++k) in[k] = load_pack<V>(x + px[k] * size_t(xs) + size_t(ch));
+  for (int i = 0; i < V; ++i) {
+    best[i] = 0;
+    max.v[i] = in[0].v[i];
+    float m = load(in[0].v[i]);
+    for (int k = 1; k < 4; ++k) {
+      const float v = load(in[k].v[i]);
+      if (v > m) m = v, max.v[i] = in[k].v[i], best[i] = k;
+    }
+  }
+}
+
+// Over the channel tiling in vectors of V channels (cuda_types.cuh), striding over output pixels.
+template <class T, int V>
 __global__ void maxpool_fwd_kernel(size_t out_pixels, unsigned h, unsigned w, int c, int cw, const T* x, int xs,
                                    T* y) {
   const ChannelLane l(cw);
-  if (!l.active(c)) return;
+  if (!l.active(c / V)) return;
+  const int ch = l.ch * V;
   for (size_t q = l.first; q < out_pixels; q += l.stride) {
     size_t px[4];
-    const int best = window_argmax(x, xs, h, w, unsigned(q), l.ch, px);
-    y[q * size_t(c) + size_t(l.ch)] = x[px[best] * size_t(xs) + size_t(l.ch)];
+    window_pixels(h, w, unsigned(q), px);
+    Pack<T, V> max;
+    int best[V];
+    window_argmax<T, V>(x, xs, px, ch, max, best);
+    store_pack<V>(y + q * size_t(c) + size_t(ch), max);
   }
 }
 
-template <class T>
+template <class T, int V>
 __global__ void maxpool_bwd_kernel(size_t out_pixels, unsigned h, unsigned w, int c, int cw, const T* x, int xs,
                                    const T* dy, T* dx) {
   const ChannelLane l(cw);
-  if (!l.active(c)) return;
+  if (!l.active(c / V)) return;
+  const int ch = l.ch * V;
   for (size_t q = l.first; q < out_pixels; q += l.stride) {
     size_t px[4];
-    const int best = window_argmax(x, xs, h, w, unsigned(q), l.ch, px);
-    const T g = dy[q * size_t(c) + size_t(l.ch)];
-    for (int k = 0; k < 4; ++k) dx[px[k] * size_t(c) + size_t(l.ch)] = k == best ? g : zero<T>();
+    window_pixels(h, w, unsigned(q), px);
+    Pack<T, V> max;
+    int best[V];
+    window_argmax<T, V>(x, xs, px, ch, max, best);
+    const Pack<T, V> g = load_pack<V>(dy + q * size_t(c) + size_t(ch));
+    for (int k = 0; k < 4; ++k) {
+      Pack<T, V> out;
+      for (int i = 0; i < V; ++i) out.v[i] = k == best[i] ? g.v[i] : zero<T>();
+      store_pack<V>(dx + px[k] * size_t(c) + size_t(ch), out);
+    }
   }
 }
 
@@ -67,10 +90,11 @@ size_t output_pixels(int n, int h, int w, const char* what) {
 
 void maxpool_fwd(FloatType t, int n, int h, int w, int c, const void* x, int x_stride, void* y, cudaStream_t stream) {
   const size_t out_pixels = output_pixels(n, h, w, "maxpool_fwd");
-  const ChannelTiling g = channel_tiling(out_pixels, c, kElementwiseBlocks);
-  dispatch(t, [&](auto tag) {
+  dispatch_vector(t, vector_width(t, c, {x, y}, {x_stride}), [&](auto tag, auto vec) {
     using T = decltype(tag);
-    launch(maxpool_fwd_kernel<T>, g.grid, kThreads, 0, stream, out_pixels, unsigned(h), unsigned(w), c, g.cw,
+    constexpr int V = decltype(vec)::value;
+    const ChannelTiling g = channel_tiling(out_pixels, c / V, kElementwiseBlocks);
+    launch(maxpool_fwd_kernel<T, V>, g.grid, kThreads, 0, stream, out_pixels, unsigned(h), unsigned(w), c, g.cw,
            static_cast<const T*>(x), x_stride, static_cast<T*>(y));
   });
   check_launch("maxpool_fwd");
@@ -79,10 +103,11 @@ void maxpool_fwd(FloatType t, int n, int h, int w, int c, const void* x, int x_s
 void maxpool_bwd(FloatType t, int n, int h, int w, int c, const void* x, int x_stride, const void* dy, void* dx,
                  cudaStream_t stream) {
   const size_t out_pixels = output_pixels(n, h, w, "maxpool_bwd");
-  const ChannelTiling g = channel_tiling(out_pixels, c, kElementwiseBlocks);
-  dispatch(t, [&](auto tag) {
+  dispatch_vector(t, vector_width(t, c, {x, dy, dx}, {x_stride}), [&](auto tag, auto vec) {
     using T = decltype(tag);
-    launch(maxpool_bwd_kernel<T>, g.grid, kThreads, 0, stream, out_pixels, unsigned(h), unsigned(w), c, g.cw,
+    constexpr int V = decltype(vec)::value;
+    const ChannelTiling g = channel_tiling(out_pixels, c / V, kElementwiseBlocks);
+    launch(maxpool_bwd_kernel<T, V>, g.grid, kThreads, 0, stream, out_pixels, unsigned(h), unsigned(w), c, g.cw,
            static_cast<const T*>(x), x_stride, static_cast<const T*>(dy), static_cast<T*>(dx));
   });
   check_launch("maxpool_bwd");

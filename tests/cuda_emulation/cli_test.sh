@@ -34,6 +34,11 @@ rows=$(grep -c ",cuda," "$T/b.csv")
 [ "$rows" = 8 ] && ok "bench --device cuda: 8 rows" || bad "bench rows: $rows: $(cat "$T/b.csv")"
 grep -q "cuda graphs: [1-9][0-9]* recorded" "$T/out" && ! grep -q "captures failed" "$T/out" &&
   ok "bench: the steps were recorded as CUDA graphs" || bad "graphs: $(grep -i graph "$T/out")"
+# Channel vectors off (what gpu-check.sh measures them against): the same rows, and the metadata says so.
+expect_ok env MIXSEG_CUDA_VECTORS=0 "$MIXSEG" bench --device cuda --precision mixed_fp16 --phase train --filters 8 \
+  --depth 2 --batch 1 --size 32x32 --warmup 1 --min-steps 1 --min-time 0 --out "$T/v.csv"
+[ "$(grep -c ",cuda," "$T/v.csv")" = 1 ] && grep -q "cuda channel vectors: off" "$T/v.csv.meta.jsonl" &&
+  ok "bench with channel vectors off" || bad "vectors off: $(cat "$T/out" "$T/v.csv.meta.jsonl")"
 expect_ok "$MIXSEG" report "$T/b.csv" --out "$T/rep"
 [ -f "$T/rep/report.html" ] && ok "report of the GPU rows" || bad "no report"
 # 300 MB of device memory: batch 1 fits, batch 64 does not and is skipped.

@@ -1,6 +1,7 @@
 // The CPU emulation of the GPU itself (tests/cuda_emulation): barriers make
 // every thread's writes visible to the block, a barrier some threads skip is
-// an error, writes past an allocation are the GPU's illegal address, kernels
+// an error, writes past an allocation are the GPU's illegal address, a
+// misaligned 16-byte access is a launch failure, kernels
 // cannot take host pointers, fresh device memory reads as NaN, work runs
 // when the host waits for it (pinned memory read then), launches alternate
 // the order of blocks and threads, captured
@@ -98,6 +99,24 @@ TEST(CudaEmulation, ABarrierSomeThreadsNeverReachIsALaunchFailure) {
         std::exit(cudaStreamSynchronize(nullptr) == cudaErrorLaunchFailure ? 0 : 1);
       },
       ::testing::ExitedWithCode(0), "ended while 32 waited at __syncthreads");
+}
+
+__global__ void copy_pack_kernel(const __half* x, __half* y) { store_pack<8>(y, load_pack<8>(x)); }
+
+// A 16-byte access (a channel vector, cuda_types.cuh) off its alignment
+// faults on a GPU: in the emulation too, as the sticky launch failure.
+TEST(CudaEmulation, AMisalignedVectorAccessIsALaunchFailure) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  __half* ok = device_alloc<__half>(32);
+  launch(copy_pack_kernel, 1, 1, 0, nullptr, ok, ok + 8);  // 16 bytes in: aligned
+  ASSERT_EQ(cudaStreamSynchronize(nullptr), cudaSuccess);
+  EXPECT_EXIT(
+      {
+        __half* x = device_alloc<__half>(32);
+        launch(copy_pack_kernel, 1, 1, 0, nullptr, x + 4, x + 16);  // 8 bytes in
+        std::exit(cudaStreamSynchronize(nullptr) == cudaErrorLaunchFailure ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "misaligned address: a 16-byte load");
 }
 
 TEST(CudaEmulation, KernelsCannotTakeHostPointers) {
