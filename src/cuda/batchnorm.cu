@@ -97,7 +97,9 @@ struct SumGradients {  // g and g * xhat, g = dy (pixel stride dys) masked by th
 
 // Over the channel tiling in vectors of V channels: each thread sums its
 // vector's channels over its pixels, the block adds its rows in shared
-// memory ([2][rows][cw * V] doubles), row 0 adds them to the totals.
+// memory ([2][rows][cw * V] doubles) by halving (rows is 256 / cw, up to
+// 256 when the channels make one vector: a row-by-row loop in one thread
+// would take thousands of steps), then row 0 adds them to the totals.
 template <class F, int V>
 __global__ void channel_sums_kernel(size_t pixels, int c, int cw, F f, double* out0, double* out1) {
   double* sh = dynamic_shared_memory<double>();
@@ -110,21 +112,24 @@ __global__ void channel_sums_kernel(size_t pixels, int c, int cw, F f, double* o
       for (int i = 0; i < V; ++i) a[i] += da[i], b[i] += db[i];
     }
   const int row_len = cw * V, plane = l.rows * row_len;
+  double* mine = sh + l.row * row_len + l.col * V;
   if (l.row < l.rows)
-    for (int i = 0; i < V; ++i) {
-      sh[l.row * row_len + l.col * V + i] = a[i];
-      sh[plane + l.row * row_len + l.col * V + i] = b[i];
-    }
+    for (int i = 0; i < V; ++i) mine[i] = a[i], mine[plane + i] = b[i];
   __syncthreads();
+  for (int n = l.rows; n > 1;) {  // the same steps in every thread: each reaches every barrier
+    const int half = (n + 1) / 2;
+    if (l.row + half < n)
+      for (int i = 0; i < V; ++i) {
+        mine[i] += mine[half * row_len + i];
+        mine[plane + i] += mine[plane + half * row_len + i];
+      }
+    __syncthreads();
+    n = half;
+  }
   if (l.row == 0 && l.ch < c / V)
     for (int i = 0; i < V; ++i) {
-      double sa = a[i], sb = b[i];
-      for (int r = 1; r < l.rows; ++r) {
-        sa += sh[r * row_len + l.col * V + i];
-        sb += sh[plane + r * row_len + l.col * V + i];
-      }
-      atomicAdd(&out0[l.ch * V + i], sa);
-      if (out1) atomicAdd(&out1[l.ch * V + i], sb);
+      atomicAdd(&out0[l.ch * V + i], mine[i]);
+      if (out1) atomicAdd(&out1[l.ch * V + i], mine[plane + i]);
     }
 }
 
