@@ -565,6 +565,16 @@ TEST_P(BackendOps, OptimizerStepUpdatesAndDecides) {
   EXPECT_TRUE(!c.applied && c.nonfinite);
   EXPECT_EQ(c.skipped_steps, 2);
   EXPECT_EQ(P.download(), p_before);
+  // A NaN in the last gradient only (past the CUDA kernels' 4-wide vectors): skipped too.
+  g_bad = g0;
+  g_bad[n - 1] = NAN;
+  G.upload(g_bad);
+  c.loss_total = 0;
+  be->copy_in(ctl, &c, sizeof c);
+  step();
+  EXPECT_TRUE(!c.applied && c.nonfinite);
+  EXPECT_EQ(c.skipped_steps, 3);
+  EXPECT_EQ(P.download(), p_before);
 }
 
 INSTANTIATE_TEST_SUITE_P(All, BackendOps,
