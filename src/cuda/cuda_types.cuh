@@ -1,7 +1,8 @@
 // Device-side helpers of the CUDA kernels: loads that widen each storage
 // type to f32 and stores that round once (to nearest even), the ReLU test of
 // the reference (16-bit: positive non-zero bit patterns), the dispatch from
-// FloatType to the kernel template, launch sizes and the launch itself.
+// FloatType to the kernel template, launch sizes and the launch itself, the
+// channel tiling of kernels over NHWC tensors and its 16-byte channel vectors.
 // Under MIXSEG_CUDA_EMULATION the same kernels compile as C++ for the tests'
 // CPU emulation of the GPU (tests/cuda_emulation), which runs every launch.
 #pragma once
