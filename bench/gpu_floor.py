@@ -11,9 +11,11 @@ normalise), backward 5 (sums and dx each read dy and x; the ReLU mask comes
 from x and the kept factors, performance.md v0.18; 7 before, with --bn-bwd 7).
 The decoder's concat copies nothing (v0.19: the skip and the upsampled tensor
 live in the concat buffer, their gradients in its gradient's): the upsample
-writes its half, its backward reads its half of the concat's gradient;
---concat-copies counts the copies v0.18 made (skip into the buffer, the
-buffer's gradient split).
+writes its half, its backward reads its half of the concat's gradient; and
+max pooling's backward adds its gradient to the skip's in place (v0.21: it
+reads that gradient once more instead of writing scratch that an add pass
+then reads with it). --as-of v0.18 or v0.19 counts those versions' passes
+(v0.18: the concat's copies, the buffer's gradient split; both: the add).
 Convolutions count FLOPs only (cuDNN's own traffic is inside its rate).
 
     python3 bench/gpu_floor.py --filters 8,32,64 --batch 1,8,32
@@ -21,7 +23,7 @@ Convolutions count FLOPs only (cuDNN's own traffic is inside its rate).
 import argparse
 
 
-def step_floor(f, size, storage_bytes, bn_bwd_passes, concat_copies=False, depth=4):
+def step_floor(f, size, storage_bytes, bn_bwd_passes, as_of="v0.21", depth=4):
     """Training FLOPs, bytes moved by kind (per image) and parameters."""
     h, w = size
     e = storage_bytes
@@ -48,17 +50,21 @@ def step_floor(f, size, storage_bytes, bn_bwd_passes, concat_copies=False, depth
         convblock(c[l], c[l], px[l])
         x = c[l]
         n = px[l] * c[l]
-        add("max pooling", e * (n + n / 4) + e * (n + n / 4 + n))
+        if as_of == "v0.21":  # backward: read x, dy and the skip's gradient, write it
+            add("max pooling", e * (n + n / 4) + e * (n + n / 4 + 2 * n))
+        else:  # backward: read x and dy, write dx (into scratch)
+            add("max pooling", e * (n + n / 4) + e * (n + n / 4 + n))
     convblock(c[depth - 1], c[depth], px[depth])  # bottleneck
     x = c[depth]
     for l in reversed(range(depth)):  # decoder: convblock, upsample + concat with the skip, convblock
         convblock(x, c[l], px[l + 1])
         up, skip, cat = px[l + 1] * c[l], px[l] * c[l], px[l] * 2 * c[l]
-        if concat_copies:  # forward: read x and the skip, write the buffer; backward: split, then upsample's
+        if as_of == "v0.18":  # forward: read x and the skip, write the buffer; backward: split, then upsample's
             add("upsample + concat", e * (up + skip + cat) + e * (2 * cat + 5 * up))
         else:  # forward: read x, write its half; backward: read that half's gradient, write x's
             add("upsample + concat", e * (up + 4 * up) + e * (4 * up + up))
-        add("skip gradient add", e * 3 * skip)
+        if as_of != "v0.21":
+            add("skip gradient add", e * 3 * skip)
         convblock(2 * c[l], c[l], px[l])
         x = c[l]
     convblock(c[0], c[0], px[0])  # final
@@ -74,7 +80,8 @@ def main():
     ap.add_argument("--size", default="512x256")
     ap.add_argument("--bytes", type=int, default=2, help="storage bytes per activation (2: mixed_fp16/bf16, 4: fp32)")
     ap.add_argument("--bn-bwd", type=int, default=5, help="tensor passes of the BatchNorm backward")
-    ap.add_argument("--concat-copies", action="store_true", help="count the concat copies of v0.18")
+    ap.add_argument("--as-of", default="v0.21", choices=["v0.18", "v0.19", "v0.21"],
+                    help="count the passes of that version (see above)")
     ap.add_argument("--bandwidth", type=float, default=3.5e12, help="bytes/s the own kernels reach")
     ap.add_argument("--conv-tflops", default="450,600", help="cuDNN's rate on these convolutions, TFLOP/s")
     a = ap.parse_args()
@@ -83,7 +90,7 @@ def main():
     print("| f | batch | training GFLOP/img | own kernels MB/img | own ms/img | convs ms/img | floor img/s |")
     print("|---|---|---|---|---|---|---|")
     for f in map(int, a.filters.split(",")):
-        flops, moved, params = step_floor(f, (h, w), a.bytes, a.bn_bwd, a.concat_copies)
+        flops, moved, params = step_floor(f, (h, w), a.bytes, a.bn_bwd, a.as_of)
         for b in map(int, a.batch.split(",")):
             own = sum(moved.values()) + params * 34 / b  # Adam: masters, grads, moments, 16-bit copy
             t_own = own / a.bandwidth

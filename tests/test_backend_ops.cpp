@@ -265,9 +265,16 @@ void BackendOps::pool_upsample_concat_add(int ch) {
   be->maxpool_fwd(X.t, P.t);
   maxpool2x2_fwd_ref<double>(s, x.data(), p_ref.data());
   expect_close(P.download(), p_ref, Op::maxpool_fwd, dt, 4, "maxpool");
-  be->maxpool_bwd(X.t, GP.t, DX.t);
+  be->maxpool_bwd(X.t, GP.t, DX.t, false);
   maxpool2x2_bwd_ref<double>(s, x.data(), gp.data(), dx_ref.data());
   expect_close(DX.download(), dx_ref, Op::maxpool_bwd, dt, 4, "maxpool bwd");
+  {  // accumulating: bit for bit the gradient written elsewhere, then added
+    const auto d0 = round_to(dt, random_vec(s.numel(), 11));
+    DeviceTensor ACC(*be, dt, s, d0), SUM(*be, dt, s, d0);
+    be->maxpool_bwd(X.t, GP.t, ACC.t, true);
+    be->add_inplace(DX.t, SUM.t);
+    EXPECT_EQ(ACC.download(), SUM.download()) << "maxpool bwd, accumulating";
+  }
   be->upsample_fwd(X.t, U.t);
   upsample2x_fwd_ref<double>(s, x.data(), u_ref.data());
   expect_close(U.download(), u_ref, Op::upsample_fwd, dt, 1, "upsample");
@@ -335,9 +342,14 @@ TEST_P(BackendOps, ChannelSlices) {
       be->maxpool_fwd(X.t, PD.t);
       be->maxpool_fwd(xs, PS.t);
       EXPECT_EQ(PS.download(), PD.download()) << "maxpool_fwd";
-      be->maxpool_bwd(X.t, DLOW.t, DXD.t);
-      be->maxpool_bwd(xs, DLOW.t, DXS.t);
+      be->maxpool_bwd(X.t, DLOW.t, DXD.t, false);
+      be->maxpool_bwd(xs, DLOW.t, DXS.t, false);
       EXPECT_EQ(DXS.download(), DXD.download()) << "maxpool_bwd";
+      // Accumulating into a slice (the skip's gradient inside its concat's).
+      DeviceTensor AD(*be, dt, s, dy), AW(*be, dt, sw, with_slice(w1, dy));
+      be->maxpool_bwd(X.t, DLOW.t, AD.t, true);
+      be->maxpool_bwd(xs, DLOW.t, AW.t.channels(c0, c), true);
+      EXPECT_EQ(AW.download(), with_slice(w1, AD.download())) << "maxpool_bwd, accumulating";
     }
     {  // upsampling writes its output into the slice and reads its gradient from one
       DeviceTensor UD(*be, dt, s), UW(*be, dt, sw, w0), DD(*be, dt, low), DS(*be, dt, low);
@@ -609,7 +621,7 @@ TEST(FastBackend, LeavesTheCallersDenormalModeAlone) {
 // The fast max pooling equals the reference bit for bit in every dtype, on
 // windows full of ties (values from five levels, +0 and -0 among them: the
 // first maximum gets the gradient), a NaN, batch 2, and channel counts on
-// and off the vector width.
+// and off the vector width; the backward also accumulating.
 TEST(FastBackend, MaxPoolingEqualsTheReferenceBitForBit) {
   auto be = make_fast_backend();
   for (DType dt : {DType::f32, DType::f16, DType::bf16})
@@ -620,19 +632,28 @@ TEST(FastBackend, MaxPoolingEqualsTheReferenceBitForBit) {
       for (double& v : x) v = levels[std::min(4, int(v))];
       x[3] = std::nan("");
       const auto g = round_to(dt, random_vec(p.numel(), 22));
-      DeviceTensor X(*be, dt, s, x), G(*be, dt, p, g), Y(*be, dt, p), DX(*be, dt, s);
+      // Accumulating onto values with -0 and +0 among them (+0 + -0 and -0 + +0 must round as the reference's).
+      auto d0 = round_to(dt, random_vec(s.numel(), 23));
+      for (size_t i = 0; i < d0.size(); i += 3) d0[i] = i % 2 ? -0.0 : 0.0;
+      DeviceTensor X(*be, dt, s, x), G(*be, dt, p, g), Y(*be, dt, p), DX(*be, dt, s), ACC(*be, dt, s, d0);
       be->maxpool_fwd(X.t, Y.t);
-      be->maxpool_bwd(X.t, G.t, DX.t);
+      be->maxpool_bwd(X.t, G.t, DX.t, false);
+      be->maxpool_bwd(X.t, G.t, ACC.t, true);
       dispatch_float(dt, [&]<class T>() {
         const auto xs = to_storage<T>(x), gs = to_storage<T>(g);
-        std::vector<T> y_ref(p.numel()), dx_ref(s.numel()), y(p.numel()), dx(s.numel());
+        auto acc_ref = to_storage<T>(d0);
+        std::vector<T> y_ref(p.numel()), dx_ref(s.numel()), y(p.numel()), dx(s.numel()), acc(s.numel());
         maxpool2x2_fwd_ref<T>(s, xs.data(), y_ref.data());
         maxpool2x2_bwd_ref<T>(s, xs.data(), gs.data(), dx_ref.data());
+        maxpool2x2_bwd_ref<T>(s, xs.data(), gs.data(), acc_ref.data(), true);
         be->copy_out(y.data(), Y.t.data, y.size() * sizeof(T));
         be->copy_out(dx.data(), DX.t.data, dx.size() * sizeof(T));
+        be->copy_out(acc.data(), ACC.t.data, acc.size() * sizeof(T));
         EXPECT_EQ(std::memcmp(y.data(), y_ref.data(), y.size() * sizeof(T)), 0) << dtype_name(dt) << " " << to_string(s);
         EXPECT_EQ(std::memcmp(dx.data(), dx_ref.data(), dx.size() * sizeof(T)), 0)
             << dtype_name(dt) << " " << to_string(s);
+        EXPECT_EQ(std::memcmp(acc.data(), acc_ref.data(), acc.size() * sizeof(T)), 0)
+            << dtype_name(dt) << " " << to_string(s) << " accumulating";
       });
     }
   DeviceTensor odd(*be, DType::f32, {1, 3, 4, 2}), out(*be, DType::f32, {1, 1, 2, 2});

@@ -130,6 +130,8 @@ TEST(UNet, BackwardEqualsHandComposedKernels) {
   compute_loss(*backend, ws->act[net.logits], target.data(), {}, 1.0, &ws->grad[net.logits]);
   backward(net, *ws);
   const float* g_net = ws->param_grads.as<float>();
+  // Its one fan-in (the skip connection) needs no scratch: max pooling adds in place.
+  EXPECT_EQ(ws->scratch.data, nullptr);
 
   // By hand: tensors as plain vectors, same kernels, same order of ops.
   Backend& be = *backend;
@@ -209,7 +211,7 @@ TEST(UNet, BackwardEqualsHandComposedKernels) {
   auto dbn = block_bwd("dec0.0", bn.a, s2, d0, dd0, true);
   auto dpool = block_bwd("bottleneck", pool, p1, bn, dbn, true);
   std::vector<float> dskip2(s1.numel());
-  be.maxpool_bwd(T(e1.a, s1), T(dpool, p1), T(dskip2, s1));
+  be.maxpool_bwd(T(e1.a, s1), T(dpool, p1), T(dskip2, s1), false);
   be.add_inplace(T(dskip2, s1), T(dskip, s1));  // the skip connection's two gradients
   auto de0 = block_bwd("enc0.1", e0.a, s1, e1, dskip, true);
   block_bwd("enc0.0", x, s0, e0, de0, false);
@@ -257,7 +259,9 @@ class DenseOnly final : public Backend {
   void relu_fwd(const Tensor& x, const Tensor& y) override { b_.relu_fwd(x, y); }
   void relu_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override { b_.relu_bwd(dy, y, dx); }
   void maxpool_fwd(const Tensor& x, const Tensor& y) override { b_.maxpool_fwd(x, y); }
-  void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx) override { b_.maxpool_bwd(x, dy, dx); }
+  void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx, bool acc) override {
+    b_.maxpool_bwd(x, dy, dx, acc);
+  }
   void upsample_fwd(const Tensor& x, const Tensor& y) override { b_.upsample_fwd(x, y); }
   void upsample_bwd(const Tensor& dy, const Tensor& dx) override { b_.upsample_bwd(dy, dx); }
   void concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) override { b_.concat_fwd(a, b, y); }
@@ -522,7 +526,7 @@ class ConvCountingBackend final : public RefBackend {
     ++other;
   }
   void maxpool_fwd(const Tensor&, const Tensor&) override { ++other; }
-  void maxpool_bwd(const Tensor&, const Tensor&, const Tensor&) override { ++other; }
+  void maxpool_bwd(const Tensor&, const Tensor&, const Tensor&, bool) override { ++other; }
   void upsample_concat_fwd(const Tensor&, const Tensor&, const Tensor&) override { ++other; }
   void concat_bwd(const Tensor&, const Tensor&, const Tensor&) override { ++other; }
   void add_inplace(const Tensor&, const Tensor&) override { ++other; }

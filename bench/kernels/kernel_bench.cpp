@@ -209,7 +209,8 @@ void register_all() {
         Buffer *cat = buffer(dt, {1, h, w, 2 * c}), *y = buffer(dt, {1, h, w, c});
         const double px = double(h) * w;
         reg("maxpool", [=] { be->maxpool_fwd(x->t, half->t); }, px * c * es * 1.25);
-        reg("maxpool_bwd", [=] { be->maxpool_bwd(x->t, half->t, y->t); }, px * c * es * 2.25);
+        reg("maxpool_bwd", [=] { be->maxpool_bwd(x->t, half->t, y->t, false); }, px * c * es * 2.25);
+        reg("maxpool_bwd_add", [=] { be->maxpool_bwd(x->t, half->t, y->t, true); }, px * c * es * 3.25);
         reg("upsample_concat", [=] { be->upsample_concat_fwd(half->t, x->t, cat->t); }, px * c * es * (0.25 + 1 + 2));
         float* p = buffer(DType::f32, {1, 1, 6, c})->t.as<float>();
         const BatchNormState bn{p, p + c, p + 2 * c, p + 3 * c, p + 4 * c, p + 5 * c};

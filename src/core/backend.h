@@ -44,8 +44,8 @@ enum class Op {
   optimizer_step,
   // Not an op: whether the ops a U-Net skip connection passes through take
   // channel slices (Tensor::pixel_stride) where they appear: batchnorm_fwd_train's
-  // y, batchnorm_bwd's dy and relu_y, maxpool_fwd's and maxpool_bwd's x,
-  // upsample_fwd's y, upsample_bwd's dy, add's y. A training workspace then
+  // y, batchnorm_bwd's dy and relu_y, maxpool_fwd's x, maxpool_bwd's x and
+  // dx, upsample_fwd's y, upsample_bwd's dy, add's y. A training workspace then
   // keeps the skip and the upsampled tensor in their concat buffer, and their
   // gradients in its gradient's (network.cpp): no concat copies.
   channel_slices,
@@ -128,7 +128,10 @@ class Backend {
   virtual void relu_fwd(const Tensor& x, const Tensor& y) = 0;                     // may be in place
   virtual void relu_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) = 0;  // may be in place
   virtual void maxpool_fwd(const Tensor& x, const Tensor& y) = 0;
-  virtual void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx) = 0;
+  // accumulate: dx += the gradient, each element rounded once (what writing
+  // it elsewhere and add_inplace would give: the skip connection's second
+  // gradient without a pass through scratch memory), else dx = it.
+  virtual void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx, bool accumulate) = 0;
   virtual void upsample_fwd(const Tensor& x, const Tensor& y) = 0;
   virtual void upsample_bwd(const Tensor& dy, const Tensor& dx) = 0;
   virtual void concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) = 0;

@@ -105,8 +105,10 @@ class FastBackend final : public RefBackend {
   void maxpool_fwd(const Tensor& x, const Tensor& y) override {
     dispatch_float(x.dtype, [&]<class T>() { maxpool2x2_fwd_fast<T>(x.shape, x.as<T>(), y.as<T>()); });
   }
-  void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx) override {
-    dispatch_float(x.dtype, [&]<class T>() { maxpool2x2_bwd_fast<T>(x.shape, x.as<T>(), dy.as<T>(), dx.as<T>()); });
+  void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx, bool accumulate) override {
+    dispatch_float(x.dtype, [&]<class T>() {
+      maxpool2x2_bwd_fast<T>(x.shape, x.as<T>(), dy.as<T>(), dx.as<T>(), accumulate);
+    });
   }
   void upsample_bwd(const Tensor& dy, const Tensor& dx) override {
     dispatch_float(dx.dtype, [&]<class T>() { upsample2x_bwd_fast<T>(dx.shape, dy.as<T>(), dx.as<T>()); });

@@ -13,8 +13,10 @@ namespace mixseg {
 namespace {
 
 // One window row of C channels: the four inputs a, b (upper row), d, e
-// (lower row) give their gradients from g to the first maximum. Restrict
-// pointers and selects rather than branches, so the loop vectorises.
+// (lower row) give their gradients from g to the first maximum (added to
+// da..de with Accumulate). Restrict pointers and selects rather than
+// branches, so the loop vectorises.
+template <bool Accumulate>
 void window_grads(int C, const float* __restrict a, const float* __restrict b, const float* __restrict d,
                   const float* __restrict e, const float* __restrict g, float* __restrict da, float* __restrict db,
                   float* __restrict dd, float* __restrict de) {
@@ -25,10 +27,13 @@ void window_grads(int C, const float* __restrict a, const float* __restrict b, c
     const bool gt_d = d[c] > m_ab;
     const bool gt_e = e[c] > (gt_d ? d[c] : m_ab);
     const int k = gt_e ? 3 : gt_d ? 2 : gt_b ? 1 : 0;
-    da[c] = k == 0 ? g[c] : 0.0f;
-    db[c] = k == 1 ? g[c] : 0.0f;
-    dd[c] = k == 2 ? g[c] : 0.0f;
-    de[c] = k == 3 ? g[c] : 0.0f;
+    const float va = k == 0 ? g[c] : 0.0f, vb = k == 1 ? g[c] : 0.0f, vd = k == 2 ? g[c] : 0.0f,
+                ve = k == 3 ? g[c] : 0.0f;
+    if constexpr (Accumulate) {
+      da[c] += va, db[c] += vb, dd[c] += vd, de[c] += ve;
+    } else {
+      da[c] = va, db[c] = vb, dd[c] = vd, de[c] = ve;
+    }
   }
 }
 
@@ -70,7 +75,7 @@ void maxpool2x2_fwd_fast(const Shape& s, const T* x, T* y) {
 }
 
 template <class T>
-void maxpool2x2_bwd_fast(const Shape& s, const T* x, const T* dy, T* dx) {
+void maxpool2x2_bwd_fast(const Shape& s, const T* x, const T* dy, T* dx, bool accumulate) {
   check_maxpool2x2_shape(s);
   const int oh = s.h / 2, ow = s.w / 2, C = s.c;
   const size_t in_row = size_t(s.w) * C, out_row_n = size_t(ow) * C;
@@ -85,10 +90,17 @@ void maxpool2x2_bwd_fast(const Shape& s, const T* x, const T* dy, T* dx) {
       const float* g = f32_in(dy + size_t(ny) * out_row_n, out_row_n, gb);
       float* d0 = f32_out(dx + first, in_row, d0b);
       float* d1 = f32_out(dx + first + in_row, in_row, d1b);
+      if (accumulate && d0 != static_cast<void*>(dx + first)) {  // 16-bit: what is there, widened, to add to
+        widen(dx + first, d0, in_row);
+        widen(dx + first + in_row, d1, in_row);
+      }
       for (int ox = 0; ox < ow; ++ox) {
         const size_t i0 = size_t(2 * ox) * C, i1 = i0 + C;
         const float* gg = g + size_t(ox) * C;
-        window_grads(C, r0 + i0, r0 + i1, r1 + i0, r1 + i1, gg, d0 + i0, d0 + i1, d1 + i0, d1 + i1);
+        if (accumulate)
+          window_grads<true>(C, r0 + i0, r0 + i1, r1 + i0, r1 + i1, gg, d0 + i0, d0 + i1, d1 + i0, d1 + i1);
+        else
+          window_grads<false>(C, r0 + i0, r0 + i1, r1 + i0, r1 + i1, gg, d0 + i0, d0 + i1, d1 + i0, d1 + i1);
       }
       f32_out_done(d0, dx + first, in_row);
       f32_out_done(d1, dx + first + in_row, in_row);
@@ -98,7 +110,7 @@ void maxpool2x2_bwd_fast(const Shape& s, const T* x, const T* dy, T* dx) {
 
 #define INSTANTIATE(T)                                                     \
   template void maxpool2x2_fwd_fast<T>(const Shape&, const T*, T*); \
-  template void maxpool2x2_bwd_fast<T>(const Shape&, const T*, const T*, T*);
+  template void maxpool2x2_bwd_fast<T>(const Shape&, const T*, const T*, T*, bool);
 INSTANTIATE(float)
 INSTANTIATE(f16)
 INSTANTIATE(bf16)

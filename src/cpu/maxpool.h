@@ -5,7 +5,8 @@
 // result is one of the inputs. The backward gives each window's gradient to
 // its first maximum in row-major window order, like the reference (a later
 // element wins only if strictly greater; a NaN first element keeps it), so
-// both passes equal maxpool_ref bit for bit.
+// both passes equal maxpool_ref bit for bit. With accumulate the backward
+// adds to dx (each element rounded once, as the reference does).
 #pragma once
 #include "core/tensor.h"
 
@@ -14,6 +15,6 @@ namespace mixseg {
 template <class T>
 void maxpool2x2_fwd_fast(const Shape& x_shape, const T* x, T* y);
 template <class T>
-void maxpool2x2_bwd_fast(const Shape& x_shape, const T* x, const T* dy, T* dx);
+void maxpool2x2_bwd_fast(const Shape& x_shape, const T* x, const T* dy, T* dx, bool accumulate);
 
 }  // namespace mixseg

@@ -229,12 +229,12 @@ class CudaBackend final : public Backend {
     cuda::maxpool_fwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, x.stride(), y.data,
                       stream_);
   }
-  void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx) override {
-    const Timed timed(profile_, [&] { return key("maxpool_bwd", x); });
+  void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx, bool accumulate) override {
+    const Timed timed(profile_, [&] { return key(accumulate ? "maxpool_bwd_add" : "maxpool_bwd", x); });
     check_maxpool2x2_shape(x.shape);
-    dense(dy, "maxpool_bwd"), dense(dx, "maxpool_bwd");
+    dense(dy, "maxpool_bwd");
     cuda::maxpool_bwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, x.stride(), dy.data,
-                      dx.data, stream_);
+                      dx.data, dx.stride(), accumulate, stream_);
   }
   void upsample_fwd(const Tensor& x, const Tensor& y) override {
     const Timed timed(profile_, [&] { return key("upsample_fwd", y); });

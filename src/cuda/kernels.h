@@ -39,10 +39,11 @@ void relu_bwd(FloatType t, size_t n, const void* dy, const void* y, void* dx, cu
 // tensor's own channel count where it is dense).
 // add.cu: y [pixels, c] = round(y + x).
 void add_inplace(FloatType t, size_t pixels, int c, const void* x, void* y, int y_stride, cudaStream_t stream);
-// maxpool.cu: 2x2, stride 2, x [n, h, w, c] (h, w even); the first maximum of a window gets the gradient.
+// maxpool.cu: 2x2, stride 2, x [n, h, w, c] (h, w even); the first maximum of a window gets the gradient
+// (accumulate: dx += it, rounded once per element).
 void maxpool_fwd(FloatType t, int n, int h, int w, int c, const void* x, int x_stride, void* y, cudaStream_t stream);
 void maxpool_bwd(FloatType t, int n, int h, int w, int c, const void* x, int x_stride, const void* dy, void* dx,
-                 cudaStream_t stream);
+                 int dx_stride, bool accumulate, cudaStream_t stream);
 // upsample.cu: nearest 2x of x [n, h, w, c]; the backward sums each 2x2 block of dy [n, 2h, 2w, c];
 // upsample_concat: y [n, 2h, 2w, c + cs] = concat(upsample(x), skip [n, 2h, 2w, cs]).
 void upsample_fwd(FloatType t, int n, int h, int w, int c, const void* x, void* y, int y_stride, cudaStream_t stream);

@@ -4,7 +4,8 @@
 // reference bit for bit. Each thread takes a vector of V channels
 // (cuda_types.cuh: 16-byte accesses where the sizes allow). x may be a
 // channel slice of a wider tensor (pixel stride xs: a skip connection inside
-// its concat buffer); y, dy, dx are dense.
+// its concat buffer), and so may the backward's dx (the skip's gradient, to
+// which it adds); y and dy are dense.
 #include "cuda/cuda_types.cuh"
 
 namespace mixseg::cuda {
@@ -59,9 +60,10 @@ __global__ void maxpool_fwd_kernel(size_t out_pixels, unsigned h, unsigned w, in
   }
 }
 
+// dx (pixel stride ds) gets the gradient, or adds it (accumulate: rounded once per element).
 template <class T, int V>
 __global__ void maxpool_bwd_kernel(size_t out_pixels, unsigned h, unsigned w, int c, int cw, const T* x, int xs,
-                                   const T* dy, T* dx) {
+                                   const T* dy, T* dx, int ds, bool accumulate) {
   const ChannelLane l(cw);
   if (!l.active(c / V)) return;
   const int ch = l.ch * V;
@@ -73,9 +75,14 @@ __global__ void maxpool_bwd_kernel(size_t out_pixels, unsigned h, unsigned w, in
     window_argmax<T, V>(x, xs, px, ch, max, best);
     const Pack<T, V> g = load_pack<V>(dy + q * size_t(c) + size_t(ch));
     for (int k = 0; k < 4; ++k) {
+      T* at = dx + px[k] * size_t(ds) + size_t(ch);
       Pack<T, V> out;
       for (int i = 0; i < V; ++i) out.v[i] = k == best[i] ? g.v[i] : zero<T>();
-      store_pack<V>(dx + px[k] * size_t(c) + size_t(ch), out);
+      if (accumulate) {
+        const Pack<T, V> old = load_pack<V>(at);
+        for (int i = 0; i < V; ++i) out.v[i] = store<T>(load(old.v[i]) + load(out.v[i]));
+      }
+      store_pack<V>(at, out);
     }
   }
 }
@@ -101,14 +108,14 @@ void maxpool_fwd(FloatType t, int n, int h, int w, int c, const void* x, int x_s
 }
 
 void maxpool_bwd(FloatType t, int n, int h, int w, int c, const void* x, int x_stride, const void* dy, void* dx,
-                 cudaStream_t stream) {
+                 int dx_stride, bool accumulate, cudaStream_t stream) {
   const size_t out_pixels = output_pixels(n, h, w, "maxpool_bwd");
-  dispatch_vector(t, vector_width(t, c, {x, dy, dx}, {x_stride}), [&](auto tag, auto vec) {
+  dispatch_vector(t, vector_width(t, c, {x, dy, dx}, {x_stride, dx_stride}), [&](auto tag, auto vec) {
     using T = decltype(tag);
     constexpr int V = decltype(vec)::value;
     const ChannelTiling g = channel_tiling(out_pixels, c / V, kElementwiseBlocks);
     launch(maxpool_bwd_kernel<T, V>, g.grid, kThreads, 0, stream, out_pixels, unsigned(h), unsigned(w), c, g.cw,
-           static_cast<const T*>(x), x_stride, static_cast<const T*>(dy), static_cast<T*>(dx));
+           static_cast<const T*>(x), x_stride, static_cast<const T*>(dy), static_cast<T*>(dx), dx_stride, accumulate);
   });
   check_launch("maxpool_bwd");
 }

@@ -89,6 +89,24 @@ std::vector<int> concat_slices(const UNet& net, const Workspace& ws) {
   return in_concat;
 }
 
+// The elements of scratch memory the backward needs for gradients that fan
+// in (see backward()): the largest value whose gradient a consumer other
+// than max pooling (which adds in place) meets already written, following
+// the backward's order; 0 for the U-Net, whose one fan-in (the skip
+// connection: concat, then max pooling) needs none.
+size_t fan_in_scratch(const UNet& net, const Workspace& ws) {
+  std::vector<uint8_t> written(net.values.size(), 0);
+  size_t need = 0;
+  for (auto it = net.layers.rbegin(); it != net.layers.rend(); ++it)
+    for (int v : {it->in0, it->in1}) {
+      if (v < 0 || v == net.input) continue;
+      if (written[size_t(v)] && it->kind != LayerKind::maxpool && ws.in_concat[size_t(v)] < 0)
+        need = std::max(need, net.values[size_t(v)].shape(ws.batch, ws.h, ws.w).numel());
+      written[size_t(v)] = 1;
+    }
+  return need;
+}
+
 // Allocates everything a workspace holds from its two arenas; called twice
 // (plan, then commit and allocate for real).
 void allocate(const UNet& net, Workspace& ws) {
@@ -100,11 +118,9 @@ void allocate(const UNet& net, Workspace& ws) {
   if (!ws.training)
     for (size_t i = 0; i < net.layers.size(); ++i)
       if (ws.folded_bn[i] >= 0 || upsample_feeds_concat(net, i)) skip[net.layers[i].out] = 1;
-  size_t largest = 0;
   for (size_t v = 0; v < net.values.size(); ++v) {
     const Shape s = net.values[v].shape(ws.batch, ws.h, ws.w);
     if (!skip[v] && ws.in_concat[v] < 0) ws.act[v] = ws.activations.alloc(ws.dtype, s);
-    largest = std::max(largest, s.numel());
   }
   if (ws.dtype != DType::f32) ws.input_f32 = ws.activations.alloc(DType::f32, ws.act[net.input].shape);
   ws.bn_running = ws.weights.alloc(DType::f32, {1, 1, 1, int(net.running_numel)});
@@ -121,7 +137,7 @@ void allocate(const UNet& net, Workspace& ws) {
         ws.grad[size_t(v)] = ws.grad[size_t(l.out)].channels(c0, c);
       }
     }
-    ws.scratch = ws.activations.alloc(ws.dtype, {1, 1, 1, int(largest)});
+    if (const size_t n = fan_in_scratch(net, ws)) ws.scratch = ws.activations.alloc(ws.dtype, {1, 1, 1, int(n)});
     for (size_t b = 0; b < net.bns.size(); ++b) ws.bn_saved[b] = ws.activations.alloc(DType::f32, {1, 1, 4, net.bns[b].channels});
     ws.target = ws.activations.alloc(DType::u8, ws.act[net.logits].shape);
     const Shape flat{1, 1, 1, int(net.param_numel)};
@@ -463,11 +479,13 @@ void backward(const UNet& net, Workspace& ws) {
   std::fill(ws.grad_written.begin(), ws.grad_written.end(), 0);
   ws.grad_written[net.logits] = 1;
   // A value's gradient is written by the first consumer (in reverse order) and
-  // accumulated by later ones: those write into scratch, which is then added.
+  // accumulated by later ones: max pooling adds in place, others write into
+  // scratch (sized by fan_in_scratch), which is then added.
   bool scratch_busy = false;
   auto target = [&](int v) -> Tensor {
     if (!ws.grad_written[v]) return ws.grad[v];
-    if (scratch_busy) fail("internal error: two gradients fan in at once in layer schedule");
+    if (scratch_busy || ws.scratch.numel() < ws.grad[v].numel())
+      fail("internal error: a gradient fans in without scratch memory planned for it");
     scratch_busy = true;
     return view(ws.scratch, ws.grad[v].shape);
   };
@@ -501,12 +519,10 @@ void backward(const UNet& net, Workspace& ws) {
         done(l.in0, dx);
         break;
       }
-      case LayerKind::maxpool: {
-        const Tensor dx = target(l.in0);
-        be.maxpool_bwd(ws.act[l.in0], dy, dx);
-        done(l.in0, dx);
+      case LayerKind::maxpool:  // where a gradient is there already (the skip's, from its concat), added to it
+        be.maxpool_bwd(ws.act[l.in0], dy, ws.grad[l.in0], ws.grad_written[l.in0] != 0);
+        ws.grad_written[l.in0] = 1;
         break;
-      }
       case LayerKind::upsample: {
         const Tensor dx = target(l.in0);
         be.upsample_bwd(dy, dx);

@@ -93,8 +93,9 @@ void RefBackend::relu_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) {
 void RefBackend::maxpool_fwd(const Tensor& x, const Tensor& y) {
   dispatch_float(x.dtype, [&]<class T>() { maxpool2x2_fwd_ref<T>(x.shape, x.as<T>(), y.as<T>()); });
 }
-void RefBackend::maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx) {
-  dispatch_float(x.dtype, [&]<class T>() { maxpool2x2_bwd_ref<T>(x.shape, x.as<T>(), dy.as<T>(), dx.as<T>()); });
+void RefBackend::maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx, bool accumulate) {
+  dispatch_float(x.dtype,
+                 [&]<class T>() { maxpool2x2_bwd_ref<T>(x.shape, x.as<T>(), dy.as<T>(), dx.as<T>(), accumulate); });
 }
 void RefBackend::upsample_fwd(const Tensor& x, const Tensor& y) {
   dispatch_float(x.dtype, [&]<class T>() { upsample2x_fwd_ref<T>(x.shape, x.as<T>(), y.as<T>()); });

@@ -29,7 +29,7 @@ class RefBackend : public Backend {
   void relu_fwd(const Tensor& x, const Tensor& y) override;
   void relu_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override;
   void maxpool_fwd(const Tensor& x, const Tensor& y) override;
-  void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx) override;
+  void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx, bool accumulate) override;
   void upsample_fwd(const Tensor& x, const Tensor& y) override;
   void upsample_bwd(const Tensor& dy, const Tensor& dx) override;
   void concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) override;

@@ -47,7 +47,7 @@ void maxpool2x2_fwd_ref(const Shape& s, const T* x, T* y) {
 }
 
 template <class T>
-void maxpool2x2_bwd_ref(const Shape& s, const T* x, const T* dy, T* dx) {
+void maxpool2x2_bwd_ref(const Shape& s, const T* x, const T* dy, T* dx, bool accumulate) {
   check_maxpool2x2_shape(s);
   const int oh = s.h / 2, ow = s.w / 2;
 #pragma omp parallel for schedule(static)
@@ -59,7 +59,11 @@ void maxpool2x2_bwd_ref(const Shape& s, const T* x, const T* dy, T* dx) {
       const T* g = dy + (size_t(ny) * ow + ox) * s.c;
       for (int c = 0; c < s.c; ++c) {
         const int best = argmax4(x, off, c);
-        for (int k = 0; k < 4; ++k) dx[off[k] + c] = k == best ? g[c] : store<T>(0);
+        for (int k = 0; k < 4; ++k) {
+          const T v = k == best ? g[c] : store<T>(0);
+          T& out = dx[off[k] + c];
+          out = accumulate ? store<T>(load(out) + load(v)) : v;
+        }
       }
     }
   }
@@ -67,7 +71,7 @@ void maxpool2x2_bwd_ref(const Shape& s, const T* x, const T* dy, T* dx) {
 
 #define INSTANTIATE(T)                                                    \
   template void maxpool2x2_fwd_ref<T>(const Shape&, const T*, T*); \
-  template void maxpool2x2_bwd_ref<T>(const Shape&, const T*, const T*, T*);
+  template void maxpool2x2_bwd_ref<T>(const Shape&, const T*, const T*, T*, bool);
 MIXSEG_INSTANTIATE_FLOAT_KERNEL(INSTANTIATE)
 
 }  // namespace mixseg

@@ -13,7 +13,9 @@ void check_maxpool2x2_shape(const Shape& x_shape);
 
 template <class T>
 void maxpool2x2_fwd_ref(const Shape& x_shape, const T* x, T* y);
+// accumulate: dx += the gradient (each element rounded once, as writing it
+// and adding would), else dx = the gradient.
 template <class T>
-void maxpool2x2_bwd_ref(const Shape& x_shape, const T* x, const T* dy, T* dx);
+void maxpool2x2_bwd_ref(const Shape& x_shape, const T* x, const T* dy, T* dx, bool accumulate = false);
 
 }  // namespace mixseg
