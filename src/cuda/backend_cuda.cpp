@@ -67,13 +67,29 @@ std::string conv_key(const char* op, const Tensor& x, const Tensor& w) {
                      x.shape.h, x.shape.w);
 }
 
-// Times the op it is declared in when profiling (op_profile.h); the key is
-// only formatted then.
+// A profile entry: the key and the op's work, the bytes its kernels must move
+// (each tensor pass once, as bench/gpu_floor.py counts them) or a
+// convolution's FLOPs (x: the activation of the conv's input side, w: the
+// weights or their gradient, OHWI).
+struct Profiled {
+  std::string key;
+  double bytes = 0, flops = 0;
+};
+Profiled moves(const char* op, const Tensor& t, double bytes) { return {key(op, t), bytes, 0}; }
+Profiled conv_op(const char* op, const Tensor& x, const Tensor& w) {
+  const double flops = 2.0 * w.shape.h * w.shape.w * w.shape.c * w.shape.n * double(x.shape.pixels());
+  return {conv_key(op, x, w), 0, flops};
+}
+
+// Times the op it is declared in when profiling (op_profile.h); the entry is
+// only made then.
 class Timed {
  public:
-  template <class MakeKey>
-  Timed(OpProfile& p, MakeKey make_key) : p_(p) {
-    if (p_.enabled()) p_.begin(make_key());
+  template <class MakeEntry>
+  Timed(OpProfile& p, MakeEntry make_entry) : p_(p) {
+    if (!p_.enabled()) return;
+    Profiled e = make_entry();
+    p_.begin(std::move(e.key), e.bytes, e.flops);
   }
   ~Timed() { p_.end(); }
   Timed(const Timed&) = delete;
@@ -160,26 +176,26 @@ class CudaBackend final : public Backend {
   // (Op::channel_slices included: the ops it lists take slices; the others check dense().)
 
   void conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) override {
-    const Timed timed(profile_, [&] { return conv_key("conv2d_fwd", x, w); });
+    const Timed timed(profile_, [&] { return conv_op("conv2d_fwd", x, w); });
     same_dtype(x, w, "conv2d_fwd");
     dense(x, "conv2d_fwd"), dense(y, "conv2d_fwd");
     convs_.forward(conv_shape(x, w), x.dtype, x.data, w.data, y.data);
   }
   void conv2d_fwd_bias(const Tensor& x, const Tensor& w, const float* bias, const Tensor& y, bool relu) override {
-    const Timed timed(profile_, [&] { return conv_key("conv2d_fwd_bias", x, w); });
+    const Timed timed(profile_, [&] { return conv_op("conv2d_fwd_bias", x, w); });
     same_dtype(x, w, "conv2d_fwd_bias");
     dense(x, "conv2d_fwd_bias"), dense(y, "conv2d_fwd_bias");
     convs_.forward(conv_shape(x, w), x.dtype, x.data, w.data, y.data);
     if (bias || relu) cuda::bias_relu(float_type(y.dtype), y.shape.pixels(), y.shape.c, bias, relu, y.data, stream_);
   }
   void conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) override {
-    const Timed timed(profile_, [&] { return conv_key("conv2d_bwd_data", dx, w); });
+    const Timed timed(profile_, [&] { return conv_op("conv2d_bwd_data", dx, w); });
     same_dtype(dy, w, "conv2d_bwd_data");
     dense(dy, "conv2d_bwd_data"), dense(dx, "conv2d_bwd_data");
     convs_.backward_data(conv_shape(dx, w), dy.dtype, dy.data, w.data, dx.data);
   }
   void conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Tensor& dw) override {
-    const Timed timed(profile_, [&] { return conv_key("conv2d_bwd_weights", x, dw); });
+    const Timed timed(profile_, [&] { return conv_op("conv2d_bwd_weights", x, dw); });
     same_dtype(x, dy, "conv2d_bwd_weights");
     dense(x, "conv2d_bwd_weights"), dense(dy, "conv2d_bwd_weights");
     if (dw.dtype != DType::f32) fail("conv2d_bwd_weights: weight gradients are f32, got {}", dtype_name(dw.dtype));
@@ -187,7 +203,7 @@ class CudaBackend final : public Backend {
   }
 
   void batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override {
-    const Timed timed(profile_, [&] { return key("batchnorm_fwd_train", x); });
+    const Timed timed(profile_, [&] { return moves("batchnorm_fwd_train", x, 3.0 * x.bytes()); });
     same_dtype(x, y, "batchnorm_fwd_train");
     dense(x, "batchnorm_fwd_train");
     cuda::batchnorm_fwd_train(float_type(x.dtype), x.shape.pixels(), x.shape.c, kBatchNormEps, kBatchNormMomentum,
@@ -196,7 +212,7 @@ class CudaBackend final : public Backend {
                               bn_scratch(x.shape.c), stream_);
   }
   void batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override {
-    const Timed timed(profile_, [&] { return key("batchnorm_fwd_infer", x); });
+    const Timed timed(profile_, [&] { return moves("batchnorm_fwd_infer", x, 2.0 * x.bytes()); });
     same_dtype(x, y, "batchnorm_fwd_infer");
     dense(x, "batchnorm_fwd_infer"), dense(y, "batchnorm_fwd_infer");
     cuda::batchnorm_fwd_infer(float_type(x.dtype), x.shape.pixels(), x.shape.c, kBatchNormEps, x.data, bn.gamma,
@@ -204,7 +220,11 @@ class CudaBackend final : public Backend {
   }
   void batchnorm_bwd(const Tensor& dy, const Tensor* relu_y, const Tensor& x, const BatchNormState& bn,
                      const Tensor& dx, float* dgamma, float* dbeta) override {
-    const Timed timed(profile_, [&] { return key("batchnorm_bwd", x); });
+    // The sums and dx each read dy and x (and the output for the mask, unless recomputed), dx is written.
+    const Timed timed(profile_, [&] {
+      const bool mask_read = relu_y && !(bn.save_scale && bn.save_shift);
+      return moves("batchnorm_bwd", x, (mask_read ? 7.0 : 5.0) * x.bytes());
+    });
     same_dtype(dy, x, "batchnorm_bwd");
     dense(x, "batchnorm_bwd"), dense(dx, "batchnorm_bwd");
     cuda::batchnorm_bwd(float_type(x.dtype), x.shape.pixels(), x.shape.c, dy.data, dy.stride(),
@@ -213,49 +233,52 @@ class CudaBackend final : public Backend {
                         bn_scratch(x.shape.c), stream_);
   }
   void relu_fwd(const Tensor& x, const Tensor& y) override {
-    const Timed timed(profile_, [&] { return key("relu_fwd", x); });
+    const Timed timed(profile_, [&] { return moves("relu_fwd", x, 2.0 * x.bytes()); });
     dense(x, "relu_fwd"), dense(y, "relu_fwd");
     cuda::relu_fwd(float_type(x.dtype), x.numel(), x.data, y.data, stream_);
   }
   void relu_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override {
-    const Timed timed(profile_, [&] { return key("relu_bwd", dy); });
+    const Timed timed(profile_, [&] { return moves("relu_bwd", dy, 3.0 * dy.bytes()); });
     dense(dy, "relu_bwd"), dense(y, "relu_bwd"), dense(dx, "relu_bwd");
     cuda::relu_bwd(float_type(dy.dtype), dy.numel(), dy.data, y.data, dx.data, stream_);
   }
   void maxpool_fwd(const Tensor& x, const Tensor& y) override {
-    const Timed timed(profile_, [&] { return key("maxpool_fwd", x); });
+    const Timed timed(profile_, [&] { return moves("maxpool_fwd", x, 1.25 * x.bytes()); });
     check_maxpool2x2_shape(x.shape);
     dense(y, "maxpool_fwd");
     cuda::maxpool_fwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, x.stride(), y.data,
                       stream_);
   }
   void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx, bool accumulate) override {
-    const Timed timed(profile_, [&] { return key(accumulate ? "maxpool_bwd_add" : "maxpool_bwd", x); });
+    const Timed timed(profile_, [&] {
+      return moves(accumulate ? "maxpool_bwd_add" : "maxpool_bwd", x, (accumulate ? 3.25 : 2.25) * x.bytes());
+    });
     check_maxpool2x2_shape(x.shape);
     dense(dy, "maxpool_bwd");
     cuda::maxpool_bwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, x.stride(), dy.data,
                       dx.data, dx.stride(), accumulate, stream_);
   }
   void upsample_fwd(const Tensor& x, const Tensor& y) override {
-    const Timed timed(profile_, [&] { return key("upsample_fwd", y); });
+    const Timed timed(profile_, [&] { return moves("upsample_fwd", y, double(x.bytes() + y.bytes())); });
     dense(x, "upsample_fwd");
     cuda::upsample_fwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, y.data, y.stride(),
                        stream_);
   }
   void upsample_bwd(const Tensor& dy, const Tensor& dx) override {
-    const Timed timed(profile_, [&] { return key("upsample_bwd", dy); });
+    const Timed timed(profile_, [&] { return moves("upsample_bwd", dy, double(dy.bytes() + dx.bytes())); });
     dense(dx, "upsample_bwd");
     cuda::upsample_bwd(float_type(dx.dtype), dx.shape.n, dx.shape.h, dx.shape.w, dx.shape.c, dy.data, dy.stride(),
                        dx.data, stream_);
   }
   void concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) override {
-    const Timed timed(profile_, [&] { return key("concat_fwd", y); });
+    const Timed timed(profile_, [&] { return moves("concat_fwd", y, 2.0 * y.bytes()); });
     same_dtype(a, b, "concat_fwd");
     dense(a, "concat_fwd"), dense(b, "concat_fwd"), dense(y, "concat_fwd");
     cuda::concat_fwd(float_type(a.dtype), a.shape.pixels(), a.shape.c, b.shape.c, a.data, b.data, y.data, stream_);
   }
   void upsample_concat_fwd(const Tensor& x, const Tensor& skip, const Tensor& y) override {
-    const Timed timed(profile_, [&] { return key("upsample_concat_fwd", y); });
+    const Timed timed(profile_,
+                      [&] { return moves("upsample_concat_fwd", y, double(x.bytes() + skip.bytes() + y.bytes())); });
     same_dtype(x, skip, "upsample_concat_fwd");
     dense(x, "upsample_concat_fwd"), dense(skip, "upsample_concat_fwd"), dense(y, "upsample_concat_fwd");
     if (skip.shape.n != x.shape.n || skip.shape.h != 2 * x.shape.h || skip.shape.w != 2 * x.shape.w ||
@@ -266,35 +289,43 @@ class CudaBackend final : public Backend {
                               skip.data, y.data, stream_);
   }
   void concat_bwd(const Tensor& dy, const Tensor& da, const Tensor& db) override {
-    const Timed timed(profile_, [&] { return key("concat_bwd", dy); });
+    const Timed timed(profile_, [&] { return moves("concat_bwd", dy, 2.0 * dy.bytes()); });
     dense(dy, "concat_bwd"), dense(da, "concat_bwd"), dense(db, "concat_bwd");
     cuda::concat_bwd(float_type(dy.dtype), da.shape.pixels(), da.shape.c, db.shape.c, dy.data, da.data, db.data,
                      stream_);
   }
   void loss(const Tensor& logits, const uint8_t* target, LossWeights w, StepControl* ctl,
             const Tensor* dlogits) override {
-    const Timed timed(profile_, [&] { return key("loss", logits); });
+    // The sums read logits and targets; the gradient reads them again and writes its own.
+    const Timed timed(profile_, [&] {
+      const double pass = double(logits.bytes() + logits.numel());
+      return moves("loss", logits, dlogits ? 2 * pass + double(logits.bytes()) : pass);
+    });
     if (dlogits) same_dtype(logits, *dlogits, "loss");
     dense(logits, "loss");
     cuda::loss(float_type(logits.dtype), logits.numel(), logits.data, target, w.bce, w.dice, kDiceSmooth, ctl,
                dlogits ? dlogits->data : nullptr, stream_);
   }
   void add_inplace(const Tensor& x, const Tensor& y) override {
-    const Timed timed(profile_, [&] { return key("add", y); });
+    const Timed timed(profile_, [&] { return moves("add", y, 3.0 * y.bytes()); });
     same_dtype(x, y, "add_inplace");
     dense(x, "add_inplace");
     if (x.shape != y.shape) fail("add_inplace: shapes {} and {}", to_string(x.shape), to_string(y.shape));
     cuda::add_inplace(float_type(x.dtype), x.shape.pixels(), x.shape.c, x.data, y.data, y.stride(), stream_);
   }
   void convert(const Tensor& x, const Tensor& y) override {
-    const Timed timed(profile_, [&] { return key("convert", y); });
+    const Timed timed(profile_, [&] { return moves("convert", y, double(x.bytes() + y.bytes())); });
     if (x.numel() != y.numel()) fail("convert: {} values into {}", x.numel(), y.numel());
     dense(x, "convert"), dense(y, "convert");
     cuda::convert(float_type(x.dtype), float_type(y.dtype), x.numel(), x.data, y.data, stream_);
   }
   void optimizer_step(const UpdateRule& rule, StepControl* ctl, float* params, const float* grads, float* m, float* v,
                       size_t n, const Tensor& storage) override {
-    const Timed timed(profile_, [&] { return fmt::format("optimizer_step {} params", n); });
+    // The finite check reads the gradients; the update reads 4 f32 arrays and writes 3 (and the storage copy).
+    const Timed timed(profile_, [&] {
+      const double per = 4 + 16 + 12 + (storage.data ? double(dtype_size(storage.dtype)) : 0.0);
+      return Profiled{fmt::format("optimizer_step {} params", n), per * double(n), 0};
+    });
     cuda::optimizer_step(rule, ctl, params, grads, m, v, n,
                          storage.data ? float_type(storage.dtype) : cuda::FloatType::f32, storage.data, stream_);
   }

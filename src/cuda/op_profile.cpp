@@ -34,9 +34,9 @@ cudaEvent_t OpProfile::event() {
   return e;
 }
 
-void OpProfile::begin(std::string key) {
+void OpProfile::begin(std::string key, double bytes, double flops) {
   if (!enabled_) return;
-  Pending p{std::move(key), event(), nullptr};
+  Pending p{std::move(key), bytes, flops, event(), nullptr};
   cudaEventRecord(p.start, stream_);
   open_.push_back(pending_.size());
   pending_.push_back(std::move(p));
@@ -57,6 +57,8 @@ void OpProfile::collect() {
     if (p.stop && cudaEventElapsedTime(&ms, p.start, p.stop) == cudaSuccess) {
       Total& t = totals_[p.key];
       t.ms += ms;
+      t.bytes += p.bytes;
+      t.flops += p.flops;
       ++t.calls;
     }
     free_.push_back(p.start);
@@ -70,6 +72,8 @@ std::string OpProfile::report() const {
   for (const auto& [key, t] : totals_) {
     Total& k = kinds[key.substr(0, key.find(' '))];
     k.ms += t.ms;
+    k.bytes += t.bytes;
+    k.flops += t.flops;
     k.calls += t.calls;
   }
   double all = 0;
@@ -77,10 +81,21 @@ std::string OpProfile::report() const {
   auto table = [&](const std::map<std::string, Total>& rows, size_t top) {
     std::vector<std::pair<std::string, Total>> v(rows.begin(), rows.end());
     std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
-    std::string s = fmt::format("{:>7} {:>10} {:>8} {:>9}  {}\n", "share", "total ms", "calls", "mean us", "op");
-    for (size_t i = 0; i < v.size() && i < top; ++i)
-      s += fmt::format("{:>6.1f}% {:>10.2f} {:>8} {:>9.1f}  {}\n", 100 * v[i].second.ms / all, v[i].second.ms,
-                       v[i].second.calls, 1e3 * v[i].second.ms / double(v[i].second.calls), v[i].first);
+    std::string s =
+        fmt::format("{:>7} {:>10} {:>8} {:>9} {:>13}  {}\n", "share", "total ms", "calls", "mean us", "rate", "op");
+    for (size_t i = 0; i < v.size() && i < top; ++i) {
+      const Total& t = v[i].second;
+      auto text = [](double r, const char* unit) {  // 3 figures, plain notation
+        return r >= 100 ? fmt::format("{:.0f} {}", r, unit) : r >= 1 ? fmt::format("{:.1f} {}", r, unit)
+                                                                     : fmt::format("{:.3f} {}", r, unit);
+      };
+      const std::string rate = t.ms <= 0      ? "-"
+                               : t.flops > 0 ? text(t.flops / t.ms / 1e9, "TFLOP/s")
+                               : t.bytes > 0 ? text(t.bytes / t.ms / 1e6, "GB/s")
+                                             : "-";
+      s += fmt::format("{:>6.1f}% {:>10.2f} {:>8} {:>9.1f} {:>13}  {}\n", 100 * t.ms / all, t.ms, t.calls,
+                       1e3 * t.ms / double(t.calls), rate, v[i].first);
+    }
     return s;
   };
   return fmt::format("GPU time per op kind (MIXSEG_CUDA_PROFILE=1; {:.1f} ms in all):\n{}top ops by shape:\n{}", all,

@@ -39,6 +39,12 @@ expect_ok env MIXSEG_CUDA_VECTORS=0 "$MIXSEG" bench --device cuda --precision mi
   --depth 2 --batch 1 --size 32x32 --warmup 1 --min-steps 1 --min-time 0 --out "$T/v.csv"
 [ "$(grep -c ",cuda," "$T/v.csv")" = 1 ] && grep -q "cuda channel vectors: off" "$T/v.csv.meta.jsonl" &&
   ok "bench with channel vectors off" || bad "vectors off: $(cat "$T/out" "$T/v.csv.meta.jsonl")"
+# The op profile (gpu-check.sh's breakdown): GPU time per op kind with the rate each reached.
+expect_ok env MIXSEG_CUDA_PROFILE=1 "$MIXSEG" bench --device cuda --precision mixed_fp16 --phase train --filters 8 \
+  --depth 2 --batch 2 --size 32x32 --warmup 1 --min-steps 2 --min-time 0 --energy none
+grep -q "GPU time per op kind" "$T/err" && grep -Eq "GB/s +batchnorm_bwd$" "$T/err" &&
+  grep -Eq "TFLOP/s +conv2d_fwd$" "$T/err" && ok "op profile with GB/s and TFLOP/s per op kind" ||
+  bad "op profile: $(cat "$T/err")"
 expect_ok "$MIXSEG" report "$T/b.csv" --out "$T/rep"
 [ -f "$T/rep/report.html" ] && ok "report of the GPU rows" || bad "no report"
 # 300 MB of device memory: batch 1 fits, batch 64 does not and is skipped.
