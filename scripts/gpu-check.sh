@@ -69,7 +69,7 @@ if [ -f "$BUNDLE" ] && [ "${SKIP_BUILD:-0}" != 1 ]; then
   SKIP_BUILD=1
   if ! LD_LIBRARY_PATH=$MIXSEG_LIB "$BUILD_DIR/mixseg" info >/dev/null; then
     echo "the carried build does not run here; building from source"
-    BUILD_DIR=build-cuda MIXSEG_LIB= SKIP_BUILD=0
+    BUILD_DIR=build-cuda MIXSEG_LIB='' SKIP_BUILD=0
   fi
 fi
 MS=(env "LD_LIBRARY_PATH=${MIXSEG_LIB}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}")  # mixseg's environment
