@@ -209,7 +209,7 @@ class CudaBackend final : public Backend {
     cuda::batchnorm_fwd_train(float_type(x.dtype), x.shape.pixels(), x.shape.c, kBatchNormEps, kBatchNormMomentum,
                               x.data, bn.gamma, bn.beta, y.data, y.stride(), bn.save_mean, bn.save_invstd,
                               bn.running_mean, bn.running_var, bn.save_scale, bn.save_shift, relu,
-                              bn_scratch(x.shape.c), stream_);
+                              bn_scratch(x.shape.c), bn_sums(x.shape.c), stream_);
   }
   void batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override {
     const Timed timed(profile_, [&] { return moves("batchnorm_fwd_infer", x, 2.0 * x.bytes()); });
@@ -230,7 +230,7 @@ class CudaBackend final : public Backend {
     cuda::batchnorm_bwd(float_type(x.dtype), x.shape.pixels(), x.shape.c, dy.data, dy.stride(),
                         relu_y ? relu_y->data : nullptr, relu_y ? relu_y->stride() : 0, x.data, bn.save_mean,
                         bn.save_invstd, bn.save_scale, bn.save_shift, bn.gamma, dx.data, dgamma, dbeta,
-                        bn_scratch(x.shape.c), stream_);
+                        bn_scratch(x.shape.c), bn_sums(x.shape.c), stream_);
   }
   void relu_fwd(const Tensor& x, const Tensor& y) override {
     const Timed timed(profile_, [&] { return moves("relu_fwd", x, 2.0 * x.bytes()); });
@@ -371,11 +371,19 @@ class CudaBackend final : public Backend {
       fail("BatchNorm on the GPU: {} channels, at most {}", c, cuda::batchnorm_max_channels());
     return bn_scratch_.get(cuda::batchnorm_scratch_bytes(c));
   }
+  // The sums passes' totals: zero when first handed out (the kernels leave them so).
+  void* bn_sums(int c) {
+    const size_t had = bn_sums_.size();
+    void* p = bn_sums_.get(cuda::batchnorm_sums_bytes(c));
+    if (bn_sums_.size() != had) check(cudaMemsetAsync(p, 0, bn_sums_.size(), stream_), "clearing BatchNorm sums");
+    return p;
+  }
 
   Stream owned_stream_;
   cudaStream_t stream_ = owned_stream_.s;  // one stream for copies and kernels: one order
   CudnnConvolutions convs_;
   DeviceBuffer bn_scratch_{"BatchNorm scratch"};
+  DeviceBuffer bn_sums_{"BatchNorm sums"};
   OpProfile profile_;
   std::vector<cudaGraphExec_t> graphs_;  // recordings by handle (null once released)
   int graph_failures_ = 0;

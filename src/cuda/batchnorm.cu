@@ -1,7 +1,7 @@
 // BatchNorm (+ the fused ReLU) on the GPU, forward (training and inference)
 // and backward (kernels.h; ops/batchnorm_ref.h is the reference, whose
 // formulas these follow with sums in double; the variance from one pass over
-// x, see train_stats_kernel).
+// x, see TrainStats).
 // Every kernel over the [pixels, C] tensor uses the channel tiling of
 // cuda_types.cuh in channel vectors: each thread keeps V channels (one
 // 16-byte access where the sizes allow, else one channel) and strides over
@@ -19,9 +19,10 @@
 // Per-channel sums: each thread accumulates its channels in double registers,
 // the block adds its rows in shared memory, and one double atomic per
 // (block, channel) adds that to the global total (the order varies, the
-// double sums do not matter at f32 precision). Small one-block kernels turn
-// the totals into the per-channel scale and shift, then an elementwise pass
-// writes the output.
+// double sums do not matter at f32 precision); the last block to finish
+// turns the totals into the per-channel factors (scale and shift, or the
+// backward's), then an elementwise pass writes the output. Inference takes
+// its factors from the running statistics in a small one-block kernel.
 #include "cuda/cuda_types.cuh"
 
 namespace mixseg::cuda {
@@ -30,15 +31,24 @@ namespace {
 
 constexpr int kMaxChannels = 3072 * 16;  // the grid's y dimension: C / 256 chunks (at most 65535)
 
-// Scratch layout: doubles acc0[C], acc1[C]; floats f0[C], f1[C], f2[C].
+// Scratch layout: floats f0[C], f1[C], f2[C].
 struct Scratch {
-  double *acc0, *acc1;
   float *f0, *f1, *f2;
 };
 Scratch carve(void* p, int c) {
-  double* d = static_cast<double*>(p);
-  float* f = reinterpret_cast<float*>(d + 2 * size_t(c));
-  return {d, d + c, f, f + c, f + 2 * c};
+  float* f = static_cast<float*>(p);
+  return {f, f + c, f + 2 * c};
+}
+
+// The sums pass's totals, zero between passes (see channel_sums_kernel): a
+// count of the blocks done (in the first 16 bytes), then acc0[C], acc1[C].
+struct Sums {
+  unsigned* done;
+  double *acc0, *acc1;
+};
+Sums carve_sums(void* p, int c) {
+  double* d = static_cast<double*>(p) + 2;
+  return {static_cast<unsigned*>(p), d, d + c};
 }
 
 // What a pixel p contributes to the two sums of channels ch..ch+V-1.
@@ -99,9 +109,14 @@ struct SumGradients {  // g and g * xhat, g = dy (pixel stride dys) masked by th
 // vector's channels over its pixels, the block adds its rows in shared
 // memory ([2][rows][cw * V] doubles) by halving (rows is 256 / cw, up to
 // 256 when the channels make one vector: a row-by-row loop in one thread
-// would take thousands of steps), then row 0 adds them to the totals.
-template <class F, int V>
-__global__ void channel_sums_kernel(size_t pixels, int c, int cw, F f, double* out0, double* out1) {
+// would take thousands of steps), then row 0 adds them to the totals. The
+// last block to finish (each block makes its adds visible device-wide
+// before it counts itself done: CUDA's threadfence reduction) hands the
+// totals of every channel to finish and clears them and the count for the
+// next pass: one launch per pass instead of two memsets, the sums and a
+// kernel for the statistics (performance.md v0.22).
+template <class F, int V, class Finish>
+__global__ void channel_sums_kernel(size_t pixels, int c, int cw, F f, Sums s, Finish finish) {
   double* sh = dynamic_shared_memory<double>();
   const ChannelLane l(cw);
   double a[V] = {}, b[V] = {};
@@ -128,31 +143,43 @@ __global__ void channel_sums_kernel(size_t pixels, int c, int cw, F f, double* o
   }
   if (l.row == 0 && l.ch < c / V)
     for (int i = 0; i < V; ++i) {
-      atomicAdd(&out0[l.ch * V + i], mine[i]);
-      if (out1) atomicAdd(&out1[l.ch * V + i], mine[plane + i]);
+      atomicAdd(&s.acc0[l.ch * V + i], mine[i]);
+      atomicAdd(&s.acc1[l.ch * V + i], mine[plane + i]);
     }
+  __threadfence();
+  __shared__ unsigned last;
+  if (threadIdx.x == 0) last = atomicAdd(s.done, 1u) == gridDim.x * gridDim.y - 1 ? 1u : 0u;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  const volatile double *t0 = s.acc0, *t1 = s.acc1;  // past this SM's cache: the other blocks' adds
+  for (int i = int(threadIdx.x); i < c; i += int(blockDim.x)) {
+    finish(i, t0[i], t1[i]);
+    s.acc0[i] = 0;
+    s.acc1[i] = 0;
+  }
+  if (threadIdx.x == 0) *s.done = 0;
 }
 
-template <int V, class F>
-void channel_sums(size_t pixels, int c, F f, double* out0, double* out1, cudaStream_t stream) {
-  cudaMemsetAsync(out0, 0, sizeof(double) * size_t(c), stream);
-  if (out1) cudaMemsetAsync(out1, 0, sizeof(double) * size_t(c), stream);
+template <int V, class F, class Finish>
+void channel_sums(size_t pixels, int c, F f, Sums s, Finish finish, cudaStream_t stream) {
   const ChannelTiling t = channel_tiling(pixels, c / V, 1024);
-  launch(channel_sums_kernel<F, V>, t.grid, kThreads, sizeof(double) * 2 * size_t(kThreads) * V, stream, pixels, c,
-         t.cw, f, out0, out1);
+  launch(channel_sums_kernel<F, V, Finish>, t.grid, kThreads, sizeof(double) * 2 * size_t(kThreads) * V, stream,
+         pixels, c, t.cw, f, s, finish);
   check_launch("batchnorm channel sums");
 }
 
-// Training statistics: scale (f0), shift (f1), saved mean/invstd, running
-// updates. The variance comes from the sums of x and x^2 in one pass (the
-// reference takes two): in double, with x^2 exact, it loses about
+// Training statistics from the sums of x and x^2 (channel i): scale and
+// shift (y = x * scale + shift before the ReLU), saved mean/invstd, running
+// updates. The variance comes from the two sums of one pass (the reference
+// takes two passes): in double, with x^2 exact, it loses about
 // 2^-53 (1 + mean^2 / var) relative, far below f32 unless |mean| > 10^4 std.
-__global__ void train_stats_kernel(int c, double m, double eps, double momentum, const double* sum,
-                                   const double* sum_sq, const float* gamma, const float* beta, float* save_mean,
-                                   float* save_invstd, float* running_mean, float* running_var, float* scale,
-                                   float* shift) {
-  for (int i = threadIdx.x; i < c; i += blockDim.x) {
-    const double mean = sum[i] / m, var = fmax(sum_sq[i] / m - mean * mean, 0.0), invstd = 1.0 / sqrt(var + eps);
+struct TrainStats {
+  double m, eps, momentum;
+  const float *gamma, *beta;
+  float *save_mean, *save_invstd, *running_mean, *running_var, *scale, *shift;
+  __device__ void operator()(int i, double sum, double sum_sq) const {
+    const double mean = sum / m, var = fmax(sum_sq / m - mean * mean, 0.0), invstd = 1.0 / sqrt(var + eps);
     save_mean[i] = float(mean);
     save_invstd[i] = float(invstd);
     scale[i] = float(gamma[i] * invstd);
@@ -160,7 +187,22 @@ __global__ void train_stats_kernel(int c, double m, double eps, double momentum,
     if (running_mean) running_mean[i] = float((1 - momentum) * running_mean[i] + momentum * mean);
     if (running_var) running_var[i] = float((1 - momentum) * running_var[i] + momentum * var * m / fmax(m - 1, 1.0));
   }
-}
+};
+
+// Backward, from the sums of g and g * xhat (channel i): dgamma, dbeta, and
+// k (f0), mean dy (f1), mean dy*xhat (f2).
+struct BwdStats {
+  double m;
+  const float *gamma, *invstd;
+  float *dgamma, *dbeta, *k, *mean_g, *mean_gx;
+  __device__ void operator()(int i, double sum_g, double sum_gx) const {
+    dbeta[i] = float(sum_g);
+    dgamma[i] = float(sum_gx);
+    k[i] = gamma[i] * invstd[i];
+    mean_g[i] = float(sum_g / m);
+    mean_gx[i] = float(sum_gx / m);
+  }
+};
 
 __global__ void infer_stats_kernel(int c, double eps, const float* gamma, const float* beta, const float* running_mean,
                                    const float* running_var, float* scale, float* shift) {
@@ -168,19 +210,6 @@ __global__ void infer_stats_kernel(int c, double eps, const float* gamma, const 
     const double invstd = 1.0 / sqrt(double(running_var[i]) + eps);
     scale[i] = float(gamma[i] * invstd);
     shift[i] = float(beta[i] - gamma[i] * invstd * running_mean[i]);
-  }
-}
-
-// Backward: dgamma, dbeta, and k (f0), mean dy (f1), mean dy*xhat (f2).
-__global__ void bwd_stats_kernel(int c, double m, const double* sum_g, const double* sum_gx, const float* gamma,
-                                 const float* invstd, float* dgamma, float* dbeta, float* k, float* mean_g,
-                                 float* mean_gx) {
-  for (int i = threadIdx.x; i < c; i += blockDim.x) {
-    dbeta[i] = float(sum_g[i]);
-    dgamma[i] = float(sum_gx[i]);
-    k[i] = gamma[i] * invstd[i];
-    mean_g[i] = float(sum_g[i] / m);
-    mean_gx[i] = float(sum_gx[i] / m);
   }
 }
 
@@ -231,13 +260,14 @@ unsigned stats_threads(int c) { return unsigned(c < 1024 ? c : 1024); }
 
 }  // namespace
 
-size_t batchnorm_scratch_bytes(int c) { return size_t(c) * (2 * sizeof(double) + 3 * sizeof(float)); }
+size_t batchnorm_scratch_bytes(int c) { return size_t(c) * 3 * sizeof(float); }
+size_t batchnorm_sums_bytes(int c) { return 16 + size_t(c) * 2 * sizeof(double); }
 int batchnorm_max_channels() { return kMaxChannels; }
 
 void batchnorm_fwd_train(FloatType t, size_t pixels, int c, double eps, double momentum, const void* x,
                          const float* gamma, const float* beta, void* y, int y_stride, float* save_mean,
                          float* save_invstd, float* running_mean, float* running_var, float* save_scale,
-                         float* save_shift, bool relu, void* scratch, cudaStream_t stream) {
+                         float* save_shift, bool relu, void* scratch, void* sums, cudaStream_t stream) {
   const Scratch s = carve(scratch, c);
   const bool keep = save_scale && save_shift;  // the factors where the backward finds them, else in scratch
   float* scale = keep ? save_scale : s.f0;
@@ -247,9 +277,9 @@ void batchnorm_fwd_train(FloatType t, size_t pixels, int c, double eps, double m
     using T = decltype(tag);
     constexpr int V = decltype(vec)::value;
     const T* xt = static_cast<const T*>(x);
-    channel_sums<V>(pixels, c, SumXAndSquares<T, V>{xt, c}, s.acc0, s.acc1, stream);
-    launch(train_stats_kernel, 1, stats_threads(c), 0, stream, c, m, eps, momentum, s.acc0, s.acc1, gamma, beta,
-           save_mean, save_invstd, running_mean, running_var, scale, shift);
+    const TrainStats stats{m,           eps,          momentum,    gamma, beta, save_mean,
+                           save_invstd, running_mean, running_var, scale, shift};
+    channel_sums<V>(pixels, c, SumXAndSquares<T, V>{xt, c}, carve_sums(sums, c), stats, stream);
     const ChannelTiling et = channel_tiling(pixels, c / V, kElementwiseBlocks);
     launch(normalize_kernel<T, V>, et.grid, kThreads, 0, stream, pixels, c, et.cw, xt, scale, shift, relu,
            static_cast<T*>(y), y_stride);
@@ -276,7 +306,7 @@ void batchnorm_fwd_infer(FloatType t, size_t pixels, int c, double eps, const vo
 void batchnorm_bwd(FloatType t, size_t pixels, int c, const void* dy, int dy_stride, const void* relu_y,
                    int relu_y_stride, const void* x, const float* save_mean, const float* save_invstd,
                    const float* save_scale, const float* save_shift, const float* gamma, void* dx, float* dgamma,
-                   float* dbeta, void* scratch, cudaStream_t stream) {
+                   float* dbeta, void* scratch, void* sums, cudaStream_t stream) {
   const Scratch s = carve(scratch, c);
   const bool recompute = relu_y && save_scale && save_shift;
   const void* mask_y = recompute ? nullptr : relu_y;
@@ -288,10 +318,9 @@ void batchnorm_bwd(FloatType t, size_t pixels, int c, const void* dy, int dy_str
     const T *dyt = static_cast<const T*>(dy), *xt = static_cast<const T*>(x);
     const ReluMask<T, V> mask{static_cast<const T*>(mask_y), relu_y_stride, recompute ? save_scale : nullptr,
                               recompute ? save_shift : nullptr};
-    channel_sums<V>(pixels, c, SumGradients<T, V>{dyt, xt, c, dy_stride, mask, save_mean, save_invstd}, s.acc0,
-                    s.acc1, stream);
-    launch(bwd_stats_kernel, 1, stats_threads(c), 0, stream, c, double(pixels), s.acc0, s.acc1, gamma, save_invstd,
-           dgamma, dbeta, s.f0, s.f1, s.f2);
+    const BwdStats stats{double(pixels), gamma, save_invstd, dgamma, dbeta, s.f0, s.f1, s.f2};
+    channel_sums<V>(pixels, c, SumGradients<T, V>{dyt, xt, c, dy_stride, mask, save_mean, save_invstd},
+                    carve_sums(sums, c), stats, stream);
     const ChannelTiling et = channel_tiling(pixels, c / V, kElementwiseBlocks);
     launch(dx_kernel<T, V>, et.grid, kThreads, 0, stream, pixels, c, et.cw, dyt, dy_stride, mask, xt, save_mean,
            save_invstd, s.f0, s.f1, s.f2, static_cast<T*>(dx));

@@ -57,15 +57,18 @@ void concat_bwd(FloatType t, size_t pixels, int ca, int cb, const void* dy, void
 // conv2d_epilogue.cu: y = round(max(y + bias, 0)) per channel (bias f32 [c], or null; relu optional).
 void bias_relu(FloatType t, size_t pixels, int c, const float* bias, bool relu, void* y, cudaStream_t stream);
 
-// batchnorm.cu. scratch: batchnorm_scratch_bytes(c) of device memory.
+// batchnorm.cu. scratch: batchnorm_scratch_bytes(c) of device memory; sums
+// (training and backward): batchnorm_sums_bytes(c), all zero before its first
+// use (each pass leaves it zero again: no memsets between passes).
 size_t batchnorm_scratch_bytes(int c);
+size_t batchnorm_sums_bytes(int c);
 int batchnorm_max_channels();
 // save_scale, save_shift: null, or where the forward keeps its factors (y = fma(x, scale, shift) before
 // the ReLU) for the backward's mask.
 void batchnorm_fwd_train(FloatType t, size_t pixels, int c, double eps, double momentum, const void* x,
                          const float* gamma, const float* beta, void* y, int y_stride, float* save_mean,
                          float* save_invstd, float* running_mean, float* running_var, float* save_scale,
-                         float* save_shift, bool relu, void* scratch, cudaStream_t stream);
+                         float* save_shift, bool relu, void* scratch, void* sums, cudaStream_t stream);
 void batchnorm_fwd_infer(FloatType t, size_t pixels, int c, double eps, const void* x, const float* gamma,
                          const float* beta, const float* running_mean, const float* running_var, void* y, bool relu,
                          void* scratch, cudaStream_t stream);
@@ -75,7 +78,7 @@ void batchnorm_fwd_infer(FloatType t, size_t pixels, int c, double eps, const vo
 void batchnorm_bwd(FloatType t, size_t pixels, int c, const void* dy, int dy_stride, const void* relu_y,
                    int relu_y_stride, const void* x, const float* save_mean, const float* save_invstd,
                    const float* save_scale, const float* save_shift, const float* gamma, void* dx, float* dgamma,
-                   float* dbeta, void* scratch, cudaStream_t stream);
+                   float* dbeta, void* scratch, void* sums, cudaStream_t stream);
 
 // loss.cu: BCE on logits + soft Dice (ops/loss_ref.h) into the step's
 // control block ctl: the four sums (double atomics), loss_finish on the

@@ -93,4 +93,11 @@ inline float atomicAdd(float* a, float v) {
   *a = old + v;
   return old;
 }
+inline unsigned atomicAdd(unsigned* a, unsigned v) {
+  const unsigned old = *a;
+  *a = old + v;
+  return old;
+}
+// One thread runs at a time, every write is seen at once: nothing to order.
+inline void __threadfence() {}
 using std::isfinite;
