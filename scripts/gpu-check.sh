@@ -14,7 +14,8 @@
 #                                    PRECISIONS=fp32,tf32,mixed_fp16,mixed_bf16 to change the sweep;
 #                                    SKIP_BUILD=1 with a carried BUILD_DIR; SKIP_TESTS=1; COMPILE=1 adds
 #                                    torch.compile'd PyTorch rows for f=8 batch 1; JAX=1 the JAX peer;
-#                                    SANITIZE=1 the CUDA op tests under compute-sanitizer memcheck;
+#                                    SANITIZE=1 the CUDA op tests under compute-sanitizer memcheck
+#                                    (and BatchNorm's under racecheck);
 #                                    DEADLINE=480: seconds for the whole script, give the run call ~60 more)
 # Time is scarce on that machine (one call of a few minutes per session), so
 # every stage runs under a timeout cut from what is left of DEADLINE, and the
@@ -93,6 +94,9 @@ if [ "${SANITIZE:-0}" = 1 ]; then  # the CUDA op tests under compute-sanitizer's
   SANITIZER=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   within 150 200 "${MS[@]}" "$SANITIZER" --tool memcheck --print-limit 20 "$BUILD_DIR/tests/mixseg_tests" \
     --gtest_filter='All/BackendOps.*cuda*' --gtest_brief=1 2>&1 | tee "$OUT/sanitizer.log" | tail -25 || true
+  stamp "BatchNorm op tests under compute-sanitizer racecheck (the shared-memory halving of the channel sums)"
+  within 90 200 "${MS[@]}" "$SANITIZER" --tool racecheck --print-limit 20 "$BUILD_DIR/tests/mixseg_tests" \
+    --gtest_filter='All/BackendOps.BatchNorm*cuda*' --gtest_brief=1 2>&1 | tee "$OUT/racecheck.log" | tail -8 || true
 fi
 
 stamp "the user's path: mixseg train, then eval, with --device cuda (loader threads, pinned batches, checkpoints)"
