@@ -11,6 +11,7 @@
 #include "core/threads.h"
 #include "cpu/conv2d.h"
 #include "model/network.h"
+#include "ops/backend_ref.h"
 #include "precision/plan.h"
 #include "train/checkpoint.h"
 #ifdef MIXSEG_HAVE_CUDA
@@ -46,12 +47,22 @@ void run_info(const InfoOptions& o) {
   fmt::print("parameters: {} ({:.2f} MiB in f32)\n", net.param_numel, double(net.param_numel) * 4 / (1 << 20));
   fmt::print("input: {}x{}; forward {:.3f} GFLOP per image (convolutions), training step ~{:.3f} GFLOP per image\n", h,
              w, 2 * macs / 1e9, 6 * macs / 1e9);
+  // The CUDA backend's training workspaces keep each concat's inputs inside
+  // the concat's buffers (Op::channel_slices, network.cpp): planned here on
+  // the host by a reference backend that says it takes slices (nothing runs).
+  struct SlicePlan final : RefBackend {
+    bool supports(Op op, DType t) const override {
+      return op == Op::channel_slices || RefBackend::supports(op, t);
+    }
+  };
   auto backend = make_ref_backend();
-  fmt::print("training workspace at batch {}: activation memory per policy\n", o.batch);
-  for (Policy p : {Policy::fp32, Policy::mixed_fp16, Policy::mixed_bf16}) {
-    const auto ws = make_workspace(net, *backend, p, o.batch, h, w, true);
-    fmt::print("  {:<11} {:>10.2f} MiB\n", policy_info(p).name, double(ws->activations.capacity()) / (1 << 20));
-  }
+  SlicePlan slice_plan;
+  auto mib = [&](Backend& be, Policy p) {
+    return double(make_workspace(net, be, p, o.batch, h, w, true)->activations.capacity()) / (1 << 20);
+  };
+  fmt::print("training workspace at batch {}: activation memory per policy (CPU backends, CUDA backend)\n", o.batch);
+  for (Policy p : {Policy::fp32, Policy::mixed_fp16, Policy::mixed_bf16})
+    fmt::print("  {:<11} {:>10.2f} MiB {:>10.2f} MiB\n", policy_info(p).name, mib(*backend, p), mib(slice_plan, p));
   if (o.print_plan) fmt::print("{}", precision_plan(net, parse_policy(o.precision)));
   DnnlConvolutions dnnl;
   fmt::print("backends: ref (CPU reference), fast (oneDNN {}.{}.{}; native f16 convolutions: {}, bf16: {}; int8 "
