@@ -24,7 +24,7 @@ __global__ void add_kernel(size_t pixels, int c, int cw, const T* x, T* y, int y
 }  // namespace
 
 void add_inplace(FloatType t, size_t pixels, int c, const void* x, void* y, int y_stride, cudaStream_t stream) {
-  dispatch_vector(t, vector_width(t, c, {x, y}, {y_stride}), [&](auto tag, auto vec) {
+  dispatch_vector(t, vector_width(t, {c, y_stride}, {x, y}), [&](auto tag, auto vec) {
     using T = decltype(tag);
     constexpr int V = decltype(vec)::value;
     const ChannelTiling g = channel_tiling(pixels, c / V, kElementwiseBlocks);

@@ -273,7 +273,7 @@ void batchnorm_fwd_train(FloatType t, size_t pixels, int c, double eps, double m
   float* scale = keep ? save_scale : s.f0;
   float* shift = keep ? save_shift : s.f1;
   const double m = double(pixels);
-  dispatch_vector(t, vector_width(t, c, {x, y}, {y_stride}), [&](auto tag, auto vec) {
+  dispatch_vector(t, vector_width(t, {c, y_stride}, {x, y}), [&](auto tag, auto vec) {
     using T = decltype(tag);
     constexpr int V = decltype(vec)::value;
     const T* xt = static_cast<const T*>(x);
@@ -291,7 +291,7 @@ void batchnorm_fwd_infer(FloatType t, size_t pixels, int c, double eps, const vo
                          const float* beta, const float* running_mean, const float* running_var, void* y, bool relu,
                          void* scratch, cudaStream_t stream) {
   const Scratch s = carve(scratch, c);
-  dispatch_vector(t, vector_width(t, c, {x, y}), [&](auto tag, auto vec) {
+  dispatch_vector(t, vector_width(t, {c}, {x, y}), [&](auto tag, auto vec) {
     using T = decltype(tag);
     constexpr int V = decltype(vec)::value;
     launch(infer_stats_kernel, 1, stats_threads(c), 0, stream, c, eps, gamma, beta, running_mean, running_var, s.f0,
@@ -310,8 +310,7 @@ void batchnorm_bwd(FloatType t, size_t pixels, int c, const void* dy, int dy_str
   const Scratch s = carve(scratch, c);
   const bool recompute = relu_y && save_scale && save_shift;
   const void* mask_y = recompute ? nullptr : relu_y;
-  const int v = mask_y ? vector_width(t, c, {dy, x, dx, mask_y}, {dy_stride, relu_y_stride})
-                       : vector_width(t, c, {dy, x, dx}, {dy_stride});
+  const int v = vector_width(t, {c, dy_stride, mask_y ? relu_y_stride : 0}, {dy, x, dx, mask_y});
   dispatch_vector(t, v, [&](auto tag, auto vec) {
     using T = decltype(tag);
     constexpr int V = decltype(vec)::value;

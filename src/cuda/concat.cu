@@ -37,11 +37,9 @@ __global__ void concat_bwd_kernel(size_t pixels, int ca, int cb, int cw, const T
 
 }  // namespace
 
-// Vectors only where both parts split into whole vectors (the strides list
-// carries cb for that check).
 void concat_fwd(FloatType t, size_t pixels, int ca, int cb, const void* a, const void* b, void* y,
                 cudaStream_t stream) {
-  dispatch_vector(t, vector_width(t, ca, {a, b, y}, {cb}), [&](auto tag, auto vec) {
+  dispatch_vector(t, vector_width(t, {ca, cb}, {a, b, y}), [&](auto tag, auto vec) {
     using T = decltype(tag);
     constexpr int V = decltype(vec)::value;
     const ChannelTiling g = channel_tiling(pixels, (ca + cb) / V, kElementwiseBlocks);
@@ -52,7 +50,7 @@ void concat_fwd(FloatType t, size_t pixels, int ca, int cb, const void* a, const
 }
 
 void concat_bwd(FloatType t, size_t pixels, int ca, int cb, const void* dy, void* da, void* db, cudaStream_t stream) {
-  dispatch_vector(t, vector_width(t, ca, {dy, da, db}, {cb}), [&](auto tag, auto vec) {
+  dispatch_vector(t, vector_width(t, {ca, cb}, {dy, da, db}), [&](auto tag, auto vec) {
     using T = decltype(tag);
     constexpr int V = decltype(vec)::value;
     const ChannelTiling g = channel_tiling(pixels, (ca + cb) / V, kElementwiseBlocks);

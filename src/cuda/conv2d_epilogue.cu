@@ -33,7 +33,7 @@ __global__ void bias_relu_kernel(size_t pixels, int c, int cw, const float* bias
 }  // namespace
 
 void bias_relu(FloatType t, size_t pixels, int c, const float* bias, bool relu, void* y, cudaStream_t stream) {
-  dispatch_vector(t, vector_width(t, c, {y}), [&](auto tag, auto vec) {
+  dispatch_vector(t, vector_width(t, {c}, {y}), [&](auto tag, auto vec) {
     using T = decltype(tag);
     constexpr int V = decltype(vec)::value;
     const ChannelTiling g = channel_tiling(pixels, c / V, kElementwiseBlocks);

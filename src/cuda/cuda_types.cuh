@@ -132,7 +132,8 @@ struct ChannelLane {
 // f32) where the channel count, the pixel strides and the pointers allow it
 // (vector_width), else one (V = 1); the tiling then counts vectors, not
 // channels. Why: a memory-bound kernel needs ~25 KB in flight per SM to
-// approach the bandwidth (4.8 TB/s x ~700 ns over 132 SMs), and one 2-byte
+// approach the bandwidth (4.8 TB/s x ~700 ns, an assumed loaded DRAM
+// latency, over 132 SMs), and one 2-byte
 // load per thread, 2048 threads per SM, keeps 4 KB there (performance.md
 // v0.20; HOPPER.md: 16-byte accesses per thread).
 template <class T, int V>
@@ -172,16 +173,14 @@ __device__ __forceinline__ void store_f32(T* p, const float (&in)[V]) {
   store_pack<V>(p, k);
 }
 
-// The vector width for type t over c channels of tensors at these pointers
-// with these pixel strides (in elements): kVector when c and every stride
-// are multiples of it and every pointer is 16-byte aligned, else 1.
-inline int vector_width(FloatType t, int c, std::initializer_list<const void*> pointers,
-                        std::initializer_list<int> strides = {}) {
+// The vector width for type t: 16 bytes' worth (kVector) when every count
+// (channel counts and pixel strides, in elements) is a multiple of it and
+// every pointer (null ones pass) is 16-byte aligned, else 1.
+inline int vector_width(FloatType t, std::initializer_list<int> counts, std::initializer_list<const void*> pointers) {
   if (!vectors_enabled()) return 1;
   const int v = t == FloatType::f32 ? 4 : 8;
-  if (c % v != 0) return 1;
-  for (int s : strides)
-    if (s % v != 0) return 1;
+  for (int n : counts)
+    if (n % v != 0) return 1;
   for (const void* p : pointers)
     if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return 1;
   return v;

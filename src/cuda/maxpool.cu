@@ -97,7 +97,7 @@ size_t output_pixels(int n, int h, int w, const char* what) {
 
 void maxpool_fwd(FloatType t, int n, int h, int w, int c, const void* x, int x_stride, void* y, cudaStream_t stream) {
   const size_t out_pixels = output_pixels(n, h, w, "maxpool_fwd");
-  dispatch_vector(t, vector_width(t, c, {x, y}, {x_stride}), [&](auto tag, auto vec) {
+  dispatch_vector(t, vector_width(t, {c, x_stride}, {x, y}), [&](auto tag, auto vec) {
     using T = decltype(tag);
     constexpr int V = decltype(vec)::value;
     const ChannelTiling g = channel_tiling(out_pixels, c / V, kElementwiseBlocks);
@@ -110,7 +110,7 @@ void maxpool_fwd(FloatType t, int n, int h, int w, int c, const void* x, int x_s
 void maxpool_bwd(FloatType t, int n, int h, int w, int c, const void* x, int x_stride, const void* dy, void* dx,
                  int dx_stride, bool accumulate, cudaStream_t stream) {
   const size_t out_pixels = output_pixels(n, h, w, "maxpool_bwd");
-  dispatch_vector(t, vector_width(t, c, {x, dy, dx}, {x_stride, dx_stride}), [&](auto tag, auto vec) {
+  dispatch_vector(t, vector_width(t, {c, x_stride, dx_stride}, {x, dy, dx}), [&](auto tag, auto vec) {
     using T = decltype(tag);
     constexpr int V = decltype(vec)::value;
     const ChannelTiling g = channel_tiling(out_pixels, c / V, kElementwiseBlocks);

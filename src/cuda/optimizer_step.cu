@@ -53,18 +53,15 @@ __global__ void update_kernel(UpdateRule rule, const StepControl* ctl, float* pa
   }
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 }  // namespace
 
 void optimizer_step(const UpdateRule& rule, StepControl* ctl, float* params, const float* grads, float* m, float* v,
                     size_t n, FloatType storage_type, void* storage, cudaStream_t stream) {
   const cudaError_t e = cudaMemsetAsync(&ctl->found_nonfinite, 0, sizeof(int32_t), stream);
   if (e != cudaSuccess) throw std::runtime_error(std::string("CUDA optimizer_step: ") + cudaGetErrorString(e));
-  // Vectors of 4 where every buffer allows (16-bit storage: 8-byte groups); the last n % 4 parameters, or all
-  // of them otherwise, one per thread.
-  const bool vec = vectors_enabled() && aligned16(params) && aligned16(grads) && aligned16(m) &&
-                   (!v || aligned16(v)) && (!storage || reinterpret_cast<uintptr_t>(storage) % 8 == 0);
+  // Vectors of 4 where every buffer is 16-byte aligned; the last n % 4 parameters, or all of them otherwise,
+  // one per thread.
+  const bool vec = vector_width(FloatType::f32, {}, {params, grads, m, v, storage}) == 4;
   const size_t body = vec ? n / 4 * 4 : 0;
   auto run = [&](auto vtag, size_t first, size_t count) {
     constexpr int V = decltype(vtag)::value;

@@ -85,7 +85,7 @@ __global__ void upsample_concat_kernel(size_t in_pixels, unsigned h, unsigned w,
 void upsample_fwd(FloatType t, int n, int h, int w, int c, const void* x, void* y, int y_stride, cudaStream_t stream) {
   const size_t in_pixels = size_t(n) * size_t(h) * size_t(w);
   check_pixels_fit_32_bits(4 * in_pixels, "upsample_fwd");
-  dispatch_vector(t, vector_width(t, c, {x, y}, {y_stride}), [&](auto tag, auto vec) {
+  dispatch_vector(t, vector_width(t, {c, y_stride}, {x, y}), [&](auto tag, auto vec) {
     using T = decltype(tag);
     constexpr int V = decltype(vec)::value;
     const ChannelTiling g = channel_tiling(in_pixels, c / V, kElementwiseBlocks);
@@ -99,7 +99,7 @@ void upsample_bwd(FloatType t, int n, int h, int w, int c, const void* dy, int d
                   cudaStream_t stream) {
   const size_t in_pixels = size_t(n) * size_t(h) * size_t(w);
   check_pixels_fit_32_bits(4 * in_pixels, "upsample_bwd");
-  dispatch_vector(t, vector_width(t, c, {dy, dx}, {dy_stride}), [&](auto tag, auto vec) {
+  dispatch_vector(t, vector_width(t, {c, dy_stride}, {dy, dx}), [&](auto tag, auto vec) {
     using T = decltype(tag);
     constexpr int V = decltype(vec)::value;
     const ChannelTiling g = channel_tiling(in_pixels, c / V, kElementwiseBlocks);
@@ -113,9 +113,7 @@ void upsample_concat_fwd(FloatType t, int n, int h, int w, int c, const void* x,
                          cudaStream_t stream) {
   const size_t in_pixels = size_t(n) * size_t(h) * size_t(w);
   check_pixels_fit_32_bits(4 * in_pixels, "upsample_concat_fwd");
-  // Vectors only where both parts split into whole vectors.
-  const int v = vector_width(t, c, {x, skip, y}, {cs});
-  dispatch_vector(t, v, [&](auto tag, auto vec) {
+  dispatch_vector(t, vector_width(t, {c, cs}, {x, skip, y}), [&](auto tag, auto vec) {
     using T = decltype(tag);
     constexpr int V = decltype(vec)::value;
     const ChannelTiling g = channel_tiling(4 * in_pixels, (c + cs) / V, kElementwiseBlocks);
