@@ -311,10 +311,26 @@ void BackendOps::pool_upsample_concat_add(int ch) {
 // channels at 20 of 300 (two chunks of the CUDA channel tiling; whole CUDA
 // channel vectors in f32 only), 32 at 16 of 64 (whole vectors in every
 // dtype) and 8 at 4 of 24 (whole vectors, but 16-bit ones start off their
-// 16-byte alignment: CUDA takes them one channel at a time).
+// 16-byte alignment: CUDA takes them one channel at a time). Where a
+// backend takes no slices, or an operand is not one the list names, a slice
+// is refused by name rather than read as if dense.
 TEST_P(BackendOps, ChannelSlices) {
   const DType dt = GetParam().dtype;
-  if (!be->supports(Op::channel_slices, dt)) GTEST_SKIP() << "this backend takes dense tensors only";
+  {
+    DeviceTensor wide(*be, dt, {1, 4, 4, 6}), low_wide(*be, dt, {1, 2, 2, 6}), low(*be, dt, {1, 2, 2, 3}),
+        full(*be, dt, {1, 4, 4, 3});
+    const Tensor slice = wide.t.channels(3, 3), low_slice = low_wide.t.channels(3, 3);
+    const std::string refused = "got a channel slice";
+    expect_error_containing([&] { be->maxpool_fwd(full.t, low_slice); }, refused);   // y: never a slice
+    expect_error_containing([&] { be->upsample_bwd(full.t, low_slice); }, refused);  // dx: never a slice
+    expect_error_containing([&] { be->relu_fwd(slice, full.t); }, refused);      // not a skip op
+    expect_error_containing([&] { be->concat_fwd(slice, full.t, wide.t); }, refused);
+    if (!be->supports(Op::channel_slices, dt)) {
+      expect_error_containing([&] { be->maxpool_fwd(slice, low.t); }, refused);
+      expect_error_containing([&] { be->upsample_fwd(low.t, slice); }, refused);
+      GTEST_SKIP() << "this backend takes dense tensors only (and refuses slices)";
+    }
+  }
   for (const auto& [c0, c, wide] :
        {std::tuple{3, 5, 13}, std::tuple{20, 260, 300}, std::tuple{16, 32, 64}, std::tuple{4, 8, 24}}) {
     SCOPED_TRACE("channels " + std::to_string(c0) + ".." + std::to_string(c0 + c) + " of " + std::to_string(wide));

@@ -222,6 +222,20 @@ void register_all() {
             px * c * es * 7);
         reg("upsample_bwd", [=] { be->upsample_bwd(x->t, half->t); }, px * c * es * 1.25);
         reg("concat_bwd", [=] { be->concat_bwd(cat->t, x->t, y->t); }, px * c * es * 4);
+        if (!be->supports(Op::channel_slices, dt)) continue;
+        // The same ops on the skip's and the upsampled tensor's slices of a
+        // concat buffer (training on the fast and CUDA backends): what a
+        // level's copies cost against the strided accesses that replace them.
+        const Tensor skip = cat->t.channels(c, c), up = cat->t.channels(0, c);
+        Buffer* dcat = buffer(dt, {1, h, w, 2 * c});
+        const Tensor dskip = dcat->t.channels(c, c), dup = dcat->t.channels(0, c);
+        reg("maxpool_slice", [=] { be->maxpool_fwd(skip, half->t); }, px * c * es * 1.25);
+        reg("maxpool_bwd_add_slice", [=] { be->maxpool_bwd(skip, half->t, dskip, true); }, px * c * es * 3.25);
+        reg("upsample_slice", [=] { be->upsample_fwd(half->t, up); }, px * c * es * 1.25);
+        reg("batchnorm_relu_train_slice", [=] { be->batchnorm_fwd_train(x->t, bn, skip, true); }, px * c * es * 3);
+        reg("batchnorm_relu_bwd_slice", [=] { be->batchnorm_bwd(dskip, &skip, x->t, bn, dx->t, dgb, dgb + c); },
+            px * c * es * 7);
+        reg("upsample_bwd_slice", [=] { be->upsample_bwd(dup, half->t); }, px * c * es * 1.25);
       }
 }
 

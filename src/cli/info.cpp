@@ -47,22 +47,17 @@ void run_info(const InfoOptions& o) {
   fmt::print("parameters: {} ({:.2f} MiB in f32)\n", net.param_numel, double(net.param_numel) * 4 / (1 << 20));
   fmt::print("input: {}x{}; forward {:.3f} GFLOP per image (convolutions), training step ~{:.3f} GFLOP per image\n", h,
              w, 2 * macs / 1e9, 6 * macs / 1e9);
-  // The CUDA backend's training workspaces keep each concat's inputs inside
-  // the concat's buffers (Op::channel_slices, network.cpp): planned here on
-  // the host by a reference backend that says it takes slices (nothing runs).
-  struct SlicePlan final : RefBackend {
-    bool supports(Op op, DType t) const override {
-      return op == Op::channel_slices || RefBackend::supports(op, t);
-    }
-  };
-  auto backend = make_ref_backend();
-  SlicePlan slice_plan;
+  // The fast and CUDA backends' training workspaces keep each concat's
+  // inputs inside the concat's buffers (Op::channel_slices, network.cpp);
+  // the reference backend copies. Both planned here (nothing runs).
+  auto ref = make_ref_backend(), fast = make_fast_backend();
   auto mib = [&](Backend& be, Policy p) {
     return double(make_workspace(net, be, p, o.batch, h, w, true)->activations.capacity()) / (1 << 20);
   };
-  fmt::print("training workspace at batch {}: activation memory per policy (CPU backends, CUDA backend)\n", o.batch);
+  fmt::print("training workspace at batch {}: activation memory per policy (fast and CUDA backends, ref backend)\n",
+             o.batch);
   for (Policy p : {Policy::fp32, Policy::mixed_fp16, Policy::mixed_bf16})
-    fmt::print("  {:<11} {:>10.2f} MiB {:>10.2f} MiB\n", policy_info(p).name, mib(*backend, p), mib(slice_plan, p));
+    fmt::print("  {:<11} {:>10.2f} MiB {:>10.2f} MiB\n", policy_info(p).name, mib(*fast, p), mib(*ref, p));
   if (o.print_plan) fmt::print("{}", precision_plan(net, parse_policy(o.precision)));
   DnnlConvolutions dnnl;
   fmt::print("backends: ref (CPU reference), fast (oneDNN {}.{}.{}; native f16 convolutions: {}, bf16: {}; int8 "

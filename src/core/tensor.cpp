@@ -17,4 +17,10 @@ Tensor Tensor::channels(int c0, int c) const {
   return {data ? static_cast<std::byte*>(data) + size_t(c0) * dtype_size(dtype) : nullptr, dtype, s, shape.c};
 }
 
+void require_dense(const char* op, std::initializer_list<const Tensor*> tensors) {
+  for (const Tensor* t : tensors)
+    if (t && !t->dense())
+      fail("internal error: {} got a channel slice ({} of pixel stride {})", op, to_string(t->shape), t->stride());
+}
+
 }  // namespace mixseg

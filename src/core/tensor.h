@@ -8,6 +8,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 
 #include "core/dtype.h"
@@ -39,5 +40,9 @@ struct Tensor {
     return static_cast<T*>(data);
   }
 };
+
+// Fails (an internal error naming op) unless every tensor given is dense:
+// for the ops and operands a backend does not take slices in.
+void require_dense(const char* op, std::initializer_list<const Tensor*> tensors);
 
 }  // namespace mixseg

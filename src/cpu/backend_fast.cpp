@@ -6,9 +6,13 @@
 // and the ReLU as oneDNN post-ops (or the own Winograd kernel, which also
 // reads the decoder's upsample+concat on the fly). The other ops are the reference kernels,
 // which are vectorised and threaded already. Denormals are flushed to zero
-// during its convolution and BatchNorm ops (see core/threads.h).
+// during its convolution and BatchNorm ops (see core/threads.h). It takes
+// channel slices where Op::channel_slices lists them (training keeps the
+// skip connections and the upsampled tensors inside their concat buffers);
+// every other tensor must be dense.
 #include "core/error.h"
 #include "core/threads.h"
+#include "cpu/add.h"
 #include "cpu/batchnorm.h"
 #include "cpu/conv2d.h"
 #include "cpu/maxpool.h"
@@ -23,6 +27,9 @@ class FastBackend final : public RefBackend {
  public:
   explicit FastBackend(ConvAlgorithm convolutions) { convs_.set_algorithm(convolutions); }
   std::string_view name() const override { return "fast"; }
+  bool supports(Op op, DType t) const override {
+    return op == Op::channel_slices ? traits(t).is_float : RefBackend::supports(op, t);
+  }
   std::vector<std::string> choices() const override { return convs_.chosen_algorithms(); }
   // All writes into backend memory come through copy_in (the interface's
   // contract), so cached inference weights are dropped there.
@@ -48,16 +55,19 @@ class FastBackend final : public RefBackend {
   }
 
   void conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) override {
+    require_dense("conv2d_fwd", {&x, &y});
     const ScopedFlushDenormals ftz;
     convs_.forward(conv_shape(x, w), x.dtype, x.data, w.data, y.data);
   }
   void conv2d_fwd_bias(const Tensor& x, const Tensor& w, const float* bias, const Tensor& y, bool relu) override {
+    require_dense("conv2d_fwd_bias", {&x, &y});
     const ScopedFlushDenormals ftz;
     if (x.dtype != w.dtype) fail("conv2d_fwd_bias: dtype mismatch ({} vs {})", dtype_name(x.dtype), dtype_name(w.dtype));
     convs_.forward_bias(conv_shape(x, w), x.dtype, x.data, w.data, bias, y.data, relu);
   }
   void upsample_concat_conv2d_fwd_bias(const Tensor& x, const Tensor& skip, const Tensor& cat, const Tensor& w,
                                        const float* bias, const Tensor& y, bool relu) override {
+    require_dense("upsample_concat_conv2d_fwd_bias", {&x, &skip, &cat, &y});
     {
       const ScopedFlushDenormals ftz;
       if (x.dtype == w.dtype && x.dtype == skip.dtype && cat.shape.c == x.shape.c + skip.shape.c &&
@@ -70,23 +80,29 @@ class FastBackend final : public RefBackend {
     RefBackend::upsample_concat_conv2d_fwd_bias(x, skip, cat, w, bias, y, relu);  // checks and reports bad shapes
   }
   void conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) override {
+    require_dense("conv2d_bwd_data", {&dy, &dx});
     const ScopedFlushDenormals ftz;
     convs_.backward_data(conv_shape(dx, w), dy.dtype, dy.data, w.data, dx.data);
   }
   void conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Tensor& dw) override {
+    require_dense("conv2d_bwd_weights", {&x, &dy});
     const ScopedFlushDenormals ftz;
     if (dw.dtype != DType::f32) fail("conv2d_bwd_weights: weight gradients are f32, got {}", dtype_name(dw.dtype));
     convs_.backward_weights(conv_shape(x, dw), x.dtype, x.data, dy.data, dw.as<float>());
   }
 
+  // BatchNorm, pooling and upsampling: the operands Op::channel_slices lists
+  // may be slices (their pixel strides go to the kernels), the rest dense.
   void batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override {
+    require_dense("batchnorm_fwd_train", {&x});
     const ScopedFlushDenormals ftz;
     dispatch_float(x.dtype, [&]<class T>() {
-      batchnorm_fwd_train_fast<T>(bn_shape(x), x.as<T>(), bn.gamma, bn.beta, y.as<T>(), bn.save_mean, bn.save_invstd,
-                                  bn.running_mean, bn.running_var, relu);
+      batchnorm_fwd_train_fast<T>(bn_shape(x), x.as<T>(), bn.gamma, bn.beta, y.as<T>(), size_t(y.stride()),
+                                  bn.save_mean, bn.save_invstd, bn.running_mean, bn.running_var, relu);
     });
   }
   void batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override {
+    require_dense("batchnorm_fwd_infer", {&x, &y});
     const ScopedFlushDenormals ftz;
     dispatch_float(x.dtype, [&]<class T>() {
       batchnorm_fwd_infer_fast<T>(bn_shape(x), x.as<T>(), bn.gamma, bn.beta, bn.running_mean, bn.running_var, y.as<T>(),
@@ -95,23 +111,42 @@ class FastBackend final : public RefBackend {
   }
   void batchnorm_bwd(const Tensor& dy, const Tensor* relu_y, const Tensor& x, const BatchNormState& bn,
                      const Tensor& dx, float* dgamma, float* dbeta) override {
+    require_dense("batchnorm_bwd", {&x, &dx});
     const ScopedFlushDenormals ftz;
     dispatch_float(x.dtype, [&]<class T>() {
-      batchnorm_bwd_fast<T>(bn_shape(x), dy.as<T>(), x.as<T>(), bn.save_mean, bn.save_invstd, bn.gamma, dx.as<T>(),
-                            dgamma, dbeta, relu_y ? relu_y->as<T>() : nullptr);
+      batchnorm_bwd_fast<T>(bn_shape(x), dy.as<T>(), size_t(dy.stride()), x.as<T>(), bn.save_mean, bn.save_invstd,
+                            bn.gamma, dx.as<T>(), dgamma, dbeta, relu_y ? relu_y->as<T>() : nullptr,
+                            relu_y ? size_t(relu_y->stride()) : 0);
     });
   }
 
   void maxpool_fwd(const Tensor& x, const Tensor& y) override {
-    dispatch_float(x.dtype, [&]<class T>() { maxpool2x2_fwd_fast<T>(x.shape, x.as<T>(), y.as<T>()); });
+    require_dense("maxpool_fwd", {&y});
+    dispatch_float(x.dtype,
+                   [&]<class T>() { maxpool2x2_fwd_fast<T>(x.shape, x.as<T>(), size_t(x.stride()), y.as<T>()); });
   }
   void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx, bool accumulate) override {
+    require_dense("maxpool_bwd", {&dy});
     dispatch_float(x.dtype, [&]<class T>() {
-      maxpool2x2_bwd_fast<T>(x.shape, x.as<T>(), dy.as<T>(), dx.as<T>(), accumulate);
+      maxpool2x2_bwd_fast<T>(x.shape, x.as<T>(), size_t(x.stride()), dy.as<T>(), dx.as<T>(), size_t(dx.stride()),
+                             accumulate);
     });
   }
+  void upsample_fwd(const Tensor& x, const Tensor& y) override {
+    require_dense("upsample_fwd", {&x});
+    dispatch_float(x.dtype,
+                   [&]<class T>() { upsample2x_fwd_fast<T>(x.shape, x.as<T>(), y.as<T>(), size_t(y.stride())); });
+  }
   void upsample_bwd(const Tensor& dy, const Tensor& dx) override {
-    dispatch_float(dx.dtype, [&]<class T>() { upsample2x_bwd_fast<T>(dx.shape, dy.as<T>(), dx.as<T>()); });
+    require_dense("upsample_bwd", {&dx});
+    dispatch_float(dx.dtype,
+                   [&]<class T>() { upsample2x_bwd_fast<T>(dx.shape, dy.as<T>(), size_t(dy.stride()), dx.as<T>()); });
+  }
+  // y += x where y may be a slice (a gradient inside its concat's).
+  void add_inplace(const Tensor& x, const Tensor& y) override {
+    if (y.dense()) return RefBackend::add_inplace(x, y);
+    require_dense("add_inplace", {&x});
+    dispatch_float(x.dtype, [&]<class T>() { add_inplace_fast<T>(y.shape, x.as<T>(), y.as<T>(), size_t(y.stride())); });
   }
 
  private:

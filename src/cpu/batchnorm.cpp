@@ -82,48 +82,66 @@ void sums_x_xx_block(const T* x, size_t pixels, size_t C, float* sum, float* sum
 }
 
 // y = x * scale + shift per channel, then with relu std::max(t, 0.0f)
-// (NaN and -0 stay, as in the generic loop).
+// (NaN and -0 stay, as in the generic loop); y's pixels ys values apart.
 template <size_t CN, class T>
-void normalize_block(const T* x, size_t pixels, size_t C, const float* scale, const float* shift, bool relu, T* y) {
+void normalize_block(const T* x, size_t pixels, size_t C, const float* scale, const float* shift, bool relu, T* y,
+                     size_t ys) {
   if constexpr (CN == 0) {
-    for (size_t i = 0; i < pixels * C; i += C)
+    for (size_t p = 0; p < pixels; ++p)
       for (size_t c = 0; c < C; ++c) {
-        const float t = x[i + c] * scale[c] + shift[c];
-        y[i + c] = relu ? std::max(t, 0.0f) : t;
+        const float t = x[p * C + c] * scale[c] + shift[c];
+        y[p * ys + c] = relu ? std::max(t, 0.0f) : t;
       }
   } else {
     const f32x8 zero = {};
-    for (size_t i = 0; i < pixels * CN; i += CN)
+    for (size_t p = 0; p < pixels; ++p)
       for (size_t j = 0; j < CN; j += 8) {
-        const f32x8 t = load8(x + i + j) * load8(scale + j) + load8(shift + j);
-        store8(y + i + j, relu ? (t < zero ? zero : t) : t);
+        const f32x8 t = load8(x + p * CN + j) * load8(scale + j) + load8(shift + j);
+        store8(y + p * ys + j, relu ? (t < zero ? zero : t) : t);
       }
   }
 }
 
-// The backward's g: dy where relu_y is active (relu_active), else 0; dy
-// itself without relu_y. CN > 0 only.
+// The backward's g at 8 channels: dy where relu_y is active (relu_active),
+// else 0; dy itself without relu_y. CN > 0 only.
 template <class T>
-inline f32x8 masked_g8(const T* dy, const T* relu_y, size_t i) {
-  return relu_y ? select8(relu_active8(relu_y + i), load8(dy + i)) : load8(dy + i);
+inline f32x8 masked_g8(const T* dy, const T* relu_y) {
+  return relu_y ? select8(relu_active8(relu_y), load8(dy)) : load8(dy);
 }
 
-// Per channel: sum of g and of g * x (g: dy masked by the ReLU, already
-// applied by the caller when CN = 0).
+// dy and the forward's output (for the ReLU's mask; null without it) of a
+// block: their pixels lie dy_stride and y_stride values apart.
+template <class T>
+struct Gradient {
+  const T* dy;
+  size_t dy_stride;
+  const T* relu_y;
+  size_t y_stride;
+  // The same tensors from pixel p on.
+  Gradient at(size_t p) const {
+    return {dy + p * dy_stride, dy_stride, relu_y ? relu_y + p * y_stride : nullptr, y_stride};
+  }
+  f32x8 g8(size_t p, size_t j) const {
+    return masked_g8(dy + p * dy_stride + j, relu_y ? relu_y + p * y_stride + j : nullptr);
+  }
+};
+
+// Per channel: sum of g and of g * x (g: dy masked by the ReLU; CN = 0: g
+// dense in f32, masked by the caller, and x widened).
 template <size_t CN, class T>
-void sums_g_gx_block(const T* dy, const T* relu_y, const T* x, size_t pixels, size_t C, float* sum_g,
-                     float* sum_gx) {
+void sums_g_gx_block(const Gradient<T>& gr, const T* x, size_t pixels, size_t C, float* sum_g, float* sum_gx) {
   if constexpr (CN == 0) {
+    const T* g = gr.dy;
     for (size_t i = 0; i < pixels * C; i += C)
-      for (size_t c = 0; c < C; ++c) sum_g[c] += dy[i + c], sum_gx[c] += dy[i + c] * x[i + c];
+      for (size_t c = 0; c < C; ++c) sum_g[c] += g[i + c], sum_gx[c] += g[i + c] * x[i + c];
   } else {
     constexpr size_t V = CN / 8;
     f32x8 a[V] = {}, b[V] = {};
-    for (size_t i = 0; i < pixels * CN; i += CN)
+    for (size_t p = 0; p < pixels; ++p)
       for (size_t j = 0; j < V; ++j) {
-        const f32x8 g = masked_g8(dy, relu_y, i + 8 * j);
+        const f32x8 g = gr.g8(p, 8 * j);
         a[j] += g;
-        b[j] += g * load8(x + i + 8 * j);
+        b[j] += g * load8(x + p * CN + 8 * j);
       }
     for (size_t j = 0; j < V; ++j)
       for (size_t l = 0; l < 8; ++l) sum_g[8 * j + l] += a[j][l], sum_gx[8 * j + l] += b[j][l];
@@ -132,38 +150,47 @@ void sums_g_gx_block(const T* dy, const T* relu_y, const T* x, size_t pixels, si
 
 // dx = k (g - mean_g - xhat mean_gxhat), xhat = (x - mean) invstd, per channel.
 template <size_t CN, class T>
-void batchnorm_dx_block(const T* dy, const T* relu_y, const T* x, size_t pixels, size_t C, const float* mean,
+void batchnorm_dx_block(const Gradient<T>& gr, const T* x, size_t pixels, size_t C, const float* mean,
                         const float* invstd, const float* k, const float* mean_g, const float* mean_gxhat, T* dx) {
   if constexpr (CN == 0) {
+    const T* g = gr.dy;
     for (size_t i = 0; i < pixels * C; i += C)
       for (size_t c = 0; c < C; ++c) {
         const float xhat = (x[i + c] - mean[c]) * invstd[c];
-        dx[i + c] = k[c] * (dy[i + c] - mean_g[c] - xhat * mean_gxhat[c]);
+        dx[i + c] = k[c] * (g[i + c] - mean_g[c] - xhat * mean_gxhat[c]);
       }
   } else {
-    for (size_t i = 0; i < pixels * CN; i += CN)
+    for (size_t p = 0; p < pixels; ++p)
       for (size_t j = 0; j < CN; j += 8) {
-        const f32x8 xhat = (load8(x + i + j) - load8(mean + j)) * load8(invstd + j);
-        store8(dx + i + j, load8(k + j) * (masked_g8(dy, relu_y, i + j) - load8(mean_g + j) - xhat * load8(mean_gxhat + j)));
+        const size_t i = p * CN + j;
+        const f32x8 xhat = (load8(x + i) - load8(mean + j)) * load8(invstd + j);
+        store8(dx + i, load8(k + j) * (gr.g8(p, j) - load8(mean_g + j) - xhat * load8(mean_gxhat + j)));
       }
   }
 }
 
-// The ReLU-masked gradient of a block of n values as f32 (the generic path):
-// dy where relu_y is active, else 0; dy itself (f32, no ReLU) or widened into buf.
+// The ReLU-masked gradient of a block of px pixels as dense f32 (the
+// generic path): dy where relu_y is active, else 0; dy itself (f32, dense,
+// no ReLU) or widened into buf. Slices are first copied dense (dy_buf, y_buf).
 template <class T>
-const float* masked_gradient(const T* dy, const T* relu_y, size_t n, std::vector<float>& buf) {
-  const float* g = f32_in(dy, n, buf);
-  if (!relu_y) return g;
-  buf.resize(n);
-  float* __restrict out = buf.data();
-  for (size_t i = 0; i < n; ++i) out[i] = relu_active(relu_y[i]) ? g[i] : 0.0f;
-  return out;
+Gradient<float> masked_gradient(const Gradient<T>& gr, size_t px, size_t C, std::vector<float>& buf,
+                                std::vector<T>& dy_buf, std::vector<T>& y_buf) {
+  const size_t n = px * C;
+  const float* g = f32_in(dense_pixels(gr.dy, px, C, gr.dy_stride, dy_buf), n, buf);
+  if (gr.relu_y) {
+    const T* relu_y = dense_pixels(gr.relu_y, px, C, gr.y_stride, y_buf);
+    buf.resize(n);
+    float* __restrict out = buf.data();
+    for (size_t i = 0; i < n; ++i) out[i] = relu_active(relu_y[i]) ? g[i] : 0.0f;
+    g = out;
+  }
+  return {g, C, nullptr, C};
 }
 
-// y = x * scale + shift (then ReLU), block by block.
+// y = x * scale + shift (then ReLU), block by block; y's pixels ys values apart.
 template <class T>
-void normalize(const BatchNormShape& s, const T* x, const float* scale, const float* shift, T* y, bool relu) {
+void normalize(const BatchNormShape& s, const T* x, const float* scale, const float* shift, T* y, size_t ys,
+               bool relu) {
   const size_t C = size_t(s.c);
   const size_t blocks = (s.pixels + kBlock - 1) / kBlock;
   with_channel_count(C, [&](auto cc) {
@@ -174,12 +201,12 @@ void normalize(const BatchNormShape& s, const T* x, const float* scale, const fl
       for (size_t blk = 0; blk < blocks; ++blk) {
         const size_t p0 = blk * kBlock, px = std::min(kBlock, s.pixels - p0), n = px * C;
         if constexpr (cc() != 0) {
-          normalize_block<cc()>(x + p0 * C, px, C, scale, shift, relu, y + p0 * C);
+          normalize_block<cc()>(x + p0 * C, px, C, scale, shift, relu, y + p0 * ys, ys);
         } else {
           const float* v = f32_in(x + p0 * C, n, buf);
-          float* out = f32_out(y + p0 * C, n, buf);
-          normalize_block<0>(v, px, C, scale, shift, relu, out);
-          f32_out_done(out, y + p0 * C, n);
+          const auto out = f32_out_pixels(y + p0 * ys, px, C, ys, buf, false);
+          normalize_block<0>(v, px, C, scale, shift, relu, out.p, out.stride);
+          f32_out_pixels_done(out, y + p0 * ys, px, C, ys);
         }
       }
     }
@@ -190,8 +217,8 @@ void normalize(const BatchNormShape& s, const T* x, const float* scale, const fl
 
 template <class T>
 void batchnorm_fwd_train_fast(const BatchNormShape& s, const T* x, const float* gamma, const float* beta, T* y,
-                              float* save_mean, float* save_invstd, float* running_mean, float* running_var,
-                              bool relu) {
+                              size_t y_stride, float* save_mean, float* save_invstd, float* running_mean,
+                              float* running_var, bool relu) {
   const size_t C = size_t(s.c);
   const std::vector<double> sums = chunked_sums(s, 2, [&](size_t p0, size_t n, double* part) {
     thread_local std::vector<float> buf, acc;
@@ -217,7 +244,7 @@ void batchnorm_fwd_train_fast(const BatchNormShape& s, const T* x, const float* 
     if (running_var)
       running_var[c] = float((1 - s.momentum) * running_var[c] + s.momentum * var * m / std::max(m - 1, 1.0));
   }
-  normalize(s, x, scale.data(), shift.data(), y, relu);
+  normalize(s, x, scale.data(), shift.data(), y, y_stride, relu);
 }
 
 template <class T>
@@ -229,26 +256,26 @@ void batchnorm_fwd_infer_fast(const BatchNormShape& s, const T* x, const float* 
     scale[c] = float(gamma[c] * invstd);
     shift[c] = float(beta[c] - gamma[c] * invstd * running_mean[c]);
   }
-  normalize(s, x, scale.data(), shift.data(), y, relu);
+  normalize(s, x, scale.data(), shift.data(), y, size_t(s.c), relu);
 }
 
 template <class T>
-void batchnorm_bwd_fast(const BatchNormShape& s, const T* dy, const T* x, const float* save_mean,
+void batchnorm_bwd_fast(const BatchNormShape& s, const T* dy, size_t dy_stride, const T* x, const float* save_mean,
                         const float* save_invstd, const float* gamma, T* dx, float* dgamma, float* dbeta,
-                        const T* relu_y) {
+                        const T* relu_y, size_t y_stride) {
   const size_t C = size_t(s.c);
-  auto at = [&](const T* p, size_t p0) { return p ? p + p0 * C : nullptr; };
+  const Gradient<T> gr{dy, dy_stride, relu_y, y_stride};
   // g = dy masked by ReLU (the forward output's zeros); sums of g and of g * x per channel.
   const std::vector<double> sums = chunked_sums(s, 2, [&](size_t p0, size_t n, double* part) {
     thread_local std::vector<float> g_buf, x_buf, acc;
+    thread_local std::vector<T> dy_buf, y_buf;
     acc.assign(2 * C, 0.0f);
     with_channel_count(C, [&](auto cc) {
       if constexpr (cc() != 0) {
-        sums_g_gx_block<cc()>(dy + p0 * C, at(relu_y, p0), x + p0 * C, n, C, acc.data(), acc.data() + C);
+        sums_g_gx_block<cc()>(gr.at(p0), x + p0 * C, n, C, acc.data(), acc.data() + C);
       } else {
-        const float* g = masked_gradient(dy + p0 * C, at(relu_y, p0), n * C, g_buf);
-        sums_g_gx_block<0>(g, static_cast<const float*>(nullptr), f32_in(x + p0 * C, n * C, x_buf), n, C,
-                           acc.data(), acc.data() + C);
+        const Gradient<float> g = masked_gradient(gr.at(p0), n, C, g_buf, dy_buf, y_buf);
+        sums_g_gx_block<0>(g, f32_in(x + p0 * C, n * C, x_buf), n, C, acc.data(), acc.data() + C);
       }
     });
     for (size_t k = 0; k < 2 * C; ++k) part[k] += acc[k];
@@ -269,16 +296,16 @@ void batchnorm_bwd_fast(const BatchNormShape& s, const T* dy, const T* x, const 
 #pragma omp parallel
     {
       std::vector<float> g_buf, x_buf, out_buf;  // the generic path's widened blocks
+      std::vector<T> dy_buf, y_buf;              // and its slices made dense
 #pragma omp for schedule(static)
       for (size_t blk = 0; blk < blocks; ++blk) {
         const size_t p0 = blk * kBlock, px = std::min(kBlock, s.pixels - p0), n = px * C;
         if constexpr (cc() != 0) {
-          batchnorm_dx_block<cc()>(dy + p0 * C, at(relu_y, p0), x + p0 * C, px, C, mu, is, kc, mg, mgx, dx + p0 * C);
+          batchnorm_dx_block<cc()>(gr.at(p0), x + p0 * C, px, C, mu, is, kc, mg, mgx, dx + p0 * C);
         } else {
-          const float* g = masked_gradient(dy + p0 * C, at(relu_y, p0), n, g_buf);
+          const Gradient<float> g = masked_gradient(gr.at(p0), px, C, g_buf, dy_buf, y_buf);
           float* out = f32_out(dx + p0 * C, n, out_buf);
-          batchnorm_dx_block<0>(g, static_cast<const float*>(nullptr), f32_in(x + p0 * C, n, x_buf), px, C, mu, is,
-                                kc, mg, mgx, out);
+          batchnorm_dx_block<0>(g, f32_in(x + p0 * C, n, x_buf), px, C, mu, is, kc, mg, mgx, out);
           f32_out_done(out, dx + p0 * C, n);
         }
       }
@@ -287,12 +314,12 @@ void batchnorm_bwd_fast(const BatchNormShape& s, const T* dy, const T* x, const 
 }
 
 #define INSTANTIATE(T)                                                                                                 \
-  template void batchnorm_fwd_train_fast<T>(const BatchNormShape&, const T*, const float*, const float*, T*, float*,   \
-                                            float*, float*, float*, bool);                                             \
+  template void batchnorm_fwd_train_fast<T>(const BatchNormShape&, const T*, const float*, const float*, T*, size_t,   \
+                                            float*, float*, float*, float*, bool);                                     \
   template void batchnorm_fwd_infer_fast<T>(const BatchNormShape&, const T*, const float*, const float*, const float*, \
                                             const float*, T*, bool);                                                   \
-  template void batchnorm_bwd_fast<T>(const BatchNormShape&, const T*, const T*, const float*, const float*,           \
-                                      const float*, T*, float*, float*, const T*);
+  template void batchnorm_bwd_fast<T>(const BatchNormShape&, const T*, size_t, const T*, const float*, const float*,   \
+                                      const float*, T*, float*, float*, const T*, size_t);
 INSTANTIATE(float)
 INSTANTIATE(f16)
 INSTANTIATE(bf16)

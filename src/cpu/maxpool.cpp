@@ -52,22 +52,22 @@ void window_max(int C, const float* __restrict a, const float* __restrict b, con
 }  // namespace
 
 template <class T>
-void maxpool2x2_fwd_fast(const Shape& s, const T* x, T* y) {
+void maxpool2x2_fwd_fast(const Shape& s, const T* x, size_t xs, T* y) {
   check_maxpool2x2_shape(s);
   const int oh = s.h / 2, ow = s.w / 2, C = s.c;
-  const size_t in_row = size_t(s.w) * C, out_row_n = size_t(ow) * C;
+  const size_t in_row = size_t(s.w) * xs, out_row_n = size_t(ow) * C;
 #pragma omp parallel
   {
     std::vector<float> r0b, r1b, ob;
 #pragma omp for schedule(static)
     for (int ny = 0; ny < s.n * oh; ++ny) {
       const T* src = x + size_t(ny) * 2 * in_row;  // rows 2*oy and 2*oy+1 of image n
-      const float* r0 = f32_in(src, in_row, r0b);
-      const float* r1 = f32_in(src + in_row, in_row, r1b);
+      const auto r0 = f32_in_pixels(src, size_t(s.w), size_t(C), xs, r0b);
+      const auto r1 = f32_in_pixels(src + in_row, size_t(s.w), size_t(C), xs, r1b);
       float* o = f32_out(y + size_t(ny) * out_row_n, out_row_n, ob);
       for (int ox = 0; ox < ow; ++ox) {
-        const float *a = r0 + size_t(2 * ox) * C, *d = r1 + size_t(2 * ox) * C;
-        window_max(C, a, a + C, d, d + C, o + size_t(ox) * C);
+        const float *a = r0.p + size_t(2 * ox) * r0.stride, *d = r1.p + size_t(2 * ox) * r1.stride;
+        window_max(C, a, a + r0.stride, d, d + r1.stride, o + size_t(ox) * C);
       }
       f32_out_done(o, y + size_t(ny) * out_row_n, out_row_n);
     }
@@ -75,42 +75,43 @@ void maxpool2x2_fwd_fast(const Shape& s, const T* x, T* y) {
 }
 
 template <class T>
-void maxpool2x2_bwd_fast(const Shape& s, const T* x, const T* dy, T* dx, bool accumulate) {
+void maxpool2x2_bwd_fast(const Shape& s, const T* x, size_t xs, const T* dy, T* dx, size_t dxs, bool accumulate) {
   check_maxpool2x2_shape(s);
   const int oh = s.h / 2, ow = s.w / 2, C = s.c;
-  const size_t in_row = size_t(s.w) * C, out_row_n = size_t(ow) * C;
+  const size_t W = size_t(s.w), out_row_n = size_t(ow) * C;
 #pragma omp parallel
   {
     std::vector<float> r0b, r1b, gb, d0b, d1b;
 #pragma omp for schedule(static)
     for (int ny = 0; ny < s.n * oh; ++ny) {
-      const size_t first = size_t(ny) * 2 * in_row;
-      const float* r0 = f32_in(x + first, in_row, r0b);
-      const float* r1 = f32_in(x + first + in_row, in_row, r1b);
+      const T* xr = x + size_t(ny) * 2 * W * xs;  // rows 2*oy and 2*oy+1 of image n
+      T* dr = dx + size_t(ny) * 2 * W * dxs;
+      const auto r0 = f32_in_pixels(xr, W, size_t(C), xs, r0b);
+      const auto r1 = f32_in_pixels(xr + W * xs, W, size_t(C), xs, r1b);
       const float* g = f32_in(dy + size_t(ny) * out_row_n, out_row_n, gb);
-      float* d0 = f32_out(dx + first, in_row, d0b);
-      float* d1 = f32_out(dx + first + in_row, in_row, d1b);
-      if (accumulate && d0 != static_cast<void*>(dx + first)) {  // 16-bit: what is there, widened, to add to
-        widen(dx + first, d0, in_row);
-        widen(dx + first + in_row, d1, in_row);
-      }
+      // 16-bit and accumulating: what is there, widened, to add to.
+      const auto d0 = f32_out_pixels(dr, W, size_t(C), dxs, d0b, accumulate);
+      const auto d1 = f32_out_pixels(dr + W * dxs, W, size_t(C), dxs, d1b, accumulate);
       for (int ox = 0; ox < ow; ++ox) {
-        const size_t i0 = size_t(2 * ox) * C, i1 = i0 + C;
+        const size_t x0 = size_t(2 * ox) * r0.stride, x1 = x0 + r0.stride;  // r0, r1: one stride
+        const size_t o0 = size_t(2 * ox) * d0.stride, o1 = o0 + d0.stride;  // d0, d1: one stride
         const float* gg = g + size_t(ox) * C;
         if (accumulate)
-          window_grads<true>(C, r0 + i0, r0 + i1, r1 + i0, r1 + i1, gg, d0 + i0, d0 + i1, d1 + i0, d1 + i1);
+          window_grads<true>(C, r0.p + x0, r0.p + x1, r1.p + x0, r1.p + x1, gg, d0.p + o0, d0.p + o1, d1.p + o0,
+                             d1.p + o1);
         else
-          window_grads<false>(C, r0 + i0, r0 + i1, r1 + i0, r1 + i1, gg, d0 + i0, d0 + i1, d1 + i0, d1 + i1);
+          window_grads<false>(C, r0.p + x0, r0.p + x1, r1.p + x0, r1.p + x1, gg, d0.p + o0, d0.p + o1, d1.p + o0,
+                              d1.p + o1);
       }
-      f32_out_done(d0, dx + first, in_row);
-      f32_out_done(d1, dx + first + in_row, in_row);
+      f32_out_pixels_done(d0, dr, W, size_t(C), dxs);
+      f32_out_pixels_done(d1, dr + W * dxs, W, size_t(C), dxs);
     }
   }
 }
 
-#define INSTANTIATE(T)                                                     \
-  template void maxpool2x2_fwd_fast<T>(const Shape&, const T*, T*); \
-  template void maxpool2x2_bwd_fast<T>(const Shape&, const T*, const T*, T*, bool);
+#define INSTANTIATE(T)                                                      \
+  template void maxpool2x2_fwd_fast<T>(const Shape&, const T*, size_t, T*); \
+  template void maxpool2x2_bwd_fast<T>(const Shape&, const T*, size_t, const T*, T*, size_t, bool);
 INSTANTIATE(float)
 INSTANTIATE(f16)
 INSTANTIATE(bf16)

@@ -6,15 +6,18 @@
 // its first maximum in row-major window order, like the reference (a later
 // element wins only if strictly greater; a NaN first element keeps it), so
 // both passes equal maxpool_ref bit for bit. With accumulate the backward
-// adds to dx (each element rounded once, as the reference does).
+// adds to dx (each element rounded once, as the reference does). x and dx
+// may be channel slices of wider tensors: their pixels lie x_stride and
+// dx_stride values apart (the channel count when dense).
 #pragma once
 #include "core/tensor.h"
 
 namespace mixseg {
 
 template <class T>
-void maxpool2x2_fwd_fast(const Shape& x_shape, const T* x, T* y);
+void maxpool2x2_fwd_fast(const Shape& x_shape, const T* x, size_t x_stride, T* y);
 template <class T>
-void maxpool2x2_bwd_fast(const Shape& x_shape, const T* x, const T* dy, T* dx, bool accumulate);
+void maxpool2x2_bwd_fast(const Shape& x_shape, const T* x, size_t x_stride, const T* dy, T* dx, size_t dx_stride,
+                         bool accumulate);
 
 }  // namespace mixseg

@@ -41,12 +41,6 @@ void same_dtype(const Tensor& a, const Tensor& b, const char* op) {
   if (a.dtype != b.dtype) fail("{}: dtype mismatch ({} vs {})", op, dtype_name(a.dtype), dtype_name(b.dtype));
 }
 
-// Ops outside Op::channel_slices' list take dense tensors only.
-void dense(const Tensor& t, const char* op) {
-  if (!t.dense())
-    fail("internal error: {} got a channel slice ({} of pixel stride {})", op, to_string(t.shape), t.stride());
-}
-
 // The backend's stream, destroyed after everything that uses it (declared first).
 struct Stream {
   cudaStream_t s = nullptr;
@@ -173,31 +167,31 @@ class CudaBackend final : public Backend {
     profile_.collect();
   }
   bool supports(Op, DType t) const override { return t == DType::f32 || t == DType::f16 || t == DType::bf16; }
-  // (Op::channel_slices included: the ops it lists take slices; the others check dense().)
+  // (Op::channel_slices included: the ops it lists take slices; the others check require_dense().)
 
   void conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) override {
     const Timed timed(profile_, [&] { return conv_op("conv2d_fwd", x, w); });
     same_dtype(x, w, "conv2d_fwd");
-    dense(x, "conv2d_fwd"), dense(y, "conv2d_fwd");
+    require_dense("conv2d_fwd", {&x, &y});
     convs_.forward(conv_shape(x, w), x.dtype, x.data, w.data, y.data);
   }
   void conv2d_fwd_bias(const Tensor& x, const Tensor& w, const float* bias, const Tensor& y, bool relu) override {
     const Timed timed(profile_, [&] { return conv_op("conv2d_fwd_bias", x, w); });
     same_dtype(x, w, "conv2d_fwd_bias");
-    dense(x, "conv2d_fwd_bias"), dense(y, "conv2d_fwd_bias");
+    require_dense("conv2d_fwd_bias", {&x, &y});
     convs_.forward(conv_shape(x, w), x.dtype, x.data, w.data, y.data);
     if (bias || relu) cuda::bias_relu(float_type(y.dtype), y.shape.pixels(), y.shape.c, bias, relu, y.data, stream_);
   }
   void conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) override {
     const Timed timed(profile_, [&] { return conv_op("conv2d_bwd_data", dx, w); });
     same_dtype(dy, w, "conv2d_bwd_data");
-    dense(dy, "conv2d_bwd_data"), dense(dx, "conv2d_bwd_data");
+    require_dense("conv2d_bwd_data", {&dy, &dx});
     convs_.backward_data(conv_shape(dx, w), dy.dtype, dy.data, w.data, dx.data);
   }
   void conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Tensor& dw) override {
     const Timed timed(profile_, [&] { return conv_op("conv2d_bwd_weights", x, dw); });
     same_dtype(x, dy, "conv2d_bwd_weights");
-    dense(x, "conv2d_bwd_weights"), dense(dy, "conv2d_bwd_weights");
+    require_dense("conv2d_bwd_weights", {&x, &dy});
     if (dw.dtype != DType::f32) fail("conv2d_bwd_weights: weight gradients are f32, got {}", dtype_name(dw.dtype));
     convs_.backward_weights(conv_shape(x, dw), x.dtype, x.data, dy.data, dw.as<float>());
   }
@@ -205,7 +199,7 @@ class CudaBackend final : public Backend {
   void batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override {
     const Timed timed(profile_, [&] { return moves("batchnorm_fwd_train", x, 3.0 * x.bytes()); });
     same_dtype(x, y, "batchnorm_fwd_train");
-    dense(x, "batchnorm_fwd_train");
+    require_dense("batchnorm_fwd_train", {&x});
     cuda::batchnorm_fwd_train(float_type(x.dtype), x.shape.pixels(), x.shape.c, kBatchNormEps, kBatchNormMomentum,
                               x.data, bn.gamma, bn.beta, y.data, y.stride(), bn.save_mean, bn.save_invstd,
                               bn.running_mean, bn.running_var, bn.save_scale, bn.save_shift, relu,
@@ -214,7 +208,7 @@ class CudaBackend final : public Backend {
   void batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) override {
     const Timed timed(profile_, [&] { return moves("batchnorm_fwd_infer", x, 2.0 * x.bytes()); });
     same_dtype(x, y, "batchnorm_fwd_infer");
-    dense(x, "batchnorm_fwd_infer"), dense(y, "batchnorm_fwd_infer");
+    require_dense("batchnorm_fwd_infer", {&x, &y});
     cuda::batchnorm_fwd_infer(float_type(x.dtype), x.shape.pixels(), x.shape.c, kBatchNormEps, x.data, bn.gamma,
                               bn.beta, bn.running_mean, bn.running_var, y.data, relu, bn_scratch(x.shape.c), stream_);
   }
@@ -226,7 +220,7 @@ class CudaBackend final : public Backend {
       return moves("batchnorm_bwd", x, (mask_read ? 7.0 : 5.0) * x.bytes());
     });
     same_dtype(dy, x, "batchnorm_bwd");
-    dense(x, "batchnorm_bwd"), dense(dx, "batchnorm_bwd");
+    require_dense("batchnorm_bwd", {&x, &dx});
     cuda::batchnorm_bwd(float_type(x.dtype), x.shape.pixels(), x.shape.c, dy.data, dy.stride(),
                         relu_y ? relu_y->data : nullptr, relu_y ? relu_y->stride() : 0, x.data, bn.save_mean,
                         bn.save_invstd, bn.save_scale, bn.save_shift, bn.gamma, dx.data, dgamma, dbeta,
@@ -234,18 +228,18 @@ class CudaBackend final : public Backend {
   }
   void relu_fwd(const Tensor& x, const Tensor& y) override {
     const Timed timed(profile_, [&] { return moves("relu_fwd", x, 2.0 * x.bytes()); });
-    dense(x, "relu_fwd"), dense(y, "relu_fwd");
+    require_dense("relu_fwd", {&x, &y});
     cuda::relu_fwd(float_type(x.dtype), x.numel(), x.data, y.data, stream_);
   }
   void relu_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) override {
     const Timed timed(profile_, [&] { return moves("relu_bwd", dy, 3.0 * dy.bytes()); });
-    dense(dy, "relu_bwd"), dense(y, "relu_bwd"), dense(dx, "relu_bwd");
+    require_dense("relu_bwd", {&dy, &y, &dx});
     cuda::relu_bwd(float_type(dy.dtype), dy.numel(), dy.data, y.data, dx.data, stream_);
   }
   void maxpool_fwd(const Tensor& x, const Tensor& y) override {
     const Timed timed(profile_, [&] { return moves("maxpool_fwd", x, 1.25 * x.bytes()); });
     check_maxpool2x2_shape(x.shape);
-    dense(y, "maxpool_fwd");
+    require_dense("maxpool_fwd", {&y});
     cuda::maxpool_fwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, x.stride(), y.data,
                       stream_);
   }
@@ -254,33 +248,33 @@ class CudaBackend final : public Backend {
       return moves(accumulate ? "maxpool_bwd_add" : "maxpool_bwd", x, (accumulate ? 3.25 : 2.25) * x.bytes());
     });
     check_maxpool2x2_shape(x.shape);
-    dense(dy, "maxpool_bwd");
+    require_dense("maxpool_bwd", {&dy});
     cuda::maxpool_bwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, x.stride(), dy.data,
                       dx.data, dx.stride(), accumulate, stream_);
   }
   void upsample_fwd(const Tensor& x, const Tensor& y) override {
     const Timed timed(profile_, [&] { return moves("upsample_fwd", y, double(x.bytes() + y.bytes())); });
-    dense(x, "upsample_fwd");
+    require_dense("upsample_fwd", {&x});
     cuda::upsample_fwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, x.shape.c, x.data, y.data, y.stride(),
                        stream_);
   }
   void upsample_bwd(const Tensor& dy, const Tensor& dx) override {
     const Timed timed(profile_, [&] { return moves("upsample_bwd", dy, double(dy.bytes() + dx.bytes())); });
-    dense(dx, "upsample_bwd");
+    require_dense("upsample_bwd", {&dx});
     cuda::upsample_bwd(float_type(dx.dtype), dx.shape.n, dx.shape.h, dx.shape.w, dx.shape.c, dy.data, dy.stride(),
                        dx.data, stream_);
   }
   void concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) override {
     const Timed timed(profile_, [&] { return moves("concat_fwd", y, 2.0 * y.bytes()); });
     same_dtype(a, b, "concat_fwd");
-    dense(a, "concat_fwd"), dense(b, "concat_fwd"), dense(y, "concat_fwd");
+    require_dense("concat_fwd", {&a, &b, &y});
     cuda::concat_fwd(float_type(a.dtype), a.shape.pixels(), a.shape.c, b.shape.c, a.data, b.data, y.data, stream_);
   }
   void upsample_concat_fwd(const Tensor& x, const Tensor& skip, const Tensor& y) override {
     const Timed timed(profile_,
                       [&] { return moves("upsample_concat_fwd", y, double(x.bytes() + skip.bytes() + y.bytes())); });
     same_dtype(x, skip, "upsample_concat_fwd");
-    dense(x, "upsample_concat_fwd"), dense(skip, "upsample_concat_fwd"), dense(y, "upsample_concat_fwd");
+    require_dense("upsample_concat_fwd", {&x, &skip, &y});
     if (skip.shape.n != x.shape.n || skip.shape.h != 2 * x.shape.h || skip.shape.w != 2 * x.shape.w ||
         y.shape.c != x.shape.c + skip.shape.c)
       fail("upsample_concat_fwd: shapes {} (x2) + {} do not make {}", to_string(x.shape), to_string(skip.shape),
@@ -290,7 +284,7 @@ class CudaBackend final : public Backend {
   }
   void concat_bwd(const Tensor& dy, const Tensor& da, const Tensor& db) override {
     const Timed timed(profile_, [&] { return moves("concat_bwd", dy, 2.0 * dy.bytes()); });
-    dense(dy, "concat_bwd"), dense(da, "concat_bwd"), dense(db, "concat_bwd");
+    require_dense("concat_bwd", {&dy, &da, &db});
     cuda::concat_bwd(float_type(dy.dtype), da.shape.pixels(), da.shape.c, db.shape.c, dy.data, da.data, db.data,
                      stream_);
   }
@@ -302,21 +296,21 @@ class CudaBackend final : public Backend {
       return moves("loss", logits, dlogits ? 2 * pass + double(logits.bytes()) : pass);
     });
     if (dlogits) same_dtype(logits, *dlogits, "loss");
-    dense(logits, "loss");
+    require_dense("loss", {&logits});
     cuda::loss(float_type(logits.dtype), logits.numel(), logits.data, target, w.bce, w.dice, kDiceSmooth, ctl,
                dlogits ? dlogits->data : nullptr, stream_);
   }
   void add_inplace(const Tensor& x, const Tensor& y) override {
     const Timed timed(profile_, [&] { return moves("add", y, 3.0 * y.bytes()); });
     same_dtype(x, y, "add_inplace");
-    dense(x, "add_inplace");
+    require_dense("add_inplace", {&x});
     if (x.shape != y.shape) fail("add_inplace: shapes {} and {}", to_string(x.shape), to_string(y.shape));
     cuda::add_inplace(float_type(x.dtype), x.shape.pixels(), x.shape.c, x.data, y.data, y.stride(), stream_);
   }
   void convert(const Tensor& x, const Tensor& y) override {
     const Timed timed(profile_, [&] { return moves("convert", y, double(x.bytes() + y.bytes())); });
     if (x.numel() != y.numel()) fail("convert: {} values into {}", x.numel(), y.numel());
-    dense(x, "convert"), dense(y, "convert");
+    require_dense("convert", {&x, &y});
     cuda::convert(float_type(x.dtype), float_type(y.dtype), x.numel(), x.data, y.data, stream_);
   }
   void optimizer_step(const UpdateRule& rule, StepControl* ctl, float* params, const float* grads, float* m, float* v,

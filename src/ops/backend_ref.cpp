@@ -40,24 +40,29 @@ void* RefBackend::allocate(size_t bytes) { return std::aligned_alloc(64, (bytes 
 void RefBackend::deallocate(void* p) { std::free(p); }
 void RefBackend::copy_in(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
 void RefBackend::copy_out(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
+// The reference kernels take dense tensors only: every op checks (require_dense).
 bool RefBackend::supports(Op op, DType t) const { return op != Op::channel_slices && traits(t).is_float; }
 
 void RefBackend::conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) {
+  require_dense("conv2d_fwd", {&x, &y});
   check_same(x, w, "conv2d_fwd");
   const ConvShape s = conv_shape(x, w);
   dispatch_float(x.dtype, [&]<class T>() { conv2d_fwd_ref<T>(s, x.as<T>(), w.as<T>(), y.as<T>()); });
 }
 void RefBackend::conv2d_fwd_bias(const Tensor& x, const Tensor& w, const float* bias, const Tensor& y, bool relu) {
+  require_dense("conv2d_fwd_bias", {&x, &y});
   check_same(x, w, "conv2d_fwd_bias");
   const ConvShape s = conv_shape(x, w);
   dispatch_float(x.dtype, [&]<class T>() { conv2d_fwd_ref<T>(s, x.as<T>(), w.as<T>(), y.as<T>(), bias, relu); });
 }
 void RefBackend::conv2d_bwd_data(const Tensor& dy, const Tensor& w, const Tensor& dx) {
+  require_dense("conv2d_bwd_data", {&dy, &dx});
   check_same(dy, w, "conv2d_bwd_data");
   const ConvShape s = conv_shape(dx, w);
   dispatch_float(dy.dtype, [&]<class T>() { conv2d_bwd_data_ref<T>(s, dy.as<T>(), w.as<T>(), dx.as<T>()); });
 }
 void RefBackend::conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Tensor& dw) {
+  require_dense("conv2d_bwd_weights", {&x, &dy});
   check_same(x, dy, "conv2d_bwd_weights");
   if (dw.dtype != DType::f32) fail("conv2d_bwd_weights: weight gradients are f32, got {}", dtype_name(dw.dtype));
   const ConvShape s = conv_shape(x, dw);
@@ -66,12 +71,14 @@ void RefBackend::conv2d_bwd_weights(const Tensor& x, const Tensor& dy, const Ten
   });
 }
 void RefBackend::batchnorm_fwd_train(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) {
+  require_dense("batchnorm_fwd_train", {&x, &y});
   dispatch_float(x.dtype, [&]<class T>() {
     batchnorm_fwd_train_ref<T>(bn_shape(x), x.as<T>(), bn.gamma, bn.beta, y.as<T>(), bn.save_mean, bn.save_invstd,
                                bn.running_mean, bn.running_var, relu);
   });
 }
 void RefBackend::batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, const Tensor& y, bool relu) {
+  require_dense("batchnorm_fwd_infer", {&x, &y});
   dispatch_float(x.dtype, [&]<class T>() {
     batchnorm_fwd_infer_ref<T>(bn_shape(x), x.as<T>(), bn.gamma, bn.beta, bn.running_mean, bn.running_var, y.as<T>(),
                                relu);
@@ -79,36 +86,45 @@ void RefBackend::batchnorm_fwd_infer(const Tensor& x, const BatchNormState& bn, 
 }
 void RefBackend::batchnorm_bwd(const Tensor& dy, const Tensor* relu_y, const Tensor& x, const BatchNormState& bn,
                                const Tensor& dx, float* dgamma, float* dbeta) {
+  require_dense("batchnorm_bwd", {&dy, relu_y, &x, &dx});
   dispatch_float(x.dtype, [&]<class T>() {
     batchnorm_bwd_ref<T>(bn_shape(x), dy.as<T>(), x.as<T>(), bn.save_mean, bn.save_invstd, bn.gamma, dx.as<T>(), dgamma,
                          dbeta, relu_y ? relu_y->as<T>() : nullptr);
   });
 }
 void RefBackend::relu_fwd(const Tensor& x, const Tensor& y) {
+  require_dense("relu_fwd", {&x, &y});
   dispatch_float(x.dtype, [&]<class T>() { relu_fwd_ref<T>(x.numel(), x.as<T>(), y.as<T>()); });
 }
 void RefBackend::relu_bwd(const Tensor& dy, const Tensor& y, const Tensor& dx) {
+  require_dense("relu_bwd", {&dy, &y, &dx});
   dispatch_float(y.dtype, [&]<class T>() { relu_bwd_ref<T>(y.numel(), dy.as<T>(), y.as<T>(), dx.as<T>()); });
 }
 void RefBackend::maxpool_fwd(const Tensor& x, const Tensor& y) {
+  require_dense("maxpool_fwd", {&x, &y});
   dispatch_float(x.dtype, [&]<class T>() { maxpool2x2_fwd_ref<T>(x.shape, x.as<T>(), y.as<T>()); });
 }
 void RefBackend::maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx, bool accumulate) {
+  require_dense("maxpool_bwd", {&x, &dy, &dx});
   dispatch_float(x.dtype,
                  [&]<class T>() { maxpool2x2_bwd_ref<T>(x.shape, x.as<T>(), dy.as<T>(), dx.as<T>(), accumulate); });
 }
 void RefBackend::upsample_fwd(const Tensor& x, const Tensor& y) {
+  require_dense("upsample_fwd", {&x, &y});
   dispatch_float(x.dtype, [&]<class T>() { upsample2x_fwd_ref<T>(x.shape, x.as<T>(), y.as<T>()); });
 }
 void RefBackend::upsample_bwd(const Tensor& dy, const Tensor& dx) {
+  require_dense("upsample_bwd", {&dy, &dx});
   dispatch_float(dx.dtype, [&]<class T>() { upsample2x_bwd_ref<T>(dx.shape, dy.as<T>(), dx.as<T>()); });
 }
 void RefBackend::concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) {
+  require_dense("concat_fwd", {&a, &b, &y});
   dispatch_float(a.dtype, [&]<class T>() {
     concat_fwd_ref<T>(a.shape.pixels(), a.shape.c, b.shape.c, a.as<T>(), b.as<T>(), y.as<T>());
   });
 }
 void RefBackend::upsample_concat_fwd(const Tensor& x, const Tensor& skip, const Tensor& y) {
+  require_dense("upsample_concat_fwd", {&x, &skip, &y});
   check_same(x, skip, "upsample_concat_fwd");
   if (skip.shape.n != x.shape.n || skip.shape.h != 2 * x.shape.h || skip.shape.w != 2 * x.shape.w ||
       y.shape.c != x.shape.c + skip.shape.c)
@@ -119,12 +135,14 @@ void RefBackend::upsample_concat_fwd(const Tensor& x, const Tensor& skip, const 
   });
 }
 void RefBackend::concat_bwd(const Tensor& dy, const Tensor& da, const Tensor& db) {
+  require_dense("concat_bwd", {&dy, &da, &db});
   dispatch_float(dy.dtype, [&]<class T>() {
     concat_bwd_ref<T>(da.shape.pixels(), da.shape.c, db.shape.c, dy.as<T>(), da.as<T>(), db.as<T>());
   });
 }
 void RefBackend::loss(const Tensor& logits, const uint8_t* target, LossWeights w, StepControl* ctl,
                       const Tensor* dlogits) {
+  require_dense("loss", {&logits, dlogits});
   const size_t n = logits.numel();
   dispatch_float(logits.dtype, [&]<class T>() {
     loss_sums_ref<T>(n, logits.as<T>(), target, ctl->loss_sums);
@@ -134,9 +152,11 @@ void RefBackend::loss(const Tensor& logits, const uint8_t* target, LossWeights w
   });
 }
 void RefBackend::add_inplace(const Tensor& x, const Tensor& y) {
+  require_dense("add_inplace", {&x, &y});
   dispatch_float(x.dtype, [&]<class T>() { add_inplace_ref<T>(x.numel(), x.as<T>(), y.as<T>()); });
 }
 void RefBackend::convert(const Tensor& x, const Tensor& y) {
+  require_dense("convert", {&x, &y});
   if (x.numel() != y.numel()) fail("convert: {} values into {}", x.numel(), y.numel());
   if (x.dtype == y.dtype) {
     std::memcpy(y.data, x.data, x.bytes());
