@@ -27,6 +27,12 @@
 # runs out of time); the conv algorithm lines stay in bench-mixseg.log only.
 # The machine's python3 has PyTorch with its own cuDNN: the system cuDNN stays
 # off its library path.
+# Dry run without a GPU (the script's flow on the emulated GPU, ~2 min; the
+# PyTorch peer fails without one): a folder with `mixseg` linked to
+# build/tests/mixseg_cuda_emulated_cli and `tests/mixseg_tests` to
+# build/tests/mixseg_cuda_emulated_tests, then BUILD_DIR=that-folder
+# SKIP_BUILD=1 SKIP_TESTS=1 FILTERS=8 BATCHES=1 SIZE=64x32 DEADLINE=300
+# OUT=/tmp/gpu-dry scripts/gpu-check.sh (done in session 15: every stage ran).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build-cuda}
