@@ -43,7 +43,7 @@ tail -n +2 "$OUT/quantize.txt" | head -3
 "$M" export "$OUT/model.int8.safetensors" --format onnx --precision int8 --out "$OUT/model_int8.onnx"
 "$M" edgetpu-check "$OUT/model_int8.tflite" | tail -2
 echo
-echo "== summary (validation Dice after 5 epochs; img/s of training on this CPU, fast CPU backend)"
+echo "== summary (validation Dice after 5 epochs; img/s of training on this CPU, the median epoch's after the first; fast CPU backend)"
 sed -n '/^precision /,$p' "$OUT/train.txt"
 echo "held-out Dice:"
 cat "$OUT/eval.txt"

@@ -99,6 +99,22 @@ TEST(CudaTraining, FirstStepsGiveTheReferenceLosses) {
 // settings' key stays the same from step to step (a key that changed would
 // record every step); a changed optimizer setting records anew, a new
 // learning rate does not (it goes through the control block).
+// The summary's throughput: the median epoch's, the first left out when
+// there are others (it pays for choosing algorithms); one epoch stands alone.
+TEST(TrainSummary, TypicalThroughputIsTheMedianEpochAfterTheFirst) {
+  auto epochs = [](std::vector<double> rates) {
+    std::vector<EpochStats> e;
+    for (double r : rates) e.push_back(EpochStats{int(e.size()) + 1, 0, {}, r, 1, 0, 1});
+    return e;
+  };
+  EXPECT_EQ(typical_img_per_s({}), 0);
+  EXPECT_EQ(typical_img_per_s(epochs({40})), 40);
+  EXPECT_EQ(typical_img_per_s(epochs({10, 100})), 100);
+  EXPECT_EQ(typical_img_per_s(epochs({10, 100, 30, 90})), 90);          // median of 100, 30, 90
+  EXPECT_EQ(typical_img_per_s(epochs({10, 100, 30, 90, 80})), 85);      // of 100, 30, 90, 80
+  EXPECT_EQ(typical_img_per_s(epochs({500, 100, 32, 110, 108})), 104);  // a slow last epoch does not set it
+}
+
 TEST(TrainStep, IsRecordedOnceAndReplayed) {
   test::RecordingBackend be;
   const UNet net = build_unet({4, 1, 1, 1});

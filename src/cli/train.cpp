@@ -197,7 +197,8 @@ void run_train(const TrainOptions& o) {
       if (!r.epochs.empty()) {
         summary["val_dice"] = r.epochs.back().val.dice_mean;
         summary["val_dice_pooled"] = r.epochs.back().val.dice_pooled;
-        summary["img_per_s"] = r.epochs.back().img_per_s;
+        summary["img_per_s"] = typical_img_per_s(r.epochs);  // the median epoch's (not the first)
+        summary["img_per_s_last_epoch"] = r.epochs.back().img_per_s;
       }
       std::ofstream(std::filesystem::path(cfg.out_dir) / "summary.json") << summary.dump(2) << '\n';
       fmt::print("  checkpoint: {}\n", (std::filesystem::path(cfg.out_dir) / "last.safetensors").string());
@@ -205,6 +206,7 @@ void run_train(const TrainOptions& o) {
     runs.push_back({p, std::move(r)});
   }
 
+  // img/s: the median epoch's, the first left out (typical_img_per_s).
   fmt::print("\n{:<12} {:>9} {:>12} {:>8} {:>14} {:>9}\n", "precision", "val dice", "dice pooled", "img/s",
              "act. mem MiB", "skipped");
   for (const auto& run : runs) {
@@ -214,8 +216,9 @@ void run_train(const TrainOptions& o) {
     for (const auto& e : r.epochs) skipped += e.skipped_steps;
     const SegMetrics& v = r.epochs.back().val;
     fmt::print("{:<12} {:>9} {:>12} {:>8.1f} {:>14.1f} {:>9}\n", run.policy,
-               v.images ? fmt::format("{:.4f}", v.dice_mean) : "-", v.images ? fmt::format("{:.4f}", v.dice_pooled) : "-",
-               r.epochs.back().img_per_s, double(r.activation_bytes) / (1 << 20), skipped);
+               v.images ? fmt::format("{:.4f}", v.dice_mean) : "-",
+               v.images ? fmt::format("{:.4f}", v.dice_pooled) : "-", typical_img_per_s(r.epochs),
+               double(r.activation_bytes) / (1 << 20), skipped);
   }
 }
 

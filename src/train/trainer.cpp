@@ -1,22 +1,27 @@
 // Training and evaluation loops (see trainer.h).
 #include "train/trainer.h"
 
-#include <cmath>
-#include <type_traits>
-
-#include "data/loader.h"
-
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <type_traits>
 
+#include "bench/stats.h"
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/rng.h"
+#include "data/loader.h"
 
 namespace mixseg {
 
+double typical_img_per_s(const std::vector<EpochStats>& epochs) {
+  if (epochs.empty()) return 0;
+  std::vector<double> rates;
+  for (size_t i = epochs.size() > 1 ? 1 : 0; i < epochs.size(); ++i) rates.push_back(epochs[i].img_per_s);
+  return percentile(std::move(rates), 50);
+}
 
 SegMetrics evaluate(const UNet& net, Weights& weights, Backend& backend, Policy policy, const Dataset& data, int batch) {
   MetricsAccumulator acc;

@@ -62,6 +62,13 @@ struct EpochStats {
   double loss_scale;      // at the end of the epoch
 };
 
+// A run's training throughput for summaries: the median epoch's img/s,
+// leaving out the first epoch when there are others (it also pays for
+// choosing the convolution algorithms and warming up), so one slow epoch
+// (another tenant on a shared machine) does not stand for the run. 0
+// without epochs.
+double typical_img_per_s(const std::vector<EpochStats>& epochs);
+
 struct TrainResult {
   std::vector<EpochStats> epochs;  // completed in this call
   bool interrupted = false;        // cfg.stop was set: last.safetensors holds the mid-epoch state
