@@ -323,7 +323,7 @@ TEST_P(BackendOps, ChannelSlices) {
     const std::string refused = "got a channel slice";
     expect_error_containing([&] { be->maxpool_fwd(full.t, low_slice); }, refused);   // y: never a slice
     expect_error_containing([&] { be->upsample_bwd(full.t, low_slice); }, refused);  // dx: never a slice
-    expect_error_containing([&] { be->relu_fwd(slice, full.t); }, refused);      // not a skip op
+    expect_error_containing([&] { be->relu_fwd(slice, full.t); }, refused);          // not a skip op
     expect_error_containing([&] { be->concat_fwd(slice, full.t, wide.t); }, refused);
     if (!be->supports(Op::channel_slices, dt)) {
       expect_error_containing([&] { be->maxpool_fwd(slice, low.t); }, refused);

@@ -95,10 +95,6 @@ TEST(CudaTraining, FirstStepsGiveTheReferenceLosses) {
   }
 }
 
-// The training step is recorded on its second run and replayed after: its
-// settings' key stays the same from step to step (a key that changed would
-// record every step); a changed optimizer setting records anew, a new
-// learning rate does not (it goes through the control block).
 // The summary's throughput: the median epoch's, the first left out when
 // there are others (it pays for choosing algorithms); one epoch stands alone.
 TEST(TrainSummary, TypicalThroughputIsTheMedianEpochAfterTheFirst) {
@@ -115,6 +111,10 @@ TEST(TrainSummary, TypicalThroughputIsTheMedianEpochAfterTheFirst) {
   EXPECT_EQ(typical_img_per_s(epochs({500, 100, 32, 110, 108})), 104);  // a slow last epoch does not set it
 }
 
+// The training step is recorded on its second run and replayed after: its
+// settings' key stays the same from step to step (a key that changed would
+// record every step); a changed optimizer setting records anew, a new
+// learning rate does not (it goes through the control block).
 TEST(TrainStep, IsRecordedOnceAndReplayed) {
   test::RecordingBackend be;
   const UNet net = build_unet({4, 1, 1, 1});

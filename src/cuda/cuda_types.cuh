@@ -133,9 +133,9 @@ struct ChannelLane {
 // (vector_width), else one (V = 1); the tiling then counts vectors, not
 // channels. Why: a memory-bound kernel needs ~25 KB in flight per SM to
 // approach the bandwidth (4.8 TB/s x ~700 ns, an assumed loaded DRAM
-// latency, over 132 SMs), and one 2-byte
-// load per thread, 2048 threads per SM, keeps 4 KB there (performance.md
-// v0.20; HOPPER.md: 16-byte accesses per thread).
+// latency, over 132 SMs), and one 2-byte load per thread, 2048 threads per
+// SM, keeps 4 KB there (performance.md v0.20; HOPPER.md: 16-byte accesses
+// per thread).
 template <class T, int V>
 struct alignas(sizeof(T) * V) Pack {
   T v[V];
