@@ -33,6 +33,17 @@ awk '/^  mixed_fp16 / { f = 1; less = $2 + 0 < $4 + 0 } END { exit !(f && less) 
 expect_ok "$MIXSEG" train --data "$T/data" --size 32x32 --filters 4 --depth 2 --batch 4 --epochs 2 --out "$T/run" --precision mixed_fp16 --resume "$T/run/last.safetensors"
 grep -q "resuming after epoch 1" "$T/out" && grep -q "epoch   2/2" "$T/out" && ok "resume continued at epoch 2" || bad "resume: $(cat "$T/out")"
 
+# --stream-data yes decodes the files at each use: the same run as from memory, to the last digit of the log
+# (on the reference backend, whose results do not depend on timed algorithm choices).
+expect_ok "$MIXSEG" train --data "$T/data" --size 32x32 --filters 4 --depth 2 --batch 4 --epochs 2 --out "$T/mem" --stream-data no --backend ref
+grep -q "data: 12 gray images .*, in memory (" "$T/out" && ok "train held the set in memory" || bad "in memory: $(head -3 "$T/out")"
+expect_ok "$MIXSEG" train --data "$T/data" --size 32x32 --filters 4 --depth 2 --batch 4 --epochs 2 --out "$T/streamed" --stream-data yes --backend ref
+grep -q "data: 12 gray images .*, streamed from the files" "$T/out" && ok "train streamed the set" || bad "streamed: $(head -3 "$T/out")"
+[ "$(cut -d, -f2-5 "$T/mem/train_log.csv")" = "$(cut -d, -f2-5 "$T/streamed/train_log.csv")" ] &&
+  ok "streamed and in-memory training logged the same losses and Dice" ||
+  bad "streamed vs memory: $(cat "$T/mem/train_log.csv" "$T/streamed/train_log.csv")"
+expect_error "--stream-data: maybe not in {auto,yes,no}" "$MIXSEG" eval "$T/run/last.safetensors" --data "$T/data" --stream-data maybe
+
 # Ctrl-C (SIGINT) mid-run writes a resumable checkpoint and says how to continue.
 "$MIXSEG" synth --out "$T/big" --count 64 --size 64x64 --seed 4 >/dev/null
 "$MIXSEG" --threads 1 train --data "$T/big" --size 64x64 --filters 8 --depth 2 --batch 2 --epochs 50 --out "$T/int" >"$T/int.out" 2>&1 &
@@ -59,6 +70,10 @@ expect_ok "$MIXSEG" train --images "$T/pairs/img" --masks "$T/pairs/msk" --mask-
 expect_ok "$MIXSEG" bench --phase infer,train --filters 2 --depth 2 --batch 1 --size 32x32 --warmup 1 --min-steps 2 --min-time 0 --energy none --out "$T/bench.csv"
 head -1 "$T/bench.csv" | grep -q "^framework,framework_version,device,device_name,precision,phase,filters,depth,batch,height,width,img_per_s" &&
   [ "$(wc -l <"$T/bench.csv")" = 3 ] && ok "bench wrote the header and 2 rows" || bad "bench CSV: $(cat "$T/bench.csv")"
+# bench --phase load --data: the loader on a folder's files, here streamed; --data with a model phase is refused.
+expect_ok "$MIXSEG" bench --phase load --data "$T/data" --stream-data yes --size 32x32 --batch 4 --warmup 1 --min-steps 3 --min-time 0 --energy none --out "$T/load.csv"
+grep -q "(loader, 1 threads, files streamed)" "$T/load.csv" && ok "bench timed the loader streaming the folder" || bad "load CSV: $(cat "$T/load.csv")"
+expect_error "--data is read by --phase load alone" "$MIXSEG" bench --phase train --data "$T/data" --size 32x32
 # --rounds: every configuration once per round, in sweep order; compare.py pairs them round by round.
 expect_ok "$MIXSEG" bench --phase infer --precision fp32,mixed_bf16 --filters 2 --depth 2 --batch 1 --size 32x32 --warmup 0 --min-steps 1 --min-time 0 --rounds 2 --energy none --out "$T/rounds.csv"
 [ "$(cut -d, -f5 "$T/rounds.csv" | tr '\n' ' ')" = "precision fp32 mixed_bf16 fp32 mixed_bf16 " ] &&

@@ -9,9 +9,11 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/host_memory.h"
 #include "core/shape_check.h"
 #include "data/dataset.h"
 #include "data/folders.h"
+#include "data/loader.h"
 #include "data/npy.h"
 #include "data/png_io.h"
 #include "data/synthetic.h"
@@ -216,6 +218,125 @@ TEST(Dataset, SplitIsSeededAndDisjoint) {
   EXPECT_EQ(a4.masks, a.masks);
   EXPECT_EQ(b4.images8, b.images8);
   EXPECT_FALSE(a.sixteen_bit());  // synthetic frames are 8-bit, and stay so through the split
+}
+
+namespace {
+
+// A BAGLS folder of n items of several sizes (the first at h x w) and depths
+// (every fifth image 16-bit), for the streamed-set tests.
+std::vector<DataItem> mixed_folder(const fs::path& dir, int n, int h, int w) {
+  for (int i = 0; i < n; ++i) {
+    const int ih = i == 0 ? h : h - 4 + 2 * (i % 3), iw = i == 0 ? w : w - 2 + 2 * (i % 2);
+    GrayImage g = gradient(ih, iw);
+    for (auto& v : g.pixels) v = uint8_t(v + 3 * i);
+    const std::string image = (dir / fmt::format("{:02}.png", i)).string();
+    if (i % 5 == 4) {
+      std::vector<uint16_t> wide(g.pixels.size());
+      for (size_t k = 0; k < wide.size(); ++k) wide[k] = uint16_t(g.pixels[k] * 251 + i);
+      write_png_format(image, ih, iw, PNG_FORMAT_LINEAR_Y, wide.data());
+    } else {
+      write_png_gray(image, g);
+    }
+    write_png_gray((dir / fmt::format("{:02}_seg.png", i)).string(), binary_mask(ih, iw));
+  }
+  DataSource src;
+  src.dir = dir.string();
+  return list_items(src);
+}
+
+// All of a set's items as read: network input and masks.
+std::pair<std::vector<float>, std::vector<uint8_t>> read_all(const Dataset& d) {
+  std::vector<float> input(d.size() * d.image_values());
+  std::vector<uint8_t> masks(d.size() * d.pixels());
+  d.read(0, d.size(), input.data(), masks.data());
+  return {input, masks};
+}
+
+}  // namespace
+
+// A streamed set holds no pixels and reads exactly what the loaded set holds,
+// through splits and subsets, resized or padded; load_bytes is what loading takes.
+TEST(Streamed, ReadsWhatTheLoadedSetHolds) {
+  const fs::path dir = temp_dir("streamed");
+  const std::vector<DataItem> items = mixed_folder(dir, 11, 16, 12);
+  for (Fit fit : {Fit::resize, Fit::pad}) {
+    const int h = fit == Fit::pad ? 20 : 16, w = fit == Fit::pad ? 14 : 12;
+    const Dataset loaded = load_items(items, h, w, -1, fit);
+    const Dataset streamed = stream_items(items, h, w, -1, fit);
+    ASSERT_TRUE(streamed.streamed());
+    EXPECT_FALSE(loaded.streamed());
+    EXPECT_TRUE(streamed.images8.empty() && streamed.images16.empty() && streamed.masks.empty());
+    EXPECT_EQ(streamed.names, loaded.names);
+    EXPECT_EQ(streamed.h, h);
+    EXPECT_EQ(read_all(streamed), read_all(loaded)) << (fit == Fit::pad ? "padded" : "resized");
+    auto [lt, lv] = split(loaded, 0.3, 5);
+    auto [st, sv] = split(stream_items(items, h, w, -1, fit), 0.3, 5);  // in place, as train splits
+    EXPECT_EQ(st.names, lt.names);
+    EXPECT_EQ(sv.names, lv.names);
+    EXPECT_EQ(read_all(st), read_all(lt));
+    EXPECT_EQ(read_all(sv), read_all(lv));
+    EXPECT_EQ(read_all(subset(st, {4, 0, 2})), read_all(subset(lt, {4, 0, 2})));
+    EXPECT_EQ(load_bytes(items, h, w, fit, 1),
+              loaded.images8.size() + 2 * loaded.images16.size() + loaded.masks.size());
+  }
+  // A set of 8-bit files at their own size is held in 8 bits: 1 byte a value.
+  const std::vector<DataItem> eight(items.begin(), items.begin() + 1);
+  const Dataset one = load_items(eight, 0, 0);
+  EXPECT_EQ(load_bytes(eight, 0, 0, Fit::resize, 3), 16u * 12 * 4);
+  EXPECT_EQ(load_bytes(eight, 0, 0, Fit::resize, 1), one.images8.size() + one.masks.size());
+  EXPECT_THROW(stream_items(eight, 0, 0).mask(0), Error) << "a streamed set's masks come through read()";
+  fs::remove_all(dir);
+}
+
+// Streaming checks every file's header when it starts (a broken folder fails
+// then, naming the file); a file broken later fails its read, naming the file,
+// and the loader hands that error to the trainer.
+TEST(Streamed, BrokenFilesAreNamedWhenStreamingStartsOrWhenRead) {
+  const fs::path dir = temp_dir("streamed_bad");
+  std::vector<DataItem> items = mixed_folder(dir, 6, 16, 12);
+  write_png_gray((dir / "03_seg.png").string(), binary_mask(4, 4));
+  mixseg::test::expect_error_containing([&] { stream_items(items, 16, 12); }, "03_seg.png: mask is 4x4 but its image");
+  std::ofstream((dir / "02.png").string()) << "garbage";
+  mixseg::test::expect_error_containing([&] { stream_items(items, 16, 12); }, "02.png: not a readable PNG");
+  mixseg::test::expect_error_containing([&] { stream_items(items, 13, 12, -1, Fit::pad); }, "larger than the input");
+  items = mixed_folder(dir, 6, 16, 12);
+  const Dataset d = stream_items(items, 16, 12);
+  std::vector<float> input(d.size() * d.image_values());
+  std::vector<uint8_t> masks(d.size() * d.pixels());
+  d.read(0, d.size(), input.data(), masks.data());
+  const GrayImage now = read_png_gray((dir / "04.png").string());
+  write_png_gray((dir / "04_seg.png").string(), gradient(now.h, now.w));
+  mixseg::test::expect_error_containing([&] { d.read(0, d.size(), input.data(), masks.data()); },
+                                        "04_seg.png: mask is not binary");
+  write_png_gray((dir / "04_seg.png").string(), binary_mask(now.h, now.w));
+  std::ofstream((dir / "01.png").string()) << "garbage";
+  mixseg::test::expect_error_containing([&] { d.read(0, d.size(), input.data(), masks.data()); },
+                                        "01.png: not a readable PNG");
+  BatchLoader loader(d, AugmentConfig{}, 1, 2, 1);
+  loader.start_epoch(0, 0, 3);
+  mixseg::test::expect_error_containing(
+      [&] {
+        for (int s = 0; s < 3; ++s) loader.next();
+      },
+      "01.png: not a readable PNG");
+  fs::remove_all(dir);
+}
+
+// What --stream-data auto weighs a set against: MemAvailable, capped by a
+// cgroup's limit less its use (v2 "max" is no limit; v1's "unlimited" is a
+// huge number); this machine's own figure is read and plausible.
+TEST(HostMemory, AvailableIsMemAvailableCappedByTheGroupLimit) {
+  const std::string meminfo = "MemTotal:       24684096 kB\nMemFree:  1000 kB\nMemAvailable:   2000000 kB\n";
+  EXPECT_EQ(available_memory_bytes(meminfo, "", ""), 2000000u * 1024);
+  EXPECT_EQ(available_memory_bytes(meminfo, "max\n", "5000\n"), 2000000u * 1024);
+  EXPECT_EQ(available_memory_bytes(meminfo, "9223372036854771712\n", "267423744\n"), 2000000u * 1024);
+  EXPECT_EQ(available_memory_bytes(meminfo, "1073741824\n", "73741824\n"), 1000000000u);
+  EXPECT_EQ(available_memory_bytes(meminfo, "1000\n", "5000\n"), 0u) << "a group over its limit has nothing left";
+  EXPECT_EQ(available_memory_bytes("", "1073741824", "0"), 1073741824u) << "no meminfo: the group's figure";
+  EXPECT_EQ(available_memory_bytes("", "", ""), 0u);
+  const size_t here = available_memory_bytes();
+  EXPECT_GT(here, size_t(64) << 20);
+  EXPECT_LT(here, size_t(1) << 50);
 }
 
 TEST(Dataset, ResizeKeepsConstantsAndMasksBinary) {

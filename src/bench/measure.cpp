@@ -134,8 +134,15 @@ double idle_watts(EnergyCounter& counter, double seconds) {
 }
 
 BenchMeasurement measure_loader(const BenchConfig& cfg) {
-  const int steps_per_epoch = 16;
-  const Dataset frames = make_synthetic({cfg.height, cfg.width, cfg.seed, 0.05}, size_t(steps_per_epoch * cfg.batch));
+  // A given set (from files, perhaps streamed) is read as the trainer reads
+  // it, epoch after epoch; else 16 batches of synthetic frames in memory.
+  if (cfg.data && cfg.data->size() < size_t(cfg.batch))
+    fail("the data set has {} images, fewer than a batch of {}", cfg.data->size(), cfg.batch);
+  const int steps_per_epoch = cfg.data ? int(cfg.data->size() / size_t(cfg.batch)) : 16;
+  const Dataset synthetic =
+      cfg.data ? Dataset{}
+               : make_synthetic({cfg.height, cfg.width, cfg.seed, 0.05}, size_t(steps_per_epoch * cfg.batch));
+  const Dataset& frames = cfg.data ? *cfg.data : synthetic;
   BatchLoader loader(frames, AugmentConfig{}, cfg.seed, cfg.batch, cfg.loader_threads);
   BenchMeasurement m;
   int epoch = 0, step = 0;

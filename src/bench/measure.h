@@ -15,11 +15,14 @@
 
 namespace mixseg {
 
+struct Dataset;  // data/dataset.h
+
 struct BenchConfig {
   UNetConfig model;
   Policy policy = Policy::fp32;
   bool train = false;  // else inference
   int loader_threads = 1;  // measure_loader: background threads
+  const Dataset* data = nullptr;  // measure_loader: this set (at its size) instead of synthetic frames
   int batch = 1, height = 512, width = 256;
   int warmup_steps = 3;
   int min_steps = 5;

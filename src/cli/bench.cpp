@@ -9,6 +9,7 @@
 
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "bench/energy.h"
@@ -33,6 +34,7 @@ namespace {
 
 struct BenchOptions {
   DeviceOptions where;
+  DataOptions data;  // --phase load: a folder instead of synthetic frames
   std::string precision = "fp32", phase = "infer,train", filters = "8", batch = "1", size = "512x256",
               out, conv_algorithm = "fastest";
   int depth = 4, warmup = 3, min_steps = 5, rounds = 1;
@@ -94,6 +96,12 @@ void run_bench(const BenchOptions& o) {
   for (const auto& p : split_list(o.phase)) {
     if (p != "train" && p != "infer" && p != "load") fail("--phase '{}': '{}' is not train, infer or load", o.phase, p);
     phases.push_back(p);
+  }
+  std::optional<Dataset> data;
+  if (o.data.any()) {
+    if (phases != std::vector<std::string>{"load"})
+      fail("--data is read by --phase load alone (train and infer time synthetic frames), not --phase {}", o.phase);
+    data = load_data(o.data, h, w);
   }
   const std::vector<int> filters = parse_positive_list(o.filters, "--filters");
   const std::vector<int> batches = parse_positive_list(o.batch, "--batch");
@@ -187,6 +195,7 @@ void run_bench(const BenchOptions& o) {
       cfg.min_seconds = o.min_time;
       cfg.seed = o.seed;
       cfg.loader_threads = o.loader_threads;
+      cfg.data = data ? &*data : nullptr;
       cfg.energy = counter.get();
       cfg.idle_watts = idle_w;
       cfg.conv_ceiling = o.conv_ceiling;
@@ -205,7 +214,8 @@ void run_bench(const BenchOptions& o) {
       const TimingSummary t = summarize(m.step_seconds);
       ResultRow r;
       r.framework = "mixseg";
-      r.framework_version = load ? fmt::format("{} (loader, {} threads)", version(), o.loader_threads)
+      const char* files = !data ? "" : data->streamed() ? ", files streamed" : ", files in memory";
+      r.framework_version = load ? fmt::format("{} (loader, {} threads{})", version(), o.loader_threads, files)
                                  : fmt::format("{} ({})", version(), backend_name);
       r.device = device;
       r.device_name = device_name;
@@ -292,6 +302,7 @@ void add_bench(CLI::App& app) {
   c->add_option("--phase", o->phase, "Comma-separated: train, infer, load (the data loader alone)")->capture_default_str();
   c->add_option("--loader-threads", o->loader_threads, "Background threads of the loader (phase load)")
       ->capture_default_str()->check(non_negative);
+  add_data_options(c, o->data);
   c->add_option("--filters", o->filters, "Comma-separated model sizes (channels of the first level)")->capture_default_str();
   c->add_option("--batch", o->batch, "Comma-separated batch sizes")->capture_default_str();
   c->add_option("--depth", o->depth, "Number of poolings")->capture_default_str()->check(CLI::Range(1, 8));

@@ -31,11 +31,13 @@ struct DataOptions {
   int mask_threshold = -1;
   bool pad = false;  // pad smaller images instead of resizing
   int channels = 1;  // read images as gray (1) or RGB (3): the model's input channels
+  std::string stream = "auto";  // --stream-data: yes, no, or auto (when the set would not fit in memory)
   bool any() const { return !data.empty() || !images.empty() || !masks.empty(); }
 };
-// Adds --data, --images, --masks and --mask-threshold to c.
+// Adds --data, --images, --masks, --mask-threshold, --pad and --stream-data to c.
 void add_data_options(CLI::App* c, DataOptions& d);
-// Loads the folder(s) at h x w and prints what was read (layout, count).
+// Loads the folder(s) at h x w, or streams them (--stream-data), and prints
+// what was read (layout, count, memory or streamed).
 mixseg::Dataset load_data(const DataOptions& d, int h, int w);
 // For commands that take a folder or --synthetic N: throws unless exactly one
 // is given (`what` names the set in the message, e.g. "the representative set: ").

@@ -4,7 +4,9 @@
 #include <cstdlib>
 
 #include "cli/commands.h"
+#include "core/arena.h"
 #include "core/error.h"
+#include "core/host_memory.h"
 #include "cuda/device_query.h"
 #include "data/synthetic.h"
 
@@ -51,6 +53,11 @@ void add_data_options(CLI::App* c, DataOptions& d) {
                 "Foreground = mask value above this (for masks that are not binary); default: masks must be binary")
       ->check(CLI::Range(0, 254));
   c->add_flag("--pad", d.pad, "Pad smaller images (centred, zeros) to --size instead of resizing; larger ones are refused");
+  c->add_option("--stream-data", d.stream,
+                "Decode images from their files at each use instead of holding the set in memory: yes, no, or auto "
+                "(stream when the set would take more than half the memory available)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "yes", "no"}));
 }
 
 void check_data_or_synthetic(const DataOptions& d, int synthetic, const char* what) {
@@ -68,10 +75,21 @@ mixseg::Dataset load_data(const DataOptions& d, int h, int w) {
   mixseg::DataSource src{d.data, d.images, d.masks, d.mask_threshold, fit, d.channels};
   mixseg::FolderLayout layout;
   const auto items = mixseg::list_items(src, &layout);
-  mixseg::Dataset ds = mixseg::load_items(items, h, w, d.mask_threshold, fit, d.channels);
-  fmt::print("data: {} {} images from {} ({}), {} to {}x{} where needed\n", ds.size(), d.channels == 3 ? "RGB" : "gray",
-             d.data.empty() ? d.images + " + " + d.masks : d.data, mixseg::folder_layout_name(layout),
-             d.pad ? "padded (centred, zeros)" : "resized (bilinear images, nearest masks)", ds.h, ds.w);
+  // auto: a set decoded into more than half the available memory is
+  // streamed (the rest is for the model, the loader and everything else).
+  const size_t bytes = mixseg::load_bytes(items, h, w, fit, d.channels), available = mixseg::available_memory_bytes();
+  const bool stream = d.stream == "yes" || (d.stream == "auto" && available > 0 && bytes > available / 2);
+  std::string where = fmt::format("in memory ({})", mixseg::memory_size_text(bytes));
+  if (stream)
+    where = d.stream == "yes" ? "streamed from the files (--stream-data yes)"
+                              : fmt::format("streamed from the files: in memory they would take {} of the {} available",
+                                            mixseg::memory_size_text(bytes), mixseg::memory_size_text(available));
+  mixseg::Dataset ds = stream ? mixseg::stream_items(items, h, w, d.mask_threshold, fit, d.channels)
+                              : mixseg::load_items(items, h, w, d.mask_threshold, fit, d.channels);
+  fmt::print("data: {} {} images from {} ({}), {} to {}x{} where needed, {}\n", ds.size(),
+             d.channels == 3 ? "RGB" : "gray", d.data.empty() ? d.images + " + " + d.masks : d.data,
+             mixseg::folder_layout_name(layout),
+             d.pad ? "padded (centred, zeros)" : "resized (bilinear images, nearest masks)", ds.h, ds.w, where);
   return ds;
 }
 

@@ -67,6 +67,7 @@ void run_train(const TrainOptions& o) {
   data.channels = val_data.channels = o.channels;
   val_data.pad = data.pad;
   val_data.mask_threshold = data.mask_threshold;
+  val_data.stream = data.stream;
   Dataset all;
   if (o.synthetic > 0) {
     all = make_synthetic({h, w, o.seed, 0.05}, size_t(o.synthetic));

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "data/folders.h"
 
 namespace mixseg {
 
@@ -17,16 +18,41 @@ void to_input(const uint8_t* values, size_t n, float* out) {
 }
 
 std::vector<uint16_t> Dataset::image16(size_t i) const {
+  if (streamed()) fail("dataset: image {} of a streamed set is read with Dataset::read", i);
   std::vector<uint16_t> v(image_values());
   for (size_t k = 0; k < v.size(); ++k) v[k] = value(i, k);
   return v;
 }
 
-void Dataset::input_f32(size_t first, size_t count, float* out) const {
+const uint8_t* Dataset::mask(size_t i) const {
+  if (streamed()) fail("dataset: mask {} of a streamed set is read with Dataset::read", i);
+  return masks.data() + i * pixels();
+}
+
+void Dataset::read(size_t first, size_t count, float* input, uint8_t* out_masks) const {
   if (first + count > size()) fail("dataset: images {}..{} asked of {}", first, first + count, size());
-  const size_t at = first * image_values(), n = count * image_values();
-  if (sixteen_bit()) to_input(images16.data() + at, n, out);
-  else to_input(images8.data() + at, n, out);
+  const size_t iv = image_values(), px = pixels();
+  if (streamed()) {
+    // Decoding dominates (a PNG or two per item): items in parallel, the
+    // first failure in item order reported, as a serial loop would.
+    std::vector<std::string> errors(count);
+#pragma omp parallel for schedule(dynamic, 1) if (count > 1)
+    for (size_t k = 0; k < count; ++k) {
+      try {
+        read_streamed_item(*this, first + k, input + k * iv, out_masks ? out_masks + k * px : nullptr);
+      } catch (const std::exception& e) {
+        errors[k] = e.what();
+      }
+    }
+    for (const std::string& e : errors)
+      if (!e.empty()) fail("{}", e);
+    return;
+  }
+  if (sixteen_bit())
+    to_input(images16.data() + first * iv, count * iv, input);
+  else
+    to_input(images8.data() + first * iv, count * iv, input);
+  if (out_masks) std::copy_n(masks.data() + first * px, count * px, out_masks);
 }
 
 namespace {
@@ -35,6 +61,10 @@ namespace {
 // storage; dst sized already). src and dst may be the same set, with to <= from.
 void copy_item(const Dataset& src, size_t from, Dataset& dst, size_t to) {
   const size_t iv = src.image_values(), px = src.pixels();
+  if (src.streamed()) {
+    dst.file_of[to] = src.file_of[from];
+    return;
+  }
   if (src.sixteen_bit())
     std::copy_n(src.images16.begin() + std::ptrdiff_t(from * iv), iv, dst.images16.begin() + std::ptrdiff_t(to * iv));
   else
@@ -42,8 +72,13 @@ void copy_item(const Dataset& src, size_t from, Dataset& dst, size_t to) {
   std::copy_n(src.masks.begin() + std::ptrdiff_t(from * px), px, dst.masks.begin() + std::ptrdiff_t(to * px));
 }
 
-// Sizes d's values and masks for n items in its storage (8 or 16 bits).
+// Sizes d's values and masks for n items in its storage (8 or 16 bits, or
+// the file index of a streamed set).
 void resize_items(Dataset& d, size_t n, bool sixteen_bit) {
+  if (d.streamed()) {
+    d.file_of.resize(n);
+    return;
+  }
   if (sixteen_bit) {
     d.images8.clear();
     d.images16.resize(n * d.image_values());
@@ -99,6 +134,7 @@ Dataset subset(const Dataset& d, const std::vector<size_t>& idx) {
   s.h = d.h;
   s.w = d.w;
   s.channels = d.channels;
+  s.files = d.files;
   resize_items(s, idx.size(), d.sixteen_bit());  // sized once: a full BAGLS set is ~15 GB
   for (size_t k = 0; k < idx.size(); ++k) {
     s.names.push_back(d.names.at(idx[k]));

@@ -1,16 +1,21 @@
-// An in-memory segmentation dataset: images of one size with 1 (gray) or 3
-// (RGB) interleaved channels on a 16-bit scale (8-bit sources x 257, so
-// 16-bit PNGs keep their precision) and 0/1 masks, read from a folder
-// (data/folders.h) or generated (data/synthetic.h). A set whose values are
-// all whole 8-bit steps (8-bit sources at their own size) is stored in 8
-// bits: 2 bytes a gray pixel with its mask instead of 3 (the BAGLS training
-// set: ~15 GB instead of ~22).
+// A segmentation dataset: images of one size with 1 (gray) or 3 (RGB)
+// interleaved channels on a 16-bit scale (8-bit sources x 257, so 16-bit
+// PNGs keep their precision) and 0/1 masks, read from a folder
+// (data/folders.h) or generated (data/synthetic.h). Held in memory, or
+// streamed: a set too large for memory keeps only its file list, and each
+// read decodes the item's files again (data/folders.h, stream_items). In
+// memory, a set whose values are all whole 8-bit steps (8-bit sources at
+// their own size) is stored in 8 bits: 2 bytes a gray pixel with its mask
+// instead of 3 (the BAGLS training set: ~15 GB instead of ~22).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace mixseg {
+
+struct StreamedFiles;  // data/folders.h: the files of a streamed set and how they are fitted
 
 struct Dataset {
   int h = 0, w = 0, channels = 1;
@@ -20,20 +25,29 @@ struct Dataset {
   std::vector<uint8_t> images8;
   std::vector<uint16_t> images16;
   std::vector<uint8_t> masks;  // size() * h * w, 0 or 1
+  // A streamed set holds no values: item i is files->items[file_of[i]],
+  // decoded from its files each time it is read.
+  std::shared_ptr<const StreamedFiles> files;
+  std::vector<size_t> file_of;
 
   size_t size() const { return names.size(); }
+  bool streamed() const { return files != nullptr; }
   size_t pixels() const { return size_t(h) * w; }
   size_t image_values() const { return pixels() * size_t(channels); }
   bool sixteen_bit() const { return !images16.empty(); }
-  // Value k of image i on the 16-bit scale.
+  // Value k of image i on the 16-bit scale (a set in memory).
   uint16_t value(size_t i, size_t k) const {
     const size_t at = i * image_values() + k;
     return sixteen_bit() ? images16[at] : uint16_t(images8[at] * 257u);
   }
-  std::vector<uint16_t> image16(size_t i) const;  // image i on the 16-bit scale
-  // Images [first, first + count) as network input: f32 in [0, 1], NHWC.
-  void input_f32(size_t first, size_t count, float* out) const;
-  const uint8_t* mask(size_t i) const { return masks.data() + i * pixels(); }
+  std::vector<uint16_t> image16(size_t i) const;  // image i on the 16-bit scale (a set in memory)
+  // Items [first, first + count): the images as network input (f32 in
+  // [0, 1], NHWC) into `input` and, unless `masks` is null, the masks (0/1,
+  // h * w each). A streamed set decodes the items in parallel; either way
+  // the values are the same.
+  void read(size_t first, size_t count, float* input, uint8_t* masks) const;
+  void input_f32(size_t first, size_t count, float* out) const { read(first, count, out, nullptr); }
+  const uint8_t* mask(size_t i) const;  // mask i (a set in memory)
 };
 
 // Values on the 16-bit scale (or 8-bit values v, meaning v * 257) to network
@@ -41,7 +55,7 @@ struct Dataset {
 void to_input(const uint16_t* values, size_t n, float* out);
 void to_input(const uint8_t* values, size_t n, float* out);
 
-// Picks the items at the given indices.
+// Picks the items at the given indices (a streamed set stays streamed).
 Dataset subset(const Dataset& d, const std::vector<size_t>& idx);
 
 // A seeded split: returns (train, validation) with round(fraction * n)

@@ -253,6 +253,70 @@ Dataset load_items(const std::vector<DataItem>& items, int h, int w, int mask_th
   return d;
 }
 
+namespace {
+
+// The checks load_item makes before it decodes pixels, from every item's
+// header (the first failure in item order is reported); returns whether
+// every image is an 8-bit file that keeps whole 8-bit steps at h x w (its
+// own size, or padded), i.e. whether load_items stores the set in 8 bits.
+bool check_headers(const std::vector<DataItem>& items, int h, int w, Fit fit) {
+  std::vector<std::string> errors(items.size());
+  std::vector<uint8_t> eight(items.size());
+#pragma omp parallel for schedule(dynamic, 64)
+  for (size_t i = 0; i < items.size(); ++i) {
+    try {
+      const DataItem& it = items[i];
+      const PngInfo img = read_png_info(it.image), msk = read_png_info(it.mask);
+      if (img.h != msk.h || img.w != msk.w)
+        fail("{}: mask is {}x{} but its image {} is {}x{}", it.mask, msk.h, msk.w, it.image, img.h, img.w);
+      if (fit == Fit::pad && (img.h > h || img.w > w))
+        fail("{}: image of {}x{} is larger than the input {}x{}; padding cannot shrink it (use resizing)", it.image,
+             img.h, img.w, h, w);
+      eight[i] = img.bit_depth == 8 && (fit == Fit::pad || (img.h == h && img.w == w));
+    } catch (const std::exception& e) {
+      errors[i] = e.what();
+    }
+  }
+  for (const std::string& e : errors)
+    if (!e.empty()) fail("{}", e);
+  return std::all_of(eight.begin(), eight.end(), [](uint8_t e) { return e != 0; });
+}
+
+}  // namespace
+
+Dataset stream_items(const std::vector<DataItem>& items, int h, int w, int mask_threshold, Fit fit, int channels) {
+  if (items.empty()) fail("no images to load");
+  const LoadedItem first = load_item(items[0], h, w, mask_threshold, fit, channels);
+  Dataset d;
+  d.h = first.img.h;
+  d.w = first.img.w;
+  d.channels = channels;
+  check_headers(items, d.h, d.w, fit);
+  for (const DataItem& it : items) d.names.push_back(it.stem);
+  d.files = std::make_shared<const StreamedFiles>(StreamedFiles{items, mask_threshold, fit});
+  d.file_of.resize(items.size());
+  for (size_t i = 0; i < items.size(); ++i) d.file_of[i] = i;
+  return d;
+}
+
+void read_streamed_item(const Dataset& d, size_t i, float* input, uint8_t* mask) {
+  const LoadedItem r =
+      load_item(d.files->items.at(d.file_of.at(i)), d.h, d.w, d.files->mask_threshold, d.files->fit, d.channels);
+  to_input(r.img.values.data(), r.img.values.size(), input);
+  if (mask) std::copy(r.fg.begin(), r.fg.end(), mask);
+}
+
+size_t load_bytes(const std::vector<DataItem>& items, int h, int w, Fit fit, int channels) {
+  if (items.empty()) return 0;
+  if (h == 0) {
+    const PngInfo first = read_png_info(items[0].image);
+    h = first.h;
+    w = first.w;
+  }
+  const bool eight = check_headers(items, h, w, fit);
+  return items.size() * size_t(h) * size_t(w) * (size_t(channels) * (eight ? 1 : 2) + 1);
+}
+
 Dataset load_dataset(const DataSource& src, int h, int w) {
   return load_items(list_items(src), h, w, src.mask_threshold, src.fit, src.channels);
 }

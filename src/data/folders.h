@@ -50,6 +50,33 @@ Dataset load_items(const std::vector<DataItem>& items, int h, int w, int mask_th
 template <class T>
 std::vector<T> pad_centered(const T* src, int sh, int sw, int dh, int dw, int c = 1);
 
+// The files behind a streamed set, and how each is fitted to the set's size.
+struct StreamedFiles {
+  std::vector<DataItem> items;
+  int mask_threshold = -1;
+  Fit fit = Fit::resize;
+};
+
+// The same set as load_items without decoding it: a streamed Dataset whose
+// reads decode the files (the same values as load_items gives). The first
+// item is decoded (it fixes the size when h == 0) and every file's header
+// is checked here (readable PNG, mask and image sizes agree, nothing too
+// large to pad), so a broken folder fails now, not hours into training; a
+// mask found non-binary is only seen when it is read.
+Dataset stream_items(const std::vector<DataItem>& items, int h, int w, int mask_threshold = -1, Fit fit = Fit::resize,
+                     int channels = 1);
+
+// Decodes item i of a streamed set into network input (image values of
+// d.channels per pixel) and, unless null, its mask.
+void read_streamed_item(const Dataset& d, size_t i, float* input, uint8_t* mask);
+
+// The bytes load_items would hold for these items at h x w (0 x 0: the
+// first image's size), from every file's header (checked as stream_items
+// checks them): a mask byte a pixel, and 1 byte a value when every image is
+// an 8-bit file kept at its size or padded, else 2 (an upper bound: a
+// resized image whose values all land on 8-bit steps would not widen the set).
+size_t load_bytes(const std::vector<DataItem>& items, int h, int w, Fit fit, int channels);
+
 // list_items + load_items.
 Dataset load_dataset(const DataSource& src, int h, int w);
 

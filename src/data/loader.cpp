@@ -2,6 +2,7 @@
 #include "data/loader.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -23,8 +24,7 @@ void prepare_batch(const Dataset& data, const AugmentConfig& aug, uint64_t seed,
     const size_t pos = step * size_t(batch) + size_t(b);
     const size_t i = order.at(pos);
     float* in = input + size_t(b) * nv;
-    data.input_f32(i, 1, in);
-    std::copy_n(data.mask(i), px, target + size_t(b) * px);
+    data.read(i, 1, in, target + size_t(b) * px);
     Rng arng = augment_rng(seed, epoch, pos);
     augment(aug, arng, data.h, data.w, data.channels, in, target + size_t(b) * px);
   }
@@ -67,6 +67,7 @@ void BatchLoader::start_epoch(int epoch, size_t first_step, size_t steps) {
   for (auto& s : slots_) {
     s.step = -1;
     s.ready = false;
+    s.error = nullptr;
   }
   lock.unlock();
   cv_.notify_all();
@@ -89,9 +90,16 @@ void BatchLoader::worker() {
     ++busy_;
     lock.unlock();
     // The slot is this worker's alone until it is marked ready (start_epoch
-    // waits for busy_ == 0 before it resets slots).
-    prepare_batch(data_, aug_, seed_, epoch_, order_, size_t(step), batch_, slot.input, slot.target);
+    // waits for busy_ == 0 before it resets slots). A failure (a streamed
+    // file that no longer decodes) goes to the trainer with the batch.
+    std::exception_ptr error;
+    try {
+      prepare_batch(data_, aug_, seed_, epoch_, order_, size_t(step), batch_, slot.input, slot.target);
+    } catch (...) {
+      error = std::current_exception();
+    }
     lock.lock();
+    slot.error = error;
     --busy_;
     slot.ready = true;
     cv_.notify_all();
@@ -109,6 +117,7 @@ BatchLoader::Batch BatchLoader::next() {
     slot.ready = true;
   } else {
     cv_.wait(lock, [&] { return slot.step == step && slot.ready; });
+    if (slot.error) std::rethrow_exception(std::exchange(slot.error, nullptr));
   }
   // The trainer uses this slot until its next call; the slot of the step
   // before is free from now on, so workers may run one more step ahead.

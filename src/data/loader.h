@@ -6,9 +6,10 @@
 // their timing, and a resumed run sees the same batches.
 #pragma once
 #include <condition_variable>
-#include <cstdlib>
-#include <functional>
 #include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -17,8 +18,6 @@
 #include "data/dataset.h"
 
 namespace mixseg {
-
-// Converts image values (16-bit scale) to the network's f32 input: v / 65535.
 
 // The epoch's sample order: a Fisher-Yates shuffle seeded by (seed, epoch).
 std::vector<size_t> epoch_order(size_t n, uint64_t seed, int epoch);
@@ -51,7 +50,8 @@ class BatchLoader {
     const float* input;
     const uint8_t* target;
   };
-  // The next step's batch, valid until the following call (waits if not ready yet).
+  // The next step's batch, valid until the following call (waits if not
+  // ready yet); throws what preparing it threw.
   Batch next();
 
  private:
@@ -61,6 +61,7 @@ class BatchLoader {
     uint8_t* target = nullptr;  // batch * pixels
     int64_t step = -1;   // the step it holds (or is being filled with)
     bool ready = false;
+    std::exception_ptr error;  // why the batch could not be prepared (rethrown by next())
   };
   const Dataset& data_;
   HostAllocator host_;

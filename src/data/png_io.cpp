@@ -58,6 +58,16 @@ GrayImage decode_png_gray(const uint8_t* data, size_t size, const std::string& n
   return out;
 }
 
+PngInfo read_png_info(const std::string& path) {
+  png_image img;
+  std::memset(&img, 0, sizeof img);
+  img.version = PNG_IMAGE_VERSION;
+  if (!png_image_begin_read_from_file(&img, path.c_str())) fail("{}: not a readable PNG ({})", path, img.message);
+  const PngInfo info{int(img.height), int(img.width), (img.format & PNG_FORMAT_FLAG_LINEAR) != 0 ? 16 : 8};
+  png_image_free(&img);
+  return info;
+}
+
 Image read_png(const std::string& path, int channels) {
   const std::vector<uint8_t> bytes = read_file_bytes(path);
   return decode_png(bytes.data(), bytes.size(), path, channels);

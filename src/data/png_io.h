@@ -32,6 +32,13 @@ struct Image {
 Image read_png(const std::string& path, int channels);
 Image decode_png(const uint8_t* data, size_t size, const std::string& name, int channels);
 
+// A PNG's size and sample depth from its header alone (no pixels decoded).
+struct PngInfo {
+  int h = 0, w = 0;
+  int bit_depth = 8;  // 8 or 16, as read_png reads it
+};
+PngInfo read_png_info(const std::string& path);
+
 GrayImage read_png_gray(const std::string& path);
 // The same from bytes in memory (name only names the source in errors).
 GrayImage decode_png_gray(const uint8_t* data, size_t size, const std::string& name);

@@ -84,16 +84,18 @@ SegMetrics evaluate_int8(const QModel& m, const Dataset& data, int batch, bool f
          m.config.in_channels, data.h, data.w, data.channels);
   MetricsAccumulator acc;
   std::vector<float> input, centred(data.pixels());
+  std::vector<uint8_t> masks;
   for (size_t first = 0; first < data.size(); first += size_t(batch)) {
     const int b = int(std::min<size_t>(size_t(batch), data.size() - first));
     input.resize(size_t(b) * data.image_values());
-    data.input_f32(first, size_t(b), input.data());
+    masks.resize(size_t(b) * centred.size());
+    data.read(first, size_t(b), input.data(), masks.data());
     const std::vector<int8_t> q = quantize_input(m, input.data(), input.size());
     const std::vector<float> p = dequantize_output(m, run_int8(m, q.data(), b, fast));
     // Foreground where p > 1/2, i.e. where p - 1/2 is positive, as a logit would be.
     for (int i = 0; i < b; ++i) {
       for (size_t j = 0; j < centred.size(); ++j) centred[j] = p[size_t(i) * centred.size() + j] - 0.5f;
-      acc.add_image(centred.data(), data.mask(first + size_t(i)), centred.size());
+      acc.add_image(centred.data(), masks.data() + size_t(i) * centred.size(), centred.size());
     }
   }
   return acc.finish();

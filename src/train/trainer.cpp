@@ -30,6 +30,8 @@ SegMetrics evaluate(const UNet& net, Weights& weights, Backend& backend, Policy 
     fail("the model takes {} input channels but the images have {}", net.config.in_channels, data.channels);
   std::unique_ptr<Workspace> ws;
   std::vector<float> input;
+  std::vector<uint8_t> masks;
+  const size_t px = data.pixels();
   for (size_t first = 0; first < data.size(); first += size_t(batch)) {
     const int b = int(std::min<size_t>(size_t(batch), data.size() - first));
     if (!ws || ws->batch != b) {
@@ -37,11 +39,12 @@ SegMetrics evaluate(const UNet& net, Weights& weights, Backend& backend, Policy 
       upload_weights(net, weights, *ws);
     }
     input.resize(size_t(b) * data.image_values());
-    data.input_f32(first, size_t(b), input.data());
+    masks.resize(size_t(b) * px);
+    data.read(first, size_t(b), input.data(), masks.data());
     set_input(net, *ws, input.data());
     forward(net, *ws);
     const std::vector<float> logits = logits_f32(net, *ws);
-    for (int i = 0; i < b; ++i) acc.add_image(logits.data() + size_t(i) * data.pixels(), data.mask(first + i), data.pixels());
+    for (int i = 0; i < b; ++i) acc.add_image(logits.data() + size_t(i) * px, masks.data() + size_t(i) * px, px);
   }
   return acc.finish();
 }
