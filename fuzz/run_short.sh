@@ -36,6 +36,7 @@ sources() {  # what each target compiles besides its own file
                      "$s/core/file_util.cpp" ;;
     qmodel) echo "$(ls "$s"/quant/*.cpp | grep -v calibrate) $s/model/*.cpp $s/precision/*.cpp" \
                  "$s/train/safetensors.cpp $s/train/metrics.cpp $s/data/loader.cpp $s/data/augment.cpp $s/data/dataset.cpp" \
+                 "$s/data/folders.cpp $s/data/png_io.cpp -lpng" \
                  "$s/core/dtype.cpp $s/core/file_util.cpp $s/core/threads.cpp $s/core/tensor.cpp $s/core/arena.cpp" \
                  "-fopenmp" ;;
     *) echo "unknown fuzz target $1" >&2; exit 2 ;;
