@@ -339,6 +339,64 @@ TEST(HostMemory, AvailableIsMemAvailableCappedByTheGroupLimit) {
   EXPECT_LT(here, size_t(1) << 50);
 }
 
+namespace {
+
+// Bilinear resizing as first written: the weights per pixel and channel in
+// double, integers rounded by lround. The resizer must give these values.
+template <class T>
+std::vector<T> resize_bilinear_per_pixel(const T* src, int sh, int sw, int dh, int dw, int c) {
+  std::vector<T> out(size_t(dh) * dw * size_t(c));
+  for (int y = 0; y < dh; ++y) {
+    const double fy = std::clamp((y + 0.5) * sh / dh - 0.5, 0.0, double(sh - 1));
+    const int y0 = int(fy), y1 = std::min(y0 + 1, sh - 1);
+    const double ay = fy - y0;
+    for (int x = 0; x < dw; ++x) {
+      const double fx = std::clamp((x + 0.5) * sw / dw - 0.5, 0.0, double(sw - 1));
+      const int x0 = int(fx), x1 = std::min(x0 + 1, sw - 1);
+      const double ax = fx - x0;
+      for (int k = 0; k < c; ++k) {
+        auto at = [&](int yy, int xx) { return double(src[(size_t(yy) * sw + size_t(xx)) * size_t(c) + size_t(k)]); };
+        const double v =
+            (1 - ay) * ((1 - ax) * at(y0, x0) + ax * at(y0, x1)) + ay * ((1 - ax) * at(y1, x0) + ax * at(y1, x1));
+        T& o = out[(size_t(y) * dw + size_t(x)) * size_t(c) + size_t(k)];
+        if constexpr (std::is_integral_v<T>)
+          o = T(std::lround(v));
+        else
+          o = T(v);
+      }
+    }
+  }
+  return out;
+}
+
+template <class T>
+void expect_resize_matches_per_pixel(int sh, int sw, int dh, int dw, int c, uint32_t seed) {
+  std::vector<T> src(size_t(sh) * sw * size_t(c));
+  uint32_t state = seed;
+  for (T& v : src) {
+    state = state * 1664525u + 1013904223u;
+    v = std::is_floating_point_v<T> ? T(float(state >> 8) / float(1 << 24)) : T(state >> (32 - 8 * sizeof(T)));
+  }
+  EXPECT_EQ(resize_bilinear(src.data(), sh, sw, dh, dw, c), resize_bilinear_per_pixel(src.data(), sh, sw, dh, dw, c))
+      << sh << "x" << sw << " -> " << dh << "x" << dw << " c=" << c << " " << sizeof(T) << "-byte values";
+}
+
+}  // namespace
+
+// Halving (every value an exact half: rounding ties), doubling, odd factors,
+// one row or column, gray and RGB, for every value type the resizer takes.
+TEST(Dataset, ResizeGivesThePerPixelFormulasValues) {
+  const int shapes[][4] = {{32, 16, 16, 8}, {8, 6, 16, 12}, {13, 7, 5, 11},
+                           {1, 9, 4, 3},    {9, 1, 2, 5},   {512, 512, 512, 256}};
+  uint32_t seed = 1;
+  for (const auto& s : shapes)
+    for (int c : {1, 3}) {
+      expect_resize_matches_per_pixel<uint8_t>(s[0], s[1], s[2], s[3], c, seed++);
+      expect_resize_matches_per_pixel<uint16_t>(s[0], s[1], s[2], s[3], c, seed++);
+      expect_resize_matches_per_pixel<float>(s[0], s[1], s[2], s[3], c, seed++);
+    }
+}
+
 TEST(Dataset, ResizeKeepsConstantsAndMasksBinary) {
   std::vector<uint8_t> flat(6 * 4, 77);
   for (uint8_t v : resize_bilinear(flat.data(), 6, 4, 13, 9)) EXPECT_EQ(v, 77);

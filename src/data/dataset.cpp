@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -91,26 +92,56 @@ void resize_items(Dataset& d, size_t n, bool sixteen_bit) {
 
 }  // namespace
 
+namespace {
+
+// lround for v >= 0 (halves away from zero), without the libm call: v - floor(v)
+// is exact below 2^52, so the comparison with 0.5 decides as lround does.
+// The comparison's result is added as an integer (a flag, no branch): on
+// image data it is a coin toss, and the branch that a floating-point
+// select compiled to made the resizer slower than lround (1.75 ms for a
+// 512x512 -> 512x256 frame against 1.2; this way 0.37).
+inline uint32_t round_half_up(double v) {
+  const double r = std::floor(v);
+  return uint32_t(r) + uint32_t(v - r >= 0.5);
+}
+
+}  // namespace
 
 template <class T>
 std::vector<T> resize_bilinear(const T* src, int sh, int sw, int dh, int dw, int c) {
+  // Half-pixel centres, edges clamped. Each output column's two source
+  // columns and weight are found once, not per pixel and channel; every
+  // value is the same double expression as before, so results are unchanged
+  // (tested against the per-pixel formula).
+  struct Tap {
+    size_t x0, x1;  // value offsets of the two source columns in a row
+    double a;       // weight of x1
+  };
+  std::vector<Tap> taps(static_cast<size_t>(dw));
+  for (int x = 0; x < dw; ++x) {
+    const double fx = std::clamp((x + 0.5) * sw / dw - 0.5, 0.0, double(sw - 1));
+    const int x0 = int(fx), x1 = std::min(x0 + 1, sw - 1);
+    taps[size_t(x)] = {size_t(x0) * size_t(c), size_t(x1) * size_t(c), fx - x0};
+  }
   std::vector<T> out(size_t(dh) * dw * size_t(c));
+  T* o = out.data();
   for (int y = 0; y < dh; ++y) {
     const double fy = std::clamp((y + 0.5) * sh / dh - 0.5, 0.0, double(sh - 1));
     const int y0 = int(fy), y1 = std::min(y0 + 1, sh - 1);
     const double ay = fy - y0;
-    for (int x = 0; x < dw; ++x) {
-      const double fx = std::clamp((x + 0.5) * sw / dw - 0.5, 0.0, double(sw - 1));
-      const int x0 = int(fx), x1 = std::min(x0 + 1, sw - 1);
-      const double ax = fx - x0;
-      for (int k = 0; k < c; ++k) {
-        auto at = [&](int yy, int xx) { return double(src[(size_t(yy) * sw + size_t(xx)) * size_t(c) + size_t(k)]); };
-        const double v = (1 - ay) * ((1 - ax) * at(y0, x0) + ax * at(y0, x1)) + ay * ((1 - ax) * at(y1, x0) + ax * at(y1, x1));
-        T& o = out[(size_t(y) * dw + size_t(x)) * size_t(c) + size_t(k)];
-        if constexpr (std::is_integral_v<T>)
-          o = T(std::lround(v));
-        else
-          o = T(v);
+    const T* r0 = src + size_t(y0) * sw * size_t(c);
+    const T* r1 = src + size_t(y1) * sw * size_t(c);
+    for (const Tap& t : taps) {
+      const double ax = t.a;
+      for (int k = 0; k < c; ++k, ++o) {
+        const double v = (1 - ay) * ((1 - ax) * double(r0[t.x0 + size_t(k)]) + ax * double(r0[t.x1 + size_t(k)])) +
+                         ay * ((1 - ax) * double(r1[t.x0 + size_t(k)]) + ax * double(r1[t.x1 + size_t(k)]));
+        if constexpr (std::is_integral_v<T>) {
+          static_assert(std::is_unsigned_v<T>, "values of unsigned images are never negative");
+          *o = T(round_half_up(v));
+        } else {
+          *o = T(v);
+        }
       }
     }
   }
