@@ -24,6 +24,12 @@ expect_ok "$MIXSEG" eval "$T/run/last.safetensors" --data "$T/data"
 grep -q "dice" "$T/out" && ok "eval printed Dice" || bad "eval printed no Dice"
 expect_ok "$MIXSEG" predict "$T/run/last.safetensors" "$T/data" --out "$T/masks"
 [ "$(ls "$T/masks" | wc -l)" = 12 ] && ok "predict wrote 12 masks" || bad "predict wrote $(ls "$T/masks" | wc -l) masks"
+# Images are read ahead and masks written behind the model: an unreadable image stops the run at that file
+# (files go in name order: 0 1 10 11 2 3 4 5 ...), with the 7 masks before it written and the same as before.
+mkdir -p "$T/pred" && cp "$T/data/"*.png "$T/pred/" && echo garbage >"$T/pred/5.png"
+expect_error "$T/pred/5.png: not a readable PNG" "$MIXSEG" predict "$T/run/last.safetensors" "$T/pred" --out "$T/masks5"
+[ "$(ls "$T/masks5" | wc -l)" = 7 ] && cmp -s "$T/masks5/4_mask.png" "$T/masks/4_mask.png" &&
+  ok "predict wrote the 7 masks before the unreadable image" || bad "masks before the bad image: $(ls "$T/masks5")"
 expect_ok "$MIXSEG" info --checkpoint "$T/run/last.safetensors"
 grep -q "parameters" "$T/out" && ok "info printed the parameter count" || bad "info printed no parameter count"
 # Activation memory per policy on the fast and CUDA backends (no concat copies) and, larger, on the reference backend.
