@@ -3,6 +3,11 @@
 // order, and reductions sum fixed chunks whose partials are added in order.
 #pragma once
 #include <cstddef>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
 
 namespace mixseg {
 
@@ -38,6 +43,28 @@ constexpr int kReduceChunks = 64;
 inline void chunk_range(size_t n, int i, size_t& begin, size_t& end) {
   begin = n * size_t(i) / kReduceChunks;
   end = n * size_t(i + 1) / kReduceChunks;
+}
+
+// Runs body(i) for every i in [begin, end) on the OpenMP threads (dynamic
+// schedule, `chunk` indices at a time; on the calling thread alone for a
+// single index, so a loader thread does not start a team of its own). An
+// exception must not leave a parallel region (the process would end), so
+// each is kept, and after all ran the first in index order is thrown again
+// as an Error with its message: the failure a serial loop would report.
+template <class Body>
+void parallel_for_first_error(size_t begin, size_t end, int chunk, Body&& body) {
+  if (end <= begin) return;
+  std::vector<std::string> errors(end - begin);
+#pragma omp parallel for schedule(dynamic, chunk) if (end - begin > 1)
+  for (size_t i = begin; i < end; ++i) {
+    try {
+      body(i);
+    } catch (const std::exception& e) {
+      errors[i - begin] = e.what();
+    }
+  }
+  for (const std::string& e : errors)
+    if (!e.empty()) fail("{}", e);
 }
 
 }  // namespace mixseg

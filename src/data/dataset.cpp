@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/threads.h"
 #include "data/folders.h"
 
 namespace mixseg {
@@ -33,20 +34,10 @@ const uint8_t* Dataset::mask(size_t i) const {
 void Dataset::read(size_t first, size_t count, float* input, uint8_t* out_masks) const {
   if (first + count > size()) fail("dataset: images {}..{} asked of {}", first, first + count, size());
   const size_t iv = image_values(), px = pixels();
-  if (streamed()) {
-    // Decoding dominates (a PNG or two per item): items in parallel, the
-    // first failure in item order reported, as a serial loop would.
-    std::vector<std::string> errors(count);
-#pragma omp parallel for schedule(dynamic, 1) if (count > 1)
-    for (size_t k = 0; k < count; ++k) {
-      try {
-        read_streamed_item(*this, first + k, input + k * iv, out_masks ? out_masks + k * px : nullptr);
-      } catch (const std::exception& e) {
-        errors[k] = e.what();
-      }
-    }
-    for (const std::string& e : errors)
-      if (!e.empty()) fail("{}", e);
+  if (streamed()) {  // decoding dominates (a PNG or two per item): items in parallel
+    parallel_for_first_error(0, count, 1, [&](size_t k) {
+      read_streamed_item(*this, first + k, input + k * iv, out_masks ? out_masks + k * px : nullptr);
+    });
     return;
   }
   if (sixteen_bit())

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/threads.h"
 #include "data/png_io.h"
 
 namespace mixseg {
@@ -230,19 +231,10 @@ Dataset load_items(const std::vector<DataItem>& items, int h, int w, int mask_th
     }
   };
   place(0, first);
-  // The first failure in item order is reported, as a serial loop would.
-  std::vector<std::string> errors(items.size());
-#pragma omp parallel for schedule(dynamic, 16)
-  for (size_t i = 1; i < items.size(); ++i) {
-    try {
-      LoadedItem r = load_item(items[i], d.h, d.w, mask_threshold, fit, channels);
-      place(i, r);
-    } catch (const std::exception& e) {
-      errors[i] = e.what();
-    }
-  }
-  for (const std::string& e : errors)
-    if (!e.empty()) fail("{}", e);
+  parallel_for_first_error(1, items.size(), 16, [&](size_t i) {
+    LoadedItem r = load_item(items[i], d.h, d.w, mask_threshold, fit, channels);
+    place(i, r);
+  });
   if (std::any_of(wide.begin(), wide.end(), [](const auto& v) { return !v.empty(); })) {  // a mixed set: 16 bits
     d.images16.resize(items.size() * iv);
     for (size_t i = 0; i < items.size(); ++i)
@@ -260,25 +252,17 @@ namespace {
 // every image is an 8-bit file that keeps whole 8-bit steps at h x w (its
 // own size, or padded), i.e. whether load_items stores the set in 8 bits.
 bool check_headers(const std::vector<DataItem>& items, int h, int w, Fit fit) {
-  std::vector<std::string> errors(items.size());
   std::vector<uint8_t> eight(items.size());
-#pragma omp parallel for schedule(dynamic, 64)
-  for (size_t i = 0; i < items.size(); ++i) {
-    try {
-      const DataItem& it = items[i];
-      const PngInfo img = read_png_info(it.image), msk = read_png_info(it.mask);
-      if (img.h != msk.h || img.w != msk.w)
-        fail("{}: mask is {}x{} but its image {} is {}x{}", it.mask, msk.h, msk.w, it.image, img.h, img.w);
-      if (fit == Fit::pad && (img.h > h || img.w > w))
-        fail("{}: image of {}x{} is larger than the input {}x{}; padding cannot shrink it (use resizing)", it.image,
-             img.h, img.w, h, w);
-      eight[i] = img.bit_depth == 8 && (fit == Fit::pad || (img.h == h && img.w == w));
-    } catch (const std::exception& e) {
-      errors[i] = e.what();
-    }
-  }
-  for (const std::string& e : errors)
-    if (!e.empty()) fail("{}", e);
+  parallel_for_first_error(0, items.size(), 64, [&](size_t i) {
+    const DataItem& it = items[i];
+    const PngInfo img = read_png_info(it.image), msk = read_png_info(it.mask);
+    if (img.h != msk.h || img.w != msk.w)
+      fail("{}: mask is {}x{} but its image {} is {}x{}", it.mask, msk.h, msk.w, it.image, img.h, img.w);
+    if (fit == Fit::pad && (img.h > h || img.w > w))
+      fail("{}: image of {}x{} is larger than the input {}x{}; padding cannot shrink it (use resizing)", it.image,
+           img.h, img.w, h, w);
+    eight[i] = img.bit_depth == 8 && (fit == Fit::pad || (img.h == h && img.w == w));
+  });
   return std::all_of(eight.begin(), eight.end(), [](uint8_t e) { return e != 0; });
 }
 
