@@ -94,7 +94,8 @@ TEST(Png, SixteenBitIsReadExactly) {
   write_png_format((dir / "1_seg.png").string(), 8, 8, PNG_FORMAT_LINEAR_Y, labels.data());
   write_png_gray((dir / "1.png").string(), gradient(8, 8));
   const Dataset d = load_bagls_folder(dir.string(), 0, 0);
-  for (size_t i = 0; i < 64; ++i) ASSERT_EQ(d.mask(0)[i], labels[i]) << i;
+  const std::vector<uint8_t> mask = d.mask(0);
+  for (size_t i = 0; i < 64; ++i) ASSERT_EQ(mask[i], labels[i]) << i;
   // More than two 16-bit values: not binary.
   write_png_format((dir / "1_seg.png").string(), 2, 3, PNG_FORMAT_LINEAR_Y, v.data());
   write_png_gray((dir / "1.png").string(), gradient(2, 3));
@@ -129,12 +130,14 @@ TEST(Bagls, ReadsImagePairsAndResizes) {
   EXPECT_EQ(d.h, 16);
   EXPECT_EQ(d.w, 8);
   EXPECT_EQ(d.names[0], "0");
-  for (size_t i = 0; i < d.pixels(); ++i) ASSERT_EQ(d.mask(0)[i], d.value(0, i) > 100 * 257 ? 1 : 0);  // 8-bit values x 257
+  const std::vector<uint8_t> mask = d.mask(0);
+  for (size_t i = 0; i < d.pixels(); ++i) ASSERT_EQ(mask[i], d.value(0, i) > 100 * 257 ? 1 : 0);  // 8-bit values x 257
   EXPECT_FALSE(d.sixteen_bit()) << "8-bit files at their own size: stored in 8 bits";
   const Dataset r = load_bagls_folder(dir.string(), 32, 16);
   EXPECT_TRUE(r.sixteen_bit()) << "resized: the interpolated values keep 16 bits";
   EXPECT_EQ(r.h, 32);
-  for (size_t i = 0; i < r.pixels() * r.size(); ++i) ASSERT_LE(r.masks[i], 1);
+  for (size_t i = 0; i < r.size(); ++i)
+    for (uint8_t v : r.mask(i)) ASSERT_LE(v, 1);
   fs::remove_all(dir);
 }
 
@@ -193,6 +196,36 @@ TEST(Dataset, EightBitValuesGiveTheSameInputAsTheirSixteenBitScale) {
   EXPECT_EQ(a[255], 1.0f);
 }
 
+// Masks are held a bit a pixel, each starting on a byte: 13x7 = 91 pixels
+// take 12 bytes; every pixel comes back from mask() and read() as stored,
+// through a split in place.
+TEST(Dataset, MasksAreHeldAsBits) {
+  Dataset d;
+  d.h = 13;
+  d.w = 7;
+  const size_t n = 5, px = d.pixels();
+  d.names = {"a", "b", "c", "d", "e"};
+  d.images8.assign(n * px, 0);
+  d.mask_bits.resize(n * d.mask_bytes());
+  ASSERT_EQ(d.mask_bytes(), 12u);
+  std::vector<uint8_t> all(n * px);
+  uint32_t state = 7;
+  for (uint8_t& v : all) v = (state = state * 1664525u + 1013904223u) >> 31;
+  for (size_t i = 0; i < n; ++i) d.set_mask(i, all.data() + i * px);
+  for (size_t i = 0; i < n; ++i)
+    EXPECT_EQ(d.mask(i), std::vector<uint8_t>(all.begin() + long(i * px), all.begin() + long((i + 1) * px))) << i;
+  std::vector<float> input(n * px);
+  std::vector<uint8_t> read(n * px);
+  d.read(0, n, input.data(), read.data());
+  EXPECT_EQ(read, all);
+  auto [train, val] = split(std::move(d), 0.4, 3);
+  for (const Dataset* part : {&train, &val})
+    for (size_t k = 0; k < part->size(); ++k) {
+      const size_t i = size_t(part->names[k][0] - 'a');
+      EXPECT_EQ(part->mask(k), std::vector<uint8_t>(all.begin() + long(i * px), all.begin() + long((i + 1) * px)));
+    }
+}
+
 TEST(Dataset, SplitIsSeededAndDisjoint) {
   const Dataset d = make_synthetic({16, 16, 1, 0.0}, 50);
   auto [a, b] = split(d, 0.2, 7);
@@ -210,12 +243,12 @@ TEST(Dataset, SplitIsSeededAndDisjoint) {
       const size_t i = size_t(std::find(d.names.begin(), d.names.end(), part->names[k]) - d.names.begin());
       ASSERT_LT(i, d.size());
       ASSERT_EQ(d.image16(i), part->image16(k));
-      ASSERT_TRUE(std::equal(d.mask(i), d.mask(i) + d.pixels(), part->mask(k)));
+      ASSERT_EQ(d.mask(i), part->mask(k));
     }
   auto [a4, b4] = split(Dataset(d), 0.2, 7);
   EXPECT_EQ(a4.names, a.names);
   EXPECT_EQ(a4.images8, a.images8);
-  EXPECT_EQ(a4.masks, a.masks);
+  EXPECT_EQ(a4.mask_bits, a.mask_bits);
   EXPECT_EQ(b4.images8, b.images8);
   EXPECT_FALSE(a.sixteen_bit());  // synthetic frames are 8-bit, and stay so through the split
 }
@@ -265,7 +298,7 @@ TEST(Streamed, ReadsWhatTheLoadedSetHolds) {
     const Dataset streamed = stream_items(items, h, w, -1, fit);
     ASSERT_TRUE(streamed.streamed());
     EXPECT_FALSE(loaded.streamed());
-    EXPECT_TRUE(streamed.images8.empty() && streamed.images16.empty() && streamed.masks.empty());
+    EXPECT_TRUE(streamed.images8.empty() && streamed.images16.empty() && streamed.mask_bits.empty());
     EXPECT_EQ(streamed.names, loaded.names);
     EXPECT_EQ(streamed.h, h);
     EXPECT_EQ(read_all(streamed), read_all(loaded)) << (fit == Fit::pad ? "padded" : "resized");
@@ -277,13 +310,13 @@ TEST(Streamed, ReadsWhatTheLoadedSetHolds) {
     EXPECT_EQ(read_all(sv), read_all(lv));
     EXPECT_EQ(read_all(subset(st, {4, 0, 2})), read_all(subset(lt, {4, 0, 2})));
     EXPECT_EQ(load_bytes(items, h, w, fit, 1),
-              loaded.images8.size() + 2 * loaded.images16.size() + loaded.masks.size());
+              loaded.images8.size() + 2 * loaded.images16.size() + loaded.mask_bits.size());
   }
   // A set of 8-bit files at their own size is held in 8 bits: 1 byte a value.
   const std::vector<DataItem> eight(items.begin(), items.begin() + 1);
   const Dataset one = load_items(eight, 0, 0);
-  EXPECT_EQ(load_bytes(eight, 0, 0, Fit::resize, 3), 16u * 12 * 4);
-  EXPECT_EQ(load_bytes(eight, 0, 0, Fit::resize, 1), one.images8.size() + one.masks.size());
+  EXPECT_EQ(load_bytes(eight, 0, 0, Fit::resize, 3), 16u * 12 * 3 + 16 * 12 / 8);
+  EXPECT_EQ(load_bytes(eight, 0, 0, Fit::resize, 1), one.images8.size() + one.mask_bits.size());
   EXPECT_THROW(stream_items(eight, 0, 0).mask(0), Error) << "a streamed set's masks come through read()";
   fs::remove_all(dir);
 }
@@ -409,17 +442,18 @@ TEST(Synthetic, DeterministicWithExactMasksAndVariety) {
   const SyntheticConfig c{64, 48, 5, 0.1};
   const Dataset a = make_synthetic(c, 40), b = make_synthetic(c, 40);
   EXPECT_EQ(a.images8, b.images8);
-  EXPECT_EQ(a.masks, b.masks);
+  EXPECT_EQ(a.mask_bits, b.mask_bits);
   const Dataset other = make_synthetic({64, 48, 6, 0.1}, 40);
   EXPECT_NE(a.images8, other.images8);
   size_t empty = 0;
   std::vector<double> fractions;
   for (size_t i = 0; i < a.size(); ++i) {
     double fg = 0, in_sum = 0, out_sum = 0;
+    const std::vector<uint8_t> mask = a.mask(i);
     for (size_t p = 0; p < a.pixels(); ++p) {
-      ASSERT_LE(a.mask(i)[p], 1);
-      fg += a.mask(i)[p];
-      (a.mask(i)[p] ? in_sum : out_sum) += a.value(i, p);
+      ASSERT_LE(mask[p], 1);
+      fg += mask[p];
+      (mask[p] ? in_sum : out_sum) += a.value(i, p);
     }
     if (fg == 0) {
       ++empty;
@@ -457,7 +491,8 @@ TEST(Folders, NnUNetLayoutIsRecognisedAndRead) {
   EXPECT_EQ(items[0].stem, "case_001");
   const Dataset d = load_dataset({dir.string(), "", "", -1}, 0, 0);
   ASSERT_EQ(d.size(), 2u);
-  for (size_t i = 0; i < d.pixels(); ++i) ASSERT_EQ(d.mask(1)[i], d.value(1, i) > 100 * 257 ? 1 : 0);
+  const std::vector<uint8_t> mask = d.mask(1);
+  for (size_t i = 0; i < d.pixels(); ++i) ASSERT_EQ(mask[i], d.value(1, i) > 100 * 257 ? 1 : 0);
   fs::remove(dir / "labelsTr" / "case_002.png");
   mixseg::test::expect_error_containing([&] { list_items({dir.string(), "", "", -1}); },
                                         "case_002_0000.png: image without its mask");
@@ -494,7 +529,8 @@ TEST(Folders, NonBinaryMasksNeedAThreshold) {
                                         "1_seg.png: mask is not binary");
   const Dataset d = load_dataset({dir.string(), "", "", 100}, 0, 0);
   const GrayImage g = gradient(8, 8);
-  for (size_t i = 0; i < d.pixels(); ++i) ASSERT_EQ(d.mask(0)[i], g.pixels[i] > 100 ? 1 : 0);
+  const std::vector<uint8_t> mask = d.mask(0);
+  for (size_t i = 0; i < d.pixels(); ++i) ASSERT_EQ(mask[i], g.pixels[i] > 100 ? 1 : 0);
   // Two values, neither of them 0 is still binary: nonzero is foreground.
   EXPECT_EQ(binarize_mask({7, 9, 7}, -1, "m.png"), (std::vector<uint8_t>{1, 1, 1}));
   EXPECT_EQ(binarize_mask({0, 255, 0}, -1, "m.png"), (std::vector<uint8_t>{0, 1, 0}));
@@ -510,12 +546,13 @@ TEST(Folders, PaddingCentresSmallerImagesAndRefusesLargerOnes) {
   const Dataset d = load_dataset({dir.string(), "", "", -1, Fit::pad}, 8, 10);
   ASSERT_EQ(d.size(), 1u);
   const GrayImage g = gradient(4, 6), m = binary_mask(4, 6);
+  const std::vector<uint8_t> mask = d.mask(0);
   for (int y = 0; y < 8; ++y)
     for (int x = 0; x < 10; ++x) {
       const bool inside = y >= 2 && y < 6 && x >= 2 && x < 8;
       const size_t src = size_t(y - 2) * 6 + size_t(x - 2);
       ASSERT_EQ(d.value(0, size_t(y) * 10 + x), inside ? g.pixels[src] * 257 : 0) << y << "," << x;
-      ASSERT_EQ(d.mask(0)[size_t(y) * 10 + x], inside ? (m.pixels[src] != 0) : 0);
+      ASSERT_EQ(mask[size_t(y) * 10 + x], inside ? (m.pixels[src] != 0) : 0);
     }
   mixseg::test::expect_error_containing([&] { load_dataset({dir.string(), "", "", -1, Fit::pad}, 2, 10); },
                                         "a.png: image of 4x6 is larger");

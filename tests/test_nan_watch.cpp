@@ -41,8 +41,8 @@ PoisonedRun make_run(Policy p, const std::string& poisoned) {
   upload_weights(r.net, r.state.weights, *r.ws);
   const Dataset d = make_synthetic({16, 16, 2, 0.05}, 2);
   r.input.resize(2 * 256);
-  r.target.assign(d.masks.begin(), d.masks.end());
-  d.input_f32(0, 2, r.input.data());
+  r.target.resize(2 * 256);
+  d.read(0, 2, r.input.data(), r.target.data());
   return r;
 }
 

@@ -353,7 +353,7 @@ TEST(Int8Network, DiceWithinTwoPointsOfFp32) {
     std::vector<float> centred(t.val_set.pixels());
     for (size_t i = 0; i < t.val_set.size(); ++i) {
       for (size_t j = 0; j < centred.size(); ++j) centred[j] = p[i * centred.size() + j] - 0.5f;
-      acc.add_image(centred.data(), t.val_set.mask(i), centred.size());
+      acc.add_image(centred.data(), t.val_set.mask(i).data(), centred.size());
     }
     const double dice8 = acc.finish().dice_mean;
     fmt::print("{}: fp32 dice {:.4f}, int8 dice {:.4f}\n", method, dice32, dice8);

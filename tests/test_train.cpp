@@ -69,7 +69,8 @@ TEST(CudaTraining, FirstStepsGiveTheReferenceLosses) {
   const UNet net = build_unet({8, 3, 1, 1});
   const Dataset frames = make_synthetic({64, 64, 3, 0.05}, 2);
   std::vector<float> input(frames.size() * frames.image_values());
-  frames.input_f32(0, frames.size(), input.data());
+  std::vector<uint8_t> masks(frames.size() * frames.pixels());
+  frames.read(0, frames.size(), input.data(), masks.data());
   for (Policy p : {Policy::fp32, Policy::mixed_fp16, Policy::mixed_bf16}) {
     std::vector<std::vector<double>> losses;
     for (const char* name : {"ref", "cuda"}) {
@@ -86,7 +87,7 @@ TEST(CudaTraining, FirstStepsGiveTheReferenceLosses) {
       upload_weights(net, state.weights, *ws);
       losses.emplace_back();
       for (int step = 0; step < 5; ++step)
-        losses.back().push_back(train_step(net, state, *ws, input.data(), frames.masks.data(), LossWeights{}).loss);
+        losses.back().push_back(train_step(net, state, *ws, input.data(), masks.data(), LossWeights{}).loss);
     }
     const double tol = p == Policy::fp32 ? 1e-4 : 1e-2;
     for (size_t i = 0; i < losses[0].size(); ++i)
@@ -120,7 +121,8 @@ TEST(TrainStep, IsRecordedOnceAndReplayed) {
   const UNet net = build_unet({4, 1, 1, 1});
   const Dataset frames = make_synthetic({16, 16, 3, 0.05}, 2);
   std::vector<float> input(frames.size() * frames.image_values());
-  frames.input_f32(0, frames.size(), input.data());
+  std::vector<uint8_t> masks(frames.size() * frames.pixels());
+  frames.read(0, frames.size(), input.data(), masks.data());
   Checkpoint state;
   state.config = net.config;
   state.policy = Policy::mixed_fp16;
@@ -128,14 +130,14 @@ TEST(TrainStep, IsRecordedOnceAndReplayed) {
   state.optimizer_state = make_optimizer_state(state.optimizer, net.param_numel);
   state.scaler = LossScaler::make({});
   auto ws = make_workspace(net, be, state.policy, 2, 16, 16, true);
-  for (int step = 0; step < 5; ++step) train_step(net, state, *ws, input.data(), frames.masks.data(), LossWeights{});
+  for (int step = 0; step < 5; ++step) train_step(net, state, *ws, input.data(), masks.data(), LossWeights{});
   EXPECT_EQ(be.begun, 1);
   EXPECT_EQ(be.replays, 4);
   state.optimizer.lr *= 0.5;
-  train_step(net, state, *ws, input.data(), frames.masks.data(), LossWeights{});
+  train_step(net, state, *ws, input.data(), masks.data(), LossWeights{});
   EXPECT_EQ(be.begun, 1);
   state.optimizer.weight_decay = 1e-4;
-  train_step(net, state, *ws, input.data(), frames.masks.data(), LossWeights{});
+  train_step(net, state, *ws, input.data(), masks.data(), LossWeights{});
   EXPECT_EQ(be.begun, 2);
   EXPECT_EQ(be.released, 1);
 }

@@ -57,8 +57,8 @@ BenchMeasurement measure(const BenchConfig& cfg, Backend& backend) {
   const Dataset frames = make_synthetic({cfg.height, cfg.width, cfg.seed, 0.05}, size_t(cfg.batch));
   if (cfg.model.in_channels != frames.channels) fail("benchmark frames are gray: in_channels must be 1");
   std::vector<float> input(frames.size() * frames.image_values());
-  frames.input_f32(0, frames.size(), input.data());
-  const std::vector<uint8_t>& target = frames.masks;
+  std::vector<uint8_t> target(frames.size() * frames.pixels());
+  frames.read(0, frames.size(), input.data(), target.data());
 
   Checkpoint state;
   state.config = cfg.model;

@@ -2,7 +2,10 @@
 #include "data/dataset.h"
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
+#include <cstring>
 #include <type_traits>
 
 #include "core/error.h"
@@ -26,9 +29,37 @@ std::vector<uint16_t> Dataset::image16(size_t i) const {
   return v;
 }
 
-const uint8_t* Dataset::mask(size_t i) const {
+namespace {
+
+// Mask bits of one byte as 8 pixels (0/1), lowest bit first: one 8-byte
+// store a byte when masks are unpacked.
+constexpr std::array<uint64_t, 256> kBitsToBytes = [] {
+  std::array<uint64_t, 256> t{};
+  for (unsigned b = 0; b < 256; ++b)
+    for (unsigned k = 0; k < 8; ++k) t[b] |= uint64_t((b >> k) & 1u) << (8 * k);
+  return t;
+}();
+
+void unpack_mask(const uint8_t* bits, size_t n, uint8_t* out) {
+  static_assert(std::endian::native == std::endian::little, "a table entry's lowest byte is pixel 0");
+  size_t k = 0;
+  for (; k + 8 <= n; k += 8) std::memcpy(out + k, &kBitsToBytes[bits[k / 8]], 8);
+  for (; k < n; ++k) out[k] = (bits[k / 8] >> (k % 8)) & 1u;
+}
+
+}  // namespace
+
+std::vector<uint8_t> Dataset::mask(size_t i) const {
   if (streamed()) fail("dataset: mask {} of a streamed set is read with Dataset::read", i);
-  return masks.data() + i * pixels();
+  std::vector<uint8_t> m(pixels());
+  unpack_mask(mask_bits.data() + i * mask_bytes(), m.size(), m.data());
+  return m;
+}
+
+void Dataset::set_mask(size_t i, const uint8_t* mask) {
+  uint8_t* bits = mask_bits.data() + i * mask_bytes();
+  std::fill_n(bits, mask_bytes(), uint8_t(0));
+  for (size_t k = 0; k < pixels(); ++k) bits[k / 8] |= uint8_t((mask[k] != 0) << (k % 8));
 }
 
 void Dataset::read(size_t first, size_t count, float* input, uint8_t* out_masks) const {
@@ -44,7 +75,9 @@ void Dataset::read(size_t first, size_t count, float* input, uint8_t* out_masks)
     to_input(images16.data() + first * iv, count * iv, input);
   else
     to_input(images8.data() + first * iv, count * iv, input);
-  if (out_masks) std::copy_n(masks.data() + first * px, count * px, out_masks);
+  if (out_masks)
+    for (size_t k = 0; k < count; ++k)
+      unpack_mask(mask_bits.data() + (first + k) * mask_bytes(), px, out_masks + k * px);
 }
 
 namespace {
@@ -52,7 +85,7 @@ namespace {
 // Copies image and mask `from` of src to slot `to` of dst (same size and
 // storage; dst sized already). src and dst may be the same set, with to <= from.
 void copy_item(const Dataset& src, size_t from, Dataset& dst, size_t to) {
-  const size_t iv = src.image_values(), px = src.pixels();
+  const size_t iv = src.image_values();
   if (src.streamed()) {
     dst.file_of[to] = src.file_of[from];
     return;
@@ -61,7 +94,8 @@ void copy_item(const Dataset& src, size_t from, Dataset& dst, size_t to) {
     std::copy_n(src.images16.begin() + std::ptrdiff_t(from * iv), iv, dst.images16.begin() + std::ptrdiff_t(to * iv));
   else
     std::copy_n(src.images8.begin() + std::ptrdiff_t(from * iv), iv, dst.images8.begin() + std::ptrdiff_t(to * iv));
-  std::copy_n(src.masks.begin() + std::ptrdiff_t(from * px), px, dst.masks.begin() + std::ptrdiff_t(to * px));
+  const size_t mb = src.mask_bytes();
+  std::copy_n(src.mask_bits.begin() + std::ptrdiff_t(from * mb), mb, dst.mask_bits.begin() + std::ptrdiff_t(to * mb));
 }
 
 // Sizes d's values and masks for n items in its storage (8 or 16 bits, or
@@ -78,7 +112,7 @@ void resize_items(Dataset& d, size_t n, bool sixteen_bit) {
     d.images16.clear();
     d.images8.resize(n * d.image_values());
   }
-  d.masks.resize(n * d.pixels());
+  d.mask_bits.resize(n * d.mask_bytes());
 }
 
 }  // namespace
@@ -157,7 +191,7 @@ Dataset subset(const Dataset& d, const std::vector<size_t>& idx) {
   s.w = d.w;
   s.channels = d.channels;
   s.files = d.files;
-  resize_items(s, idx.size(), d.sixteen_bit());  // sized once: a full BAGLS set is ~15 GB
+  resize_items(s, idx.size(), d.sixteen_bit());  // sized once: a full BAGLS set is 8-16 GB
   for (size_t k = 0; k < idx.size(); ++k) {
     s.names.push_back(d.names.at(idx[k]));
     copy_item(d, idx[k], s, k);

@@ -4,9 +4,10 @@
 // (data/folders.h) or generated (data/synthetic.h). Held in memory, or
 // streamed: a set too large for memory keeps only its file list, and each
 // read decodes the item's files again (data/folders.h, stream_items). In
-// memory, a set whose values are all whole 8-bit steps (8-bit sources at
-// their own size) is stored in 8 bits: 2 bytes a gray pixel with its mask
-// instead of 3 (the BAGLS training set: ~15 GB instead of ~22).
+// memory, masks take a bit a pixel, and a set whose values are all whole
+// 8-bit steps (8-bit sources at their own size) is stored in 8 bits: 1.125
+// bytes a gray pixel with its mask instead of 2.125 (the BAGLS training
+// set, 55,750 frames of 512x256: ~8.2 GB instead of ~15.5).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -24,7 +25,9 @@ struct Dataset {
   // (v, meaning v * 257 on the 16-bit scale) or 16 bits (0..65535).
   std::vector<uint8_t> images8;
   std::vector<uint16_t> images16;
-  std::vector<uint8_t> masks;  // size() * h * w, 0 or 1
+  // The masks, size() * mask_bytes(): pixel k of mask i is bit k % 8 of byte
+  // i * mask_bytes() + k / 8 (each mask starts on a byte).
+  std::vector<uint8_t> mask_bits;
   // A streamed set holds no values: item i is files->items[file_of[i]],
   // decoded from its files each time it is read.
   std::shared_ptr<const StreamedFiles> files;
@@ -34,6 +37,7 @@ struct Dataset {
   bool streamed() const { return files != nullptr; }
   size_t pixels() const { return size_t(h) * w; }
   size_t image_values() const { return pixels() * size_t(channels); }
+  size_t mask_bytes() const { return (pixels() + 7) / 8; }
   bool sixteen_bit() const { return !images16.empty(); }
   // Value k of image i on the 16-bit scale (a set in memory).
   uint16_t value(size_t i, size_t k) const {
@@ -47,7 +51,8 @@ struct Dataset {
   // the values are the same.
   void read(size_t first, size_t count, float* input, uint8_t* masks) const;
   void input_f32(size_t first, size_t count, float* out) const { read(first, count, out, nullptr); }
-  const uint8_t* mask(size_t i) const;  // mask i (a set in memory)
+  std::vector<uint8_t> mask(size_t i) const;     // mask i, 0/1 a pixel (a set in memory)
+  void set_mask(size_t i, const uint8_t* mask);  // stores mask i from 0/1 pixels (a set in memory)
 };
 
 // Values on the 16-bit scale (or 8-bit values v, meaning v * 257) to network

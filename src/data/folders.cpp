@@ -213,15 +213,15 @@ Dataset load_items(const std::vector<DataItem>& items, int h, int w, int mask_th
   d.w = first.img.w;
   d.channels = channels;
   for (const DataItem& it : items) d.names.push_back(it.stem);
-  const size_t iv = d.image_values(), px = d.pixels();
+  const size_t iv = d.image_values();
   const bool eight = whole_8bit_steps(first.img.values);
   if (eight) d.images8.resize(items.size() * iv);
   else d.images16.resize(items.size() * iv);
-  d.masks.resize(items.size() * px);
+  d.mask_bits.resize(items.size() * d.mask_bytes());
   // Items that do not fit 8 bits in an 8-bit set wait here, then the set widens.
   std::vector<std::vector<uint16_t>> wide(items.size());
   auto place = [&](size_t i, LoadedItem& r) {
-    std::copy(r.fg.begin(), r.fg.end(), d.masks.begin() + std::ptrdiff_t(i * px));
+    d.set_mask(i, r.fg.data());  // its own bytes of the bits: items fill in parallel
     if (!eight) {
       std::copy(r.img.values.begin(), r.img.values.end(), d.images16.begin() + std::ptrdiff_t(i * iv));
     } else if (whole_8bit_steps(r.img.values)) {
@@ -298,7 +298,8 @@ size_t load_bytes(const std::vector<DataItem>& items, int h, int w, Fit fit, int
     w = first.w;
   }
   const bool eight = check_headers(items, h, w, fit);
-  return items.size() * size_t(h) * size_t(w) * (size_t(channels) * (eight ? 1 : 2) + 1);
+  const size_t px = size_t(h) * size_t(w);
+  return items.size() * (px * size_t(channels) * (eight ? 1 : 2) + (px + 7) / 8);
 }
 
 Dataset load_dataset(const DataSource& src, int h, int w) {

@@ -72,7 +72,7 @@ void read_streamed_item(const Dataset& d, size_t i, float* input, uint8_t* mask)
 
 // The bytes load_items would hold for these items at h x w (0 x 0: the
 // first image's size), from every file's header (checked as stream_items
-// checks them): a mask byte a pixel, and 1 byte a value when every image is
+// checks them): a mask bit a pixel, and 1 byte a value when every image is
 // an 8-bit file kept at its size or padded, else 2 (an upper bound: a
 // resized image whose values all land on 8-bit steps would not widen the set).
 size_t load_bytes(const std::vector<DataItem>& items, int h, int w, Fit fit, int channels);

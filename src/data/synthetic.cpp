@@ -79,11 +79,13 @@ Dataset make_synthetic(const SyntheticConfig& c, size_t count) {
   d.h = c.h;
   d.w = c.w;
   d.images8.resize(count * d.pixels());  // 8-bit, like the PNGs `mixseg synth` writes
-  d.masks.resize(count * d.pixels());
+  d.mask_bits.resize(count * d.mask_bytes());
   d.names.resize(count);
 #pragma omp parallel for schedule(dynamic)
   for (size_t i = 0; i < count; ++i) {
-    synthetic_frame(c, i, d.images8.data() + i * d.pixels(), d.masks.data() + i * d.pixels());
+    std::vector<uint8_t> mask(d.pixels());
+    synthetic_frame(c, i, d.images8.data() + i * d.pixels(), mask.data());
+    d.set_mask(i, mask.data());  // its own bytes of the bits: no race with other frames
     d.names[i] = "synthetic_" + std::to_string(i);
   }
   return d;
