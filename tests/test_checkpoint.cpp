@@ -3,7 +3,6 @@
 // truncated or foreign files, and atomic writes that never damage an
 // existing file.
 #include <gtest/gtest.h>
-
 #include <sys/resource.h>
 
 #include <atomic>
@@ -14,12 +13,15 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "cuda/device_query.h"
+#include "data/folders.h"
+#include "data/loader.h"
+#include "data/png_io.h"
 #include "data/synthetic.h"
+#include "mixseg/mixseg.h"
+#include "test_util.h"
 #include "train/checkpoint.h"
 #include "train/safetensors.h"
-#include "test_util.h"
 #include "train/trainer.h"
-#include "mixseg/mixseg.h"
 
 using namespace mixseg;
 using mixseg::test::temp_dir;
@@ -170,6 +172,42 @@ TEST(Checkpoint, InterruptedMidEpochResumesExactly) {
     test::expect_error_containing([&] { train(other, tr, val, *backend, &ck); }, "cannot resume mid-epoch");
     fs::remove_all(dir);
   }
+}
+
+// A batch that cannot be read mid-epoch (a streamed file broken after the
+// run began) ends the run with that file's error, but the steps before it
+// are saved first, resumable like an interruption's.
+TEST(Checkpoint, UnreadableBatchMidEpochKeepsTheStepsBefore) {
+  const fs::path dir = temp_dir("badbatch");
+  const Dataset frames = make_synthetic({32, 32, 3, 0.05}, 16);
+  std::vector<DataItem> items;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    const std::string stem = std::to_string(i);
+    GrayImage img{
+        32,
+        32,
+        std::vector<uint8_t>(frames.images8.begin() + long(i * 1024), frames.images8.begin() + long((i + 1) * 1024)),
+        {}};
+    GrayImage mask{32, 32, frames.mask(i), {}};
+    for (uint8_t& v : mask.pixels) v = v ? 255 : 0;
+    write_png_gray((dir / (stem + ".png")).string(), img);
+    write_png_gray((dir / (stem + "_seg.png")).string(), mask);
+    items.push_back({stem, (dir / (stem + ".png")).string(), (dir / (stem + "_seg.png")).string()});
+  }
+  const Dataset streamed = stream_items(items, 32, 32);
+  TrainConfig c = small_config(Policy::fp32, 1);
+  c.loader_threads = 0;
+  c.out_dir = (dir / "run").string();
+  // The image of the 3rd step's first sample (batch 4) breaks after the files were checked.
+  const size_t broken = epoch_order(streamed.size(), c.seed, 0)[2 * 4];
+  std::ofstream(items[broken].image) << "garbage";
+  auto backend = make_ref_backend();
+  test::expect_error_containing([&] { train(c, streamed, Dataset{}, *backend); },
+                                items[broken].image + ": not a readable PNG");
+  const Checkpoint ck = load_checkpoint((dir / "run" / "last.safetensors").string());
+  EXPECT_EQ(ck.epoch, 0);
+  EXPECT_EQ(ck.step_in_epoch, 2) << "the two steps before the unreadable batch";
+  fs::remove_all(dir);
 }
 
 // Early stopping: with a zero learning rate validation Dice never improves

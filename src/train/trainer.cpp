@@ -246,7 +246,19 @@ TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Datase
     double loss_sum = 0;
     const int64_t skipped_before = state.scaler.skipped_steps;
     for (size_t s = first_step; s < steps_per_epoch; ++s) {
-      const BatchLoader::Batch batch = loader.next();
+      BatchLoader::Batch batch{};
+      try {
+        batch = loader.next();
+      } catch (const std::exception& e) {
+        // A batch that cannot be read (a streamed file broken since the run
+        // began): the steps of this epoch so far are kept, resumable like an
+        // interruption's, before the error ends the run.
+        if (cfg.out_dir.empty() || s == first_step) throw;
+        download_training_state(net, *ws, state);
+        save("last.safetensors");
+        fail("{}\n(the run up to step {} of epoch {} is in {}: --resume it once the data is mended)", e.what(), s,
+             epoch + 1, (std::filesystem::path(cfg.out_dir) / "last.safetensors").string());
+      }
       const int64_t global_step = int64_t(epoch) * int64_t(steps_per_epoch) + int64_t(s);
       state.optimizer.lr = scheduled_lr(cfg.schedule, cfg.optimizer.lr, global_step, total_steps);
       StepStats st = train_step(net, state, *ws, batch.input, batch.target, cfg.loss);
