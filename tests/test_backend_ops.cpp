@@ -14,6 +14,7 @@
 #include "ops/batchnorm_ref.h"
 #include "ops/concat_ref.h"
 #include "ops/conv2d_ref.h"
+#include "ops/depth_to_space_ref.h"
 #include "ops/loss_ref.h"
 #include "ops/maxpool_ref.h"
 #include "ops/upsample_ref.h"
@@ -436,6 +437,36 @@ TEST_P(BackendOps, UpsampleConcatFused) {
     be->concat_fwd(U.t, S.t, C.t);
     expect_close(C.download(), y_ref, Op::concat_fwd, dt, 1, "concat " + std::to_string(cx) + "+" + std::to_string(cs));
   }
+}
+
+// 2x2 depth-to-space (the transposed-convolution upsampling's move) and its
+// backward: exactly the reference's output, and the backward gives the input
+// back. Output channels 1, 3, 8 and 40 (CUDA moves 16-byte vectors where the
+// channels allow, one value elsewhere), batch 1 and 2, odd sizes; shapes
+// that are not [N,H,W,4C] -> [N,2H,2W,C] are refused by name.
+TEST_P(BackendOps, DepthToSpace) {
+  const DType dt = GetParam().dtype;
+  for (const auto& [n, c] : {std::pair{1, 1}, std::pair{2, 3}, std::pair{1, 8}, std::pair{2, 40}}) {
+    const Shape xs{n, 3, 5, 4 * c}, ys{n, 6, 10, c};
+    const auto x = round_to(dt, random_vec(xs.numel(), 31));
+    DeviceTensor X(*be, dt, xs, x), Y(*be, dt, ys), DX(*be, dt, xs);
+    std::vector<double> y_ref(ys.numel());
+    depth_to_space2x2_fwd_ref<double>(xs, x.data(), y_ref.data());
+    be->depth_to_space_fwd(X.t, Y.t);
+    const std::string what = std::to_string(n) + "x3x5x" + std::to_string(4 * c);
+    expect_close(Y.download(), y_ref, Op::depth_to_space_fwd, dt, 1, "depth_to_space " + what);
+    be->depth_to_space_bwd(Y.t, DX.t);
+    expect_close(DX.download(), x, Op::depth_to_space_bwd, dt, 1, "depth_to_space bwd " + what);
+  }
+  // The reference itself, on one pixel of 4 channels: positions (0,0), (0,1), (1,0), (1,1).
+  const std::vector<double> px{1, 2, 3, 4};
+  std::vector<double> block(4);
+  depth_to_space2x2_fwd_ref<double>({1, 1, 1, 4}, px.data(), block.data());
+  EXPECT_EQ(block, px) << "row-major 2x2 block: channel p goes to (p / 2, p % 2)";
+  DeviceTensor X(*be, dt, {1, 3, 5, 6}), Y(*be, dt, {1, 6, 10, 2}), Z(*be, dt, {1, 6, 10, 3});
+  test::expect_error_containing([&] { be->depth_to_space_fwd(X.t, Y.t); }, "depth_to_space_fwd");
+  DeviceTensor X8(*be, dt, {1, 3, 5, 8});
+  test::expect_error_containing([&] { be->depth_to_space_fwd(X8.t, Z.t); }, "does not move to");
 }
 
 // Inference's decoder step: upsample + concat + conv + bias + ReLU in one op

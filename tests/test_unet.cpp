@@ -264,6 +264,8 @@ class DenseOnly final : public Backend {
   }
   void upsample_fwd(const Tensor& x, const Tensor& y) override { b_.upsample_fwd(x, y); }
   void upsample_bwd(const Tensor& dy, const Tensor& dx) override { b_.upsample_bwd(dy, dx); }
+  void depth_to_space_fwd(const Tensor& x, const Tensor& y) override { b_.depth_to_space_fwd(x, y); }
+  void depth_to_space_bwd(const Tensor& dy, const Tensor& dx) override { b_.depth_to_space_bwd(dy, dx); }
   void concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) override { b_.concat_fwd(a, b, y); }
   void upsample_concat_fwd(const Tensor& x, const Tensor& skip, const Tensor& y) override {
     b_.upsample_concat_fwd(x, skip, y);

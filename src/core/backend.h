@@ -36,6 +36,8 @@ enum class Op {
   upsample_fwd,
   upsample_bwd,
   upsample_concat_fwd,
+  depth_to_space_fwd,
+  depth_to_space_bwd,
   concat_fwd,
   concat_bwd,
   loss,
@@ -134,6 +136,10 @@ class Backend {
   virtual void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx, bool accumulate) = 0;
   virtual void upsample_fwd(const Tensor& x, const Tensor& y) = 0;
   virtual void upsample_bwd(const Tensor& dy, const Tensor& dx) = 0;
+  // 2x2 depth-to-space, x [N,H,W,4C] -> y [N,2H,2W,C] (ops/depth_to_space_ref.h):
+  // with a 1x1 convolution to 4C channels before it, the transposed-convolution upsampling.
+  virtual void depth_to_space_fwd(const Tensor& x, const Tensor& y) = 0;
+  virtual void depth_to_space_bwd(const Tensor& dy, const Tensor& dx) = 0;
   virtual void concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) = 0;
   // y = concat(upsample(x), skip) in one pass (the decoder's two ops fused).
   virtual void upsample_concat_fwd(const Tensor& x, const Tensor& skip, const Tensor& y) = 0;

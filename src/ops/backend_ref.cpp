@@ -7,16 +7,17 @@
 
 #include "core/arena.h"
 #include "core/error.h"
+#include "cuda/backend_cuda.h"
 #include "ops/add_ref.h"
 #include "ops/batchnorm_ref.h"
 #include "ops/concat_ref.h"
 #include "ops/conv2d_ref.h"
+#include "ops/depth_to_space_ref.h"
 #include "ops/loss_ref.h"
 #include "ops/maxpool_ref.h"
 #include "ops/optimizer_step_ref.h"
 #include "ops/relu_ref.h"
 #include "ops/upsample_ref.h"
-#include "cuda/backend_cuda.h"
 
 namespace mixseg {
 
@@ -34,6 +35,14 @@ ConvShape conv_shape(const Tensor& x, const Tensor& w) {
   if (w.shape.h != w.shape.w || w.shape.h % 2 != 1) fail("conv2d: kernel {} is not square and odd", to_string(w.shape));
   if (x.shape.c != w.shape.c) fail("conv2d: input has {} channels, weights expect {}", x.shape.c, w.shape.c);
   return {x.shape.n, x.shape.h, x.shape.w, w.shape.c, w.shape.n, w.shape.h};
+}
+
+void check_depth_to_space(const Tensor& x, const Tensor& y, const char* op) {
+  check_same(x, y, op);
+  const Shape& s = x.shape;
+  if (s.c % 4 != 0 || y.shape != Shape{s.n, 2 * s.h, 2 * s.w, s.c / 4})
+    fail("{}: {} does not move to {} (2x2 depth-to-space needs [N,H,W,4C] -> [N,2H,2W,C])", op, to_string(s),
+         to_string(y.shape));
 }
 
 void* RefBackend::allocate(size_t bytes) { return std::aligned_alloc(64, (bytes + 63) / 64 * 64 + 64); }
@@ -116,6 +125,16 @@ void RefBackend::upsample_fwd(const Tensor& x, const Tensor& y) {
 void RefBackend::upsample_bwd(const Tensor& dy, const Tensor& dx) {
   require_dense("upsample_bwd", {&dy, &dx});
   dispatch_float(dx.dtype, [&]<class T>() { upsample2x_bwd_ref<T>(dx.shape, dy.as<T>(), dx.as<T>()); });
+}
+void RefBackend::depth_to_space_fwd(const Tensor& x, const Tensor& y) {
+  require_dense("depth_to_space_fwd", {&x, &y});
+  check_depth_to_space(x, y, "depth_to_space_fwd");
+  dispatch_float(x.dtype, [&]<class T>() { depth_to_space2x2_fwd_ref<T>(x.shape, x.as<T>(), y.as<T>()); });
+}
+void RefBackend::depth_to_space_bwd(const Tensor& dy, const Tensor& dx) {
+  require_dense("depth_to_space_bwd", {&dy, &dx});
+  check_depth_to_space(dx, dy, "depth_to_space_bwd");
+  dispatch_float(dx.dtype, [&]<class T>() { depth_to_space2x2_bwd_ref<T>(dx.shape, dy.as<T>(), dx.as<T>()); });
 }
 void RefBackend::concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) {
   require_dense("concat_fwd", {&a, &b, &y});

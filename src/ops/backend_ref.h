@@ -32,6 +32,8 @@ class RefBackend : public Backend {
   void maxpool_bwd(const Tensor& x, const Tensor& dy, const Tensor& dx, bool accumulate) override;
   void upsample_fwd(const Tensor& x, const Tensor& y) override;
   void upsample_bwd(const Tensor& dy, const Tensor& dx) override;
+  void depth_to_space_fwd(const Tensor& x, const Tensor& y) override;
+  void depth_to_space_bwd(const Tensor& dy, const Tensor& dx) override;
   void concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) override;
   void upsample_concat_fwd(const Tensor& x, const Tensor& skip, const Tensor& y) override;
   void concat_bwd(const Tensor& dy, const Tensor& da, const Tensor& db) override;
@@ -48,5 +50,7 @@ class RefBackend : public Backend {
 ConvShape conv_shape(const Tensor& x, const Tensor& w);
 // BatchNorm's view of an NHWC tensor: [pixels, C], with the design's eps and momentum.
 BatchNormShape bn_shape(const Tensor& x);
+// Throws naming `op` unless x [N,H,W,4C] and y [N,2H,2W,C] share their dtype.
+void check_depth_to_space(const Tensor& x, const Tensor& y, const char* op);
 
 }  // namespace mixseg
