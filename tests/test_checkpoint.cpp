@@ -18,6 +18,7 @@
 #include "data/png_io.h"
 #include "data/synthetic.h"
 #include "mixseg/mixseg.h"
+#include "model/deploy.h"
 #include "test_util.h"
 #include "train/checkpoint.h"
 #include "train/safetensors.h"
@@ -207,6 +208,31 @@ TEST(Checkpoint, UnreadableBatchMidEpochKeepsTheStepsBefore) {
   const Checkpoint ck = load_checkpoint((dir / "run" / "last.safetensors").string());
   EXPECT_EQ(ck.epoch, 0);
   EXPECT_EQ(ck.step_in_epoch, 2) << "the two steps before the unreadable batch";
+  fs::remove_all(dir);
+}
+
+// The decoder's upsampling is part of the model's config: a transposed
+// U-Net's checkpoint loads as one (older checkpoints, without the key, as
+// nearest), resuming it as the other is refused, and deploying it (int8,
+// exports: not built for it yet) is refused by name.
+TEST(Checkpoint, UpsamplingIsKeptAndChecked) {
+  const fs::path dir = temp_dir("upsampling");
+  const UNet net = build_unet({4, 2, 1, 1, Upsampling::transposed});
+  const std::string path = (dir / "t.safetensors").string();
+  save_checkpoint(path, net, initial_checkpoint(net, 1));
+  const Checkpoint ck = load_checkpoint(path);
+  EXPECT_EQ(ck.config.upsampling, Upsampling::transposed);
+  EXPECT_EQ(build_unet(ck.config).param_numel, net.param_numel);
+  const Dataset d = make_synthetic({32, 32, 3, 0.05}, 8);
+  auto backend = make_ref_backend();
+  TrainConfig c = small_config(Policy::fp32, 1);
+  c.model = ck.config;
+  Checkpoint trained = train(c, d, Dataset{}, *backend).last;
+  c.model.upsampling = Upsampling::nearest;
+  c.epochs = 2;
+  test::expect_error_containing([&] { train(c, d, Dataset{}, *backend, &trained); },
+                                "checkpoint has --upsampling transposed");
+  test::expect_error_containing([&] { fold_unet(net, trained.weights); }, "dec1.up: the transposed-convolution");
   fs::remove_all(dir);
 }
 

@@ -11,6 +11,7 @@
 #include "ops/batchnorm_ref.h"
 #include "ops/concat_ref.h"
 #include "ops/conv2d_ref.h"
+#include "ops/depth_to_space_ref.h"
 #include "ops/maxpool_ref.h"
 #include "ops/tolerance.h"
 #include "ops/upsample_ref.h"
@@ -105,6 +106,8 @@ TEST(UNet, ParameterCountMatchesClosedForm) {
       block(size_t(f), size_t(f));
       n += size_t(f);  // 1x1 head
       EXPECT_EQ(build_unet({f, depth, 1, 1}).param_numel, n) << "f=" << f << " depth=" << depth;
+      for (int b = 0; b < depth; ++b) n += 4 * (size_t(f) << b) * (size_t(f) << b);  // transposed: 1x1 conv c -> 4c
+      EXPECT_EQ(build_unet({f, depth, 1, 1, Upsampling::transposed}).param_numel, n) << "f=" << f << " transposed";
     }
 }
 
@@ -405,14 +408,86 @@ TEST(UNet, PrecisionPlanShowsEveryLayer) {
   EXPECT_EQ(plan32.find("f16"), std::string::npos);
 }
 
+// The transposed upsampling with 1x1 weights that copy each channel to all
+// four positions is nearest upsampling. So set, a transposed U-Net computes
+// the nearest U-Net's logits, and in training the same gradients for every
+// parameter the two share: the forward wiring (1x1 conv to 4C, the move,
+// the concat) and the backward's (the move back, the conv's data gradient
+// summing the four positions) both checked, on the ref and fast backends.
+// Its up convs' weight gradients are the 1x1 conv's own, tested per op.
+TEST(UNet, TransposedUpsamplingWithCopyWeightsIsNearest) {
+  const int f = 4, b = 2, h = 16, w = 16;
+  const UNet nearest = build_unet({f, 2, 1, 1}), transposed = build_unet({f, 2, 1, 1, Upsampling::transposed});
+  const Weights wn = init_weights(nearest, 3);
+  Weights wt = init_weights(transposed, 3);
+  auto shared = [&](const std::string& name) -> const ParamInfo* {
+    for (const ParamInfo& q : nearest.params)
+      if (q.name == name) return &q;
+    return nullptr;
+  };
+  int up_convs = 0;
+  for (const ParamInfo& p : transposed.params) {
+    float* dst = wt.params.data() + p.offset;
+    if (const ParamInfo* q = shared(p.name)) {
+      std::copy_n(wn.params.data() + q->offset, p.numel(), dst);
+    } else {  // dec{b}.up.conv.weight, OHWI {4C, 1, 1, C}: output p*C + o takes input o
+      ++up_convs;
+      const int c = p.shape.c;
+      ASSERT_EQ(p.shape, (Shape{4 * c, 1, 1, c})) << p.name;
+      for (int o = 0; o < 4 * c; ++o)
+        for (int i = 0; i < c; ++i) dst[size_t(o) * size_t(c) + size_t(i)] = o % c == i ? 1.0f : 0.0f;
+    }
+  }
+  EXPECT_EQ(up_convs, 2);
+  wt.running = wn.running;
+  const auto images = random_images(size_t(b) * h * w, 4);
+  std::vector<uint8_t> target(images.size());
+  for (size_t i = 0; i < target.size(); ++i) target[i] = images[i] > 0.6f;
+  std::vector<std::string> backends = {"ref", "fast"};
+  if (test::gpu_available()) backends.push_back("cuda");
+  for (const std::string& name : backends) {
+    auto backend = make_backend(name);
+    auto run = [&](const UNet& net, Weights weights) {
+      auto ws = make_workspace(net, *backend, Policy::fp32, b, h, w, true);
+      upload_weights(net, weights, *ws);
+      set_input(net, *ws, images.data());
+      forward(net, *ws);
+      const auto logits = logits_f32(net, *ws);
+      compute_loss(*backend, ws->act[net.logits], target.data(), {}, 1.0, &ws->grad[net.logits]);
+      backward(net, *ws);
+      std::vector<float> tmp;
+      const float* g = host_f32(*ws, ws->param_grads, tmp);  // device memory on CUDA
+      return std::pair{std::vector<double>(logits.begin(), logits.end()), std::vector<double>(g, g + net.param_numel)};
+    };
+    const auto [ln, gn] = run(nearest, wn);
+    const auto [lt, gt] = run(transposed, wt);
+    test::expect_within(lt, ln, 1e-6, DType::f32, name + " logits");
+    for (const ParamInfo& p : transposed.params)
+      if (const ParamInfo* q = shared(p.name))
+        test::expect_within(
+            std::vector<double>(gt.begin() + long(p.offset), gt.begin() + long(p.offset + p.numel())),
+            std::vector<double>(gn.begin() + long(q->offset), gn.begin() + long(q->offset + q->numel())), 1e-4,
+            DType::f32, name + " gradient of " + p.name);
+  }
+}
+
+void folded_inference_equals_unfolded_schedule(Upsampling up);
+
 // Inference folds each BatchNorm into its convolution (network.h). Against
 // the schedule run unfolded in double precision (conv, BatchNorm with running
 // statistics, ReLU, ...), on trained-looking state: random gamma, beta and
 // running statistics. Errors may add up over the convolutions in sequence,
 // hence the bound: the per-op tolerance times the number of conv layers.
 TEST(UNet, FoldedInferenceEqualsUnfoldedSchedule) {
+  for (Upsampling up : {Upsampling::nearest, Upsampling::transposed}) {
+    SCOPED_TRACE(upsampling_name(up));
+    folded_inference_equals_unfolded_schedule(up);
+  }
+}
+
+void folded_inference_equals_unfolded_schedule(Upsampling up) {
   const int f = 16, b = 2, h = 32, w = 16;
-  const UNet net = build_unet({f, 2, 1, 1});
+  const UNet net = build_unet({f, 2, 1, 1, up});
   Weights wt = init_weights(net, 5);
   Rng rng(6);
   for (const auto& p : net.params)
@@ -458,6 +533,7 @@ TEST(UNet, FoldedInferenceEqualsUnfoldedSchedule) {
       }
       case LayerKind::maxpool: maxpool2x2_fwd_ref<double>(xs, x.data(), y.data()); break;
       case LayerKind::upsample: upsample2x_fwd_ref<double>(xs, x.data(), y.data()); break;
+      case LayerKind::depth_to_space: depth_to_space2x2_fwd_ref<double>(xs, x.data(), y.data()); break;
       case LayerKind::concat:
         concat_fwd_ref<double>(xs.pixels(), xs.c, net.values[size_t(l.in1)].channels, x.data(),
                                v[size_t(l.in1)].data(), y.data());
@@ -493,7 +569,6 @@ TEST(UNet, FoldedInferenceEqualsUnfoldedSchedule) {
     }
   }
 }
-
 
 // convolutions_only issues the pass's convolutions and nothing else: in
 // training every conv's forward and weight gradient and every data gradient

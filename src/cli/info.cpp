@@ -23,13 +23,13 @@ namespace mixseg::cli {
 namespace {
 
 struct InfoOptions {
-  std::string checkpoint, size = "512x256", precision = "fp32";
+  std::string checkpoint, size = "512x256", precision = "fp32", upsampling = "nearest";
   int filters = 8, depth = 4, batch = 1;
   bool print_plan = false;
 };
 
 void run_info(const InfoOptions& o) {
-  UNetConfig cfg{o.filters, o.depth, 1, 1};
+  UNetConfig cfg{o.filters, o.depth, 1, 1, parse_upsampling(o.upsampling)};
   auto [h, w] = parse_size(o.size);
   if (!o.checkpoint.empty()) {
     const Checkpoint ck = load_checkpoint(o.checkpoint);
@@ -42,8 +42,8 @@ void run_info(const InfoOptions& o) {
   const UNet net = build_unet(cfg);
   check_input_size(cfg, h, w);
   const double macs = net.conv_macs_per_image(h, w);
-  fmt::print("model: U-Net filters={} depth={} in_channels={} classes={}\n", cfg.filters, cfg.depth, cfg.in_channels,
-             cfg.classes);
+  fmt::print("model: U-Net filters={} depth={} in_channels={} classes={} upsampling={}\n", cfg.filters, cfg.depth,
+             cfg.in_channels, cfg.classes, upsampling_name(cfg.upsampling));
   fmt::print("parameters: {} ({:.2f} MiB in f32)\n", net.param_numel, double(net.param_numel) * 4 / (1 << 20));
   fmt::print("input: {}x{}; forward {:.3f} GFLOP per image (convolutions), training step ~{:.3f} GFLOP per image\n", h,
              w, 2 * macs / 1e9, 6 * macs / 1e9);
@@ -81,6 +81,9 @@ void add_info(CLI::App& app) {
   c->add_option("--checkpoint", o->checkpoint, "Describe this checkpoint's model");
   c->add_option("--filters", o->filters, "Channels of the first level")->capture_default_str()->check(positive);
   c->add_option("--depth", o->depth, "Number of poolings")->capture_default_str()->check(CLI::Range(1, 8));
+  c->add_option("--upsampling", o->upsampling, "The decoder's x2 upsampling: nearest or transposed")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"nearest", "transposed"}));
   c->add_option("--size", o->size, "Input size HxW")->capture_default_str();
   c->add_option("--batch", o->batch, "Batch size for the memory figures")->capture_default_str()->check(positive);
   c->add_option("--precision", o->precision, "Policy for --print-precision-plan")->capture_default_str();

@@ -34,7 +34,7 @@ struct TrainOptions {
   DeviceOptions where;
   int synthetic = 0, filters = 8, depth = 4, batch = 8, epochs = 10;
   double lr = 1e-3, val_fraction = 0.2, bce_weight = 1.0, dice_weight = 1.0;
-  std::string schedule = "constant";
+  std::string schedule = "constant", upsampling = "nearest";
   double warmup_epochs = 0, min_lr_fraction = 0, step_gamma = 0.1;
   int step_epochs = 0, patience = 0, loader_threads = -1, channels = 1;  // -1: by device
   uint64_t seed = 0;
@@ -88,7 +88,7 @@ void run_train(const TrainOptions& o) {
   if (!o.resume.empty() && policies.size() != 1) fail("--resume continues one run: give a single --precision");
 
   TrainConfig cfg;
-  cfg.model = {o.filters, o.depth, o.channels, 1};
+  cfg.model = {o.filters, o.depth, o.channels, 1, parse_upsampling(o.upsampling)};
   cfg.batch = o.batch;
   cfg.epochs = o.epochs;
   cfg.optimizer.kind = parse_optimizer(o.optimizer);
@@ -117,8 +117,8 @@ void run_train(const TrainOptions& o) {
                                                       : "off");
   const UNet net = build_unet(cfg.model);
   check_input_size(cfg.model, h, w);
-  fmt::print("model: U-Net filters={} depth={}, {} parameters, {:.2f} GFLOP per image forward\n", o.filters, o.depth,
-             net.param_numel, 2 * net.conv_macs_per_image(h, w) / 1e9);
+  fmt::print("model: U-Net filters={} depth={} upsampling={}, {} parameters, {:.2f} GFLOP per image forward\n",
+             o.filters, o.depth, o.upsampling, net.param_numel, 2 * net.conv_macs_per_image(h, w) / 1e9);
 
   auto backend = make_backend(where.backend);
   std::vector<PolicyRun> runs;
@@ -253,6 +253,11 @@ void add_train(CLI::App& app) {
   c->add_option("--size", o->size, "Input size HxW (multiples of 2^depth); images are resized to it")->capture_default_str();
   c->add_option("--filters", o->filters, "Channels of the first level")->capture_default_str()->check(positive);
   c->add_option("--depth", o->depth, "Number of poolings")->capture_default_str()->check(CLI::Range(1, 8));
+  c->add_option("--upsampling", o->upsampling,
+                "The decoder's x2 upsampling: nearest, or transposed (a learned 2x2 stride-2 transposed convolution; "
+                "not deployable to int8 and the exports yet)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"nearest", "transposed"}));
   c->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(positive);
   c->add_option("--epochs", o->epochs, "Total epochs")->capture_default_str()->check(non_negative);
   c->add_option("--lr", o->lr, "Learning rate")->capture_default_str()->check(positive);

@@ -63,6 +63,11 @@ DeployNet fold_unet(const UNet& net, const Weights& wt) {
       case LayerKind::bn_relu: fail("{}: BatchNorm without a convolution before it cannot be folded", l.name);
       case LayerKind::maxpool: op.kind = DeployOpKind::maxpool; op.out = tensor(l.out); break;
       case LayerKind::upsample: op.kind = DeployOpKind::upsample; op.out = tensor(l.out); break;
+      case LayerKind::depth_to_space:
+        fail(
+            "{}: the transposed-convolution upsampling is not deployed yet (int8 engine, TFLite and ONNX exports); "
+            "a model trained with --upsampling nearest is",
+            l.name);
       case LayerKind::concat:
         op.kind = DeployOpKind::concat;
         op.in1 = tensor(l.in1);

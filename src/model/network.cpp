@@ -391,6 +391,7 @@ void forward_ops(const UNet& net, Workspace& ws) {
       }
       case LayerKind::maxpool: be.maxpool_fwd(x, y); break;
       case LayerKind::upsample: be.upsample_fwd(x, y); break;
+      case LayerKind::depth_to_space: be.depth_to_space_fwd(x, y); break;
       case LayerKind::concat:
         if (ws.in_concat[size_t(l.in0)] < 0) be.concat_fwd(x, ws.act[l.in1], y);  // else the inputs are in place
         break;
@@ -526,6 +527,12 @@ void backward(const UNet& net, Workspace& ws) {
       case LayerKind::upsample: {
         const Tensor dx = target(l.in0);
         be.upsample_bwd(dy, dx);
+        done(l.in0, dx);
+        break;
+      }
+      case LayerKind::depth_to_space: {
+        const Tensor dx = target(l.in0);
+        be.depth_to_space_bwd(dy, dx);
         done(l.in0, dx);
         break;
       }

@@ -23,12 +23,21 @@ void check_input_size(const UNetConfig& c, int h, int w) {
          c.depth, std::max(m, (h + m / 2) / m * m), std::max(m, (w + m / 2) / m * m));
 }
 
+const char* upsampling_name(Upsampling u) { return u == Upsampling::transposed ? "transposed" : "nearest"; }
+
+Upsampling parse_upsampling(const std::string& s) {
+  if (s == "nearest") return Upsampling::nearest;
+  if (s == "transposed") return Upsampling::transposed;
+  fail("upsampling '{}' is not nearest or transposed", s);
+}
+
 const char* layer_kind_name(LayerKind k) {
   switch (k) {
     case LayerKind::conv: return "conv";
     case LayerKind::bn_relu: return "batchnorm+relu";
     case LayerKind::maxpool: return "maxpool2x2";
     case LayerKind::upsample: return "upsample2x";
+    case LayerKind::depth_to_space: return "depth_to_space2x2";
     case LayerKind::concat: return "concat";
   }
   return "?";
@@ -89,6 +98,14 @@ struct Builder {
     net.layers.push_back(l);
     return l.out;
   }
+  int depth_to_space(const std::string& name, int in) {
+    const Value v = net.values[in];
+    Layer l{LayerKind::depth_to_space, name};
+    l.in0 = in;
+    l.out = value(name, v.level - 1, v.channels / 4);
+    net.layers.push_back(l);
+    return l.out;
+  }
   int concat(const std::string& name, int a, int b) {
     Layer l{LayerKind::concat, name};
     l.in0 = a;
@@ -118,7 +135,10 @@ UNet build_unet(const UNetConfig& c) {
   for (int lvl = c.depth - 1; lvl >= 0; --lvl) {
     const std::string d = "dec" + std::to_string(lvl);
     x = b.convblock(d + ".0", x, c.filters << lvl);
-    x = b.unary(LayerKind::upsample, d + ".up", x, -1);
+    if (c.upsampling == Upsampling::transposed)
+      x = b.depth_to_space(d + ".up", b.conv(d + ".up", x, 4 * (c.filters << lvl), 1));
+    else
+      x = b.unary(LayerKind::upsample, d + ".up", x, -1);
     x = b.concat(d + ".cat", x, skips[lvl]);
     x = b.convblock(d + ".1", x, c.filters << lvl);
   }

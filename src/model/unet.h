@@ -11,11 +11,20 @@
 
 namespace mixseg {
 
+// The decoder's x2 upsampling: nearest (no parameters), or a learned 2x2
+// stride-2 transposed convolution, built as a 1x1 convolution to 4C
+// channels and a depth-to-space move (its four outputs per input pixel are
+// disjoint, so this is the same function), weights `dec{b}.up.conv.weight`.
+enum class Upsampling { nearest, transposed };
+const char* upsampling_name(Upsampling u);
+Upsampling parse_upsampling(const std::string& s);  // throws naming s
+
 struct UNetConfig {
   int filters = 8;      // channels of the first level; level b has filters * 2^b
   int depth = 4;        // number of poolings
   int in_channels = 1;  // 1 = grayscale
   int classes = 1;      // 1 = binary segmentation (sigmoid)
+  Upsampling upsampling = Upsampling::nearest;
 };
 
 // Throws with a clear message for non-positive or unsupported settings.
@@ -33,7 +42,7 @@ struct Value {
   Shape shape(int batch, int h, int w) const { return {batch, h >> level, w >> level, channels}; }
 };
 
-enum class LayerKind { conv, bn_relu, maxpool, upsample, concat };
+enum class LayerKind { conv, bn_relu, maxpool, upsample, depth_to_space, concat };
 const char* layer_kind_name(LayerKind k);
 
 struct Layer {

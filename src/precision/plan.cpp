@@ -23,7 +23,7 @@ std::string precision_plan(const UNet& net, Policy policy) {
         weights = "f32";
         accum = "f32";
         break;
-      case LayerKind::upsample: accum = "f32 (bwd)"; break;
+      case LayerKind::upsample: accum = "f32 (bwd)"; break;  // the backward sums each 2x2 block
       default: break;
     }
     s += fmt::format("{:<22} {:<15} {:>6} {:>18} {:>9} {:>6}\n", l.name, layer_kind_name(l.kind), t, weights, accum, t);

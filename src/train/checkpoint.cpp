@@ -59,7 +59,8 @@ void save_checkpoint(const std::string& path, const UNet& net, const Checkpoint&
   const nlohmann::json config = {{"filters", c.config.filters},
                                  {"depth", c.config.depth},
                                  {"in_channels", c.config.in_channels},
-                                 {"classes", c.config.classes}};
+                                 {"classes", c.config.classes},
+                                 {"upsampling", upsampling_name(c.config.upsampling)}};
   auto& m = f.metadata;
   m["format"] = kFormat;
   m["model"] = "unet";
@@ -97,6 +98,8 @@ Checkpoint checkpoint_from(const SafeTensorsFile& f, const std::string& path) {
     c.config.depth = cfg.at("depth").get<int>();
     c.config.in_channels = cfg.at("in_channels").get<int>();
     c.config.classes = cfg.at("classes").get<int>();
+    // Absent in checkpoints written before the transposed option existed: nearest.
+    c.config.upsampling = parse_upsampling(cfg.value("upsampling", "nearest"));
     c.height = std::stoi(meta(f, path, "height"));
     c.width = std::stoi(meta(f, path, "width"));
     c.epoch = std::stoi(meta(f, path, "epoch"));

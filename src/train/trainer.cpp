@@ -188,6 +188,9 @@ TrainResult train(const TrainConfig& cfg, const Dataset& train_set, const Datase
     if (state.config.filters != cfg.model.filters || state.config.depth != cfg.model.depth)
       fail("cannot resume: checkpoint has filters={} depth={}, the run asks for filters={} depth={}",
            state.config.filters, state.config.depth, cfg.model.filters, cfg.model.depth);
+    if (state.config.upsampling != cfg.model.upsampling)
+      fail("cannot resume: checkpoint has --upsampling {}, the run asks for {}",
+           upsampling_name(state.config.upsampling), upsampling_name(cfg.model.upsampling));
     if (state.policy != cfg.policy)
       fail("cannot resume: checkpoint was trained with {}, the run asks for {}", policy_info(state.policy).name, pi.name);
     if (state.height != train_set.h || state.width != train_set.w)
