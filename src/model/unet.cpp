@@ -37,7 +37,7 @@ const char* layer_kind_name(LayerKind k) {
     case LayerKind::bn_relu: return "batchnorm+relu";
     case LayerKind::maxpool: return "maxpool2x2";
     case LayerKind::upsample: return "upsample2x";
-    case LayerKind::depth_to_space: return "depth_to_space2x2";
+    case LayerKind::depth_to_space: return "depth_to_space";  // 2x2 blocks
     case LayerKind::concat: return "concat";
   }
   return "?";
