@@ -372,6 +372,13 @@ TEST(Checkpoint, WrongFilesGiveErrorsNamingThem) {
     write_safetensors(other, bad);
     mixseg::test::expect_error_containing([&] { load_checkpoint(other); }, "other.safetensors: ");
   }
+  // An upsampling the model does not know; a config without one is an older checkpoint's: nearest.
+  f.metadata["config"] = R"({"filters": 4, "depth": 2, "in_channels": 1, "classes": 1, "upsampling": "bicubic"})";
+  write_safetensors(other, f);
+  mixseg::test::expect_error_containing([&] { load_checkpoint(other); }, "other.safetensors: upsampling 'bicubic'");
+  f.metadata["config"] = R"({"filters": 4, "depth": 2, "in_channels": 1, "classes": 1})";
+  write_safetensors(other, f);
+  EXPECT_EQ(load_checkpoint(other).config.upsampling, Upsampling::nearest);
   // A config asking for ~20 billion weights: refused by its first tensor, before any allocation.
   f.metadata["config"] = R"({"filters": 4096, "depth": 4, "in_channels": 1, "classes": 1})";
   write_safetensors(other, f);

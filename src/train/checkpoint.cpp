@@ -99,7 +99,11 @@ Checkpoint checkpoint_from(const SafeTensorsFile& f, const std::string& path) {
     c.config.in_channels = cfg.at("in_channels").get<int>();
     c.config.classes = cfg.at("classes").get<int>();
     // Absent in checkpoints written before the transposed option existed: nearest.
-    c.config.upsampling = parse_upsampling(cfg.value("upsampling", "nearest"));
+    try {
+      c.config.upsampling = parse_upsampling(cfg.value("upsampling", "nearest"));
+    } catch (const Error& e) {
+      fail("{}: {}", path, e.what());
+    }
     c.height = std::stoi(meta(f, path, "height"));
     c.width = std::stoi(meta(f, path, "width"));
     c.epoch = std::stoi(meta(f, path, "epoch"));
