@@ -77,15 +77,21 @@ mixseg::Dataset load_data(const DataOptions& d, int h, int w) {
   const auto items = mixseg::list_items(src, &layout);
   // auto: a set decoded into more than half the available memory is
   // streamed (the rest is for the model, the loader and everything else).
-  const size_t bytes = mixseg::load_bytes(items, h, w, fit, d.channels), available = mixseg::available_memory_bytes();
-  const bool stream = d.stream == "yes" || (d.stream == "auto" && available > 0 && bytes > available / 2);
-  std::string where = fmt::format("in memory ({})", mixseg::memory_size_text(bytes));
-  if (stream)
-    where = d.stream == "yes" ? "streamed from the files (--stream-data yes)"
-                              : fmt::format("streamed from the files: in memory they would take {} of the {} available",
-                                            mixseg::memory_size_text(bytes), mixseg::memory_size_text(available));
+  // Its size comes from every file's header, so only auto reads them first.
+  std::string why_streamed = "--stream-data yes";
+  bool stream = d.stream == "yes";
+  if (d.stream == "auto") {
+    const size_t bytes = mixseg::load_bytes(items, h, w, fit, d.channels), available = mixseg::available_memory_bytes();
+    stream = available > 0 && bytes > available / 2;
+    why_streamed = fmt::format("in memory they would take {} of the {} available", mixseg::memory_size_text(bytes),
+                               mixseg::memory_size_text(available));
+  }
   mixseg::Dataset ds = stream ? mixseg::stream_items(items, h, w, d.mask_threshold, fit, d.channels)
                               : mixseg::load_items(items, h, w, d.mask_threshold, fit, d.channels);
+  const std::string where =
+      stream ? fmt::format("streamed from the files ({})", why_streamed)
+             : fmt::format("in memory ({})",
+                           mixseg::memory_size_text(ds.images8.size() + 2 * ds.images16.size() + ds.mask_bits.size()));
   fmt::print("data: {} {} images from {} ({}), {} to {}x{} where needed, {}\n", ds.size(),
              d.channels == 3 ? "RGB" : "gray", d.data.empty() ? d.images + " + " + d.masks : d.data,
              mixseg::folder_layout_name(layout),

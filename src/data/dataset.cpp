@@ -115,10 +115,6 @@ void resize_items(Dataset& d, size_t n, bool sixteen_bit) {
   d.mask_bits.resize(n * d.mask_bytes());
 }
 
-}  // namespace
-
-namespace {
-
 // lround for v >= 0 (halves away from zero), without the libm call: v - floor(v)
 // is exact below 2^52, so the comparison with 0.5 decides as lround does.
 // The comparison's result is added as an integer (a flag, no branch): on
