@@ -34,7 +34,7 @@ sources() {  # what each target compiles besides its own file
     checkpoint) echo "$s/train/checkpoint.cpp $s/train/safetensors.cpp $s/train/optimizer.cpp" \
                      "$s/ops/optimizer_step_ref.cpp $s/model/unet.cpp $s/precision/*.cpp $s/core/dtype.cpp" \
                      "$s/core/file_util.cpp" ;;
-    qmodel) echo "$(ls "$s"/quant/*.cpp | grep -v calibrate) $s/model/*.cpp $s/precision/*.cpp" \
+    qmodel) echo "$(ls "$s"/quant/*.cpp | grep -v calibrate) $s/model/*.cpp $s/precision/*.cpp $s/ops/depth_to_space_ref.cpp" \
                  "$s/train/safetensors.cpp $s/train/metrics.cpp $s/data/loader.cpp $s/data/augment.cpp $s/data/dataset.cpp" \
                  "$s/data/folders.cpp $s/data/png_io.cpp -lpng" \
                  "$s/core/dtype.cpp $s/core/file_util.cpp $s/core/threads.cpp $s/core/tensor.cpp $s/core/arena.cpp" \

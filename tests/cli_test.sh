@@ -50,13 +50,20 @@ grep -q "data: 12 gray images .*, streamed from the files" "$T/out" && ok "train
   bad "streamed vs memory: $(cat "$T/mem/train_log.csv" "$T/streamed/train_log.csv")"
 expect_error "--stream-data: maybe not in {auto,yes,no}" "$MIXSEG" eval "$T/run/last.safetensors" --data "$T/data" --stream-data maybe
 
-# --upsampling transposed: trained, described and evaluated like the nearest model; not deployed yet (said by name).
+# --upsampling transposed: trained, described, evaluated and deployed like the nearest model (int8: a 2x2
+# transposed convolution per decoder level, exported as TFLite TRANSPOSE_CONV, mapped to the Edge TPU).
 expect_ok "$MIXSEG" train --data "$T/data" --size 32x32 --filters 4 --depth 2 --batch 4 --epochs 1 --upsampling transposed --out "$T/tr"
 grep -q "upsampling=transposed" "$T/out" && ok "train built the transposed U-Net" || bad "transposed: $(head -5 "$T/out")"
 expect_ok "$MIXSEG" info --checkpoint "$T/tr/last.safetensors"
 grep -q "upsampling=transposed" "$T/out" && ok "info read the upsampling from the checkpoint" || bad "info: $(head -3 "$T/out")"
 expect_ok "$MIXSEG" eval "$T/tr/last.safetensors" --data "$T/data"
-expect_error "dec1.up: the transposed-convolution upsampling is not deployed yet" "$MIXSEG" quantize "$T/tr/last.safetensors" --data "$T/data" --out "$T/trq.safetensors"
+expect_ok "$MIXSEG" quantize "$T/tr/last.safetensors" --data "$T/data" --out "$T/trq.safetensors"
+grep -q "^dec1.up  *transposed_conv2x2 " "$T/out" && ok "quantize named the transposed convolution" || bad "quantize: $(cat "$T/out")"
+expect_ok "$MIXSEG" eval "$T/trq.safetensors" --data "$T/data"
+expect_ok "$MIXSEG" export "$T/trq.safetensors" --format tflite --precision int8 --out "$T/trq.tflite"
+expect_ok "$MIXSEG" edgetpu-check "$T/trq.tflite"
+grep -q "TRANSPOSE_CONV  *dec1.up  *edgetpu" "$T/out" && ok "the Edge TPU preflight maps TRANSPOSE_CONV" || bad "edgetpu-check: $(cat "$T/out")"
+expect_ok "$MIXSEG" export "$T/tr/last.safetensors" --format onnx --precision fp32 --out "$T/tr.onnx"
 
 # Ctrl-C (SIGINT) mid-run writes a resumable checkpoint and says how to continue.
 "$MIXSEG" synth --out "$T/big" --count 64 --size 64x64 --seed 4 >/dev/null

@@ -211,6 +211,57 @@ TEST(Conv2dInt8, FastIsBitExactWithReference) {
   EXPECT_EQ(cases, 2 * 8 * 6 * 8);
 }
 
+// The 2x2 stride-2 transposed convolution by hand: one input pixel, two
+// input channels, one output channel; each tap of the filter lands on its
+// own output pixel (TFLite's TRANSPOSE_CONV: no overlap at stride 2).
+TEST(TransposedConv2x2Int8, OnePixelByHand) {
+  QConv c;
+  c.k = 2, c.cin = 2, c.cout = 1;
+  c.weights = {1, 2, /* tap (0, 1) */ -3, 0, /* (1, 0) */ 0, 5, /* (1, 1) */ 7, -7};
+  c.weight_scales = {1.0f};
+  c.bias = {0};
+  c.multipliers = {quantize_multiplier(0.5)};
+  const QParams xq{1.0f, 2}, yq{1.0f, -10};
+  const int8_t x[2] = {10, -3};  // minus the zero point: 8, -5
+  // Taps: 8 - 10 = -2; -24; -25; 56 + 35 = 91. Halved (the doubling high
+  // multiply's ties go toward +infinity: -12.5 -> -12), plus -10:
+  const std::vector<int8_t> want = {-11, -22, -22, 36};  // row 0: taps (0,0), (0,1); row 1: (1,0), (1,1)
+  for (auto fn : {transposed_conv2x2_int8_ref, transposed_conv2x2_int8_fast}) {
+    std::vector<int8_t> y(4, 99);
+    fn(c, xq, yq, 1, 1, 1, x, y.data());
+    EXPECT_EQ(y, want);
+  }
+}
+
+// Fast (the 1x1 convolution to 4 * cout on the fast int8 kernel, then the
+// move) against TFLite's reference loop, bit-exact: odd sizes, batch 1 and 2,
+// channel counts at the kernels' block edges, with the 1x1 form prepared once
+// (as prepare() does) and made on the fly.
+TEST(TransposedConv2x2Int8, FastIsBitExactWithReference) {
+  Rng rng(12);
+  int cases = 0;
+  for (int cin : {1, 3, 8, 17, 64})
+    for (int cout : {1, 4, 5, 8, 16, 33})
+      for (auto [n, h, w] : {std::array<int, 3>{1, 1, 1}, {2, 3, 5}, {1, 2, 7}, {1, 4, 16}}) {
+        const QParams xq{float(rng.uniform(0.01, 0.1)), int32_t(rng.below(256)) - 128};
+        const QParams yq{float(rng.uniform(0.05, 0.5)), int32_t(rng.below(256)) - 128};
+        QConv c = random_conv(rng, 2, cin, cout, false, xq, yq);
+        const std::vector<int8_t> x = random_int8(rng, size_t(n) * h * w * cin);
+        std::vector<int8_t> ref(size_t(n) * 4 * h * w * cout, 99);
+        transposed_conv2x2_int8_ref(c, xq, yq, n, h, w, x.data(), ref.data());
+        QConv prepared = c;
+        prepared.pointwise = pointwise_of_transposed(c, xq);
+        for (const QConv* conv : {&c, &prepared}) {
+          std::vector<int8_t> fast(ref.size(), 99);
+          transposed_conv2x2_int8_fast(*conv, xq, yq, n, h, w, x.data(), fast.data());
+          ASSERT_EQ(ref, fast) << fmt::format("{}: cin {} cout {} n {} h {} w {}",
+                                              conv == &c ? "on the fly" : "prepared", cin, cout, n, h, w);
+        }
+        ++cases;
+      }
+  EXPECT_EQ(cases, 5 * 6 * 4);
+}
+
 TEST(MovementInt8, PoolUpsampleConcatByHand) {
   // 1 x 2 x 4 x 2: pooling takes the max of each 2x2 window per channel.
   const std::vector<int8_t> x = {1, -1, 5, 2, -3, 7, 0, 0, /* row 2 */ 4, -9, 2, 3, 8, -128, -1, 127};
@@ -275,30 +326,36 @@ struct TrainedNet {
   Dataset train_set, val_set;
 };
 
-// A small U-Net trained briefly on synthetic frames (once per test binary).
-const TrainedNet& trained() {
-  static const TrainedNet t = [] {
-    TrainedNet r;
-    const Dataset all = make_synthetic({64, 64, 5, 0.05}, 160);
-    std::tie(r.train_set, r.val_set) = split(all, 0.25, 1);
-    TrainConfig cfg;
-    cfg.model = {8, 3, 1, 1};
-    cfg.batch = 8;
-    cfg.epochs = 4;
-    cfg.optimizer.lr = 1e-2;
-    cfg.schedule.kind = LrSchedule::cosine;
-    cfg.seed = 2;
-    cfg.augment.enabled = false;
-    auto backend = make_backend("fast");
-    r.net = build_unet(cfg.model);
-    r.ck = train(cfg, r.train_set, r.val_set, *backend).last;
-    return r;
-  }();
+// A small U-Net trained briefly on synthetic frames (once per test binary and upsampling).
+TrainedNet train_small(Upsampling up) {
+  TrainedNet r;
+  const Dataset all = make_synthetic({64, 64, 5, 0.05}, 160);
+  std::tie(r.train_set, r.val_set) = split(all, 0.25, 1);
+  TrainConfig cfg;
+  cfg.model = {8, 3, 1, 1, up};
+  cfg.batch = 8;
+  cfg.epochs = 4;
+  cfg.optimizer.lr = 1e-2;
+  cfg.schedule.kind = LrSchedule::cosine;
+  cfg.seed = 2;
+  cfg.augment.enabled = false;
+  auto backend = make_backend("fast");
+  r.net = build_unet(cfg.model);
+  r.ck = train(cfg, r.train_set, r.val_set, *backend).last;
+  return r;
+}
+
+const TrainedNet& trained(Upsampling up = Upsampling::nearest) {
+  if (up == Upsampling::transposed) {
+    static const TrainedNet t = train_small(Upsampling::transposed);
+    return t;
+  }
+  static const TrainedNet t = train_small(Upsampling::nearest);
   return t;
 }
 
-QModel quantize_trained(const std::string& method) {
-  const TrainedNet& t = trained();
+QModel quantize_trained(const std::string& method, Upsampling up = Upsampling::nearest) {
+  const TrainedNet& t = trained(up);
   auto backend = make_backend("fast");
   Weights w = t.ck.weights;
   CalibrationConfig cfg;
@@ -306,6 +363,8 @@ QModel quantize_trained(const std::string& method) {
   const Calibration cal = calibrate(t.net, w, *backend, t.train_set, cfg);
   return quantize_unet(fold_unet(t.net, t.ck.weights), cal.ranges, 64, 64, cal.description);
 }
+
+constexpr Upsampling kUpsamplings[] = {Upsampling::nearest, Upsampling::transposed};
 
 std::vector<int8_t> quantized_images(const QModel& m, const Dataset& d) {
   std::vector<float> f(d.size() * d.image_values());
@@ -332,45 +391,88 @@ TEST(Int8Network, SharedScalesAndFixedEdges) {
 }
 
 TEST(Int8Network, FastIsBitExactWithReferenceEverywhere) {
-  const QModel m = quantize_trained("minmax");
-  const std::vector<int8_t> x = quantized_images(m, subset(trained().val_set, {0, 1, 2}));
-  const auto ref = run_int8_all(m, x.data(), 3, false);
-  const auto fast = run_int8_all(m, x.data(), 3, true);
-  for (size_t t = 0; t < ref.size(); ++t) EXPECT_EQ(ref[t], fast[t]) << m.tensors[t].name;
+  for (Upsampling up : kUpsamplings) {
+    SCOPED_TRACE(upsampling_name(up));
+    const QModel m = quantize_trained("minmax", up);
+    const std::vector<int8_t> x = quantized_images(m, subset(trained(up).val_set, {0, 1, 2}));
+    const auto ref = run_int8_all(m, x.data(), 3, false);
+    const auto fast = run_int8_all(m, x.data(), 3, true);
+    for (size_t t = 0; t < ref.size(); ++t) EXPECT_EQ(ref[t], fast[t]) << m.tensors[t].name;
+  }
+}
+
+// The transposed upsampling's int8 form: per output channel one weight scale
+// over its four taps (TFLite's TRANSPOSE_CONV, quantized dimension 0), no
+// bias, and its output in the scale its concatenation shares.
+TEST(Int8Network, TransposedUpsamplingIsQuantizedAsTfliteWantsIt) {
+  const QModel m = quantize_trained("minmax", Upsampling::transposed);
+  int seen = 0;
+  for (size_t i = 0; i < m.ops.size(); ++i) {
+    const DeployOp& op = m.ops[i];
+    if (op.kind != DeployOpKind::transposed_conv) continue;
+    ++seen;
+    const QConv& c = m.convs[size_t(op.conv)];
+    EXPECT_EQ(c.k, 2);
+    EXPECT_FALSE(c.relu);
+    EXPECT_EQ(c.bias, std::vector<int32_t>(size_t(c.cout), 0));
+    ASSERT_EQ(c.weight_scales.size(), size_t(c.cout));
+    for (int o = 0; o < c.cout; ++o) {  // max |w| over the four taps is 127: the scale is the channel's
+      int amax = 0;
+      for (int j = 0; j < 4 * c.cin; ++j) amax = std::max(amax, std::abs(int(c.weights[size_t(o) * 4 * c.cin + j])));
+      EXPECT_EQ(amax, 127) << op.name << " channel " << o;
+    }
+    ASSERT_LT(i + 1, m.ops.size());
+    ASSERT_EQ(m.ops[i + 1].kind, DeployOpKind::concat);
+    EXPECT_EQ(m.tensors[size_t(op.out)].q.scale, m.tensors[size_t(m.ops[i + 1].out)].q.scale) << op.name;
+    EXPECT_EQ(m.tensors[size_t(op.out)].q.zero_point, m.tensors[size_t(m.ops[i + 1].out)].q.zero_point) << op.name;
+  }
+  EXPECT_EQ(seen, 3);  // one per decoder level
+  QModel bad = m;
+  for (QConv& c : bad.convs)
+    if (c.k == 2) c.bias[0] = 1;
+  test::expect_error_containing([&] { prepare(bad); }, "has a bias or a ReLU");
 }
 
 // Int8 keeps the accuracy: its Dice is within 0.02 of fp32's on held-out frames.
 TEST(Int8Network, DiceWithinTwoPointsOfFp32) {
-  const TrainedNet& t = trained();
-  auto backend = make_backend("fast");
-  Weights w = t.ck.weights;
-  const double dice32 = evaluate(t.net, w, *backend, Policy::fp32, t.val_set, 8).dice_mean;
-  for (const char* method : {"minmax", "percentile"}) {
-    const QModel m = quantize_trained(method);
-    const std::vector<int8_t> x = quantized_images(m, t.val_set);
-    const std::vector<float> p = dequantize_output(m, run_int8(m, x.data(), int(t.val_set.size())));
-    MetricsAccumulator acc;
-    std::vector<float> centred(t.val_set.pixels());
-    for (size_t i = 0; i < t.val_set.size(); ++i) {
-      for (size_t j = 0; j < centred.size(); ++j) centred[j] = p[i * centred.size() + j] - 0.5f;
-      acc.add_image(centred.data(), t.val_set.mask(i).data(), centred.size());
+  for (Upsampling up : kUpsamplings) {
+    SCOPED_TRACE(upsampling_name(up));
+    const TrainedNet& t = trained(up);
+    auto backend = make_backend("fast");
+    Weights w = t.ck.weights;
+    const double dice32 = evaluate(t.net, w, *backend, Policy::fp32, t.val_set, 8).dice_mean;
+    for (const char* method : {"minmax", "percentile"}) {
+      const QModel m = quantize_trained(method, up);
+      const std::vector<int8_t> x = quantized_images(m, t.val_set);
+      const std::vector<float> p = dequantize_output(m, run_int8(m, x.data(), int(t.val_set.size())));
+      MetricsAccumulator acc;
+      std::vector<float> centred(t.val_set.pixels());
+      for (size_t i = 0; i < t.val_set.size(); ++i) {
+        for (size_t j = 0; j < centred.size(); ++j) centred[j] = p[i * centred.size() + j] - 0.5f;
+        acc.add_image(centred.data(), t.val_set.mask(i).data(), centred.size());
+      }
+      const double dice8 = acc.finish().dice_mean;
+      fmt::print("{} upsampling, {}: fp32 dice {:.4f}, int8 dice {:.4f}\n", upsampling_name(up), method, dice32, dice8);
+      EXPECT_GT(dice32, 0.9);
+      EXPECT_NEAR(dice8, dice32, 0.02) << method;
     }
-    const double dice8 = acc.finish().dice_mean;
-    fmt::print("{}: fp32 dice {:.4f}, int8 dice {:.4f}\n", method, dice32, dice8);
-    EXPECT_GT(dice32, 0.9);
-    EXPECT_NEAR(dice8, dice32, 0.02) << method;
   }
 }
 
 TEST(Int8Network, SaveLoadRoundTripAndErrors) {
-  const QModel m = quantize_trained("percentile");
   const auto dir = test::temp_dir("qmodel");
   const std::string path = (dir / "m.int8.safetensors").string();
-  save_qmodel(path, m);
-  const QModel back = load_qmodel(path);
-  EXPECT_EQ(back.calibration, m.calibration);
-  const std::vector<int8_t> x = quantized_images(m, subset(trained().val_set, {0}));
-  EXPECT_EQ(run_int8(m, x.data(), 1), run_int8(back, x.data(), 1));
+  for (Upsampling up : kUpsamplings) {
+    SCOPED_TRACE(upsampling_name(up));
+    const QModel m = quantize_trained("percentile", up);
+    save_qmodel(path, m);
+    const QModel back = load_qmodel(path);
+    EXPECT_EQ(back.calibration, m.calibration);
+    ASSERT_EQ(back.ops.size(), m.ops.size());
+    for (size_t i = 0; i < m.ops.size(); ++i) EXPECT_EQ(back.ops[i].kind, m.ops[i].kind) << m.ops[i].name;
+    const std::vector<int8_t> x = quantized_images(m, subset(trained(up).val_set, {0}));
+    EXPECT_EQ(run_int8(m, x.data(), 1), run_int8(back, x.data(), 1));
+  }
   // A float checkpoint is not an int8 model; a truncated file is named.
   const std::string ck = (dir / "float.safetensors").string();
   save_checkpoint(ck, trained().net, trained().ck);

@@ -26,21 +26,21 @@ struct QuantizeOptions {
 };
 
 void print_table(const QModel& m, const DeployNet& d, const Calibration& cal) {
-  fmt::print("{:<14} {:<11} {:>5} {:>11} {:>11} {:>11} {:>5} {:>9} {:>8}\n", "tensor", "from", "ch", "seen min",
+  fmt::print("{:<14} {:<18} {:>5} {:>11} {:>11} {:>11} {:>5} {:>9} {:>8}\n", "tensor", "from", "ch", "seen min",
              "seen max", "scale", "zp", "clipped", "samples");
   for (const DeployOp& op : m.ops) {
     const QTensor& t = m.tensors[size_t(op.out)];
     const int v = d.tensors[size_t(op.out)].value;
     const ValueStats* s = v >= 0 && cal.stats[size_t(v)].samples > 0 ? &cal.stats[size_t(v)] : nullptr;
-    fmt::print("{:<14} {:<11} {:>5} {:>11} {:>11} {:>11.5g} {:>5} {:>9} {:>8}\n", t.name, deploy_op_name(op.kind),
-               t.channels, s ? fmt::format("{:.4g}", s->min) : "-", s ? fmt::format("{:.4g}", s->max) : "-",
-               t.q.scale, t.q.zero_point, s ? fmt::format("{:.4f}%", 100 * s->clipped) : "(shared)",
+    fmt::print("{:<14} {:<18} {:>5} {:>11} {:>11} {:>11.5g} {:>5} {:>9} {:>8}\n", t.name, deploy_op_name(op.kind),
+               t.channels, s ? fmt::format("{:.4g}", s->min) : "-", s ? fmt::format("{:.4g}", s->max) : "-", t.q.scale,
+               t.q.zero_point, s ? fmt::format("{:.4f}%", 100 * s->clipped) : "(shared)",
                s ? std::to_string(s->samples) : "");
   }
   fmt::print("\n{:<14} {:>5} {:>5} {:>13} {:>13} {:>13}\n", "conv", "cin", "cout", "w scale min", "w scale max",
              "multiplier max");
   for (const DeployOp& op : m.ops) {
-    if (op.kind != DeployOpKind::conv) continue;
+    if (!has_weights(op.kind)) continue;
     const QConv& c = m.convs[size_t(op.conv)];
     const auto [lo, hi] = std::minmax_element(c.weight_scales.begin(), c.weight_scales.end());
     double mult = 0;

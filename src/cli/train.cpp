@@ -255,7 +255,7 @@ void add_train(CLI::App& app) {
   c->add_option("--depth", o->depth, "Number of poolings")->capture_default_str()->check(CLI::Range(1, 8));
   c->add_option("--upsampling", o->upsampling,
                 "The decoder's x2 upsampling: nearest, or transposed (a learned 2x2 stride-2 transposed convolution; "
-                "not deployable to int8 and the exports yet)")
+                "deployed as TFLite TRANSPOSE_CONV and ONNX ConvTranspose)")
       ->capture_default_str()
       ->check(CLI::IsMember({"nearest", "transposed"}));
   c->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(positive);

@@ -129,15 +129,21 @@ EdgeTpuReport check_edgetpu(const std::vector<uint8_t>& bytes, const std::string
       const int t = ins->Get(uint32_t(k));
       if (t < 0) continue;  // optional input absent
       if (!valid(t)) fail("{}: operator {} refers to tensor {} of {}", name, i, t, tensors->size());
-      const bool bias = (builtin == tflite::BuiltinOperator_CONV_2D || builtin == tflite::BuiltinOperator_DEPTHWISE_CONV_2D ||
-                         builtin == tflite::BuiltinOperator_FULLY_CONNECTED || builtin == tflite::BuiltinOperator_TRANSPOSE_CONV) &&
-                        k == 2;
-      const bool size_input = builtin == tflite::BuiltinOperator_RESIZE_NEAREST_NEIGHBOR && k == 1;
+      // TRANSPOSE_CONV's inputs are (output shape, weights, input[, bias]); the others' (input, weights[, bias]).
+      const bool transposed = builtin == tflite::BuiltinOperator_TRANSPOSE_CONV;
+      const bool convolution = builtin == tflite::BuiltinOperator_CONV_2D || transposed;
+      const bool bias = (convolution || builtin == tflite::BuiltinOperator_DEPTHWISE_CONV_2D ||
+                         builtin == tflite::BuiltinOperator_FULLY_CONNECTED) &&
+                        k == (transposed ? 3 : 2);
+      const bool size_input =
+          (builtin == tflite::BuiltinOperator_RESIZE_NEAREST_NEIGHBOR && k == 1) || (transposed && k == 0);
       if (size_input) {
-        if (!is_constant(t)) e.reason = "the resize's output size is not a constant";
+        if (!is_constant(t))
+          e.reason =
+              fmt::format("the {}'s output size is not a constant", transposed ? "transposed convolution" : "resize");
         continue;
       }
-      if ((bias || k == 1) && (builtin == tflite::BuiltinOperator_CONV_2D) && !is_constant(t))
+      if ((bias || k == 1) && convolution && !is_constant(t))
         e.reason = fmt::format("the convolution's {} are not constant", bias ? "biases" : "weights");
       if (e.reason.empty()) e.reason = tensor_problem(*tensors->Get(uint32_t(t)), is_constant(t), bias);
     }

@@ -29,6 +29,17 @@ std::vector<T> ohwi_to_oihw(const std::vector<T>& w, int o, int k, int i) {
   return r;
 }
 
+// The transposed convolution's [o, 2, 2, i] (TFLite's layout) to ONNX
+// ConvTranspose's [i, o, 2, 2].
+template <class T>
+std::vector<T> transposed_to_iohw(const std::vector<T>& w, int o, int i) {
+  std::vector<T> r(w.size());
+  for (int a = 0; a < o; ++a)
+    for (int t = 0; t < 4; ++t)  // tap (t / 2, t % 2)
+      for (int c = 0; c < i; ++c) r[(size_t(c) * o + a) * 4 + t] = w[(size_t(a) * 4 + t) * i + c];
+  return r;
+}
+
 class GraphWriter {
  public:
   GraphWriter(const std::string& name, const std::string& doc) {
@@ -112,8 +123,24 @@ class GraphWriter {
       }
       case DeployOpKind::concat: integer(node("Concat", {in, in1}, {out}, op.name), "axis", 1); break;
       case DeployOpKind::sigmoid: node("Sigmoid", {in}, {out}, op.name); break;
-      case DeployOpKind::conv: fail("internal: movement() called for a convolution");
+      case DeployOpKind::conv:
+      case DeployOpKind::transposed_conv: fail("internal: movement() called for a convolution");
     }
+  }
+
+  // Conv (SAME padding, with bias b) or ConvTranspose (2x2, stride 2, no
+  // bias) on x with weights w, into y.
+  void conv(const DeployOp& op, int k, const std::string& x, const std::string& w, const std::string& b,
+            const std::string& y) {
+    if (op.kind == DeployOpKind::transposed_conv) {
+      auto* n = node("ConvTranspose", {x, w}, {y}, op.name);
+      ints(n, "kernel_shape", {2, 2});
+      ints(n, "strides", {2, 2});
+      return;
+    }
+    auto* n = node("Conv", {x, w, b}, {y}, op.name);
+    ints(n, "kernel_shape", {k, k});
+    ints(n, "pads", {k / 2, k / 2, k / 2, k / 2});
   }
 
   std::string finish() {
@@ -154,16 +181,18 @@ std::string onnx_float(const DeployNet& net, int height, int width, DType dtype)
   wr.io(true, in.name, type, in.channels, height, width);
   for (const DeployOp& op : net.ops) {
     const std::string x = net.tensors[size_t(op.in0)].name, y = net.tensors[size_t(op.out)].name;
-    if (op.kind != DeployOpKind::conv) {
+    if (!has_weights(op.kind)) {
       wr.movement(op, x, op.in1 >= 0 ? net.tensors[size_t(op.in1)].name : "", y);
       continue;
     }
     const DeployConv& c = net.convs[size_t(op.conv)];
-    constant(op.name + ".weight", {c.cout, c.cin, c.k, c.k}, ohwi_to_oihw(c.weights, c.cout, c.k, c.cin));
-    constant(op.name + ".bias", {c.cout}, c.bias);
-    auto* n = wr.node("Conv", {x, op.name + ".weight", op.name + ".bias"}, {c.relu ? y + "_pre" : y}, op.name);
-    GraphWriter::ints(n, "kernel_shape", {c.k, c.k});
-    GraphWriter::ints(n, "pads", {c.k / 2, c.k / 2, c.k / 2, c.k / 2});
+    if (op.kind == DeployOpKind::transposed_conv) {  // (no bias: zero by construction)
+      constant(op.name + ".weight", {c.cin, c.cout, 2, 2}, transposed_to_iohw(c.weights, c.cout, c.cin));
+    } else {
+      constant(op.name + ".weight", {c.cout, c.cin, c.k, c.k}, ohwi_to_oihw(c.weights, c.cout, c.k, c.cin));
+      constant(op.name + ".bias", {c.cout}, c.bias);
+    }
+    wr.conv(op, c.k, x, op.name + ".weight", op.name + ".bias", c.relu ? y + "_pre" : y);
     if (c.relu) wr.node("Relu", {y + "_pre"}, {y}, op.name + ".relu");
   }
   wr.io(false, net.tensors[size_t(net.output)].name, type, net.config.classes, height, width);
@@ -197,7 +226,7 @@ std::string onnx_int8_qdq(const QModel& m) {
   };
   for (const DeployOp& op : m.ops) {
     const std::string y = m.tensors[size_t(op.out)].name;
-    if (op.kind != DeployOpKind::conv) {
+    if (!has_weights(op.kind)) {
       wr.movement(op, view(op.in0), op.in1 >= 0 ? view(op.in1) : "", y + "_f");
       q(y + "_f", op.out);
       continue;
@@ -207,19 +236,25 @@ std::string onnx_int8_qdq(const QModel& m) {
     std::vector<float> bias_scale(size_t(c.cout));
     for (int o = 0; o < c.cout; ++o) bias_scale[size_t(o)] = in_scale * c.weight_scales[size_t(o)];
     const std::string w = op.name + ".weight", b = op.name + ".bias";
-    wr.initializer(w + "_q", TP::INT8, {c.cout, c.cin, c.k, c.k}, ohwi_to_oihw(c.weights, c.cout, c.k, c.cin));
+    const bool transposed = op.kind == DeployOpKind::transposed_conv;
+    // Per output channel: ConvTranspose's is weight axis 1 ([i, o, 2, 2]), Conv's axis 0.
+    if (transposed)
+      wr.initializer(w + "_q", TP::INT8, {c.cin, c.cout, 2, 2}, transposed_to_iohw(c.weights, c.cout, c.cin));
+    else
+      wr.initializer(w + "_q", TP::INT8, {c.cout, c.cin, c.k, c.k}, ohwi_to_oihw(c.weights, c.cout, c.k, c.cin));
     wr.initializer(w + ".scale", TP::FLOAT, {c.cout}, c.weight_scales);
     wr.initializer(w + ".zero_point", TP::INT8, {c.cout}, std::vector<int8_t>(size_t(c.cout), 0));
-    wr.initializer(b + "_q", TP::INT32, {c.cout}, c.bias);
-    wr.initializer(b + ".scale", TP::FLOAT, {c.cout}, bias_scale);
-    wr.initializer(b + ".zero_point", TP::INT32, {c.cout}, std::vector<int32_t>(size_t(c.cout), 0));
-    GraphWriter::integer(wr.node("DequantizeLinear", {w + "_q", w + ".scale", w + ".zero_point"}, {w}, w + ".dequantize"),
-                         "axis", 0);
-    GraphWriter::integer(wr.node("DequantizeLinear", {b + "_q", b + ".scale", b + ".zero_point"}, {b}, b + ".dequantize"),
-                         "axis", 0);
-    auto* n = wr.node("Conv", {view(op.in0), w, b}, {y + (c.relu ? "_pre" : "_f")}, op.name);
-    GraphWriter::ints(n, "kernel_shape", {c.k, c.k});
-    GraphWriter::ints(n, "pads", {c.k / 2, c.k / 2, c.k / 2, c.k / 2});
+    GraphWriter::integer(
+        wr.node("DequantizeLinear", {w + "_q", w + ".scale", w + ".zero_point"}, {w}, w + ".dequantize"), "axis",
+        transposed ? 1 : 0);
+    if (!transposed) {
+      wr.initializer(b + "_q", TP::INT32, {c.cout}, c.bias);
+      wr.initializer(b + ".scale", TP::FLOAT, {c.cout}, bias_scale);
+      wr.initializer(b + ".zero_point", TP::INT32, {c.cout}, std::vector<int32_t>(size_t(c.cout), 0));
+      GraphWriter::integer(
+          wr.node("DequantizeLinear", {b + "_q", b + ".scale", b + ".zero_point"}, {b}, b + ".dequantize"), "axis", 0);
+    }
+    wr.conv(op, c.k, view(op.in0), w, b, y + (c.relu ? "_pre" : "_f"));
     if (c.relu) wr.node("Relu", {y + "_pre"}, {y + "_f"}, op.name + ".relu");
     q(y + "_f", op.out);
   }

@@ -116,7 +116,8 @@ void movement_op(Writer& wr, const DeployOp& op, const std::vector<int>& t, int 
     case DeployOpKind::sigmoid:
       wr.op(tflite::BuiltinOperator_LOGISTIC, int8, {t[size_t(op.in0)]}, {t[size_t(op.out)]});
       break;
-    case DeployOpKind::conv: fail("internal: movement_op called for a convolution");
+    case DeployOpKind::conv:
+    case DeployOpKind::transposed_conv: fail("internal: movement_op called for a convolution");
   }
 }
 
@@ -124,11 +125,29 @@ tflite::ActivationFunctionType activation(bool relu) {
   return relu ? tflite::ActivationFunctionType_RELU : tflite::ActivationFunctionType_NONE;
 }
 
+// A convolution whose weights (and bias) tensors are written: CONV_2D with
+// SAME padding, or TRANSPOSE_CONV as TensorFlow's converter writes one without
+// bias (inputs: output shape, weights, input; VALID padding, stride 2).
+void conv_op(Writer& wr, const DeployOp& op, const std::vector<int>& t, const std::vector<int32_t>& out_shape,
+             bool relu, int weights, int bias, bool int8) {
+  auto& b = wr.fbb();
+  if (op.kind == DeployOpKind::transposed_conv) {
+    const int shape = wr.tensor(op.name + "/output_shape", {4}, tflite::TensorType_INT32, 0, out_shape.data(),
+                                out_shape.size() * sizeof(int32_t));
+    wr.op(tflite::BuiltinOperator_TRANSPOSE_CONV, int8, {shape, weights, t[size_t(op.in0)]}, {t[size_t(op.out)]},
+          tflite::BuiltinOptions_TransposeConvOptions,
+          tflite::CreateTransposeConvOptions(b, tflite::Padding_VALID, 2, 2).Union());
+    return;
+  }
+  wr.op(tflite::BuiltinOperator_CONV_2D, int8, {t[size_t(op.in0)], weights, bias}, {t[size_t(op.out)]},
+        tflite::BuiltinOptions_Conv2DOptions,
+        tflite::CreateConv2DOptions(b, tflite::Padding_SAME, 1, 1, activation(relu)).Union());
+}
+
 }  // namespace
 
 std::vector<uint8_t> tflite_int8(const QModel& m, bool float_io) {
   Writer wr;
-  auto& b = wr.fbb();
   std::vector<int> t(m.tensors.size());
   for (size_t i = 0; i < m.tensors.size(); ++i) {
     const QTensor& q = m.tensors[i];
@@ -142,8 +161,9 @@ std::vector<uint8_t> tflite_int8(const QModel& m, bool float_io) {
     wr.op(tflite::BuiltinOperator_QUANTIZE, true, {input}, {t[size_t(m.input)]});
   }
   for (const DeployOp& op : m.ops) {
-    if (op.kind != DeployOpKind::conv) {
-      movement_op(wr, op, t, m.height, m.width, m.tensors[size_t(op.out)].level, true);
+    const QTensor& y = m.tensors[size_t(op.out)];
+    if (!has_weights(op.kind)) {
+      movement_op(wr, op, t, m.height, m.width, y.level, true);
       continue;
     }
     const QConv& c = m.convs[size_t(op.conv)];
@@ -153,11 +173,11 @@ std::vector<uint8_t> tflite_int8(const QModel& m, bool float_io) {
     const std::vector<int64_t> zeros(size_t(c.cout), 0);
     const int w = wr.tensor(op.name + "/weights", {c.cout, c.k, c.k, c.cin}, tflite::TensorType_INT8,
                             wr.quant(c.weight_scales, zeros), c.weights.data(), c.weights.size());
-    const int bias = wr.tensor(op.name + "/bias", {c.cout}, tflite::TensorType_INT32, wr.quant(bias_scales, zeros),
-                               c.bias.data(), c.bias.size() * sizeof(int32_t));
-    wr.op(tflite::BuiltinOperator_CONV_2D, true, {t[size_t(op.in0)], w, bias}, {t[size_t(op.out)]},
-          tflite::BuiltinOptions_Conv2DOptions,
-          tflite::CreateConv2DOptions(b, tflite::Padding_SAME, 1, 1, activation(c.relu)).Union());
+    const int bias = op.kind == DeployOpKind::transposed_conv  // (its bias is zero: prepare checks)
+                         ? -1
+                         : wr.tensor(op.name + "/bias", {c.cout}, tflite::TensorType_INT32,
+                                     wr.quant(bias_scales, zeros), c.bias.data(), c.bias.size() * sizeof(int32_t));
+    conv_op(wr, op, t, nhwc(m.height, m.width, y.level, y.channels), c.relu, w, bias, true);
   }
   if (float_io) {
     output = wr.tensor("probabilities_float", nhwc(m.height, m.width, 0, m.tensors[size_t(m.output)].channels),
@@ -173,7 +193,6 @@ std::vector<uint8_t> tflite_float(const DeployNet& net, int height, int width, D
     fail("float TFLite export stores weights as fp32 or fp16, not {}", dtype_name(weight_dtype));
   check_input_size(net.config, height, width);
   Writer wr;
-  auto& b = wr.fbb();
   const bool half = weight_dtype == DType::f16;
   std::vector<int> t(net.tensors.size());
   for (size_t i = 0; i < net.tensors.size(); ++i) {
@@ -191,16 +210,15 @@ std::vector<uint8_t> tflite_float(const DeployNet& net, int height, int width, D
     return widened;
   };
   for (const DeployOp& op : net.ops) {
-    if (op.kind != DeployOpKind::conv) {
-      movement_op(wr, op, t, height, width, net.tensors[size_t(op.out)].level, false);
+    const DeployTensor& y = net.tensors[size_t(op.out)];
+    if (!has_weights(op.kind)) {
+      movement_op(wr, op, t, height, width, y.level, false);
       continue;
     }
     const DeployConv& c = net.convs[size_t(op.conv)];
     const int w = constant(op.name + "/weights", {c.cout, c.k, c.k, c.cin}, c.weights);
-    const int bias = constant(op.name + "/bias", {c.cout}, c.bias);
-    wr.op(tflite::BuiltinOperator_CONV_2D, false, {t[size_t(op.in0)], w, bias}, {t[size_t(op.out)]},
-          tflite::BuiltinOptions_Conv2DOptions,
-          tflite::CreateConv2DOptions(b, tflite::Padding_SAME, 1, 1, activation(c.relu)).Union());
+    const int bias = op.kind == DeployOpKind::transposed_conv ? -1 : constant(op.name + "/bias", {c.cout}, c.bias);
+    conv_op(wr, op, t, nhwc(height, width, y.level, y.channels), c.relu, w, bias, false);
   }
   return wr.finish(t[size_t(net.input)], t[size_t(net.output)],
                    fmt::format("mixseg U-Net f={} depth={}, {} weights", net.config.filters, net.config.depth,

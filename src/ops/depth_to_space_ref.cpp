@@ -42,5 +42,6 @@ void depth_to_space2x2_bwd_ref(const Shape& x_shape, const T* dy, T* dx) {
   template void depth_to_space2x2_fwd_ref<T>(const Shape&, const T*, T*); \
   template void depth_to_space2x2_bwd_ref<T>(const Shape&, const T*, T*);
 MIXSEG_INSTANTIATE_FLOAT_KERNEL(INSTANTIATE)
+template void depth_to_space2x2_fwd_ref<int8_t>(const Shape&, const int8_t*, int8_t*);  // the int8 engine's move
 
 }  // namespace mixseg

@@ -36,8 +36,8 @@ Calibration calibrate(const UNet& net, Weights& weights, Backend& backend, const
   if (net.config.in_channels != data.channels)
     fail("the model takes {} input channels but the calibration images have {}", net.config.in_channels, data.channels);
   std::vector<int> observed;
-  for (const Layer& l : net.layers)
-    if (l.kind == LayerKind::bn_relu) observed.push_back(l.out);
+  for (const Layer& l : net.layers)  // the transposed upsampling's output too (deploy.h: no BatchNorm after it)
+    if (l.kind == LayerKind::bn_relu || l.kind == LayerKind::depth_to_space) observed.push_back(l.out);
   observed.push_back(net.logits);
 
   Calibration cal;

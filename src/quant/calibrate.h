@@ -1,8 +1,9 @@
 // Post-training calibration: runs the float network (fp32, BatchNorm folded,
 // as it will be deployed) over a representative set and records the real
 // range of every activation the int8 network keeps (each BatchNorm+ReLU
-// output and the logits), by min/max or by percentiles of a sample of the
-// values (which clips rare outliers to buy resolution for the rest).
+// output, each transposed-convolution upsampling's output and the logits),
+// by min/max or by percentiles of a sample of the values (which clips rare
+// outliers to buy resolution for the rest).
 #pragma once
 #include <string>
 #include <vector>

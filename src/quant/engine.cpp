@@ -37,6 +37,13 @@ void forward_int8(const QModel& m, const int8_t* images, int batch, bool fast, s
         (fast ? conv2d_int8_fast : conv2d_int8_ref)(c, xq, yq, batch, in[0], in[1], x.data(), y.data());
         break;
       }
+      case DeployOpKind::transposed_conv: {
+        const QConv& c = m.convs[size_t(op.conv)];
+        const QParams xq = m.tensors[size_t(op.in0)].q, yq = m.tensors[size_t(op.out)].q;
+        (fast ? transposed_conv2x2_int8_fast : transposed_conv2x2_int8_ref)(c, xq, yq, batch, in[0], in[1], x.data(),
+                                                                            y.data());
+        break;
+      }
       case DeployOpKind::maxpool: maxpool2x2_int8(batch, in[0], in[1], in[2], x.data(), y.data()); break;
       case DeployOpKind::upsample: upsample2x_int8(batch, in[0], in[1], in[2], x.data(), y.data()); break;
       case DeployOpKind::concat:

@@ -65,6 +65,20 @@ bool int8_amx_available();
 // "reference" (for `mixseg info` and the benchmark's metadata).
 const char* int8_conv_variant();
 
+// The 2x2 stride-2 transposed convolution (model/deploy.h), TFLite's
+// TRANSPOSE_CONV without bias: y[n, 2y + a, 2x + b, c] = clamp(requant(sum over ci
+// of (x[n, y, x, ci] - x_zp) * w[c, a, b, ci] + bias[c]) + y_zp) for the input
+// [n, h, w, cin]. The reference is TFLite's loop; the fast variant runs the
+// prepared 1x1 convolution to 4 * cout channels (QConv::pointwise, made here
+// if absent) with conv2d_int8_fast and moves each pixel's four taps into place.
+void transposed_conv2x2_int8_ref(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x,
+                                 int8_t* y);
+void transposed_conv2x2_int8_fast(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x,
+                                  int8_t* y);
+// The prepared 1x1 form of the transposed convolution c (multipliers and
+// clamps set), packed for the fast kernel at input parameters xq.
+std::shared_ptr<const QConv> pointwise_of_transposed(const QConv& c, QParams xq);
+
 // 2x2 max-pooling, stride 2 (h, w even; parameters shared, so no requantization).
 void maxpool2x2_int8(int n, int h, int w, int c, const int8_t* x, int8_t* y);
 // Nearest 2x upsampling of [n, h, w, c] to [n, 2h, 2w, c].

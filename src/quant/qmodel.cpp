@@ -111,7 +111,7 @@ QModel quantize_unet(const DeployNet& net, const std::vector<Range>& ranges, int
   // Convolutions (BatchNorm already folded): weights per output channel, then the bias.
   m.convs.resize(net.convs.size());
   for (const DeployOp& op : net.ops) {
-    if (op.kind != DeployOpKind::conv) continue;
+    if (!has_weights(op.kind)) continue;
     const DeployConv& f = net.convs[size_t(op.conv)];
     QConv& c = m.convs[size_t(op.conv)];
     c.cout = f.cout;
@@ -181,9 +181,10 @@ void check_graph(const QModel& m) {
     if (written[size_t(op.out)]) fail("int8 model: op {} writes tensor {}, already written", op.name, op.out);
     written[size_t(op.out)] = true;
     const QTensor &a = m.tensors[size_t(op.in0)], &y = m.tensors[size_t(op.out)];
-    const int level_step = op.kind == DeployOpKind::maxpool ? 1 : op.kind == DeployOpKind::upsample ? -1 : 0;
+    const bool upsampling = op.kind == DeployOpKind::upsample || op.kind == DeployOpKind::transposed_conv;
+    const int level_step = op.kind == DeployOpKind::maxpool ? 1 : upsampling ? -1 : 0;
     int channels = a.channels;  // what y must have (a conv's are checked against its weights in prepare)
-    if (op.kind == DeployOpKind::conv) channels = y.channels;
+    if (has_weights(op.kind)) channels = y.channels;
     if (two_inputs) {
       const QTensor& b = m.tensors[size_t(op.in1)];
       if (b.level != a.level) fail("int8 model: concat {} joins levels {} and {}", op.name, a.level, b.level);
@@ -212,15 +213,20 @@ void prepare(QModel& m) {
   };
   for (const DeployOp& op : m.ops) {
     switch (op.kind) {
-      case DeployOpKind::conv: {
+      case DeployOpKind::conv:
+      case DeployOpKind::transposed_conv: {
         if (op.conv < 0 || op.conv >= int(m.convs.size())) fail("int8 model: op {} has no convolution parameters", op.name);
         QConv& c = m.convs[size_t(op.conv)];
         const QTensor &in = m.tensors[size_t(op.in0)], &out = m.tensors[size_t(op.out)];
-        if (c.cin != in.channels || c.cout != out.channels || c.k < 1 || c.k % 2 == 0 ||
+        const bool transposed = op.kind == DeployOpKind::transposed_conv;
+        if (c.cin != in.channels || c.cout != out.channels || c.k < 1 || (transposed ? c.k != 2 : c.k % 2 == 0) ||
             c.weights.size() != size_t(c.cout) * c.k * c.k * c.cin || c.weight_scales.size() != size_t(c.cout) ||
             c.bias.size() != size_t(c.cout))
           fail("int8 model: convolution {} has inconsistent shapes (k {}, {} -> {} channels, tensors {} -> {})", op.name,
                c.k, c.cin, c.cout, in.channels, out.channels);
+        if (transposed && (c.relu || std::any_of(c.bias.begin(), c.bias.end(), [](int32_t b) { return b != 0; })))
+          fail("int8 model: transposed convolution {} has a bias or a ReLU (the deployed upsampling has neither)",
+               op.name);
         c.multipliers.resize(size_t(c.cout));
         const size_t per_channel = size_t(c.k) * c.k * c.cin;
         for (int o = 0; o < c.cout; ++o) {
@@ -238,7 +244,12 @@ void prepare(QModel& m) {
         }
         c.out_min = c.relu ? std::max(-128, out.q.zero_point) : -128;
         c.out_max = 127;
-        c.packed = pack_conv_int8_fast(c, in.q);
+        if (transposed) {
+          c.packed = nullptr;
+          c.pointwise = pointwise_of_transposed(c, in.q);
+        } else {
+          c.packed = pack_conv_int8_fast(c, in.q);
+        }
         break;
       }
       case DeployOpKind::maxpool:
@@ -300,7 +311,7 @@ void save_qmodel(const std::string& path, const QModel& m) {
   f.tensors["tensor_scales"] = {DType::f32, {nt}, bytes(scales.data(), scales.size() * 4)};
   f.tensors["tensor_zero_points"] = {DType::i32, {nt}, bytes(zps.data(), zps.size() * 4)};
   for (const DeployOp& op : m.ops) {
-    if (op.kind != DeployOpKind::conv) continue;
+    if (!has_weights(op.kind)) continue;
     const QConv& c = m.convs[size_t(op.conv)];
     f.tensors[op.name + ".weight"] = {DType::i8, {c.cout, c.k, c.k, c.cin}, bytes(c.weights.data(), c.weights.size())};
     f.tensors[op.name + ".weight_scale"] = {DType::f32, {c.cout}, bytes(c.weight_scales.data(), size_t(c.cout) * 4)};
@@ -340,7 +351,8 @@ QModel qmodel_from(const SafeTensorsFile& f, const std::string& path) {
       const std::string kind = o.at("kind").get<std::string>();
       DeployOp op{};
       bool known = false;
-      for (DeployOpKind k : {DeployOpKind::conv, DeployOpKind::maxpool, DeployOpKind::upsample, DeployOpKind::concat, DeployOpKind::sigmoid})
+      for (DeployOpKind k : {DeployOpKind::conv, DeployOpKind::transposed_conv, DeployOpKind::maxpool,
+                             DeployOpKind::upsample, DeployOpKind::concat, DeployOpKind::sigmoid})
         if (kind == deploy_op_name(k)) op.kind = k, known = true;
       if (!known) fail("unknown op kind {}", kind);
       op.name = o.at("name").get<std::string>();
@@ -370,7 +382,7 @@ QModel qmodel_from(const SafeTensorsFile& f, const std::string& path) {
     std::memcpy(&m.tensors[t].q.zero_point, zps.data.data() + 4 * t, 4);
   }
   for (DeployOp& op : m.ops) {
-    if (op.kind != DeployOpKind::conv) continue;
+    if (!has_weights(op.kind)) continue;
     if (op.in0 < 0 || op.in0 >= nt || op.out < 0 || op.out >= nt) fail("{}: op {} refers to a missing tensor", path, op.name);
     const auto wt = f.tensors.find(op.name + ".weight");
     if (wt == f.tensors.end()) fail("{}: tensor {}.weight is missing", path, op.name);
@@ -380,7 +392,7 @@ QModel qmodel_from(const SafeTensorsFile& f, const std::string& path) {
     c.cout = int(w.shape[0]);
     c.k = int(w.shape[1]);
     c.cin = int(w.shape[3]);
-    c.relu = op.out != m.logits;
+    c.relu = op.kind == DeployOpKind::conv && op.out != m.logits;  // every conv but the head's; never a transposed one
     c.weights.assign(reinterpret_cast<const int8_t*>(w.data.data()), reinterpret_cast<const int8_t*>(w.data.data()) + w.data.size());
     const SafeTensor& ws = get(op.name + ".weight_scale", DType::f32, c.cout);
     const SafeTensor& b = get(op.name + ".bias", DType::i32, c.cout);

@@ -4,6 +4,8 @@
 //   - weights int8 symmetric per output channel (zero point 0, [-127, 127]),
 //   - activations int8 asymmetric per tensor, the range widened to hold 0,
 //   - bias int32 with scale input_scale * weight_scale[c], zero point 0,
+//   - a transposed convolution (the 2x2 stride-2 upsampling) quantized as
+//     TFLite's TRANSPOSE_CONV: per output channel over its four taps, no bias,
 //   - tensors joined by max-pooling, nearest upsampling and concatenation
 //     share one scale and zero point (TFLite requires it of pooling and
 //     resizing; for concatenation it is what the Edge TPU maps best), so
@@ -46,7 +48,7 @@ struct PackedConvInt8;  // kernels_int8.h
 struct QConv {
   int k = 3, cin = 0, cout = 0;
   bool relu = false;
-  std::vector<int8_t> weights;       // OHWI [cout, k, k, cin]
+  std::vector<int8_t> weights;       // OHWI [cout, k, k, cin] (transposed: as DeployConv, model/deploy.h)
   std::vector<float> weight_scales;  // per output channel
   std::vector<int32_t> bias;         // per output channel
   // Prepared: per output channel multiplier input_scale * weight_scale / output_scale,
@@ -55,6 +57,11 @@ struct QConv {
   int32_t out_min = -128, out_max = 127;
   // Prepared: the weights packed for the fast kernel this CPU runs (shared by copies; immutable).
   std::shared_ptr<const PackedConvInt8> packed;
+  // Prepared, transposed convolutions only: the same sums as a 1x1 convolution
+  // to 4 * cout channels (channel p * cout + c is tap p = 2a + b of channel c,
+  // its multiplier and bias repeated), which the fast kernel runs before
+  // moving each pixel's four taps into their 2x2 block.
+  std::shared_ptr<const QConv> pointwise;
 };
 
 struct QModel {

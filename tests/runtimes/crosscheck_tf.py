@@ -33,7 +33,8 @@ WORK, CALIB = sys.argv[1], sys.argv[2]
 
 
 def keras_from_onnx(path):
-    """The deployed U-Net (Conv+bias[+ReLU], MaxPool, nearest 2x Resize, Concat, Sigmoid) in Keras, NHWC."""
+    """The deployed U-Net (Conv+bias[+ReLU], MaxPool, nearest 2x Resize or 2x2 ConvTranspose, Concat, Sigmoid)
+    in Keras, NHWC."""
     m = onnx.load(path)
     init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
     inp = m.graph.input[0]
@@ -50,6 +51,12 @@ def keras_from_onnx(path):
             out = layer(values[n.input[0]])
             layer.set_weights([wt.transpose(2, 3, 1, 0), b])
             values[relu_of[n.output[0]].output[0] if relu else n.output[0]] = out
+        elif n.op_type == "ConvTranspose":  # 2x2, stride 2, no bias: TRANSPOSE_CONV after conversion
+            wt = init[n.input[1]]  # [in, out, 2, 2]
+            layer = tf.keras.layers.Conv2DTranspose(wt.shape[1], 2, strides=2, padding="valid", use_bias=False,
+                                                    name=n.name)
+            values[n.output[0]] = layer(values[n.input[0]])
+            layer.set_weights([wt.transpose(2, 3, 1, 0)])  # Keras: [kh, kw, out, in]
         elif n.op_type == "MaxPool":
             values[n.output[0]] = tf.keras.layers.MaxPooling2D(2, name=n.name)(values[n.input[0]])
         elif n.op_type == "Resize":
@@ -94,16 +101,17 @@ with open(f"{WORK}/tf_int8.tflite", "wb") as fh:
 
 
 def conv_ops(path):
-    """Per CONV_2D: int8 weights, weight scales, output scale, in execution order; plus the interpreter."""
+    """Per CONV_2D and TRANSPOSE_CONV (weights: input 1 of both): int8 weights, weight scales, output scale,
+    in execution order; plus the interpreter."""
     it = Interpreter(model_path=path, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
     it.allocate_tensors()
     det = {d["index"]: d for d in it.get_tensor_details()}
     ops = []
     for op in it._get_ops_details():
-        if op["op_name"] != "CONV_2D":
+        if op["op_name"] not in ("CONV_2D", "TRANSPOSE_CONV"):
             continue
         wd, od = det[op["inputs"][1]], det[op["outputs"][0]]
-        ops.append({"w": it.get_tensor(wd["index"]), "ws": wd["quantization_parameters"]["scales"],
+        ops.append({"kind": op["op_name"], "w": it.get_tensor(wd["index"]), "ws": wd["quantization_parameters"]["scales"],
                     "out": od["quantization_parameters"]["scales"][0], "name": od["name"]})
     return ops, it
 
@@ -131,6 +139,8 @@ for n in m.graph.node:
 for o, t in pairs:
     ratio = o["out"] / t["out"]
     is_shared = any(op in ("MaxPool", "Resize", "Concat") for op in feeds.get(o["name"] + "_dq", []))
+    if o["kind"] != t["kind"]:
+        check(False, f"{o['name']}: a {o['kind']} paired with TensorFlow's {t['kind']}")
     if is_shared:
         check(ratio >= 0.98, f"{o['name']}: shared output scale {o['out']:.5g} holds TensorFlow's {t['out']:.5g} (x{ratio:.3f})")
     else:

@@ -5,10 +5,12 @@
 # and checks them with onnx.checker and onnxruntime (verify_onnx.py); and
 # compares the quantization with TensorFlow's converter (crosscheck_tf.py). Needs the Python runtimes that
 # scripts/test.sh installs into .venv (scripts/setup-runtimes.sh); exits 77
-# (skipped) without them, saying so.
-# Usage: export_test.sh MIXSEG PYTHON WORKDIR
+# (skipped) without them, saying so. UPSAMPLING (default nearest) is the
+# decoder's: transposed exports a TRANSPOSE_CONV / ConvTranspose per level; the
+# LiteRT peer rows at the end are run for the nearest model only.
+# Usage: export_test.sh MIXSEG PYTHON WORKDIR [UPSAMPLING]
 set -euo pipefail
-MIXSEG=$1 PY=$2 WORK=$3
+MIXSEG=$1 PY=$2 WORK=$3 UPSAMPLING=${4:-nearest}
 HERE=$(cd "$(dirname "$0")" && pwd)
 if ! "$PY" -c "import ai_edge_litert, onnxruntime, onnx, numpy" 2>/dev/null; then
   echo "skipped: $PY lacks ai_edge_litert, onnxruntime or onnx (run scripts/setup-runtimes.sh)"
@@ -16,7 +18,7 @@ if ! "$PY" -c "import ai_edge_litert, onnxruntime, onnx, numpy" 2>/dev/null; the
 fi
 rm -rf "$WORK" && mkdir -p "$WORK"
 "$MIXSEG" train --synthetic 120 --size 64x64 --filters 8 --depth 3 --batch 8 --epochs 3 --lr 1e-2 --schedule cosine \
-  --seed 3 --out "$WORK/run" >"$WORK/train.log"
+  --seed 3 --upsampling "$UPSAMPLING" --out "$WORK/run" >"$WORK/train.log"
 "$MIXSEG" synth --out "$WORK/calib" --count 100 --size 64x64 --seed 11 >/dev/null
 "$MIXSEG" quantize "$WORK/run/best.safetensors" --data "$WORK/calib" --out "$WORK/m.int8.safetensors" >"$WORK/quantize.log"
 "$MIXSEG" export "$WORK/m.int8.safetensors" --format tflite --precision int8 --out "$WORK/m_int8.tflite"
@@ -41,6 +43,7 @@ if "$PY" -c "import tensorflow" 2>/dev/null; then
 else
   echo "note: no TensorFlow in $PY: the cross-check of the quantization against TensorFlow's was not run"
 fi
+[ "$UPSAMPLING" = nearest ] || exit 0
 # The LiteRT peer (bench/peers/litert_unet.py) on the int8 and fp32 exports,
 # beside mixseg bench's int8 rows: the design's CSV schema, the precision
 # read off the model, a batch other than the export's 1, and mixseg report

@@ -14,8 +14,13 @@ exported a small U-Net into WORK. Asserts:
   - fp32: probabilities within 1e-4 relative of mixseg's fp32 inference, and fp16
     (float16 weights widened by DEQUANTIZE) within 1e-2 (weights rounded to
     11 bits move the probabilities by 1.5e-3 to 3e-3 here).
-The XNNPACK delegate (LiteRT's default) requantizes in float; its difference
-is printed for the record.
+LiteRT's optimized int8 TRANSPOSE_CONV differs from its reference kernel by
+1 LSB on many more values than the optimized CONV_2D does (0.04% to 5% per
+layer on equal inputs, growing toward the output), and the differences add up
+through the decoder (5-7 output LSB seen), so the end-to-end bound above does
+not hold for such a model; its masks must agree instead. The XNNPACK
+delegate (LiteRT's default) requantizes in float; its difference is printed
+for the record.
 """
 import sys
 
@@ -84,8 +89,13 @@ for name, x in inputs.items():
     table = np.clip(np.round((1 / (1 + np.exp(-s * (np.arange(-128, 128) - z)))) * 256) - 128, -128, 127)
     step = int(np.max(np.diff(table)))
     d = np.abs(opt.astype(int) - ours.astype(int))
-    check(d.max() <= max(1, step), f"int8 {name}: LiteRT optimized kernels vs mixseg: max {d.max()} LSB "
-          f"({(d > 0).sum()} of {d.size}; bound: 1 logit LSB through the sigmoid's steepest step {step})")
+    if any(op["op_name"] == "TRANSPOSE_CONV" for op in ops):
+        agree = float(np.mean((opt >= 0) == (ours >= 0)))  # p > 1/2 where the int8 output is >= 0
+        check(agree >= 0.99, f"int8 {name}: LiteRT optimized kernels vs mixseg: masks agree on {100 * agree:.3f}% "
+              f"of the pixels (max {d.max()} LSB, {(d > 0).sum()} of {d.size} differ)")
+    else:
+        check(d.max() <= max(1, step), f"int8 {name}: LiteRT optimized kernels vs mixseg: max {d.max()} LSB "
+              f"({(d > 0).sum()} of {d.size}; bound: 1 logit LSB through the sigmoid's steepest step {step})")
     xnn, _, _ = run_litert(int8_tflite, x, OpResolverType.BUILTIN)
     d = np.abs(xnn.astype(int) - ours.astype(int))
     print(f"info int8 {name}: LiteRT with XNNPACK vs mixseg: max {d.max()} LSB, {(d > 0).sum()} of {d.size} differ, "
