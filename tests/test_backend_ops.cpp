@@ -324,11 +324,15 @@ TEST_P(BackendOps, ChannelSlices) {
     const std::string refused = "got a channel slice";
     expect_error_containing([&] { be->maxpool_fwd(full.t, low_slice); }, refused);   // y: never a slice
     expect_error_containing([&] { be->upsample_bwd(full.t, low_slice); }, refused);  // dx: never a slice
+    DeviceTensor low12(*be, dt, {1, 2, 2, 12}), low_wide24(*be, dt, {1, 2, 2, 24});
+    expect_error_containing([&] { be->depth_to_space_fwd(low_wide24.t.channels(0, 12), full.t); }, refused);  // x
+    expect_error_containing([&] { be->depth_to_space_bwd(full.t, low_wide24.t.channels(0, 12)); }, refused);  // dx
     expect_error_containing([&] { be->relu_fwd(slice, full.t); }, refused);          // not a skip op
     expect_error_containing([&] { be->concat_fwd(slice, full.t, wide.t); }, refused);
     if (!be->supports(Op::channel_slices, dt)) {
       expect_error_containing([&] { be->maxpool_fwd(slice, low.t); }, refused);
       expect_error_containing([&] { be->upsample_fwd(low.t, slice); }, refused);
+      expect_error_containing([&] { be->depth_to_space_fwd(low12.t, slice); }, refused);
       GTEST_SKIP() << "this backend takes dense tensors only (and refuses slices)";
     }
   }
@@ -376,6 +380,17 @@ TEST_P(BackendOps, ChannelSlices) {
       be->upsample_bwd(DY.t, DD.t);
       be->upsample_bwd(dys, DS.t);
       EXPECT_EQ(DS.download(), DD.download()) << "upsample_bwd";
+    }
+    {  // the transposed upsampling's move likewise
+      const Shape low4{2, 3, 5, 4 * c};
+      DeviceTensor X4(*be, dt, low4, values(low4)), MD(*be, dt, s), MW(*be, dt, sw, w0), BD(*be, dt, low4),
+          BS(*be, dt, low4);
+      be->depth_to_space_fwd(X4.t, MD.t);
+      be->depth_to_space_fwd(X4.t, MW.t.channels(c0, c));
+      EXPECT_EQ(MW.download(), with_slice(w0, MD.download())) << "depth_to_space_fwd";
+      be->depth_to_space_bwd(DY.t, BD.t);
+      be->depth_to_space_bwd(dys, BS.t);
+      EXPECT_EQ(BS.download(), BD.download()) << "depth_to_space_bwd";
     }
     {  // the gradient add accumulates into a slice
       DeviceTensor YD(*be, dt, s, dy), YW(*be, dt, sw, with_slice(w1, dy));
@@ -451,7 +466,7 @@ TEST_P(BackendOps, DepthToSpace) {
     const auto x = round_to(dt, random_vec(xs.numel(), 31));
     DeviceTensor X(*be, dt, xs, x), Y(*be, dt, ys), DX(*be, dt, xs);
     std::vector<double> y_ref(ys.numel());
-    depth_to_space2x2_fwd_ref<double>(xs, x.data(), y_ref.data());
+    depth_to_space2x2_fwd_ref<double>(xs, x.data(), y_ref.data(), size_t(c));
     be->depth_to_space_fwd(X.t, Y.t);
     const std::string what = std::to_string(n) + "x3x5x" + std::to_string(4 * c);
     expect_close(Y.download(), y_ref, Op::depth_to_space_fwd, dt, 1, "depth_to_space " + what);
@@ -461,7 +476,7 @@ TEST_P(BackendOps, DepthToSpace) {
   // The reference itself, on one pixel of 4 channels: positions (0,0), (0,1), (1,0), (1,1).
   const std::vector<double> px{1, 2, 3, 4};
   std::vector<double> block(4);
-  depth_to_space2x2_fwd_ref<double>({1, 1, 1, 4}, px.data(), block.data());
+  depth_to_space2x2_fwd_ref<double>({1, 1, 1, 4}, px.data(), block.data(), 1);
   EXPECT_EQ(block, px) << "row-major 2x2 block: channel p goes to (p / 2, p % 2)";
   DeviceTensor X(*be, dt, {1, 3, 5, 6}), Y(*be, dt, {1, 6, 10, 2}), Z(*be, dt, {1, 6, 10, 3});
   test::expect_error_containing([&] { be->depth_to_space_fwd(X.t, Y.t); }, "depth_to_space_fwd");

@@ -290,8 +290,9 @@ class DenseOnly final : public Backend {
 };
 
 // Training on a backend that takes channel slices keeps each concat's inputs
-// (the skip connection, the upsampled tensor) and their gradients inside the
-// concat's buffers, so nothing is copied and less memory is used; the step's
+// (the skip connection, the upsampled tensor: nearest, or the transposed
+// convolution's move) and their gradients inside the concat's buffers, so
+// nothing is copied and less memory is used; the step's
 // logits, weight gradients and running statistics are bit for bit those of
 // the same backend copying (the same kernels on the same values, the
 // convolution algorithms cached per shape in the one backend).
@@ -303,52 +304,54 @@ TEST(UNet, ZeroCopyConcatEqualsCopiedConcat) {
   }
   if (backends.empty()) GTEST_SKIP() << "no backend here takes channel slices (the CUDA backend does)";
   const int f = 4, b = 2, h = 16, w = 24;
-  const UNet net = build_unet({f, 2, 1, 1});
-  const Weights wt = init_weights(net, 5);
   const auto images = random_images(size_t(b) * h * w, 6);
   std::vector<uint8_t> target(images.size());
   for (size_t i = 0; i < target.size(); ++i) target[i] = images[i] > 0.5f;
-  for (const std::string& name : backends)
-    for (Policy p : {Policy::fp32, Policy::mixed_fp16}) {
-      SCOPED_TRACE(name + " " + std::string(policy_info(p).name));
-      auto backend = make_backend(name);
-      DenseOnly dense(*backend);
-      auto step = [&](Backend& be, std::vector<float>& grads, std::vector<float>& running) {
-        auto ws = make_workspace(net, be, p, b, h, w, true);
-        upload_weights(net, wt, *ws);
-        set_input(net, *ws, images.data());
-        forward(net, *ws);
-        compute_loss(be, ws->act[net.logits], target.data(), {}, 1.0, &ws->grad[net.logits]);
-        backward(net, *ws);
-        std::vector<float> tmp;
-        const float* g = host_f32(*ws, ws->param_grads, tmp);
-        grads.assign(g, g + net.param_numel);
-        const float* r = host_f32(*ws, ws->bn_running, tmp);
-        running.assign(r, r + net.running_numel);
-        return ws;
-      };
-      std::vector<float> g_slices, g_dense, r_slices, r_dense;
-      const auto ws_slices = step(*backend, g_slices, r_slices);
-      const auto ws_dense = step(dense, g_dense, r_dense);
-      int concats = 0;
-      for (const Layer& l : net.layers) {
-        if (l.kind != LayerKind::concat) continue;
-        ++concats;
-        const Tensor &cat = ws_slices->act[size_t(l.out)], &up = ws_slices->act[size_t(l.in0)],
-                     &skip = ws_slices->act[size_t(l.in1)];
-        EXPECT_EQ(up.data, cat.data) << l.name;
-        EXPECT_EQ(skip.data, static_cast<std::byte*>(cat.data) + size_t(up.shape.c) * dtype_size(cat.dtype)) << l.name;
-        EXPECT_EQ(skip.stride(), cat.shape.c) << l.name;
-        EXPECT_EQ(ws_slices->grad[size_t(l.in1)].stride(), cat.shape.c) << l.name;
-        EXPECT_TRUE(ws_dense->act[size_t(l.in1)].dense()) << l.name;
+  for (Upsampling up : {Upsampling::nearest, Upsampling::transposed})
+    for (const std::string& name : backends)
+      for (Policy p : {Policy::fp32, Policy::mixed_fp16}) {
+        SCOPED_TRACE(name + " " + std::string(policy_info(p).name) + " " + upsampling_name(up));
+        const UNet net = build_unet({f, 2, 1, 1, up});
+        const Weights wt = init_weights(net, 5);
+        auto backend = make_backend(name);
+        DenseOnly dense(*backend);
+        auto step = [&](Backend& be, std::vector<float>& grads, std::vector<float>& running) {
+          auto ws = make_workspace(net, be, p, b, h, w, true);
+          upload_weights(net, wt, *ws);
+          set_input(net, *ws, images.data());
+          forward(net, *ws);
+          compute_loss(be, ws->act[net.logits], target.data(), {}, 1.0, &ws->grad[net.logits]);
+          backward(net, *ws);
+          std::vector<float> tmp;
+          const float* g = host_f32(*ws, ws->param_grads, tmp);
+          grads.assign(g, g + net.param_numel);
+          const float* r = host_f32(*ws, ws->bn_running, tmp);
+          running.assign(r, r + net.running_numel);
+          return ws;
+        };
+        std::vector<float> g_slices, g_dense, r_slices, r_dense;
+        const auto ws_slices = step(*backend, g_slices, r_slices);
+        const auto ws_dense = step(dense, g_dense, r_dense);
+        int concats = 0;
+        for (const Layer& l : net.layers) {
+          if (l.kind != LayerKind::concat) continue;
+          ++concats;
+          const Tensor &cat = ws_slices->act[size_t(l.out)], &up = ws_slices->act[size_t(l.in0)],
+                       &skip = ws_slices->act[size_t(l.in1)];
+          EXPECT_EQ(up.data, cat.data) << l.name;
+          EXPECT_EQ(skip.data, static_cast<std::byte*>(cat.data) + size_t(up.shape.c) * dtype_size(cat.dtype))
+              << l.name;
+          EXPECT_EQ(skip.stride(), cat.shape.c) << l.name;
+          EXPECT_EQ(ws_slices->grad[size_t(l.in1)].stride(), cat.shape.c) << l.name;
+          EXPECT_TRUE(ws_dense->act[size_t(l.in1)].dense()) << l.name;
+        }
+        EXPECT_EQ(concats, 2);
+        EXPECT_LT(ws_slices->activations.capacity(), ws_dense->activations.capacity());
+        EXPECT_EQ(logits_f32(net, *ws_slices), logits_f32(net, *ws_dense));
+        EXPECT_EQ(g_slices, g_dense);
+        EXPECT_EQ(r_slices, r_dense);
+        EXPECT_EQ(first_nonfinite(net, *ws_slices), "");
       }
-      EXPECT_EQ(concats, 2);
-      EXPECT_LT(ws_slices->activations.capacity(), ws_dense->activations.capacity());
-      EXPECT_EQ(logits_f32(net, *ws_slices), logits_f32(net, *ws_dense));
-      EXPECT_EQ(g_slices, g_dense);
-      EXPECT_EQ(r_slices, r_dense);
-      EXPECT_EQ(first_nonfinite(net, *ws_slices), "");
-    }
 }
 
 TEST(UNet, SixteenBitPoliciesHalveActivationMemory) {
@@ -533,7 +536,7 @@ void folded_inference_equals_unfolded_schedule(Upsampling up) {
       }
       case LayerKind::maxpool: maxpool2x2_fwd_ref<double>(xs, x.data(), y.data()); break;
       case LayerKind::upsample: upsample2x_fwd_ref<double>(xs, x.data(), y.data()); break;
-      case LayerKind::depth_to_space: depth_to_space2x2_fwd_ref<double>(xs, x.data(), y.data()); break;
+      case LayerKind::depth_to_space: depth_to_space2x2_fwd_ref<double>(xs, x.data(), y.data(), size_t(ys.c)); break;
       case LayerKind::concat:
         concat_fwd_ref<double>(xs.pixels(), xs.c, net.values[size_t(l.in1)].channels, x.data(),
                                v[size_t(l.in1)].data(), y.data());

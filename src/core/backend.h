@@ -47,9 +47,10 @@ enum class Op {
   // Not an op: whether the ops a U-Net skip connection passes through take
   // channel slices (Tensor::pixel_stride) where they appear: batchnorm_fwd_train's
   // y, batchnorm_bwd's dy and relu_y, maxpool_fwd's x, maxpool_bwd's x and
-  // dx, upsample_fwd's y, upsample_bwd's dy, add's y. A training workspace then
-  // keeps the skip and the upsampled tensor in their concat buffer, and their
-  // gradients in its gradient's (network.cpp): no concat copies.
+  // dx, upsample_fwd's y, upsample_bwd's dy, depth_to_space_fwd's y,
+  // depth_to_space_bwd's dy, add's y. A training workspace then keeps the skip
+  // and the upsampled tensor in their concat buffer, and their gradients in
+  // its gradient's (network.cpp): no concat copies.
   channel_slices,
 };
 

@@ -266,16 +266,17 @@ class CudaBackend final : public Backend {
   }
   void depth_to_space_fwd(const Tensor& x, const Tensor& y) override {
     const Timed timed(profile_, [&] { return moves("depth_to_space_fwd", y, 2.0 * y.bytes()); });
-    require_dense("depth_to_space_fwd", {&x, &y});
+    require_dense("depth_to_space_fwd", {&x});
     check_depth_to_space(x, y, "depth_to_space_fwd");
-    cuda::depth_to_space_fwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, y.shape.c, x.data, y.data, stream_);
+    cuda::depth_to_space_fwd(float_type(x.dtype), x.shape.n, x.shape.h, x.shape.w, y.shape.c, x.data, y.data,
+                             y.stride(), stream_);
   }
   void depth_to_space_bwd(const Tensor& dy, const Tensor& dx) override {
     const Timed timed(profile_, [&] { return moves("depth_to_space_bwd", dy, 2.0 * dy.bytes()); });
-    require_dense("depth_to_space_bwd", {&dy, &dx});
+    require_dense("depth_to_space_bwd", {&dx});
     check_depth_to_space(dx, dy, "depth_to_space_bwd");
-    cuda::depth_to_space_bwd(float_type(dx.dtype), dx.shape.n, dx.shape.h, dx.shape.w, dy.shape.c, dy.data, dx.data,
-                             stream_);
+    cuda::depth_to_space_bwd(float_type(dx.dtype), dx.shape.n, dx.shape.h, dx.shape.w, dy.shape.c, dy.data, dy.stride(),
+                             dx.data, stream_);
   }
   void concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) override {
     const Timed timed(profile_, [&] { return moves("concat_fwd", y, 2.0 * y.bytes()); });

@@ -53,8 +53,11 @@ void upsample_concat_fwd(FloatType t, int n, int h, int w, int c, const void* x,
                          cudaStream_t stream);
 // depth_to_space.cu: 2x2 depth-to-space, x [n, h, w, 4c] -> y [n, 2h, 2w, c]
 // (ops/depth_to_space_ref.h); the backward moves dy back to dx [n, h, w, 4c].
-void depth_to_space_fwd(FloatType t, int n, int h, int w, int c, const void* x, void* y, cudaStream_t stream);
-void depth_to_space_bwd(FloatType t, int n, int h, int w, int c, const void* dy, void* dx, cudaStream_t stream);
+// y and dy may be channel slices (pixel strides y_stride, dy_stride >= c).
+void depth_to_space_fwd(FloatType t, int n, int h, int w, int c, const void* x, void* y, int y_stride,
+                        cudaStream_t stream);
+void depth_to_space_bwd(FloatType t, int n, int h, int w, int c, const void* dy, int dy_stride, void* dx,
+                        cudaStream_t stream);
 // concat.cu: channels of a [pixels, ca] then b [pixels, cb].
 void concat_fwd(FloatType t, size_t pixels, int ca, int cb, const void* a, const void* b, void* y, cudaStream_t stream);
 void concat_bwd(FloatType t, size_t pixels, int ca, int cb, const void* dy, void* da, void* db, cudaStream_t stream);

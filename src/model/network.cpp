@@ -57,13 +57,15 @@ bool upsample_feeds_concat(const UNet& net, size_t i) {
 // value, the concat layer that holds it as a channel slice of its output
 // (and its gradient as one of the output's gradient), else -1. The U-Net's
 // skip connection (a bn_relu's output, also max-pooled) and the decoder's
-// upsampled tensor qualify: their producers write their slice in place, the
-// concat's forward copies nothing, and its backward is the decoder conv's
-// data gradient itself, read in place by the upsample's backward and the
-// skip's BatchNorm backward. Both inputs of a concat qualify or neither: each
-// made by a bn_relu or upsample, read by slice-taking ops only (max pooling,
-// this concat), and every other reader before the concat in the schedule, so
-// in the backward the concat's gradient is complete before they add to it.
+// upsampled tensor (nearest, or the transposed convolution's depth-to-space
+// move) qualify: their producers write their slice in place, the concat's
+// forward copies nothing, and its backward is the decoder conv's data
+// gradient itself, read in place by the upsampling's backward and the skip's
+// BatchNorm backward. Both inputs of a concat qualify or neither: each made
+// by a bn_relu, upsample or depth_to_space, read by slice-taking ops only
+// (max pooling, this concat), and every other reader before the concat in
+// the schedule, so in the backward the concat's gradient is complete before
+// they add to it.
 std::vector<int> concat_slices(const UNet& net, const Workspace& ws) {
   std::vector<int> in_concat(net.values.size(), -1);
   if (!ws.training || !ws.backend->supports(Op::channel_slices, ws.dtype)) return in_concat;
@@ -71,9 +73,9 @@ std::vector<int> concat_slices(const UNet& net, const Workspace& ws) {
   for (size_t i = 0; i < net.layers.size(); ++i) producer[size_t(net.layers[i].out)] = int(i);
   auto qualifies = [&](int v, size_t cat) {
     const int p = producer[size_t(v)];
-    if (v == net.input || p < 0 ||
-        (net.layers[size_t(p)].kind != LayerKind::bn_relu && net.layers[size_t(p)].kind != LayerKind::upsample))
-      return false;
+    if (v == net.input || p < 0) return false;
+    const LayerKind k = net.layers[size_t(p)].kind;
+    if (k != LayerKind::bn_relu && k != LayerKind::upsample && k != LayerKind::depth_to_space) return false;
     for (size_t i = 0; i < net.layers.size(); ++i) {
       const Layer& l = net.layers[i];
       if (i == cat || (l.in0 != v && l.in1 != v)) continue;

@@ -126,15 +126,19 @@ void RefBackend::upsample_bwd(const Tensor& dy, const Tensor& dx) {
   require_dense("upsample_bwd", {&dy, &dx});
   dispatch_float(dx.dtype, [&]<class T>() { upsample2x_bwd_ref<T>(dx.shape, dy.as<T>(), dx.as<T>()); });
 }
+// The move takes y (and the backward dy) as a channel slice where the backend
+// says it takes slices (the fast backend, derived from this one, runs this kernel).
 void RefBackend::depth_to_space_fwd(const Tensor& x, const Tensor& y) {
-  require_dense("depth_to_space_fwd", {&x, &y});
+  require_dense("depth_to_space_fwd", {&x, supports(Op::channel_slices, y.dtype) ? nullptr : &y});
   check_depth_to_space(x, y, "depth_to_space_fwd");
-  dispatch_float(x.dtype, [&]<class T>() { depth_to_space2x2_fwd_ref<T>(x.shape, x.as<T>(), y.as<T>()); });
+  dispatch_float(x.dtype,
+                 [&]<class T>() { depth_to_space2x2_fwd_ref<T>(x.shape, x.as<T>(), y.as<T>(), size_t(y.stride())); });
 }
 void RefBackend::depth_to_space_bwd(const Tensor& dy, const Tensor& dx) {
-  require_dense("depth_to_space_bwd", {&dy, &dx});
+  require_dense("depth_to_space_bwd", {supports(Op::channel_slices, dy.dtype) ? nullptr : &dy, &dx});
   check_depth_to_space(dx, dy, "depth_to_space_bwd");
-  dispatch_float(dx.dtype, [&]<class T>() { depth_to_space2x2_bwd_ref<T>(dx.shape, dy.as<T>(), dx.as<T>()); });
+  dispatch_float(dx.dtype,
+                 [&]<class T>() { depth_to_space2x2_bwd_ref<T>(dx.shape, dy.as<T>(), size_t(dy.stride()), dx.as<T>()); });
 }
 void RefBackend::concat_fwd(const Tensor& a, const Tensor& b, const Tensor& y) {
   require_dense("concat_fwd", {&a, &b, &y});

@@ -3,6 +3,8 @@
 // convolution to 4C channels into a 2x2 stride-2 transposed convolution
 // (whose four outputs per input pixel are disjoint): the decoder's learned
 // upsampling. The backward is the inverse move; both are exact copies.
+// y (and the backward's dy) may be a channel slice of a wider tensor: its
+// pixel stride y_stride (elements) at least C (training's zero-copy concat).
 #pragma once
 #include "core/tensor.h"
 #include "ops/kernel_types.h"
@@ -10,8 +12,8 @@
 namespace mixseg {
 
 template <class T>
-void depth_to_space2x2_fwd_ref(const Shape& x_shape, const T* x, T* y);
+void depth_to_space2x2_fwd_ref(const Shape& x_shape, const T* x, T* y, size_t y_stride);
 template <class T>
-void depth_to_space2x2_bwd_ref(const Shape& x_shape, const T* dy, T* dx);
+void depth_to_space2x2_bwd_ref(const Shape& x_shape, const T* dy, size_t dy_stride, T* dx);
 
 }  // namespace mixseg

@@ -60,7 +60,7 @@ void transposed_conv2x2_int8_fast(const QConv& c, QParams xq, QParams yq, int n,
   thread_local std::vector<int8_t> taps;
   taps.resize(size_t(n) * h * w * size_t(p.cout));
   conv2d_int8_fast(p, xq, yq, n, h, w, x, taps.data());
-  depth_to_space2x2_fwd_ref<int8_t>({n, h, w, p.cout}, taps.data(), y);
+  depth_to_space2x2_fwd_ref<int8_t>({n, h, w, p.cout}, taps.data(), y, size_t(c.cout));
 }
 
 }  // namespace mixseg
