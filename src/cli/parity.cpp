@@ -17,7 +17,8 @@ struct ParityOptions {
   DataOptions data;
   DeviceOptions where;
   int synthetic = 0, seeds = 3, epochs = 5, filters = 8, depth = 4, batch = 8;
-  std::string size = "128x128", precision = "fp32,mixed_fp16,mixed_bf16", out, schedule = "cosine";
+  std::string size = "128x128", precision = "fp32,mixed_fp16,mixed_bf16", out, schedule = "cosine",
+              upsampling = "nearest";
   double lr = 3e-3, val_fraction = 0.2;
   bool no_int8 = false, no_augment = false;
 };
@@ -27,7 +28,7 @@ void run(const ParityOptions& o) {
   check_data_or_synthetic(o.data, o.synthetic);
   auto [h, w] = parse_size(o.size);
   ParityConfig cfg;
-  cfg.train.model = {o.filters, o.depth, o.data.channels, 1};
+  cfg.train.model = {o.filters, o.depth, o.data.channels, 1, parse_upsampling(o.upsampling)};
   check_input_size(cfg.train.model, h, w);
   cfg.train.batch = o.batch;
   cfg.train.epochs = o.epochs;
@@ -43,8 +44,8 @@ void run(const ParityOptions& o) {
   cfg.val_fraction = o.val_fraction;
   const Dataset data = load_data_or_synthetic(o.data, o.synthetic, 4242, h, w);
   auto backend = make_backend(where.backend);
-  fmt::print("parity: {} images at {}x{}, U-Net f={} depth={}, {} epochs, {} seeds, backend {}\n", data.size(), h, w,
-             o.filters, o.depth, o.epochs, o.seeds, backend->name());
+  fmt::print("parity: {} images at {}x{}, U-Net f={} depth={} upsampling={}, {} epochs, {} seeds, backend {}\n",
+             data.size(), h, w, o.filters, o.depth, o.upsampling, o.epochs, o.seeds, backend->name());
   const std::vector<ParityRow> rows = run_parity(cfg, data, *backend, [](const ParityRow& r) {
     fmt::print("  seed {}  {:<11} dice {:.4f}  iou {:.4f}\n", r.seed, r.precision, r.val.dice_mean, r.val.iou_mean);
     std::fflush(stdout);
@@ -74,6 +75,9 @@ void add_parity(CLI::App& app) {
   c->add_option("--epochs", o->epochs, "Epochs per run")->capture_default_str()->check(positive);
   c->add_option("--filters", o->filters, "Channels of the first level")->capture_default_str()->check(positive);
   c->add_option("--depth", o->depth, "Number of poolings")->capture_default_str()->check(CLI::Range(1, 8));
+  c->add_option("--upsampling", o->upsampling, "The decoder's x2 upsampling: nearest or transposed")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"nearest", "transposed"}));
   c->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(positive);
   c->add_option("--lr", o->lr, "Learning rate")->capture_default_str()->check(positive);
   c->add_option("--schedule", o->schedule, "constant, cosine or step")->capture_default_str();
