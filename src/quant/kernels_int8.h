@@ -68,7 +68,8 @@ const char* int8_conv_variant();
 // The 2x2 stride-2 transposed convolution (model/deploy.h), TFLite's
 // TRANSPOSE_CONV without bias: y[n, 2y + a, 2x + b, c] = clamp(requant(sum over ci
 // of (x[n, y, x, ci] - x_zp) * w[c, a, b, ci] + bias[c]) + y_zp) for the input
-// [n, h, w, cin]. The reference is TFLite's loop; the fast variant runs the
+// [n, h, w, cin]. The reference sums what TFLite's reference kernel sums,
+// gathered per output (each takes one input pixel); the fast variant runs the
 // prepared 1x1 convolution to 4 * cout channels (QConv::pointwise, made here
 // if absent) with conv2d_int8_fast and moves each pixel's four taps into place.
 void transposed_conv2x2_int8_ref(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x,

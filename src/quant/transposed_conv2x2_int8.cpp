@@ -1,9 +1,10 @@
 // The int8 2x2 stride-2 transposed convolution (kernels_int8.h): TFLite's
 // reference TRANSPOSE_CONV, and the fast form, a 1x1 convolution to four
 // times the channels followed by a byte move. With stride 2 and a 2x2 filter
-// every output pixel takes exactly one input pixel, so both add the same cin
-// products per output value and requantize them with the same multiplier:
-// bit-exact with each other.
+// every output pixel takes exactly one input pixel, so TFLite's scatter over
+// the inputs, the reference's gather per output here and the fast form all
+// add the same cin products per output value and requantize them with the
+// same multiplier: bit-exact with each other (integer sums in any order).
 #include <algorithm>
 
 #include "ops/depth_to_space_ref.h"
