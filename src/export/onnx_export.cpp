@@ -232,9 +232,6 @@ std::string onnx_int8_qdq(const QModel& m) {
       continue;
     }
     const QConv& c = m.convs[size_t(op.conv)];
-    const float in_scale = m.tensors[size_t(op.in0)].q.scale;
-    std::vector<float> bias_scale(size_t(c.cout));
-    for (int o = 0; o < c.cout; ++o) bias_scale[size_t(o)] = in_scale * c.weight_scales[size_t(o)];
     const std::string w = op.name + ".weight", b = op.name + ".bias";
     const bool transposed = op.kind == DeployOpKind::transposed_conv;
     // Per output channel: ConvTranspose's is weight axis 1 ([i, o, 2, 2]), Conv's axis 0.
@@ -249,7 +246,7 @@ std::string onnx_int8_qdq(const QModel& m) {
         transposed ? 1 : 0);
     if (!transposed) {
       wr.initializer(b + "_q", TP::INT32, {c.cout}, c.bias);
-      wr.initializer(b + ".scale", TP::FLOAT, {c.cout}, bias_scale);
+      wr.initializer(b + ".scale", TP::FLOAT, {c.cout}, bias_scales(m, op));
       wr.initializer(b + ".zero_point", TP::INT32, {c.cout}, std::vector<int32_t>(size_t(c.cout), 0));
       GraphWriter::integer(
           wr.node("DequantizeLinear", {b + "_q", b + ".scale", b + ".zero_point"}, {b}, b + ".dequantize"), "axis", 0);

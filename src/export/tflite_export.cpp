@@ -167,16 +167,14 @@ std::vector<uint8_t> tflite_int8(const QModel& m, bool float_io) {
       continue;
     }
     const QConv& c = m.convs[size_t(op.conv)];
-    const float in_scale = m.tensors[size_t(op.in0)].q.scale;
-    std::vector<float> bias_scales(size_t(c.cout));
-    for (int o = 0; o < c.cout; ++o) bias_scales[size_t(o)] = in_scale * c.weight_scales[size_t(o)];
     const std::vector<int64_t> zeros(size_t(c.cout), 0);
     const int w = wr.tensor(op.name + "/weights", {c.cout, c.k, c.k, c.cin}, tflite::TensorType_INT8,
                             wr.quant(c.weight_scales, zeros), c.weights.data(), c.weights.size());
-    const int bias = op.kind == DeployOpKind::transposed_conv  // (its bias is zero: prepare checks)
-                         ? -1
-                         : wr.tensor(op.name + "/bias", {c.cout}, tflite::TensorType_INT32,
-                                     wr.quant(bias_scales, zeros), c.bias.data(), c.bias.size() * sizeof(int32_t));
+    const int bias =
+        op.kind == DeployOpKind::transposed_conv  // (its bias is zero: prepare checks)
+            ? -1
+            : wr.tensor(op.name + "/bias", {c.cout}, tflite::TensorType_INT32, wr.quant(bias_scales(m, op), zeros),
+                        c.bias.data(), c.bias.size() * sizeof(int32_t));
     conv_op(wr, op, t, nhwc(m.height, m.width, y.level, y.channels), c.relu, w, bias, true);
   }
   if (float_io) {

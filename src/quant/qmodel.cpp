@@ -70,6 +70,14 @@ int8_t quantize_value(float x, QParams q) {
   return saturate_int8(int32_t(std::clamp(r, -1e9f, 1e9f)) + q.zero_point);
 }
 
+std::vector<float> bias_scales(const QModel& m, const DeployOp& op) {
+  const QConv& c = m.convs[size_t(op.conv)];
+  const float in_scale = m.tensors[size_t(op.in0)].q.scale;
+  std::vector<float> s(size_t(c.cout));
+  for (int o = 0; o < c.cout; ++o) s[size_t(o)] = in_scale * c.weight_scales[size_t(o)];
+  return s;
+}
+
 QModel quantize_unet(const DeployNet& net, const std::vector<Range>& ranges, int height, int width,
                      std::string calibration) {
   QModel m;

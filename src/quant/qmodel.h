@@ -76,6 +76,10 @@ struct QModel {
   std::array<int8_t, 256> sigmoid_table{};
 };
 
+// The scales of a convolution op's int32 biases as the files store them:
+// input scale * weight scale per output channel, in float32 (TFLite's rule).
+std::vector<float> bias_scales(const QModel& m, const DeployOp& op);
+
 // Quantizes and prepares the deployed graph: ranges[v] is the real range of
 // UNet value v (used for BatchNorm+ReLU outputs and the logits; the rest
 // follow from the sharing rules above).
