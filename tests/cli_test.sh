@@ -38,6 +38,19 @@ awk '/^  mixed_fp16 / { f = 1; less = $2 + 0 < $4 + 0 } END { exit !(f && less) 
 # Resume continues to the new epoch count.
 expect_ok "$MIXSEG" train --data "$T/data" --size 32x32 --filters 4 --depth 2 --batch 4 --epochs 2 --out "$T/run" --precision mixed_fp16 --resume "$T/run/last.safetensors"
 grep -q "resuming after epoch 1" "$T/out" && grep -q "epoch   2/2" "$T/out" && ok "resume continued at epoch 2" || bad "resume: $(cat "$T/out")"
+# The convolution algorithms chosen by timing are recorded beside the checkpoints and followed by a resumed
+# run; a run given them with --conv-algorithms repeats the recorded one to the last digit of the log.
+grep -qF "convolution algorithms: as recorded in $T/run/conv_algorithms.json" "$T/out" &&
+  ok "the resumed run followed its recorded algorithms" || bad "resume and algorithms: $(cat "$T/out")"
+expect_ok "$MIXSEG" train --data "$T/data" --size 32x32 --filters 4 --depth 2 --batch 4 --epochs 2 --out "$T/rec1" --precision mixed_bf16
+expect_ok "$MIXSEG" train --data "$T/data" --size 32x32 --filters 4 --depth 2 --batch 4 --epochs 2 --out "$T/rec2" --precision mixed_bf16 --conv-algorithms "$T/rec1/conv_algorithms.json"
+grep -qF "as recorded in $T/rec1/conv_algorithms.json" "$T/out" && ! grep -q "timed, so this run may differ" "$T/out" &&
+  [ "$(cut -d, -f2-5 "$T/rec1/train_log.csv")" = "$(cut -d, -f2-5 "$T/rec2/train_log.csv")" ] &&
+  cmp -s "$T/rec1/conv_algorithms.json" "$T/rec2/conv_algorithms.json" &&
+  ok "a run following the recorded algorithms logged the same losses and Dice" ||
+  bad "followed algorithms: $(cat "$T/out" "$T/rec1/train_log.csv" "$T/rec2/train_log.csv")"
+expect_error "$T/run/train_log.csv: not JSON" "$MIXSEG" train --data "$T/data" --size 32x32 --filters 4 --depth 2 --batch 4 --epochs 1 --conv-algorithms "$T/run/train_log.csv"
+expect_error "made by the fast backend; this run uses the ref backend" "$MIXSEG" train --data "$T/data" --size 32x32 --filters 4 --depth 2 --batch 4 --epochs 1 --backend ref --conv-algorithms "$T/rec1/conv_algorithms.json"
 
 # --stream-data yes decodes the files at each use: the same run as from memory, to the last digit of the log
 # (on the reference backend, whose results do not depend on timed algorithm choices).

@@ -336,10 +336,10 @@ TEST(UNet, ZeroCopyConcatEqualsCopiedConcat) {
         for (const Layer& l : net.layers) {
           if (l.kind != LayerKind::concat) continue;
           ++concats;
-          const Tensor &cat = ws_slices->act[size_t(l.out)], &up = ws_slices->act[size_t(l.in0)],
+          const Tensor &cat = ws_slices->act[size_t(l.out)], &up_in = ws_slices->act[size_t(l.in0)],
                        &skip = ws_slices->act[size_t(l.in1)];
-          EXPECT_EQ(up.data, cat.data) << l.name;
-          EXPECT_EQ(skip.data, static_cast<std::byte*>(cat.data) + size_t(up.shape.c) * dtype_size(cat.dtype))
+          EXPECT_EQ(up_in.data, cat.data) << l.name;
+          EXPECT_EQ(skip.data, static_cast<std::byte*>(cat.data) + size_t(up_in.shape.c) * dtype_size(cat.dtype))
               << l.name;
           EXPECT_EQ(skip.stride(), cat.shape.c) << l.name;
           EXPECT_EQ(ws_slices->grad[size_t(l.in1)].stride(), cat.shape.c) << l.name;

@@ -1,11 +1,14 @@
 // The `mixseg` subcommands, one file each; shared option helpers.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "core/backend.h"
 #include "data/folders.h"
+#include "train/choice_record.h"
 
 namespace mixseg::cli {
 
@@ -61,6 +64,24 @@ struct DeviceChoice {
 // The device and backend that d asks for, with auto settled (the GPU when one
 // is visible); throws naming the option for an unknown or conflicting value.
 DeviceChoice resolve_device(const DeviceOptions& d);
+
+// --conv-algorithms FILE for the commands that train: the backend follows
+// the convolution algorithms recorded in FILE (mixseg::ChoiceRecord) instead
+// of timing them, so the run repeats the recorded one bit for bit on the
+// same machine and thread count. Without FILE, a --resume'd run follows the
+// record beside its checkpoint (kChoiceRecordFile), if there is one made by
+// this backend. Prints what it follows.
+inline constexpr const char* kChoiceRecordFile = "conv_algorithms.json";
+struct FollowedChoices {
+  std::string path;  // empty: none followed
+  std::optional<mixseg::ChoiceRecord> record;
+};
+FollowedChoices follow_conv_algorithms(mixseg::Backend& be, const std::string& file, const std::string& resume = "");
+// After the run: names the passes that were timed anew (not in the record,
+// or decided otherwise), where the run may differ from the recorded one.
+void note_choices_off_record(const mixseg::Backend& be, const FollowedChoices& f);
+// Adds --conv-algorithms to c.
+void add_conv_algorithms_option(CLI::App* c, std::string& file);
 
 // Option checks whose errors say what was wanted ("--batch: 0 is not a
 // positive number"; CLI11's PositiveNumber printed the range up to 1.8e308).

@@ -1,7 +1,10 @@
 // Shared option parsing for the subcommands.
+#include <fmt/format.h>
+
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 
 #include "cli/commands.h"
 #include "core/arena.h"
@@ -9,8 +12,6 @@
 #include "core/host_memory.h"
 #include "cuda/device_query.h"
 #include "data/synthetic.h"
-
-#include <fmt/format.h>
 
 namespace mixseg::cli {
 
@@ -142,6 +143,46 @@ std::vector<int> parse_positive_list(const std::string& s, const char* option) {
     out.push_back(v);
   }
   return out;
+}
+
+FollowedChoices follow_conv_algorithms(Backend& be, const std::string& file, const std::string& resume) {
+  FollowedChoices f;
+  if (!file.empty()) {
+    f.path = file;
+    f.record = load_choice_record(file);
+  } else if (!resume.empty()) {
+    const std::string beside = (std::filesystem::path(resume).parent_path() / kChoiceRecordFile).string();
+    if (!std::filesystem::exists(beside)) return f;
+    ChoiceRecord r = load_choice_record(beside);
+    if (r.backend != be.name()) {
+      fmt::print("convolution algorithms: timed ({} beside the checkpoint was made by the {} backend)\n", beside,
+                 r.backend);
+      return f;
+    }
+    f.path = beside;
+    f.record = std::move(r);
+  } else {
+    return f;
+  }
+  const std::string warning = replay_choice_record(be, *f.record, f.path);
+  fmt::print("convolution algorithms: as recorded in {} ({} passes)\n", f.path, f.record->choices.size());
+  if (!warning.empty()) fmt::print("  note: {}\n", warning);
+  return f;
+}
+
+void note_choices_off_record(const Backend& be, const FollowedChoices& f) {
+  if (!f.record) return;
+  const std::vector<std::string> off = choices_off_record(be, *f.record);
+  if (off.empty()) return;
+  fmt::print("note: {} convolution pass{} not in {} (timed, so this run may differ from the recorded one): {}{}\n",
+             off.size(), off.size() == 1 ? " was" : "es were", f.path, off.front(), off.size() > 1 ? ", ..." : "");
+}
+
+void add_conv_algorithms_option(CLI::App* c, std::string& file) {
+  c->add_option("--conv-algorithms", file,
+                fmt::format("Follow the convolution algorithms recorded in this file (a run's {}) instead of timing "
+                            "them: on the same machine and thread count, the run repeats the recorded one bit for bit",
+                            kChoiceRecordFile));
 }
 
 }  // namespace mixseg::cli

@@ -30,7 +30,7 @@ namespace {
 struct TrainOptions {
   DataOptions data, val_data;
   bool no_augment = false;
-  std::string size = "128x128", precision = "fp32", out, resume, optimizer = "adam";
+  std::string size = "128x128", precision = "fp32", out, resume, optimizer = "adam", conv_algorithms;
   DeviceOptions where;
   int synthetic = 0, filters = 8, depth = 4, batch = 8, epochs = 10;
   double lr = 1e-3, val_fraction = 0.2, bce_weight = 1.0, dice_weight = 1.0;
@@ -121,6 +121,7 @@ void run_train(const TrainOptions& o) {
              o.filters, o.depth, o.upsampling, net.param_numel, 2 * net.conv_macs_per_image(h, w) / 1e9);
 
   auto backend = make_backend(where.backend);
+  const FollowedChoices followed = follow_conv_algorithms(*backend, o.conv_algorithms, o.resume);
   std::vector<PolicyRun> runs;
   for (const auto& p : policies) {
     cfg.policy = parse_policy(p);
@@ -166,7 +167,14 @@ void run_train(const TrainOptions& o) {
                  per_step > 0 ? o.batch / per_step : 0.0, per_step * double(left));
       std::fflush(stdout);
     };
+    // The algorithms chosen so far, beside the checkpoints (a resumed run follows them).
+    auto save_choices = [&] {
+      if (cfg.out_dir.empty() || backend->choices().empty()) return;
+      ensure_writable_dir(cfg.out_dir);
+      save_choice_record(*backend, (std::filesystem::path(cfg.out_dir) / kChoiceRecordFile).string());
+    };
     cb.on_epoch = [&](const EpochStats& e) {
+      save_choices();
       const std::string val = e.val.images == 0 ? "no validation set"
                                                 : fmt::format("val dice {:.4f} (pooled {:.4f}) iou {:.4f}", e.val.dice_mean,
                                                               e.val.dice_pooled, e.val.iou_mean);
@@ -176,6 +184,7 @@ void run_train(const TrainOptions& o) {
       std::fflush(stdout);
     };
     TrainResult r = train(cfg, train_set, val_set, *backend, resume.get(), cb);
+    save_choices();
     if (tty) fmt::print("\r\033[K");
     if (r.stopped_early)
       fmt::print("  stopped early: no better validation Dice for {} epochs (best {:.4f})\n", o.patience, r.last.best_dice);
@@ -207,6 +216,7 @@ void run_train(const TrainOptions& o) {
     runs.push_back({p, std::move(r)});
   }
 
+  note_choices_off_record(*backend, followed);
   // img/s: the median epoch's, the first left out (typical_img_per_s).
   fmt::print("\n{:<12} {:>9} {:>12} {:>8} {:>14} {:>9}\n", "precision", "val dice", "dice pooled", "img/s",
              "act. mem MiB", "skipped");
@@ -269,8 +279,15 @@ void add_train(CLI::App& app) {
   c->add_option("--bce-weight", o->bce_weight, "Weight of binary cross-entropy in the loss")->capture_default_str();
   c->add_option("--dice-weight", o->dice_weight, "Weight of soft Dice in the loss")->capture_default_str();
   add_device_options(c, o->where);
-  c->add_option("--out", o->out, "Output folder for checkpoints, train_log.csv and summary.json");
-  c->add_option("--resume", o->resume, "Continue from this checkpoint (last.safetensors) up to --epochs");
+  c->add_option("--out", o->out,
+                fmt::format("Output folder for checkpoints, train_log.csv, summary.json and {} (the convolution "
+                            "algorithms chosen)",
+                            kChoiceRecordFile));
+  c->add_option("--resume", o->resume,
+                fmt::format("Continue from this checkpoint (last.safetensors) up to --epochs (following the {} "
+                            "beside it)",
+                            kChoiceRecordFile));
+  add_conv_algorithms_option(c, o->conv_algorithms);
   c->add_flag("--print-precision-plan", o->print_plan, "Print the dtype of every layer's input, weights, accumulator, output");
   c->add_flag("--log-scale", o->log_scale,
               "Write every step's loss scale and overflow flag to OUT/loss_scale.csv (always done for mixed_fp16)");

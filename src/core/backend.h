@@ -108,6 +108,11 @@ class Backend {
   // What the backend chose on its own so far (e.g. an algorithm per
   // convolution shape), one line each, for benchmark metadata.
   virtual std::vector<std::string> choices() const { return {}; }
+  // Makes the choices listed (lines as choices() writes them, e.g. from a
+  // recorded run) instead of deciding again, for the shapes they name: the
+  // same algorithms give the same bits on the same machine and thread count.
+  // Throws naming a line this backend cannot follow.
+  virtual void replay_choices(const std::vector<std::string>& lines);
 
   // Convolution, stride 1, same padding, kernel size from w's shape [Cout,K,K,Cin].
   virtual void conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) = 0;

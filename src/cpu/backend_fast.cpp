@@ -31,6 +31,7 @@ class FastBackend final : public RefBackend {
     return op == Op::channel_slices ? traits(t).is_float : RefBackend::supports(op, t);
   }
   std::vector<std::string> choices() const override { return convs_.chosen_algorithms(); }
+  void replay_choices(const std::vector<std::string>& lines) override { convs_.replay_choices(lines); }
   // All writes into backend memory come through copy_in (the interface's
   // contract), so cached inference weights are dropped there.
   void copy_in(void* dst, const void* host_src, size_t bytes) override {

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <dnnl.hpp>
 #include <functional>
+#include <optional>
+#include <set>
 
 #include "core/error.h"
 #include "core/threads.h"
@@ -74,6 +76,21 @@ const char* kind_name(Kind k) {
   return "?";
 }
 
+// A pass and shape as the algorithm log names them ("bwd_data bf16
+// 8x64x64x16->32 k3"); a log line is this, ": ", and what runs it.
+std::string pass_key(Kind kind, DType dt, const ConvShape& s, bool bias, bool relu) {
+  return fmt::format("{} {} {}x{}x{}x{}->{} k{}{}{}", kind_name(kind), dtype_name(dt), s.n, s.h, s.w, s.cin, s.cout,
+                     s.k, bias ? " +bias" : "", relu ? " +relu" : "");
+}
+
+// What a log line may say runs a pass: one of oneDNN's algorithms (Algo),
+// the own Winograd kernels, or, for a 16-bit pass, the f32 primitive on
+// widened copies.
+constexpr const char* kThroughF32 = "through f32";
+bool known_decision(const std::string& d) {
+  return d == "direct" || d == "winograd" || d == "direct_banded" || d == "winograd_f2" || d == kThroughF32;
+}
+
 // kind, dtype, algo, n, h, w, cin, cout, k, bias, relu
 using Key = std::tuple<int, int, int, int, int, int, int, int, int, bool, bool>;
 
@@ -135,7 +152,11 @@ struct DnnlConvolutions::Impl {
   };
   std::map<Key, Entry> cache;
   std::map<Key, Algo> chosen;  // the algorithm picked per (kind, dtype, shape, bias, relu)
-  std::vector<std::string> chosen_log;
+  std::vector<std::string> chosen_log;  // one line per pass and shape run: pass_key, ": ", what runs it (log_use)
+  std::set<Key> logged;
+  // Decisions to follow instead of timing (replay_choices): pass_key -> what
+  // runs it, as a log line says.
+  std::map<std::string, std::string> recorded;
   std::map<int, bool> native_ok;  // dtype -> native convolutions available
   ConvAlgorithm policy = ConvAlgorithm::fastest;
   // f32 copies for dtypes without native primitives. Grown, never
@@ -431,6 +452,12 @@ struct DnnlConvolutions::Impl {
   Algo choose(Kind kind, const ConvShape& s, DType dt, bool bias, bool relu) {
     const Key key = make_key(kind, dt, Algo::direct, s, bias, relu);
     if (auto it = chosen.find(key); it != chosen.end()) return it->second;
+    if (const std::string* r = recorded_for(kind, dt, s, bias, relu)) {
+      if (std::optional<Algo> a = replayed_algo(*r, kind, s, dt, bias, relu)) {
+        chosen[key] = *a;
+        return *a;
+      }
+    }
     std::vector<Algo> candidates;
     const bool banded_forced = policy == ConvAlgorithm::direct_banded;
     const bool banded = kind == Kind::bwd_weights && (banded_forced || policy == ConvAlgorithm::fastest) &&
@@ -465,10 +492,53 @@ struct DnnlConvolutions::Impl {
       for (Entry* e : entries) e->w_cached = nullptr;  // the scratch weights are freed below
     }
     chosen[key] = best;
-    chosen_log.push_back(fmt::format("{} {} {}x{}x{}x{}->{} k{}{}{}: {}", kind_name(kind), dtype_name(dt), s.n, s.h, s.w,
-                                     s.cin, s.cout, s.k, bias ? " +bias" : "", relu ? " +relu" : "",
-                                     algo_name(best)));
     return best;
+  }
+
+  // Logs what ran this pass and shape, the first time it runs for real (not
+  // while the candidates are timed): the own kernel, or the library's
+  // algorithm, or "through f32" and the f32 primitive's algorithm. The
+  // decisions are made by then, so asking for them again times nothing.
+  void log_use(Kind kind, const ConvShape& s, DType dt, bool bias, bool relu) {
+    if (!logged.insert(make_key(kind, dt, Algo::direct, s, bias, relu)).second) return;
+    const std::string key = pass_key(kind, dt, s, bias, relu);
+    if (use_own(kind, s, dt, bias, relu)) return chosen_log.push_back(key + ": winograd_f2");
+    DType run_dt = dt;
+    if (through_f32(kind, s, dt, bias, relu)) {
+      chosen_log.push_back(key + ": " + kThroughF32);
+      if (!logged.insert(make_key(kind, DType::f32, Algo::direct, s, bias, relu)).second) return;
+      run_dt = DType::f32;
+    }
+    chosen_log.push_back(pass_key(kind, run_dt, s, bias, relu) + ": " + algo_name(choose(kind, s, run_dt, bias, relu)));
+  }
+
+  // The recorded decision for this pass and shape, if one was given and no
+  // algorithm is forced.
+  const std::string* recorded_for(Kind kind, DType dt, const ConvShape& s, bool bias, bool relu) const {
+    if (policy != ConvAlgorithm::fastest || recorded.empty()) return nullptr;
+    auto it = recorded.find(pass_key(kind, dt, s, bias, relu));
+    return it == recorded.end() ? nullptr : &it->second;
+  }
+
+  // A recorded oneDNN algorithm (null for the own kernel or through f32,
+  // which use_own and through_f32 follow). Banded backward-weights needs a
+  // batch below the thread count: with more threads than when it was
+  // recorded, direct runs, as timing would have left it (its line then
+  // differs from the record's). Winograd that oneDNN lacks here is an error.
+  std::optional<Algo> replayed_algo(const std::string& r, Kind kind, const ConvShape& s, DType dt, bool bias,
+                                    bool relu) {
+    if (r == "direct") return Algo::direct;
+    if (r == "direct_banded") return band_count(s, false) >= 2 ? Algo::direct_banded : Algo::direct;
+    if (r != "winograd") return std::nullopt;
+    try {
+      get(kind, s, dt, Algo::winograd, bias, relu);
+    } catch (const dnnl::error&) {
+      fail(
+          "the recorded algorithm 'winograd' for '{}' is not available on this CPU (oneDNN has no Winograd "
+          "convolution for it here)",
+          pass_key(kind, dt, s, bias, relu));
+    }
+    return Algo::winograd;
   }
 
   Entry& entry(Kind kind, const ConvShape& s, DType dt, bool bias = false, bool relu = false) {
@@ -507,6 +577,9 @@ struct DnnlConvolutions::Impl {
     if (policy != ConvAlgorithm::fastest) return false;
     const Key key = make_key(kind, dt, Algo::direct, s, bias, relu);
     if (auto it = f32_chosen.find(key); it != f32_chosen.end()) return it->second;
+    if (const std::string* r = recorded_for(kind, dt, s, bias, relu); r && *r != "winograd_f2") {
+      return f32_chosen[key] = *r == kThroughF32;
+    }
     const size_t es = dtype_size(dt), px = size_t(s.n) * s.h * s.w;
     const bool wgrad = kind == Kind::bwd_weights;
     const ConvShape os = own_shape(kind, s);  // the pass's channels in and out (backward-data's swapped)
@@ -522,12 +595,6 @@ struct DnnlConvolutions::Impl {
     const bool widen = fastest_alternated({[&] { pass(dt); }, [&] { pass(DType::f32); }}) == 1;
     forget_weights(w.data(), w.size());
     f32_chosen[key] = widen;
-    if (widen) {  // replaces the line logged while timing dt's own primitive
-      const std::string what = fmt::format("{} {} {}x{}x{}x{}->{} k{}{}{}: ", kind_name(kind), dtype_name(dt), s.n, s.h,
-                                           s.w, s.cin, s.cout, s.k, bias ? " +bias" : "", relu ? " +relu" : "");
-      std::erase_if(chosen_log, [&](const std::string& line) { return line.starts_with(what); });
-      chosen_log.push_back(what + "through f32");
-    }
     return widen;
   }
 
@@ -565,6 +632,7 @@ struct DnnlConvolutions::Impl {
   // flipped weights).
   void run_activation_out(Kind kind, const ConvShape& s, DType dt, const void* in, int cin, const void* w, void* out,
                           int cout, const float* bias = nullptr, bool relu = false) {
+    log_use(kind, s, dt, bias != nullptr, relu);
     if (use_own(kind, s, dt, bias != nullptr, relu)) return run_own(kind, s, dt, in, w, out, bias, relu);
     run_library(kind, s, dt, in, cin, w, out, cout, bias, relu);
   }
@@ -619,19 +687,19 @@ struct DnnlConvolutions::Impl {
   // the library path (its conversions through f32 included) when both are
   // timed on zero-filled buffers of the real size (own_is_faster).
   bool use_own(Kind kind, const ConvShape& s, DType dt, bool bias, bool relu) {
+    const std::string* r = recorded_for(kind, dt, s, bias, relu);
+    if (r && *r == "winograd_f2" && !own_candidate(kind, s, dt))
+      fail(
+          "the recorded algorithm 'winograd_f2' for '{}' does not run here (the own Winograd kernels need "
+          "AVX-512)",
+          pass_key(kind, dt, s, bias, relu));
     if (!own_candidate(kind, s, dt)) return false;
     const Key key = make_key(kind, dt, Algo::winograd_f2, s, bias, relu);
     if (auto it = own_chosen.find(key); it != own_chosen.end()) return it->second;
-    const bool own = policy == ConvAlgorithm::winograd_f2 || own_is_faster(kind, s, dt, bias, relu);
+    const bool own = r                                      ? *r == "winograd_f2"
+                     : policy == ConvAlgorithm::winograd_f2 ? true
+                                                            : own_is_faster(kind, s, dt, bias, relu);
     own_chosen[key] = own;
-    if (own) {  // replaces the library's line for this pass and shape (logged while timing it), if any
-      const std::string what = fmt::format("{} {} {}x{}x{}x{}->{} k{}{}{}: ", kind_name(kind), dtype_name(dt), s.n, s.h,
-                                           s.w, s.cin, s.cout, s.k, bias ? " +bias" : "", relu ? " +relu" : "");
-      auto same = std::find_if(chosen_log.begin(), chosen_log.end(),
-                               [&](const std::string& line) { return line.starts_with(what); });
-      if (same != chosen_log.end()) chosen_log.erase(same);
-      chosen_log.push_back(what + "winograd_f2");
-    }
     return own;
   }
 
@@ -658,6 +726,14 @@ struct DnnlConvolutions::Impl {
     const bool own_wins = fastest_alternated({own, lib}) == 0;
     forget_weights(w.data(), w.size());
     return own_wins;
+  }
+
+  void forget_choices() {
+    chosen.clear();
+    own_chosen.clear();
+    f32_chosen.clear();
+    chosen_log.clear();
+    logged.clear();
   }
 
   // Drops every cached form of the weights in [begin, begin + bytes)
@@ -695,8 +771,23 @@ bool DnnlConvolutions::native(DType dt) { return impl_->native(dt); }
 std::vector<std::string> DnnlConvolutions::chosen_algorithms() const { return impl_->chosen_log; }
 void DnnlConvolutions::set_algorithm(ConvAlgorithm a) {
   impl_->policy = a;
-  impl_->chosen.clear();
-  impl_->own_chosen.clear();
+  impl_->forget_choices();
+}
+
+void DnnlConvolutions::replay_choices(const std::vector<std::string>& lines) {
+  std::map<std::string, std::string> recorded;
+  for (const std::string& line : lines) {
+    const size_t colon = line.rfind(": ");
+    const std::string decision = colon == std::string::npos ? "" : line.substr(colon + 2);
+    if (!known_decision(decision))
+      fail(
+          "'{}' is not a choice of the fast backend's convolutions (expected a pass and shape, ': ', and direct, "
+          "winograd, direct_banded, winograd_f2 or {})",
+          line, kThroughF32);
+    recorded[line.substr(0, colon)] = decision;
+  }
+  impl_->recorded = std::move(recorded);
+  impl_->forget_choices();
 }
 
 void DnnlConvolutions::invalidate_weights(const void* begin, size_t bytes) { impl_->forget_weights(begin, bytes); }
@@ -715,6 +806,7 @@ bool DnnlConvolutions::forward_bias_upsample_concat(const ConvShape& s, DType dt
                                                     bool relu) {
   Impl& m = *impl_;
   if (s.h % 2 || s.w % 2 || !m.use_own(Kind::infer, s, dt, bias != nullptr, relu)) return false;
+  m.log_use(Kind::infer, s, dt, bias != nullptr, relu);
   conv2d_winograd_f2_upsample_concat(s, dt, low, c_low, skip, m.own_inference_weights(s, dt, w), bias, y, relu);
   return true;
 }
@@ -725,6 +817,7 @@ void DnnlConvolutions::backward_data(const ConvShape& s, DType dt, const void* d
 
 void DnnlConvolutions::backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw) {
   Impl& m = *impl_;
+  m.log_use(Kind::bwd_weights, s, dt, false, false);
   if (m.use_own(Kind::bwd_weights, s, dt, false, false)) return conv2d_winograd_f2_backward_weights(s, dt, x, dy, dw);
   m.library_backward_weights(s, dt, x, dy, dw);
 }

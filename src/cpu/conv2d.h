@@ -54,13 +54,20 @@ class DnnlConvolutions {
   void backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw);
   // Whether convolutions of this dtype run natively in oneDNN (else through f32).
   bool native(DType dt);
-  // The algorithms chosen so far, e.g. "infer f32 1x64x32x64->64 k3 +bias +relu: winograd".
+  // What ran each pass and shape so far, one line each in the order first
+  // run, e.g. "infer f32 1x64x32x64->64 k3 +bias +relu: winograd" (a 16-bit
+  // pass widened to f32: "...: through f32" and the f32 pass's own line).
   std::vector<std::string> chosen_algorithms() const;
   // Inference keeps each conv's weights in the primitive's layout (for
   // Winograd: transformed) between calls with the same weight pointer; the
   // owner calls this when memory in [begin, begin + bytes) is rewritten or
   // freed (bytes = 0: everything).
   void invalidate_weights(const void* begin, size_t bytes);
+  // Follows these choices (lines as chosen_algorithms() writes them) instead
+  // of timing, for the passes and shapes they name; the others are timed.
+  // Throws naming a line that is not such a choice, and, when the pass
+  // comes, a recorded algorithm that cannot run on this CPU.
+  void replay_choices(const std::vector<std::string>& lines);
   // The algorithm: the fastest by timing (default), or one forced (Winograd
   // falls back to direct where oneDNN has none for the shape or pass).
   void set_algorithm(ConvAlgorithm a);

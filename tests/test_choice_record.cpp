@@ -1,0 +1,166 @@
+// The fast backend following recorded convolution algorithms instead of
+// timing them (Backend::replay_choices), and the record file around it
+// (train/choice_record.h): followed choices give the recorded run's bits,
+// and what cannot be followed is an error naming the line or the file.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "core/backend.h"
+#include "core/threads.h"
+#include "cpu/conv2d_winograd.h"
+#include "test_util.h"
+#include "train/choice_record.h"
+
+using namespace mixseg;
+using namespace mixseg::test;
+
+namespace {
+
+// Shapes where the candidates differ: the own Winograd kernels apply (k3,
+// 16+ channels), oneDNN's Winograd too (f32, 16+), neither (3 channels in,
+// a 1x1), and a batch of 1 (banded backward-weights).
+const ConvShape kShapes[] = {{2, 8, 12, 16, 32, 3}, {1, 6, 6, 3, 16, 3}, {1, 5, 7, 16, 8, 1}, {1, 12, 8, 16, 16, 3}};
+
+// Runs every pass of every shape (training forward, inference with bias and
+// ReLU, backward-data, backward-weights) on be in dtype dt; returns all
+// outputs' bytes, in order.
+std::vector<uint8_t> run_passes(Backend& be, DType dt) {
+  std::vector<uint8_t> out;
+  for (const ConvShape& s : kShapes) {
+    const Shape xs{s.n, s.h, s.w, s.cin}, ys{s.n, s.h, s.w, s.cout}, ws{s.cout, s.k, s.k, s.cin};
+    auto tensor = [&](Shape sh, DType t, uint64_t seed) {
+      Tensor x{be.allocate(sh.numel() * dtype_size(t)), t, sh};
+      dispatch_float(t, [&]<class T>() {
+        const auto v = to_storage<T>(random_vec(sh.numel(), seed));
+        be.copy_in(x.data, v.data(), v.size() * sizeof(T));
+      });
+      return x;
+    };
+    const Tensor x = tensor(xs, dt, 1), w = tensor(ws, dt, 2), g = tensor(ys, dt, 3), y = tensor(ys, dt, 4),
+                 dx = tensor(xs, dt, 5), dw = tensor(ws, DType::f32, 6),
+                 bias = tensor({1, 1, 1, s.cout}, DType::f32, 7);
+    be.conv2d_fwd(x, w, y);
+    be.conv2d_fwd_bias(x, w, static_cast<const float*>(bias.data), g, true);  // g: its inputs are used above
+    be.conv2d_bwd_data(y, w, dx);
+    be.conv2d_bwd_weights(x, g, dw);
+    for (const Tensor* t : {&y, &g, &dx, &dw}) {
+      const size_t bytes = t->numel() * dtype_size(t->dtype);
+      const size_t at = out.size();
+      out.resize(at + bytes);
+      be.copy_out(out.data() + at, t->data, bytes);
+    }
+    for (const Tensor* t : {&x, &w, &g, &y, &dx, &dw, &bias}) be.deallocate(t->data);
+  }
+  return out;
+}
+
+}  // namespace
+
+// A backend that follows another's choices computes the same bits and
+// reports the same choices, in every dtype: the choices of a timed run, and
+// of runs forced to one algorithm family (which timing would rarely
+// reproduce on all of these passes).
+TEST(ChoiceRecord, FollowedChoicesGiveTheRecordedBits) {
+  std::vector<ConvAlgorithm> forced{ConvAlgorithm::fastest, ConvAlgorithm::direct};
+  if (winograd_f2_available()) forced.push_back(ConvAlgorithm::winograd_f2);
+  for (ConvAlgorithm a : forced)
+    for (DType dt : {DType::f32, DType::f16, DType::bf16}) {
+      auto recorded = make_fast_backend(a);
+      const std::vector<uint8_t> want = run_passes(*recorded, dt);
+      const std::vector<std::string> choices = recorded->choices();
+      ASSERT_GE(choices.size(), std::size(kShapes) * 4) << "one line per pass and shape at least";
+      auto follower = make_fast_backend();
+      follower->replay_choices(choices);
+      EXPECT_EQ(run_passes(*follower, dt), want) << dtype_name(dt) << ", forced " << int(a);
+      EXPECT_EQ(follower->choices(), choices) << dtype_name(dt);
+    }
+}
+
+// The choices name what ran, each pass once: an f16 pass (oneDNN 2.6 has no
+// f16 convolution) either in the own kernels, or through f32 together with
+// the f32 primitive's algorithm; never the f32 algorithm that only ran
+// while the own kernel was timed against it.
+TEST(ChoiceRecord, ChoicesNameWhatRan) {
+  auto be = make_fast_backend();
+  run_passes(*be, DType::f16);
+  const auto choices = be->choices();
+  auto has_prefix = [&](const std::string& p) {
+    return std::any_of(choices.begin(), choices.end(), [&](const std::string& c) { return c.starts_with(p + ": "); });
+  };
+  size_t f16_lines = 0;
+  for (const std::string& c : choices) {
+    const std::string key = c.substr(0, c.rfind(": "));
+    const size_t at = key.find(" f16 ");
+    if (at == std::string::npos) continue;
+    ++f16_lines;
+    const std::string f32_key = key.substr(0, at) + " f32 " + key.substr(at + 5);
+    EXPECT_EQ(has_prefix(f32_key), c.ends_with(": through f32")) << c;
+  }
+  EXPECT_EQ(f16_lines, std::size(kShapes) * 4);
+}
+
+TEST(ChoiceRecord, WhatCannotBeFollowedIsAnError) {
+  auto fast = make_fast_backend();
+  expect_error_containing([&] { fast->replay_choices({"fwd f32 1x4x4x1->1 k3: fastest"}); },
+                          "'fwd f32 1x4x4x1->1 k3: fastest' is not a choice");
+  expect_error_containing([&] { fast->replay_choices({"no algorithm here"}); }, "'no algorithm here'");
+  // The own kernels do not run 1x1 convolutions: said when the pass comes.
+  fast->replay_choices({"fwd f32 1x5x7x16->8 k1: winograd_f2"});
+  expect_error_containing([&] { run_passes(*fast, DType::f32); }, "'winograd_f2' for 'fwd f32 1x5x7x16->8 k1'");
+  auto ref = make_ref_backend();
+  ref->replay_choices({});  // nothing to follow: fine
+  expect_error_containing([&] { ref->replay_choices({"fwd f32 1x4x4x1->1 k3: direct"}); },
+                          "the ref backend makes no choices");
+}
+
+// A record saved from a run, loaded and followed by a fresh backend; a
+// record missing a pass leaves that pass timed and named as off the record.
+TEST(ChoiceRecord, SavedLoadedAndFollowed) {
+  const auto dir = temp_dir("choice_record");
+  const std::string path = (dir / "conv_algorithms.json").string();
+  auto first = make_fast_backend(ConvAlgorithm::direct);
+  const std::vector<uint8_t> want = run_passes(*first, DType::f32);
+  save_choice_record(*first, path);
+  const ChoiceRecord rec = load_choice_record(path);
+  EXPECT_EQ(rec.backend, "fast");
+  EXPECT_EQ(rec.threads, max_threads());
+  EXPECT_EQ(rec.choices, first->choices());
+
+  auto second = make_fast_backend();
+  EXPECT_EQ(replay_choice_record(*second, rec, path), "");  // same thread count: no warning
+  EXPECT_EQ(run_passes(*second, DType::f32), want);
+  EXPECT_TRUE(choices_off_record(*second, rec).empty());
+
+  ChoiceRecord partial = rec;
+  const std::string dropped = partial.choices.back();
+  partial.choices.pop_back();
+  partial.threads = max_threads() + 1;
+  auto third = make_fast_backend();
+  EXPECT_NE(replay_choice_record(*third, partial, path).find("threads"), std::string::npos);
+  run_passes(*third, DType::f32);
+  const auto off = choices_off_record(*third, partial);
+  ASSERT_EQ(off.size(), 1u);
+  EXPECT_EQ(off[0].substr(0, off[0].rfind(": ")), dropped.substr(0, dropped.rfind(": ")));
+
+  auto ref = make_ref_backend();
+  expect_error_containing([&] { replay_choice_record(*ref, rec, path); },
+                          path + ": these choices were made by the fast backend; this run uses the ref backend");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ChoiceRecord, BadFilesAreNamed) {
+  const auto dir = temp_dir("choice_record_bad");
+  const std::string not_json = (dir / "a.json").string(), no_choices = (dir / "b.json").string(),
+                    bad_line = (dir / "c.json").string();
+  std::ofstream(not_json) << "{\"backend\": ";
+  std::ofstream(no_choices) << R"({"backend": "fast", "threads": 2})";
+  std::ofstream(bad_line) << R"({"backend": "fast", "threads": 2, "choices": ["fwd f32 1x4x4x1->1 k3: quick"]})";
+  expect_error_containing([&] { load_choice_record(not_json); }, not_json + ": not JSON");
+  expect_error_containing([&] { load_choice_record(no_choices); }, no_choices + ": not a record of algorithm choices");
+  expect_error_containing([&] { load_choice_record((dir / "none.json").string()); }, "none.json");
+  auto fast = make_fast_backend();
+  expect_error_containing([&] { replay_choice_record(*fast, load_choice_record(bad_line), bad_line); },
+                          bad_line + ": 'fwd f32 1x4x4x1->1 k3: quick' is not a choice");
+  std::filesystem::remove_all(dir);
+}
