@@ -77,9 +77,13 @@ expect_ok "$MIXSEG" export "$T/trq.safetensors" --format tflite --precision int8
 expect_ok "$MIXSEG" edgetpu-check "$T/trq.tflite"
 grep -q "TRANSPOSE_CONV  *dec1.up  *edgetpu" "$T/out" && ok "the Edge TPU preflight maps TRANSPOSE_CONV" || bad "edgetpu-check: $(cat "$T/out")"
 expect_ok "$MIXSEG" export "$T/tr/last.safetensors" --format onnx --precision fp32 --out "$T/tr.onnx"
-expect_ok "$MIXSEG" parity --data "$T/data" --size 32x32 --filters 4 --depth 2 --batch 4 --epochs 1 --seeds 1 --upsampling transposed --precision fp32,mixed_bf16
+expect_ok "$MIXSEG" parity --data "$T/data" --size 32x32 --filters 4 --depth 2 --batch 4 --epochs 1 --seeds 1 --upsampling transposed --precision fp32,mixed_bf16 --out "$T/par.csv"
 grep -q "upsampling=transposed" "$T/out" && grep -q "^int8 " "$T/out" && ok "parity compared the transposed model's precisions and int8" ||
   bad "parity transposed: $(cat "$T/out")"
+# Repeated with the algorithms the first run recorded beside its CSV: the same Dice and IoU to the last digit.
+expect_ok "$MIXSEG" parity --data "$T/data" --size 32x32 --filters 4 --depth 2 --batch 4 --epochs 1 --seeds 1 --upsampling transposed --precision fp32,mixed_bf16 --out "$T/par2.csv" --conv-algorithms "$T/par.csv.conv_algorithms.json"
+cmp -s "$T/par.csv" "$T/par2.csv" && ! grep -q "timed, so this run may differ" "$T/out" &&
+  ok "parity following the recorded algorithms repeated its results" || bad "parity repeated: $(cat "$T/out" "$T/par.csv" "$T/par2.csv")"
 
 # Ctrl-C (SIGINT) mid-run writes a resumable checkpoint and says how to continue.
 "$MIXSEG" synth --out "$T/big" --count 64 --size 64x64 --seed 4 >/dev/null

@@ -1,7 +1,8 @@
-// The fast backend following recorded convolution algorithms instead of
-// timing them (Backend::replay_choices), and the record file around it
-// (train/choice_record.h): followed choices give the recorded run's bits,
-// and what cannot be followed is an error naming the line or the file.
+// The backends following recorded convolution algorithms instead of timing
+// them (Backend::replay_choices: the fast backend's, and cuDNN's on the
+// cuda backend), and the record file around it (train/choice_record.h):
+// followed choices give the recorded run's bits, and what cannot be
+// followed is an error naming the line or the file.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -11,6 +12,9 @@
 #include "cpu/conv2d_winograd.h"
 #include "test_util.h"
 #include "train/choice_record.h"
+#ifdef MIXSEG_CUDA_EMULATION
+#include "cuda_emulation/emulation.h"
+#endif
 
 using namespace mixseg;
 using namespace mixseg::test;
@@ -163,4 +167,60 @@ TEST(ChoiceRecord, BadFilesAreNamed) {
   expect_error_containing([&] { replay_choice_record(*fast, load_choice_record(bad_line), bad_line); },
                           bad_line + ": 'fwd f32 1x4x4x1->1 k3: quick' is not a choice");
   std::filesystem::remove_all(dir);
+}
+
+// The cuda backend follows recorded cuDNN algorithms and math without
+// running Find (on the emulated GPU, counted; there also bit for bit, and
+// with an algorithm other than Find's, whose workspace must then be asked
+// for), keeps the tf32 policy's f32 choices apart from fp32's, and names a
+// line it cannot follow.
+TEST(CudaChoiceRecord, FollowsRecordedAlgorithms) {
+  if (!gpu_available()) GTEST_SKIP() << "no CUDA GPU here (or no CUDA build)";
+  for (DType dt : {DType::f32, DType::f16, DType::bf16})
+    for (bool tf32 : {false, true}) {
+      if (tf32 && dt != DType::f32) continue;
+      auto first = make_backend("cuda");
+      first->allow_tf32(tf32);
+      const std::vector<uint8_t> want = run_passes(*first, dt);
+      const std::vector<std::string> choices = first->choices();
+      ASSERT_FALSE(choices.empty());
+      for (const std::string& c : choices) EXPECT_EQ(c.find("TF32 allowed") != std::string::npos, tf32) << c;
+      auto second = make_backend("cuda");
+      second->replay_choices(choices);
+      second->allow_tf32(tf32);
+#ifdef MIXSEG_CUDA_EMULATION
+      const int finds = cuda_emulation::find_calls();
+#endif
+      const std::vector<uint8_t> got = run_passes(*second, dt);
+      EXPECT_EQ(second->choices(), choices) << dtype_name(dt);
+#ifdef MIXSEG_CUDA_EMULATION
+      EXPECT_EQ(cuda_emulation::find_calls(), finds) << "Find ran although every pass was recorded";
+      EXPECT_EQ(got, want) << dtype_name(dt);
+      // Another algorithm than Find's (1): 3 needs more workspace, which the
+      // emulated convolutions check they were given.
+      std::vector<std::string> other = choices;
+      for (std::string& c : other) c.replace(c.find(": algo 1"), 8, ": algo 3");
+      auto third = make_backend("cuda");
+      third->replay_choices(other);
+      third->allow_tf32(tf32);
+      EXPECT_EQ(run_passes(*third, dt), want);
+      EXPECT_EQ(third->choices(), other);
+      // The other policy's f32 passes are not in the record: found anew.
+      if (dt == DType::f32) {
+        auto fourth = make_backend("cuda");
+        fourth->replay_choices(choices);
+        fourth->allow_tf32(!tf32);
+        const int before = cuda_emulation::find_calls();
+        run_passes(*fourth, dt);
+        EXPECT_GT(cuda_emulation::find_calls(), before);
+      }
+#else
+      (void)got;
+#endif
+    }
+  auto be = make_backend("cuda");
+  expect_error_containing([&] { be->replay_choices({"fwd f32 1x4x4x1->1 k3: direct"}); },
+                          "'fwd f32 1x4x4x1->1 k3: direct' is not a choice of the cuda backend");
+  expect_error_containing([&] { be->replay_choices({"fwd f16 1x4x4x1->1 k3: algo 1 (warp drive)"}); },
+                          "(warp drive)' is not a choice");
 }

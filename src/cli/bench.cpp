@@ -277,10 +277,13 @@ void run_bench(const BenchOptions& o) {
     if (rows.empty()) fail("every configuration ran out of memory (above)");
     fmt::print("{} of {} measurements skipped: out of memory\n", meta["skipped"].size(), total);
   }
-  if (o.verbose)
+  if (o.verbose) {
     for (const auto& line : backend->choices()) fmt::print("  {}\n", line);
+    for (const auto& line : backend->notes()) fmt::print("  {}\n", line);
+  }
   meta["peak_rss_mib"] = peak_rss_mib();
-  meta["backend_choices"] = backend->choices();  // algorithms per shape, CUDA graphs
+  meta["backend_choices"] = backend->choices();  // algorithms per pass and shape
+  meta["backend_notes"] = backend->notes();      // CUDA graphs, channel vectors
   if (!o.out.empty()) {
     // One JSON object per run, appended like the rows (the CSV can gather several runs).
     const std::string meta_path = o.out + ".meta.jsonl";

@@ -18,7 +18,7 @@ struct ParityOptions {
   DeviceOptions where;
   int synthetic = 0, seeds = 3, epochs = 5, filters = 8, depth = 4, batch = 8;
   std::string size = "128x128", precision = "fp32,mixed_fp16,mixed_bf16", out, schedule = "cosine",
-              upsampling = "nearest";
+              upsampling = "nearest", conv_algorithms;
   double lr = 3e-3, val_fraction = 0.2;
   bool no_int8 = false, no_augment = false;
 };
@@ -44,6 +44,7 @@ void run(const ParityOptions& o) {
   cfg.val_fraction = o.val_fraction;
   const Dataset data = load_data_or_synthetic(o.data, o.synthetic, 4242, h, w);
   auto backend = make_backend(where.backend);
+  const FollowedChoices followed = follow_conv_algorithms(*backend, o.conv_algorithms);
   fmt::print("parity: {} images at {}x{}, U-Net f={} depth={} upsampling={}, {} epochs, {} seeds, backend {}\n",
              data.size(), h, w, o.filters, o.depth, o.upsampling, o.epochs, o.seeds, backend->name());
   const std::vector<ParityRow> rows = run_parity(cfg, data, *backend, [](const ParityRow& r) {
@@ -55,9 +56,15 @@ void run(const ParityOptions& o) {
   for (const ParitySummary& s : summarize_parity(rows))
     fmt::print("{:<11} {:>6} {:>9.4f} {:>6.4f} {:>9.4f} {:>6.4f} {:>+14.4f}\n", s.precision, s.seeds, s.dice_mean,
                s.dice_std, s.iou_mean, s.iou_std, s.dice_vs_fp32);
+  note_choices_off_record(*backend, followed);
   if (!o.out.empty()) {
     write_parity_csv(o.out, rows);
     fmt::print("wrote {}\n", o.out);
+    if (!backend->choices().empty()) {  // every run above used these (one backend, each choice made once)
+      const std::string record = o.out + ".conv_algorithms.json";
+      save_choice_record(*backend, record);
+      fmt::print("wrote {} (--conv-algorithms {} repeats these runs)\n", record, record);
+    }
   }
 }
 
@@ -84,7 +91,10 @@ void add_parity(CLI::App& app) {
   c->add_flag("--no-augment", o->no_augment, "Train without augmentation");
   c->add_option("--val-fraction", o->val_fraction, "Held-out fraction")->capture_default_str();
   add_device_options(c, o->where);
-  c->add_option("--out", o->out, "CSV of every (seed, precision) result, for mixseg report --parity");
+  add_conv_algorithms_option(c, o->conv_algorithms);
+  c->add_option("--out", o->out,
+                "CSV of every (seed, precision) result, for mixseg report --parity (and beside it, "
+                "OUT.conv_algorithms.json: the convolution algorithms chosen)");
   c->callback([o] { run(*o); });
 }
 

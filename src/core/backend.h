@@ -105,9 +105,13 @@ class Backend {
   // (the tf32 policy, set by the network before its ops); the CPU backends
   // compute f32 either way.
   virtual void allow_tf32(bool /*allowed*/) {}
-  // What the backend chose on its own so far (e.g. an algorithm per
-  // convolution shape), one line each, for benchmark metadata.
+  // What the backend chose on its own so far (an algorithm per convolution
+  // pass and shape), one line each: for benchmark metadata, and for a later
+  // run to follow (replay_choices).
   virtual std::vector<std::string> choices() const { return {}; }
+  // How it ran beyond those choices (e.g. CUDA graphs recorded), for
+  // benchmark metadata.
+  virtual std::vector<std::string> notes() const { return {}; }
   // Makes the choices listed (lines as choices() writes them, e.g. from a
   // recorded run) instead of deciding again, for the shapes they name: the
   // same algorithms give the same bits on the same machine and thread count.

@@ -109,8 +109,10 @@ class CudaBackend final : public Backend {
       if (g) cudaGraphExecDestroy(g);
   }
   std::string_view name() const override { return "cuda"; }
-  std::vector<std::string> choices() const override {
-    std::vector<std::string> c = convs_.chosen_algorithms();
+  std::vector<std::string> choices() const override { return convs_.chosen_algorithms(); }
+  void replay_choices(const std::vector<std::string>& lines) override { convs_.replay_choices(lines); }
+  std::vector<std::string> notes() const override {
+    std::vector<std::string> c;
     if (!cuda::vectors_enabled()) c.push_back("cuda channel vectors: off (MIXSEG_CUDA_VECTORS=0)");
     c.push_back(!graphs_enabled()     ? "cuda graphs: off (MIXSEG_CUDA_GRAPHS=0)"
                 : profile_.enabled() ? "cuda graphs: off (MIXSEG_CUDA_PROFILE=1)"

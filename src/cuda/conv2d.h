@@ -38,6 +38,11 @@ class CudnnConvolutions {
   void allow_tf32(bool allowed);
   // "fwd f16 1x512x256x16->16 k3: algo 1 (tensor cores)", one per shape and pass.
   std::vector<std::string> chosen_algorithms() const;
+  // Takes the algorithm and math of these lines (as chosen_algorithms writes
+  // them) instead of running Find, for the passes and shapes they name (an
+  // f32 line with tensor-core math for the tf32 policy's passes, without for
+  // fp32's); throws naming a line that is not such a choice.
+  void replay_choices(const std::vector<std::string>& lines);
 
  private:
   struct Impl;

@@ -8,9 +8,11 @@
 // so a change of the backend's calls shows here.
 //
 // Each call checks its buffers lie in device memory, runs on the handle's
-// stream (so it is captured into graphs like the kernels), and the Find
-// functions report one algorithm (0) that needs no workspace; Find while a
-// stream is being captured invalidates the capture (it synchronises on a GPU).
+// stream (so it is captured into graphs like the kernels). Algorithm N needs
+// N x 256 bytes of workspace (the Get...WorkspaceSize functions say so, and
+// a convolution given less refuses to run), and the Find functions report
+// one algorithm, 1, and count their calls (find_calls); Find while a stream
+// is being captured invalidates the capture (it synchronises on a GPU).
 #include <cudnn.h>
 
 #include <cstdint>
@@ -138,6 +140,14 @@ cudnnStatus_t run(cudnnHandle_t h, Pass pass, const Conv& c, const void* a, cons
   return CUDNN_STATUS_SUCCESS;
 }
 
+int g_find_calls = 0;
+
+// The workspace algorithm `algo` needs, and whether ws holds it.
+size_t workspace_need(int algo) { return size_t(algo) * 256; }
+bool workspace_ok(int algo, const void* ws, size_t bytes) {
+  return algo >= 0 && algo < 8 && bytes >= workspace_need(algo) && (bytes == 0 || in_device_memory(ws, bytes));
+}
+
 template <class Perf, class Algo>
 cudnnStatus_t find(cudnnHandle_t h, Pass pass, const Conv& c, cudnnMathType_t math, const void* a, const void* b,
                    void* out, int requested, int* returned, Perf* perf) {
@@ -146,12 +156,13 @@ cudnnStatus_t find(cudnnHandle_t h, Pass pass, const Conv& c, cudnnMathType_t ma
     return CUDNN_STATUS_NOT_SUPPORTED;
   }
   if (requested < 1) return CUDNN_STATUS_BAD_PARAM;
+  ++g_find_calls;
   const cudnnStatus_t st = run(h, pass, c, a, b, out);  // Find runs the algorithms into the output
   if (st != CUDNN_STATUS_SUCCESS) return st;
   std::memset(perf, 0, sizeof *perf);
-  perf->algo = Algo(0);
+  perf->algo = Algo(1);
   perf->status = CUDNN_STATUS_SUCCESS;
-  perf->memory = 0;
+  perf->memory = workspace_need(1);
   perf->determinism = CUDNN_DETERMINISTIC;
   perf->mathType = math;
   *returned = 1;
@@ -159,6 +170,8 @@ cudnnStatus_t find(cudnnHandle_t h, Pass pass, const Conv& c, cudnnMathType_t ma
 }
 
 }  // namespace
+
+int find_calls() { return g_find_calls; }
 
 }  // namespace mixseg::cuda_emulation
 
@@ -222,29 +235,33 @@ cudnnStatus_t cudnnSetConvolutionMathType(cudnnConvolutionDescriptor_t d, cudnnM
 
 cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void* alpha, const cudnnTensorDescriptor_t xd,
                                       const void* x, const cudnnFilterDescriptor_t wd, const void* w,
-                                      const cudnnConvolutionDescriptor_t cd, cudnnConvolutionFwdAlgo_t, void*, size_t,
-                                      const void* beta, const cudnnTensorDescriptor_t yd, void* y) {
+                                      const cudnnConvolutionDescriptor_t cd, cudnnConvolutionFwdAlgo_t algo, void* ws,
+                                      size_t ws_bytes, const void* beta, const cudnnTensorDescriptor_t yd, void* y) {
   Conv c;
   if (!describe(xd, wd, cd, yd, &c) || !unit_scalars(alpha, beta)) return CUDNN_STATUS_NOT_SUPPORTED;
+  if (!workspace_ok(algo, ws, ws_bytes)) return CUDNN_STATUS_BAD_PARAM;
   return run(h, Pass::fwd, c, x, w, y);
 }
 
 cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void* alpha, const cudnnFilterDescriptor_t wd,
                                            const void* w, const cudnnTensorDescriptor_t dyd, const void* dy,
-                                           const cudnnConvolutionDescriptor_t cd, cudnnConvolutionBwdDataAlgo_t, void*,
-                                           size_t, const void* beta, const cudnnTensorDescriptor_t dxd, void* dx) {
+                                           const cudnnConvolutionDescriptor_t cd, cudnnConvolutionBwdDataAlgo_t algo,
+                                           void* ws, size_t ws_bytes, const void* beta,
+                                           const cudnnTensorDescriptor_t dxd, void* dx) {
   Conv c;
   if (!describe(dxd, wd, cd, dyd, &c) || !unit_scalars(alpha, beta)) return CUDNN_STATUS_NOT_SUPPORTED;
+  if (!workspace_ok(algo, ws, ws_bytes)) return CUDNN_STATUS_BAD_PARAM;
   return run(h, Pass::bwd_data, c, dy, w, dx);
 }
 
 cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void* alpha, const cudnnTensorDescriptor_t xd,
                                              const void* x, const cudnnTensorDescriptor_t dyd, const void* dy,
-                                             const cudnnConvolutionDescriptor_t cd, cudnnConvolutionBwdFilterAlgo_t,
-                                             void*, size_t, const void* beta, const cudnnFilterDescriptor_t dwd,
-                                             void* dw) {
+                                             const cudnnConvolutionDescriptor_t cd,
+                                             cudnnConvolutionBwdFilterAlgo_t algo, void* ws, size_t ws_bytes,
+                                             const void* beta, const cudnnFilterDescriptor_t dwd, void* dw) {
   Conv c;
   if (!describe(xd, dwd, cd, dyd, &c) || !unit_scalars(alpha, beta)) return CUDNN_STATUS_NOT_SUPPORTED;
+  if (!workspace_ok(algo, ws, ws_bytes)) return CUDNN_STATUS_BAD_PARAM;
   return run(h, Pass::bwd_filter, c, x, dy, dw);
 }
 
@@ -282,6 +299,39 @@ cudnnStatus_t cudnnFindConvolutionBackwardFilterAlgorithmEx(cudnnHandle_t h, con
   if (!describe(xd, dwd, cd, dyd, &c)) return CUDNN_STATUS_NOT_SUPPORTED;
   return find<cudnnConvolutionBwdFilterAlgoPerf_t, cudnnConvolutionBwdFilterAlgo_t>(h, Pass::bwd_filter, c, cd->math, x,
                                                                                     dy, dw, requested, returned, perf);
+}
+
+cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t xd,
+                                                      const cudnnFilterDescriptor_t wd,
+                                                      const cudnnConvolutionDescriptor_t cd,
+                                                      const cudnnTensorDescriptor_t yd, cudnnConvolutionFwdAlgo_t algo,
+                                                      size_t* bytes) {
+  Conv c;
+  if (!describe(xd, wd, cd, yd, &c) || algo < 0 || algo >= 8) return CUDNN_STATUS_NOT_SUPPORTED;
+  *bytes = workspace_need(algo);
+  return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t, const cudnnFilterDescriptor_t wd,
+                                                           const cudnnTensorDescriptor_t dyd,
+                                                           const cudnnConvolutionDescriptor_t cd,
+                                                           const cudnnTensorDescriptor_t dxd,
+                                                           cudnnConvolutionBwdDataAlgo_t algo, size_t* bytes) {
+  Conv c;
+  if (!describe(dxd, wd, cd, dyd, &c) || algo < 0 || algo >= 8) return CUDNN_STATUS_NOT_SUPPORTED;
+  *bytes = workspace_need(algo);
+  return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t xd,
+                                                             const cudnnTensorDescriptor_t dyd,
+                                                             const cudnnConvolutionDescriptor_t cd,
+                                                             const cudnnFilterDescriptor_t dwd,
+                                                             cudnnConvolutionBwdFilterAlgo_t algo, size_t* bytes) {
+  Conv c;
+  if (!describe(xd, dwd, cd, dyd, &c) || algo < 0 || algo >= 8) return CUDNN_STATUS_NOT_SUPPORTED;
+  *bytes = workspace_need(algo);
+  return CUDNN_STATUS_SUCCESS;
 }
 
 }  // extern "C"

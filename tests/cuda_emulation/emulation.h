@@ -32,6 +32,10 @@ bool reachable_by_device(const void* p);
 // false when a write past the end has changed them.
 bool guards_intact();
 
+// How many times cuDNN's Find functions ran (the tests of following
+// recorded algorithms check it does not).
+int find_calls();
+
 // The APIs' create and destroy calls, for each kind of object: ok is the
 // API's success status.
 template <auto ok, class T>
