@@ -144,6 +144,13 @@ int g_find_calls = 0;
 
 // The workspace algorithm `algo` needs, and whether ws holds it.
 size_t workspace_need(int algo) { return size_t(algo) * 256; }
+// The Get...WorkspaceSize functions' answer for a convolution the
+// descriptors describe (described) and an algorithm.
+cudnnStatus_t workspace_size(bool described, int algo, size_t* bytes) {
+  if (!described || algo < 0 || algo >= 8) return CUDNN_STATUS_NOT_SUPPORTED;
+  *bytes = workspace_need(algo);
+  return CUDNN_STATUS_SUCCESS;
+}
 bool workspace_ok(int algo, const void* ws, size_t bytes) {
   return algo >= 0 && algo < 8 && bytes >= workspace_need(algo) && (bytes == 0 || in_device_memory(ws, bytes));
 }
@@ -307,9 +314,7 @@ cudnnStatus_t cudnnGetConvolutionForwardWorkspaceSize(cudnnHandle_t, const cudnn
                                                       const cudnnTensorDescriptor_t yd, cudnnConvolutionFwdAlgo_t algo,
                                                       size_t* bytes) {
   Conv c;
-  if (!describe(xd, wd, cd, yd, &c) || algo < 0 || algo >= 8) return CUDNN_STATUS_NOT_SUPPORTED;
-  *bytes = workspace_need(algo);
-  return CUDNN_STATUS_SUCCESS;
+  return workspace_size(describe(xd, wd, cd, yd, &c), algo, bytes);
 }
 
 cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t, const cudnnFilterDescriptor_t wd,
@@ -318,9 +323,7 @@ cudnnStatus_t cudnnGetConvolutionBackwardDataWorkspaceSize(cudnnHandle_t, const 
                                                            const cudnnTensorDescriptor_t dxd,
                                                            cudnnConvolutionBwdDataAlgo_t algo, size_t* bytes) {
   Conv c;
-  if (!describe(dxd, wd, cd, dyd, &c) || algo < 0 || algo >= 8) return CUDNN_STATUS_NOT_SUPPORTED;
-  *bytes = workspace_need(algo);
-  return CUDNN_STATUS_SUCCESS;
+  return workspace_size(describe(dxd, wd, cd, dyd, &c), algo, bytes);
 }
 
 cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t, const cudnnTensorDescriptor_t xd,
@@ -329,9 +332,7 @@ cudnnStatus_t cudnnGetConvolutionBackwardFilterWorkspaceSize(cudnnHandle_t, cons
                                                              const cudnnFilterDescriptor_t dwd,
                                                              cudnnConvolutionBwdFilterAlgo_t algo, size_t* bytes) {
   Conv c;
-  if (!describe(xd, dwd, cd, dyd, &c) || algo < 0 || algo >= 8) return CUDNN_STATUS_NOT_SUPPORTED;
-  *bytes = workspace_need(algo);
-  return CUDNN_STATUS_SUCCESS;
+  return workspace_size(describe(xd, dwd, cd, dyd, &c), algo, bytes);
 }
 
 }  // extern "C"
