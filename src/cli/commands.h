@@ -67,8 +67,8 @@ DeviceChoice resolve_device(const DeviceOptions& d);
 
 // --conv-algorithms FILE for the commands that train: the backend follows
 // the convolution algorithms recorded in FILE (mixseg::ChoiceRecord) instead
-// of timing them, so the run repeats the recorded one bit for bit on the
-// same machine and thread count. Without FILE, a --resume'd run follows the
+// of timing them, so the run repeats the recorded one (on the fast backend
+// with the same machine and thread count, bit for bit). Without FILE, a --resume'd run follows the
 // record beside its checkpoint (kChoiceRecordFile), if there is one made by
 // this backend. Prints what it follows.
 inline constexpr const char* kChoiceRecordFile = "conv_algorithms.json";

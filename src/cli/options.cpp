@@ -181,7 +181,8 @@ void note_choices_off_record(const Backend& be, const FollowedChoices& f) {
 void add_conv_algorithms_option(CLI::App* c, std::string& file) {
   c->add_option("--conv-algorithms", file,
                 fmt::format("Follow the convolution algorithms recorded in this file (a run's {}) instead of timing "
-                            "them: on the same machine and thread count, the run repeats the recorded one bit for bit",
+                            "them: on the fast backend, the same machine and thread count, the run repeats the "
+                            "recorded one bit for bit (on the GPU: with the same cuDNN algorithms)",
                             kChoiceRecordFile));
 }
 
