@@ -34,31 +34,6 @@ std::string case_name(const Case& c);
 // GoogleTest prints the parameter next to each test's name (ctest's list too).
 void PrintTo(const Case& c, std::ostream* os) { *os << case_name(c); }
 
-// A tensor in the backend's memory holding `values` rounded to dtype.
-struct DeviceTensor {
-  Backend* be;
-  Tensor t;
-  DeviceTensor(Backend& b, DType dt, Shape s, const std::vector<double>& values = {}) : be(&b) {
-    t = {b.allocate(s.numel() * size_t(dtype_size(dt))), dt, s};
-    if (!values.empty()) upload(values);
-  }
-  ~DeviceTensor() { be->deallocate(t.data); }
-  DeviceTensor(const DeviceTensor&) = delete;
-  void upload(const std::vector<double>& v) {
-    dispatch_float(t.dtype, [&]<class T>() {
-      const auto s = to_storage<T>(v);
-      be->copy_in(t.data, s.data(), s.size() * sizeof(T));
-    });
-  }
-  std::vector<double> download() const {
-    return dispatch_float(t.dtype, [&]<class T>() {
-      std::vector<T> s(t.numel());
-      be->copy_out(s.data(), t.data, s.size() * sizeof(T));
-      return to_double(s);
-    });
-  }
-};
-
 std::vector<double> round_to(DType dt, const std::vector<double>& v) {
   return dispatch_float(dt, [&]<class T>() { return rounded<T>(v); });
 }

@@ -28,33 +28,22 @@ const ConvShape kShapes[] = {{2, 8, 12, 16, 32, 3}, {1, 6, 6, 3, 16, 3}, {1, 5, 
 
 // Runs every pass of every shape (training forward, inference with bias and
 // ReLU, backward-data, backward-weights) on be in dtype dt; returns all
-// outputs' bytes, in order.
-std::vector<uint8_t> run_passes(Backend& be, DType dt) {
-  std::vector<uint8_t> out;
+// outputs, in order (exactly: each value of the storage type as a double).
+std::vector<double> run_passes(Backend& be, DType dt) {
+  std::vector<double> out;
   for (const ConvShape& s : kShapes) {
     const Shape xs{s.n, s.h, s.w, s.cin}, ys{s.n, s.h, s.w, s.cout}, ws{s.cout, s.k, s.k, s.cin};
-    auto tensor = [&](Shape sh, DType t, uint64_t seed) {
-      Tensor x{be.allocate(sh.numel() * dtype_size(t)), t, sh};
-      dispatch_float(t, [&]<class T>() {
-        const auto v = to_storage<T>(random_vec(sh.numel(), seed));
-        be.copy_in(x.data, v.data(), v.size() * sizeof(T));
-      });
-      return x;
-    };
-    const Tensor x = tensor(xs, dt, 1), w = tensor(ws, dt, 2), g = tensor(ys, dt, 3), y = tensor(ys, dt, 4),
-                 dx = tensor(xs, dt, 5), dw = tensor(ws, DType::f32, 6),
-                 bias = tensor({1, 1, 1, s.cout}, DType::f32, 7);
-    be.conv2d_fwd(x, w, y);
-    be.conv2d_fwd_bias(x, w, static_cast<const float*>(bias.data), g, true);  // g: its inputs are used above
-    be.conv2d_bwd_data(y, w, dx);
-    be.conv2d_bwd_weights(x, g, dw);
-    for (const Tensor* t : {&y, &g, &dx, &dw}) {
-      const size_t bytes = t->numel() * dtype_size(t->dtype);
-      const size_t at = out.size();
-      out.resize(at + bytes);
-      be.copy_out(out.data() + at, t->data, bytes);
+    DeviceTensor x(be, dt, xs, random_vec(xs.numel(), 1)), w(be, dt, ws, random_vec(ws.numel(), 2)), y(be, dt, ys),
+        z(be, dt, ys), dx(be, dt, xs), dw(be, DType::f32, ws),
+        bias(be, DType::f32, {1, 1, 1, s.cout}, random_vec(size_t(s.cout), 3));
+    be.conv2d_fwd(x.t, w.t, y.t);
+    be.conv2d_fwd_bias(x.t, w.t, static_cast<const float*>(bias.t.data), z.t, true);
+    be.conv2d_bwd_data(y.t, w.t, dx.t);
+    be.conv2d_bwd_weights(x.t, z.t, dw.t);
+    for (const DeviceTensor* t : {&y, &z, &dx, &dw}) {
+      const std::vector<double> v = t->download();
+      out.insert(out.end(), v.begin(), v.end());
     }
-    for (const Tensor* t : {&x, &w, &g, &y, &dx, &dw, &bias}) be.deallocate(t->data);
   }
   return out;
 }
@@ -71,7 +60,7 @@ TEST(ChoiceRecord, FollowedChoicesGiveTheRecordedBits) {
   for (ConvAlgorithm a : forced)
     for (DType dt : {DType::f32, DType::f16, DType::bf16}) {
       auto recorded = make_fast_backend(a);
-      const std::vector<uint8_t> want = run_passes(*recorded, dt);
+      const std::vector<double> want = run_passes(*recorded, dt);
       const std::vector<std::string> choices = recorded->choices();
       ASSERT_GE(choices.size(), std::size(kShapes) * 4) << "one line per pass and shape at least";
       auto follower = make_fast_backend();
@@ -124,7 +113,7 @@ TEST(ChoiceRecord, SavedLoadedAndFollowed) {
   const auto dir = temp_dir("choice_record");
   const std::string path = (dir / "conv_algorithms.json").string();
   auto first = make_fast_backend(ConvAlgorithm::direct);
-  const std::vector<uint8_t> want = run_passes(*first, DType::f32);
+  const std::vector<double> want = run_passes(*first, DType::f32);
   save_choice_record(*first, path);
   const ChoiceRecord rec = load_choice_record(path);
   EXPECT_EQ(rec.backend, "fast");
@@ -181,7 +170,7 @@ TEST(CudaChoiceRecord, FollowsRecordedAlgorithms) {
       if (tf32 && dt != DType::f32) continue;
       auto first = make_backend("cuda");
       first->allow_tf32(tf32);
-      const std::vector<uint8_t> want = run_passes(*first, dt);
+      const std::vector<double> want = run_passes(*first, dt);
       const std::vector<std::string> choices = first->choices();
       ASSERT_FALSE(choices.empty());
       for (const std::string& c : choices) EXPECT_EQ(c.find("TF32 allowed") != std::string::npos, tf32) << c;
@@ -191,7 +180,7 @@ TEST(CudaChoiceRecord, FollowsRecordedAlgorithms) {
 #ifdef MIXSEG_CUDA_EMULATION
       const int finds = cuda_emulation::find_calls();
 #endif
-      const std::vector<uint8_t> got = run_passes(*second, dt);
+      const std::vector<double> got = run_passes(*second, dt);
       EXPECT_EQ(second->choices(), choices) << dtype_name(dt);
 #ifdef MIXSEG_CUDA_EMULATION
       EXPECT_EQ(cuda_emulation::find_calls(), finds) << "Find ran although every pass was recorded";

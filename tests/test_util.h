@@ -2,7 +2,6 @@
 // storage types, and the tolerance comparison.
 #pragma once
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cmath>
@@ -12,13 +11,13 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/dtype_dispatch.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "cuda/device_query.h"
 #include "ops/backend_ref.h"
 #include "ops/kernel_types.h"
 #include "ops/tolerance.h"
-
-#include "cuda/device_query.h"
 
 namespace mixseg::test {
 
@@ -99,6 +98,32 @@ template <class T>
 std::vector<double> rounded(const std::vector<double>& v) {
   return to_double(to_storage<T>(v));
 }
+
+// A tensor in a backend's memory holding `values` rounded to dtype, freed
+// with it (also when a test's op throws).
+struct DeviceTensor {
+  Backend* be;
+  Tensor t;
+  DeviceTensor(Backend& b, DType dt, Shape s, const std::vector<double>& values = {}) : be(&b) {
+    t = {b.allocate(s.numel() * size_t(dtype_size(dt))), dt, s};
+    if (!values.empty()) upload(values);
+  }
+  ~DeviceTensor() { be->deallocate(t.data); }
+  DeviceTensor(const DeviceTensor&) = delete;
+  void upload(const std::vector<double>& v) {
+    dispatch_float(t.dtype, [&]<class T>() {
+      const auto s = to_storage<T>(v);
+      be->copy_in(t.data, s.data(), s.size() * sizeof(T));
+    });
+  }
+  std::vector<double> download() const {
+    return dispatch_float(t.dtype, [&]<class T>() {
+      std::vector<T> s(t.numel());
+      be->copy_out(s.data(), t.data, s.size() * sizeof(T));
+      return to_double(s);
+    });
+  }
+};
 
 // Compares got against ref with the tolerance of (op, dtype, k).
 // Element-wise |got - ref| <= tol * (|ref| + rms(ref)) (see ops/tolerance.h).
