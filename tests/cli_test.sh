@@ -111,6 +111,10 @@ expect_ok "$MIXSEG" train --images "$T/pairs/img" --masks "$T/pairs/msk" --mask-
 expect_ok "$MIXSEG" bench --phase infer,train --filters 2 --depth 2 --batch 1 --size 32x32 --warmup 1 --min-steps 2 --min-time 0 --energy none --out "$T/bench.csv"
 head -1 "$T/bench.csv" | grep -q "^framework,framework_version,device,device_name,precision,phase,filters,depth,batch,height,width,img_per_s" &&
   [ "$(wc -l <"$T/bench.csv")" = 3 ] && ok "bench wrote the header and 2 rows" || bad "bench CSV: $(cat "$T/bench.csv")"
+# The transposed model's rows (int8 too) say so in framework_version, the CSV having no upsampling column.
+expect_ok "$MIXSEG" bench --phase infer,train --precision fp32,int8 --upsampling transposed --filters 2 --depth 2 --batch 1 --size 32x32 --warmup 1 --min-steps 2 --min-time 0 --energy none --out "$T/bench_tr.csv"
+[ "$(grep -c ' (fast, transposed upsampling)"' "$T/bench_tr.csv")" = 3 ] && grep -q '"upsampling":"transposed"' "$T/bench_tr.csv.meta.jsonl" &&
+  ok "bench --upsampling transposed labelled its 3 rows" || bad "transposed bench CSV: $(cat "$T/bench_tr.csv")"
 # bench --phase load --data: the loader on a folder's files, here streamed; --data with a model phase is refused.
 expect_ok "$MIXSEG" bench --phase load --data "$T/data" --stream-data yes --size 32x32 --batch 4 --warmup 1 --min-steps 3 --min-time 0 --energy none --out "$T/load.csv"
 grep -q "(loader, 1 threads, files streamed)" "$T/load.csv" && ok "bench timed the loader streaming the folder" || bad "load CSV: $(cat "$T/load.csv")"

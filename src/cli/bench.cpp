@@ -35,8 +35,8 @@ namespace {
 struct BenchOptions {
   DeviceOptions where;
   DataOptions data;  // --phase load: a folder instead of synthetic frames
-  std::string precision = "fp32", phase = "infer,train", filters = "8", batch = "1", size = "512x256",
-              out, conv_algorithm = "fastest";
+  std::string precision = "fp32", phase = "infer,train", filters = "8", batch = "1", size = "512x256", out,
+              conv_algorithm = "fastest", upsampling = "nearest";
   int depth = 4, warmup = 3, min_steps = 5, rounds = 1;
   double min_time = 2.0;
   bool verbose = false, conv_ceiling = false;
@@ -69,12 +69,25 @@ nlohmann::json run_metadata(const BenchOptions& o, const std::string& device, co
           {"cuda", device == "cuda" ? cuda_versions() : std::string("not used (CPU benchmark)")},
           {"seed", o.seed},
           {"settings",
-           {{"backend", backend_name}, {"precision", o.precision}, {"phase", o.phase}, {"filters", o.filters},
-            {"depth", o.depth}, {"batch", o.batch}, {"size", o.size}, {"warmup", o.warmup}, {"min_steps", o.min_steps},
-            {"min_time", o.min_time}, {"rounds", o.rounds}, {"conv_algorithm", o.conv_algorithm}, {"loader_threads", o.loader_threads},
+           {{"backend", backend_name},
+            {"precision", o.precision},
+            {"phase", o.phase},
+            {"filters", o.filters},
+            {"depth", o.depth},
+            {"upsampling", o.upsampling},
+            {"batch", o.batch},
+            {"size", o.size},
+            {"warmup", o.warmup},
+            {"min_steps", o.min_steps},
+            {"min_time", o.min_time},
+            {"rounds", o.rounds},
+            {"conv_algorithm", o.conv_algorithm},
+            {"loader_threads", o.loader_threads},
             {"conv_ceiling", o.conv_ceiling}}},
           {"energy",
-           {{"method", energy_domain.empty() ? std::string("unavailable") : device == "cuda" ? "nvml" : "rapl"},
+           {{"method", energy_domain.empty() ? std::string("unavailable")
+                       : device == "cuda"    ? "nvml"
+                                             : "rapl"},
             {"domain", energy_domain},
             {"unavailable_because", energy_why},
             {"idle_baseline_watts", idle_w},
@@ -184,7 +197,7 @@ void run_bench(const BenchOptions& o) {
       const bool train = phase == "train", load = phase == "load", int8 = precision == "int8";
       const Policy p = int8 ? Policy::fp32 : parse_policy(precision);
       BenchConfig cfg;
-      cfg.model = {f, o.depth, 1, 1};
+      cfg.model = {f, o.depth, 1, 1, parse_upsampling(o.upsampling)};
       cfg.policy = p;
       cfg.train = train;
       cfg.batch = b;
@@ -215,8 +228,11 @@ void run_bench(const BenchOptions& o) {
       ResultRow r;
       r.framework = "mixseg";
       const char* files = !data ? "" : data->streamed() ? ", files streamed" : ", files in memory";
+      // The CSV has no column for the upsampling (the schema is the peers' too):
+      // the transposed model's rows say it in their version, a series of their own.
+      const char* up = o.upsampling == "transposed" ? ", transposed upsampling" : "";
       r.framework_version = load ? fmt::format("{} (loader, {} threads{})", version(), o.loader_threads, files)
-                                 : fmt::format("{} ({})", version(), backend_name);
+                                 : fmt::format("{} ({}{})", version(), backend_name, up);
       r.device = device;
       r.device_name = device_name;
       r.precision = load ? "-" : int8 ? "int8" : std::string(policy_info(p).name);
@@ -309,6 +325,11 @@ void add_bench(CLI::App& app) {
   c->add_option("--filters", o->filters, "Comma-separated model sizes (channels of the first level)")->capture_default_str();
   c->add_option("--batch", o->batch, "Comma-separated batch sizes")->capture_default_str();
   c->add_option("--depth", o->depth, "Number of poolings")->capture_default_str()->check(CLI::Range(1, 8));
+  c->add_option("--upsampling", o->upsampling,
+                "The decoder's x2 upsampling: nearest, or transposed (rows say \"transposed upsampling\" in "
+                "framework_version)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"nearest", "transposed"}));
   c->add_option("--size", o->size, "Input size HxW")->capture_default_str();
   c->add_option("--warmup", o->warmup, "Warm-up steps (not measured)")->capture_default_str()->check(non_negative);
   c->add_option("--min-steps", o->min_steps, "Measured steps at least")->capture_default_str()->check(positive);
