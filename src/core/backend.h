@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/error.h"
 #include "core/step_control.h"
 #include "core/tensor.h"
 #include "ops/loss_ref.h"
@@ -115,8 +116,15 @@ class Backend {
   // Makes the choices listed (lines as choices() writes them, e.g. from a
   // recorded run) instead of deciding again, for the shapes they name: the
   // same algorithms give the same bits on the same machine and thread count.
-  // Throws naming a line this backend cannot follow.
-  virtual void replay_choices(const std::vector<std::string>& lines);
+  // Throws naming a line this backend cannot follow; a backend that decides
+  // nothing (the reference) follows only an empty list. (Inline, like every
+  // member here: Backend has no out-of-line key function, so the fuzz
+  // targets, which link part of the library, need no backend source for
+  // its vtable.)
+  virtual void replay_choices(const std::vector<std::string>& lines) {
+    if (!lines.empty())
+      fail("the {} backend makes no choices of its own; '{}' is not one of them", name(), lines.front());
+  }
 
   // Convolution, stride 1, same padding, kernel size from w's shape [Cout,K,K,Cin].
   virtual void conv2d_fwd(const Tensor& x, const Tensor& w, const Tensor& y) = 0;

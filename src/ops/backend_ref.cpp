@@ -212,13 +212,6 @@ LossValue compute_loss(Backend& be, const Tensor& logits, const uint8_t* target,
   return {c.loss_total, c.loss_bce, c.loss_dice};
 }
 
-// Backends that decide nothing on their own (the reference) have no choices
-// to follow: only an empty list is one of theirs.
-void Backend::replay_choices(const std::vector<std::string>& lines) {
-  if (!lines.empty())
-    fail("the {} backend makes no choices of its own; '{}' is not one of them", name(), lines.front());
-}
-
 std::unique_ptr<Backend> make_ref_backend() { return std::make_unique<RefBackend>(); }
 
 std::unique_ptr<Backend> make_backend(std::string_view name) {
