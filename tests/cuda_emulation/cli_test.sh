@@ -20,6 +20,22 @@ for p in fp32 tf32 mixed_fp16 mixed_bf16; do
   grep -q "training $p on the cuda backend" "$T/out" && [ -f "$T/run/$p/last.safetensors" ] &&
     ok "train --device cuda: $p on the GPU, checkpoint written" || bad "train $p: $(cat "$T/out")"
 done
+# The cuDNN algorithms each run chose are recorded beside its checkpoints; a resumed run follows them without
+# Find (the emulated Find picks algorithm 1 each time, so only the message tells the paths apart here), and a
+# run given them with --conv-algorithms repeats the recorded one (the emulation computes the same either way).
+grep -q '"fwd f32 4x32x32x1->2 k3: algo 1 (TF32 allowed, default math)"' "$T/run/tf32/conv_algorithms.json" &&
+  grep -q '"fwd f16 4x32x32x1->2 k3: algo 1 (tensor cores)"' "$T/run/mixed_fp16/conv_algorithms.json" &&
+  ok "train --device cuda recorded its cuDNN algorithms" || bad "records: $(cat "$T/run/tf32/conv_algorithms.json")"
+expect_ok "$MIXSEG" train --device cuda --data "$T/data" --size 32x32 --filters 2 --depth 2 --batch 4 --epochs 3 \
+  --precision tf32 --val-fraction 0.25 --out "$T/run/tf32" --resume "$T/run/tf32/last.safetensors"
+grep -qF "convolution algorithms: as recorded in $T/run/tf32/conv_algorithms.json" "$T/out" &&
+  ! grep -q "timed, so this run may differ" "$T/out" && ok "a resumed GPU run followed its recorded algorithms" ||
+  bad "GPU resume: $(cat "$T/out")"
+expect_ok "$MIXSEG" train --device cuda --data "$T/data" --size 32x32 --filters 2 --depth 2 --batch 4 --epochs 2 \
+  --precision mixed_fp16 --val-fraction 0.25 --out "$T/again" --conv-algorithms "$T/run/mixed_fp16/conv_algorithms.json"
+[ "$(cut -d, -f2-5 "$T/run/mixed_fp16/train_log.csv")" = "$(cut -d, -f2-5 "$T/again/train_log.csv")" ] &&
+  ok "a GPU run following the recorded algorithms logged the same losses and Dice" ||
+  bad "GPU followed run: $(cat "$T/run/mixed_fp16/train_log.csv" "$T/again/train_log.csv")"
 expect_ok "$MIXSEG" eval "$T/run/mixed_fp16/last.safetensors" --data "$T/data" --device auto
 grep -q "dice" "$T/out" && ok "eval --device auto" || bad "eval: $(cat "$T/out")"
 expect_ok "$MIXSEG" predict "$T/run/mixed_bf16/last.safetensors" "$T/data/0.png" --device cuda --out "$T/pred"
