@@ -10,11 +10,14 @@
 // once. Integer sums are order-free: bit-exact with the reference.
 // Weights: per block of 16 output channels [ky][quad][lane][4] signed bytes,
 // zero beyond cout and k*cin, packed once per model (PackedConvInt8); a tile of up to 12 pixels x 32 channels
-// (two blocks; an odd last block: 16 pixels x 16 channels) stays in registers; requantization on 16 AVX-512
-// lanes (requantize_avx512.h). conv2d_int8_amx runs the full 16-pixel tiles of single blocks on AMX instead
-// (amx_tiles.h), the rest as here.
+// (two blocks; an odd last block: 16 pixels x 16 channels) stays in registers; 3x3 kernels over a multiple of
+// 4 input channels take tiles that broadcast each input quad once for its three kx taps (tile_k3_vnni);
+// requantization on 16 AVX-512 lanes (requantize_avx512.h). conv2d_int8_amx runs the full 16-pixel tiles of single
+// blocks on AMX instead (amx_tiles.h), the rest as here.
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "quant/amx_tiles.h"
@@ -87,6 +90,63 @@ MIXSEG_VNNI_TARGET void tile2_vnni(const uint8_t* const* rows, int ox, int cin, 
   }
 }
 
+// 3x3 kernels with cin a multiple of 4 (every quad inside one input
+// pixel): pixel p's quad for tap kx and channel quad c is the input column
+// p + kx's quad c, so one broadcast of column q's quad feeds pixel q (kx 0),
+// q - 1 (kx 1) and q - 2 (kx 2) with their three weight vectors. Per
+// (ky, c) a tile of P pixels and NB blocks broadcasts P + 2 quads for 3 P NB
+// vpdpbusd, against 3 P for 3 P NB above (the one-block tile issues a
+// broadcast load per vpdpbusd). Measured on AMD Zen 4 (kernel bench, 2
+// threads): the first level's 8- and 16-channel convolutions 1.09-1.12x,
+// the two-block ones 1.01-1.03x (docs/performance.md v0.27). The weights
+// are the same packing ([ky][kx * cin / 4 + c] quads); the int32 sums are
+// the same, in another order.
+constexpr int kMaxTileK3 = 16, kMaxTile2K3 = 12;  // as kMaxTile and kMaxTile2 (checked below)
+
+template <int P, int NB>
+MIXSEG_VNNI_TARGET void tile_k3_vnni(const uint8_t* const* rows, int ox, int cin, int quads, const int8_t* wblock,
+                                     size_t block_size, int32_t* out0, int32_t* out1) {
+  __m512i acc[NB][P];
+  for (int b = 0; b < NB; ++b)
+    for (int p = 0; p < P; ++p) acc[b][p] = _mm512_setzero_si512();
+  const int cq = cin / 4;
+  for (int ky = 0; ky < 3; ++ky) {
+    const uint8_t* row = rows[ky] + size_t(ox) * cin;
+    for (int c = 0; c < cq; ++c) {
+      __m512i wv[NB][3];
+      for (int b = 0; b < NB; ++b)
+        for (int kx = 0; kx < 3; ++kx)
+          wv[b][kx] = _mm512_load_si512(wblock + b * block_size + (size_t(ky) * quads + kx * cq + c) * 64);
+#pragma GCC unroll 18
+      for (int q = 0; q < P + 2; ++q) {
+        int32_t quad;
+        std::memcpy(&quad, row + size_t(q) * cin + 4 * size_t(c), sizeof quad);
+        const __m512i u = _mm512_set1_epi32(quad);
+#pragma GCC unroll 3
+        for (int kx = 0; kx < 3; ++kx) {
+          const int p = q - kx;
+          if (p < 0 || p >= P) continue;
+#pragma GCC unroll 2
+          for (int b = 0; b < NB; ++b) acc[b][p] = _mm512_dpbusd_epi32(acc[b][p], u, wv[b][kx]);
+        }
+      }
+    }
+  }
+  for (int p = 0; p < P; ++p) {
+    _mm512_store_si512(out0 + p * 16, acc[0][p]);
+    if (NB == 2) _mm512_store_si512(out1 + p * 16, acc[NB - 1][p]);
+  }
+}
+
+using TileK3Fn = void (*)(const uint8_t* const*, int, int, int, const int8_t*, size_t, int32_t*, int32_t*);
+template <int NB, int... P>
+constexpr std::array<TileK3Fn, sizeof...(P) + 1> k3_tiles(std::integer_sequence<int, P...>) {
+  return {nullptr, tile_k3_vnni<P + 1, NB>...};
+}
+constexpr auto kTilesK3 = k3_tiles<1>(std::make_integer_sequence<int, kMaxTileK3>{});
+constexpr auto kTiles2K3 = k3_tiles<2>(std::make_integer_sequence<int, kMaxTile2K3>{});
+static_assert(kMaxTileK3 == kMaxTile && kMaxTile2K3 == kMaxTile2, "the k3 tiles step as the others");
+
 using TileFn = void (*)(const uint8_t* const*, int, int, int, int, const int8_t*, int32_t*);
 using Tile2Fn = void (*)(const uint8_t* const*, int, int, int, int, const int8_t*, const int8_t*, int32_t*, int32_t*);
 constexpr Tile2Fn kTiles2[kMaxTile2 + 1] = {nullptr,       tile2_vnni<1>, tile2_vnni<2>,  tile2_vnni<3>, tile2_vnni<4>,
@@ -151,6 +211,7 @@ MIXSEG_VNNI_TARGET void conv2d_int8_tiles(const QConv& c, QParams xq, QParams yq
   const int8_t* wpack = pk->weights<int8_t>();
   const Requant& r = pk->requant;
   const int32_t shift = xq.zero_point + 128;
+  const bool k3 = k == 3 && cin % 4 == 0;  // the tiles that share broadcasts across kx
 
   // Inputs: u8 = x + 128, border zp + 128, slack for the last quad's over-read.
   // The buffer is kept between calls (no fresh pages each time); every padded
@@ -177,7 +238,10 @@ MIXSEG_VNNI_TARGET void conv2d_int8_tiles(const QConv& c, QParams xq, QParams yq
             const int8_t* w0 = wpack + size_t(blk) * block_size;
             for (int ox = 0; ox < w; ox += kMaxTile2) {
               const int P = std::min(kMaxTile2, w - ox);
-              kTiles2[P](rows, ox, cin, k, quads, w0, w0 + block_size, acc, acc1);
+              if (k3)
+                kTiles2K3[P](rows, ox, cin, quads, w0, block_size, acc, acc1);
+              else
+                kTiles2[P](rows, ox, cin, k, quads, w0, w0 + block_size, acc, acc1);
               int8_t* yt = yrow + size_t(ox) * cout + o0;
               requantize_tile16(acc, P, r, o0, 16, yq.zero_point, c.out_min, c.out_max, yt, size_t(cout));
               requantize_tile16(acc1, P, r, o0 + 16, on1, yq.zero_point, c.out_min, c.out_max, yt + 16, size_t(cout));
@@ -189,6 +253,8 @@ MIXSEG_VNNI_TARGET void conv2d_int8_tiles(const QConv& c, QParams xq, QParams yq
             const int P = std::min(kMaxTile, w - ox);
             if (amx && P == kMaxTile)
               amx_tile16(rows, ox, cin, k, quads, wpack + size_t(blk) * block_size, acc);
+            else if (k3)
+              kTilesK3[P](rows, ox, cin, quads, wpack + size_t(blk) * block_size, block_size, acc, nullptr);
             else
               kTiles[P](rows, ox, cin, k, quads, wpack + size_t(blk) * block_size, acc);
             requantize_tile16(acc, P, r, o0, on, yq.zero_point, c.out_min, c.out_max, yrow + size_t(ox) * cout + o0,
