@@ -213,6 +213,39 @@ TEST(Conv2dInt8, FastIsBitExactWithReference) {
   EXPECT_EQ(cases, 2 * 8 * 6 * 8);
 }
 
+// The last layer's form, a 1x1 convolution to one channel, which the VNNI
+// variants run by their own kernel when 64 / cin pixels fill a vector (cin
+// 4, 8, 16, 32, 64): bit-exact with the reference over pixel counts around
+// its 16-pixel blocks (tails of 1 to 15), with and without ReLU, multipliers
+// above 1, and packed once as prepare() does; cin 12 and 24 (not dividing
+// 64) take the tiles.
+TEST(Conv2dInt8, PointwiseToOneChannelIsBitExact) {
+  Rng rng(11);
+  int cases = 0;
+  for (int cin : {4, 8, 12, 16, 24, 32, 64})
+    for (auto [n, h, w] : {std::array<int, 3>{1, 1, 1}, {1, 3, 5}, {1, 4, 4}, {1, 1, 17}, {2, 3, 11}, {1, 10, 13}}) {
+      const QParams xq{float(rng.uniform(0.01, 0.1)), int32_t(rng.below(256)) - 128};
+      const QParams yq{float(rng.uniform(0.05, 0.5)), int32_t(rng.below(256)) - 128};
+      QConv c = random_conv(rng, 1, cin, 1, cases % 2 == 0, xq, yq);
+      if (cases % 3 == 0) c.multipliers[0] = quantize_multiplier(rng.uniform(1.0, 6.0));
+      const std::vector<int8_t> x = random_int8(rng, size_t(n) * h * w * cin);
+      std::vector<int8_t> ref(size_t(n) * h * w);
+      conv2d_int8_ref(c, xq, yq, n, h, w, x.data(), ref.data());
+      QConv packed = c;
+      packed.packed = pack_conv_int8_fast(c, xq);
+      for (const QConv* conv : {&c, &packed}) {
+        std::vector<int8_t> fast(ref.size() + 1, 99);  // one byte past the output: must stay untouched
+        conv2d_int8_fast(*conv, xq, yq, n, h, w, x.data(), fast.data());
+        ASSERT_EQ(fast.back(), 99) << fmt::format("cin {} n {} h {} w {}: wrote past the output", cin, n, h, w);
+        fast.pop_back();
+        ASSERT_EQ(ref, fast) << fmt::format("cin {} n {} h {} w {} ({})", cin, n, h, w,
+                                            conv == &c ? "packed on the fly" : "prepacked");
+      }
+      ++cases;
+    }
+  EXPECT_EQ(cases, 7 * 6);
+}
+
 // The 2x2 stride-2 transposed convolution by hand: one input pixel, two
 // input channels, one output channel; each tap of the filter lands on its
 // own output pixel (TFLite's TRANSPOSE_CONV: no overlap at stride 2).

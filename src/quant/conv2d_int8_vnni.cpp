@@ -268,14 +268,84 @@ MIXSEG_VNNI_TARGET void conv2d_int8_tiles(const QConv& c, QParams xq, QParams yq
 
 }  // namespace
 
+namespace {
+
+// A 1x1 convolution to one output channel (every model's last layer: the
+// logits) over cin in {4, 8, 16, 32, 64}: the tiles above would fill one of
+// 16 lanes per vpdpbusd. Here 64 input bytes hold 64 / cin whole pixels;
+// vpdpbusd against the cin weights repeated across the vector leaves each
+// pixel's sum spread over its cin / 4 dword lanes, which rotate-and-add
+// steps gather into the group's first lane; the first lanes of 16 pixels
+// are packed into one vector and requantized together with channel 0's
+// parameters. The input is shifted to unsigned (x ^ 0x80 = x + 128) in
+// registers, the correction in the packed bias as above (no padding at
+// k = 1); a tail's missing bytes load as zeros and only feed pixels that are
+// not stored. Same int32 sums, bit-exact.
+bool pointwise_to_one_applies(const QConv& c) { return c.k == 1 && c.cout == 1 && c.cin % 4 == 0 && 64 % c.cin == 0; }
+
+// GCC 12's _mm512_alignr_epi32 passes an undefined merge operand that
+// -Wmaybe-uninitialized reports once inlined (GCC bug 105593, as in
+// requantize_avx512.h): a false positive.
+#pragma GCC diagnostic push
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+MIXSEG_VNNI_TARGET void pointwise_to_one(const QConv& c, QParams xq, QParams yq, size_t pixels, const int8_t* x,
+                                         int8_t* y) {
+  std::shared_ptr<const PackedConvInt8> local;
+  const PackedConvInt8* pk = c.packed.get();
+  if (!pk || pk->variant != PackedConvInt8::Variant::vnni || pk->input_zero_point != xq.zero_point) {
+    local = pack_conv_int8_vnni(c, xq);
+    pk = local.get();
+  }
+  const Requant& r = pk->requant;
+  const int cin = c.cin, group = cin / 4, per_vector = 64 / cin;  // dword lanes per pixel, pixels per vector
+  alignas(64) int8_t wrep[64];
+  for (int i = 0; i < 64; ++i) wrep[i] = c.weights[size_t(i % cin)];
+  const __m512i wv = _mm512_load_si512(wrep), flip = _mm512_set1_epi8(char(0x80));
+  const __m512i bias = _mm512_set1_epi32(r.bias[0]), m = _mm512_set1_epi32(r.multiplier[0]),
+                left = _mm512_set1_epi32(r.left[0]), right = _mm512_set1_epi32(r.right[0]);
+  const __m512i zp = _mm512_set1_epi32(yq.zero_point), lo = _mm512_set1_epi32(c.out_min),
+                hi = _mm512_set1_epi32(c.out_max);
+  __mmask16 leaders = 0;  // the first lane of each pixel's group
+  for (int i = 0; i < 16; i += group) leaders = __mmask16(leaders | (1u << i));
+  const int64_t blocks = int64_t((pixels + 15) / 16);
+#pragma omp parallel for schedule(static)
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const size_t p0 = size_t(blk) * 16, count = std::min<size_t>(16, pixels - p0), bytes = count * size_t(cin);
+    const int8_t* xb = x + p0 * size_t(cin);
+    alignas(64) int32_t sums[16];
+    for (int v = 0; v * 64 < cin * 16; ++v) {  // cin / 4 vectors of per_vector pixels each
+      const size_t done = size_t(v) * 64, valid = bytes > done ? std::min<size_t>(64, bytes - done) : 0;
+      const __mmask64 k = valid == 64 ? ~__mmask64(0) : (__mmask64(1) << valid) - 1;
+      const __m512i u = _mm512_xor_si512(_mm512_maskz_loadu_epi8(k, xb + done), flip);
+      __m512i t = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, wv);
+      if (group > 1) t = _mm512_add_epi32(t, _mm512_alignr_epi32(t, t, 1));
+      if (group > 2) t = _mm512_add_epi32(t, _mm512_alignr_epi32(t, t, 2));
+      if (group > 4) t = _mm512_add_epi32(t, _mm512_alignr_epi32(t, t, 4));
+      if (group > 8) t = _mm512_add_epi32(t, _mm512_alignr_epi32(t, t, 8));
+      _mm512_mask_storeu_epi32(sums + v * per_vector, __mmask16((1u << per_vector) - 1),
+                               _mm512_maskz_compress_epi32(leaders, t));
+    }
+    const __m128i out = requantize_to_int8(_mm512_load_si512(sums), bias, m, left, right, zp, lo, hi);
+    _mm_mask_storeu_epi8(y + p0, __mmask16((1u << count) - 1), out);
+  }
+}
+#pragma GCC diagnostic pop
+
+}  // namespace
+
 void conv2d_int8_vnni(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y) {
   if (c.k > 15 || !int8_vnni_available()) return conv2d_int8_avx2(c, xq, yq, n, h, w, x, y);
+  if (pointwise_to_one_applies(c)) return pointwise_to_one(c, xq, yq, size_t(n) * h * w, x, y);
   conv2d_int8_tiles(c, xq, yq, n, h, w, x, y, false);
 }
 
 void conv2d_int8_amx(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y) {
   if (!int8_amx_available()) return conv2d_int8_vnni(c, xq, yq, n, h, w, x, y);
   if (c.k > 15 || !int8_vnni_available()) return conv2d_int8_avx2(c, xq, yq, n, h, w, x, y);
+  if (pointwise_to_one_applies(c)) return pointwise_to_one(c, xq, yq, size_t(n) * h * w, x, y);
   conv2d_int8_tiles(c, xq, yq, n, h, w, x, y, true);
 }
 
