@@ -11,7 +11,8 @@
 // Weights: per block of 16 output channels [ky][quad][lane][4] signed bytes,
 // zero beyond cout and k*cin, packed once per model (PackedConvInt8); a tile of up to 12 pixels x 32 channels
 // (two blocks; an odd last block: 16 pixels x 16 channels) stays in registers; 3x3 kernels over a multiple of
-// 4 input channels take tiles that broadcast each input quad once for its three kx taps (tile_k3_vnni);
+// 4 input channels take tiles that broadcast each input quad once for its three kx taps (tile_k3_vnni); a 1x1
+// convolution to one channel (the logits) packs several pixels per vector instead (pointwise_to_one);
 // requantization on 16 AVX-512 lanes (requantize_avx512.h). conv2d_int8_amx runs the full 16-pixel tiles of single
 // blocks on AMX instead (amx_tiles.h), the rest as here.
 #include <algorithm>
