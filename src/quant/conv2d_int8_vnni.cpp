@@ -267,10 +267,6 @@ MIXSEG_VNNI_TARGET void conv2d_int8_tiles(const QConv& c, QParams xq, QParams yq
   }
 }
 
-}  // namespace
-
-namespace {
-
 // A 1x1 convolution to one output channel (every model's last layer: the
 // logits) over cin in {4, 8, 16, 32, 64}: the tiles above would fill one of
 // 16 lanes per vpdpbusd. Here 64 input bytes hold 64 / cin whole pixels;
