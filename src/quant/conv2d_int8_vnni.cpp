@@ -288,29 +288,20 @@ bool pointwise_to_one_applies(const QConv& c) { return c.k == 1 && c.cout == 1 &
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
-MIXSEG_VNNI_TARGET void pointwise_to_one(const QConv& c, QParams xq, QParams yq, size_t pixels, const int8_t* x,
-                                         int8_t* y) {
-  std::shared_ptr<const PackedConvInt8> local;
-  const PackedConvInt8* pk = c.packed.get();
-  if (!pk || pk->variant != PackedConvInt8::Variant::vnni || pk->input_zero_point != xq.zero_point) {
-    local = pack_conv_int8_vnni(c, xq);
-    pk = local.get();
-  }
-  const Requant& r = pk->requant;
+// Blocks [b0, b1) of 16 pixels (the last one may be short). Its own
+// function with the target attribute: an OpenMP region's outlined body does
+// not inherit it (clang then rejects the 512-bit values inside).
+MIXSEG_VNNI_TARGET void pointwise_to_one_blocks(const QConv& c, const Requant& r, int32_t y_zp, const int8_t* wrep,
+                                                size_t pixels, size_t b0, size_t b1, const int8_t* x, int8_t* y) {
   const int cin = c.cin, group = cin / 4, per_vector = 64 / cin;  // dword lanes per pixel, pixels per vector
-  alignas(64) int8_t wrep[64];
-  for (int i = 0; i < 64; ++i) wrep[i] = c.weights[size_t(i % cin)];
   const __m512i wv = _mm512_load_si512(wrep), flip = _mm512_set1_epi8(char(0x80));
   const __m512i bias = _mm512_set1_epi32(r.bias[0]), m = _mm512_set1_epi32(r.multiplier[0]),
                 left = _mm512_set1_epi32(r.left[0]), right = _mm512_set1_epi32(r.right[0]);
-  const __m512i zp = _mm512_set1_epi32(yq.zero_point), lo = _mm512_set1_epi32(c.out_min),
-                hi = _mm512_set1_epi32(c.out_max);
+  const __m512i zp = _mm512_set1_epi32(y_zp), lo = _mm512_set1_epi32(c.out_min), hi = _mm512_set1_epi32(c.out_max);
   __mmask16 leaders = 0;  // the first lane of each pixel's group
   for (int i = 0; i < 16; i += group) leaders = __mmask16(leaders | (1u << i));
-  const int64_t blocks = int64_t((pixels + 15) / 16);
-#pragma omp parallel for schedule(static)
-  for (int64_t blk = 0; blk < blocks; ++blk) {
-    const size_t p0 = size_t(blk) * 16, count = std::min<size_t>(16, pixels - p0), bytes = count * size_t(cin);
+  for (size_t blk = b0; blk < b1; ++blk) {
+    const size_t p0 = blk * 16, count = std::min<size_t>(16, pixels - p0), bytes = count * size_t(cin);
     const int8_t* xb = x + p0 * size_t(cin);
     alignas(64) int32_t sums[16];
     for (int v = 0; v * 64 < cin * 16; ++v) {  // cin / 4 vectors of per_vector pixels each
@@ -330,6 +321,26 @@ MIXSEG_VNNI_TARGET void pointwise_to_one(const QConv& c, QParams xq, QParams yq,
   }
 }
 #pragma GCC diagnostic pop
+
+void pointwise_to_one(const QConv& c, QParams xq, QParams yq, size_t pixels, const int8_t* x, int8_t* y) {
+  std::shared_ptr<const PackedConvInt8> local;
+  const PackedConvInt8* pk = c.packed.get();
+  if (!pk || pk->variant != PackedConvInt8::Variant::vnni || pk->input_zero_point != xq.zero_point) {
+    local = pack_conv_int8_vnni(c, xq);
+    pk = local.get();
+  }
+  alignas(64) int8_t wrep[64];  // the cin weights repeated across a vector
+  for (int i = 0; i < 64; ++i) wrep[i] = c.weights[size_t(i % c.cin)];
+  constexpr size_t kBlocksPerChunk = 64;  // 1024 pixels per parallel step
+  const size_t blocks = (pixels + 15) / 16;
+  const int64_t chunks = int64_t((blocks + kBlocksPerChunk - 1) / kBlocksPerChunk);
+#pragma omp parallel for schedule(static)
+  for (int64_t ch = 0; ch < chunks; ++ch) {
+    const size_t b0 = size_t(ch) * kBlocksPerChunk;
+    pointwise_to_one_blocks(c, pk->requant, yq.zero_point, wrep, pixels, b0, std::min(blocks, b0 + kBlocksPerChunk), x,
+                            y);
+  }
+}
 
 }  // namespace
 
