@@ -216,14 +216,16 @@ TEST(Conv2dInt8, FastIsBitExactWithReference) {
 // The last layer's form, a 1x1 convolution to one channel, which the VNNI
 // variants run by their own kernel when 64 / cin pixels fill a vector (cin
 // 4, 8, 16, 32, 64): bit-exact with the reference over pixel counts around
-// its 16-pixel blocks (tails of 1 to 15), with and without ReLU, multipliers
-// above 1, and packed once as prepare() does; cin 12 and 24 (not dividing
-// 64) take the tiles.
+// its 16-pixel blocks (1, 15, 16, 17, 66, 130 pixels) and its 1024-pixel
+// parallel chunks (1073: two chunks, a one-pixel tail), with and without
+// ReLU, multipliers above 1, and packed once as prepare() does; cin 12 and
+// 24 (not dividing 64) take the tiles.
 TEST(Conv2dInt8, PointwiseToOneChannelIsBitExact) {
   Rng rng(11);
   int cases = 0;
   for (int cin : {4, 8, 12, 16, 24, 32, 64})
-    for (auto [n, h, w] : {std::array<int, 3>{1, 1, 1}, {1, 3, 5}, {1, 4, 4}, {1, 1, 17}, {2, 3, 11}, {1, 10, 13}}) {
+    for (auto [n, h, w] :
+         {std::array<int, 3>{1, 1, 1}, {1, 3, 5}, {1, 4, 4}, {1, 1, 17}, {2, 3, 11}, {1, 10, 13}, {1, 37, 29}}) {
       const QParams xq{float(rng.uniform(0.01, 0.1)), int32_t(rng.below(256)) - 128};
       const QParams yq{float(rng.uniform(0.05, 0.5)), int32_t(rng.below(256)) - 128};
       QConv c = random_conv(rng, 1, cin, 1, cases % 2 == 0, xq, yq);
@@ -243,7 +245,7 @@ TEST(Conv2dInt8, PointwiseToOneChannelIsBitExact) {
       }
       ++cases;
     }
-  EXPECT_EQ(cases, 7 * 6);
+  EXPECT_EQ(cases, 7 * 7);
 }
 
 // The 2x2 stride-2 transposed convolution by hand: one input pixel, two
