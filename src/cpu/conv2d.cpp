@@ -687,15 +687,18 @@ struct DnnlConvolutions::Impl {
   // the library path (its conversions through f32 included) when both are
   // timed on zero-filled buffers of the real size (own_is_faster).
   bool use_own(Kind kind, const ConvShape& s, DType dt, bool bias, bool relu) {
-    const std::string* r = recorded_for(kind, dt, s, bias, relu);
-    if (r && *r == "winograd_f2" && !own_candidate(kind, s, dt))
-      fail(
-          "the recorded algorithm 'winograd_f2' for '{}' does not run here (the own Winograd kernels need "
-          "AVX-512)",
-          pass_key(kind, dt, s, bias, relu));
-    if (!own_candidate(kind, s, dt)) return false;
+    // Decided once per pass and shape (no key formatting or record lookup on later calls).
     const Key key = make_key(kind, dt, Algo::winograd_f2, s, bias, relu);
     if (auto it = own_chosen.find(key); it != own_chosen.end()) return it->second;
+    const std::string* r = recorded_for(kind, dt, s, bias, relu);
+    if (!own_candidate(kind, s, dt)) {
+      if (r && *r == "winograd_f2")
+        fail(
+            "the recorded algorithm 'winograd_f2' for '{}' does not run here (the own Winograd kernels need "
+            "AVX-512)",
+            pass_key(kind, dt, s, bias, relu));
+      return own_chosen[key] = false;
+    }
     const bool own = r                                      ? *r == "winograd_f2"
                      : policy == ConvAlgorithm::winograd_f2 ? true
                                                             : own_is_faster(kind, s, dt, bias, relu);

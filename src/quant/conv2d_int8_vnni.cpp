@@ -194,6 +194,13 @@ std::shared_ptr<const PackedConvInt8> pack_conv_int8_vnni(const QConv& c, QParam
 
 namespace {
 
+// The model's VNNI packing when it was made for this input zero point, else one made now.
+std::shared_ptr<const PackedConvInt8> vnni_packing(const QConv& c, QParams xq) {
+  const std::shared_ptr<const PackedConvInt8>& pk = c.packed;
+  if (pk && pk->variant == PackedConvInt8::Variant::vnni && pk->input_zero_point == xq.zero_point) return pk;
+  return pack_conv_int8_vnni(c, xq);
+}
+
 // Both variants: VNNI tiles, or AMX ones (amx_tiles.h) for full 16-pixel tiles.
 MIXSEG_VNNI_TARGET void conv2d_int8_tiles(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x,
                                           int8_t* y, bool amx) {
@@ -202,13 +209,7 @@ MIXSEG_VNNI_TARGET void conv2d_int8_tiles(const QConv& c, QParams xq, QParams yq
   const int kw = k * cin, quads = (kw + 3) / 4;
   const int blocks = (cout + 15) / 16;
   const size_t block_size = size_t(k) * quads * 64;
-  // The model's packing when it was made for this input zero point, else one now.
-  std::shared_ptr<const PackedConvInt8> local;
-  const PackedConvInt8* pk = c.packed.get();
-  if (!pk || pk->variant != PackedConvInt8::Variant::vnni || pk->input_zero_point != xq.zero_point) {
-    local = pack_conv_int8_vnni(c, xq);
-    pk = local.get();
-  }
+  const std::shared_ptr<const PackedConvInt8> pk = vnni_packing(c, xq);
   const int8_t* wpack = pk->weights<int8_t>();
   const Requant& r = pk->requant;
   const int32_t shift = xq.zero_point + 128;
@@ -323,12 +324,7 @@ MIXSEG_VNNI_TARGET void pointwise_to_one_blocks(const QConv& c, const Requant& r
 #pragma GCC diagnostic pop
 
 void pointwise_to_one(const QConv& c, QParams xq, QParams yq, size_t pixels, const int8_t* x, int8_t* y) {
-  std::shared_ptr<const PackedConvInt8> local;
-  const PackedConvInt8* pk = c.packed.get();
-  if (!pk || pk->variant != PackedConvInt8::Variant::vnni || pk->input_zero_point != xq.zero_point) {
-    local = pack_conv_int8_vnni(c, xq);
-    pk = local.get();
-  }
+  const std::shared_ptr<const PackedConvInt8> pk = vnni_packing(c, xq);
   alignas(64) int8_t wrep[64];  // the cin weights repeated across a vector
   for (int i = 0; i < 64; ++i) wrep[i] = c.weights[size_t(i % c.cin)];
   constexpr size_t kBlocksPerChunk = 64;  // 1024 pixels per parallel step

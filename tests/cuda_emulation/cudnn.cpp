@@ -142,17 +142,21 @@ cudnnStatus_t run(cudnnHandle_t h, Pass pass, const Conv& c, const void* a, cons
 
 int g_find_calls = 0;
 
-// The workspace algorithm `algo` needs, and whether ws holds it.
+constexpr int kAlgorithms = 8;  // the emulation's algorithms: 0 .. kAlgorithms - 1
+
+// The workspace algorithm `algo` needs.
 size_t workspace_need(int algo) { return size_t(algo) * 256; }
 // The Get...WorkspaceSize functions' answer for a convolution the
 // descriptors describe (described) and an algorithm.
 cudnnStatus_t workspace_size(bool described, int algo, size_t* bytes) {
-  if (!described || algo < 0 || algo >= 8) return CUDNN_STATUS_NOT_SUPPORTED;
+  if (!described || algo < 0 || algo >= kAlgorithms) return CUDNN_STATUS_NOT_SUPPORTED;
   *bytes = workspace_need(algo);
   return CUDNN_STATUS_SUCCESS;
 }
+// Whether ws (bytes long) holds what `algo` needs.
 bool workspace_ok(int algo, const void* ws, size_t bytes) {
-  return algo >= 0 && algo < 8 && bytes >= workspace_need(algo) && (bytes == 0 || in_device_memory(ws, bytes));
+  return algo >= 0 && algo < kAlgorithms && bytes >= workspace_need(algo) &&
+         (bytes == 0 || in_device_memory(ws, bytes));
 }
 
 template <class Perf, class Algo>
