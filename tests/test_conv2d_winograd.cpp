@@ -18,8 +18,9 @@ using namespace mixseg::test;
 
 namespace {
 
+// bf16_products: bf16 with the bf16 dot product (winograd_f2_bf16_products_available).
 template <class T>
-void check_shape(const ConvShape& s, bool with_bias, bool relu, uint64_t seed) {
+void check_shape(const ConvShape& s, bool with_bias, bool relu, uint64_t seed, bool bf16_products) {
   const DType dt = dtype_of<T>();
   const size_t nx = size_t(s.n) * s.h * s.w * s.cin, ny = size_t(s.n) * s.h * s.w * s.cout;
   const auto x = rounded<T>(random_vec(nx, seed)), w = rounded<T>(random_vec(s.weight_numel(), seed + 1));
@@ -30,20 +31,21 @@ void check_shape(const ConvShape& s, bool with_bias, bool relu, uint64_t seed) {
   const auto xs = to_storage<T>(x), ws = to_storage<T>(w);
   // Output pre-filled with a marker: every element must be written.
   std::vector<T> y(ny, from_f32<T>(1e4f));
-  const WinogradF2Weights u = winograd_f2_transform_weights(s, dt, ws.data());
+  const WinogradF2Weights u = winograd_f2_transform_weights(s, dt, ws.data(), false, bf16_products);
   {
     const ScopedFlushDenormals ftz;
     conv2d_winograd_f2(s, dt, xs.data(), u, with_bias ? bias.data() : nullptr, y.data(), relu);
   }
-  const std::string what = fmt::format("winograd {} {}x{}x{}x{} -> {}{}{}", dtype_name(dt), s.n, s.h, s.w, s.cin,
-                                       s.cout, with_bias ? " +bias" : "", relu ? " +relu" : "");
+  const std::string what =
+      fmt::format("winograd {}{} {}x{}x{}x{} -> {}{}{}", dtype_name(dt), bf16_products ? " (bf16 products)" : "", s.n,
+                  s.h, s.w, s.cin, s.cout, with_bias ? " +bias" : "", relu ? " +relu" : "");
   expect_close(to_double(y), ref, Op::conv2d_fwd_bias, dt, size_t(9) * s.cin, what);
 }
 
 // Backward-data as the forward convolution of dy with the transposed,
 // flipped weights.
 template <class T>
-void check_backward_data(const ConvShape& s, uint64_t seed) {
+void check_backward_data(const ConvShape& s, uint64_t seed, bool bf16_products) {
   const DType dt = dtype_of<T>();
   const size_t nx = size_t(s.n) * s.h * s.w * s.cin, ny = size_t(s.n) * s.h * s.w * s.cout;
   const auto dy = rounded<T>(random_vec(ny, seed)), w = rounded<T>(random_vec(s.weight_numel(), seed + 1));
@@ -51,13 +53,14 @@ void check_backward_data(const ConvShape& s, uint64_t seed) {
   conv2d_bwd_data_ref<double>(s, dy.data(), w.data(), ref.data());
   const auto dys = to_storage<T>(dy), ws = to_storage<T>(w);
   std::vector<T> dx(nx, from_f32<T>(1e4f));
-  const WinogradF2Weights u = winograd_f2_transform_weights(s, dt, ws.data(), true);
+  const WinogradF2Weights u = winograd_f2_transform_weights(s, dt, ws.data(), true, bf16_products);
   {
     const ScopedFlushDenormals ftz;
     conv2d_winograd_f2(ConvShape{s.n, s.h, s.w, s.cout, s.cin, 3}, dt, dys.data(), u, nullptr, dx.data(), false);
   }
   expect_close(to_double(dx), ref, Op::conv2d_bwd_data, dt, size_t(9) * s.cout,
-               fmt::format("winograd bwd data {} {}x{}x{}x{} -> {}", dtype_name(dt), s.n, s.h, s.w, s.cin, s.cout));
+               fmt::format("winograd bwd data {}{} {}x{}x{}x{} -> {}", dtype_name(dt),
+                           bf16_products ? " (bf16 products)" : "", s.n, s.h, s.w, s.cin, s.cout));
 }
 
 // Weight gradient (F(3x3,2x2) on the same input transform), f32 result.
@@ -83,7 +86,8 @@ std::vector<float> check_backward_weights(const ConvShape& s, uint64_t seed) {
 
 // The decoder's fused form against upsample+concat then convolution.
 template <class T>
-void check_upsample_concat(int n, int h, int w, int c_low, int c_skip, int cout, uint64_t seed) {
+void check_upsample_concat(int n, int h, int w, int c_low, int c_skip, int cout, uint64_t seed,
+                           bool bf16_products = false) {
   const DType dt = dtype_of<T>();
   const ConvShape s{n, h, w, c_low + c_skip, cout, 3};
   const Shape low_shape{n, h / 2, w / 2, c_low};
@@ -97,31 +101,33 @@ void check_upsample_concat(int n, int h, int w, int c_low, int c_skip, int cout,
   conv2d_fwd_ref<double>(s, cat.data(), wts.data(), ref.data(), bias.data(), true);
   const auto lows = to_storage<T>(low), skips = to_storage<T>(skip), ws = to_storage<T>(wts);
   std::vector<T> y(ref.size(), from_f32<T>(1e4f));
-  const WinogradF2Weights u = winograd_f2_transform_weights(s, dt, ws.data());
+  const WinogradF2Weights u = winograd_f2_transform_weights(s, dt, ws.data(), false, bf16_products);
   {
     const ScopedFlushDenormals ftz;
     conv2d_winograd_f2_upsample_concat(s, dt, lows.data(), c_low, skips.data(), u, bias.data(), y.data(), true);
   }
   expect_close(to_double(y), ref, Op::conv2d_fwd_bias, dt, size_t(9) * s.cin,
-               fmt::format("winograd upsample+concat {} {}x{}x{} ({}+{}) -> {}", dtype_name(dt), n, h, w, c_low,
-                           c_skip, cout));
+               fmt::format("winograd upsample+concat {}{} {}x{}x{} ({}+{}) -> {}", dtype_name(dt),
+                           bf16_products ? " (bf16 products)" : "", n, h, w, c_low, c_skip, cout));
 }
 
 template <class T>
-void check_all() {
+void check_all(bool bf16_products = false) {
   uint64_t seed = 100;
   for (const ConvShape s : {ConvShape{1, 7, 5, 3, 8, 3}, ConvShape{2, 6, 9, 16, 32, 3}, ConvShape{1, 1, 1, 16, 16, 3},
                             ConvShape{1, 1, 9, 17, 24, 3}, ConvShape{3, 5, 3, 8, 8, 3}, ConvShape{1, 12, 20, 32, 32, 3},
                             ConvShape{1, 9, 7, 40, 48, 3}, ConvShape{1, 16, 8, 1, 16, 3}, ConvShape{1, 4, 6, 64, 64, 3},
                             ConvShape{2, 3, 11, 16, 33, 3}, ConvShape{1, 10, 52, 16, 1, 3}})
   {
-    for (int variant = 0; variant < 3; ++variant) check_shape<T>(s, variant != 1, variant != 0, seed += 7);
-    check_backward_data<T>(s, seed += 7);
-    check_backward_weights<T>(s, seed += 7);
+    for (int variant = 0; variant < 3; ++variant)
+      check_shape<T>(s, variant != 1, variant != 0, seed += 7, bf16_products);
+    check_backward_data<T>(s, seed += 7, bf16_products);
+    if (!bf16_products) check_backward_weights<T>(s, seed += 7);  // has no bf16 products
   }
   // Weight gradients over many tiles: several tile groups, chunks that end
   // inside a group and span tile rows and images, odd sizes; output
   // channels in one to three slices (up to 64 channels each, the last narrower).
+  if (bf16_products) return;
   for (const ConvShape s : {ConvShape{2, 41, 70, 16, 16, 3}, ConvShape{1, 64, 47, 3, 16, 3},
                             ConvShape{1, 33, 33, 32, 32, 3}, ConvShape{3, 20, 21, 24, 80, 3},
                             ConvShape{1, 24, 30, 40, 160, 3}})
@@ -142,7 +148,15 @@ TEST(ConvWinogradF2, MatchesReferenceF16) {
 
 TEST(ConvWinogradF2, MatchesReferenceBF16) {
   if (!winograd_f2_available()) GTEST_SKIP() << "this CPU lacks AVX-512";
-  check_all<bf16>();
+  check_all<bf16>(false);
+}
+
+TEST(ConvWinogradF2, MatchesReferenceBF16WithBf16Products) {
+  if (!winograd_f2_bf16_products_available()) GTEST_SKIP() << "this CPU lacks AVX512_BF16";
+  check_all<bf16>(true);
+  check_upsample_concat<bf16>(1, 6, 10, 16, 16, 16, 390, true);
+  check_upsample_concat<bf16>(1, 10, 6, 5, 7, 3, 400, true);
+  check_upsample_concat<bf16>(2, 8, 12, 24, 24, 33, 410, true);
 }
 
 TEST(ConvWinogradF2, UpsampleConcatMatchesReference) {
@@ -209,4 +223,12 @@ TEST(ConvWinogradF2, RejectsWhatItDoesNotTake) {
   const ConvShape other{1, 4, 4, 8, 16, 3};
   expect_error_containing([&] { conv2d_winograd_f2(other, DType::f32, x.data(), u, nullptr, y.data(), false); },
                           "8->8");
+  // bf16 products are for bf16 on CPUs that have them, and such weights for bf16 only.
+  expect_error_containing([&] { winograd_f2_transform_weights(s, DType::f32, w3.data(), false, true); },
+                          "bf16 products");
+  if (!winograd_f2_bf16_products_available()) return;
+  const std::vector<bf16> wb(s.weight_numel(), f32_to_bf16(0.5f));
+  const WinogradF2Weights ub = winograd_f2_transform_weights(s, DType::bf16, wb.data(), false, true);
+  expect_error_containing([&] { conv2d_winograd_f2(s, DType::f32, x.data(), ub, nullptr, y.data(), false); },
+                          "bf16 products");
 }

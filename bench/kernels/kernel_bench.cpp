@@ -100,13 +100,14 @@ void conv(benchmark::State& state, Pass pass, DType dt, ConvShape s) {
 }
 
 // The own Winograd F(2x2,3x3) kernel alone (inference: bias and ReLU), to
-// set beside conv/infer (the algorithm the backend chose for that shape).
-void conv_winograd_f2(benchmark::State& state, DType dt, ConvShape s) {
+// set beside conv/infer (the algorithm the backend chose for that shape);
+// bf16 with bf16 products or with f32 ones.
+void conv_winograd_f2(benchmark::State& state, DType dt, ConvShape s, bool bf16_products) {
   const size_t es = dtype_size(dt);
   std::vector<std::byte> x(size_t(s.n) * s.h * s.w * s.cin * es), y(size_t(s.n) * s.h * s.w * s.cout * es);
   std::vector<std::byte> w(s.weight_numel() * es);
   std::vector<float> bias(size_t(s.cout));
-  const WinogradF2Weights u = winograd_f2_transform_weights(s, dt, w.data());
+  const WinogradF2Weights u = winograd_f2_transform_weights(s, dt, w.data(), false, bf16_products);
   const ScopedFlushDenormals ftz;
   conv2d_winograd_f2(s, dt, x.data(), u, bias.data(), y.data(), true);
   for (auto _ : state) conv2d_winograd_f2(s, dt, x.data(), u, bias.data(), y.data(), true);
@@ -165,15 +166,20 @@ void register_all() {
           benchmark::RegisterBenchmark(name.c_str(), conv, p, dt, s)->Unit(benchmark::kMillisecond)->UseRealTime();
         }
   if (winograd_f2_available())
-    for (DType dt : {DType::f32, DType::f16})
+    for (DType dt : {DType::f32, DType::f16, DType::bf16})
       for (int batch : {1, 4})
         for (const ConvShape& s : unet_conv_shapes(batch)) {
           if (!winograd_f2_applies(s, dt)) continue;
-          const std::string name = fmt::format("conv_winograd_f2/infer/{}/{}x{}x{}x{}->{}/k{}", dtype_name(dt), s.n,
-                                               s.h, s.w, s.cin, s.cout, s.k);
-          benchmark::RegisterBenchmark(name.c_str(), conv_winograd_f2, dt, s)
-              ->Unit(benchmark::kMillisecond)
-              ->UseRealTime();
+          // bf16: "bf16" with bf16 products where the CPU has them, "bf16_f32products" the other form.
+          for (bool bf16_products : {false, true}) {
+            if (bf16_products && (dt != DType::bf16 || !winograd_f2_bf16_products_available())) continue;
+            const bool other = dt == DType::bf16 && !bf16_products && winograd_f2_bf16_products_available();
+            const std::string name = fmt::format("conv_winograd_f2/infer/{}{}/{}x{}x{}x{}->{}/k{}", dtype_name(dt),
+                                                 other ? "_f32products" : "", s.n, s.h, s.w, s.cin, s.cout, s.k);
+            benchmark::RegisterBenchmark(name.c_str(), conv_winograd_f2, dt, s, bf16_products)
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime();
+          }
           const std::string wname = fmt::format("conv_winograd_f2/bwd_weights/{}/{}x{}x{}x{}->{}/k{}", dtype_name(dt),
                                                 s.n, s.h, s.w, s.cin, s.cout, s.k);
           benchmark::RegisterBenchmark(wname.c_str(), conv_winograd_f2_bwd_weights, dt, s)

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "core/dtype_dispatch.h"
 #include "core/error.h"
@@ -29,7 +30,10 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #define MIXSEG_WINOGRAD_AVX512 1
-#define MIXSEG_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma,f16c")))
+// avx512bf16 lets the bf16 products' intrinsics compile; only those use its
+// instructions (plain C++ has no bf16 arithmetic here), and they run only
+// where winograd_f2_bf16_products_available says the CPU has them.
+#define MIXSEG_AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,f16c")))
 #endif
 
 namespace mixseg {
@@ -45,12 +49,24 @@ bool winograd_f2_applies(const ConvShape& s, DType dt) {
 
 WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, const void* w_ohwi,
                                                 bool for_backward_data) {
+  return winograd_f2_transform_weights(s, dt, w_ohwi, for_backward_data,
+                                       dt == DType::bf16 && winograd_f2_bf16_products_available());
+}
+
+WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, const void* w_ohwi,
+                                                bool for_backward_data, bool bf16_products) {
   if (s.k != 3) fail("Winograd F(2x2,3x3) takes 3x3 kernels, not {}x{}", s.k, s.k);
+  if (bf16_products && (dt != DType::bf16 || !winograd_f2_bf16_products_available()))
+    fail("Winograd F(2x2,3x3) has bf16 products for bf16 on CPUs with AVX512_BF16 only (asked for {})", dtype_name(dt));
   WinogradF2Weights u;
   u.cin = for_backward_data ? s.cout : s.cin;
   u.cout = for_backward_data ? s.cin : s.cout;
   u.cout_pad = (u.cout + 15) / 16 * 16;
-  u.u.assign(size_t(16) * u.cin * u.cout_pad, 0.0f);
+  const int cin_even = (u.cin + 1) / 2 * 2;
+  if (bf16_products)
+    u.u_pairs.assign(size_t(16) * cin_even * u.cout_pad, bf16{0});
+  else
+    u.u.assign(size_t(16) * u.cin * u.cout_pad, 0.0f);
   // Tap (kh, kw) from output channel co to input channel ci of the
   // convolution u describes.
   if (dt != DType::f32 && dt != DType::f16 && dt != DType::bf16)
@@ -74,7 +90,11 @@ WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, co
       for (int i = 0; i < 4; ++i)
         for (int j = 0; j < 4; ++j) {
           const double v = gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2];
-          u.u[(size_t(4 * i + j) * u.cin + ci) * u.cout_pad + co] = float(v);
+          const int xi = 4 * i + j;
+          if (bf16_products)
+            u.u_pairs[((size_t(xi) * cin_even + ci / 2 * 2) * u.cout_pad + co * 2) + ci % 2] = f32_to_bf16(float(v));
+          else
+            u.u[(size_t(xi) * u.cin + ci) * u.cout_pad + co] = float(v);
         }
     }
   return u;
@@ -86,6 +106,7 @@ bool winograd_f2_available() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
 }
+bool winograd_f2_bf16_products_available() { return winograd_f2_available() && __builtin_cpu_supports("avx512bf16"); }
 
 namespace {
 
@@ -187,9 +208,15 @@ const T* shifted(const T* p, ptrdiff_t elements) {
 // combined once per run, then (B^T d) B takes four columns per tile.
 // Whole vectors are stored: channels from cin up to the next multiple of 16
 // (ld is at least that) hold zeros, since the masked loads read zeros there.
-template <class T, bool kFused>
+// V's elements: f32, or bf16 for bf16 products (rounded to nearest even).
+MIXSEG_AVX512_TARGET inline void store_v(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
+MIXSEG_AVX512_TARGET inline void store_v(bf16* p, __m512 v) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v)));
+}
+
+template <class T, bool kFused, class V>
 MIXSEG_AVX512_TARGET void input_transform(const Geometry& g, const Input<T>& in, int n, int ty, int tx0, int count,
-                                          int t0, int ld, size_t xi_stride, float* v) {
+                                          int t0, int ld, size_t xi_stride, V* v) {
   const int y0 = 2 * ty - 1, x0 = 2 * tx0 - 1;
   const T* rows_a[4];
   const T* rows_b[4] = {nullptr, nullptr, nullptr, nullptr};
@@ -218,13 +245,13 @@ MIXSEG_AVX512_TARGET void input_transform(const Geometry& g, const Input<T>& in,
     for (int t = 0; t < count; ++t) {
       column<T, kFused>(ra, rb, in.ca, in.cb, x0 + 2 * t + 2, g.w, ma, mb, e[2]);
       column<T, kFused>(ra, rb, in.ca, in.cb, x0 + 2 * t + 3, g.w, ma, mb, e[3]);
-      float* o = v + size_t(t0 + t) * ld + c0;
+      V* o = v + size_t(t0 + t) * ld + c0;
 #pragma GCC unroll 4
       for (int i = 0; i < 4; ++i, o += 4 * xi_stride) {
-        _mm512_storeu_ps(o, _mm512_sub_ps(e[0][i], e[2][i]));
-        _mm512_storeu_ps(o + xi_stride, _mm512_add_ps(e[1][i], e[2][i]));
-        _mm512_storeu_ps(o + 2 * xi_stride, _mm512_sub_ps(e[2][i], e[1][i]));
-        _mm512_storeu_ps(o + 3 * xi_stride, _mm512_sub_ps(e[1][i], e[3][i]));
+        store_v(o, _mm512_sub_ps(e[0][i], e[2][i]));
+        store_v(o + xi_stride, _mm512_add_ps(e[1][i], e[2][i]));
+        store_v(o + 2 * xi_stride, _mm512_sub_ps(e[2][i], e[1][i]));
+        store_v(o + 3 * xi_stride, _mm512_sub_ps(e[1][i], e[3][i]));
       }
 #pragma GCC unroll 4
       for (int i = 0; i < 4; ++i) {
@@ -279,27 +306,68 @@ MIXSEG_AVX512_TARGET void gemm_block(const float* v, int cin, const float* u, in
   store_block<R, NB>(acc, m, ldm);
 }
 
-// The 16 products of a chunk, NB vectors of output channels at a time;
-// V's rows are LD floats apart, M[xi] starts at m + xi * m_xi (M may
-// overwrite V, see run).
+// The bf16 products' step: acc[r][b] += the pair a[r * kStride], a[r *
+// kStride + 1] dotted with w's pairs for output channels 16 b .. 16 b + 15
+// (vdpbf16ps: f32 sums of the pairs' products), the R pairs broadcast as
+// 32-bit lanes.
+template <int R, int NB, int kStride>
+[[gnu::always_inline]] MIXSEG_AVX512_TARGET inline void rank2_update(__m512 (&acc)[R][NB], const bf16* a,
+                                                                     const bf16* w) {
+  __m512bh wv[NB];
+#pragma GCC unroll 4
+  for (int b = 0; b < NB; ++b) wv[b] = (__m512bh)_mm512_loadu_si512(w + 32 * b);
+#pragma GCC unroll 32
+  for (int r = 0; r < R; ++r) {
+    int32_t pair;
+    std::memcpy(&pair, a + r * kStride, sizeof pair);
+    const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_dpbf16_ps(acc[r][b], av, wv[b]);
+  }
+}
+
+// The same product from bf16 V and U (u_pairs' layout): cin even (V and U
+// hold zeros beyond an odd count), the pair of input channels ci, ci + 1 of
+// U at u + ci * ldu.
 template <int R, int NB, int LD>
-MIXSEG_AVX512_TARGET void chunk_products(const WinogradF2Weights& u, int tiles, const float* v, float* m,
-                                         size_t m_xi) {
-  const int cin = u.cin, cp = u.cout_pad;
+MIXSEG_AVX512_TARGET void gemm_block(const bf16* v, int cin, const bf16* u, int ldu, float* m, int ldm) {
+  __m512 acc[R][NB];
+#pragma GCC unroll 32
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
+  for (int ci = 0; ci < cin; ci += 2) rank2_update<R, NB, LD>(acc, v + ci, u + size_t(ci) * ldu);
+  store_block<R, NB>(acc, m, ldm);
+}
+
+// The 16 products of a chunk, NB vectors of output channels at a time;
+// V's rows are LD elements apart (f32, or bf16 for bf16 products), M[xi]
+// starts at m + xi * m_xi (M may overwrite f32 V, see run).
+template <int R, int NB, int LD, class V>
+MIXSEG_AVX512_TARGET void chunk_products(const WinogradF2Weights& u, int tiles, const V* v, float* m, size_t m_xi) {
+  const int cp = u.cout_pad;
+  // bf16: U's rows are pairs of input channels, two elements per output channel.
+  constexpr int kPair = std::is_same_v<V, bf16> ? 2 : 1;
+  const int cin = (u.cin + kPair - 1) / kPair * kPair;
+  const V* ub;
+  if constexpr (kPair == 2)
+    ub = u.u_pairs.data();
+  else
+    ub = u.u.data();
   for (int xi = 0; xi < 16; ++xi) {
-    const float* vx = v + size_t(xi) * tiles * LD;
-    const float* ux = u.u.data() + size_t(xi) * cin * cp;
+    const V* vx = v + size_t(xi) * tiles * LD;
+    const V* ux = ub + size_t(xi) * cin * cp;
     float* mx = m + xi * m_xi;
     for (int c0 = 0; c0 < cp; c0 += 16 * NB)
       for (int r0 = 0; r0 < tiles; r0 += R)
-        gemm_block<R, NB, LD>(vx + r0 * LD, cin, ux + c0, cp, mx + size_t(r0) * cp + c0, cp);
+        gemm_block<R, NB, LD>(vx + r0 * LD, cin, ux + kPair * c0, cp, mx + size_t(r0) * cp + c0, cp);
   }
 }
 
 // 24 accumulators: 24 or 12 tiles x 16 channels, 12 x 32, 6 x 64 (the
 // chunk's tiles a multiple of the rows).
-template <int LD>
-void chunk_products_ld(int nb, const WinogradF2Weights& u, int tiles, const float* v, float* m, size_t m_xi) {
+template <int LD, class V>
+void chunk_products_ld(int nb, const WinogradF2Weights& u, int tiles, const V* v, float* m, size_t m_xi) {
   if (nb == 4)
     chunk_products<6, 4, LD>(u, tiles, v, m, m_xi);
   else if (nb == 2)
@@ -325,7 +393,8 @@ int v_stride(int cin) {
 // products dominate and 12 tiles measured 1.02-1.10x.
 int chunk_tiles(int ld) { return ld == 32 ? 12 : 24; }
 
-void products(int ld, int nb, const WinogradF2Weights& u, int tiles, const float* v, float* m, size_t m_xi) {
+template <class V>
+void products(int ld, int nb, const WinogradF2Weights& u, int tiles, const V* v, float* m, size_t m_xi) {
   switch (ld) {
     case 16: return chunk_products_ld<16>(nb, u, tiles, v, m, m_xi);
     case 32: return chunk_products_ld<32>(nb, u, tiles, v, m, m_xi);
@@ -397,8 +466,9 @@ void for_runs(const Geometry& g, size_t first, int count, F&& f) {
   }
 }
 
-template <class T, bool kFused>
-void run(const ConvShape& s, const Input<T>& in, const WinogradF2Weights& u, const float* bias, T* y, bool relu) {
+// V's elements are V: f32, or bf16 for bf16 products.
+template <class T, bool kFused, class V>
+void run_with(const ConvShape& s, const Input<T>& in, const WinogradF2Weights& u, const float* bias, T* y, bool relu) {
   Geometry g{s.n, s.h, s.w, s.cin, s.cout, (s.h + 1) / 2, (s.w + 1) / 2, 0};
   g.tiles = size_t(s.n) * g.th * g.tw;
   const int ld = v_stride(s.cin), tiles = chunk_tiles(ld);
@@ -412,13 +482,20 @@ void run(const ConvShape& s, const Input<T>& in, const WinogradF2Weights& u, con
     // V rows it has just read (one block of output channels, cout_pad <=
     // ld): the chunk's scratch halves, and V + M of the first levels' convs
     // (2 x 24 KB) no longer fill L1 (16->16: 0.81-1.03x the time, paired).
-    const bool in_place = u.cout_pad == 16 * nb && u.cout_pad <= ld;
-    thread_local std::vector<float> v_buf, m_buf;
+    // (Not with bf16 V: M's rows are twice as wide as V's.)
+    constexpr bool kFloatV = std::is_same_v<V, float>;
+    const bool in_place = kFloatV && u.cout_pad == 16 * nb && u.cout_pad <= ld;
+    thread_local std::vector<V> v_buf;
+    thread_local std::vector<float> m_buf;
     const size_t v_need = size_t(16) * tiles * ld, m_need = size_t(16) * tiles * u.cout_pad;
     if (v_buf.size() < v_need) v_buf.resize(v_need);
     if (!in_place && m_buf.size() < m_need) m_buf.resize(m_need);
-    float* v = v_buf.data();
-    float* m = in_place ? v : m_buf.data();
+    V* v = v_buf.data();
+    float* m;
+    if constexpr (kFloatV)
+      m = in_place ? v : m_buf.data();
+    else
+      m = m_buf.data();
     const size_t m_xi = size_t(tiles) * (in_place ? ld : u.cout_pad);
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
@@ -429,13 +506,20 @@ void run(const ConvShape& s, const Input<T>& in, const WinogradF2Weights& u, con
       });
       if (count < tiles)  // the last chunk's unused rows: zeros, not stale data
         for (int xi = 0; xi < 16; ++xi)
-          std::memset(v + (size_t(xi) * tiles + count) * ld, 0, sizeof(float) * size_t(tiles - count) * ld);
+          std::memset(v + (size_t(xi) * tiles + count) * ld, 0, sizeof(V) * size_t(tiles - count) * ld);
       products(ld, nb, u, tiles, v, m, m_xi);
       for_runs(g, first, count, [&](int n, int ty, int tx0, int run, int t0) {
         output_transform(g, m, u.cout_pad, m_xi, n, ty, tx0, run, t0, bias, relu, y);
       });
     }
   }
+}
+
+template <class T, bool kFused>
+void run(const ConvShape& s, const Input<T>& in, const WinogradF2Weights& u, const float* bias, T* y, bool relu) {
+  if constexpr (std::is_same_v<T, bf16>)
+    if (u.bf16_products()) return run_with<T, kFused, bf16>(s, in, u, bias, y, relu);
+  run_with<T, kFused, float>(s, in, u, bias, y, relu);
 }
 
 // ---- Weight gradient: dw = sum over tiles of G^T [(A g A^T) . (B^T d B)] G ----
@@ -619,6 +703,8 @@ void check_call(const ConvShape& s, DType dt, const WinogradF2Weights& u) {
   check_kernel(s, dt, "Winograd F(2x2,3x3)");
   if (u.cin != s.cin || u.cout != s.cout)
     fail("Winograd weights are for {}->{} channels, not {}->{}", u.cin, u.cout, s.cin, s.cout);
+  if (u.bf16_products() && dt != DType::bf16)
+    fail("Winograd weights prepared for bf16 products do not take a {} convolution", dtype_name(dt));
 }
 
 }  // namespace
@@ -653,6 +739,7 @@ void conv2d_winograd_f2_backward_weights(const ConvShape& s, DType dt, const voi
 #else
 
 bool winograd_f2_available() { return false; }
+bool winograd_f2_bf16_products_available() { return false; }
 void conv2d_winograd_f2_backward_weights(const ConvShape&, DType, const void*, const void*, float*) {
   fail("this build has no AVX-512 Winograd F(2x2,3x3) kernel");
 }

@@ -20,6 +20,18 @@
 // transforms and the dot products in f32 (FMA). Against direct summation the
 // error grows by a small constant factor (the transforms' additions), held
 // to the same tolerance (ops/tolerance.h) in the tests.
+//
+// bf16 with bf16 products (CPUs with AVX512_BF16, bf16_products): the
+// transformed input V and weights U are rounded to bf16 (round to nearest
+// even) and their products summed by vdpbf16ps (pairs of input channels,
+// f32 sums), the rest as above. Each term U.V then carries up to two bf16
+// roundings (2^-9 relative each); V's and U's terms are ~2.8x the direct
+// products in magnitude summed over the nine points an output reads (V sums
+// four inputs, U three to nine weights over 2-4), so the error's rms is
+// ~0.7 of a bf16 ulp of rms(y), against a bound of 4 ulps of |y| + rms(y):
+// the same tolerance holds (measured in the tests at up to 64 channels). It
+// is what cuDNN's 16-bit Winograd does on a GPU. Twice the f32 products per
+// instruction, and V half the bytes.
 #pragma once
 #include <vector>
 
@@ -30,21 +42,32 @@ namespace mixseg {
 
 // The transformed weights U[xi][ci][co] for the 16 points xi of the 4x4
 // tile, output channels padded with zeros to a multiple of 16.
+// With bf16 products, u is empty and u_pairs holds U rounded to bf16 with
+// input channels in pairs, [xi][ci / 2][co][ci % 2] (cin padded to even with
+// zeros): one 32-bit lane per output channel, as vdpbf16ps reads it.
 struct WinogradF2Weights {
   int cin = 0, cout = 0, cout_pad = 0;
   std::vector<float> u;
+  std::vector<bf16> u_pairs;
+  bool bf16_products() const { return !u_pairs.empty(); }
 };
 
 // Whether this CPU runs the kernel (AVX-512 F/BW/VL).
 bool winograd_f2_available();
+// Whether it also has the bf16 dot product (AVX512_BF16) for bf16 products.
+bool winograd_f2_bf16_products_available();
 // Whether the kernel takes this shape and dtype (3x3, f32, f16 or bf16).
 bool winograd_f2_applies(const ConvShape& s, DType dt);
 // From OHWI weights of dtype dt (f32, f16 or bf16) of the convolution s. With
 // for_backward_data, the weights of the convolution that computes s's
 // backward-data pass instead: dx = conv(dy, w') over s.cout -> s.cin
 // channels, w'[ci][kh][kw][co] = w[co][2-kh][2-kw][ci] (transposed, flipped).
+// bf16 weights are prepared for bf16 products where the CPU has them, unless
+// bf16_products says otherwise (tests run both forms on one machine).
 WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, const void* w_ohwi,
                                                 bool for_backward_data = false);
+WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, const void* w_ohwi,
+                                                bool for_backward_data, bool bf16_products);
 // y = conv(x, w) (+ bias[co]) (then ReLU); x, y NHWC of dtype dt; bias f32 or null.
 void conv2d_winograd_f2(const ConvShape& s, DType dt, const void* x, const WinogradF2Weights& u, const float* bias,
                         void* y, bool relu);

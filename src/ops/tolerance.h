@@ -14,6 +14,16 @@
 // accumulation term of the convolution ops is multiplied by kWinogradGrowth.
 // With Winograd forced, the test shapes reach up to 1.8x the direct bound
 // (f32, 1 input channel); 4 leaves a margin and stays ~1e-5 relative.
+//
+// bf16 convolutions may run as the own Winograd F(2x2,3x3) with bf16
+// products (cpu/conv2d_winograd.h): the transformed input and weights are
+// rounded to bf16 before their products, and the transforms' sums carry
+// that rounding into every output, so the rounding term of bf16
+// convolutions is multiplied by kBf16WinogradGrowth. Its tests' worst
+// element reached 5.5 bf16 unit roundoffs of |ref| + rms(ref) (1 input
+// channel; 3.8-4.8 at 16-64), against the 4 of the bound without it; 3
+// makes the bound 12 and leaves a margin of 2.2x. An indexing or
+// accumulation bug still shows: it is off by the order of rms(ref) (256).
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -47,11 +57,12 @@ inline double tolerance(Op op, DType dtype, size_t reduction_length) {
     case Op::convert: return 0.0;
     default: break;
   }
-  constexpr double kWinogradGrowth = 4.0;
+  constexpr double kWinogradGrowth = 4.0, kBf16WinogradGrowth = 3.0;
   const bool conv = op == Op::conv2d_fwd || op == Op::conv2d_fwd_bias || op == Op::conv2d_bwd_data ||
                     op == Op::conv2d_bwd_weights;
   const double f32_acc = std::ldexp(1.0, -24) * std::sqrt(double(reduction_length) + 1.0) * (conv ? kWinogradGrowth : 1.0);
-  return 4.0 * (unit_roundoff(dtype) + f32_acc);
+  const double rounding = unit_roundoff(dtype) * (conv && dtype == DType::bf16 ? kBf16WinogradGrowth : 1.0);
+  return 4.0 * (rounding + f32_acc);
 }
 
 }  // namespace mixseg
