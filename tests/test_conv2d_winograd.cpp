@@ -63,10 +63,12 @@ void check_backward_data(const ConvShape& s, uint64_t seed, bool bf16_products) 
                            bf16_products ? " (bf16 products)" : "", s.n, s.h, s.w, s.cin, s.cout));
 }
 
-// Weight gradient (F(3x3,2x2) on the same input transform), f32 result.
-// Returns the gradient for the determinism check.
+// Weight gradient (F(3x3,2x2) on the same input transform), f32 result:
+// held to f32's tolerance (exact bf16 or f16 products in f32), or to bf16's
+// with bf16 products (the transformed operands rounded to bf16). Returns the
+// gradient for the determinism check.
 template <class T>
-std::vector<float> check_backward_weights(const ConvShape& s, uint64_t seed) {
+std::vector<float> check_backward_weights(const ConvShape& s, uint64_t seed, bool bf16_products = false) {
   const DType dt = dtype_of<T>();
   const size_t nx = size_t(s.n) * s.h * s.w * s.cin, ny = size_t(s.n) * s.h * s.w * s.cout;
   const auto x = rounded<T>(random_vec(nx, seed)), dy = rounded<T>(random_vec(ny, seed + 1));
@@ -76,11 +78,12 @@ std::vector<float> check_backward_weights(const ConvShape& s, uint64_t seed) {
   std::vector<float> dw(ref.size(), 1e4f);  // overwritten, not accumulated into
   {
     const ScopedFlushDenormals ftz;
-    conv2d_winograd_f2_backward_weights(s, dt, xs.data(), dys.data(), dw.data());
+    conv2d_winograd_f2_backward_weights(s, dt, xs.data(), dys.data(), dw.data(), bf16_products);
   }
-  expect_close(std::vector<double>(dw.begin(), dw.end()), ref, Op::conv2d_bwd_weights, DType::f32,
-               size_t(s.n) * s.h * s.w,
-               fmt::format("winograd bwd weights {} {}x{}x{}x{} -> {}", dtype_name(dt), s.n, s.h, s.w, s.cin, s.cout));
+  expect_close(std::vector<double>(dw.begin(), dw.end()), ref, Op::conv2d_bwd_weights,
+               bf16_products ? DType::bf16 : DType::f32, size_t(s.n) * s.h * s.w,
+               fmt::format("winograd bwd weights {}{} {}x{}x{}x{} -> {}", dtype_name(dt),
+                           bf16_products ? " (bf16 products)" : "", s.n, s.h, s.w, s.cin, s.cout));
   return dw;
 }
 
@@ -122,16 +125,15 @@ void check_all(bool bf16_products = false) {
     for (int variant = 0; variant < 3; ++variant)
       check_shape<T>(s, variant != 1, variant != 0, seed += 7, bf16_products);
     check_backward_data<T>(s, seed += 7, bf16_products);
-    if (!bf16_products) check_backward_weights<T>(s, seed += 7);  // has no bf16 products
+    check_backward_weights<T>(s, seed += 7, bf16_products);
   }
   // Weight gradients over many tiles: several tile groups, chunks that end
   // inside a group and span tile rows and images, odd sizes; output
   // channels in one to three slices (up to 64 channels each, the last narrower).
-  if (bf16_products) return;
   for (const ConvShape s : {ConvShape{2, 41, 70, 16, 16, 3}, ConvShape{1, 64, 47, 3, 16, 3},
                             ConvShape{1, 33, 33, 32, 32, 3}, ConvShape{3, 20, 21, 24, 80, 3},
                             ConvShape{1, 24, 30, 40, 160, 3}})
-    check_backward_weights<T>(s, seed += 7);
+    check_backward_weights<T>(s, seed += 7, bf16_products);
 }
 
 }  // namespace
@@ -206,8 +208,16 @@ TEST(ConvWinogradF2, WeightGradientIndependentOfThreads) {
   const std::vector<float> one = check_backward_weights<float>(s, 500);
   set_threads(3);
   const std::vector<float> three = check_backward_weights<float>(s, 500);
+  std::vector<float> one_bf16, three_bf16;  // with bf16 products, where the CPU has them
+  if (winograd_f2_bf16_products_available()) {
+    set_threads(1);
+    one_bf16 = check_backward_weights<bf16>(s, 510, true);
+    set_threads(3);
+    three_bf16 = check_backward_weights<bf16>(s, 510, true);
+  }
   set_threads(before);
   EXPECT_EQ(one, three);
+  EXPECT_EQ(one_bf16, three_bf16);
 }
 
 TEST(ConvWinogradF2, RejectsWhatItDoesNotTake) {

@@ -116,13 +116,13 @@ void conv_winograd_f2(benchmark::State& state, DType dt, ConvShape s, bool bf16_
 
 // The own Winograd F(3x3,2x2) weight gradient alone, beside
 // conv/bwd_weights (the algorithm the backend chose for that shape).
-void conv_winograd_f2_bwd_weights(benchmark::State& state, DType dt, ConvShape s) {
+void conv_winograd_f2_bwd_weights(benchmark::State& state, DType dt, ConvShape s, bool bf16_products) {
   const size_t es = dtype_size(dt);
   std::vector<std::byte> x(size_t(s.n) * s.h * s.w * s.cin * es), dy(size_t(s.n) * s.h * s.w * s.cout * es);
   std::vector<float> dw(s.weight_numel());
   const ScopedFlushDenormals ftz;
-  conv2d_winograd_f2_backward_weights(s, dt, x.data(), dy.data(), dw.data());
-  for (auto _ : state) conv2d_winograd_f2_backward_weights(s, dt, x.data(), dy.data(), dw.data());
+  conv2d_winograd_f2_backward_weights(s, dt, x.data(), dy.data(), dw.data(), bf16_products);
+  for (auto _ : state) conv2d_winograd_f2_backward_weights(s, dt, x.data(), dy.data(), dw.data(), bf16_products);
   state.counters["FLOP/s"] = benchmark::Counter(2 * s.macs(), benchmark::Counter::kIsIterationInvariantRate);
 }
 
@@ -179,12 +179,13 @@ void register_all() {
             benchmark::RegisterBenchmark(name.c_str(), conv_winograd_f2, dt, s, bf16_products)
                 ->Unit(benchmark::kMillisecond)
                 ->UseRealTime();
+            const std::string wname =
+                fmt::format("conv_winograd_f2/bwd_weights/{}{}/{}x{}x{}x{}->{}/k{}", dtype_name(dt),
+                            other ? "_f32products" : "", s.n, s.h, s.w, s.cin, s.cout, s.k);
+            benchmark::RegisterBenchmark(wname.c_str(), conv_winograd_f2_bwd_weights, dt, s, bf16_products)
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime();
           }
-          const std::string wname = fmt::format("conv_winograd_f2/bwd_weights/{}/{}x{}x{}x{}->{}/k{}", dtype_name(dt),
-                                                s.n, s.h, s.w, s.cin, s.cout, s.k);
-          benchmark::RegisterBenchmark(wname.c_str(), conv_winograd_f2_bwd_weights, dt, s)
-              ->Unit(benchmark::kMillisecond)
-              ->UseRealTime();
         }
   std::vector<std::pair<const char*, Int8ConvFn>> int8_variants = {{"avx2", conv2d_int8_avx2}};
   if (int8_vnni_available()) int8_variants.push_back({"vnni", conv2d_int8_vnni});

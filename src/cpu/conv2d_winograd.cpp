@@ -593,23 +593,71 @@ MIXSEG_AVX512_TARGET void gradient_block(const float* v, int ldv, const float* d
   store_block<R, NB>(acc, m, ldm);
 }
 
+// The same from bf16 operands in pairs of tiles (pack_tile_pairs): v and d
+// hold `pairs` rows of R input channels and 16*NB output channels, each
+// element a pair of tiles (rows ldv and ldd bf16 apart).
+template <int R, int NB>
+MIXSEG_AVX512_TARGET void gradient_block(const bf16* v, int ldv, const bf16* d, int ldd, int pairs, float* m, int ldm,
+                                         bool first) {
+  __m512 acc[R][NB];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; ++b)
+      acc[r][b] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(m + size_t(r) * ldm + 16 * b);
+  for (int p = 0; p < pairs; ++p, v += ldv, d += ldd) rank2_update<R, NB, 2>(acc, v, d);
+  store_block<R, NB>(acc, m, ldm);
+}
+
+// Rows t and t + 1 of src (count rows of `width` f32, a multiple of 16, rows
+// ld apart) rounded to bf16 and interleaved, the reduction's pairs for
+// vdpbf16ps: dst[(t / 2) * 2 * width + 2 c + t % 2]; an odd count's last
+// row is paired with zeros.
+MIXSEG_AVX512_TARGET void pack_tile_pairs(const float* src, size_t ld, int count, int width, bf16* dst) {
+  // _mm512_cvtne2ps_pbh(b, a) holds a's 16 lanes, then b's; this interleaves them.
+  alignas(64) static constexpr int16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                          8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i order = _mm512_load_si512(kInterleave);
+  for (int t = 0; t < count; t += 2, dst += 2 * size_t(width)) {
+    const float* a = src + size_t(t) * ld;
+    const bool second = t + 1 < count;
+    for (int c = 0; c < width; c += 16) {
+      const __m512 va = _mm512_loadu_ps(a + c), vb = second ? _mm512_loadu_ps(a + ld + c) : _mm512_setzero_ps();
+      const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(vb, va);
+      _mm512_storeu_si512(dst + 2 * c, _mm512_permutexvar_epi16(order, both));
+    }
+  }
+}
+
 // The 16 products of one chunk into a task's slice of M (16 accumulators:
-// 16 input channels x 16 output channels, 8 x 32 or 4 x 64).
+// 16 input channels x 16 output channels, 8 x 32 or 4 x 64). With bf16
+// scratch (vp, dp: pairs of tiles), V and DY of each xi are rounded to bf16
+// and the products summed by vdpbf16ps.
 template <int R, int NB>
 void gradient_products(int ci_pad, int width, size_t v_xi, size_t d_xi, int count, const float* v, const float* d,
-                       float* m, int ldm, bool first) {
+                       float* m, int ldm, bool first, bf16* vp, bf16* dp) {
   for (int xi = 0; xi < 16; ++xi) {
     const float* vx = v + xi * v_xi;
     const float* dx = d + xi * d_xi;
     float* mx = m + size_t(xi) * ci_pad * ldm;
+    if (vp) {
+      pack_tile_pairs(vx, ci_pad, count, ci_pad, vp);
+      pack_tile_pairs(dx, width, count, width, dp);
+    }
+    const int pairs = (count + 1) / 2;
     for (int ci0 = 0; ci0 < ci_pad; ci0 += R)
-      for (int c0 = 0; c0 < width; c0 += 16 * NB)
-        gradient_block<R, NB>(vx + ci0, ci_pad, dx + c0, width, count, mx + size_t(ci0) * ldm + c0, ldm, first);
+      for (int c0 = 0; c0 < width; c0 += 16 * NB) {
+        float* mb = mx + size_t(ci0) * ldm + c0;
+        if (vp)
+          gradient_block<R, NB>(vp + 2 * ci0, 2 * ci_pad, dp + 2 * c0, 2 * width, pairs, mb, ldm, first);
+        else
+          gradient_block<R, NB>(vx + ci0, ci_pad, dx + c0, width, count, mb, ldm, first);
+      }
   }
 }
 
 template <class T>
-void run_backward_weights(const ConvShape& s, const T* x, const T* dy, float* dw) {
+void run_backward_weights(const ConvShape& s, const T* x, const T* dy, float* dw, bool bf16_products) {
   Geometry g{s.n, s.h, s.w, s.cin, s.cout, (s.h + 1) / 2, (s.w + 1) / 2, 0};
   g.tiles = size_t(s.n) * g.th * g.tw;
   const int ci_pad = (s.cin + 15) / 16 * 16, co_pad = (s.cout + 15) / 16 * 16;
@@ -647,6 +695,13 @@ void run_backward_weights(const ConvShape& s, const T* x, const T* dy, float* dw
     thread_local std::vector<float> v_buf, d_buf;  // grow only; rows read are always written first
     if (v_buf.size() < 16 * v_xi) v_buf.resize(16 * v_xi);
     if (d_buf.size() < 16 * d_xi) d_buf.resize(16 * d_xi);
+    // bf16 products: one xi's V and DY in pairs of tiles (chunk rounded up to even).
+    thread_local std::vector<bf16> vp_buf, dp_buf;
+    const size_t pair_rows = size_t(chunk + 1) / 2 * 2;
+    if (bf16_products && vp_buf.size() < pair_rows * ci_pad) vp_buf.resize(pair_rows * ci_pad);
+    if (bf16_products && dp_buf.size() < pair_rows * slice) dp_buf.resize(pair_rows * slice);
+    bf16* const vp = bf16_products ? vp_buf.data() : nullptr;
+    bf16* const dp = bf16_products ? dp_buf.data() : nullptr;
     float* mp = m + grp * partial + co0;
     for (size_t first = begin; first < end; first += chunk) {
       const int count = int(std::min<size_t>(chunk, end - first));
@@ -656,11 +711,12 @@ void run_backward_weights(const ConvShape& s, const T* x, const T* dy, float* dw
       });
       const bool zero = first == begin;
       if (width % 64 == 0)
-        gradient_products<4, 4>(ci_pad, width, v_xi, d_xi, count, v_buf.data(), d_buf.data(), mp, co_pad, zero);
+        gradient_products<4, 4>(ci_pad, width, v_xi, d_xi, count, v_buf.data(), d_buf.data(), mp, co_pad, zero, vp, dp);
       else if (width % 32 == 0)
-        gradient_products<8, 2>(ci_pad, width, v_xi, d_xi, count, v_buf.data(), d_buf.data(), mp, co_pad, zero);
+        gradient_products<8, 2>(ci_pad, width, v_xi, d_xi, count, v_buf.data(), d_buf.data(), mp, co_pad, zero, vp, dp);
       else
-        gradient_products<16, 1>(ci_pad, width, v_xi, d_xi, count, v_buf.data(), d_buf.data(), mp, co_pad, zero);
+        gradient_products<16, 1>(ci_pad, width, v_xi, d_xi, count, v_buf.data(), d_buf.data(), mp, co_pad, zero, vp,
+                                 dp);
     }
   }
   // dw[co][kh][kw][ci] = G^T (sum over groups of M) G, in double, one input
@@ -730,9 +786,16 @@ void conv2d_winograd_f2_upsample_concat(const ConvShape& s, DType dt, const void
 }
 
 void conv2d_winograd_f2_backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw) {
+  conv2d_winograd_f2_backward_weights(s, dt, x, dy, dw, dt == DType::bf16 && winograd_f2_bf16_products_available());
+}
+
+void conv2d_winograd_f2_backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw,
+                                         bool bf16_products) {
   check_kernel(s, dt, "Winograd F(2x2,3x3) weight gradient");
+  if (bf16_products && (dt != DType::bf16 || !winograd_f2_bf16_products_available()))
+    fail("Winograd F(3x3,2x2) has bf16 products for bf16 on CPUs with AVX512_BF16 only (asked for {})", dtype_name(dt));
   dispatch_float(dt, [&]<class T>() {
-    run_backward_weights<T>(s, static_cast<const T*>(x), static_cast<const T*>(dy), dw);
+    run_backward_weights<T>(s, static_cast<const T*>(x), static_cast<const T*>(dy), dw, bf16_products);
   });
 }
 
@@ -741,6 +804,9 @@ void conv2d_winograd_f2_backward_weights(const ConvShape& s, DType dt, const voi
 bool winograd_f2_available() { return false; }
 bool winograd_f2_bf16_products_available() { return false; }
 void conv2d_winograd_f2_backward_weights(const ConvShape&, DType, const void*, const void*, float*) {
+  fail("this build has no AVX-512 Winograd F(2x2,3x3) kernel");
+}
+void conv2d_winograd_f2_backward_weights(const ConvShape&, DType, const void*, const void*, float*, bool) {
   fail("this build has no AVX-512 Winograd F(2x2,3x3) kernel");
 }
 void conv2d_winograd_f2(const ConvShape&, DType, const void*, const WinogradF2Weights&, const float*, void*, bool) {

@@ -77,7 +77,12 @@ void conv2d_winograd_f2(const ConvShape& s, DType dt, const void* x, const Winog
 // transform (see conv2d_winograd.cpp). x [N,H,W,cin], dy [N,H,W,cout] of
 // dtype dt. The summation order depends on the shape only, not on the
 // thread count.
+// bf16 with bf16 products where the CPU has them (V and the transformed dy
+// rounded to bf16, summed over pairs of tiles by vdpbf16ps), unless
+// bf16_products says otherwise.
 void conv2d_winograd_f2_backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw);
+void conv2d_winograd_f2_backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw,
+                                         bool bf16_products);
 
 // The decoder's upsample, concat and convolution in one pass: the input
 // concat(upsample2x(low), skip) is read on the fly, never stored. low:
