@@ -7,7 +7,8 @@
 //      image), per vector of 16 channels, becomes V[xi][tile][ci] = B^T d B;
 //   2. 16 small matrix products M[xi] = V[xi] (tiles x cin) . U[xi]
 //      (cin x cout_pad), register-blocked R tiles x NB vectors of 16 output
-//      channels (R * NB = 24 accumulators);
+//      channels (R * NB = 24 accumulators); with bf16 products, V and U in
+//      bf16 and one vdpbf16ps per pair of input channels;
 //   3. output transform: Y = A^T M A per tile and 16 output channels, bias,
 //      ReLU, stored (rounded once to f16 or bf16 where that is the storage
 //      type), outputs beyond odd H or W skipped.
@@ -211,7 +212,7 @@ const T* shifted(const T* p, ptrdiff_t elements) {
 // V's elements: f32, or bf16 for bf16 products (rounded to nearest even).
 MIXSEG_AVX512_TARGET inline void store_v(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
 MIXSEG_AVX512_TARGET inline void store_v(bf16* p, __m512 v) {
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v)));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), (__m256i)_mm512_cvtneps_pbh(v));
 }
 
 template <class T, bool kFused, class V>
