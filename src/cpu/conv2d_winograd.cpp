@@ -268,8 +268,8 @@ MIXSEG_AVX512_TARGET void input_transform(const Geometry& g, const Input<T>& in,
 // plus constant offsets), the NB vectors loaded once. Always inlined: the
 // accumulators must stay in registers.
 template <int R, int NB, int kStride>
-[[gnu::always_inline]] MIXSEG_AVX512_TARGET inline void rank1_update(__m512 (&acc)[R][NB], const float* a,
-                                                                  const float* w) {
+[[gnu::always_inline]] MIXSEG_AVX512_TARGET inline void update_products(__m512 (&acc)[R][NB], const float* a,
+                                                                        const float* w) {
   __m512 wv[NB];
 #pragma GCC unroll 4
   for (int b = 0; b < NB; ++b) wv[b] = _mm512_loadu_ps(w + 16 * b);
@@ -291,29 +291,13 @@ template <int R, int NB>
     for (int b = 0; b < NB; ++b) _mm512_storeu_ps(m + size_t(r) * ldm + 16 * b, acc[r][b]);
 }
 
-// m (R x 16*NB, row stride ldm) = v (R x cin, row stride LD) . u (cin x
-// 16*NB, row stride ldu). LD is a compile-time constant so that the R
-// broadcast operands are one pointer plus constant offsets (with a run-time
-// stride the 24 row addresses do not fit the general registers and spill);
-// the loops over R and NB are unrolled so that acc stays in registers.
-template <int R, int NB, int LD>
-MIXSEG_AVX512_TARGET void gemm_block(const float* v, int cin, const float* u, int ldu, float* m, int ldm) {
-  __m512 acc[R][NB];
-#pragma GCC unroll 32
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
-  for (int ci = 0; ci < cin; ++ci) rank1_update<R, NB, LD>(acc, v + ci, u + size_t(ci) * ldu);
-  store_block<R, NB>(acc, m, ldm);
-}
-
-// The bf16 products' step: acc[r][b] += the pair a[r * kStride], a[r *
+// The same step from bf16: acc[r][b] += the pair a[r * kStride], a[r *
 // kStride + 1] dotted with w's pairs for output channels 16 b .. 16 b + 15
 // (vdpbf16ps: f32 sums of the pairs' products), the R pairs broadcast as
 // 32-bit lanes.
 template <int R, int NB, int kStride>
-[[gnu::always_inline]] MIXSEG_AVX512_TARGET inline void rank2_update(__m512 (&acc)[R][NB], const bf16* a,
-                                                                     const bf16* w) {
+[[gnu::always_inline]] MIXSEG_AVX512_TARGET inline void update_products(__m512 (&acc)[R][NB], const bf16* a,
+                                                                        const bf16* w) {
   __m512bh wv[NB];
 #pragma GCC unroll 4
   for (int b = 0; b < NB; ++b) wv[b] = (__m512bh)_mm512_loadu_si512(w + 32 * b);
@@ -327,17 +311,25 @@ template <int R, int NB, int kStride>
   }
 }
 
-// The same product from bf16 V and U (u_pairs' layout): cin even (V and U
-// hold zeros beyond an odd count), the pair of input channels ci, ci + 1 of
-// U at u + ci * ldu.
-template <int R, int NB, int LD>
-MIXSEG_AVX512_TARGET void gemm_block(const bf16* v, int cin, const bf16* u, int ldu, float* m, int ldm) {
+// The elements one broadcast operand covers: one f32, or a pair of bf16.
+template <class E>
+constexpr int kStep = std::is_same_v<E, bf16> ? 2 : 1;
+
+// m (R x 16*NB, row stride ldm) = v (R x cin, row stride LD) . u (cin x
+// 16*NB, row stride ldu), in f32 or from bf16 (u_pairs' layout: cin even,
+// V and U holding zeros beyond an odd count; input channels ci, ci + 1 at
+// u + ci * ldu). LD is a compile-time constant so that the R broadcast
+// operands are one pointer plus constant offsets (with a run-time stride
+// the 24 row addresses do not fit the general registers and spill); the
+// loops over R and NB are unrolled so that acc stays in registers.
+template <int R, int NB, int LD, class E>
+MIXSEG_AVX512_TARGET void gemm_block(const E* v, int cin, const E* u, int ldu, float* m, int ldm) {
   __m512 acc[R][NB];
 #pragma GCC unroll 32
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
     for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
-  for (int ci = 0; ci < cin; ci += 2) rank2_update<R, NB, LD>(acc, v + ci, u + size_t(ci) * ldu);
+  for (int ci = 0; ci < cin; ci += kStep<E>) update_products<R, NB, LD>(acc, v + ci, u + size_t(ci) * ldu);
   store_block<R, NB>(acc, m, ldm);
 }
 
@@ -348,7 +340,7 @@ template <int R, int NB, int LD, class V>
 MIXSEG_AVX512_TARGET void chunk_products(const WinogradF2Weights& u, int tiles, const V* v, float* m, size_t m_xi) {
   const int cp = u.cout_pad;
   // bf16: U's rows are pairs of input channels, two elements per output channel.
-  constexpr int kPair = std::is_same_v<V, bf16> ? 2 : 1;
+  constexpr int kPair = kStep<V>;
   const int cin = (u.cin + kPair - 1) / kPair * kPair;
   const V* ub;
   if constexpr (kPair == 2)
@@ -577,28 +569,13 @@ MIXSEG_AVX512_TARGET void gradient_transform(const Geometry& g, const T* dy, int
   }
 }
 
-// m (R x 16*NB, row stride ldm) += v^T . d over count tiles: v is count rows
-// of R input channels (row stride ldv), d count rows of 16*NB output
-// channels (row stride ldd); first: m starts from zero instead. The R
-// operands of a tile are adjacent floats, broadcast from memory.
-template <int R, int NB>
-MIXSEG_AVX512_TARGET void gradient_block(const float* v, int ldv, const float* d, int ldd, int count, float* m,
-                                         int ldm, bool first) {
-  __m512 acc[R][NB];
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int b = 0; b < NB; ++b)
-      acc[r][b] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(m + size_t(r) * ldm + 16 * b);
-  for (int t = 0; t < count; ++t, v += ldv, d += ldd) rank1_update<R, NB, 1>(acc, v, d);
-  store_block<R, NB>(acc, m, ldm);
-}
-
-// The same from bf16 operands in pairs of tiles (pack_tile_pairs): v and d
-// hold `pairs` rows of R input channels and 16*NB output channels, each
-// element a pair of tiles (rows ldv and ldd bf16 apart).
-template <int R, int NB>
-MIXSEG_AVX512_TARGET void gradient_block(const bf16* v, int ldv, const bf16* d, int ldd, int pairs, float* m, int ldm,
+// m (R x 16*NB, row stride ldm) += v^T . d over `rows` rows: v holds R
+// input channels per row (row stride ldv), d 16*NB output channels (row
+// stride ldd); first: m starts from zero instead. A row is a tile (f32), or
+// a pair of tiles (bf16, from pack_tile_pairs: each element a pair). The R
+// operands of a row are adjacent, broadcast from memory.
+template <int R, int NB, class E>
+MIXSEG_AVX512_TARGET void gradient_block(const E* v, int ldv, const E* d, int ldd, int rows, float* m, int ldm,
                                          bool first) {
   __m512 acc[R][NB];
 #pragma GCC unroll 16
@@ -606,7 +583,7 @@ MIXSEG_AVX512_TARGET void gradient_block(const bf16* v, int ldv, const bf16* d, 
 #pragma GCC unroll 4
     for (int b = 0; b < NB; ++b)
       acc[r][b] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(m + size_t(r) * ldm + 16 * b);
-  for (int p = 0; p < pairs; ++p, v += ldv, d += ldd) rank2_update<R, NB, 2>(acc, v, d);
+  for (int t = 0; t < rows; ++t, v += ldv, d += ldd) update_products<R, NB, kStep<E>>(acc, v, d);
   store_block<R, NB>(acc, m, ldm);
 }
 
