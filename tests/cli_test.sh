@@ -50,6 +50,14 @@ grep -qF "as recorded in $T/rec1/conv_algorithms.json" "$T/out" && ! grep -q "ti
   ok "a run following the recorded algorithms logged the same losses and Dice" ||
   bad "followed algorithms: $(cat "$T/out" "$T/rec1/train_log.csv" "$T/rec2/train_log.csv")"
 expect_error "$T/run/train_log.csv: not JSON" "$MIXSEG" train --data "$T/data" --size 32x32 --filters 4 --depth 2 --batch 4 --epochs 1 --conv-algorithms "$T/run/train_log.csv"
+# eval too: the algorithms one evaluation used, saved, make another print the same figures.
+expect_ok "$MIXSEG" eval "$T/rec1/last.safetensors" --data "$T/data" --batch 4 --save-conv-algorithms "$T/eval_alg.json"
+grep "^dice" "$T/out" > "$T/eval1.txt"
+expect_ok "$MIXSEG" eval "$T/rec1/last.safetensors" --data "$T/data" --batch 4 --conv-algorithms "$T/eval_alg.json"
+grep -qF "as recorded in $T/eval_alg.json" "$T/out" && ! grep -q "timed, so this run may differ" "$T/out" &&
+  [ -s "$T/eval1.txt" ] && [ "$(cat "$T/eval1.txt")" = "$(grep "^dice" "$T/out")" ] &&
+  ok "an evaluation following the saved algorithms printed the same Dice" ||
+  bad "eval with saved algorithms: $(cat "$T/eval1.txt" "$T/out")"
 expect_error "made by the fast backend; this run uses the ref backend" "$MIXSEG" train --data "$T/data" --size 32x32 --filters 4 --depth 2 --batch 4 --epochs 1 --backend ref --conv-algorithms "$T/rec1/conv_algorithms.json"
 
 # --stream-data yes decodes the files at each use: the same run as from memory, to the last digit of the log
@@ -73,6 +81,7 @@ expect_ok "$MIXSEG" eval "$T/tr/last.safetensors" --data "$T/data"
 expect_ok "$MIXSEG" quantize "$T/tr/last.safetensors" --data "$T/data" --out "$T/trq.safetensors"
 grep -q "^dec1.up  *transposed_conv2x2 " "$T/out" && ok "quantize named the transposed convolution" || bad "quantize: $(cat "$T/out")"
 expect_ok "$MIXSEG" eval "$T/trq.safetensors" --data "$T/data"
+expect_error "the int8 engine's kernels are fixed" "$MIXSEG" eval "$T/trq.safetensors" --data "$T/data" --conv-algorithms "$T/eval_alg.json"
 expect_ok "$MIXSEG" export "$T/trq.safetensors" --format tflite --precision int8 --out "$T/trq.tflite"
 expect_ok "$MIXSEG" edgetpu-check "$T/trq.tflite"
 grep -q "TRANSPOSE_CONV  *dec1.up  *edgetpu" "$T/out" && ok "the Edge TPU preflight maps TRANSPOSE_CONV" || bad "edgetpu-check: $(cat "$T/out")"

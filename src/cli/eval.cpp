@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "quant/engine.h"
+#include "train/choice_record.h"
 #include "train/trainer.h"
 
 namespace mixseg::cli {
@@ -13,7 +14,7 @@ namespace mixseg::cli {
 namespace {
 
 struct EvalOptions {
-  std::string checkpoint, precision;
+  std::string checkpoint, precision, conv_algorithms, save_conv_algorithms;
   DeviceOptions where;
   DataOptions data;
   int synthetic = 0, batch = 8;
@@ -43,6 +44,11 @@ void run_eval(const EvalOptions& o) {
   const DeviceChoice where = resolve_device(o.where);  // a bad --device fails before any work
   if (is_int8_model(o.checkpoint)) {
     if (where.device == "cuda") fail("{} is an int8 model: it runs on the CPU's int8 engine, not --device cuda", o.checkpoint);
+    if (!o.conv_algorithms.empty() || !o.save_conv_algorithms.empty())
+      fail(
+          "{} is an int8 model: the int8 engine's kernels are fixed, --conv-algorithms and --save-conv-algorithms "
+          "do not apply",
+          o.checkpoint);
     return run_eval_int8(o);
   }
   if (o.precision == "int8")
@@ -54,12 +60,19 @@ void run_eval(const EvalOptions& o) {
   const Dataset data =
       load_data_or_synthetic(with_channels(o.data, ck.config.in_channels), o.synthetic, o.seed, ck.height, ck.width);
   auto backend = make_backend(where.backend);
+  const FollowedChoices followed = follow_conv_algorithms(*backend, o.conv_algorithms);
   const SegMetrics m = evaluate(net, ck.weights, *backend, policy, data, o.batch);
   fmt::print("checkpoint: {} (U-Net f={} depth={}, trained {} at {}x{}, {} epochs)\n", o.checkpoint, ck.config.filters,
              ck.config.depth, policy_info(ck.policy).name, ck.height, ck.width, ck.epoch);
   fmt::print("evaluated in {} on {} images\n", policy_info(policy).name, m.images);
   fmt::print("dice {:.4f}  iou {:.4f}  dice pooled {:.4f}  iou pooled {:.4f}  pixel accuracy {:.4f}\n", m.dice_mean,
              m.iou_mean, m.dice_pooled, m.iou_pooled, m.pixel_accuracy);
+  note_choices_off_record(*backend, followed);
+  if (!o.save_conv_algorithms.empty()) {
+    save_choice_record(*backend, o.save_conv_algorithms);
+    fmt::print("wrote {} (--conv-algorithms {} repeats this evaluation)\n", o.save_conv_algorithms,
+               o.save_conv_algorithms);
+  }
 }
 
 }  // namespace
@@ -74,6 +87,12 @@ void add_eval(CLI::App& app) {
   c->add_option("--precision", o->precision, "Run in this precision (default: the training policy's; an int8 model runs in int8)");
   add_device_options(c, o->where);
   c->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(positive);
+  // A training run's record holds its validation passes, at its validation batches' sizes.
+  add_conv_algorithms_option(c, o->conv_algorithms);
+  c->add_option("--save-conv-algorithms", o->save_conv_algorithms,
+                "Write the convolution algorithms this evaluation used to this file: --conv-algorithms FILE then "
+                "repeats it to the last digit (the fast backend times them per shape, so Dice may otherwise differ "
+                "in the last digits between runs)");
   c->callback([o] { run_eval(*o); });
 }
 
