@@ -58,6 +58,12 @@ grep -qF "as recorded in $T/eval_alg.json" "$T/out" && ! grep -q "timed, so this
   [ -s "$T/eval1.txt" ] && [ "$(cat "$T/eval1.txt")" = "$(grep "^dice" "$T/out")" ] &&
   ok "an evaluation following the saved algorithms printed the same Dice" ||
   bad "eval with saved algorithms: $(cat "$T/eval1.txt" "$T/out")"
+# predict likewise (its record: batch 1 at the model's size); a run following one records the same.
+expect_ok "$MIXSEG" predict "$T/rec1/last.safetensors" "$T/data" --out "$T/pmasks1" --save-conv-algorithms "$T/pred_alg.json"
+expect_ok "$MIXSEG" predict "$T/rec1/last.safetensors" "$T/data" --out "$T/pmasks2" --conv-algorithms "$T/pred_alg.json" --save-conv-algorithms "$T/pred_alg2.json"
+grep -qF "as recorded in $T/pred_alg.json" "$T/out" && cmp -s "$T/pred_alg.json" "$T/pred_alg2.json" &&
+  cmp -s "$T/pmasks1/3_mask.png" "$T/pmasks2/3_mask.png" && ok "predict followed and recorded the same algorithms" ||
+  bad "predict with saved algorithms: $(cat "$T/out")"
 expect_error "made by the fast backend; this run uses the ref backend" "$MIXSEG" train --data "$T/data" --size 32x32 --filters 4 --depth 2 --batch 4 --epochs 1 --backend ref --conv-algorithms "$T/rec1/conv_algorithms.json"
 
 # --stream-data yes decodes the files at each use: the same run as from memory, to the last digit of the log
@@ -82,6 +88,7 @@ expect_ok "$MIXSEG" quantize "$T/tr/last.safetensors" --data "$T/data" --out "$T
 grep -q "^dec1.up  *transposed_conv2x2 " "$T/out" && ok "quantize named the transposed convolution" || bad "quantize: $(cat "$T/out")"
 expect_ok "$MIXSEG" eval "$T/trq.safetensors" --data "$T/data"
 expect_error "the int8 engine's kernels are fixed" "$MIXSEG" eval "$T/trq.safetensors" --data "$T/data" --conv-algorithms "$T/eval_alg.json"
+expect_error "the int8 engine's kernels are fixed" "$MIXSEG" predict "$T/trq.safetensors" "$T/data" --out "$T/qm" --save-conv-algorithms "$T/q_alg.json"
 expect_ok "$MIXSEG" export "$T/trq.safetensors" --format tflite --precision int8 --out "$T/trq.tflite"
 expect_ok "$MIXSEG" edgetpu-check "$T/trq.tflite"
 grep -q "TRANSPOSE_CONV  *dec1.up  *edgetpu" "$T/out" && ok "the Edge TPU preflight maps TRANSPOSE_CONV" || bad "edgetpu-check: $(cat "$T/out")"

@@ -316,6 +316,16 @@ TEST(Checkpoint, RgbModelTrainsAndPredicts) {
   for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-6);  // same image at 8 and 16 bits
   test::expect_error_containing([&] { p.probabilities(img8.data(), 40, 24); }, "takes 3 input channels, the image has 1");
   EXPECT_EQ(p.info().device, "cpu");  // the default
+  // The algorithms p's timing chose, saved and followed by another
+  // predictor: the same probabilities bit for bit, and the same record.
+  const std::string rec = (dir / "alg.json").string(), rec2 = (dir / "alg2.json").string();
+  p.save_conv_algorithms(rec);
+  Predictor again = Predictor::load((dir / "run" / "last.safetensors").string(), "fp32");
+  EXPECT_EQ(again.follow_conv_algorithms(rec), "");  // same thread count: no note
+  EXPECT_EQ(again.probabilities(img8.data(), 40, 24, 3), a);
+  again.save_conv_algorithms(rec2);
+  EXPECT_EQ(file_bytes(rec2), file_bytes(rec));
+  test::expect_error_containing([&] { again.follow_conv_algorithms((dir / "none.json").string()); }, "none.json");
   test::expect_error_containing([&] { Predictor::load((dir / "run" / "last.safetensors").string(), "fp32", "gpu"); },
                                 "device 'gpu' is not cpu, cuda or auto");
   if (cuda_device_count() == 0) {  // auto is the CPU then, and cuda is refused with the reason

@@ -47,6 +47,19 @@ class Predictor {
   std::vector<float> probabilities(const uint16_t* pixels, int height, int width, int channels);
   ModelInfo info() const;
 
+  // The CPU's fast backend and the GPU's choose each convolution's algorithm
+  // by timing it (like cudnn.benchmark), so two processes may round
+  // differently in the last bits. save_conv_algorithms writes the choices
+  // made so far (after a first image) to a file; follow_conv_algorithms has
+  // this predictor take the ones recorded in such a file (or in a `mixseg`
+  // run's conv_algorithms.json) instead of timing them: on the same machine
+  // and thread count, the same probabilities bit for bit. It returns a note
+  // when the record was made with another thread count (empty otherwise).
+  // Both throw for an int8 model (the int8 engine has no timed choices) and
+  // name the file when it cannot be read or written.
+  std::string follow_conv_algorithms(const std::string& path);
+  void save_conv_algorithms(const std::string& path) const;
+
  private:
   template <class T>
   std::vector<float> run(const T* pixels, int height, int width, int channels);

@@ -13,6 +13,7 @@
 #include "model/network.h"
 #include "quant/engine.h"
 #include "train/checkpoint.h"
+#include "train/choice_record.h"
 #include "train/trainer.h"
 
 namespace mixseg {
@@ -120,6 +121,18 @@ ModelInfo Predictor::info() const {
   return {m.ckpt.config.filters, m.ckpt.config.depth, m.ckpt.config.in_channels, m.ckpt.config.classes,
           m.ckpt.height, m.ckpt.width, std::string(policy_info(m.ckpt.policy).name),
           std::string(policy_info(m.policy).name), m.backend->name() == "cuda" ? "cuda" : "cpu", m.net.param_numel};
+}
+
+std::string Predictor::follow_conv_algorithms(const std::string& path) {
+  Impl& m = *impl_;
+  if (m.int8) fail("an int8 model has no convolution algorithms to follow (the int8 engine's kernels are fixed)");
+  return replay_choice_record(*m.backend, load_choice_record(path), path);
+}
+
+void Predictor::save_conv_algorithms(const std::string& path) const {
+  const Impl& m = *impl_;
+  if (m.int8) fail("an int8 model has no convolution algorithms to save (the int8 engine's kernels are fixed)");
+  save_choice_record(*m.backend, path);
 }
 
 const char* version() { return MIXSEG_VERSION; }
