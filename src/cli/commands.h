@@ -82,6 +82,17 @@ FollowedChoices follow_conv_algorithms(mixseg::Backend& be, const std::string& f
 void note_choices_off_record(const mixseg::Backend& be, const FollowedChoices& f);
 // Adds --conv-algorithms to c.
 void add_conv_algorithms_option(CLI::App* c, std::string& file);
+// For the commands that run a model without training (eval, predict, infer):
+// --save-conv-algorithms FILE writes the algorithms the run used, so that a
+// later run given FILE with --conv-algorithms repeats its results exactly.
+struct ConvAlgorithmFiles {
+  std::string follow, save;  // empty: not given
+};
+void add_conv_algorithm_files_options(CLI::App* c, ConvAlgorithmFiles& files);
+// Throws when either option is given for an int8 model (no timed choices there).
+void refuse_conv_algorithm_files_for_int8(const ConvAlgorithmFiles& files, const std::string& model);
+// After the run: writes files.save (if given) from be's choices, saying so.
+void save_conv_algorithms_if_asked(const mixseg::Backend& be, const ConvAlgorithmFiles& files);
 
 // Option checks whose errors say what was wanted ("--batch: 0 is not a
 // positive number"; CLI11's PositiveNumber printed the range up to 1.8e308).

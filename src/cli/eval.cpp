@@ -6,7 +6,6 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "quant/engine.h"
-#include "train/choice_record.h"
 #include "train/trainer.h"
 
 namespace mixseg::cli {
@@ -14,7 +13,8 @@ namespace mixseg::cli {
 namespace {
 
 struct EvalOptions {
-  std::string checkpoint, precision, conv_algorithms, save_conv_algorithms;
+  std::string checkpoint, precision;
+  ConvAlgorithmFiles algorithms;
   DeviceOptions where;
   DataOptions data;
   int synthetic = 0, batch = 8;
@@ -44,11 +44,7 @@ void run_eval(const EvalOptions& o) {
   const DeviceChoice where = resolve_device(o.where);  // a bad --device fails before any work
   if (is_int8_model(o.checkpoint)) {
     if (where.device == "cuda") fail("{} is an int8 model: it runs on the CPU's int8 engine, not --device cuda", o.checkpoint);
-    if (!o.conv_algorithms.empty() || !o.save_conv_algorithms.empty())
-      fail(
-          "{} is an int8 model: the int8 engine's kernels are fixed, --conv-algorithms and --save-conv-algorithms "
-          "do not apply",
-          o.checkpoint);
+    refuse_conv_algorithm_files_for_int8(o.algorithms, o.checkpoint);
     return run_eval_int8(o);
   }
   if (o.precision == "int8")
@@ -60,7 +56,7 @@ void run_eval(const EvalOptions& o) {
   const Dataset data =
       load_data_or_synthetic(with_channels(o.data, ck.config.in_channels), o.synthetic, o.seed, ck.height, ck.width);
   auto backend = make_backend(where.backend);
-  const FollowedChoices followed = follow_conv_algorithms(*backend, o.conv_algorithms);
+  const FollowedChoices followed = follow_conv_algorithms(*backend, o.algorithms.follow);
   const SegMetrics m = evaluate(net, ck.weights, *backend, policy, data, o.batch);
   fmt::print("checkpoint: {} (U-Net f={} depth={}, trained {} at {}x{}, {} epochs)\n", o.checkpoint, ck.config.filters,
              ck.config.depth, policy_info(ck.policy).name, ck.height, ck.width, ck.epoch);
@@ -68,11 +64,7 @@ void run_eval(const EvalOptions& o) {
   fmt::print("dice {:.4f}  iou {:.4f}  dice pooled {:.4f}  iou pooled {:.4f}  pixel accuracy {:.4f}\n", m.dice_mean,
              m.iou_mean, m.dice_pooled, m.iou_pooled, m.pixel_accuracy);
   note_choices_off_record(*backend, followed);
-  if (!o.save_conv_algorithms.empty()) {
-    save_choice_record(*backend, o.save_conv_algorithms);
-    fmt::print("wrote {} (--conv-algorithms {} repeats this evaluation)\n", o.save_conv_algorithms,
-               o.save_conv_algorithms);
-  }
+  save_conv_algorithms_if_asked(*backend, o.algorithms);
 }
 
 }  // namespace
@@ -88,11 +80,7 @@ void add_eval(CLI::App& app) {
   add_device_options(c, o->where);
   c->add_option("--batch", o->batch, "Batch size")->capture_default_str()->check(positive);
   // A training run's record holds its validation passes, at its validation batches' sizes.
-  add_conv_algorithms_option(c, o->conv_algorithms);
-  c->add_option("--save-conv-algorithms", o->save_conv_algorithms,
-                "Write the convolution algorithms this evaluation used to this file: --conv-algorithms FILE then "
-                "repeats it to the last digit (the fast backend times them per shape, so Dice may otherwise differ "
-                "in the last digits between runs)");
+  add_conv_algorithm_files_options(c, o->algorithms);
   c->callback([o] { run_eval(*o); });
 }
 

@@ -24,6 +24,7 @@ namespace {
 struct InferOptions {
   DeviceOptions where;
   std::string model, input, out, precision, int8_kernels = "fast", all_tensors;
+  ConvAlgorithmFiles algorithms;
 };
 
 void check_shape(const NpyArray& a, const std::string& path, int h, int w, int c) {
@@ -68,6 +69,7 @@ void run_float_model(const InferOptions& o, const NpyArray& in, const DeviceChoi
   check_shape(in, o.input, h, w, ck.config.in_channels);
   const Policy policy = o.precision.empty() ? Policy::fp32 : parse_policy(o.precision);
   auto backend = make_backend(where.backend);
+  const FollowedChoices followed = follow_conv_algorithms(*backend, o.algorithms.follow);
   auto ws = make_workspace(net, *backend, policy, n, h, w, false);
   Weights weights = ck.weights;
   upload_weights(net, weights, *ws);
@@ -78,6 +80,8 @@ void run_float_model(const InferOptions& o, const NpyArray& in, const DeviceChoi
   NpyArray out{"f4", {n, h, w, ck.config.classes}, std::vector<uint8_t>(p.size() * 4)};
   std::memcpy(out.data.data(), p.data(), out.data.size());
   write_npy(o.out, out);
+  note_choices_off_record(*backend, followed);
+  save_conv_algorithms_if_asked(*backend, o.algorithms);
 }
 
 }  // namespace
@@ -93,11 +97,13 @@ void add_infer(CLI::App& app) {
   c->add_option("--int8-kernels", o->int8_kernels, "int8 model: ref (TFLite's reference loops) or fast")
       ->capture_default_str();
   c->add_option("--all-tensors", o->all_tensors, "int8 model: also write every tensor as DIR/NAME.npy (NHWC int8)");
+  add_conv_algorithm_files_options(c, o->algorithms);
   c->callback([o] {
     const DeviceChoice where = resolve_device(o->where);
     const NpyArray in = read_npy(o->input);
     if (is_int8_model(o->model)) {
       if (where.device == "cuda") fail("{} is an int8 model: it runs on the CPU's int8 engine, not --device cuda", o->model);
+      refuse_conv_algorithm_files_for_int8(o->algorithms, o->model);
       run_int8_model(*o, in);
     } else {
       run_float_model(*o, in, where);

@@ -186,4 +186,26 @@ void add_conv_algorithms_option(CLI::App* c, std::string& file) {
                             kChoiceRecordFile));
 }
 
+void add_conv_algorithm_files_options(CLI::App* c, ConvAlgorithmFiles& files) {
+  add_conv_algorithms_option(c, files.follow);
+  c->add_option("--save-conv-algorithms", files.save,
+                "Write the convolution algorithms this run used to this file: a later run given it with "
+                "--conv-algorithms repeats the results to the last digit (the fast and CUDA backends time them per "
+                "shape, so the last digits may otherwise differ between runs)");
+}
+
+void refuse_conv_algorithm_files_for_int8(const ConvAlgorithmFiles& files, const std::string& model) {
+  if (!files.follow.empty() || !files.save.empty())
+    fail(
+        "{} is an int8 model: the int8 engine's kernels are fixed, --conv-algorithms and --save-conv-algorithms do "
+        "not apply",
+        model);
+}
+
+void save_conv_algorithms_if_asked(const Backend& be, const ConvAlgorithmFiles& files) {
+  if (files.save.empty()) return;
+  save_choice_record(be, files.save);
+  fmt::print("wrote {} (--conv-algorithms {} repeats this run)\n", files.save, files.save);
+}
+
 }  // namespace mixseg::cli

@@ -19,7 +19,8 @@ namespace fs = std::filesystem;
 namespace {
 
 struct PredictOptions {
-  std::string checkpoint, input, out, precision = "fp32", conv_algorithms, save_conv_algorithms;
+  std::string checkpoint, input, out, precision = "fp32";
+  ConvAlgorithmFiles algorithms;
   DeviceOptions where;
   float threshold = 0.5f;
 };
@@ -38,13 +39,12 @@ void run_predict(const PredictOptions& o) {
     fail("{}: no such image or folder", o.input);
   }
   Predictor predictor = Predictor::load(o.checkpoint, o.precision, o.where.device.empty() ? "cpu" : o.where.device);
-  if (!o.conv_algorithms.empty()) {
-    const std::string note = predictor.follow_conv_algorithms(o.conv_algorithms);
-    fmt::print("convolution algorithms: as recorded in {}\n", o.conv_algorithms);
+  if (predictor.info().precision == "int8") refuse_conv_algorithm_files_for_int8(o.algorithms, o.checkpoint);
+  if (!o.algorithms.follow.empty()) {
+    const std::string note = predictor.follow_conv_algorithms(o.algorithms.follow);
+    fmt::print("convolution algorithms: as recorded in {}\n", o.algorithms.follow);
     if (!note.empty()) fmt::print("  note: {}\n", note);
   }
-  if (!o.save_conv_algorithms.empty() && predictor.info().precision == "int8")
-    predictor.save_conv_algorithms(o.save_conv_algorithms);  // refused before any mask: nothing to record
   ensure_writable_dir(o.out);
   // The model runs on this thread; the next images are decoded and the last
   // mask is written on others meanwhile (a PNG read and a PNG write cost
@@ -81,10 +81,9 @@ void run_predict(const PredictOptions& o) {
     });
   }
   if (written.valid()) written.get();
-  if (!o.save_conv_algorithms.empty()) {
-    predictor.save_conv_algorithms(o.save_conv_algorithms);
-    fmt::print("wrote {} (--conv-algorithms {} repeats these masks' probabilities)\n", o.save_conv_algorithms,
-               o.save_conv_algorithms);
+  if (!o.algorithms.save.empty()) {
+    predictor.save_conv_algorithms(o.algorithms.save);
+    fmt::print("wrote {} (--conv-algorithms {} repeats this run)\n", o.algorithms.save, o.algorithms.save);
   }
 }
 
@@ -99,10 +98,7 @@ void add_predict(CLI::App& app) {
   c->add_option("--precision", o->precision, "fp32, fp16 or bf16 (or a training policy's name); an int8 model runs in int8")->capture_default_str();
   add_device_options(c, o->where, false);
   c->add_option("--threshold", o->threshold, "Foreground probability threshold")->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  add_conv_algorithms_option(c, o->conv_algorithms);
-  c->add_option("--save-conv-algorithms", o->save_conv_algorithms,
-                "Write the convolution algorithms this run used to this file (--conv-algorithms FILE then repeats "
-                "the probabilities bit for bit)");
+  add_conv_algorithm_files_options(c, o->algorithms);
   c->callback([o] { run_predict(*o); });
 }
 
