@@ -65,7 +65,7 @@ struct DeviceChoice {
 // is visible); throws naming the option for an unknown or conflicting value.
 DeviceChoice resolve_device(const DeviceOptions& d);
 
-// --conv-algorithms FILE for the commands that train, and eval: the backend follows
+// --conv-algorithms FILE for the commands that train or run a model: the backend follows
 // the convolution algorithms recorded in FILE (mixseg::ChoiceRecord) instead
 // of timing them, so the run repeats the recorded one (on the fast backend
 // with the same machine and thread count, bit for bit). Without FILE, a --resume'd run follows the
