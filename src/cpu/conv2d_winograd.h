@@ -32,8 +32,8 @@
 // the error reaches several unit roundoffs of |y| + rms(y): 5.5 at worst in
 // the tests, where the direct bf16 convolution stays within the output's
 // own rounding. The tolerance of bf16 convolutions allows it (x3 on the
-// rounding term, ops/tolerance.h; docs/decisions.md): it is the accuracy of
-// 16-bit Winograd on GPUs, and what bf16 training absorbs.
+// rounding term, ops/tolerance.h; docs/decisions.md): the trade GPU
+// libraries make in 16-bit Winograd too, and what bf16 training absorbs.
 #pragma once
 #include <vector>
 
