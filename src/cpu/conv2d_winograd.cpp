@@ -41,6 +41,14 @@ namespace mixseg {
 
 namespace {
 constexpr int kMaxLd = 4096;  // the most input channels the kernel takes
+
+// bf16 products: the default for bf16 where the CPU has them; only there.
+bool bf16_products_by_default(DType dt) { return dt == DType::bf16 && winograd_f2_bf16_products_available(); }
+void require_bf16_products(DType dt) {
+  if (!bf16_products_by_default(dt))
+    fail("the Winograd kernels have bf16 products for bf16 on CPUs with AVX512_BF16 only (asked for {})",
+         dtype_name(dt));
+}
 }  // namespace
 
 bool winograd_f2_applies(const ConvShape& s, DType dt) {
@@ -50,15 +58,13 @@ bool winograd_f2_applies(const ConvShape& s, DType dt) {
 
 WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, const void* w_ohwi,
                                                 bool for_backward_data) {
-  return winograd_f2_transform_weights(s, dt, w_ohwi, for_backward_data,
-                                       dt == DType::bf16 && winograd_f2_bf16_products_available());
+  return winograd_f2_transform_weights(s, dt, w_ohwi, for_backward_data, bf16_products_by_default(dt));
 }
 
 WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, const void* w_ohwi,
                                                 bool for_backward_data, bool bf16_products) {
   if (s.k != 3) fail("Winograd F(2x2,3x3) takes 3x3 kernels, not {}x{}", s.k, s.k);
-  if (bf16_products && (dt != DType::bf16 || !winograd_f2_bf16_products_available()))
-    fail("Winograd F(2x2,3x3) has bf16 products for bf16 on CPUs with AVX512_BF16 only (asked for {})", dtype_name(dt));
+  if (bf16_products) require_bf16_products(dt);
   WinogradF2Weights u;
   u.cin = for_backward_data ? s.cout : s.cin;
   u.cout = for_backward_data ? s.cin : s.cout;
@@ -764,14 +770,13 @@ void conv2d_winograd_f2_upsample_concat(const ConvShape& s, DType dt, const void
 }
 
 void conv2d_winograd_f2_backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw) {
-  conv2d_winograd_f2_backward_weights(s, dt, x, dy, dw, dt == DType::bf16 && winograd_f2_bf16_products_available());
+  conv2d_winograd_f2_backward_weights(s, dt, x, dy, dw, bf16_products_by_default(dt));
 }
 
 void conv2d_winograd_f2_backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw,
                                          bool bf16_products) {
   check_kernel(s, dt, "Winograd F(2x2,3x3) weight gradient");
-  if (bf16_products && (dt != DType::bf16 || !winograd_f2_bf16_products_available()))
-    fail("Winograd F(3x3,2x2) has bf16 products for bf16 on CPUs with AVX512_BF16 only (asked for {})", dtype_name(dt));
+  if (bf16_products) require_bf16_products(dt);
   dispatch_float(dt, [&]<class T>() {
     run_backward_weights<T>(s, static_cast<const T*>(x), static_cast<const T*>(dy), dw, bf16_products);
   });

@@ -338,19 +338,23 @@ void pointwise_to_one(const QConv& c, QParams xq, QParams yq, size_t pixels, con
   }
 }
 
+// Both entry points: the AVX2 kernel where VNNI does not apply, the logits
+// layer's own kernel, else the tiles (AMX's for full tiles when amx).
+void conv2d_int8_vnni_or_amx(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y,
+                             bool amx) {
+  if (c.k > 15 || !int8_vnni_available()) return conv2d_int8_avx2(c, xq, yq, n, h, w, x, y);
+  if (pointwise_to_one_applies(c)) return pointwise_to_one(c, xq, yq, size_t(n) * h * w, x, y);
+  conv2d_int8_tiles(c, xq, yq, n, h, w, x, y, amx);
+}
+
 }  // namespace
 
 void conv2d_int8_vnni(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y) {
-  if (c.k > 15 || !int8_vnni_available()) return conv2d_int8_avx2(c, xq, yq, n, h, w, x, y);
-  if (pointwise_to_one_applies(c)) return pointwise_to_one(c, xq, yq, size_t(n) * h * w, x, y);
-  conv2d_int8_tiles(c, xq, yq, n, h, w, x, y, false);
+  conv2d_int8_vnni_or_amx(c, xq, yq, n, h, w, x, y, false);
 }
 
 void conv2d_int8_amx(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y) {
-  if (!int8_amx_available()) return conv2d_int8_vnni(c, xq, yq, n, h, w, x, y);
-  if (c.k > 15 || !int8_vnni_available()) return conv2d_int8_avx2(c, xq, yq, n, h, w, x, y);
-  if (pointwise_to_one_applies(c)) return pointwise_to_one(c, xq, yq, size_t(n) * h * w, x, y);
-  conv2d_int8_tiles(c, xq, yq, n, h, w, x, y, true);
+  conv2d_int8_vnni_or_amx(c, xq, yq, n, h, w, x, y, int8_amx_available());
 }
 
 }  // namespace mixseg
