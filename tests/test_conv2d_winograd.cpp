@@ -120,8 +120,9 @@ void check_all(bool bf16_products = false) {
   for (const ConvShape s : {ConvShape{1, 7, 5, 3, 8, 3}, ConvShape{2, 6, 9, 16, 32, 3}, ConvShape{1, 1, 1, 16, 16, 3},
                             ConvShape{1, 1, 9, 17, 24, 3}, ConvShape{3, 5, 3, 8, 8, 3}, ConvShape{1, 12, 20, 32, 32, 3},
                             ConvShape{1, 9, 7, 40, 48, 3}, ConvShape{1, 16, 8, 1, 16, 3}, ConvShape{1, 4, 6, 64, 64, 3},
-                            ConvShape{2, 3, 11, 16, 33, 3}, ConvShape{1, 10, 52, 16, 1, 3}})
-  {
+                            ConvShape{2, 3, 11, 16, 33, 3}, ConvShape{1, 10, 52, 16, 1, 3},
+                            // Point pairs (up to 8 output channels) over chunks that span rows and images.
+                            ConvShape{2, 13, 27, 16, 8, 3}, ConvShape{1, 9, 11, 24, 5, 3}}) {
     for (int variant = 0; variant < 3; ++variant)
       check_shape<T>(s, variant != 1, variant != 0, seed += 7, bf16_products);
     check_backward_data<T>(s, seed += 7, bf16_products);
@@ -159,6 +160,7 @@ TEST(ConvWinogradF2, MatchesReferenceBF16WithBf16Products) {
   check_upsample_concat<bf16>(1, 6, 10, 16, 16, 16, 390, true);
   check_upsample_concat<bf16>(1, 10, 6, 5, 7, 3, 400, true);
   check_upsample_concat<bf16>(2, 8, 12, 24, 24, 33, 410, true);
+  check_upsample_concat<bf16>(2, 10, 14, 8, 8, 8, 420, true);
 }
 
 TEST(ConvWinogradF2, UpsampleConcatMatchesReference) {

@@ -8,7 +8,9 @@
 //   2. 16 small matrix products M[xi] = V[xi] (tiles x cin) . U[xi]
 //      (cin x cout_pad), register-blocked R tiles x NB vectors of 16 output
 //      channels (R * NB = 24 accumulators); with bf16 products, V and U in
-//      bf16 and one vdpbf16ps per pair of input channels;
+//      bf16 and one vdpbf16ps per pair of input channels; with up to 8
+//      output channels (point pairs), 8 products of two points each, so
+//      that no lane is idle;
 //   3. output transform: Y = A^T M A per tile and 16 output channels, bias,
 //      ReLU, stored (rounded once to f16 or bf16 where that is the storage
 //      type), outputs beyond odd H or W skipped.
@@ -69,11 +71,12 @@ WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, co
   u.cin = for_backward_data ? s.cout : s.cin;
   u.cout = for_backward_data ? s.cin : s.cout;
   u.cout_pad = (u.cout + 15) / 16 * 16;
-  const int cin_even = (u.cin + 1) / 2 * 2;
+  u.point_pairs = u.cout <= 8;
+  const int cin_even = (u.cin + 1) / 2 * 2, rows = u.point_pairs ? 8 : 16;  // rows of U per input channel
   if (bf16_products)
-    u.u_pairs.assign(size_t(16) * cin_even * u.cout_pad, bf16{0});
+    u.u_pairs.assign(size_t(rows) * cin_even * u.cout_pad, bf16{0});
   else
-    u.u.assign(size_t(16) * u.cin * u.cout_pad, 0.0f);
+    u.u.assign(size_t(rows) * u.cin * u.cout_pad, 0.0f);
   // Tap (kh, kw) from output channel co to input channel ci of the
   // convolution u describes.
   if (dt != DType::f32 && dt != DType::f16 && dt != DType::bf16)
@@ -97,11 +100,12 @@ WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, co
       for (int i = 0; i < 4; ++i)
         for (int j = 0; j < 4; ++j) {
           const double v = gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2];
-          const int xi = 4 * i + j;
+          const int xi = 4 * i + j, row = u.point_pairs ? xi / 2 : xi;
+          const int lane = u.point_pairs ? 2 * co + xi % 2 : co;
           if (bf16_products)
-            u.u_pairs[((size_t(xi) * cin_even + ci / 2 * 2) * u.cout_pad + co * 2) + ci % 2] = f32_to_bf16(float(v));
+            u.u_pairs[((size_t(row) * cin_even + ci / 2 * 2) * u.cout_pad + lane * 2) + ci % 2] = f32_to_bf16(float(v));
           else
-            u.u[(size_t(xi) * u.cin + ci) * u.cout_pad + co] = float(v);
+            u.u[(size_t(row) * u.cin + ci) * u.cout_pad + lane] = float(v);
         }
     }
   return u;
@@ -220,8 +224,25 @@ MIXSEG_AVX512_TARGET inline void store_v(float* p, __m512 v) { _mm512_storeu_ps(
 MIXSEG_AVX512_TARGET inline void store_v(bf16* p, __m512 v) {
   _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), (__m256i)_mm512_cvtneps_pbh(v));
 }
+// Point pairs (kPairs, see WinogradF2Weights): the 16 channels of two points
+// a and b interleaved, channel by channel (f32: a0 b0 a1 b1 ...) or pair of
+// channels by pair (bf16: a0 a1 b0 b1 a2 a3 ...), so that one 64-bit
+// broadcast carries both points' operand.
+MIXSEG_AVX512_TARGET inline void store_points(float* p, __m512 a, __m512 b) {
+  alignas(64) static constexpr int32_t kLow[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+  alignas(64) static constexpr int32_t kHigh[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  _mm512_storeu_ps(p, _mm512_permutex2var_ps(a, _mm512_load_si512(kLow), b));
+  _mm512_storeu_ps(p + 16, _mm512_permutex2var_ps(a, _mm512_load_si512(kHigh), b));
+}
+MIXSEG_AVX512_TARGET inline void store_points(bf16* p, __m512 a, __m512 b) {
+  // _mm512_cvtne2ps_pbh(b, a) holds a's 16 lanes (8 channel pairs), then b's.
+  alignas(64) static constexpr int32_t kInterleave[16] = {0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15};
+  const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(b, a);
+  _mm512_storeu_si512(p, _mm512_permutexvar_epi32(_mm512_load_si512(kInterleave), both));
+}
 
-template <class T, bool kFused, class V>
+// kPairs: V[xi / 2][t][ci][xi % 2] instead (rows 2 ld elements apart), see store_points.
+template <class T, bool kFused, class V, bool kPairs = false>
 MIXSEG_AVX512_TARGET void input_transform(const Geometry& g, const Input<T>& in, int n, int ty, int tx0, int count,
                                           int t0, int ld, size_t xi_stride, V* v) {
   const int y0 = 2 * ty - 1, x0 = 2 * tx0 - 1;
@@ -252,13 +273,22 @@ MIXSEG_AVX512_TARGET void input_transform(const Geometry& g, const Input<T>& in,
     for (int t = 0; t < count; ++t) {
       column<T, kFused>(ra, rb, in.ca, in.cb, x0 + 2 * t + 2, g.w, ma, mb, e[2]);
       column<T, kFused>(ra, rb, in.ca, in.cb, x0 + 2 * t + 3, g.w, ma, mb, e[3]);
-      V* o = v + size_t(t0 + t) * ld + c0;
+      if constexpr (kPairs) {
+        V* o = v + size_t(t0 + t) * 2 * ld + 2 * c0;
 #pragma GCC unroll 4
-      for (int i = 0; i < 4; ++i, o += 4 * xi_stride) {
-        store_v(o, _mm512_sub_ps(e[0][i], e[2][i]));
-        store_v(o + xi_stride, _mm512_add_ps(e[1][i], e[2][i]));
-        store_v(o + 2 * xi_stride, _mm512_sub_ps(e[2][i], e[1][i]));
-        store_v(o + 3 * xi_stride, _mm512_sub_ps(e[1][i], e[3][i]));
+        for (int i = 0; i < 4; ++i, o += 2 * xi_stride) {  // points 4i, 4i + 1 and 4i + 2, 4i + 3
+          store_points(o, _mm512_sub_ps(e[0][i], e[2][i]), _mm512_add_ps(e[1][i], e[2][i]));
+          store_points(o + xi_stride, _mm512_sub_ps(e[2][i], e[1][i]), _mm512_sub_ps(e[1][i], e[3][i]));
+        }
+      } else {
+        V* o = v + size_t(t0 + t) * ld + c0;
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; ++i, o += 4 * xi_stride) {
+          store_v(o, _mm512_sub_ps(e[0][i], e[2][i]));
+          store_v(o + xi_stride, _mm512_add_ps(e[1][i], e[2][i]));
+          store_v(o + 2 * xi_stride, _mm512_sub_ps(e[2][i], e[1][i]));
+          store_v(o + 3 * xi_stride, _mm512_sub_ps(e[1][i], e[3][i]));
+        }
       }
 #pragma GCC unroll 4
       for (int i = 0; i < 4; ++i) {
@@ -272,8 +302,10 @@ MIXSEG_AVX512_TARGET void input_transform(const Geometry& g, const Input<T>& in,
 // One step of a register-blocked product: acc[r][b] += a[r * kStride] *
 // w[16 b .. 16 b + 15], the R operands broadcast (from memory, one pointer
 // plus constant offsets), the NB vectors loaded once. Always inlined: the
-// accumulators must stay in registers.
-template <int R, int NB, int kStride>
+// accumulators must stay in registers. kPoints 2 (point pairs): the
+// operand is the two points' a[r * kStride], a[r * kStride + 1], broadcast
+// as 64 bits to alternate lanes, the weights' lanes alternating likewise.
+template <int R, int NB, int kStride, int kPoints = 1>
 [[gnu::always_inline]] MIXSEG_AVX512_TARGET inline void update_products(__m512 (&acc)[R][NB], const float* a,
                                                                         const float* w) {
   __m512 wv[NB];
@@ -281,7 +313,14 @@ template <int R, int NB, int kStride>
   for (int b = 0; b < NB; ++b) wv[b] = _mm512_loadu_ps(w + 16 * b);
 #pragma GCC unroll 32
   for (int r = 0; r < R; ++r) {
-    const __m512 av = _mm512_set1_ps(a[r * kStride]);
+    __m512 av;
+    if constexpr (kPoints == 1) {
+      av = _mm512_set1_ps(a[r * kStride]);
+    } else {
+      double both;
+      std::memcpy(&both, a + r * kStride, sizeof both);
+      av = _mm512_castpd_ps(_mm512_set1_pd(both));
+    }
 #pragma GCC unroll 4
     for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_fmadd_ps(av, wv[b], acc[r][b]);
   }
@@ -300,8 +339,8 @@ template <int R, int NB>
 // The same step from bf16: acc[r][b] += the pair a[r * kStride], a[r *
 // kStride + 1] dotted with w's pairs for output channels 16 b .. 16 b + 15
 // (vdpbf16ps: f32 sums of the pairs' products), the R pairs broadcast as
-// 32-bit lanes.
-template <int R, int NB, int kStride>
+// 32-bit lanes (kPoints 2: the two points' pairs as 64 bits).
+template <int R, int NB, int kStride, int kPoints = 1>
 [[gnu::always_inline]] MIXSEG_AVX512_TARGET inline void update_products(__m512 (&acc)[R][NB], const bf16* a,
                                                                         const bf16* w) {
   __m512bh wv[NB];
@@ -309,9 +348,16 @@ template <int R, int NB, int kStride>
   for (int b = 0; b < NB; ++b) wv[b] = (__m512bh)_mm512_loadu_si512(w + 32 * b);
 #pragma GCC unroll 32
   for (int r = 0; r < R; ++r) {
-    int32_t pair;
-    std::memcpy(&pair, a + r * kStride, sizeof pair);
-    const __m512bh av = (__m512bh)_mm512_set1_epi32(pair);
+    __m512bh av;
+    if constexpr (kPoints == 1) {
+      int32_t pair;
+      std::memcpy(&pair, a + r * kStride, sizeof pair);
+      av = (__m512bh)_mm512_set1_epi32(pair);
+    } else {
+      int64_t pairs;
+      std::memcpy(&pairs, a + r * kStride, sizeof pairs);
+      av = (__m512bh)_mm512_set1_epi64(pairs);
+    }
 #pragma GCC unroll 4
     for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_dpbf16_ps(acc[r][b], av, wv[b]);
   }
@@ -328,46 +374,55 @@ constexpr int kStep = std::is_same_v<E, bf16> ? 2 : 1;
 // operands are one pointer plus constant offsets (with a run-time stride
 // the 24 row addresses do not fit the general registers and spill); the
 // loops over R and NB are unrolled so that acc stays in registers.
-template <int R, int NB, int LD, class E>
+// kPoints 2: point pairs, v's input channel ci at 2 ci (both points).
+template <int R, int NB, int LD, class E, int kPoints = 1>
 MIXSEG_AVX512_TARGET void gemm_block(const E* v, int cin, const E* u, int ldu, float* m, int ldm) {
   __m512 acc[R][NB];
 #pragma GCC unroll 32
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 4
     for (int b = 0; b < NB; ++b) acc[r][b] = _mm512_setzero_ps();
-  for (int ci = 0; ci < cin; ci += kStep<E>) update_products<R, NB, LD>(acc, v + ci, u + size_t(ci) * ldu);
+  for (int ci = 0; ci < cin; ci += kStep<E>)
+    update_products<R, NB, LD, kPoints>(acc, v + kPoints * ci, u + size_t(ci) * ldu);
   store_block<R, NB>(acc, m, ldm);
 }
 
-// The 16 products of a chunk, NB vectors of output channels at a time;
-// V's rows are LD elements apart (f32, or bf16 for bf16 products), M[xi]
-// starts at m + xi * m_xi (M may overwrite f32 V, see run).
-template <int R, int NB, int LD, class V>
+// The 16 products of a chunk (8 with point pairs: one per pair of points),
+// NB vectors of output channels at a time; V's rows are LD elements apart
+// (2 LD with point pairs; f32, or bf16 for bf16 products), M's product p
+// starts at m + p * m_xi (M may overwrite f32 V, see run).
+template <int R, int NB, int LD, class V, bool kPairs = false>
 MIXSEG_AVX512_TARGET void chunk_products(const WinogradF2Weights& u, int tiles, const V* v, float* m, size_t m_xi) {
   const int cp = u.cout_pad;
   // bf16: U's rows are pairs of input channels, two elements per output channel.
   constexpr int kPair = kStep<V>;
+  constexpr int kProducts = kPairs ? 8 : 16, kRow = kPairs ? 2 * LD : LD;
   const int cin = (u.cin + kPair - 1) / kPair * kPair;
   const V* ub;
   if constexpr (kPair == 2)
     ub = u.u_pairs.data();
   else
     ub = u.u.data();
-  for (int xi = 0; xi < 16; ++xi) {
-    const V* vx = v + size_t(xi) * tiles * LD;
-    const V* ux = ub + size_t(xi) * cin * cp;
-    float* mx = m + xi * m_xi;
+  for (int p = 0; p < kProducts; ++p) {
+    const V* vx = v + size_t(p) * tiles * kRow;
+    const V* ux = ub + size_t(p) * cin * cp;
+    float* mx = m + p * m_xi;
     for (int c0 = 0; c0 < cp; c0 += 16 * NB)
       for (int r0 = 0; r0 < tiles; r0 += R)
-        gemm_block<R, NB, LD>(vx + r0 * LD, cin, ux + kPair * c0, cp, mx + size_t(r0) * cp + c0, cp);
+        gemm_block<R, NB, kRow, V, kPairs ? 2 : 1>(vx + r0 * kRow, cin, ux + kPair * c0, cp, mx + size_t(r0) * cp + c0,
+                                                   cp);
   }
 }
 
-// 24 accumulators: 24 or 12 tiles x 16 channels, 12 x 32, 6 x 64 (the
-// chunk's tiles a multiple of the rows).
+// 24 accumulators: 24 or 12 tiles x 16 channels (or 8 channels of two
+// points), 12 x 32, 6 x 64 (the chunk's tiles a multiple of the rows).
 template <int LD, class V>
 void chunk_products_ld(int nb, const WinogradF2Weights& u, int tiles, const V* v, float* m, size_t m_xi) {
-  if (nb == 4)
+  if (u.point_pairs && tiles == 12)
+    chunk_products<12, 1, LD, V, true>(u, tiles, v, m, m_xi);
+  else if (u.point_pairs)
+    chunk_products<24, 1, LD, V, true>(u, tiles, v, m, m_xi);
+  else if (nb == 4)
     chunk_products<6, 4, LD>(u, tiles, v, m, m_xi);
   else if (nb == 2)
     chunk_products<12, 2, LD>(u, tiles, v, m, m_xi);
@@ -452,6 +507,57 @@ MIXSEG_AVX512_TARGET void output_transform(const Geometry& g, const float* m, in
   }
 }
 
+// The same with point pairs (cout <= 8): M's product p holds points 2p and
+// 2p + 1 in alternate lanes, so row i of M (points 4i .. 4i + 3) is two
+// vectors, q0 (columns 0, 1) and q1 (columns 2, 3), and A^T's columns are
+// taken with the lanes swapped within each pair: output column 0 = m0 + m1 +
+// m2 and column 1 = m1 - m2 - m3 land in the even lanes, the same sums in
+// the same order as output_transform (the same bits). The two output pixels
+// of a tile row are one vector: lanes [0, cout) and [cout, 2 cout).
+template <class T>
+MIXSEG_AVX512_TARGET void output_transform_pairs(const Geometry& g, const float* m, int cout_pad, size_t m_xi, int n,
+                                                 int ty, int tx0, int count, int t0, const float* bias, bool relu,
+                                                 T* y) {
+  alignas(64) int32_t gather[16];
+  alignas(64) float both_bias[16];
+  for (int lane = 0; lane < 16; ++lane) {
+    const int co = lane < g.cout ? lane : lane - g.cout;  // pixel 0, then pixel 1
+    gather[lane] = lane < g.cout ? 2 * co : lane < 2 * g.cout ? 16 + 2 * co : 0;
+    both_bias[lane] = bias && lane < 2 * g.cout ? bias[co] : 0.0f;
+  }
+  const __m512i order = _mm512_load_si512(gather);
+  const __m512 b = _mm512_load_ps(both_bias);
+  const __mmask16 one = lanes(g.cout), two = lanes(2 * g.cout);
+  const int oy = 2 * ty;
+  const bool row1 = oy + 1 < g.h;
+  const size_t down = size_t(g.w) * g.cout;
+  for (int t = 0; t < count; ++t) {
+    const int ox = 2 * (tx0 + t);
+    const float* mt = m + size_t(t0 + t) * cout_pad;
+    __m512 s[2][2];  // [row of A^T M][columns 0, 1 or 2, 3]
+#pragma GCC unroll 2
+    for (int jj = 0; jj < 2; ++jj) {
+      const __m512 m0 = _mm512_loadu_ps(mt + size_t(jj) * m_xi);
+      const __m512 m1 = _mm512_loadu_ps(mt + size_t(2 + jj) * m_xi);
+      const __m512 m2 = _mm512_loadu_ps(mt + size_t(4 + jj) * m_xi);
+      const __m512 m3 = _mm512_loadu_ps(mt + size_t(6 + jj) * m_xi);
+      s[0][jj] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+      s[1][jj] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+    }
+    T* yr = y + ((size_t(n) * g.h + oy) * g.w + ox) * g.cout;
+    const __mmask16 k = ox + 1 < g.w ? two : one;
+    for (int r = 0; r < (row1 ? 2 : 1); ++r, yr += down) {
+      const __m512 q0 = s[r][0], q1 = s[r][1];
+      const __m512 q0s = _mm512_permute_ps(q0, 0xB1), q1s = _mm512_permute_ps(q1, 0xB1);  // pairs swapped
+      const __m512 c0 = _mm512_add_ps(_mm512_add_ps(q0, q0s), q1);
+      const __m512 c1 = _mm512_sub_ps(_mm512_sub_ps(q0s, q1), q1s);
+      __m512 o = _mm512_add_ps(_mm512_permutex2var_ps(c0, order, c1), b);
+      if (relu) o = _mm512_max_ps(o, _mm512_setzero_ps());
+      store16(yr, o, k);
+    }
+  }
+}
+
 // Calls f(n, ty, tx0, count, t0) for each run of a chunk's tiles that lies
 // in one tile row (a chunk may span rows and images).
 template <class F>
@@ -465,12 +571,16 @@ void for_runs(const Geometry& g, size_t first, int count, F&& f) {
   }
 }
 
-// V's elements are V: f32, or bf16 for bf16 products.
-template <class T, bool kFused, class V>
+// V's elements are V: f32, or bf16 for bf16 products; kPairs: point pairs
+// (u.point_pairs).
+template <class T, bool kFused, class V, bool kPairs>
 void run_with(const ConvShape& s, const Input<T>& in, const WinogradF2Weights& u, const float* bias, T* y, bool relu) {
   Geometry g{s.n, s.h, s.w, s.cin, s.cout, (s.h + 1) / 2, (s.w + 1) / 2, 0};
   g.tiles = size_t(s.n) * g.th * g.tw;
   const int ld = v_stride(s.cin), tiles = chunk_tiles(ld);
+  // The chunk's products and the length of V's rows (a tile's channels for one point, or two).
+  constexpr int kProducts = kPairs ? 8 : 16;
+  const int row = kPairs ? 2 * ld : ld;
   const int64_t chunks = int64_t((g.tiles + tiles - 1) / tiles);
   const int nblk = u.cout_pad / 16;
   const int nb = nblk % 4 == 0 ? 4 : nblk % 2 == 0 ? 2 : 1;
@@ -479,14 +589,14 @@ void run_with(const ConvShape& s, const Input<T>& in, const WinogradF2Weights& u
     // Per-thread scratch, kept between calls (grows only; never read before written).
     // M overwrites V where each product block's output rows lie within the
     // V rows it has just read (one block of output channels, cout_pad <=
-    // ld): the chunk's scratch halves, and V + M of the first levels' convs
+    // row): the chunk's scratch halves, and V + M of the first levels' convs
     // (2 x 24 KB) no longer fill L1 (16->16: 0.81-1.03x the time, paired).
     // (Not with bf16 V: M's rows are twice as wide as V's.)
     constexpr bool kFloatV = std::is_same_v<V, float>;
-    const bool in_place = kFloatV && u.cout_pad == 16 * nb && u.cout_pad <= ld;
+    const bool in_place = kFloatV && u.cout_pad == 16 * nb && u.cout_pad <= row;
     thread_local std::vector<V> v_buf;
     thread_local std::vector<float> m_buf;
-    const size_t v_need = size_t(16) * tiles * ld, m_need = size_t(16) * tiles * u.cout_pad;
+    const size_t v_need = size_t(kProducts) * tiles * row, m_need = size_t(kProducts) * tiles * u.cout_pad;
     if (v_buf.size() < v_need) v_buf.resize(v_need);
     if (!in_place && m_buf.size() < m_need) m_buf.resize(m_need);
     V* v = v_buf.data();
@@ -495,30 +605,40 @@ void run_with(const ConvShape& s, const Input<T>& in, const WinogradF2Weights& u
       m = in_place ? v : m_buf.data();
     else
       m = m_buf.data();
-    const size_t m_xi = size_t(tiles) * (in_place ? ld : u.cout_pad);
+    const size_t m_xi = size_t(tiles) * (in_place ? row : u.cout_pad);
 #pragma omp for schedule(static)
     for (int64_t c = 0; c < chunks; ++c) {
       const size_t first = size_t(c) * tiles;
       const int count = int(std::min<size_t>(tiles, g.tiles - first));
       for_runs(g, first, count, [&](int n, int ty, int tx0, int run, int t0) {
-        input_transform<T, kFused>(g, in, n, ty, tx0, run, t0, ld, size_t(tiles) * ld, v);
+        input_transform<T, kFused, V, kPairs>(g, in, n, ty, tx0, run, t0, ld, size_t(tiles) * row, v);
       });
       if (count < tiles)  // the last chunk's unused rows: zeros, not stale data
-        for (int xi = 0; xi < 16; ++xi)
-          std::memset(v + (size_t(xi) * tiles + count) * ld, 0, sizeof(V) * size_t(tiles - count) * ld);
+        for (int p = 0; p < kProducts; ++p)
+          std::memset(v + (size_t(p) * tiles + count) * row, 0, sizeof(V) * size_t(tiles - count) * row);
       products(ld, nb, u, tiles, v, m, m_xi);
       for_runs(g, first, count, [&](int n, int ty, int tx0, int run, int t0) {
-        output_transform(g, m, u.cout_pad, m_xi, n, ty, tx0, run, t0, bias, relu, y);
+        if constexpr (kPairs)
+          output_transform_pairs(g, m, u.cout_pad, m_xi, n, ty, tx0, run, t0, bias, relu, y);
+        else
+          output_transform(g, m, u.cout_pad, m_xi, n, ty, tx0, run, t0, bias, relu, y);
       });
     }
   }
 }
 
+template <class T, bool kFused, class V>
+void run_points(const ConvShape& s, const Input<T>& in, const WinogradF2Weights& u, const float* bias, T* y,
+                bool relu) {
+  if (u.point_pairs) return run_with<T, kFused, V, true>(s, in, u, bias, y, relu);
+  run_with<T, kFused, V, false>(s, in, u, bias, y, relu);
+}
+
 template <class T, bool kFused>
 void run(const ConvShape& s, const Input<T>& in, const WinogradF2Weights& u, const float* bias, T* y, bool relu) {
   if constexpr (std::is_same_v<T, bf16>)
-    if (u.bf16_products()) return run_with<T, kFused, bf16>(s, in, u, bias, y, relu);
-  run_with<T, kFused, float>(s, in, u, bias, y, relu);
+    if (u.bf16_products()) return run_points<T, kFused, bf16>(s, in, u, bias, y, relu);
+  run_points<T, kFused, float>(s, in, u, bias, y, relu);
 }
 
 // ---- Weight gradient: dw = sum over tiles of G^T [(A g A^T) . (B^T d B)] G ----

@@ -47,8 +47,13 @@ namespace mixseg {
 // With bf16 products, u is empty and u_pairs holds U rounded to bf16 with
 // input channels in pairs, [xi][ci / 2][co][ci % 2] (cin padded to even with
 // zeros): one 32-bit lane per output channel, as vdpbf16ps reads it.
+// With point_pairs (up to 8 output channels, where a vector of 16 output
+// channels would be half zeros), a vector holds two points instead: lane
+// 2 co + xi % 2 of row xi / 2, U[xi / 2][ci][co][xi % 2] (bf16 products:
+// [xi / 2][ci / 2][co][xi % 2][ci % 2]), cout_pad 16.
 struct WinogradF2Weights {
   int cin = 0, cout = 0, cout_pad = 0;
+  bool point_pairs = false;
   std::vector<float> u;
   std::vector<bf16> u_pairs;
   bool bf16_products() const { return !u_pairs.empty(); }
