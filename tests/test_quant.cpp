@@ -166,8 +166,9 @@ TEST(Conv2dInt8, OnePixelByHand) {
 // counts, the 8/16-channel block edges, pixel tiles and their remainders
 // (up to 16 pixels per tile in VNNI and AMX, 12 in VNNI's two-block tiles), exactly 8 output channels
 // (half a VNNI block: the f=8 U-Net's first level), batch 1 and 2, VNNI's 3x3
-// tiles that share each broadcast across kx (cin 8, 16, 24, 40, 64) and its
-// plain ones (cin 1, 3, 17; k 1); for AMX, kernel
+// tiles that share each broadcast across kx (cin 8, 16, 24, 40, 64; at cout
+// 1, 5, 8 the tiles of quad pairs) and its plain ones (cin 1, 3, 17; k 1);
+// for AMX, kernel
 // rows (k * cin bytes) under one 64-byte chunk, of one chunk and a tail
 // (cin 24, 40 at k 3), and of whole chunks (cin 64 at k 1, 3).
 TEST(Conv2dInt8, FastIsBitExactWithReference) {

@@ -11,7 +11,8 @@
 // Weights: per block of 16 output channels [ky][quad][lane][4] signed bytes,
 // zero beyond cout and k*cin, packed once per model (PackedConvInt8); a tile of up to 12 pixels x 32 channels
 // (two blocks; an odd last block: 16 pixels x 16 channels) stays in registers; 3x3 kernels over a multiple of
-// 4 input channels take tiles that broadcast each input quad once for its three kx taps (tile_k3_vnni); a 1x1
+// 4 input channels take tiles that broadcast each input quad once for its three kx taps (tile_k3_vnni), and with
+// up to 8 output channels over a multiple of 8 input ones, two quads per broadcast (tile_k3_pairs_vnni); a 1x1
 // convolution to one channel (the logits) packs several pixels per vector instead (pointwise_to_one);
 // requantization on 16 AVX-512 lanes (requantize_avx512.h). conv2d_int8_amx runs the full 16-pixel tiles of single
 // blocks on AMX instead (amx_tiles.h), the rest as here.
@@ -139,6 +140,64 @@ MIXSEG_VNNI_TARGET void tile_k3_vnni(const uint8_t* const* rows, int ox, int cin
   }
 }
 
+// Up to 8 output channels (f=8's first level), where a 16-channel block
+// leaves half of each vpdpbusd idle: lanes hold two quads of input channels
+// instead, lane 2 co + s summing quads 2 c + s of output channel co, so one
+// 64-bit broadcast of an input pixel's 8 bytes (quads 2c, 2c + 1) feeds all
+// 16 lanes. Weights ("quad pairs"): [ky][kx][c][co][s][4] signed bytes, for
+// cin a multiple of 8; the kx sharing of tile_k3_vnni. At the end each
+// output channel's two lanes are added and the sums moved to lanes 0-7
+// (what requantize_tile16 reads at 8 channels or fewer). The same int32
+// sums, in another order.
+// GCC 12's _mm512_shuffle_epi32 and _mm512_permutexvar_epi32 pass an
+// undefined merge operand that -Wuninitialized reports once inlined (GCC
+// bug 105593, as below): a false positive.
+#pragma GCC diagnostic push
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+template <int P>
+MIXSEG_VNNI_TARGET void tile_k3_pairs_vnni(const uint8_t* const* rows, int ox, int cin, const int8_t* wpairs,
+                                           int32_t* out) {
+  __m512i acc[P];
+  for (int p = 0; p < P; ++p) acc[p] = _mm512_setzero_si512();
+  const int cp = cin / 8;
+  for (int ky = 0; ky < 3; ++ky) {
+    const uint8_t* row = rows[ky] + size_t(ox) * cin;
+    for (int c = 0; c < cp; ++c) {
+      __m512i wv[3];
+      for (int kx = 0; kx < 3; ++kx) wv[kx] = _mm512_load_si512(wpairs + ((size_t(ky) * 3 + kx) * cp + c) * 64);
+#pragma GCC unroll 18
+      for (int q = 0; q < P + 2; ++q) {
+        int64_t quads;
+        std::memcpy(&quads, row + size_t(q) * cin + 8 * size_t(c), sizeof quads);
+        const __m512i u = _mm512_set1_epi64(quads);
+#pragma GCC unroll 3
+        for (int kx = 0; kx < 3; ++kx) {
+          const int p = q - kx;
+          if (p >= 0 && p < P) acc[p] = _mm512_dpbusd_epi32(acc[p], u, wv[kx]);
+        }
+      }
+    }
+  }
+  const __m512i evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14);
+  for (int p = 0; p < P; ++p) {
+    const __m512i both = _mm512_add_epi32(acc[p], _mm512_shuffle_epi32(acc[p], _MM_PERM_CDAB));
+    _mm512_store_si512(out + p * 16, _mm512_permutexvar_epi32(evens, both));
+  }
+}
+#pragma GCC diagnostic pop
+
+using TilePairsFn = void (*)(const uint8_t* const*, int, int, const int8_t*, int32_t*);
+template <int... P>
+constexpr std::array<TilePairsFn, sizeof...(P) + 1> pair_tiles(std::integer_sequence<int, P...>) {
+  return {nullptr, tile_k3_pairs_vnni<P + 1>...};
+}
+constexpr auto kTilesPairs = pair_tiles(std::make_integer_sequence<int, kMaxTileK3>{});
+
+bool quad_pairs_apply(const QConv& c) { return c.k == 3 && c.cout <= 8 && c.cin % 8 == 0; }
+
 using TileK3Fn = void (*)(const uint8_t* const*, int, int, int, const int8_t*, size_t, int32_t*, int32_t*);
 template <int NB, int... P>
 constexpr std::array<TileK3Fn, sizeof...(P) + 1> k3_tiles(std::integer_sequence<int, P...>) {
@@ -173,9 +232,13 @@ std::shared_ptr<const PackedConvInt8> pack_conv_int8_vnni(const QConv& c, QParam
   auto pk = std::make_shared<PackedConvInt8>();
   pk->variant = PackedConvInt8::Variant::vnni;
   pk->input_zero_point = xq.zero_point;
-  pk->storage.assign(size_t(blocks) * block_size + 64, std::byte{0});
+  // Up to 8 output channels: the quad-pair layout too (half a block), for
+  // the VNNI tiles (AMX's take the blocks).
+  const size_t pairs_size = quad_pairs_apply(c) ? size_t(9) * (c.cin / 8) * 64 : 0;
+  pk->storage.assign(size_t(blocks) * block_size + pairs_size + 64, std::byte{0});
   pk->offset = (64 - reinterpret_cast<uintptr_t>(pk->storage.data()) % 64) % 64;
   int8_t* wpack = reinterpret_cast<int8_t*>(pk->storage.data() + pk->offset);
+  if (pairs_size) pk->quad_pairs = size_t(blocks) * block_size;
   pk->requant = prepare_requant(c, blocks * 16);
   const int32_t shift = xq.zero_point + 128;  // the padded value, and what every tap's input is offset by
   for (int o = 0; o < c.cout; ++o) {
@@ -186,6 +249,11 @@ std::shared_ptr<const PackedConvInt8> pack_conv_int8_vnni(const QConv& c, QParam
         sum += v;
         wpack[size_t(o / 16) * block_size + (size_t(ky) * quads + size_t(i / 4)) * 64 + size_t(o % 16) * 4 +
               size_t(i % 4)] = v;
+        if (pairs_size) {  // i = kx * cin + ci: [ky][kx][ci / 8][o][ci % 8 / 4][ci % 4]
+          const int kx = i / c.cin, ci = i % c.cin;
+          wpack[pk->quad_pairs + ((size_t(ky) * 3 + size_t(kx)) * size_t(c.cin / 8) + size_t(ci / 8)) * 64 +
+                size_t(o) * 8 + size_t(ci % 8)] = v;
+        }
       }
     pk->requant.bias[size_t(o)] -= shift * sum;
   }
@@ -249,6 +317,15 @@ MIXSEG_VNNI_TARGET void conv2d_int8_tiles(const QConv& c, QParams xq, QParams yq
               requantize_tile16(acc1, P, r, o0 + 16, on1, yq.zero_point, c.out_min, c.out_max, yt + 16, size_t(cout));
             }
           }
+        if (!amx && pk->quad_pairs) {  // up to 8 output channels: tiles of quad pairs
+          for (int ox = 0; ox < w; ox += kMaxTileK3) {
+            const int P = std::min(kMaxTileK3, w - ox);
+            kTilesPairs[P](rows, ox, cin, wpack + pk->quad_pairs, acc);
+            requantize_tile16(acc, P, r, 0, cout, yq.zero_point, c.out_min, c.out_max, yrow + size_t(ox) * cout,
+                              size_t(cout));
+          }
+          continue;
+        }
         for (; blk < blocks; ++blk) {
           const int o0 = blk * 16, on = std::min(16, cout - o0);
           for (int ox = 0; ox < w; ox += kMaxTile) {

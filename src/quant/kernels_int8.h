@@ -35,6 +35,10 @@ struct PackedConvInt8 {
   int32_t input_zero_point = 0;
   std::vector<std::byte> storage;  // the packed weights start at `offset` (aligned for the kernel's loads)
   size_t offset = 0;
+  // vnni, up to 8 output channels of a 3x3 kernel over a multiple of 8
+  // input channels: where the quad-pair packing (conv2d_int8_vnni.cpp)
+  // starts, in bytes after the weights' start; 0: none.
+  size_t quad_pairs = 0;
   Requant requant;
   template <class T>
   const T* weights() const {
