@@ -16,10 +16,20 @@ bool all_finite(const float* x, size_t n) {
 
 void update_params_ref(const UpdateRule& rule, float step_size, float inv_sqrt_bc2, float grad_scale, float* params,
                        const float* grads, float* m, float* v, size_t n) {
-  float unused = 0;
-#pragma omp parallel for schedule(static) firstprivate(unused)
-  for (size_t i = 0; i < n; ++i)
-    update_element(rule, step_size, inv_sqrt_bc2, grad_scale, params[i], grads[i], m[i], rule.adam ? v[i] : unused);
+  // One loop per rule, so that each vectorizes (update_element's branch on
+  // the rule is then the same for all of a loop's elements). Elementwise: the
+  // same result in any lane or thread.
+  if (rule.adam) {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; ++i)
+      update_element(rule, step_size, inv_sqrt_bc2, grad_scale, params[i], grads[i], m[i], v[i]);
+  } else {
+#pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; ++i) {
+      float unused = 0;
+      update_element(rule, step_size, inv_sqrt_bc2, grad_scale, params[i], grads[i], m[i], unused);
+    }
+  }
 }
 
 void optimizer_step_ref(const UpdateRule& rule, StepControl& ctl, float* params, const float* grads, float* m, float* v,
