@@ -214,6 +214,55 @@ TEST(Conv2dInt8, FastIsBitExactWithReference) {
   EXPECT_EQ(cases, 2 * 8 * 6 * 8);
 }
 
+// The decoder's upsample + concat + convolution in one (the fused input of
+// the VNNI and AMX kernels, the formed one elsewhere) against the three ops
+// by the reference: bit-exact over channel splits of whole quads, pairs of
+// quads and neither (8 + 8, 16 + 16, 24 + 8, 3 + 5, 1 + 16), 8 and 16 output
+// channels (the quad-pair tiles and the blocks), k 1 and 3, batch 1 and 2,
+// widths across a pixel tile; odd sizes and splits outside the input refused.
+TEST(Conv2dInt8, UpsampleConcatIsBitExact) {
+  Rng rng(21);
+  int cases = 0;
+  for (auto [c_low, c_skip] : {std::array<int, 2>{8, 8}, {16, 16}, {24, 8}, {3, 5}, {1, 16}})
+    for (int cout : {8, 16})
+      for (int k : {1, 3})
+        for (auto [n, h, w] : {std::array<int, 3>{1, 2, 2}, {2, 6, 10}, {1, 4, 36}}) {
+          const int cin = c_low + c_skip;
+          const QParams xq{float(rng.uniform(0.01, 0.1)), int32_t(rng.below(256)) - 128};
+          const QParams yq{float(rng.uniform(0.05, 0.5)), int32_t(rng.below(256)) - 128};
+          const QConv c = random_conv(rng, k, cin, cout, cases % 2 == 0, xq, yq);
+          const std::vector<int8_t> low = random_int8(rng, size_t(n) * (h / 2) * (w / 2) * c_low);
+          const std::vector<int8_t> skip = random_int8(rng, size_t(n) * h * w * c_skip);
+          std::vector<int8_t> up(size_t(n) * h * w * c_low), cat(size_t(n) * h * w * cin),
+              ref(size_t(n) * h * w * cout);
+          upsample2x_int8(n, h / 2, w / 2, c_low, low.data(), up.data());
+          concat_int8(size_t(n) * h * w, c_low, c_skip, up.data(), skip.data(), cat.data());
+          conv2d_int8_ref(c, xq, yq, n, h, w, cat.data(), ref.data());
+          QConv packed = c;
+          packed.packed = pack_conv_int8_fast(c, xq);  // as prepare() does
+          const QConv& prepacked = packed;
+          for (const QConv* conv : {&c, &prepacked}) {
+            std::vector<int8_t> fused(ref.size(), 99);
+            conv2d_int8_upsample_concat_fast(*conv, xq, yq, n, h, w, low.data(), c_low, skip.data(), fused.data());
+            ASSERT_EQ(ref, fused) << fmt::format("{}+{} -> {} k {} n {} h {} w {}", c_low, c_skip, cout, k, n, h, w);
+          }
+          ++cases;
+        }
+  EXPECT_EQ(cases, 5 * 2 * 2 * 3);
+  const QConv c = random_conv(rng, 3, 16, 8, false, {0.05f, 0}, {0.1f, 0});
+  std::vector<int8_t> buf(size_t(6) * 6 * 16);
+  test::expect_error_containing(
+      [&] {
+        conv2d_int8_upsample_concat_fast(c, {0.05f, 0}, {0.1f, 0}, 1, 5, 6, buf.data(), 8, buf.data(), buf.data());
+      },
+      "5x6");
+  test::expect_error_containing(
+      [&] {
+        conv2d_int8_upsample_concat_fast(c, {0.05f, 0}, {0.1f, 0}, 1, 6, 6, buf.data(), 16, buf.data(), buf.data());
+      },
+      "16 upsampled of 16");
+}
+
 // The last layer's form, a 1x1 convolution to one channel, which the VNNI
 // variants run by their own kernel when 64 / cin pixels fill a vector (cin
 // 4, 8, 16, 32, 64): bit-exact with the reference over pixel counts around
@@ -436,6 +485,8 @@ TEST(Int8Network, FastIsBitExactWithReferenceEverywhere) {
     const auto ref = run_int8_all(m, x.data(), 3, false);
     const auto fast = run_int8_all(m, x.data(), 3, true);
     for (size_t t = 0; t < ref.size(); ++t) EXPECT_EQ(ref[t], fast[t]) << m.tensors[t].name;
+    // The fused decoder (upsample + concat + convolution as one op) gives the same output.
+    EXPECT_EQ(run_int8(m, x.data(), 3, true), ref[size_t(m.output)]);
   }
 }
 

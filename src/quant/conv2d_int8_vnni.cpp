@@ -22,9 +22,31 @@
 #include <utility>
 #include <vector>
 
+#include "core/error.h"
 #include "quant/amx_tiles.h"
 #include "quant/kernels_int8.h"
 #include "quant/padded_rows.h"
+
+namespace mixseg {
+namespace {
+void check_upsample_concat(const QConv& c, int h, int w, int c_low) {
+  if (h % 2 || w % 2) fail("upsample+concat+conv (int8): {}x{} is not twice the low-resolution input", h, w);
+  if (c_low < 1 || c_low >= c.cin) fail("upsample+concat+conv (int8): {} upsampled of {} input channels", c_low, c.cin);
+}
+
+// conv2d_int8_upsample_concat_fast where it does not fuse: the input formed
+// first, as the separate ops would.
+void conv2d_int8_upsample_concat_formed(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* low,
+                                        int c_low, const int8_t* skip, int8_t* y) {
+  thread_local std::vector<int8_t> upsampled, cat;
+  upsampled.resize(size_t(n) * h * w * c_low);
+  cat.resize(size_t(n) * h * w * c.cin);
+  upsample2x_int8(n, h / 2, w / 2, c_low, low, upsampled.data());
+  concat_int8(size_t(n) * h * w, c_low, c.cin - c_low, upsampled.data(), skip, cat.data());
+  conv2d_int8_fast(c, xq, yq, n, h, w, cat.data(), y);
+}
+}  // namespace
+}  // namespace mixseg
 
 #if defined(__AVX2__) && defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
@@ -269,9 +291,17 @@ std::shared_ptr<const PackedConvInt8> vnni_packing(const QConv& c, QParams xq) {
   return pack_conv_int8_vnni(c, xq);
 }
 
-// Both variants: VNNI tiles, or AMX ones (amx_tiles.h) for full 16-pixel tiles.
+// The decoder's fused input (conv2d_int8_upsample_concat_fast): x is the
+// skip, low the half-resolution tensor of c_low channels.
+struct UpsampledLow {
+  const int8_t* low;
+  int c_low;
+};
+
+// Both variants: VNNI tiles, or AMX ones (amx_tiles.h) for full 16-pixel
+// tiles. With up, the input is concat(upsample2x(up->low), x).
 MIXSEG_VNNI_TARGET void conv2d_int8_tiles(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x,
-                                          int8_t* y, bool amx) {
+                                          int8_t* y, bool amx, const UpsampledLow* up = nullptr) {
   const int k = c.k, pad = k / 2, cin = c.cin, cout = c.cout;
   const int ph = h + 2 * pad, pw = w + 2 * pad;
   const int kw = k * cin, quads = (kw + 3) / 4;
@@ -288,8 +318,10 @@ MIXSEG_VNNI_TARGET void conv2d_int8_tiles(const QConv& c, QParams xq, QParams yq
   // row is written in full, border included.
   const size_t row_len = size_t(pw) * cin;
   thread_local std::vector<uint8_t> xp;
+  const auto to_unsigned = [](int8_t v) { return uint8_t(uint8_t(v) ^ 0x80); };
   uint8_t* const xbuf =
-      padded_rows(xp, x, n, h, w, cin, pad, uint8_t(shift), 64, [](int8_t v) { return uint8_t(uint8_t(v) ^ 0x80); });
+      up ? padded_rows_upsample_concat(xp, up->low, up->c_low, x, cin - up->c_low, n, h, w, pad, uint8_t(shift), 64)
+         : padded_rows(xp, x, n, h, w, cin, pad, uint8_t(shift), 64, to_unsigned);
 
 #pragma omp parallel
   {
@@ -430,6 +462,16 @@ void conv2d_int8_vnni(const QConv& c, QParams xq, QParams yq, int n, int h, int 
   conv2d_int8_vnni_or_amx(c, xq, yq, n, h, w, x, y, false);
 }
 
+void conv2d_int8_upsample_concat_fast(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* low,
+                                      int c_low, const int8_t* skip, int8_t* y) {
+  check_upsample_concat(c, h, w, c_low);
+  if (c.k <= 15 && int8_vnni_available() && !pointwise_to_one_applies(c)) {
+    const UpsampledLow up{low, c_low};
+    return conv2d_int8_tiles(c, xq, yq, n, h, w, skip, y, int8_amx_available(), &up);
+  }
+  conv2d_int8_upsample_concat_formed(c, xq, yq, n, h, w, low, c_low, skip, y);
+}
+
 void conv2d_int8_amx(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y) {
   conv2d_int8_vnni_or_amx(c, xq, yq, n, h, w, x, y, int8_amx_available());
 }
@@ -444,6 +486,11 @@ void conv2d_int8_vnni(const QConv& c, QParams xq, QParams yq, int n, int h, int 
 }
 void conv2d_int8_amx(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y) {
   conv2d_int8_avx2(c, xq, yq, n, h, w, x, y);
+}
+void conv2d_int8_upsample_concat_fast(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* low,
+                                      int c_low, const int8_t* skip, int8_t* y) {
+  check_upsample_concat(c, h, w, c_low);
+  conv2d_int8_upsample_concat_formed(c, xq, yq, n, h, w, low, c_low, skip, y);
 }
 }  // namespace mixseg
 #endif

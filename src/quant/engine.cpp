@@ -11,9 +11,22 @@ namespace mixseg {
 
 namespace {
 
+// Whether ops i, i + 1, i + 2 are the decoder's upsample, the concat of its
+// output (first) with a skip, and a convolution of that concat.
+bool upsample_concat_conv(const QModel& m, size_t i) {
+  if (i + 2 >= m.ops.size()) return false;
+  const DeployOp &up = m.ops[i], &cat = m.ops[i + 1], &conv = m.ops[i + 2];
+  return up.kind == DeployOpKind::upsample && cat.kind == DeployOpKind::concat && cat.in0 == up.out &&
+         conv.kind == DeployOpKind::conv && conv.in0 == cat.out;
+}
+
 // The forward pass into t (one buffer per tensor, resized as needed: every op
-// writes all of its output, so reused buffers need no clearing).
-void forward_int8(const QModel& m, const int8_t* images, int batch, bool fast, std::vector<std::vector<int8_t>>& t) {
+// writes all of its output, so reused buffers need no clearing). With fuse
+// (the fast kernels), the decoder's upsample + concat + convolution run as
+// one (conv2d_int8_upsample_concat_fast), and the upsampled and concatenated
+// tensors are left unwritten.
+void forward_int8(const QModel& m, const int8_t* images, int batch, bool fast, bool fuse,
+                  std::vector<std::vector<int8_t>>& t) {
   if (batch < 1) fail("int8 inference needs a batch of at least 1, got {}", batch);
   t.resize(m.tensors.size());
   auto dims = [&](int id) {
@@ -25,8 +38,20 @@ void forward_int8(const QModel& m, const int8_t* images, int batch, bool fast, s
     return size_t(batch) * d[0] * d[1] * d[2];
   };
   t[size_t(m.input)].assign(images, images + numel(m.input));  // reuses the capacity
-  for (const DeployOp& op : m.ops) {
+  for (size_t i = 0; i < m.ops.size(); ++i) {
+    const DeployOp& op = m.ops[i];
     const auto in = dims(op.in0);
+    if (fast && fuse && upsample_concat_conv(m, i)) {
+      const DeployOp &cat = m.ops[i + 1], &conv = m.ops[i + 2];
+      const auto out = dims(conv.out);
+      std::vector<int8_t>& y = t[size_t(conv.out)];
+      y.resize(numel(conv.out));
+      conv2d_int8_upsample_concat_fast(m.convs[size_t(conv.conv)], m.tensors[size_t(cat.out)].q,
+                                       m.tensors[size_t(conv.out)].q, batch, out[0], out[1], t[size_t(op.in0)].data(),
+                                       in[2], t[size_t(cat.in1)].data(), y.data());
+      i += 2;
+      continue;
+    }
     const std::vector<int8_t>& x = t[size_t(op.in0)];
     std::vector<int8_t>& y = t[size_t(op.out)];
     y.resize(numel(op.out));
@@ -58,7 +83,7 @@ void forward_int8(const QModel& m, const int8_t* images, int batch, bool fast, s
 
 std::vector<std::vector<int8_t>> run_int8_all(const QModel& m, const int8_t* images, int batch, bool fast) {
   std::vector<std::vector<int8_t>> t;
-  forward_int8(m, images, batch, fast, t);
+  forward_int8(m, images, batch, fast, false, t);  // every tensor written
   return t;
 }
 
@@ -67,7 +92,7 @@ std::vector<int8_t> run_int8(const QModel& m, const int8_t* images, int batch, b
   // allocations come from mmap, and touching them for the first time every
   // call cost more than some of the convolutions (batch 4 ran slower than 1).
   thread_local std::vector<std::vector<int8_t>> buffers;
-  forward_int8(m, images, batch, fast, buffers);
+  forward_int8(m, images, batch, fast, true, buffers);
   return buffers[size_t(m.output)];
 }
 

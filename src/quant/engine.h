@@ -11,8 +11,11 @@ namespace mixseg {
 
 // images: [batch, H, W, C] int8 in the input tensor's quantization. Returns
 // the sigmoid output [batch, H, W, classes] as int8 (probability (q + 128) / 256).
+// The fast kernels run the decoder's upsample, concat and convolution as one
+// op (the same bytes).
 std::vector<int8_t> run_int8(const QModel& m, const int8_t* images, int batch, bool fast = true);
-// Every tensor after a run (index: tensor id), for tests and debugging.
+// Every tensor after a run (index: tensor id; each op run on its own), for
+// tests and debugging.
 std::vector<std::vector<int8_t>> run_int8_all(const QModel& m, const int8_t* images, int batch, bool fast = true);
 
 // f32 images in [0, 1] to the input's int8 (TFLite QUANTIZE semantics).

@@ -62,6 +62,14 @@ bool int8_vnni_available();
 // VNNI with its full 16-pixel tiles on AMX (quant/amx_tiles.h; same packing,
 // same sums); falls back to VNNI on CPUs or systems without AMX-INT8.
 void conv2d_int8_amx(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y);
+// The decoder's upsample, concat and convolution in one: the input
+// concat(upsample2x(low), skip), low [n, h/2, w/2, c_low] and skip [n, h, w,
+// c.cin - c_low], both at xq (the engine's upsample and concat copy bytes), is
+// read while the kernel lays out its padded input rows, never stored. The
+// same bytes as upsample2x_int8, concat_int8 and conv2d_int8_fast (the VNNI
+// and AMX variants fuse; elsewhere the input is formed first).
+void conv2d_int8_upsample_concat_fast(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* low,
+                                      int c_low, const int8_t* skip, int8_t* y);
 // Whether this CPU has AMX-TILE and AMX-INT8 and the OS grants this process
 // the tile state (Linux: arch_prctl(ARCH_REQ_XCOMP_PERM), asked once).
 bool int8_amx_available();
