@@ -11,13 +11,21 @@ namespace mixseg {
 
 namespace {
 
+// Whether tensor id is read by one op only and is none of the model's named tensors.
+bool read_once(const QModel& m, int id) {
+  int reads = 0;
+  for (const DeployOp& op : m.ops) reads += (op.in0 == id) + (op.in1 == id);
+  return reads == 1 && id != m.output && id != m.logits && id != m.input;
+}
+
 // Whether ops i, i + 1, i + 2 are the decoder's upsample, the concat of its
-// output (first) with a skip, and a convolution of that concat.
+// output (first) with a skip, and a convolution of that concat, with
+// nothing else reading the upsampled or the concatenated tensor.
 bool upsample_concat_conv(const QModel& m, size_t i) {
   if (i + 2 >= m.ops.size()) return false;
   const DeployOp &up = m.ops[i], &cat = m.ops[i + 1], &conv = m.ops[i + 2];
   return up.kind == DeployOpKind::upsample && cat.kind == DeployOpKind::concat && cat.in0 == up.out &&
-         conv.kind == DeployOpKind::conv && conv.in0 == cat.out;
+         conv.kind == DeployOpKind::conv && conv.in0 == cat.out && read_once(m, up.out) && read_once(m, cat.out);
 }
 
 // The forward pass into t (one buffer per tensor, resized as needed: every op
