@@ -12,10 +12,11 @@
 
 namespace mixseg {
 
+// The layout itself: fill(b, iy, out) writes image b's row iy (w * cin
+// elements) at out; the border and slack around it are written here.
 // Returns buf.data(); OpenMP's threads write through that pointer.
-template <class T, class Convert>
-T* padded_rows(std::vector<T>& buf, const int8_t* x, int n, int h, int w, int cin, int pad, T border, size_t slack,
-               Convert convert) {
+template <class T, class Fill>
+T* padded_rows_filled(std::vector<T>& buf, int n, int h, int w, int cin, int pad, T border, size_t slack, Fill fill) {
   const int ph = h + 2 * pad;
   const size_t row_len = size_t(w + 2 * pad) * cin;
   buf.resize(size_t(n) * ph * row_len + slack);
@@ -30,12 +31,20 @@ T* padded_rows(std::vector<T>& buf, const int8_t* x, int n, int h, int w, int ci
         std::fill(dst, dst + row_len, border);
         continue;
       }
-      const int8_t* src = x + (size_t(b) * h + iy) * w * size_t(cin);
       std::fill(dst, dst + size_t(pad) * cin, border);
-      for (size_t i = 0; i < size_t(w) * cin; ++i) dst[size_t(pad) * cin + i] = convert(src[i]);
+      fill(b, iy, dst + size_t(pad) * cin);
       std::fill(dst + size_t(pad + w) * cin, dst + row_len, border);
     }
   return base;
+}
+
+template <class T, class Convert>
+T* padded_rows(std::vector<T>& buf, const int8_t* x, int n, int h, int w, int cin, int pad, T border, size_t slack,
+               Convert convert) {
+  return padded_rows_filled(buf, n, h, w, cin, pad, border, slack, [=](int b, int iy, T* out) {
+    const int8_t* src = x + (size_t(b) * h + iy) * w * size_t(cin);
+    for (size_t i = 0; i < size_t(w) * cin; ++i) out[i] = convert(src[i]);
+  });
 }
 
 // The same for the decoder's input concat(upsample2x(low), skip) without
@@ -45,11 +54,7 @@ T* padded_rows(std::vector<T>& buf, const int8_t* x, int n, int h, int w, int ci
 // Channel counts that are multiples of 8 (the U-Net's) move 8 bytes at a time.
 inline uint8_t* padded_rows_upsample_concat(std::vector<uint8_t>& buf, const int8_t* low, int c_low, const int8_t* skip,
                                             int c_skip, int n, int h, int w, int pad, uint8_t border, size_t slack) {
-  const int ph = h + 2 * pad, cin = c_low + c_skip;
-  const size_t row_len = size_t(w + 2 * pad) * cin;
-  buf.resize(size_t(n) * ph * row_len + slack);
-  uint8_t* const base = buf.data();
-  std::fill(base + size_t(n) * ph * row_len, base + buf.size(), border);
+  const int cin = c_low + c_skip;
   const bool words = c_low % 8 == 0 && c_skip % 8 == 0;
   // Copies c bytes (a multiple of 8 when words), each flipped to unsigned.
   auto copy = [words](const int8_t* src, uint8_t* dst, int c) {
@@ -64,26 +69,14 @@ inline uint8_t* padded_rows_upsample_concat(std::vector<uint8_t>& buf, const int
       for (int i = 0; i < c; ++i) dst[i] = uint8_t(uint8_t(src[i]) ^ 0x80);
     }
   };
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int b = 0; b < n; ++b)
-    for (int py = 0; py < ph; ++py) {
-      uint8_t* dst = base + (size_t(b) * ph + py) * row_len;
-      const int iy = py - pad;
-      if (iy < 0 || iy >= h) {
-        std::fill(dst, dst + row_len, border);
-        continue;
-      }
-      const int8_t* lo = low + (size_t(b) * (h / 2) + size_t(iy / 2)) * size_t(w / 2) * c_low;
-      const int8_t* sk = skip + (size_t(b) * h + size_t(iy)) * size_t(w) * c_skip;
-      std::fill(dst, dst + size_t(pad) * cin, border);
-      uint8_t* out = dst + size_t(pad) * cin;
-      for (int x = 0; x < w; ++x, out += cin) {
-        copy(lo + size_t(x / 2) * c_low, out, c_low);
-        copy(sk + size_t(x) * c_skip, out + c_low, c_skip);
-      }
-      std::fill(dst + size_t(pad + w) * cin, dst + row_len, border);
+  return padded_rows_filled(buf, n, h, w, cin, pad, border, slack, [=](int b, int iy, uint8_t* out) {
+    const int8_t* lo = low + (size_t(b) * (h / 2) + size_t(iy / 2)) * size_t(w / 2) * c_low;
+    const int8_t* sk = skip + (size_t(b) * h + size_t(iy)) * size_t(w) * c_skip;
+    for (int x = 0; x < w; ++x, out += cin) {
+      copy(lo + size_t(x / 2) * c_low, out, c_low);
+      copy(sk + size_t(x) * c_skip, out + c_low, c_skip);
     }
-  return base;
+  });
 }
 
 }  // namespace mixseg
