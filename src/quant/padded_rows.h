@@ -41,9 +41,14 @@ T* padded_rows_filled(std::vector<T>& buf, int n, int h, int w, int cin, int pad
 template <class T, class Convert>
 T* padded_rows(std::vector<T>& buf, const int8_t* x, int n, int h, int w, int cin, int pad, T border, size_t slack,
                Convert convert) {
+  // Locals, not the closure's members, in the loops: a byte store may alias
+  // those, which would keep the compiler from vectorizing (measured 1.4-2x
+  // the time).
   return padded_rows_filled(buf, n, h, w, cin, pad, border, slack, [=](int b, int iy, T* out) {
-    const int8_t* src = x + (size_t(b) * h + iy) * w * size_t(cin);
-    for (size_t i = 0; i < size_t(w) * cin; ++i) out[i] = convert(src[i]);
+    const size_t len = size_t(w) * size_t(cin);
+    const int8_t* src = x + (size_t(b) * size_t(h) + size_t(iy)) * len;
+    const Convert cv = convert;
+    for (size_t i = 0; i < len; ++i) out[i] = cv(src[i]);
   });
 }
 
@@ -70,11 +75,12 @@ inline uint8_t* padded_rows_upsample_concat(std::vector<uint8_t>& buf, const int
     }
   };
   return padded_rows_filled(buf, n, h, w, cin, pad, border, slack, [=](int b, int iy, uint8_t* out) {
-    const int8_t* lo = low + (size_t(b) * (h / 2) + size_t(iy / 2)) * size_t(w / 2) * c_low;
-    const int8_t* sk = skip + (size_t(b) * h + size_t(iy)) * size_t(w) * c_skip;
-    for (int x = 0; x < w; ++x, out += cin) {
-      copy(lo + size_t(x / 2) * c_low, out, c_low);
-      copy(sk + size_t(x) * c_skip, out + c_low, c_skip);
+    const int width = w, cl = c_low, cs = c_skip, step = cl + cs;  // locals (see padded_rows)
+    const int8_t* lo = low + (size_t(b) * size_t(h / 2) + size_t(iy / 2)) * size_t(width / 2) * size_t(cl);
+    const int8_t* sk = skip + (size_t(b) * size_t(h) + size_t(iy)) * size_t(width) * size_t(cs);
+    for (int x = 0; x < width; ++x, out += step) {
+      copy(lo + size_t(x / 2) * size_t(cl), out, cl);
+      copy(sk + size_t(x) * size_t(cs), out + cl, cs);
     }
   });
 }
