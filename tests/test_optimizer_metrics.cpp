@@ -57,12 +57,22 @@ TEST(Optimizer, SgdMomentum) {
 }
 
 TEST(Optimizer, FiniteCheck) {
-  std::vector<float> g(1000, 1.0f);
+  // The largest finite values count as finite; inf, -inf and NaN do not,
+  // in the vector body and in the tail (1003 values).
+  std::vector<float> g(1003, 1.0f);
+  g[3] = std::numeric_limits<float>::max();
+  g[4] = -std::numeric_limits<float>::max();
+  g[5] = std::numeric_limits<float>::denorm_min();
   EXPECT_TRUE(all_finite(g.data(), g.size()));
-  g[777] = std::numeric_limits<float>::infinity();
-  EXPECT_FALSE(all_finite(g.data(), g.size()));
-  g[777] = std::numeric_limits<float>::quiet_NaN();
-  EXPECT_FALSE(all_finite(g.data(), g.size()));
+  for (size_t at : {size_t(777), size_t(1002)})
+    for (float bad : {std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                      std::numeric_limits<float>::quiet_NaN()}) {
+      const float keep = g[at];
+      g[at] = bad;
+      EXPECT_FALSE(all_finite(g.data(), g.size())) << bad << " at " << at;
+      g[at] = keep;
+    }
+  EXPECT_TRUE(all_finite(g.data(), g.size()));
 }
 
 TEST(Metrics, DiceIouAccuracyOnKnownMasks) {
