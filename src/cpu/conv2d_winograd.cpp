@@ -228,6 +228,8 @@ MIXSEG_AVX512_TARGET inline void store_v(bf16* p, __m512 v) {
 // a and b interleaved, channel by channel (f32: a0 b0 a1 b1 ...) or pair of
 // channels by pair (bf16: a0 a1 b0 b1 a2 a3 ...), so that one 64-bit
 // broadcast carries both points' operand.
+// Lanes 0-7 and 8-15 of a vector interleaved (a permute index).
+alignas(64) constexpr int32_t kInterleaveHalves[16] = {0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15};
 MIXSEG_AVX512_TARGET inline void store_points(float* p, __m512 a, __m512 b) {
   alignas(64) static constexpr int32_t kLow[16] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
   alignas(64) static constexpr int32_t kHigh[16] = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
@@ -236,16 +238,14 @@ MIXSEG_AVX512_TARGET inline void store_points(float* p, __m512 a, __m512 b) {
 }
 MIXSEG_AVX512_TARGET inline void store_points(bf16* p, __m512 a, __m512 b) {
   // _mm512_cvtne2ps_pbh(b, a) holds a's 16 lanes (8 channel pairs), then b's.
-  alignas(64) static constexpr int32_t kInterleave[16] = {0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15};
   const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(b, a);
-  _mm512_storeu_si512(p, _mm512_permutexvar_epi32(_mm512_load_si512(kInterleave), both));
+  _mm512_storeu_si512(p, _mm512_permutexvar_epi32(_mm512_load_si512(kInterleaveHalves), both));
 }
 
 // Stores of the narrow input transform below: v = [point a's 8 channels |
 // point b's 8 channels], interleaved as store_points does (channels 0-7).
 MIXSEG_AVX512_TARGET inline void store_narrow_points(float* p, __m512 v) {
-  alignas(64) static constexpr int32_t kInterleave[16] = {0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15};
-  _mm512_storeu_ps(p, _mm512_permutexvar_ps(_mm512_load_si512(kInterleave), v));
+  _mm512_storeu_ps(p, _mm512_permutexvar_ps(_mm512_load_si512(kInterleaveHalves), v));
 }
 MIXSEG_AVX512_TARGET inline void store_narrow_points(bf16* p, __m512 v) {
   // 8 pairs of channels: a's 4, then b's; interleaved pair by pair.
@@ -587,20 +587,27 @@ MIXSEG_AVX512_TARGET void output_transform(const Geometry& g, const float* m, in
 // taken with the lanes swapped within each pair: output column 0 = m0 + m1 +
 // m2 and column 1 = m1 - m2 - m3 land in the even lanes, the same sums in
 // the same order as output_transform (the same bits). The two output pixels
-// of a tile row are one vector: lanes [0, cout) and [cout, 2 cout).
+// of a tile row are one vector: lanes [0, cout) and [cout, 2 cout), gathered
+// and biased by PairOutput's tables (made once per convolution).
+struct PairOutput {
+  alignas(64) int32_t gather[16];  // pixel 0's channels from c0's even lanes, pixel 1's from c1's (index 16 +)
+  alignas(64) float bias[16];      // the bias for both pixels (zeros without one)
+};
+PairOutput pair_output(int cout, const float* bias) {
+  PairOutput po;
+  for (int lane = 0; lane < 16; ++lane) {
+    const int co = lane < cout ? lane : lane - cout;  // pixel 0, then pixel 1
+    po.gather[lane] = lane < cout ? 2 * co : lane < 2 * cout ? 16 + 2 * co : 0;
+    po.bias[lane] = bias && lane < 2 * cout ? bias[co] : 0.0f;
+  }
+  return po;
+}
 template <class T>
 MIXSEG_AVX512_TARGET void output_transform_pairs(const Geometry& g, const float* m, int cout_pad, size_t m_xi, int n,
-                                                 int ty, int tx0, int count, int t0, const float* bias, bool relu,
+                                                 int ty, int tx0, int count, int t0, const PairOutput& po, bool relu,
                                                  T* y) {
-  alignas(64) int32_t gather[16];
-  alignas(64) float both_bias[16];
-  for (int lane = 0; lane < 16; ++lane) {
-    const int co = lane < g.cout ? lane : lane - g.cout;  // pixel 0, then pixel 1
-    gather[lane] = lane < g.cout ? 2 * co : lane < 2 * g.cout ? 16 + 2 * co : 0;
-    both_bias[lane] = bias && lane < 2 * g.cout ? bias[co] : 0.0f;
-  }
-  const __m512i order = _mm512_load_si512(gather);
-  const __m512 b = _mm512_load_ps(both_bias);
+  const __m512i order = _mm512_load_si512(po.gather);
+  const __m512 b = _mm512_load_ps(po.bias);
   const __mmask16 one = lanes(g.cout), two = lanes(2 * g.cout);
   const int oy = 2 * ty;
   const bool row1 = oy + 1 < g.h;
@@ -658,6 +665,7 @@ void run_with(const ConvShape& s, const Input<T>& in, const WinogradF2Weights& u
   const int64_t chunks = int64_t((g.tiles + tiles - 1) / tiles);
   const int nblk = u.cout_pad / 16;
   const int nb = nblk % 4 == 0 ? 4 : nblk % 2 == 0 ? 2 : 1;
+  const PairOutput pairs = kPairs ? pair_output(s.cout, bias) : PairOutput{};
 #pragma omp parallel
   {
     // Per-thread scratch, kept between calls (grows only; never read before written).
@@ -693,7 +701,7 @@ void run_with(const ConvShape& s, const Input<T>& in, const WinogradF2Weights& u
       products(ld, nb, u, tiles, v, m, m_xi);
       for_runs(g, first, count, [&](int n, int ty, int tx0, int run, int t0) {
         if constexpr (kPairs)
-          output_transform_pairs(g, m, u.cout_pad, m_xi, n, ty, tx0, run, t0, bias, relu, y);
+          output_transform_pairs(g, m, u.cout_pad, m_xi, n, ty, tx0, run, t0, pairs, relu, y);
         else
           output_transform(g, m, u.cout_pad, m_xi, n, ty, tx0, run, t0, bias, relu, y);
       });
