@@ -5,13 +5,17 @@
 // memory-bound ops also through the reference backend, for comparison.
 // It measures kernels alone; `mixseg bench` measures whole steps.
 //   build/bench/mixseg_kernel_bench --benchmark_filter='conv/infer/f32'
+// MIXSEG_CONV_ALGORITHM=direct|winograd|winograd_f2|direct_banded forces the
+// fast backend's convolution algorithm (as `mixseg bench --conv-algorithm`).
 // The buffers are zero-filled: no denormals (see docs/performance.md, v0.4).
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/backend.h"
@@ -41,8 +45,23 @@ struct Buffer {
 std::vector<std::unique_ptr<Buffer>> buffers;
 Buffer* buffer(DType dt, Shape s);
 
+ConvAlgorithm conv_algorithm_from_env() {
+  const char* e = std::getenv("MIXSEG_CONV_ALGORITHM");
+  const std::string a = e ? e : "fastest";
+  if (a == "direct") return ConvAlgorithm::direct;
+  if (a == "winograd") return ConvAlgorithm::winograd;
+  if (a == "winograd_f2") return ConvAlgorithm::winograd_f2;
+  if (a == "direct_banded") return ConvAlgorithm::direct_banded;
+  if (a != "fastest") {
+    fmt::print(stderr, "MIXSEG_CONV_ALGORITHM={}: expected direct, winograd, winograd_f2, direct_banded or fastest\n",
+               a);
+    std::exit(2);
+  }
+  return ConvAlgorithm::fastest;
+}
+
 std::unique_ptr<Backend>& backend() {
-  static std::unique_ptr<Backend> be = make_fast_backend();
+  static std::unique_ptr<Backend> be = make_fast_backend(conv_algorithm_from_env());
   return be;
 }
 // The reference backend, to show what each fast memory-bound kernel gains.
