@@ -18,6 +18,10 @@
 #include "quant/calibrate.h"
 #include "quant/engine.h"
 #include "quant/kernels_int8.h"
+#if defined(__AVX2__) && defined(__GNUC__) && defined(__x86_64__)
+#include "quant/requantize_avx2.h"
+#include "quant/requantize_avx512.h"
+#endif
 #include "test_util.h"
 #include "train/metrics.h"
 #include "train/trainer.h"
@@ -113,6 +117,69 @@ TEST(FixedPoint, RequantizationMatchesItsDefinition) {
     ASSERT_LE(std::fabs(double(multiply_by_quantized_multiplier(x, q)) - double(x) * m), 1.0 + 1e-9 * std::fabs(x * m));
   }
 }
+
+// The vector requantizations (AVX2's requantize8, AVX-512's requantize16)
+// against the scalar one on inputs a convolution rarely makes: the whole
+// int32 range and its ends, products at the rounding boundaries, right
+// shifts up to 31, left shifts, a zero multiplier. Lane by lane, bit-exact.
+std::vector<std::pair<int32_t, QuantizedMultiplier>> requantization_cases() {
+  Rng rng(11);
+  std::vector<std::pair<int32_t, QuantizedMultiplier>> cases;
+  const int32_t ends[] = {INT32_MIN, INT32_MIN + 1, -(1 << 30) - 1, -(1 << 30), -1, 0, 1, 1 << 30, INT32_MAX};
+  for (int i = 0; i < 1 << 17; ++i) {
+    QuantizedMultiplier q{int32_t((1u << 30) + rng.below(1u << 30)), int(rng.below(38)) - 31};  // shift -31..6
+    if (i % 97 == 0) q = {};                                                                    // zero
+    if (i % 89 == 0) q.multiplier = 1 << 30;
+    const int32_t x = i % 7 == 0   ? ends[rng.below(std::size(ends))]
+                      : i % 3 == 0 ? int32_t(int64_t(rng.below(1 << 21)) - (1 << 20))
+                                   : int32_t(uint32_t(rng.below(1ull << 32)));
+    cases.push_back({x, q});
+  }
+  return cases;
+}
+
+#if defined(__AVX2__)
+TEST(FixedPoint, Avx2RequantizationMatchesScalar) {
+  const auto cases = requantization_cases();
+  for (size_t i = 0; i + 8 <= cases.size(); i += 8) {
+    alignas(32) int32_t x[8], m[8], left[8], right[8], out[8];
+    for (int l = 0; l < 8; ++l) {
+      const auto& [v, q] = cases[i + size_t(l)];
+      x[l] = v, m[l] = q.multiplier, left[l] = std::max(q.shift, 0), right[l] = std::max(-q.shift, 0);
+    }
+    const auto load = [](const int32_t* a) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(a)); };
+    _mm256_store_si256(reinterpret_cast<__m256i*>(out), requantize8(load(x), load(m), load(left), load(right)));
+    for (int l = 0; l < 8; ++l)
+      ASSERT_EQ(out[l], multiply_by_quantized_multiplier(x[l], cases[i + size_t(l)].second))
+          << "x " << x[l] << " multiplier " << m[l] << " shift " << cases[i + size_t(l)].second.shift;
+  }
+}
+#endif
+
+#if defined(__AVX2__) && defined(__GNUC__) && defined(__x86_64__)
+MIXSEG_AVX512_TARGET void requantize16_lanes(const int32_t* x, const int32_t* m, const int32_t* left,
+                                             const int32_t* right, int32_t* out) {
+  const RequantLanes q =
+      requant_lanes(_mm512_setzero_si512(), _mm512_loadu_si512(m), _mm512_loadu_si512(left), _mm512_loadu_si512(right));
+  _mm512_storeu_si512(out, requantize16(_mm512_loadu_si512(x), q));
+}
+
+TEST(FixedPoint, Avx512RequantizationMatchesScalar) {
+  if (!int8_vnni_available()) GTEST_SKIP() << "no AVX-512 VNNI on this CPU";
+  const auto cases = requantization_cases();
+  for (size_t i = 0; i + 16 <= cases.size(); i += 16) {
+    int32_t x[16], m[16], left[16], right[16], out[16];
+    for (int l = 0; l < 16; ++l) {
+      const auto& [v, q] = cases[i + size_t(l)];
+      x[l] = v, m[l] = q.multiplier, left[l] = std::max(q.shift, 0), right[l] = std::max(-q.shift, 0);
+    }
+    requantize16_lanes(x, m, left, right, out);
+    for (int l = 0; l < 16; ++l)
+      ASSERT_EQ(out[l], multiply_by_quantized_multiplier(x[l], cases[i + size_t(l)].second))
+          << "x " << x[l] << " multiplier " << m[l] << " shift " << cases[i + size_t(l)].second.shift;
+  }
+}
+#endif
 
 TEST(QuantParams, ActivationRangesByHand) {
   const QParams a = int8_params_for_range(0.0, 2.55);

@@ -405,8 +405,8 @@ MIXSEG_VNNI_TARGET void pointwise_to_one_blocks(const QConv& c, const Requant& r
                                                 size_t pixels, size_t b0, size_t b1, const int8_t* x, int8_t* y) {
   const int cin = c.cin, group = cin / 4, per_vector = 64 / cin;  // dword lanes per pixel, pixels per vector
   const __m512i wv = _mm512_load_si512(wrep), flip = _mm512_set1_epi8(char(0x80));
-  const __m512i bias = _mm512_set1_epi32(r.bias[0]), m = _mm512_set1_epi32(r.multiplier[0]),
-                left = _mm512_set1_epi32(r.left[0]), right = _mm512_set1_epi32(r.right[0]);
+  const RequantLanes q = requant_lanes(_mm512_set1_epi32(r.bias[0]), _mm512_set1_epi32(r.multiplier[0]),
+                                       _mm512_set1_epi32(r.left[0]), _mm512_set1_epi32(r.right[0]));
   const __m512i zp = _mm512_set1_epi32(y_zp), lo = _mm512_set1_epi32(c.out_min), hi = _mm512_set1_epi32(c.out_max);
   __mmask16 leaders = 0;  // the first lane of each pixel's group
   for (int i = 0; i < 16; i += group) leaders = __mmask16(leaders | (1u << i));
@@ -426,7 +426,7 @@ MIXSEG_VNNI_TARGET void pointwise_to_one_blocks(const QConv& c, const Requant& r
       _mm512_mask_storeu_epi32(sums + v * per_vector, __mmask16((1u << per_vector) - 1),
                                _mm512_maskz_compress_epi32(leaders, t));
     }
-    const __m128i out = requantize_to_int8(_mm512_load_si512(sums), bias, m, left, right, zp, lo, hi);
+    const __m128i out = requantize_to_int8(_mm512_load_si512(sums), q, zp, lo, hi);
     _mm_mask_storeu_epi8(y + p0, __mmask16((1u << count) - 1), out);
   }
 }
