@@ -66,17 +66,18 @@ MIXSEG_VNNI_TARGET void tile_vnni(const uint8_t* const* rows, int ox, int cin, i
                                   int32_t* out) {
   __m512i acc[P];
   for (int p = 0; p < P; ++p) acc[p] = _mm512_setzero_si512();
-  for (int ky = 0; ky < k; ++ky) {
-    const uint8_t* row = rows[ky] + size_t(ox) * cin;
-    const int8_t* wp = wblock + size_t(ky) * quads * 64;
-    for (int j = 0; j < quads; ++j) {
-      const __m512i wv = _mm512_load_si512(wp + size_t(j) * 64);
-      for (int p = 0; p < P; ++p) {
-        int32_t quad;
-        std::memcpy(&quad, row + size_t(p) * cin + 4 * size_t(j), sizeof quad);
-        acc[p] = _mm512_dpbusd_epi32(acc[p], _mm512_set1_epi32(quad), wv);
-      }
+  // One loop over (ky, quad), the weights' order: with a loop per ky GCC
+  // stored and reloaded the accumulators between rows (at cin = 1 as many
+  // memory accesses as vpdpbusd).
+  const uint8_t* row = rows[0] + size_t(ox) * cin;
+  for (int t = 0, ky = 0, j = 0; t < k * quads; ++t) {
+    const __m512i wv = _mm512_load_si512(wblock + size_t(t) * 64);
+    for (int p = 0; p < P; ++p) {
+      int32_t quad;
+      std::memcpy(&quad, row + size_t(p) * cin + 4 * size_t(j), sizeof quad);
+      acc[p] = _mm512_dpbusd_epi32(acc[p], _mm512_set1_epi32(quad), wv);
     }
+    if (++j == quads && ++ky < k) j = 0, row = rows[ky] + size_t(ox) * cin;
   }
   for (int p = 0; p < P; ++p) _mm512_store_si512(out + p * 16, acc[p]);
 }
@@ -93,20 +94,17 @@ MIXSEG_VNNI_TARGET void tile2_vnni(const uint8_t* const* rows, int ox, int cin, 
                                    const int8_t* wblock1, int32_t* out0, int32_t* out1) {
   __m512i acc0[P], acc1[P];
   for (int p = 0; p < P; ++p) acc0[p] = acc1[p] = _mm512_setzero_si512();
-  for (int ky = 0; ky < k; ++ky) {
-    const uint8_t* row = rows[ky] + size_t(ox) * cin;
-    const int8_t* wp0 = wblock0 + size_t(ky) * quads * 64;
-    const int8_t* wp1 = wblock1 + size_t(ky) * quads * 64;
-    for (int j = 0; j < quads; ++j) {
-      const __m512i w0 = _mm512_load_si512(wp0 + size_t(j) * 64), w1 = _mm512_load_si512(wp1 + size_t(j) * 64);
-      for (int p = 0; p < P; ++p) {
-        int32_t quad;
-        std::memcpy(&quad, row + size_t(p) * cin + 4 * size_t(j), sizeof quad);
-        const __m512i u = _mm512_set1_epi32(quad);
-        acc0[p] = _mm512_dpbusd_epi32(acc0[p], u, w0);
-        acc1[p] = _mm512_dpbusd_epi32(acc1[p], u, w1);
-      }
+  const uint8_t* row = rows[0] + size_t(ox) * cin;
+  for (int t = 0, ky = 0, j = 0; t < k * quads; ++t) {  // (ky, quad) in one loop, as tile_vnni
+    const __m512i w0 = _mm512_load_si512(wblock0 + size_t(t) * 64), w1 = _mm512_load_si512(wblock1 + size_t(t) * 64);
+    for (int p = 0; p < P; ++p) {
+      int32_t quad;
+      std::memcpy(&quad, row + size_t(p) * cin + 4 * size_t(j), sizeof quad);
+      const __m512i u = _mm512_set1_epi32(quad);
+      acc0[p] = _mm512_dpbusd_epi32(acc0[p], u, w0);
+      acc1[p] = _mm512_dpbusd_epi32(acc1[p], u, w1);
     }
+    if (++j == quads && ++ky < k) j = 0, row = rows[ky] + size_t(ox) * cin;
   }
   for (int p = 0; p < P; ++p) {
     _mm512_store_si512(out0 + p * 16, acc0[p]);
