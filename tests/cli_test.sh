@@ -11,6 +11,12 @@ MIXSEG=$1
 expect_ok "$MIXSEG" --help
 for c in train eval predict info synth bench quantize export infer edgetpu-check report parity advise; do expect_ok "$MIXSEG" "$c" --help; done
 
+# The thread count: OMP_NUM_THREADS where set, --threads above it.
+OMP_NUM_THREADS=3 expect_ok "$MIXSEG" info
+grep -q "; 3 threads" "$T/out" && ok "OMP_NUM_THREADS=3 gives 3 threads" || bad "OMP_NUM_THREADS=3: $(cat "$T/out")"
+OMP_NUM_THREADS=3 expect_ok "$MIXSEG" --threads 1 info
+grep -q "; 1 thread;" "$T/out" && ok "--threads 1 over OMP_NUM_THREADS" || bad "--threads 1: $(cat "$T/out")"
+
 # The workflow on a small synthetic folder.
 expect_ok "$MIXSEG" synth --out "$T/data" --count 12 --size 32x32 --seed 3
 [ -f "$T/data/0.png" ] && [ -f "$T/data/0_seg.png" ] && ok "synth wrote PNG pairs" || bad "synth wrote no PNG pairs"

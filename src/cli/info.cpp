@@ -60,10 +60,11 @@ void run_info(const InfoOptions& o) {
     fmt::print("  {:<11} {:>10.2f} MiB {:>10.2f} MiB\n", policy_info(p).name, mib(*fast, p), mib(*ref, p));
   if (o.print_plan) fmt::print("{}", precision_plan(net, parse_policy(o.precision)));
   DnnlConvolutions dnnl;
-  fmt::print("backends: ref (CPU reference), fast (oneDNN {}.{}.{}; native f16 convolutions: {}, bf16: {}; int8 "
-             "convolutions: {}); {} threads",
-             dnnl_version()->major, dnnl_version()->minor, dnnl_version()->patch, dnnl.native(DType::f16) ? "yes" : "no",
-             dnnl.native(DType::bf16) ? "yes" : "no", int8_conv_variant(), max_threads());
+  fmt::print(
+      "backends: ref (CPU reference), fast (oneDNN {}.{}.{}; native f16 convolutions: {}, bf16: {}; int8 "
+      "convolutions: {}); {} thread{}",
+      dnnl_version()->major, dnnl_version()->minor, dnnl_version()->patch, dnnl.native(DType::f16) ? "yes" : "no",
+      dnnl.native(DType::bf16) ? "yes" : "no", int8_conv_variant(), max_threads(), max_threads() == 1 ? "" : "s");
 #ifdef MIXSEG_HAVE_CUDA
   const int n = cuda_device_count();
   fmt::print("; CUDA build, {} GPU(s){}", n, n > 0 ? ": " + cuda_device_name(0) : "");

@@ -12,7 +12,8 @@ int main(int argc, char** argv) {
   CLI::App app{"mixseg: mixed-precision U-Net segmentation — train, evaluate, predict, measure"};
   app.require_subcommand(1);
   int threads = 0;
-  app.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(mixseg::cli::non_negative);
+  app.add_option("--threads", threads, "CPU threads (0: OMP_NUM_THREADS where set, else all cores)")
+      ->check(mixseg::cli::non_negative);
   app.parse_complete_callback([&] { mixseg::set_threads(threads); });
   mixseg::cli::add_train(app);
   mixseg::cli::add_eval(app);

@@ -1,6 +1,8 @@
 // Thread count control (OpenMP).
 #include "core/threads.h"
 
+#include <cstdlib>
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -12,7 +14,12 @@ namespace mixseg {
 
 void set_threads(int n) {
 #ifdef _OPENMP
-  if (n <= 0) n = omp_get_num_procs();
+  if (n <= 0) {
+    // OpenMP has read OMP_NUM_THREADS already: a user who set it gets it.
+    const char* env = std::getenv("OMP_NUM_THREADS");
+    if (env && *env) return;
+    n = omp_get_num_procs();
+  }
   omp_set_num_threads(n);
 #else
   (void)n;

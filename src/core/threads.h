@@ -11,7 +11,7 @@
 
 namespace mixseg {
 
-void set_threads(int n);  // 0 = all cores
+void set_threads(int n);  // 0 = OMP_NUM_THREADS where set, else all cores
 int max_threads();
 // Flush-to-zero and denormals-are-zero on the calling thread and every
 // OpenMP worker for the lifetime of this object, each thread's previous
