@@ -20,6 +20,7 @@
 
 #include "core/backend.h"
 #include "core/threads.h"
+#include "cpu/conv2d_bwd_weights_bf16.h"
 #include "cpu/conv2d_winograd.h"
 #include "ops/conv2d_ref.h"
 #include "quant/kernels_int8.h"
@@ -147,6 +148,16 @@ void conv_winograd_f2_bwd_weights(benchmark::State& state, DType dt, ConvShape s
   state.counters["FLOP/s"] = benchmark::Counter(2 * s.macs(), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The own bf16 weight gradient over pixel pairs alone (conv2d_bwd_weights_bf16.h).
+void conv_bwd_weights_bf16_pairs(benchmark::State& state, ConvShape s) {
+  std::vector<bf16> x(size_t(s.n) * s.h * s.w * s.cin), dy(size_t(s.n) * s.h * s.w * s.cout);
+  std::vector<float> dw(s.weight_numel());
+  const ScopedFlushDenormals ftz;
+  conv2d_bwd_weights_bf16_pairs(s, x.data(), dy.data(), dw.data());
+  for (auto _ : state) conv2d_bwd_weights_bf16_pairs(s, x.data(), dy.data(), dw.data());
+  state.counters["FLOP/s"] = benchmark::Counter(2 * s.macs(), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 // Memory-bound ops: bytes read and written per call as the counter.
 // The int8 convolution through one kernel variant (kernels_int8.h), weights
 // packed once as a loaded model's are.
@@ -208,6 +219,19 @@ void register_all() {
                 ->UseRealTime();
           }
         }
+  if (conv2d_bwd_weights_bf16_pairs_available()) {
+    std::vector<ConvShape> shapes = unet_conv_shapes(1);
+    for (ConvShape s : {ConvShape{1, 256, 128, 8, 16, 3}, {1, 256, 128, 16, 8, 3}})
+      shapes.push_back(s);  // f=8's second level
+    for (const ConvShape& s : shapes)
+      if (conv2d_bwd_weights_bf16_pairs_applies(s)) {
+        const std::string name =
+            fmt::format("conv_bwd_weights_bf16_pairs/{}x{}x{}x{}->{}/k{}", s.n, s.h, s.w, s.cin, s.cout, s.k);
+        benchmark::RegisterBenchmark(name.c_str(), conv_bwd_weights_bf16_pairs, s)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+      }
+  }
   std::vector<std::pair<const char*, Int8ConvFn>> int8_variants = {{"avx2", conv2d_int8_avx2}};
   if (int8_vnni_available()) int8_variants.push_back({"vnni", conv2d_int8_vnni});
   if (int8_amx_available()) int8_variants.push_back({"amx", conv2d_int8_amx});
