@@ -20,7 +20,7 @@
 
 #include "core/backend.h"
 #include "core/threads.h"
-#include "cpu/conv2d_bwd_weights_bf16.h"
+#include "cpu/conv2d_bwd_weights_rows.h"
 #include "cpu/conv2d_winograd.h"
 #include "ops/conv2d_ref.h"
 #include "quant/kernels_int8.h"
@@ -148,13 +148,15 @@ void conv_winograd_f2_bwd_weights(benchmark::State& state, DType dt, ConvShape s
   state.counters["FLOP/s"] = benchmark::Counter(2 * s.macs(), benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// The own bf16 weight gradient over pixel pairs alone (conv2d_bwd_weights_bf16.h).
-void conv_bwd_weights_bf16_pairs(benchmark::State& state, ConvShape s) {
-  std::vector<bf16> x(size_t(s.n) * s.h * s.w * s.cin), dy(size_t(s.n) * s.h * s.w * s.cout);
+// The own direct weight gradient alone (conv2d_bwd_weights_rows.h; bf16 by
+// pixel pairs where the CPU has them), beside conv/bwd_weights.
+void conv_bwd_weights_rows(benchmark::State& state, DType dt, ConvShape s) {
+  const size_t es = dtype_size(dt);
+  std::vector<std::byte> x(size_t(s.n) * s.h * s.w * s.cin * es), dy(size_t(s.n) * s.h * s.w * s.cout * es);
   std::vector<float> dw(s.weight_numel());
   const ScopedFlushDenormals ftz;
-  conv2d_bwd_weights_bf16_pairs(s, x.data(), dy.data(), dw.data());
-  for (auto _ : state) conv2d_bwd_weights_bf16_pairs(s, x.data(), dy.data(), dw.data());
+  conv2d_bwd_weights_rows(s, dt, x.data(), dy.data(), dw.data());
+  for (auto _ : state) conv2d_bwd_weights_rows(s, dt, x.data(), dy.data(), dw.data());
   state.counters["FLOP/s"] = benchmark::Counter(2 * s.macs(), benchmark::Counter::kIsIterationInvariantRate);
 }
 
@@ -219,18 +221,19 @@ void register_all() {
                 ->UseRealTime();
           }
         }
-  if (conv2d_bwd_weights_bf16_pairs_available()) {
+  if (conv2d_bwd_weights_rows_available()) {
     std::vector<ConvShape> shapes = unet_conv_shapes(1);
     for (ConvShape s : {ConvShape{1, 256, 128, 8, 16, 3}, {1, 256, 128, 16, 8, 3}})
       shapes.push_back(s);  // f=8's second level
-    for (const ConvShape& s : shapes)
-      if (conv2d_bwd_weights_bf16_pairs_applies(s)) {
-        const std::string name =
-            fmt::format("conv_bwd_weights_bf16_pairs/{}x{}x{}x{}->{}/k{}", s.n, s.h, s.w, s.cin, s.cout, s.k);
-        benchmark::RegisterBenchmark(name.c_str(), conv_bwd_weights_bf16_pairs, s)
-            ->Unit(benchmark::kMillisecond)
-            ->UseRealTime();
-      }
+    for (DType dt : {DType::f32, DType::f16, DType::bf16})
+      for (const ConvShape& s : shapes)
+        if (conv2d_bwd_weights_rows_applies(s, dt)) {
+          const std::string name = fmt::format("conv_bwd_weights_rows/{}/{}x{}x{}x{}->{}/k{}", dtype_name(dt), s.n, s.h,
+                                               s.w, s.cin, s.cout, s.k);
+          benchmark::RegisterBenchmark(name.c_str(), conv_bwd_weights_rows, dt, s)
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime();
+        }
   }
   std::vector<std::pair<const char*, Int8ConvFn>> int8_variants = {{"avx2", conv2d_int8_avx2}};
   if (int8_vnni_available()) int8_variants.push_back({"vnni", conv2d_int8_vnni});

@@ -13,7 +13,7 @@
 
 #include "core/error.h"
 #include "core/threads.h"
-#include "cpu/conv2d_bwd_weights_bf16.h"
+#include "cpu/conv2d_bwd_weights_rows.h"
 #include "cpu/conv2d_winograd.h"
 
 namespace mixseg {
@@ -36,8 +36,8 @@ memory::data_type dnnl_type(DType t) {
 enum class Kind { fwd, infer, bwd_data, bwd_weights };
 // winograd_f2: the own kernel (conv2d_winograd.h); direct_banded: oneDNN's
 // direct backward-weights on the image cut into bands (see band_count);
-// direct_pairs: the own bf16 backward-weights (conv2d_bwd_weights_bf16.h).
-enum class Algo { direct, winograd, winograd_f2, direct_banded, direct_pairs };
+// direct_rows: the own direct backward-weights (conv2d_bwd_weights_rows.h).
+enum class Algo { direct, winograd, winograd_f2, direct_banded, direct_rows };
 
 const char* algo_name(Algo a) {
   switch (a) {
@@ -45,7 +45,7 @@ const char* algo_name(Algo a) {
     case Algo::winograd: return "winograd";
     case Algo::winograd_f2: return "winograd_f2";
     case Algo::direct_banded: return "direct_banded";
-    case Algo::direct_pairs: return "direct_pairs";
+    case Algo::direct_rows: return "direct_rows";
   }
   return "?";
 }
@@ -91,7 +91,7 @@ std::string pass_key(Kind kind, DType dt, const ConvShape& s, bool bias, bool re
 // widened copies.
 constexpr const char* kThroughF32 = "through f32";
 bool known_decision(const std::string& d) {
-  return d == "direct" || d == "winograd" || d == "direct_banded" || d == "winograd_f2" || d == "direct_pairs" ||
+  return d == "direct" || d == "winograd" || d == "direct_banded" || d == "winograd_f2" || d == "direct_rows" ||
          d == kThroughF32;
 }
 
@@ -193,9 +193,9 @@ struct DnnlConvolutions::Impl {
   // included); the forward kernel's transformed weights per user pointer
   // for inference (kept until invalidate_weights), one buffer for training.
   std::map<Key, bool> own_chosen;
-  // bf16 backward-weights: whether the own kernel over pixel pairs runs each
-  // shape (timed against what runs it otherwise: own_chosen's choice).
-  std::map<Key, bool> pairs_chosen;
+  // Backward-weights: whether the own direct kernel runs each shape (timed
+  // against what runs it otherwise: own_chosen's choice).
+  std::map<Key, bool> rows_chosen;
   // 16-bit passes that run through f32 although oneDNN has a primitive for
   // their dtype: timed per (kind, dtype, shape, bias, relu), because on a CPU
   // without the dtype's instructions (bf16 without AVX512-BF16 or AMX) oneDNN
@@ -509,7 +509,7 @@ struct DnnlConvolutions::Impl {
   void log_use(Kind kind, const ConvShape& s, DType dt, bool bias, bool relu) {
     if (!logged.insert(make_key(kind, dt, Algo::direct, s, bias, relu)).second) return;
     const std::string key = pass_key(kind, dt, s, bias, relu);
-    if (kind == Kind::bwd_weights && use_pairs(s, dt)) return chosen_log.push_back(key + ": direct_pairs");
+    if (kind == Kind::bwd_weights && use_rows(s, dt)) return chosen_log.push_back(key + ": direct_rows");
     if (use_own(kind, s, dt, bias, relu)) return chosen_log.push_back(key + ": winograd_f2");
     DType run_dt = dt;
     if (through_f32(kind, s, dt, bias, relu)) {
@@ -739,37 +739,39 @@ struct DnnlConvolutions::Impl {
     return own_wins;
   }
 
-  // Whether the own bf16 weight gradient over pixel pairs runs this shape:
-  // as recorded, else timed against the pass's other way (the own Winograd
-  // kernel or the library, as use_own decides); only when no algorithm is forced.
-  bool use_pairs(const ConvShape& s, DType dt) {
-    const Key key = make_key(Kind::bwd_weights, dt, Algo::direct_pairs, s, false, false);
-    if (auto it = pairs_chosen.find(key); it != pairs_chosen.end()) return it->second;
+  // Whether the own direct weight gradient runs this shape: as recorded,
+  // else timed against the pass's other way (the own Winograd kernel or the
+  // library, as use_own decides); only when no algorithm is forced.
+  bool use_rows(const ConvShape& s, DType dt) {
+    const Key key = make_key(Kind::bwd_weights, dt, Algo::direct_rows, s, false, false);
+    if (auto it = rows_chosen.find(key); it != rows_chosen.end()) return it->second;
     const std::string* r = recorded_for(Kind::bwd_weights, dt, s, false, false);
-    if (dt != DType::bf16 || policy != ConvAlgorithm::fastest || !conv2d_bwd_weights_bf16_pairs_applies(s) ||
-        !conv2d_bwd_weights_bf16_pairs_available()) {
-      if (r && *r == "direct_pairs")
-        fail("the recorded algorithm 'direct_pairs' for '{}' does not run here (it needs AVX-512 with AVX512_BF16)",
-             pass_key(Kind::bwd_weights, dt, s, false, false));
-      return pairs_chosen[key] = false;
+    if (policy != ConvAlgorithm::fastest || !conv2d_bwd_weights_rows_applies(s, dt) ||
+        !conv2d_bwd_weights_rows_available()) {
+      if (r && *r == "direct_rows")
+        fail(
+            "the recorded algorithm 'direct_rows' for '{}' does not run here (the own direct weight gradient needs "
+            "AVX-512)",
+            pass_key(Kind::bwd_weights, dt, s, false, false));
+      return rows_chosen[key] = false;
     }
-    if (r) return pairs_chosen[key] = *r == "direct_pairs";
-    const size_t px = size_t(s.n) * s.h * s.w;
-    std::vector<bf16> x(px * s.cin), dy(px * s.cout);
+    if (r) return rows_chosen[key] = *r == "direct_rows";
+    const size_t px = size_t(s.n) * s.h * s.w, es = dtype_size(dt);
+    std::vector<std::byte> x(px * s.cin * es), dy(px * s.cout * es);
     std::vector<float> dw(s.weight_numel());
-    auto pairs = [&] { conv2d_bwd_weights_bf16_pairs(s, x.data(), dy.data(), dw.data()); };
+    auto rows = [&] { conv2d_bwd_weights_rows(s, dt, x.data(), dy.data(), dw.data()); };
     auto other = [&] {
       if (use_own(Kind::bwd_weights, s, dt, false, false))
         return conv2d_winograd_f2_backward_weights(s, dt, x.data(), dy.data(), dw.data());
       library_backward_weights(s, dt, x.data(), dy.data(), dw.data());
     };
-    return pairs_chosen[key] = fastest_alternated({pairs, other}) == 0;
+    return rows_chosen[key] = fastest_alternated({rows, other}) == 0;
   }
 
   void forget_choices() {
     chosen.clear();
     own_chosen.clear();
-    pairs_chosen.clear();
+    rows_chosen.clear();
     f32_chosen.clear();
     chosen_log.clear();
     logged.clear();
@@ -821,7 +823,7 @@ void DnnlConvolutions::replay_choices(const std::vector<std::string>& lines) {
     if (!known_decision(decision))
       fail(
           "'{}' is not a choice of the fast backend's convolutions (expected a pass and shape, ': ', and direct, "
-          "winograd, direct_banded, winograd_f2, direct_pairs or {})",
+          "winograd, direct_banded, winograd_f2, direct_rows or {})",
           line, kThroughF32);
     recorded[line.substr(0, colon)] = decision;
   }
@@ -857,8 +859,7 @@ void DnnlConvolutions::backward_data(const ConvShape& s, DType dt, const void* d
 void DnnlConvolutions::backward_weights(const ConvShape& s, DType dt, const void* x, const void* dy, float* dw) {
   Impl& m = *impl_;
   m.log_use(Kind::bwd_weights, s, dt, false, false);
-  if (m.use_pairs(s, dt))
-    return conv2d_bwd_weights_bf16_pairs(s, static_cast<const bf16*>(x), static_cast<const bf16*>(dy), dw);
+  if (m.use_rows(s, dt)) return conv2d_bwd_weights_rows(s, dt, x, dy, dw);
   if (m.use_own(Kind::bwd_weights, s, dt, false, false)) return conv2d_winograd_f2_backward_weights(s, dt, x, dy, dw);
   m.library_backward_weights(s, dt, x, dy, dw);
 }

@@ -19,8 +19,8 @@
 // Every pass also times the own Winograd kernels (cpu/conv2d_winograd.h:
 // F(2x2,3x3) forward and backward-data, F(3x3,2x2) backward-weights), which
 // read and write f16 directly, against that whole path (for f16:
-// conversions included); bf16 backward-weights also times the own kernel
-// over pixel pairs (cpu/conv2d_bwd_weights_bf16.h) against the winner.
+// conversions included); backward-weights also times the own direct kernel
+// for narrow layers (cpu/conv2d_bwd_weights_rows.h) against the winner.
 // Winograd's transforms add rounding error; the tests hold it to the same
 // tolerance as direct convolution (ops/tolerance.h).
 #pragma once
