@@ -70,21 +70,12 @@ void check_backward_data(const ConvShape& s, uint64_t seed, bool bf16_products) 
 template <class T>
 std::vector<float> check_backward_weights(const ConvShape& s, uint64_t seed, bool bf16_products = false) {
   const DType dt = dtype_of<T>();
-  const size_t nx = size_t(s.n) * s.h * s.w * s.cin, ny = size_t(s.n) * s.h * s.w * s.cout;
-  const auto x = rounded<T>(random_vec(nx, seed)), dy = rounded<T>(random_vec(ny, seed + 1));
-  std::vector<double> ref(s.weight_numel());
-  conv2d_bwd_weights_ref<double>(s, x.data(), dy.data(), ref.data());
-  const auto xs = to_storage<T>(x), dys = to_storage<T>(dy);
-  std::vector<float> dw(ref.size(), 1e4f);  // overwritten, not accumulated into
-  {
-    const ScopedFlushDenormals ftz;
-    conv2d_winograd_f2_backward_weights(s, dt, xs.data(), dys.data(), dw.data(), bf16_products);
-  }
-  expect_close(std::vector<double>(dw.begin(), dw.end()), ref, Op::conv2d_bwd_weights,
-               bf16_products ? DType::bf16 : DType::f32, size_t(s.n) * s.h * s.w,
-               fmt::format("winograd bwd weights {}{} {}x{}x{}x{} -> {}", dtype_name(dt),
-                           bf16_products ? " (bf16 products)" : "", s.n, s.h, s.w, s.cin, s.cout));
-  return dw;
+  return check_weight_gradient<T>(s, seed, bf16_products ? DType::bf16 : DType::f32,
+                                  fmt::format("winograd bwd weights {}{} {}x{}x{}x{} -> {}", dtype_name(dt),
+                                              bf16_products ? " (bf16 products)" : "", s.n, s.h, s.w, s.cin, s.cout),
+                                  [&](const T* x, const T* dy, float* dw) {
+                                    conv2d_winograd_f2_backward_weights(s, dt, x, dy, dw, bf16_products);
+                                  });
 }
 
 // The decoder's fused form against upsample+concat then convolution.

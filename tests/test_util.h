@@ -14,8 +14,10 @@
 #include "core/dtype_dispatch.h"
 #include "core/error.h"
 #include "core/rng.h"
+#include "core/threads.h"
 #include "cuda/device_query.h"
 #include "ops/backend_ref.h"
+#include "ops/conv2d_ref.h"
 #include "ops/kernel_types.h"
 #include "ops/tolerance.h"
 
@@ -146,6 +148,29 @@ inline void expect_within(const std::vector<double>& got, const std::vector<doub
 inline void expect_close(const std::vector<double>& got, const std::vector<double>& ref, Op op, DType dtype, size_t k,
                          const std::string& what) {
   expect_within(got, ref, tolerance(op, dtype, k), dtype, what);
+}
+
+// A weight-gradient kernel of the convolution s against the double-precision
+// reference on random x and dy rounded to T: run(x, dy, dw) with x and dy
+// in T's storage and dw f32 OHWI (pre-filled with a marker: it must be
+// overwritten), under flush-to-zero as in training; held to the tolerance
+// of tolerance_dtype over the pixel count. Returns dw.
+template <class T, class Run>
+std::vector<float> check_weight_gradient(const ConvShape& s, uint64_t seed, DType tolerance_dtype,
+                                         const std::string& what, Run run) {
+  const size_t nx = size_t(s.n) * s.h * s.w * s.cin, ny = size_t(s.n) * s.h * s.w * s.cout;
+  const auto x = rounded<T>(random_vec(nx, seed)), dy = rounded<T>(random_vec(ny, seed + 1));
+  std::vector<double> ref(s.weight_numel());
+  conv2d_bwd_weights_ref<double>(s, x.data(), dy.data(), ref.data());
+  const auto xs = to_storage<T>(x), dys = to_storage<T>(dy);
+  std::vector<float> dw(ref.size(), 1e4f);
+  {
+    const ScopedFlushDenormals ftz;
+    run(xs.data(), dys.data(), dw.data());
+  }
+  expect_close(std::vector<double>(dw.begin(), dw.end()), ref, Op::conv2d_bwd_weights, tolerance_dtype,
+               size_t(s.n) * s.h * s.w, what);
+  return dw;
 }
 
 }  // namespace mixseg::test

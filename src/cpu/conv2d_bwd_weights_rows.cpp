@@ -240,14 +240,16 @@ struct PairRows {
 
 // Fixed chunks of output rows (by shape, not thread count), each summing
 // into its own accumulators [ky][cout_pad][lanes]; a chunk of few rows would
-// remake most of its input rows, so chunks hold 8 rows at least. Then the
-// chunks in order, in double: lane kx cin + ci of [ky][co] is dw[co][ky][kx][ci].
+// remake most of its input rows, so chunks hold 8 rows at least, and all
+// the chunks' accumulators fit in 16 MiB (wide outputs: fewer chunks). Then
+// the chunks in order, in double: lane kx cin + ci of [ky][co] is dw[co][ky][kx][ci].
 template <class Form>
 void run_chunks(const Form& form, const ConvShape& s, int g, int cout_pad, const void* x, const void* dy, float* dw) {
   const int cin = s.cin, cout = s.cout, h = s.h;
   const size_t lanes = size_t(vectors_per_row(cin)) * 16, acc_size = size_t(3) * cout_pad * lanes;
   const size_t rows = size_t(s.n) * h;
-  const int chunks = int(std::clamp<size_t>(rows / 8, 1, kReduceChunks));
+  const size_t by_memory = std::max<size_t>(1, (size_t(16) << 20) / sizeof(float) / acc_size);
+  const int chunks = int(std::clamp<size_t>(std::min(rows / 8, by_memory), 1, kReduceChunks));
   thread_local std::vector<float> partial;  // kept between calls: no fresh pages each time
   partial.resize(size_t(chunks) * acc_size);
   float* const part = partial.data();
