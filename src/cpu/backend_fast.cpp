@@ -2,7 +2,8 @@
 // by oneDNN's (see cpu/conv2d.h) and BatchNorm+ReLU by fused two-pass kernels
 // (cpu/batchnorm.h), max pooling by row-wise vectorised kernels
 // (cpu/maxpool.h), the upsampling's backward by 8-channel vectors
-// (cpu/upsample.h), inference convolutions with the folded BatchNorm's bias
+// (cpu/upsample.h), the loss with vector exp and log1p (cpu/loss.h),
+// inference convolutions with the folded BatchNorm's bias
 // and the ReLU as oneDNN post-ops (or the own Winograd kernel, which also
 // reads the decoder's upsample+concat on the fly). The other ops are the reference kernels,
 // which are vectorised and threaded already. Denormals are flushed to zero
@@ -15,6 +16,7 @@
 #include "cpu/add.h"
 #include "cpu/batchnorm.h"
 #include "cpu/conv2d.h"
+#include "cpu/loss.h"
 #include "cpu/maxpool.h"
 #include "cpu/upsample.h"
 #include "ops/backend_ref.h"
@@ -148,6 +150,19 @@ class FastBackend final : public RefBackend {
     if (y.dense()) return RefBackend::add_inplace(x, y);
     require_dense("add_inplace", {&x});
     dispatch_float(x.dtype, [&]<class T>() { add_inplace_fast<T>(y.shape, x.as<T>(), y.as<T>(), size_t(y.stride())); });
+  }
+
+  // The reference's loss with vector exp and log1p (cpu/loss.h).
+  void loss(const Tensor& logits, const uint8_t* target, LossWeights w, StepControl* ctl,
+            const Tensor* dlogits) override {
+    require_dense("loss", {&logits, dlogits});
+    const size_t n = logits.numel();
+    dispatch_float(logits.dtype, [&]<class T>() {
+      loss_sums_fast<T>(n, logits.as<T>(), target, ctl->loss_sums);
+      loss_finish(*ctl, double(n), w.bce, w.dice, kDiceSmooth);
+      if (dlogits)
+        loss_grad_fast<T>(n, logits.as<T>(), target, ctl->loss_den, ctl->loss_num, w, ctl->scale, dlogits->as<T>());
+    });
   }
 
  private:
