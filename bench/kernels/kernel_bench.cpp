@@ -13,6 +13,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
@@ -48,17 +49,12 @@ Buffer* buffer(DType dt, Shape s);
 
 ConvAlgorithm conv_algorithm_from_env() {
   const char* e = std::getenv("MIXSEG_CONV_ALGORITHM");
-  const std::string a = e ? e : "fastest";
-  if (a == "direct") return ConvAlgorithm::direct;
-  if (a == "winograd") return ConvAlgorithm::winograd;
-  if (a == "winograd_f2") return ConvAlgorithm::winograd_f2;
-  if (a == "direct_banded") return ConvAlgorithm::direct_banded;
-  if (a != "fastest") {
-    fmt::print(stderr, "MIXSEG_CONV_ALGORITHM={}: expected direct, winograd, winograd_f2, direct_banded or fastest\n",
-               a);
+  try {
+    return parse_conv_algorithm(e ? e : "fastest");
+  } catch (const std::exception& err) {
+    fmt::print(stderr, "MIXSEG_CONV_ALGORITHM: {}\n", err.what());
     std::exit(2);
   }
-  return ConvAlgorithm::fastest;
 }
 
 std::unique_ptr<Backend>& backend() {

@@ -133,12 +133,7 @@ void run_bench(const BenchOptions& o) {
       if (p == "int8") fail("--precision int8 is the CPU's int8 engine; benchmark it with --device cpu");
   std::unique_ptr<Backend> backend;
   if (backend_name == "fast") {
-    const ConvAlgorithm a = o.conv_algorithm == "direct"     ? ConvAlgorithm::direct
-                            : o.conv_algorithm == "winograd" ? ConvAlgorithm::winograd
-                            : o.conv_algorithm == "winograd_f2" ? ConvAlgorithm::winograd_f2
-                            : o.conv_algorithm == "direct_banded" ? ConvAlgorithm::direct_banded
-                                                             : ConvAlgorithm::fastest;
-    backend = make_fast_backend(a);
+    backend = make_fast_backend(parse_conv_algorithm(o.conv_algorithm));
   } else {
     backend = make_backend(backend_name);
   }

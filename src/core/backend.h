@@ -222,6 +222,8 @@ LossValue compute_loss(Backend& be, const Tensor& logits, const uint8_t* target,
 // kernels with backward-weights run on the image cut into bands at batches
 // below the thread count (direct_banded; cpu/conv2d.cpp).
 enum class ConvAlgorithm { fastest, direct, winograd, winograd_f2, direct_banded };
+// "fastest", "direct", "winograd", "winograd_f2" or "direct_banded"; the error lists the names.
+ConvAlgorithm parse_conv_algorithm(std::string_view name);
 
 std::unique_ptr<Backend> make_ref_backend();
 std::unique_ptr<Backend> make_fast_backend(ConvAlgorithm convolutions = ConvAlgorithm::fastest);  // oneDNN (src/cpu)

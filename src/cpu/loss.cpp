@@ -37,24 +37,13 @@ __m256d targets4(const uint8_t* t) {
   return _mm256_load_pd(v);
 }
 
-// e = exp(-|z|) and the stable sigmoid from it, as the reference's
-// sigmoid_from: 1 / (1 + e) for z >= 0, e / (1 + e) below.
+// e = exp(-|z|) and the stable sigmoid from it, as sigmoid_from
+// (ops/loss_ref.h): 1 / (1 + e) for z >= 0, e / (1 + e) below.
 void sigmoid4(__m256d z, __m256d& e, __m256d& p) {
   const __m256d sign = _mm256_set1_pd(-0.0), one = _mm256_set1_pd(1.0);
   e = _ZGVdN4v_exp(_mm256_or_pd(z, sign));  // -|z|
   const __m256d d = _mm256_add_pd(one, e);
   p = _mm256_blendv_pd(_mm256_div_pd(e, d), _mm256_div_pd(one, d), _mm256_cmp_pd(z, _mm256_setzero_pd(), _CMP_GE_OQ));
-}
-
-// The reference's per-element terms for element k (the tails).
-template <class T>
-void sums_one(const T* logits, const uint8_t* target, size_t k, double acc[4]) {
-  const double z = double(load(logits[k])), t = target[k] ? 1.0 : 0.0, ez = std::exp(-std::fabs(z));
-  const double p = z >= 0 ? 1.0 / (1.0 + ez) : ez / (1.0 + ez);
-  acc[0] += std::max(z, 0.0) - z * t + std::log1p(ez);
-  acc[1] += p;
-  acc[2] += t;
-  acc[3] += p * t;
 }
 
 }  // namespace
@@ -84,7 +73,7 @@ void loss_sums_fast(size_t n, const T* logits, const uint8_t* target, double sum
     _mm256_store_pd(lanes[0], bce), _mm256_store_pd(lanes[1], sp), _mm256_store_pd(lanes[2], st),
         _mm256_store_pd(lanes[3], spt);
     for (int j = 0; j < 4; ++j) acc[j] = ((lanes[j][0] + lanes[j][1]) + lanes[j][2]) + lanes[j][3];
-    for (; k < e; ++k) sums_one(logits, target, k, acc);
+    for (; k < e; ++k) loss_sums_add(double(load(logits[k])), target[k] ? 1.0 : 0.0, acc);
   }
   for (int j = 0; j < 4; ++j) sums[j] = 0;
   for (int i = 0; i < kReduceChunks; ++i)
@@ -116,12 +105,9 @@ void loss_grad_fast(size_t n, const T* logits, const uint8_t* target, double den
     _mm256_store_pd(out, g);
     for (int i = 0; i < 4; ++i) dlogits[k + size_t(i)] = store<T>(acc_t<T>(out[i]));
   }
-  for (size_t k = blocks * 4; k < n; ++k) {  // the tail, as the reference
-    const double z = double(load(logits[k])), t = target[k] ? 1.0 : 0.0, ez = std::exp(-std::fabs(z));
-    const double p = z >= 0 ? 1.0 / (1.0 + ez) : ez / (1.0 + ez);
-    const double g_bce = (p - t) / m, g_dice = -(2 * t * den - num) * inv_den2 * p * (1 - p);
-    dlogits[k] = store<T>(acc_t<T>(grad_scale * (w.bce * g_bce + w.dice * g_dice)));
-  }
+  for (size_t k = blocks * 4; k < n; ++k)  // the tail, as the reference
+    dlogits[k] = store<T>(
+        acc_t<T>(loss_grad_at(double(load(logits[k])), target[k] ? 1.0 : 0.0, m, den, num, inv_den2, w, grad_scale)));
 }
 
 #else

@@ -11,7 +11,7 @@ namespace mixseg::cuda {
 
 namespace {
 
-// The stable sigmoid from e = exp(-|z|) (ops/loss_ref.cpp's sigmoid_from):
+// The stable sigmoid from e = exp(-|z|) (ops/loss_ref.h's sigmoid_from):
 // one exp serves it and BCE's log1p(exp(-|z|)).
 __device__ __forceinline__ double sigmoid_from(double z, double e) { return z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e); }
 

@@ -212,6 +212,15 @@ LossValue compute_loss(Backend& be, const Tensor& logits, const uint8_t* target,
   return {c.loss_total, c.loss_bce, c.loss_dice};
 }
 
+ConvAlgorithm parse_conv_algorithm(std::string_view name) {
+  if (name == "fastest") return ConvAlgorithm::fastest;
+  if (name == "direct") return ConvAlgorithm::direct;
+  if (name == "winograd") return ConvAlgorithm::winograd;
+  if (name == "winograd_f2") return ConvAlgorithm::winograd_f2;
+  if (name == "direct_banded") return ConvAlgorithm::direct_banded;
+  fail("unknown convolution algorithm '{}' (expected fastest, direct, winograd, winograd_f2 or direct_banded)", name);
+}
+
 std::unique_ptr<Backend> make_ref_backend() { return std::make_unique<RefBackend>(); }
 
 std::unique_ptr<Backend> make_backend(std::string_view name) {

@@ -9,13 +9,6 @@
 
 namespace mixseg {
 
-namespace {
-// The stable sigmoid, 1 / (1 + exp(-z)) for z >= 0 and exp(z) / (1 + exp(z))
-// below, from e = exp(-|z|), which is exp(-z) and exp(z) there: one exp per
-// element serves the sigmoid and BCE's log1p(exp(-|z|)) alike.
-inline double sigmoid_from(double z, double e) { return z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e); }
-}  // namespace
-
 template <class T>
 void loss_sums_ref(size_t n, const T* logits, const uint8_t* target, double sums[4]) {
   std::vector<double> part(size_t(kReduceChunks) * 4, 0.0);
@@ -24,14 +17,7 @@ void loss_sums_ref(size_t n, const T* logits, const uint8_t* target, double sums
     size_t b, e;
     chunk_range(n, i, b, e);
     double* acc = part.data() + size_t(i) * 4;
-    for (size_t k = b; k < e; ++k) {
-      const double z = double(load(logits[k])), t = target[k] ? 1.0 : 0.0, ez = std::exp(-std::fabs(z));
-      const double p = sigmoid_from(z, ez);
-      acc[0] += std::max(z, 0.0) - z * t + std::log1p(ez);
-      acc[1] += p;
-      acc[2] += t;
-      acc[3] += p * t;
-    }
+    for (size_t k = b; k < e; ++k) loss_sums_add(double(load(logits[k])), target[k] ? 1.0 : 0.0, acc);
   }
   for (int j = 0; j < 4; ++j) sums[j] = 0;
   for (int i = 0; i < kReduceChunks; ++i)
@@ -41,16 +27,11 @@ void loss_sums_ref(size_t n, const T* logits, const uint8_t* target, double sums
 template <class T>
 void loss_grad_ref(size_t n, const T* logits, const uint8_t* target, double den, double num, LossWeights w,
                    double grad_scale, T* dlogits) {
-  // d dice / d p_k = -(2 t_k den - num) / den^2;  d p / d z = p (1 - p)
   const double m = double(n), inv_den2 = 1.0 / (den * den);
 #pragma omp parallel for schedule(static)
-  for (size_t k = 0; k < n; ++k) {
-    const double z = double(load(logits[k])), t = target[k] ? 1.0 : 0.0;
-    const double p = sigmoid_from(z, std::exp(-std::fabs(z)));
-    const double g_bce = (p - t) / m;
-    const double g_dice = -(2 * t * den - num) * inv_den2 * p * (1 - p);
-    dlogits[k] = store<T>(acc_t<T>(grad_scale * (w.bce * g_bce + w.dice * g_dice)));
-  }
+  for (size_t k = 0; k < n; ++k)
+    dlogits[k] = store<T>(
+        acc_t<T>(loss_grad_at(double(load(logits[k])), target[k] ? 1.0 : 0.0, m, den, num, inv_den2, w, grad_scale)));
 }
 
 template <class T>

@@ -7,6 +7,8 @@
 // logits is multiplied by grad_scale (the loss scale) before it is rounded to
 // T, which is what keeps small gradients out of f16's subnormal range.
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -38,5 +40,30 @@ void loss_sums_ref(size_t n, const T* logits, const uint8_t* target, double sums
 template <class T>
 void loss_grad_ref(size_t n, const T* logits, const uint8_t* target, double den, double num, LossWeights w,
                    double grad_scale, T* dlogits);
+
+// The per-element arithmetic of both passes, in double (the fast backend's
+// tails run it too).
+// The stable sigmoid, 1 / (1 + exp(-z)) for z >= 0 and exp(z) / (1 + exp(z))
+// below, from e = exp(-|z|), which is exp(-z) and exp(z) there: one exp per
+// element serves the sigmoid and BCE's log1p(exp(-|z|)) alike.
+inline double sigmoid_from(double z, double e) { return z >= 0 ? 1.0 / (1.0 + e) : e / (1.0 + e); }
+// Adds logit z's {BCE term, p, t, p t} (t: 0 or 1) to acc.
+inline void loss_sums_add(double z, double t, double acc[4]) {
+  const double ez = std::exp(-std::fabs(z)), p = sigmoid_from(z, ez);
+  acc[0] += std::max(z, 0.0) - z * t + std::log1p(ez);
+  acc[1] += p;
+  acc[2] += t;
+  acc[3] += p * t;
+}
+// The loss's gradient at logit z times grad_scale, for n elements and
+// Dice's den and num (inv_den2 = 1 / den^2):
+// d dice / d p = -(2 t den - num) / den^2;  d p / d z = p (1 - p).
+inline double loss_grad_at(double z, double t, double n, double den, double num, double inv_den2, LossWeights w,
+                           double grad_scale) {
+  const double p = sigmoid_from(z, std::exp(-std::fabs(z)));
+  const double g_bce = (p - t) / n;
+  const double g_dice = -(2 * t * den - num) * inv_den2 * p * (1 - p);
+  return grad_scale * (w.bce * g_bce + w.dice * g_dice);
+}
 
 }  // namespace mixseg
