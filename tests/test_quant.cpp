@@ -3,9 +3,8 @@
 // reference (bit-exact, odd sizes, tile edges, batch 1), the whole int8
 // network fast against reference, saving and loading, and int8 accuracy next
 // to fp32 on a trained network.
-#include <gtest/gtest.h>
-
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include <filesystem>
 #include <functional>
@@ -13,6 +12,7 @@
 #include <stdexcept>
 
 #include "core/rng.h"
+#include "core/threads.h"
 #include "data/loader.h"
 #include "data/synthetic.h"
 #include "quant/calibrate.h"
@@ -363,6 +363,45 @@ TEST(Conv2dInt8, PointwiseToOneChannelIsBitExact) {
       ++cases;
     }
   EXPECT_EQ(cases, 7 * 7);
+}
+
+// Each thread builds the padded input rows its output rows read (padded_rows.h):
+// bit-exact whatever the split of the rows among threads, a thread's first
+// row in the middle of an image or at an image's start, plain and fused
+// (upsample + concat) inputs, every variant.
+TEST(Conv2dInt8, RowWindowsAtAnyThreadCount) {
+  Rng rng(31);
+  const int n = 3, h = 7, w = 9, c_low = 8, c_skip = 8, cin = c_low + c_skip;
+  const QParams xq{0.05f, -7}, yq{0.2f, 3};
+  const int before = max_threads();
+  for (int k : {1, 3, 5})
+    for (int cout : {8, 16, 17}) {
+      const QConv c = random_conv(rng, k, cin, cout, true, xq, yq);
+      const std::vector<int8_t> x = random_int8(rng, size_t(n) * h * w * cin);
+      std::vector<int8_t> ref(size_t(n) * h * w * cout);
+      conv2d_int8_ref(c, xq, yq, n, h, w, x.data(), ref.data());
+      // The fused input at an even size (8 x 10) against the formed one.
+      const int he = h + 1, we = w + 1;
+      const std::vector<int8_t> low = random_int8(rng, size_t(n) * (he / 2) * (we / 2) * c_low);
+      const std::vector<int8_t> skip = random_int8(rng, size_t(n) * he * we * c_skip);
+      std::vector<int8_t> up(size_t(n) * he * we * c_low), cat(size_t(n) * he * we * cin),
+          ref_cat(size_t(n) * he * we * cout);
+      upsample2x_int8(n, he / 2, we / 2, c_low, low.data(), up.data());
+      concat_int8(size_t(n) * he * we, c_low, c_skip, up.data(), skip.data(), cat.data());
+      conv2d_int8_ref(c, xq, yq, n, he, we, cat.data(), ref_cat.data());
+      for (int threads : {1, 2, 3, 5, 8}) {
+        set_threads(threads);
+        std::vector<int8_t> out(ref.size(), 99), avx2(ref.size(), 99), fused(ref_cat.size(), 99);
+        conv2d_int8_fast(c, xq, yq, n, h, w, x.data(), out.data());
+        conv2d_int8_avx2(c, xq, yq, n, h, w, x.data(), avx2.data());
+        conv2d_int8_upsample_concat_fast(c, xq, yq, n, he, we, low.data(), c_low, skip.data(), fused.data());
+        set_threads(before);
+        const std::string what = fmt::format("k {} cout {}, {} threads", k, cout, threads);
+        ASSERT_EQ(ref, out) << what;
+        ASSERT_EQ(ref, avx2) << what << " (avx2)";
+        ASSERT_EQ(ref_cat, fused) << what << " (upsample + concat)";
+      }
+    }
 }
 
 // The 2x2 stride-2 transposed convolution by hand: one input pixel, two

@@ -1,7 +1,8 @@
-// The int8 convolution with AVX2 (kernels_int8.h). The input is widened once to
-// int16 with its zero point subtracted and a border of zeros (a padded tap
-// then contributes exactly nothing, as in the reference), so that for an
-// output pixel and one kernel row the k*cin inputs are contiguous. Each step
+// The int8 convolution with AVX2 (kernels_int8.h). The input is widened to
+// int16 (row by row, padded_rows.h) with its zero point subtracted and a
+// border of zeros (a padded tap then contributes exactly nothing, as in the
+// reference), so that for an output pixel and one kernel row the k*cin
+// inputs are contiguous. Each step
 // broadcasts a pair of inputs and multiply-adds it (vpmaddwd: two int16
 // products summed into int32, exact) against the same pair of weights of 16
 // output channels (8 for the last block when 8 or fewer remain, so 8-channel
@@ -107,7 +108,6 @@ std::shared_ptr<const PackedConvInt8> pack_conv_int8_avx2(const QConv& c, QParam
 void conv2d_int8_avx2(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x, int8_t* y) {
   const int k = c.k, pad = k / 2, cin = c.cin, cout = c.cout;
   if (k > 15) return conv2d_int8_ref(c, xq, yq, n, h, w, x, y);  // rows[] below holds 16
-  const int ph = h + 2 * pad, pw = w + 2 * pad;
   const int kw = k * cin;          // contiguous inputs per kernel row
   const int pairs = (kw + 1) / 2;  // an odd count reads one more input, against a zero weight
   size_t packed = 0;
@@ -123,35 +123,37 @@ void conv2d_int8_avx2(const QConv& c, QParams xq, QParams yq, int n, int h, int 
   const Requant& r = pk->requant;
 
   // Inputs: int16, zero point subtracted, zero border, slack for the odd pair
-  // at a row's end. Kept between calls (no fresh pages each time); every
-  // padded row is written in full, border included.
-  const size_t row_len = size_t(pw) * cin;
-  thread_local std::vector<int16_t> xp;
-  int16_t* const xbuf = padded_rows(xp, x, n, h, w, cin, pad, int16_t(0), 16,
-                                    [zp = xq.zero_point](int8_t v) { return int16_t(int32_t(v) - zp); });
+  // at a row's end; built row by row per thread (padded_rows.h).
+  const auto src = converted_rows(x, h, w, cin, pad, int16_t(0),
+                                  [zp = xq.zero_point](int8_t v) { return int16_t(int32_t(v) - zp); });
 
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int b = 0; b < n; ++b)
-    for (int oy = 0; oy < h; ++oy) {
-      const int16_t* rows[16];
-      for (int ky = 0; ky < k; ++ky) rows[ky] = xbuf + (size_t(b) * ph + oy + ky) * row_len;
-      alignas(32) int32_t acc[kMaxTile8 * 8];
-      int8_t* yrow = y + (size_t(b) * h + oy) * w * size_t(cout);
-      for (const Block& blk : blocks) {
-        const int max_tile = blk.lanes == 16 ? kMaxTile16 : kMaxTile8;
-        const int on = std::min(blk.lanes, cout - blk.o0);
-        for (int ox = 0; ox < w; ox += max_tile) {
-          const int P = std::min(max_tile, w - ox);
-          (blk.lanes == 16 ? kTiles16 : kTiles8)[P](rows, ox, cin, k, pairs, wpack + blk.offset, acc);
-          for (int p = 0; p < P; ++p) {
-            int8_t* yp = yrow + size_t(ox + p) * cout + blk.o0;
-            for (int v = 0; v < blk.lanes / 8 && v * 8 < on; ++v)
-              store8(acc + p * blk.lanes + v * 8, r, blk.o0 + v * 8, std::min(8, on - v * 8), yq.zero_point, c.out_min,
-                     c.out_max, yp + v * 8);
+#pragma omp parallel
+  {
+    thread_local RowWindow<int16_t> window;  // kept between calls: no fresh pages each time
+    window_reset(window, src, k, 16);
+#pragma omp for collapse(2) schedule(static)
+    for (int b = 0; b < n; ++b)
+      for (int oy = 0; oy < h; ++oy) {
+        const int16_t* rows[16];
+        window_rows(window, src, k, b, oy, rows);
+        alignas(32) int32_t acc[kMaxTile8 * 8];
+        int8_t* yrow = y + (size_t(b) * h + oy) * w * size_t(cout);
+        for (const Block& blk : blocks) {
+          const int max_tile = blk.lanes == 16 ? kMaxTile16 : kMaxTile8;
+          const int on = std::min(blk.lanes, cout - blk.o0);
+          for (int ox = 0; ox < w; ox += max_tile) {
+            const int P = std::min(max_tile, w - ox);
+            (blk.lanes == 16 ? kTiles16 : kTiles8)[P](rows, ox, cin, k, pairs, wpack + blk.offset, acc);
+            for (int p = 0; p < P; ++p) {
+              int8_t* yp = yrow + size_t(ox + p) * cout + blk.o0;
+              for (int v = 0; v < blk.lanes / 8 && v * 8 < on; ++v)
+                store8(acc + p * blk.lanes + v * 8, r, blk.o0 + v * 8, std::min(8, on - v * 8), yq.zero_point,
+                       c.out_min, c.out_max, yp + v * 8);
+            }
           }
         }
       }
-    }
+  }
 }
 #else
 std::shared_ptr<const PackedConvInt8> pack_conv_int8_avx2(const QConv&, QParams) { return nullptr; }

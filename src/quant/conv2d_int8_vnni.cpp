@@ -289,46 +289,31 @@ std::shared_ptr<const PackedConvInt8> vnni_packing(const QConv& c, QParams xq) {
   return pack_conv_int8_vnni(c, xq);
 }
 
-// The decoder's fused input (conv2d_int8_upsample_concat_fast): x is the
-// skip, low the half-resolution tensor of c_low channels.
-struct UpsampledLow {
-  const int8_t* low;
-  int c_low;
-};
-
 // Both variants: VNNI tiles, or AMX ones (amx_tiles.h) for full 16-pixel
-// tiles. With up, the input is concat(upsample2x(up->low), x).
-MIXSEG_VNNI_TARGET void conv2d_int8_tiles(const QConv& c, QParams xq, QParams yq, int n, int h, int w, const int8_t* x,
-                                          int8_t* y, bool amx, const UpsampledLow* up = nullptr) {
-  const int k = c.k, pad = k / 2, cin = c.cin, cout = c.cout;
-  const int ph = h + 2 * pad, pw = w + 2 * pad;
+// tiles. The input's padded rows (u8 = x + 128, border zp + 128) come from
+// src (padded_rows.h), with slack for the last quad's over-read.
+template <class Fill>
+MIXSEG_VNNI_TARGET void conv2d_int8_tiles(const QConv& c, QParams yq, int n, int h, int w,
+                                          const PaddedSource<uint8_t, Fill>& src,
+                                          const std::shared_ptr<const PackedConvInt8>& pk, int8_t* y, bool amx) {
+  const int k = c.k, cin = c.cin, cout = c.cout;
   const int kw = k * cin, quads = (kw + 3) / 4;
   const int blocks = (cout + 15) / 16;
   const size_t block_size = size_t(k) * quads * 64;
-  const std::shared_ptr<const PackedConvInt8> pk = vnni_packing(c, xq);
   const int8_t* wpack = pk->weights<int8_t>();
   const Requant& r = pk->requant;
-  const int32_t shift = xq.zero_point + 128;
   const bool k3 = k == 3 && cin % 4 == 0;  // the tiles that share broadcasts across kx
-
-  // Inputs: u8 = x + 128, border zp + 128, slack for the last quad's over-read.
-  // The buffer is kept between calls (no fresh pages each time); every padded
-  // row is written in full, border included.
-  const size_t row_len = size_t(pw) * cin;
-  thread_local std::vector<uint8_t> xp;
-  const auto to_unsigned = [](int8_t v) { return uint8_t(uint8_t(v) ^ 0x80); };
-  uint8_t* const xbuf =
-      up ? padded_rows_upsample_concat(xp, up->low, up->c_low, x, cin - up->c_low, n, h, w, pad, uint8_t(shift), 64)
-         : padded_rows(xp, x, n, h, w, cin, pad, uint8_t(shift), 64, to_unsigned);
 
 #pragma omp parallel
   {
+    thread_local RowWindow<uint8_t> window;  // kept between calls: no fresh pages each time
+    window_reset(window, src, k, 64);
     if (amx) amx_tiles_begin(quads);
 #pragma omp for collapse(2) schedule(static)
     for (int b = 0; b < n; ++b)
       for (int oy = 0; oy < h; ++oy) {
         const uint8_t* rows[16];
-        for (int ky = 0; ky < k; ++ky) rows[ky] = xbuf + (size_t(b) * ph + oy + ky) * row_len;
+        window_rows(window, src, k, b, oy, rows);
         alignas(64) int32_t acc[kMaxTile * 16], acc1[kMaxTile2 * 16];
         int8_t* yrow = y + (size_t(b) * h + oy) * w * size_t(cout);
         int blk = 0;
@@ -451,7 +436,9 @@ void conv2d_int8_vnni_or_amx(const QConv& c, QParams xq, QParams yq, int n, int 
                              bool amx) {
   if (c.k > 15 || !int8_vnni_available()) return conv2d_int8_avx2(c, xq, yq, n, h, w, x, y);
   if (pointwise_to_one_applies(c)) return pointwise_to_one(c, xq, yq, size_t(n) * h * w, x, y);
-  conv2d_int8_tiles(c, xq, yq, n, h, w, x, y, amx);
+  const auto to_unsigned = [](int8_t v) { return uint8_t(uint8_t(v) ^ 0x80); };
+  const auto src = converted_rows(x, h, w, c.cin, c.k / 2, uint8_t(xq.zero_point + 128), to_unsigned);
+  conv2d_int8_tiles(c, yq, n, h, w, src, vnni_packing(c, xq), y, amx);
 }
 
 }  // namespace
@@ -464,8 +451,8 @@ void conv2d_int8_upsample_concat_fast(const QConv& c, QParams xq, QParams yq, in
                                       int c_low, const int8_t* skip, int8_t* y) {
   check_upsample_concat(c, h, w, c_low);
   if (c.k <= 15 && int8_vnni_available() && !pointwise_to_one_applies(c)) {
-    const UpsampledLow up{low, c_low};
-    return conv2d_int8_tiles(c, xq, yq, n, h, w, skip, y, int8_amx_available(), &up);
+    const auto src = upsample_concat_rows(low, c_low, skip, c.cin - c_low, h, w, c.k / 2, uint8_t(xq.zero_point + 128));
+    return conv2d_int8_tiles(c, yq, n, h, w, src, vnni_packing(c, xq), y, int8_amx_available());
   }
   conv2d_int8_upsample_concat_formed(c, xq, yq, n, h, w, low, c_low, skip, y);
 }
