@@ -303,6 +303,9 @@ MIXSEG_VNNI_TARGET void conv2d_int8_tiles(const QConv& c, QParams yq, int n, int
   const int8_t* wpack = pk->weights<int8_t>();
   const Requant& r = pk->requant;
   const bool k3 = k == 3 && cin % 4 == 0;  // the tiles that share broadcasts across kx
+  std::vector<RequantLanes> lanes(static_cast<size_t>(blocks));
+  for (int blk = 0; blk < blocks; ++blk)
+    lanes[size_t(blk)] = requant_block_lanes(r, blk * 16, std::min(16, cout - blk * 16));
 
 #pragma omp parallel
   {
@@ -328,15 +331,16 @@ MIXSEG_VNNI_TARGET void conv2d_int8_tiles(const QConv& c, QParams yq, int n, int
               else
                 kTiles2[P](rows, ox, cin, k, quads, w0, w0 + block_size, acc, acc1);
               int8_t* yt = yrow + size_t(ox) * cout + o0;
-              requantize_tile16(acc, P, r, o0, 16, yq.zero_point, c.out_min, c.out_max, yt, size_t(cout));
-              requantize_tile16(acc1, P, r, o0 + 16, on1, yq.zero_point, c.out_min, c.out_max, yt + 16, size_t(cout));
+              requantize_tile16(acc, P, lanes[size_t(blk)], 16, yq.zero_point, c.out_min, c.out_max, yt, size_t(cout));
+              requantize_tile16(acc1, P, lanes[size_t(blk) + 1], on1, yq.zero_point, c.out_min, c.out_max, yt + 16,
+                                size_t(cout));
             }
           }
         if (!amx && pk->quad_pairs) {  // up to 8 output channels: tiles of quad pairs
           for (int ox = 0; ox < w; ox += kMaxTileK3) {
             const int P = std::min(kMaxTileK3, w - ox);
             kTilesPairs[P](rows, ox, cin, wpack + pk->quad_pairs, acc);
-            requantize_tile16(acc, P, r, 0, cout, yq.zero_point, c.out_min, c.out_max, yrow + size_t(ox) * cout,
+            requantize_tile16(acc, P, lanes[0], cout, yq.zero_point, c.out_min, c.out_max, yrow + size_t(ox) * cout,
                               size_t(cout));
           }
           continue;
@@ -351,8 +355,8 @@ MIXSEG_VNNI_TARGET void conv2d_int8_tiles(const QConv& c, QParams yq, int n, int
               kTilesK3[P](rows, ox, cin, quads, wpack + size_t(blk) * block_size, block_size, acc, nullptr);
             else
               kTiles[P](rows, ox, cin, k, quads, wpack + size_t(blk) * block_size, acc);
-            requantize_tile16(acc, P, r, o0, on, yq.zero_point, c.out_min, c.out_max, yrow + size_t(ox) * cout + o0,
-                              size_t(cout));
+            requantize_tile16(acc, P, lanes[size_t(blk)], on, yq.zero_point, c.out_min, c.out_max,
+                              yrow + size_t(ox) * cout + o0, size_t(cout));
           }
         }
       }

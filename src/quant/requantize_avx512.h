@@ -42,8 +42,11 @@ namespace mixseg {
 // one 64-bit add, a masked subtract of 2^31 and an arithmetic shift per half
 // instead of the two roundings' masks and compares. |ab| <= 2^62 and
 // c 2^31 <= 2^61: no overflow; the result is h's rounding, in int32.
-// The lane constants are made once per tile (requant_lanes).
-struct RequantLanes {
+// The lane constants are made once per block and convolution call
+// (requant_block_lanes). alignas: outside AVX-512 functions GCC aligns
+// __m512i to 32 bytes only (the target's widest), so a vector of these would
+// be, and the AVX-512 code's aligned moves would fault.
+struct alignas(64) RequantLanes {
   __m512i bias, multiplier, multiplier_odd, left;
   __m512i add_even, add_odd;      // 2^30 + (r > 0 ? 2^(r + 30) : 0), per 64-bit half
   __m512i below_even, below_odd;  // -2^30 where r > 0, else INT64_MIN (never below)
@@ -122,20 +125,26 @@ MIXSEG_AVX512_TARGET inline __m512i pack4_to_int8(__m512i v0, __m512i v1, __m512
   return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), c);
 }
 
+// The lanes of channels [o0, o0 + on) as requantize_tile16 takes them:
+// 16 channels, or (on <= 8) their 8 lanes twice. Made once per block and
+// convolution call, not per tile.
+MIXSEG_AVX512_TARGET inline RequantLanes requant_block_lanes(const Requant& r, int o0, int on) {
+  return on > 8
+             ? requant_lanes(lanes16(r.bias, o0), lanes16(r.multiplier, o0), lanes16(r.left, o0), lanes16(r.right, o0))
+             : requant_lanes(lanes8_twice(r.bias, o0), lanes8_twice(r.multiplier, o0), lanes8_twice(r.left, o0),
+                             lanes8_twice(r.right, o0));
+}
+
 // Requantizes P pixels of a tile: acc[p * 16 + i] is pixel p's sum for
-// channel o0 + i (i < on <= 16); pixel p's bytes go to y + p * pixel_stride.
-// acc is 64-byte aligned. Full 16-channel blocks, and 8 channels where
-// nothing lies between pixels, narrow four vectors at once (pack4_to_int8).
-MIXSEG_AVX512_TARGET inline void requantize_tile16(const int32_t* acc, int P, const Requant& r, int o0, int on,
-                                                   int32_t zp, int32_t lo, int32_t hi, int8_t* y,
-                                                   size_t pixel_stride) {
+// channel o0 + i (i < on <= 16), q = requant_block_lanes(r, o0, on); pixel
+// p's bytes go to y + p * pixel_stride. acc is 64-byte aligned. Full
+// 16-channel blocks, and 8 channels where nothing lies between pixels,
+// narrow four vectors at once (pack4_to_int8).
+MIXSEG_AVX512_TARGET inline void requantize_tile16(const int32_t* acc, int P, const RequantLanes& q, int on, int32_t zp,
+                                                   int32_t lo, int32_t hi, int8_t* y, size_t pixel_stride) {
   const __m512i vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo), vhi = _mm512_set1_epi32(hi);
   const __mmask16 keep = __mmask16((1u << on) - 1);
   const bool wide = on > 8;  // else two pixels per vector: lanes 0-7 pixel p, lanes 8-15 pixel p + 1
-  const RequantLanes q =
-      wide ? requant_lanes(lanes16(r.bias, o0), lanes16(r.multiplier, o0), lanes16(r.left, o0), lanes16(r.right, o0))
-           : requant_lanes(lanes8_twice(r.bias, o0), lanes8_twice(r.multiplier, o0), lanes8_twice(r.left, o0),
-                           lanes8_twice(r.right, o0));
   const int per_vector = wide ? 1 : 2;
   int p = 0;
   const bool contiguous = pixel_stride == size_t(on);
