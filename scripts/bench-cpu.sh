@@ -62,7 +62,7 @@ for round in $(seq "$ROUNDS"); do
   echo "== round $round of $ROUNDS"
   for f in $FILTERS; do
     [ -f "$OUT/unet_f$f.onnx" ] ||
-      /usr/bin/python3 bench/peers/torch_unet.py --filters "$f" --size "$SIZE" --export-onnx "$OUT/unet_f$f.onnx" >/dev/null 2>&1
+      /usr/bin/python3 bench/peers/pytorch_unet.py --filters "$f" --size "$SIZE" --export-onnx "$OUT/unet_f$f.onnx" >/dev/null 2>&1
     if [ ! -f "$OUT/mixseg_f$f.onnx" ]; then  # mixseg's export of a (briefly trained) f-filter model
       build/mixseg train --synthetic 8 --size 64x64 --filters "$f" --batch 4 --epochs 1 --out "$OUT/ckpt_f$f" >/dev/null
       build/mixseg export "$OUT/ckpt_f$f/last.safetensors" --format onnx --precision fp32 --size "$SIZE" \
@@ -90,10 +90,10 @@ for round in $(seq "$ROUNDS"); do
       .venv/bin/python bench/peers/litert_unet.py --model "$OUT/mixseg_f${f}_int8.tflite" --filters "$f" \
         --batch "$BATCHES" "${COMMON[@]}" --out "$CSV" 2>/dev/null
     fi
-    /usr/bin/python3 bench/peers/torch_unet.py --device cpu --phase infer,train --precision "$PEER" --filters "$f" \
+    /usr/bin/python3 bench/peers/pytorch_unet.py --device cpu --phase infer,train --precision "$PEER" --filters "$f" \
       --batch "$BATCHES" "${COMMON[@]}" --out "$CSV" 2>/dev/null
     if [ "$PYPI_TORCH" = 1 ]; then
-      .venv/bin/python bench/peers/torch_unet.py --device cpu --phase infer,train --precision "$PEER" --filters "$f" \
+      .venv/bin/python bench/peers/pytorch_unet.py --device cpu --phase infer,train --precision "$PEER" --filters "$f" \
         --batch "$BATCHES" "${COMMON[@]}" --out "$CSV" 2>/dev/null
     fi
     build/mixseg bench --phase train --precision "$PRECISIONS" --filters "$f" --batch "$BATCHES" "${COMMON[@]}" \

@@ -125,7 +125,7 @@ for f in "${filter_list[@]}"; do
     --size "$SIZE" --min-time "$MIN_TIME" --conv-ceiling --out "$CSV" --verbose 2>&1 | tee -a "$OUT/bench-mixseg.log" |
     grep -v '^  [fb][wd][d_]' | tail -25 || true
   stamp "benchmark f=$f: PyTorch peer"
-  within 600 120 env -u LD_LIBRARY_PATH python3 bench/peers/torch_unet.py --device cuda --layout channels_last \
+  within 600 120 env -u LD_LIBRARY_PATH python3 bench/peers/pytorch_unet.py --device cuda --layout channels_last \
     --precision "$PRECISIONS" --phase train,infer --filters "$f" --batch "$BATCHES" --size "$SIZE" \
     --min-time "$MIN_TIME" --out "$CSV" 2>&1 | tee -a "$OUT/bench-torch.log" | tail -3 || true
 done
@@ -137,7 +137,7 @@ if [ "${JAX:-0}" = 1 ]; then  # the JAX/Flax peer (XLA jit), same sweep, NVML en
 fi
 if [ "${COMPILE:-0}" = 1 ]; then  # torch.compile costs ~1 min of compiling per configuration: one launch-bound row
   stamp "benchmark: PyTorch peer, torch.compile'd (f=8, batch 1, mixed_fp16)"
-  within 240 120 env -u LD_LIBRARY_PATH python3 bench/peers/torch_unet.py --device cuda --layout channels_last \
+  within 240 120 env -u LD_LIBRARY_PATH python3 bench/peers/pytorch_unet.py --device cuda --layout channels_last \
     --compile --precision mixed_fp16 --phase train,infer --filters 8 --batch 1 --size "$SIZE" --min-time "$MIN_TIME" \
     --out "$CSV" 2>&1 | tee "$OUT/bench-torch-compile.log" | tail -3 || true
 fi

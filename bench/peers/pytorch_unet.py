@@ -8,9 +8,9 @@ float32 arithmetic (TF32 off for convolutions and matmuls, mixseg's fp32
 policy); tf32 lets cuDNN and cuBLAS use TF32 tensor cores, which is what
 PyTorch's own default does for convolutions on a GPU.
 
-  python3 bench/peers/torch_unet.py --device cpu --filters 8,16 --batch 1,4 --out results.csv
-  python3 bench/peers/torch_unet.py --device cuda --compile --filters 8 --batch 1 --out results.csv
-  python3 bench/peers/torch_unet.py --filters 8 --export-onnx unet_f8.onnx   # fp32 ONNX for onnxruntime
+  python3 bench/peers/pytorch_unet.py --device cpu --filters 8,16 --batch 1,4 --out results.csv
+  python3 bench/peers/pytorch_unet.py --device cuda --compile --filters 8 --batch 1 --out results.csv
+  python3 bench/peers/pytorch_unet.py --filters 8 --export-onnx unet_f8.onnx   # fp32 ONNX for onnxruntime
 """
 import argparse
 import sys
