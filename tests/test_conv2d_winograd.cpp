@@ -213,6 +213,53 @@ TEST(ConvWinogradF2, WeightGradientIndependentOfThreads) {
   EXPECT_EQ(one_bf16, three_bf16);
 }
 
+namespace {
+
+// Training transforms the weights into the same buffers every step
+// (winograd_f2_transform_weights into u): every element is written, so what
+// a larger transform left there never shows, and the result is that of a
+// fresh transform (same bits) for any thread count: odd input channels (a
+// half-filled last pair with bf16 products), point pairs (up to 8 output
+// channels), output channels below a vector, backward-data's transposition.
+template <class T>
+void check_transform_into_reused(bool bf16_products) {
+  const DType dt = dtype_of<T>();
+  const ConvShape big{1, 4, 4, 40, 48, 3};
+  const auto wbig = to_storage<T>(rounded<T>(random_vec(big.weight_numel(), 600)));
+  const int before = max_threads();
+  uint64_t seed = 610;
+  for (const ConvShape s : {ConvShape{1, 4, 4, 7, 5, 3}, ConvShape{1, 4, 4, 9, 24, 3}, ConvShape{1, 4, 4, 16, 8, 3},
+                            ConvShape{1, 4, 4, 33, 17, 3}})
+    for (bool backward_data : {false, true})
+      for (int threads : {1, 3}) {
+        const auto w = to_storage<T>(rounded<T>(random_vec(s.weight_numel(), seed++)));
+        const WinogradF2Weights fresh = winograd_f2_transform_weights(s, dt, w.data(), backward_data, bf16_products);
+        set_threads(threads);
+        WinogradF2Weights reused;
+        winograd_f2_transform_weights(reused, big, dt, wbig.data(), !backward_data, bf16_products);
+        winograd_f2_transform_weights(reused, s, dt, w.data(), backward_data, bf16_products);
+        set_threads(before);
+        const std::string what =
+            fmt::format("{} {}->{}{}{}, {} threads", dtype_name(dt), s.cin, s.cout,
+                        backward_data ? " backward-data" : "", bf16_products ? " (bf16 products)" : "", threads);
+        EXPECT_EQ(reused.cin, fresh.cin) << what;
+        EXPECT_EQ(reused.cout_pad, fresh.cout_pad) << what;
+        EXPECT_EQ(reused.point_pairs, fresh.point_pairs) << what;
+        EXPECT_EQ(reused.u, fresh.u) << what;
+        ASSERT_EQ(reused.u_pairs.size(), fresh.u_pairs.size()) << what;
+        for (size_t i = 0; i < fresh.u_pairs.size(); ++i)
+          ASSERT_EQ(reused.u_pairs[i].bits, fresh.u_pairs[i].bits) << what << " at " << i;
+      }
+}
+
+}  // namespace
+
+TEST(ConvWinogradF2, TransformIntoReusedBuffersIsFresh) {
+  check_transform_into_reused<float>(false);
+  check_transform_into_reused<bf16>(false);
+  if (winograd_f2_bf16_products_available()) check_transform_into_reused<bf16>(true);
+}
+
 TEST(ConvWinogradF2, RejectsWhatItDoesNotTake) {
   const ConvShape one{1, 4, 4, 8, 8, 1};
   EXPECT_FALSE(winograd_f2_applies(one, DType::f32));

@@ -676,7 +676,7 @@ struct DnnlConvolutions::Impl {
   void run_own(Kind kind, const ConvShape& s, DType dt, const void* x, const void* w, void* y, const float* bias,
                bool relu) {
     if (kind != Kind::infer) {  // training: the weights change between calls
-      own_training = winograd_f2_transform_weights(s, dt, w, kind == Kind::bwd_data);
+      winograd_f2_transform_weights(own_training, s, dt, w, kind == Kind::bwd_data);  // in its memory
       return conv2d_winograd_f2(own_shape(kind, s), dt, x, own_training, bias, y, relu);
     }
     conv2d_winograd_f2(s, dt, x, own_inference_weights(s, dt, w), bias, y, relu);

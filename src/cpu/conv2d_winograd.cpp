@@ -65,22 +65,48 @@ WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, co
 
 WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, const void* w_ohwi,
                                                 bool for_backward_data, bool bf16_products) {
+  WinogradF2Weights u;
+  winograd_f2_transform_weights(u, s, dt, w_ohwi, for_backward_data, bf16_products);
+  return u;
+}
+
+void winograd_f2_transform_weights(WinogradF2Weights& u, const ConvShape& s, DType dt, const void* w_ohwi,
+                                   bool for_backward_data) {
+  winograd_f2_transform_weights(u, s, dt, w_ohwi, for_backward_data, bf16_products_by_default(dt));
+}
+
+// Each thread takes whole input channels (pairs of them with bf16 products,
+// which share their rows' runs): for each of the 16 (8) rows of U, its
+// channels' runs of cout_pad lanes (twice that for a pair), written along
+// the output channels, zeros where no channel is (the lanes beyond cout,
+// the second channel of an odd last pair). For one input channel the taps of every output
+// channel are read once into planes [9][cout] of doubles and the transform
+// runs over those planes (loops over the output channel, which the compiler
+// vectorizes); G's entries are 0, +-1/2 and 1, so every product is exact
+// and the sums are those of the per-filter formula. No run is shared between
+// threads; every element of U is written, so the buffers keep their memory
+// between training steps.
+void winograd_f2_transform_weights(WinogradF2Weights& u, const ConvShape& s, DType dt, const void* w_ohwi,
+                                   bool for_backward_data, bool bf16_products) {
   if (s.k != 3) fail("Winograd F(2x2,3x3) takes 3x3 kernels, not {}x{}", s.k, s.k);
   if (bf16_products) require_bf16_products(dt);
-  WinogradF2Weights u;
+  if (dt != DType::f32 && dt != DType::f16 && dt != DType::bf16)
+    fail("Winograd F(2x2,3x3) takes f32, f16 or bf16 weights, not {}", dtype_name(dt));
   u.cin = for_backward_data ? s.cout : s.cin;
   u.cout = for_backward_data ? s.cin : s.cout;
   u.cout_pad = (u.cout + 15) / 16 * 16;
   u.point_pairs = u.cout <= 8;
-  const int cin_even = (u.cin + 1) / 2 * 2, rows = u.point_pairs ? 8 : 16;  // rows of U per input channel
-  if (bf16_products)
-    u.u_pairs.assign(size_t(rows) * cin_even * u.cout_pad, bf16{0});
-  else
-    u.u.assign(size_t(rows) * u.cin * u.cout_pad, 0.0f);
+  const int cin = u.cin, cout = u.cout, cout_pad = u.cout_pad;
+  const int cin_even = (cin + 1) / 2 * 2, rows = u.point_pairs ? 8 : 16;  // rows of U per input channel
+  if (bf16_products) {
+    u.u_pairs.resize(size_t(rows) * cin_even * cout_pad);
+    u.u.clear();
+  } else {
+    u.u.resize(size_t(rows) * cin * cout_pad);
+    u.u_pairs.clear();
+  }
   // Tap (kh, kw) from output channel co to input channel ci of the
   // convolution u describes.
-  if (dt != DType::f32 && dt != DType::f16 && dt != DType::bf16)
-    fail("Winograd F(2x2,3x3) takes f32, f16 or bf16 weights, not {}", dtype_name(dt));
   auto weight = [&](int co, int kh, int kw, int ci) -> double {
     const size_t i = for_backward_data ? ((size_t(ci) * 3 + (2 - kh)) * 3 + (2 - kw)) * s.cin + co
                                        : ((size_t(co) * 3 + kh) * 3 + kw) * s.cin + ci;
@@ -90,25 +116,53 @@ WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, co
   };
   // G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]; U = G g G^T, in double.
   static constexpr double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-  for (int co = 0; co < u.cout; ++co)
-    for (int ci = 0; ci < u.cin; ++ci) {
-      double g[3][3], gg[4][3];
-      for (int kh = 0; kh < 3; ++kh)
-        for (int kw = 0; kw < 3; ++kw) g[kh][kw] = weight(co, kh, kw, ci);
-      for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 3; ++j) gg[i][j] = G[i][0] * g[0][j] + G[i][1] * g[1][j] + G[i][2] * g[2][j];
-      for (int i = 0; i < 4; ++i)
-        for (int j = 0; j < 4; ++j) {
-          const double v = gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2];
-          const int xi = 4 * i + j, row = u.point_pairs ? xi / 2 : xi;
-          const int lane = u.point_pairs ? 2 * co + xi % 2 : co;
-          if (bf16_products)
-            u.u_pairs[((size_t(row) * cin_even + ci / 2 * 2) * u.cout_pad + lane * 2) + ci % 2] = f32_to_bf16(float(v));
-          else
-            u.u[(size_t(row) * u.cin + ci) * u.cout_pad + lane] = float(v);
+  // Where output channel co's value of point xi goes: start(xi) + co * stride.
+  const size_t stride = size_t(u.point_pairs ? 2 : 1) * (bf16_products ? 2 : 1);
+  const int step = bf16_products ? 2 : 1, groups = (cin + step - 1) / step;
+#pragma omp parallel
+  {
+    std::vector<double> taps(size_t(9) * cout), gg(size_t(12) * cout);  // [kh * 3 + kw][co], [i * 3 + kw][co]
+#pragma omp for schedule(static)
+    for (int group = 0; group < groups; ++group) {
+      const int c0 = group * step;
+      // Zeros where nothing is written below: the lanes beyond the written
+      // ones, and the whole run of an odd last pair (its second channel).
+      const size_t written = size_t(u.point_pairs ? 2 * cout : cout) * size_t(step);
+      for (int row = 0; row < rows; ++row) {
+        if (bf16_products) {
+          bf16* run = u.u_pairs.data() + (size_t(row) * cin_even + c0) * cout_pad;
+          std::fill(run + (c0 + 1 < cin ? written : 0), run + 2 * size_t(cout_pad), bf16{0});
+        } else {
+          float* run = u.u.data() + (size_t(row) * cin + c0) * cout_pad;
+          std::fill(run + written, run + cout_pad, 0.0f);
         }
+      }
+      for (int ci = c0; ci < std::min(c0 + step, cin); ++ci) {
+        for (int co = 0; co < cout; ++co)
+          for (int t = 0; t < 9; ++t) taps[size_t(t) * cout + co] = weight(co, t / 3, t % 3, ci);
+        for (int i = 0; i < 4; ++i)
+          for (int kw = 0; kw < 3; ++kw) {
+            const double *g0 = &taps[size_t(kw) * cout], *g1 = g0 + 3 * cout, *g2 = g1 + 3 * cout;
+            double* d = &gg[size_t(i * 3 + kw) * cout];
+            for (int co = 0; co < cout; ++co) d[co] = G[i][0] * g0[co] + G[i][1] * g1[co] + G[i][2] * g2[co];
+          }
+        for (int i = 0; i < 4; ++i)
+          for (int j = 0; j < 4; ++j) {
+            const double *a = &gg[size_t(i * 3) * cout], *b = a + cout, *c = b + cout;
+            const int xi = 4 * i + j, row = u.point_pairs ? xi / 2 : xi;
+            const size_t lane0 = u.point_pairs ? size_t(xi % 2) : 0;  // co's lane: lane0 + co * (1 or 2)
+            if (bf16_products) {
+              bf16* out = u.u_pairs.data() + (size_t(row) * cin_even + c0) * cout_pad + lane0 * 2 + size_t(ci % 2);
+              for (int co = 0; co < cout; ++co)
+                out[co * stride] = f32_to_bf16(float(a[co] * G[j][0] + b[co] * G[j][1] + c[co] * G[j][2]));
+            } else {
+              float* out = u.u.data() + (size_t(row) * cin + ci) * cout_pad + lane0;
+              for (int co = 0; co < cout; ++co) out[co * stride] = float(a[co] * G[j][0] + b[co] * G[j][1] + c[co] * G[j][2]);
+            }
+          }
+      }
     }
-  return u;
+  }
 }
 
 #ifdef MIXSEG_WINOGRAD_AVX512

@@ -75,6 +75,11 @@ WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, co
                                                 bool for_backward_data = false);
 WinogradF2Weights winograd_f2_transform_weights(const ConvShape& s, DType dt, const void* w_ohwi,
                                                 bool for_backward_data, bool bf16_products);
+// The same into u, reusing its memory (training transforms every step).
+void winograd_f2_transform_weights(WinogradF2Weights& u, const ConvShape& s, DType dt, const void* w_ohwi,
+                                   bool for_backward_data = false);
+void winograd_f2_transform_weights(WinogradF2Weights& u, const ConvShape& s, DType dt, const void* w_ohwi,
+                                   bool for_backward_data, bool bf16_products);
 // y = conv(x, w) (+ bias[co]) (then ReLU); x, y NHWC of dtype dt; bias f32 or null.
 void conv2d_winograd_f2(const ConvShape& s, DType dt, const void* x, const WinogradF2Weights& u, const float* bias,
                         void* y, bool relu);
