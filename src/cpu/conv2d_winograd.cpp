@@ -75,17 +75,120 @@ void winograd_f2_transform_weights(WinogradF2Weights& u, const ConvShape& s, DTy
   winograd_f2_transform_weights(u, s, dt, w_ohwi, for_backward_data, bf16_products_by_default(dt));
 }
 
-// Each thread takes whole input channels (pairs of them with bf16 products,
-// which share their rows' runs): for each of the 16 (8) rows of U, its
-// channels' runs of cout_pad lanes (twice that for a pair), written along
-// the output channels, zeros where no channel is (the lanes beyond cout,
-// the second channel of an odd last pair). For one input channel the taps of every output
-// channel are read once into planes [9][cout] of doubles and the transform
-// runs over those planes (loops over the output channel, which the compiler
-// vectorizes); G's entries are 0, +-1/2 and 1, so every product is exact
-// and the sums are those of the per-filter formula. No run is shared between
-// threads; every element of U is written, so the buffers keep their memory
-// between training steps.
+namespace {
+
+// Input channels per group: one thread's unit of the weight transform.
+constexpr int kTransformGroup = 16;
+// A plane's length: cout and one cache line more, so that the 144 tap
+// planes the forward gather writes at once do not fall into the same few
+// L1 sets (at a power-of-two length, 256 -> 256 took 1.3x the time).
+size_t transform_plane(int cout) { return size_t(cout + 15) / 16 * 16 + 16; }
+constexpr size_t kTransformPlanes = size_t(kTransformGroup) * 9 + 12 + 2 * 16;
+
+// G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] applied along n channels:
+// (d0, d1, d2, d3) = G (a, b, c). Arguments, not locals, carry __restrict
+// (with restricted locals GCC 12 kept the loop scalar).
+void apply_g(const float* __restrict a, const float* __restrict b, const float* __restrict c, float* __restrict d0,
+             float* __restrict d1, float* __restrict d2, float* __restrict d3, int n) {
+  for (int i = 0; i < n; ++i) {
+    d0[i] = a[i];
+    d1[i] = 0.5f * (a[i] + b[i] + c[i]);
+    d2[i] = 0.5f * (a[i] - b[i] + c[i]);
+    d3[i] = c[i];
+  }
+}
+
+// U of input channels [c0, c0 + kTransformGroup) (of u.cin): U = G g G^T
+// for every output channel, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1].
+// The group's taps of all output channels are read first into planes
+// taps[k][3 kh + kw][co] (the forward's OHWI weights hold the group's
+// channels side by side: one short run per output channel and tap), then
+// the transform runs along the output channel (loops the compiler
+// vectorizes). In f32: G's entries are 0, +-1/2 and 1, so the products are
+// exact and each sum rounds once; for f32 weights within an ulp or two of
+// the exact U, which U's own rounding (bf16, or the f32 kernel's products)
+// dwarfs. planes: kTransformPlanes of transform_plane(cout) floats.
+template <class T>
+void transform_group(WinogradF2Weights& u, const ConvShape& s, const T* w, bool for_backward_data, bool bf16_products,
+                     int c0, float* planes) {
+  const int cin = u.cin, cout = u.cout, cout_pad = u.cout_pad, count = std::min(kTransformGroup, cin - c0);
+  const int cin_even = (cin + 1) / 2 * 2, step = bf16_products ? 2 : 1;
+  const size_t plane = transform_plane(cout);
+  float *taps = planes, *gg = taps + size_t(kTransformGroup) * 9 * plane, *out = gg + 12 * plane;  // out[k][xi][co]
+  // Tap t = 3 kh + kw from output channel co to input channel ci of the
+  // convolution u describes (backward-data: transposed and flipped).
+  if (!for_backward_data) {
+    // A whole group's run as a fixed-length loop (with a run-time count GCC
+    // made a compare chain per element: 0.79 ms for 256 -> 256).
+    const auto gather = [&]<int kCount>(int n) {
+      for (int co = 0; co < cout; ++co)
+        for (int t = 0; t < 9; ++t) {
+          const T* src = w + (size_t(co) * 9 + size_t(t)) * s.cin + size_t(c0);
+          float* dst = taps + size_t(t) * plane + size_t(co);
+          for (int k = 0; k < (kCount ? kCount : n); ++k) dst[size_t(k) * 9 * plane] = to_f32(src[k]);
+        }
+    };
+    if (count == kTransformGroup)
+      gather.template operator()<kTransformGroup>(count);
+    else
+      gather.template operator()<0>(count);
+  } else {
+    for (int k = 0; k < count; ++k)
+      for (int t = 0; t < 9; ++t) {
+        const T* src = w + (size_t(c0 + k) * 9 + size_t(8 - t)) * s.cin;
+        float* dst = taps + (size_t(k) * 9 + size_t(t)) * plane;
+        for (int co = 0; co < cout; ++co) dst[co] = to_f32(src[co]);
+      }
+  }
+  for (int k0 = 0; k0 < count; k0 += step) {
+    for (int k = k0; k < k0 + step; ++k) {
+      float* o = out + size_t(k - k0) * 16 * plane;
+      if (k >= count) {  // the second channel of an odd last pair: zeros
+        std::fill_n(o, 16 * plane, 0.0f);
+        continue;
+      }
+      const float* tk = taps + size_t(k) * 9 * plane;
+      for (int kw = 0; kw < 3; ++kw) {  // gg = G g: rows i of column kw
+        const float* g0 = tk + size_t(kw) * plane;
+        float* r0 = gg + size_t(kw) * plane;
+        apply_g(g0, g0 + 3 * plane, g0 + 6 * plane, r0, r0 + 3 * plane, r0 + 6 * plane, r0 + 9 * plane, cout);
+      }
+      for (int i = 0; i < 4; ++i) {  // U = gg G^T: point xi = 4 i + j
+        const float* a = gg + size_t(i * 3) * plane;
+        float* u0 = o + size_t(4 * i) * plane;
+        apply_g(a, a + plane, a + 2 * plane, u0, u0 + plane, u0 + 2 * plane, u0 + 3 * plane, cout);
+      }
+    }
+    // Stores: point xi of output channel co at row xi (point pairs: row
+    // xi / 2, lane 2 co + xi % 2); with bf16 products both channels of the
+    // pair in one 32-bit word (the even channel low).
+    const int ci = c0 + k0;
+    for (int xi = 0; xi < 16; ++xi) {
+      const int row = u.point_pairs ? xi / 2 : xi;
+      const size_t lane0 = u.point_pairs ? size_t(xi % 2) : 0, stride = u.point_pairs ? 2 : 1;
+      const float* o0 = out + size_t(xi) * plane;
+      if (bf16_products) {
+        const float* o1 = o0 + 16 * plane;
+        uint32_t* dst =
+            reinterpret_cast<uint32_t*>(u.u_pairs.data() + (size_t(row) * cin_even + ci) * cout_pad) + lane0;
+        for (int co = 0; co < cout; ++co)
+          dst[size_t(co) * stride] = uint32_t(f32_to_bf16(o0[co]).bits) | uint32_t(f32_to_bf16(o1[co]).bits) << 16;
+      } else {
+        float* dst = u.u.data() + (size_t(row) * cin + ci) * cout_pad + lane0;
+        for (int co = 0; co < cout; ++co) dst[size_t(co) * stride] = o0[co];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+// Each thread takes groups of input channels (kTransformGroup, an even
+// count: bf16 products' pairs share their rows' runs): for each of the 16
+// (8) rows of U, its channels' runs of cout_pad lanes, written along the
+// output channels, zeros where no channel is (the lanes beyond cout). No
+// run is shared between threads; every element of U is written, so the
+// buffers keep their memory between training steps.
 void winograd_f2_transform_weights(WinogradF2Weights& u, const ConvShape& s, DType dt, const void* w_ohwi,
                                    bool for_backward_data, bool bf16_products) {
   if (s.k != 3) fail("Winograd F(2x2,3x3) takes 3x3 kernels, not {}x{}", s.k, s.k);
@@ -105,62 +208,29 @@ void winograd_f2_transform_weights(WinogradF2Weights& u, const ConvShape& s, DTy
     u.u.resize(size_t(rows) * cin * cout_pad);
     u.u_pairs.clear();
   }
-  // Tap (kh, kw) from output channel co to input channel ci of the
-  // convolution u describes.
-  auto weight = [&](int co, int kh, int kw, int ci) -> double {
-    const size_t i = for_backward_data ? ((size_t(ci) * 3 + (2 - kh)) * 3 + (2 - kw)) * s.cin + co
-                                       : ((size_t(co) * 3 + kh) * 3 + kw) * s.cin + ci;
-    if (dt == DType::f32) return static_cast<const float*>(w_ohwi)[i];
-    if (dt == DType::f16) return to_f32(static_cast<const f16*>(w_ohwi)[i]);
-    return to_f32(static_cast<const bf16*>(w_ohwi)[i]);
-  };
-  // G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]; U = G g G^T, in double.
-  static constexpr double G[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
-  // Where output channel co's value of point xi goes: start(xi) + co * stride.
-  const size_t stride = size_t(u.point_pairs ? 2 : 1) * (bf16_products ? 2 : 1);
-  const int step = bf16_products ? 2 : 1, groups = (cin + step - 1) / step;
+  const int step = bf16_products ? 2 : 1, groups = (cin + kTransformGroup - 1) / kTransformGroup;
+  static_assert(kTransformGroup % 2 == 0, "pairs of input channels stay in one group");
+  // The lanes beyond the written ones (point pairs write 2 cout).
+  const size_t written = size_t(u.point_pairs ? 2 * cout : cout) * size_t(step);
 #pragma omp parallel
   {
-    std::vector<double> taps(size_t(9) * cout), gg(size_t(12) * cout);  // [kh * 3 + kw][co], [i * 3 + kw][co]
+    std::vector<float> planes(kTransformPlanes * transform_plane(cout));
 #pragma omp for schedule(static)
     for (int group = 0; group < groups; ++group) {
-      const int c0 = group * step;
-      // Zeros where nothing is written below: the lanes beyond the written
-      // ones, and the whole run of an odd last pair (its second channel).
-      const size_t written = size_t(u.point_pairs ? 2 * cout : cout) * size_t(step);
-      for (int row = 0; row < rows; ++row) {
-        if (bf16_products) {
-          bf16* run = u.u_pairs.data() + (size_t(row) * cin_even + c0) * cout_pad;
-          std::fill(run + (c0 + 1 < cin ? written : 0), run + 2 * size_t(cout_pad), bf16{0});
-        } else {
-          float* run = u.u.data() + (size_t(row) * cin + c0) * cout_pad;
-          std::fill(run + written, run + cout_pad, 0.0f);
+      const int c0 = group * kTransformGroup, c1 = std::min(cin, c0 + kTransformGroup);
+      for (int row = 0; row < rows; ++row)
+        for (int ci = c0; ci < c1; ci += step) {
+          if (bf16_products) {
+            bf16* run = u.u_pairs.data() + (size_t(row) * cin_even + ci) * cout_pad;
+            std::fill(run + written, run + 2 * size_t(cout_pad), bf16{0});
+          } else {
+            float* run = u.u.data() + (size_t(row) * cin + ci) * cout_pad;
+            std::fill(run + written, run + cout_pad, 0.0f);
+          }
         }
-      }
-      for (int ci = c0; ci < std::min(c0 + step, cin); ++ci) {
-        for (int co = 0; co < cout; ++co)
-          for (int t = 0; t < 9; ++t) taps[size_t(t) * cout + co] = weight(co, t / 3, t % 3, ci);
-        for (int i = 0; i < 4; ++i)
-          for (int kw = 0; kw < 3; ++kw) {
-            const double *g0 = &taps[size_t(kw) * cout], *g1 = g0 + 3 * cout, *g2 = g1 + 3 * cout;
-            double* d = &gg[size_t(i * 3 + kw) * cout];
-            for (int co = 0; co < cout; ++co) d[co] = G[i][0] * g0[co] + G[i][1] * g1[co] + G[i][2] * g2[co];
-          }
-        for (int i = 0; i < 4; ++i)
-          for (int j = 0; j < 4; ++j) {
-            const double *a = &gg[size_t(i * 3) * cout], *b = a + cout, *c = b + cout;
-            const int xi = 4 * i + j, row = u.point_pairs ? xi / 2 : xi;
-            const size_t lane0 = u.point_pairs ? size_t(xi % 2) : 0;  // co's lane: lane0 + co * (1 or 2)
-            if (bf16_products) {
-              bf16* out = u.u_pairs.data() + (size_t(row) * cin_even + c0) * cout_pad + lane0 * 2 + size_t(ci % 2);
-              for (int co = 0; co < cout; ++co)
-                out[co * stride] = f32_to_bf16(float(a[co] * G[j][0] + b[co] * G[j][1] + c[co] * G[j][2]));
-            } else {
-              float* out = u.u.data() + (size_t(row) * cin + ci) * cout_pad + lane0;
-              for (int co = 0; co < cout; ++co) out[co * stride] = float(a[co] * G[j][0] + b[co] * G[j][1] + c[co] * G[j][2]);
-            }
-          }
-      }
+      dispatch_float(dt, [&]<class T>() {
+        transform_group(u, s, static_cast<const T*>(w_ohwi), for_backward_data, bf16_products, c0, planes.data());
+      });
     }
   }
 }
