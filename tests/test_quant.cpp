@@ -69,6 +69,18 @@ std::vector<int8_t> random_int8(Rng& rng, size_t n) {
   return v;
 }
 
+// The reference for the decoder's fused input: c over concat(upsample2x(low), skip) formed by the separate ops.
+std::vector<int8_t> upsample_concat_conv_ref(const QConv& c, QParams xq, QParams yq, int n, int h, int w,
+                                             const std::vector<int8_t>& low, int c_low,
+                                             const std::vector<int8_t>& skip) {
+  const int c_skip = c.cin - c_low;
+  std::vector<int8_t> up(size_t(n) * h * w * c_low), cat(size_t(n) * h * w * c.cin), ref(size_t(n) * h * w * c.cout);
+  upsample2x_int8(n, h / 2, w / 2, c_low, low.data(), up.data());
+  concat_int8(size_t(n) * h * w, c_low, c_skip, up.data(), skip.data(), cat.data());
+  conv2d_int8_ref(c, xq, yq, n, h, w, cat.data(), ref.data());
+  return ref;
+}
+
 }  // namespace
 
 TEST(FixedPoint, QuantizeMultiplierByHand) {
@@ -300,11 +312,7 @@ TEST(Conv2dInt8, UpsampleConcatIsBitExact) {
           const QConv c = random_conv(rng, k, cin, cout, cases % 2 == 0, xq, yq);
           const std::vector<int8_t> low = random_int8(rng, size_t(n) * (h / 2) * (w / 2) * c_low);
           const std::vector<int8_t> skip = random_int8(rng, size_t(n) * h * w * c_skip);
-          std::vector<int8_t> up(size_t(n) * h * w * c_low), cat(size_t(n) * h * w * cin),
-              ref(size_t(n) * h * w * cout);
-          upsample2x_int8(n, h / 2, w / 2, c_low, low.data(), up.data());
-          concat_int8(size_t(n) * h * w, c_low, c_skip, up.data(), skip.data(), cat.data());
-          conv2d_int8_ref(c, xq, yq, n, h, w, cat.data(), ref.data());
+          const std::vector<int8_t> ref = upsample_concat_conv_ref(c, xq, yq, n, h, w, low, c_low, skip);
           QConv packed = c;
           packed.packed = pack_conv_int8_fast(c, xq);  // as prepare() does
           const QConv& prepacked = packed;
@@ -384,11 +392,7 @@ TEST(Conv2dInt8, RowWindowsAtAnyThreadCount) {
       const int he = h + 1, we = w + 1;
       const std::vector<int8_t> low = random_int8(rng, size_t(n) * (he / 2) * (we / 2) * c_low);
       const std::vector<int8_t> skip = random_int8(rng, size_t(n) * he * we * c_skip);
-      std::vector<int8_t> up(size_t(n) * he * we * c_low), cat(size_t(n) * he * we * cin),
-          ref_cat(size_t(n) * he * we * cout);
-      upsample2x_int8(n, he / 2, we / 2, c_low, low.data(), up.data());
-      concat_int8(size_t(n) * he * we, c_low, c_skip, up.data(), skip.data(), cat.data());
-      conv2d_int8_ref(c, xq, yq, n, he, we, cat.data(), ref_cat.data());
+      const std::vector<int8_t> ref_cat = upsample_concat_conv_ref(c, xq, yq, n, he, we, low, c_low, skip);
       for (int threads : {1, 2, 3, 5, 8}) {
         set_threads(threads);
         std::vector<int8_t> out(ref.size(), 99), avx2(ref.size(), 99), fused(ref_cat.size(), 99);
