@@ -212,9 +212,12 @@ void winograd_f2_transform_weights(WinogradF2Weights& u, const ConvShape& s, DTy
   static_assert(kTransformGroup % 2 == 0, "pairs of input channels stay in one group");
   // The lanes beyond the written ones (point pairs write 2 cout).
   const size_t written = size_t(u.point_pairs ? 2 * cout : cout) * size_t(step);
-#pragma omp parallel
+  // One group (up to 16 input channels, the first levels' convolutions): on
+  // this thread, without waking the others.
+#pragma omp parallel if (groups > 1)
   {
-    std::vector<float> planes(kTransformPlanes * transform_plane(cout));
+    thread_local std::vector<float> planes;  // kept between calls
+    planes.resize(kTransformPlanes * transform_plane(cout));
 #pragma omp for schedule(static)
     for (int group = 0; group < groups; ++group) {
       const int c0 = group * kTransformGroup, c1 = std::min(cin, c0 + kTransformGroup);
