@@ -105,9 +105,9 @@ void apply_g(const float* __restrict a, const float* __restrict b, const float* 
 // channels side by side: one short run per output channel and tap), then
 // the transform runs along the output channel (loops the compiler
 // vectorizes). In f32: G's entries are 0, +-1/2 and 1, so the products are
-// exact and each sum rounds once; for f32 weights within an ulp or two of
-// the exact U, which U's own rounding (bf16, or the f32 kernel's products)
-// dwarfs. planes: kTransformPlanes of transform_plane(cout) floats.
+// exact and only the additions round (four per value at most); for f32
+// weights within a few ulp of the exact U, which U's own rounding (bf16, or
+// the f32 kernel's products) dwarfs. planes: kTransformPlanes of transform_plane(cout) floats.
 template <class T>
 void transform_group(WinogradF2Weights& u, const ConvShape& s, const T* w, bool for_backward_data, bool bf16_products,
                      int c0, float* planes) {
