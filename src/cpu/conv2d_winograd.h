@@ -16,8 +16,8 @@
 // emulates bf16, it is the one bf16 convolution that needs no f32 copies.
 //
 // Numerics: y = A^T [ (G g G^T) . (B^T d B) ] A with the weight transform
-// computed in double and rounded to f32 once (G has halves), input and output
-// transforms and the dot products in f32 (FMA). Against direct summation the
+// in f32 (G's halves and ones make its products exact; only its additions
+// round), input and output transforms and the dot products in f32 (FMA). Against direct summation the
 // error grows by a small constant factor (the transforms' additions), held
 // to the same tolerance (ops/tolerance.h) in the tests.
 //
