@@ -118,20 +118,12 @@ void transform_group(WinogradF2Weights& u, const ConvShape& s, const T* w, bool 
   // Tap t = 3 kh + kw from output channel co to input channel ci of the
   // convolution u describes (backward-data: transposed and flipped).
   if (!for_backward_data) {
-    // A whole group's run as a fixed-length loop (with a run-time count GCC
-    // made a compare chain per element: 0.79 ms for 256 -> 256).
-    const auto gather = [&]<int kCount>(int n) {
-      for (int co = 0; co < cout; ++co)
-        for (int t = 0; t < 9; ++t) {
-          const T* src = w + (size_t(co) * 9 + size_t(t)) * s.cin + size_t(c0);
-          float* dst = taps + size_t(t) * plane + size_t(co);
-          for (int k = 0; k < (kCount ? kCount : n); ++k) dst[size_t(k) * 9 * plane] = to_f32(src[k]);
-        }
-    };
-    if (count == kTransformGroup)
-      gather.template operator()<kTransformGroup>(count);
-    else
-      gather.template operator()<0>(count);
+    for (int co = 0; co < cout; ++co)
+      for (int t = 0; t < 9; ++t) {
+        const T* src = w + (size_t(co) * 9 + size_t(t)) * s.cin + size_t(c0);
+        float* dst = taps + size_t(t) * plane + size_t(co);
+        for (int k = 0; k < count; ++k) dst[size_t(k) * 9 * plane] = to_f32(src[k]);
+      }
   } else {
     for (int k = 0; k < count; ++k)
       for (int t = 0; t < 9; ++t) {
