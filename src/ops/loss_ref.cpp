@@ -19,9 +19,7 @@ void loss_sums_ref(size_t n, const T* logits, const uint8_t* target, double sums
     double* acc = part.data() + size_t(i) * 4;
     for (size_t k = b; k < e; ++k) loss_sums_add(double(load(logits[k])), target[k] ? 1.0 : 0.0, acc);
   }
-  for (int j = 0; j < 4; ++j) sums[j] = 0;
-  for (int i = 0; i < kReduceChunks; ++i)
-    for (int j = 0; j < 4; ++j) sums[j] += part[size_t(i) * 4 + size_t(j)];
+  loss_sums_of_chunks(part.data(), kReduceChunks, sums);
 }
 
 template <class T>

@@ -55,6 +55,13 @@ inline void loss_sums_add(double z, double t, double acc[4]) {
   acc[2] += t;
   acc[3] += p * t;
 }
+// The four sums from the chunks' partial sums part[chunk * 4 + j], added in
+// chunk order (the same total for any thread count).
+inline void loss_sums_of_chunks(const double* part, int chunks, double sums[4]) {
+  for (int j = 0; j < 4; ++j) sums[j] = 0;
+  for (int i = 0; i < chunks; ++i)
+    for (int j = 0; j < 4; ++j) sums[j] += part[size_t(i) * 4 + size_t(j)];
+}
 // The loss's gradient at logit z times grad_scale, for n elements and
 // Dice's den and num (inv_den2 = 1 / den^2):
 // d dice / d p = -(2 t den - num) / den^2;  d p / d z = p (1 - p).
